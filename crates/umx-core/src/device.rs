@@ -1,0 +1,148 @@
+//! Devices, streams, and the `Backend` trait through which core reaches kernels.
+//!
+//! Core never names a backend: `umx-cpu` (and later `umx-cuda`) register themselves here, and
+//! `eval` hands each node to the backend of its stream's device.
+
+use crate::primitives::Primitive;
+use crate::{ArrayData, Dtype, Error, Result, Shape};
+use std::cell::Cell;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+/// A processor arrays can be computed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Device {
+    Cpu,
+    Gpu(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Gpu(i) => write!(f, "gpu({i})"),
+        }
+    }
+}
+
+/// An ordered queue of work on one device. Work on one stream runs in submission order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stream {
+    pub device: Device,
+    pub index: usize,
+}
+
+impl Stream {
+    /// The default stream of a device.
+    pub fn default_of(device: Device) -> Stream {
+        Stream { device, index: 0 }
+    }
+}
+
+/// The shape and dtype of one output a backend must produce.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutSpec {
+    pub shape: Shape,
+    pub dtype: Dtype,
+}
+
+/// A device's kernels: one exhaustive `match` over the primitive families.
+pub trait Backend: Send + Sync {
+    /// The device it computes on.
+    fn device(&self) -> Device;
+    /// Computes `prim` on `inputs`, returning one `ArrayData` per `outputs` entry.
+    ///
+    /// Inputs are owned: a backend may reuse (donate) an input's buffer for an output when
+    /// `Arc::get_mut` on it succeeds, since then nothing else can see it.
+    fn eval(
+        &self,
+        prim: &Primitive,
+        inputs: Vec<ArrayData>,
+        outputs: &[OutSpec],
+        stream: Stream,
+    ) -> Result<Vec<ArrayData>>;
+    /// Waits until everything submitted to `stream` has finished.
+    fn synchronize(&self, _stream: Stream) -> Result<()> {
+        Ok(())
+    }
+}
+
+static BACKENDS: RwLock<Vec<Arc<dyn Backend>>> = RwLock::new(Vec::new());
+static DEFAULT_DEVICE: RwLock<Option<Device>> = RwLock::new(None);
+
+thread_local! {
+    static SCOPED_STREAM: Cell<Option<Stream>> = const { Cell::new(None) };
+}
+
+/// Registers a backend; a later one for the same device replaces it.
+pub fn register_backend(backend: Arc<dyn Backend>) {
+    let mut all = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
+    all.retain(|b| b.device() != backend.device());
+    all.push(backend);
+}
+
+/// The backend of a device, or an error saying none is registered.
+pub fn backend(device: Device) -> Result<Arc<dyn Backend>> {
+    let all = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
+    all.iter().find(|b| b.device() == device).cloned().ok_or_else(|| {
+        Error::Device(format!(
+            "no backend is registered for the {device} device (depend on the `umx` crate, which \
+             registers them)"
+        ))
+    })
+}
+
+/// Whether a backend for the device is registered.
+pub fn is_available(device: Device) -> bool {
+    backend(device).is_ok()
+}
+
+/// The device ops run on when they name none: the one set by `set_default_device`, else the
+/// first GPU when a GPU backend is registered, else the CPU.
+pub fn default_device() -> Device {
+    if let Some(d) = *DEFAULT_DEVICE.read().unwrap_or_else(|e| e.into_inner()) {
+        return d;
+    }
+    if is_available(Device::Gpu(0)) {
+        Device::Gpu(0)
+    } else {
+        Device::Cpu
+    }
+}
+
+/// Sets the default device for every thread.
+pub fn set_default_device(device: Device) -> Result<()> {
+    backend(device)?;
+    *DEFAULT_DEVICE.write().unwrap_or_else(|e| e.into_inner()) = Some(device);
+    Ok(())
+}
+
+/// The stream new nodes go to on this thread: the scoped one (see [`with_stream`]) or the
+/// default device's default stream.
+pub fn default_stream() -> Stream {
+    SCOPED_STREAM
+        .with(|s| s.get())
+        .unwrap_or_else(|| Stream::default_of(default_device()))
+}
+
+/// Runs `f` with every op it builds on this thread placed on `device`'s default stream
+/// (the Rust form of MLX's `stream=` argument and `with mx.stream(...)`).
+///
+/// ```ignore
+/// let c = umx::with_device(Device::Cpu, || ops::add(&a, &b))?;
+/// ```
+pub fn with_device<R>(device: Device, f: impl FnOnce() -> R) -> R {
+    with_stream(Stream::default_of(device), f)
+}
+
+/// Runs `f` with every op it builds on this thread placed on `stream`.
+pub fn with_stream<R>(stream: Stream, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Stream>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED_STREAM.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED_STREAM.with(|s| s.replace(Some(stream))));
+    f()
+}

@@ -1,0 +1,201 @@
+//! Evaluation: order the pending graph, run each node on its stream's backend, detach as it goes.
+
+use crate::array::{lock, Array, ArrayData, Node, State};
+use crate::device::backend;
+use crate::{Error, Result};
+use std::collections::HashSet;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Computes the given arrays (and everything they depend on that is not yet computed).
+///
+/// The walk is iterative, so graph depth is bounded by memory, not the stack. Each node's
+/// inputs are dropped as soon as it has run, so intermediates are freed during the run, and a
+/// buffer whose only owner is its consumer can be reused in place (donated).
+/// Two threads evaluating a shared subgraph compute each node once.
+pub fn eval<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()> {
+    let roots: Vec<&Array> = arrays.into_iter().collect();
+    let order = schedule(&roots)?;
+    let mut first_err = None;
+    for node in order {
+        if let Err(e) = compute(&node) {
+            first_err.get_or_insert(e);
+        }
+    }
+    for a in roots {
+        resolve(a)?;
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Starts evaluating the arrays on a background worker and returns at once. A later `eval`
+/// or read of them waits for (or joins) that work.
+pub fn async_eval<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()> {
+    let arrays: Vec<Array> = arrays.into_iter().cloned().collect();
+    for a in &arrays {
+        a.check()?;
+    }
+    static WORKER: OnceLock<Mutex<Sender<Vec<Array>>>> = OnceLock::new();
+    let tx = WORKER.get_or_init(|| {
+        let (tx, rx) = channel::<Vec<Array>>();
+        std::thread::Builder::new()
+            .name("umx-async-eval".into())
+            .spawn(move || {
+                for arrays in rx {
+                    // Errors stay in the nodes; the reader's eval reports them.
+                    let _ = eval(arrays.iter());
+                }
+            })
+            .expect("spawning the async-eval worker thread");
+        Mutex::new(tx)
+    });
+    lock(tx)
+        .send(arrays)
+        .map_err(|_| Error::Device("async_eval: the evaluation worker has stopped".into()))
+}
+
+/// The pending nodes the roots depend on, producers before consumers (iterative DFS
+/// post-order, which keeps few intermediates alive at once).
+fn schedule(roots: &[&Array]) -> Result<Vec<Arc<Node>>> {
+    let mut order = Vec::new();
+    let mut seen: HashSet<*const Node> = HashSet::new();
+    // (node, whether its inputs have been pushed)
+    let mut stack: Vec<(Arc<Node>, bool)> = Vec::new();
+    for a in roots {
+        if let Some(n) = pending_node(a)? {
+            if seen.insert(Arc::as_ptr(&n)) {
+                stack.push((n, false));
+            }
+        }
+    }
+    while let Some((node, expanded)) = stack.pop() {
+        if expanded {
+            order.push(node);
+            continue;
+        }
+        let inputs = {
+            let st = lock(&node.state);
+            if st.result.is_some() {
+                continue;
+            }
+            st.inputs.clone()
+        };
+        stack.push((node, true));
+        for a in inputs.iter().rev() {
+            if let Some(n) = pending_node(a)? {
+                if seen.insert(Arc::as_ptr(&n)) {
+                    stack.push((n, false));
+                }
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// The node still to be computed for `a`, if any.
+fn pending_node(a: &Array) -> Result<Option<Arc<Node>>> {
+    match &*lock(&a.inner.state) {
+        State::Ready(_) => Ok(None),
+        State::Failed(e) => Err(e.clone()),
+        State::Pending { node, .. } => {
+            if lock(&node.state).result.is_some() {
+                Ok(None)
+            } else {
+                Ok(Some(node.clone()))
+            }
+        }
+    }
+}
+
+/// Runs one node unless it already ran; stores its outputs or its error.
+fn compute(node: &Arc<Node>) -> Result<()> {
+    let mut st = lock(&node.state);
+    if let Some(r) = &st.result {
+        return r.as_ref().map(|_| ()).map_err(Clone::clone);
+    }
+    let inputs = std::mem::take(&mut st.inputs);
+    let result = (|| {
+        let mut datas = Vec::with_capacity(inputs.len());
+        for a in inputs {
+            datas.push(take_data(a)?);
+        }
+        let backend = backend(node.stream.device)?;
+        let outs = backend.eval(&node.prim, datas, &node.outputs, node.stream)?;
+        if outs.len() != node.outputs.len() {
+            return Err(Error::Device(format!(
+                "{:?}: the backend returned {} outputs, not {}",
+                node.prim,
+                outs.len(),
+                node.outputs.len()
+            )));
+        }
+        Ok(outs)
+    })();
+    let ret = result.as_ref().map(|_| ()).map_err(Clone::clone);
+    st.result = Some(result);
+    ret
+}
+
+/// The data of an input that has been computed. When the consumer holds the only handle, the
+/// data is moved out (so its buffer may be donated); otherwise it is shared.
+fn take_data(a: Array) -> Result<ArrayData> {
+    let state = match Arc::try_unwrap(a.inner) {
+        Ok(inner) => inner.state.into_inner().unwrap_or_else(|e| e.into_inner()),
+        Err(shared) => {
+            resolve(&Array { inner: shared.clone() })?;
+            return match &*lock(&shared.state) {
+                State::Ready(d) => Ok(d.clone()),
+                State::Failed(e) => Err(e.clone()),
+                State::Pending { .. } => unreachable!("resolve leaves no computed array pending"),
+            };
+        }
+    };
+    match state {
+        State::Ready(d) => Ok(d),
+        State::Failed(e) => Err(e),
+        State::Pending { node, index } => match Arc::try_unwrap(node) {
+            Ok(mut node) => {
+                let st = node.state.get_mut().unwrap_or_else(|e| e.into_inner());
+                match st.result.take() {
+                    Some(Ok(mut outs)) => Ok(outs.swap_remove(index)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(not_computed()),
+                }
+            }
+            Err(node) => output_of(&node, index),
+        },
+    }
+}
+
+fn output_of(node: &Node, index: usize) -> Result<ArrayData> {
+    match &lock(&node.state).result {
+        Some(Ok(outs)) => Ok(outs[index].clone()),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(not_computed()),
+    }
+}
+
+fn not_computed() -> Error {
+    Error::Device("eval: an input was used before it was computed".into())
+}
+
+/// Moves a computed node's output into the array and lets go of the node (detach).
+fn resolve(a: &Array) -> Result<()> {
+    let mut state = lock(&a.inner.state);
+    let new = match &*state {
+        State::Ready(_) => return Ok(()),
+        State::Failed(e) => return Err(e.clone()),
+        State::Pending { node, index } => match &lock(&node.state).result {
+            Some(Ok(outs)) => State::Ready(outs[*index].clone()),
+            Some(Err(e)) => State::Failed(e.clone()),
+            None => return Err(not_computed()),
+        },
+    };
+    let old = std::mem::replace(&mut *state, new);
+    drop(state);
+    drop(old);
+    a.check()
+}

@@ -1,0 +1,33 @@
+//! umx-core: arrays, dtypes, shapes, the lazy graph, primitives, ops, eval, buffers and the
+//! `Backend` trait. No kernels and no GPU code live here: backends (`umx-cpu`, `umx-cuda`)
+//! register themselves at run time through [`device::register_backend`].
+//!
+//! Start reading at [`Array`] (array.rs), then [`eval()`] (eval.rs), then one op family end to end:
+//! `ops/elementwise.rs` → `primitives/binary.rs` → `umx-cpu/src/kernels/binary.rs`.
+
+pub mod array;
+pub mod buffer;
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod eval;
+pub mod ops;
+pub mod primitives;
+pub mod shape;
+
+pub use array::{Array, ArrayData, IntoArray};
+pub use buffer::{memory, Buffer};
+pub use device::{default_device, default_stream, with_device, with_stream, Device, Stream};
+pub use dtype::{promote_types, Dtype, Element};
+pub use error::{Error, Result};
+pub use eval::{async_eval, eval};
+pub use ops::random;
+pub use shape::{Axes, Shape, Strides};
+
+#[doc(hidden)]
+pub use half;
+#[doc(hidden)]
+pub use num_complex;
+
+pub use half::{bf16, f16};
+pub use num_complex::Complex32;

@@ -1,0 +1,25 @@
+//! The public op API: free functions with MLX's names and semantics. Each checks its inputs,
+//! infers the output shape and dtype at once, and returns a lazy array.
+#![allow(unused_imports)] // families fill their modules as they land
+
+pub mod creation;
+pub mod elementwise;
+pub mod indexing;
+pub mod linalg;
+pub mod operators;
+pub mod random;
+pub mod reduce;
+pub mod scan;
+pub mod shape;
+pub mod sort;
+pub mod unary;
+
+pub use creation::*;
+pub use elementwise::*;
+pub use indexing::*;
+pub use linalg::*;
+pub use reduce::*;
+pub use scan::*;
+pub use shape::*;
+pub use sort::*;
+pub use unary::*;

@@ -1,0 +1,1 @@
+//! unary ops.

@@ -1,0 +1,7 @@
+//! Matrix products.
+
+/// The matmul primitives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MatmulOp {
+    Matmul,
+}

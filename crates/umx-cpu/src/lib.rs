@@ -1,0 +1,50 @@
+//! umx-cpu: the CPU backend. One exhaustive `match` over the primitive families sends each node
+//! to its family's kernels in `kernels/`. Kernels parallelise inside themselves with rayon when
+//! the work is large enough, and keep contiguous fast paths beside general strided ones.
+//!
+//! Depends on `umx-core` only. Start reading at [`CpuBackend`], then `kernels/binary.rs`.
+
+pub mod kernels;
+pub mod strided;
+
+use std::sync::Arc;
+use umx_core::device::{Backend, OutSpec};
+use umx_core::primitives::Primitive;
+use umx_core::{ArrayData, Device, Result, Stream};
+
+/// The CPU backend.
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn eval(
+        &self,
+        prim: &Primitive,
+        inputs: Vec<ArrayData>,
+        outputs: &[OutSpec],
+        _stream: Stream,
+    ) -> Result<Vec<ArrayData>> {
+        use kernels::*;
+        match prim {
+            Primitive::Creation(op) => creation::eval(op, inputs, outputs),
+            Primitive::Unary(op) => unary::eval(op, inputs, outputs),
+            Primitive::Binary(op) => binary::eval(op, inputs, outputs),
+            Primitive::Ternary(op) => ternary::eval(op, inputs, outputs),
+            Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
+            Primitive::Scan(op) => scan::eval(op, inputs, outputs),
+            Primitive::Shape(op) => shape::eval(op, inputs, outputs),
+            Primitive::Indexing(op) => indexing::eval(op, inputs, outputs),
+            Primitive::Sort(op) => sort::eval(op, inputs, outputs),
+            Primitive::Random(op) => random::eval(op, inputs, outputs),
+            Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
+        }
+    }
+}
+
+/// Registers the CPU backend with umx-core (the `umx` crate does this for you).
+pub fn register() {
+    umx_core::device::register_backend(Arc::new(CpuBackend));
+}

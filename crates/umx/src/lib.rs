@@ -1,0 +1,33 @@
+//! umx: NumPy-like arrays with lazy evaluation, after Apple's MLX. This is the crate users
+//! depend on: it re-exports the core and registers the backends.
+//!
+//! ```
+//! use umx::prelude::*;
+//! let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
+//! assert_eq!(a.shape(), &[3]);
+//! # Ok::<(), umx::Error>(())
+//! ```
+
+pub use umx_core::*;
+
+/// Registers the backends. It runs by itself when a program that links this crate starts;
+/// calling it again does nothing.
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(umx_cpu::register);
+}
+
+// SAFETY of running before main: `init` only fills a registry behind a lock; it touches no
+// other static, no thread-local and no I/O.
+#[ctor::ctor]
+fn register_backends_at_start() {
+    init();
+}
+
+/// What most programs need: `use umx::prelude::*`.
+pub mod prelude {
+    pub use umx_core::ops::{self, *};
+    pub use umx_core::{
+        eval, random, Array, Device, Dtype, Error, IntoArray, Result,
+    };
+}

@@ -1,0 +1,37 @@
+//! Graph mechanics: evaluation, detach, deep chains, threads.
+
+use umx::prelude::*;
+
+#[test]
+fn backends_register_without_init() {
+    let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    let b = ops::contiguous(&a).unwrap();
+    assert!(!b.is_evaluated());
+    assert_eq!(b.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    assert!(b.is_evaluated());
+}
+
+#[test]
+fn a_million_node_chain_evaluates_and_drops() {
+    let mut x = Array::from_slice(&[1.0f32; 16], &[16]).unwrap();
+    for _ in 0..1_000_000 {
+        x = ops::contiguous(&x).unwrap();
+    }
+    assert_eq!(x.to_vec::<f32>().unwrap(), vec![1.0; 16]);
+    let mut y = Array::from_slice(&[1.0f32; 4], &[4]).unwrap();
+    for _ in 0..1_000_000 {
+        y = ops::contiguous(&y).unwrap();
+    }
+    drop(y); // never evaluated: dropping must not recurse
+}
+
+mod common;
+
+#[test]
+fn contiguous_copies_every_dtype_and_layout() {
+    let n = common::run_reference("harness", &|name, args, _kw| match name {
+        "contiguous" => Ok(vec![ops::contiguous(&args[0])?]),
+        other => panic!("unknown op {other}"),
+    });
+    assert_eq!(n, 70);
+}
