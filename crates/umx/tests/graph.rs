@@ -35,3 +35,42 @@ fn contiguous_copies_every_dtype_and_layout() {
     });
     assert_eq!(n, 70);
 }
+
+#[test]
+fn async_eval_returns_and_the_value_arrives() {
+    let mut x = Array::from_slice(&[3i32; 8], &[8]).unwrap();
+    for _ in 0..10_000 {
+        x = ops::contiguous(&x).unwrap();
+    }
+    async_eval([&x]).unwrap();
+    assert_eq!(x.to_vec::<i32>().unwrap(), vec![3; 8]);
+}
+
+#[test]
+fn threads_share_a_subgraph() {
+    let mut base = Array::from_slice(&[2.0f32; 64], &[64]).unwrap();
+    for _ in 0..20_000 {
+        base = ops::contiguous(&base).unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let b = base.clone();
+            std::thread::spawn(move || {
+                let c = ops::contiguous(&b).unwrap();
+                c.to_vec::<f32>().unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), vec![2.0; 64]);
+    }
+    assert!(base.is_evaluated() || base.to_vec::<f32>().is_ok());
+}
+
+#[test]
+fn operations_on_a_device_without_backend_fail_cleanly() {
+    let a = Array::from_slice(&[1.0f32], &[1]).unwrap();
+    let b = umx::with_device(Device::Gpu(0), || ops::contiguous(&a)).unwrap();
+    let err = b.eval().unwrap_err().to_string();
+    assert!(err.contains("no backend"), "{err}");
+}
