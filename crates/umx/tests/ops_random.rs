@@ -28,14 +28,32 @@ fn run(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
     let out = match name {
         "key" => random::key(kw.get("seed").and_then(Value::as_u64).unwrap())?,
         "split" => random::split(&args[0], kw_i64(kw, "num").unwrap() as usize)?,
-        "uniform" => random::uniform(param(1, "low", 0.0), param(2, "high", 1.0), &shape, dtype, key)?,
-        "normal" => random::normal(&shape, dtype, param(1, "loc", 0.0), param(2, "scale", 1.0), key)?,
+        "uniform" => random::uniform(
+            param(1, "low", 0.0),
+            param(2, "high", 1.0),
+            &shape,
+            dtype,
+            key,
+        )?,
+        "normal" => random::normal(
+            &shape,
+            dtype,
+            param(1, "loc", 0.0),
+            param(2, "scale", 1.0),
+            key,
+        )?,
         "randint" => {
             let int_param = |i: usize, k: &str| match args.get(i) {
                 Some(a) => a.clone(),
                 None => Array::weak_int(kw_i64(kw, k).unwrap()),
             };
-            random::randint(int_param(1, "low"), int_param(2, "high"), &shape, dtype, key)?
+            random::randint(
+                int_param(1, "low"),
+                int_param(2, "high"),
+                &shape,
+                dtype,
+                key,
+            )?
         }
         "bernoulli" => {
             let s = kw_shape(kw);
@@ -51,7 +69,13 @@ fn run(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
         )?,
         "truncated_normal" => {
             let s = kw_shape(kw);
-            random::truncated_normal(param(1, "lower", -2.0), param(2, "upper", 2.0), s.as_deref(), dtype, key)?
+            random::truncated_normal(
+                param(1, "lower", -2.0),
+                param(2, "upper", 2.0),
+                s.as_deref(),
+                dtype,
+                key,
+            )?
         }
         other => panic!("unknown op {other}"),
     };

@@ -6,7 +6,7 @@
 use crate::dtype::Element;
 use crate::primitives::{CreationOp, Primitive};
 use crate::shape::{broadcast_shapes, fmt_shape, numel};
-use crate::{bail, Array, Dtype, IntoArray, Result};
+use crate::{Array, Dtype, IntoArray, Result, bail};
 
 /// A number `arange` takes: integers make an int32 range by default, floats a float32 one.
 pub trait RangeValue: Copy {
@@ -77,7 +77,10 @@ pub fn arange(
     }
     let real = ((stop - start) / step).ceil();
     if real > i32::MAX as f64 {
-        bail!("arange: the length {real} of start {start}, stop {stop}, step {step} exceeds the maximum {}", i32::MAX);
+        bail!(
+            "arange: the length {real} of start {start}, stop {stop}, step {step} exceeds the maximum {}",
+            i32::MAX
+        );
     }
     let n = real.max(0.0) as usize;
     Array::from_primitive(
@@ -97,10 +100,18 @@ pub fn arange(
 /// assert_eq!(a.to_vec::<f32>()?, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn linspace(start: f64, stop: f64, num: usize, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
+pub fn linspace(
+    start: f64,
+    stop: f64,
+    num: usize,
+    dtype: impl Into<Option<Dtype>>,
+) -> Result<Array> {
     let dtype = dtype.into().unwrap_or(Dtype::Float32);
     if num > i32::MAX as usize {
-        bail!("linspace: number of samples {num} exceeds the maximum {}", i32::MAX);
+        bail!(
+            "linspace: number of samples {num} exceeds the maximum {}",
+            i32::MAX
+        );
     }
     Array::from_primitive(
         Primitive::Creation(CreationOp::Linspace { start, stop }),
@@ -120,7 +131,11 @@ pub fn linspace(start: f64, stop: f64, num: usize, dtype: impl Into<Option<Dtype
 /// assert_eq!(a.to_vec::<i32>()?, vec![7; 4]);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn full(shape: &[usize], vals: impl IntoArray, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
+pub fn full(
+    shape: &[usize],
+    vals: impl IntoArray,
+    dtype: impl Into<Option<Dtype>>,
+) -> Result<Array> {
     let vals = vals.into_array();
     vals.check()?;
     let dtype = dtype.into().unwrap_or(vals.dtype());
@@ -136,7 +151,12 @@ pub fn full(shape: &[usize], vals: impl IntoArray, dtype: impl Into<Option<Dtype
 }
 
 fn fill(vals: Array, shape: Vec<usize>, dtype: Dtype) -> Result<Array> {
-    Array::from_primitive(Primitive::Creation(CreationOp::Full), vec![vals], shape, dtype)
+    Array::from_primitive(
+        Primitive::Creation(CreationOp::Full),
+        vec![vals],
+        shape,
+        dtype,
+    )
 }
 
 /// An array of zeros (float32 by default), as `mx.zeros`.
@@ -159,7 +179,11 @@ pub fn ones(shape: &[usize], dtype: impl Into<Option<Dtype>>) -> Result<Array> {
 }
 
 /// `vals` broadcast with `a`'s shape, of `dtype` or else `a`'s dtype, as `mx.full_like`.
-pub fn full_like(a: &Array, vals: impl IntoArray, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
+pub fn full_like(
+    a: &Array,
+    vals: impl IntoArray,
+    dtype: impl Into<Option<Dtype>>,
+) -> Result<Array> {
     a.check()?;
     let vals = vals.into_array();
     vals.check()?;
@@ -189,18 +213,29 @@ pub fn ones_like(a: &Array) -> Result<Array> {
 /// assert_eq!(a.to_vec::<f32>()?, vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn eye(n: usize, m: impl Into<Option<usize>>, k: i64, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
+pub fn eye(
+    n: usize,
+    m: impl Into<Option<usize>>,
+    k: i64,
+    dtype: impl Into<Option<Dtype>>,
+) -> Result<Array> {
     let m = m.into().unwrap_or(n);
     let dtype = dtype.into().unwrap_or(Dtype::Float32);
     if n == 0 || m == 0 {
         bail!("eye: N and M must be positive integers, got N = {n}, M = {m}");
     }
-    Array::from_primitive(Primitive::Creation(CreationOp::Eye { k }), vec![], vec![n, m], dtype)
+    Array::from_primitive(
+        Primitive::Creation(CreationOp::Eye { k }),
+        vec![],
+        vec![n, m],
+        dtype,
+    )
 }
 
 /// The `(n, n)` identity matrix (float32 by default), as `mx.identity`.
 pub fn identity(n: usize, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
-    eye(n, n, 0, dtype).map_err(|e| crate::Error::Invalid(e.to_string().replacen("eye", "identity", 1)))
+    eye(n, n, 0, dtype)
+        .map_err(|e| crate::Error::Invalid(e.to_string().replacen("eye", "identity", 1)))
 }
 
 /// An `(n, m)` matrix (`m` defaults to `n`) with ones at and below the `k`-th diagonal and zeros
@@ -212,10 +247,20 @@ pub fn identity(n: usize, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
 /// assert_eq!(a.to_vec::<f32>()?, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn tri(n: usize, m: impl Into<Option<usize>>, k: i64, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
+pub fn tri(
+    n: usize,
+    m: impl Into<Option<usize>>,
+    k: i64,
+    dtype: impl Into<Option<Dtype>>,
+) -> Result<Array> {
     let m = m.into().unwrap_or(n);
     let dtype = dtype.into().unwrap_or(Dtype::Float32);
-    Array::from_primitive(Primitive::Creation(CreationOp::Tri { k }), vec![], vec![n, m], dtype)
+    Array::from_primitive(
+        Primitive::Creation(CreationOp::Tri { k }),
+        vec![],
+        vec![n, m],
+        dtype,
+    )
 }
 
 /// A nested Rust array literal: what `array![...]` accepts. Float literals give float32,

@@ -15,10 +15,10 @@
 //! # Ok::<(), umx_core::Error>(())
 //! ```
 
-use crate::primitives::random::{fill_bits, Distribution};
+use crate::primitives::random::{Distribution, fill_bits};
 use crate::primitives::{Primitive, RandomOp};
 use crate::shape::{broadcast_shapes, fmt_shape};
-use crate::{bail, Array, Dtype, IntoArray, Result};
+use crate::{Array, Dtype, IntoArray, Result, bail};
 use std::sync::Mutex;
 
 /// The global key: `None` until first used or seeded (then seeded from the clock, as MLX).
@@ -32,7 +32,14 @@ fn key_words(seed: u64) -> [u32; 2] {
 fn split_words(key: [u32; 2]) -> ([u32; 2], [u32; 2]) {
     let mut bytes = [0u8; 16];
     fill_bits(key, &mut bytes);
-    let w = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
+    let w = |i: usize| {
+        u32::from_le_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    };
     ([w(0), w(1)], [w(2), w(3)])
 }
 
@@ -135,7 +142,12 @@ fn sample(
     let bits = bits_for(op, shape, 4, key)?;
     let mut inputs = vec![bits];
     inputs.extend(params);
-    Array::from_primitive(Primitive::Random(RandomOp::Sample(dist)), inputs, shape.to_vec(), dtype)
+    Array::from_primitive(
+        Primitive::Random(RandomOp::Sample(dist)),
+        inputs,
+        shape.to_vec(),
+        dtype,
+    )
 }
 
 /// Checks that parameters of the given shapes broadcast to exactly `shape`.
@@ -184,7 +196,14 @@ pub fn uniform(
     let dtype = float_dtype("uniform", dtype.into())?;
     let (low, high) = (low.into_array(), high.into_array());
     check_param_shapes("uniform", shape, &[&low, &high])?;
-    sample("uniform", Distribution::Uniform, shape, dtype, vec![low, high], key)
+    sample(
+        "uniform",
+        Distribution::Uniform,
+        shape,
+        dtype,
+        vec![low, high],
+        key,
+    )
 }
 
 /// Whether `a` is a weak scalar holding `v` (a Rust literal default such as `loc = 0.0`).
@@ -244,7 +263,14 @@ pub fn randint(
     }
     let (low, high) = (low.into_array(), high.into_array());
     check_param_shapes("randint", shape, &[&low, &high])?;
-    sample("randint", Distribution::Randint, shape, dtype, vec![low, high], key)
+    sample(
+        "randint",
+        Distribution::Randint,
+        shape,
+        dtype,
+        vec![low, high],
+        key,
+    )
 }
 
 /// Bernoulli samples (bool) that are true with probability `p`, as `mx.random.bernoulli`.
@@ -253,11 +279,23 @@ pub fn bernoulli(p: impl IntoArray, shape: Option<&[usize]>, key: Option<&Array>
     let p = p.into_array();
     p.check()?;
     if !p.dtype().is_float() {
-        bail!("bernoulli: the probability p must be of a float dtype, not {}", p.dtype());
+        bail!(
+            "bernoulli: the probability p must be of a float dtype, not {}",
+            p.dtype()
+        );
     }
-    let shape = shape.map(|s| s.to_vec()).unwrap_or_else(|| p.shape().to_vec());
+    let shape = shape
+        .map(|s| s.to_vec())
+        .unwrap_or_else(|| p.shape().to_vec());
     check_param_shapes("bernoulli", &shape, &[&p])?;
-    sample("bernoulli", Distribution::Bernoulli, &shape, Dtype::Bool, vec![p], key)
+    sample(
+        "bernoulli",
+        Distribution::Bernoulli,
+        &shape,
+        Dtype::Bool,
+        vec![p],
+        key,
+    )
 }
 
 /// Normal samples truncated to `[lower, upper]`, as `mx.random.truncated_normal`. `shape`
@@ -289,7 +327,11 @@ pub fn truncated_normal(
 }
 
 /// Samples of the standard Gumbel distribution, as `mx.random.gumbel`.
-pub fn gumbel(shape: &[usize], dtype: impl Into<Option<Dtype>>, key: Option<&Array>) -> Result<Array> {
+pub fn gumbel(
+    shape: &[usize],
+    dtype: impl Into<Option<Dtype>>,
+    key: Option<&Array>,
+) -> Result<Array> {
     let dtype = float_dtype("gumbel", dtype.into())?;
     sample("gumbel", Distribution::Gumbel, shape, dtype, vec![], key)
 }

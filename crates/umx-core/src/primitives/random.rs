@@ -68,7 +68,9 @@ pub fn threefry2x32(key: [u32; 2], count: [u32; 2]) -> [u32; 2] {
             x[1] ^= x[0];
         }
         x[0] = x[0].wrapping_add(ks[(i + 1) % 3]);
-        x[1] = x[1].wrapping_add(ks[(i + 2) % 3]).wrapping_add(i as u32 + 1);
+        x[1] = x[1]
+            .wrapping_add(ks[(i + 2) % 3])
+            .wrapping_add(i as u32 + 1);
     }
     x
 }
@@ -118,9 +120,9 @@ pub fn bits_word(key: [u32; 2], i: usize, words: usize) -> u32 {
 pub fn below_one<T: Element>() -> f32 {
     use crate::Dtype;
     match T::DTYPE {
-        Dtype::Float16 => 0.999_511_7,     // 0x3BFF
-        Dtype::Bfloat16 => 0.996_093_75,   // 0x3F7F
-        _ => 1.0 - f32::EPSILON / 2.0, // nextafter(1.0f, 0.0f)
+        Dtype::Float16 => 0.999_511_7,   // 0x3BFF
+        Dtype::Bfloat16 => 0.996_093_75, // 0x3F7F
+        _ => 1.0 - f32::EPSILON / 2.0,   // nextafter(1.0f, 0.0f)
     }
 }
 

@@ -1,19 +1,25 @@
 //! CPU kernels of the creation primitives.
 
-use crate::strided::{alloc, PARALLEL_THRESHOLD};
+use crate::strided::{PARALLEL_THRESHOLD, alloc};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
-use umx_core::primitives::creation::linspace_value;
 use umx_core::primitives::CreationOp;
+use umx_core::primitives::creation::linspace_value;
 use umx_core::shape::broadcast_strides;
-use umx_core::{dispatch_dtype, ArrayData, Element, Error, Result};
+use umx_core::{ArrayData, Element, Error, Result, dispatch_dtype};
 
-pub fn eval(op: &CreationOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+pub fn eval(
+    op: &CreationOp,
+    inputs: Vec<ArrayData>,
+    outputs: &[OutSpec],
+) -> Result<Vec<ArrayData>> {
     let out = outputs
         .first()
         .ok_or_else(|| Error::Device("creation: no output".into()))?;
     let data = match op {
-        CreationOp::Arange { start, step } => dispatch_dtype!(out.dtype, T => arange::<T>(*start, *step, out)),
+        CreationOp::Arange { start, step } => {
+            dispatch_dtype!(out.dtype, T => arange::<T>(*start, *step, out))
+        }
         CreationOp::Linspace { start, stop } => {
             dispatch_dtype!(out.dtype, T => linspace::<T>(*start, *stop, out))
         }
@@ -84,7 +90,10 @@ fn linspace<T: Element>(start: f64, stop: f64, out: &OutSpec) -> Result<ArrayDat
 }
 
 /// An `(n, m)` matrix of ones where `one(i, j)` holds, zeros elsewhere.
-fn matrix<T: Element>(out: &OutSpec, one: impl Fn(usize, usize) -> bool + Sync) -> Result<ArrayData> {
+fn matrix<T: Element>(
+    out: &OutSpec,
+    one: impl Fn(usize, usize) -> bool + Sync,
+) -> Result<ArrayData> {
     let (n, m) = match out.shape[..] {
         [n, m] => (n, m),
         _ => return Err(Error::Device("eye/tri: the output must be 2-d".into())),
@@ -99,9 +108,13 @@ fn matrix<T: Element>(out: &OutSpec, one: impl Fn(usize, usize) -> bool + Sync) 
     let dst = buf.as_mut_slice::<T>();
     if m > 0 {
         if n * m > PARALLEL_THRESHOLD {
-            dst.par_chunks_mut(m).enumerate().for_each(|(i, row)| fill_row(i, row));
+            dst.par_chunks_mut(m)
+                .enumerate()
+                .for_each(|(i, row)| fill_row(i, row));
         } else {
-            dst.chunks_mut(m).enumerate().for_each(|(i, row)| fill_row(i, row));
+            dst.chunks_mut(m)
+                .enumerate()
+                .for_each(|(i, row)| fill_row(i, row));
         }
     }
     Ok(ArrayData::contiguous(buf, &out.shape, T::DTYPE))

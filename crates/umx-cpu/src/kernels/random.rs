@@ -1,13 +1,13 @@
 //! CPU kernels of the random primitives: threefry bits, and the element-wise maps from bits to
 //! distributions (their scalar semantics live in `umx_core::primitives::random`).
 
-use crate::strided::{alloc, contiguous, PARALLEL_THRESHOLD};
+use crate::strided::{PARALLEL_THRESHOLD, alloc, contiguous};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
-use umx_core::primitives::random::{self as r, Distribution};
 use umx_core::primitives::RandomOp;
+use umx_core::primitives::random::{self as r, Distribution};
 use umx_core::shape::broadcast_strides;
-use umx_core::{bf16, dispatch_dtype, f16, ArrayData, Dtype, Element, Error, Result};
+use umx_core::{ArrayData, Dtype, Element, Error, Result, bf16, dispatch_dtype, f16};
 
 pub fn eval(op: &RandomOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     let out = outputs
@@ -27,7 +27,10 @@ pub fn eval(op: &RandomOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Resul
 /// Fills each key's block of the output with its threefry bytes.
 fn bits(keys: ArrayData, out: &OutSpec) -> Result<ArrayData> {
     if keys.dtype != Dtype::Uint32 {
-        return Err(Error::Device(format!("bits: keys must be uint32, not {}", keys.dtype)));
+        return Err(Error::Device(format!(
+            "bits: keys must be uint32, not {}",
+            keys.dtype
+        )));
     }
     let keys = keys.to_contiguous_vec::<u32>();
     let num_keys = keys.len() / 2;
@@ -39,7 +42,7 @@ fn bits(keys: ArrayData, out: &OutSpec) -> Result<ArrayData> {
     }
     let per_key = bytes.len() / num_keys;
     let key_at = |i: usize| [keys[2 * i], keys[2 * i + 1]];
-    if bytes.len() > 4 * PARALLEL_THRESHOLD && num_keys == 1 && per_key % 4 == 0 {
+    if bytes.len() > 4 * PARALLEL_THRESHOLD && num_keys == 1 && per_key.is_multiple_of(4) {
         // One key, many words: compute words independently, in parallel.
         let words = per_key / 4;
         let key = key_at(0);
@@ -100,17 +103,23 @@ impl Param {
 }
 
 /// `f(i, bits[i])` for every output element, in parallel when large.
-fn map_bits<T: Element>(bits: &[u32], shape: &[usize], f: impl Fn(usize, u32) -> T + Sync) -> Result<ArrayData> {
+fn map_bits<T: Element>(
+    bits: &[u32],
+    shape: &[usize],
+    f: impl Fn(usize, u32) -> T + Sync,
+) -> Result<ArrayData> {
     let mut buf = alloc::<T>(bits.len())?;
     let dst = buf.as_mut_slice::<T>();
     const CHUNK: usize = 4096;
     if bits.len() > PARALLEL_THRESHOLD {
-        dst.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-            for (k, d) in chunk.iter_mut().enumerate() {
-                let i = c * CHUNK + k;
-                *d = f(i, bits[i]);
-            }
-        });
+        dst.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (k, d) in chunk.iter_mut().enumerate() {
+                    let i = c * CHUNK + k;
+                    *d = f(i, bits[i]);
+                }
+            });
     } else {
         for (i, d) in dst.iter_mut().enumerate() {
             *d = f(i, bits[i]);
@@ -119,9 +128,17 @@ fn map_bits<T: Element>(bits: &[u32], shape: &[usize], f: impl Fn(usize, u32) ->
     Ok(ArrayData::contiguous(buf, shape, T::DTYPE))
 }
 
-fn sample(dist: Distribution, bits: ArrayData, params: Vec<ArrayData>, out: &OutSpec) -> Result<ArrayData> {
+fn sample(
+    dist: Distribution,
+    bits: ArrayData,
+    params: Vec<ArrayData>,
+    out: &OutSpec,
+) -> Result<ArrayData> {
     if bits.dtype != Dtype::Uint32 {
-        return Err(Error::Device(format!("random: bits must be uint32, not {}", bits.dtype)));
+        return Err(Error::Device(format!(
+            "random: bits must be uint32, not {}",
+            bits.dtype
+        )));
     }
     if params.len() != dist.num_params() {
         return Err(Error::Device(format!(
@@ -152,7 +169,9 @@ fn sample(dist: Distribution, bits: ArrayData, params: Vec<ArrayData>, out: &Out
             Dtype::Float16 => sample_float::<f16>(dist, b, &p, shape),
             Dtype::Bfloat16 => sample_float::<bf16>(dist, b, &p, shape),
             Dtype::Float64 => sample_float::<f64>(dist, b, &p, shape),
-            other => Err(Error::Device(format!("random: {dist:?} cannot produce {other}"))),
+            other => Err(Error::Device(format!(
+                "random: {dist:?} cannot produce {other}"
+            ))),
         },
     }
 }
@@ -163,7 +182,12 @@ fn f32_to<T: Element>(v: f32) -> T {
     v.cast::<T>()
 }
 
-fn sample_float<T: Element>(dist: Distribution, b: &[u32], p: &[Param], shape: &[usize]) -> Result<ArrayData> {
+fn sample_float<T: Element>(
+    dist: Distribution,
+    b: &[u32],
+    p: &[Param],
+    shape: &[usize],
+) -> Result<ArrayData> {
     // Parameters are converted to the output dtype first (MLX's `astype`).
     let in_t = |v: f64| T::from_f64(v).to_f64() as f32;
     let out = |v: f32| T::from_f64(v as f64);
@@ -171,7 +195,12 @@ fn sample_float<T: Element>(dist: Distribution, b: &[u32], p: &[Param], shape: &
         Distribution::Uniform => {
             let upper = r::below_one::<T>();
             map_bits::<T>(b, shape, |i, w| {
-                out(r::uniform_scalar::<T>(w, in_t(p[0].at(i)), in_t(p[1].at(i)), upper))
+                out(r::uniform_scalar::<T>(
+                    w,
+                    in_t(p[0].at(i)),
+                    in_t(p[1].at(i)),
+                    upper,
+                ))
             })
         }
         Distribution::Normal { loc, scale } => {
@@ -188,7 +217,11 @@ fn sample_float<T: Element>(dist: Distribution, b: &[u32], p: &[Param], shape: &
             map_bits::<T>(b, shape, |_, w| out(r::laplace_scalar::<T>(w, loc, scale)))
         }
         Distribution::TruncatedNormal => map_bits::<T>(b, shape, |i, w| {
-            out(r::truncated_normal_scalar::<T>(w, in_t(p[0].at(i)), in_t(p[1].at(i))))
+            out(r::truncated_normal_scalar::<T>(
+                w,
+                in_t(p[0].at(i)),
+                in_t(p[1].at(i)),
+            ))
         }),
         Distribution::Randint | Distribution::Bernoulli => Err(Error::Device(format!(
             "random: {dist:?} does not produce floats"
