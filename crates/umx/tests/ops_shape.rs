@@ -224,6 +224,36 @@ fn big_copies_match_small_loops() {
 }
 
 #[test]
+fn transposed_copies_match_index_arithmetic() {
+    // Sizes that are not multiples of the copy's 32x32 tiles, with a batch axis, both with and
+    // without threads; and a flipped (negative stride) transpose.
+    for (p, m, n) in [(3usize, 45usize, 70usize), (2, 200, 130)] {
+        let a = iota(&[p, m, n]);
+        let t = ops::transpose(&a, [0, 2, 1]).unwrap();
+        let v = ops::contiguous(&t).unwrap().to_vec::<f32>().unwrap();
+        for k in 0..p {
+            for j in 0..n {
+                for i in (0..m).step_by(3) {
+                    assert_eq!(v[(k * n + j) * m + i], ((k * m + i) * n + j) as f32);
+                }
+            }
+        }
+        let f = ops::flip(&ops::transpose(&a, [0, 2, 1]).unwrap(), 1).unwrap();
+        let v = ops::reshape(&f, &[-1]).unwrap().to_vec::<f32>().unwrap();
+        for k in 0..p {
+            for j in (0..n).step_by(7) {
+                for i in 0..m {
+                    assert_eq!(
+                        v[(k * n + j) * m + i],
+                        ((k * m + i) * n + (n - 1 - j)) as f32
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn methods_mirror_the_functions() {
     let a = iota(&[2, 3, 4]);
     assert_eq!(a.reshape(&[6, -1]).unwrap().shape(), &[6, 4]);
