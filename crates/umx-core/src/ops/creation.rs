@@ -263,6 +263,46 @@ pub fn tri(
     )
 }
 
+/// Coordinate arrays from 1-d coordinate vectors, as `mx.meshgrid`: with `indexing` "xy"
+/// (Cartesian, the default in MLX) the first two output axes are swapped relative to "ij"
+/// (matrix). Inputs of any shape are flattened. `sparse` keeps each output's size-1 axes
+/// instead of broadcasting them.
+///
+/// ```
+/// # use umx_core::{ops, Array};
+/// let x = Array::from_slice(&[1i32, 2, 3], &[3])?;
+/// let y = Array::from_slice(&[4i32, 5], &[2])?;
+/// let g = ops::meshgrid(&[x, y], false, "xy")?;
+/// assert_eq!(g[0].shape(), &[2, 3]);
+/// assert_eq!(g[0].to_vec::<i32>()?, vec![1, 2, 3, 1, 2, 3]);
+/// assert_eq!(g[1].to_vec::<i32>()?, vec![4, 4, 4, 5, 5, 5]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn meshgrid(arrays: &[Array], sparse: bool, indexing: &str) -> Result<Vec<Array>> {
+    if indexing != "xy" && indexing != "ij" {
+        bail!("meshgrid: invalid indexing {indexing:?}; valid values are \"xy\" and \"ij\"");
+    }
+    let n = arrays.len();
+    let mut outputs = Vec::with_capacity(n);
+    for (i, a) in arrays.iter().enumerate() {
+        a.check()?;
+        let mut shape = vec![1i64; n];
+        // "xy" swaps the roles of the first two axes.
+        let axis = match (indexing, n > 1, i) {
+            ("xy", true, 0) => 1,
+            ("xy", true, 1) => 0,
+            _ => i,
+        };
+        shape[axis] = a.size() as i64;
+        outputs.push(super::shape::reshape(a, &shape)?);
+    }
+    if sparse {
+        Ok(outputs)
+    } else {
+        super::shape::broadcast_arrays(&outputs)
+    }
+}
+
 /// A nested Rust array literal: what `array![...]` accepts. Float literals give float32,
 /// integer literals int32, `bool` bool; typed literals (`1u8`, `f16`, ...) give their dtype.
 pub trait NestedLiteral {

@@ -352,3 +352,72 @@ pub fn laplace(
     };
     sample("laplace", dist, shape, dtype, vec![], key)
 }
+
+/// What [`permutation`] permutes: the integers `0..n`, or an array along an axis.
+pub enum Permutable {
+    /// A random ordering of `0..n` (uint32).
+    Len(usize),
+    /// The array with its entries shuffled along the axis.
+    Array(Array),
+}
+
+impl From<usize> for Permutable {
+    fn from(n: usize) -> Self {
+        Permutable::Len(n)
+    }
+}
+impl From<i32> for Permutable {
+    /// Negative lengths are empty permutations... rejected by [`permutation`].
+    fn from(n: i32) -> Self {
+        Permutable::Len(if n < 0 { usize::MAX } else { n as usize })
+    }
+}
+impl From<&Array> for Permutable {
+    fn from(a: &Array) -> Self {
+        Permutable::Array(a.clone())
+    }
+}
+impl From<Array> for Permutable {
+    fn from(a: Array) -> Self {
+        Permutable::Array(a)
+    }
+}
+
+/// A random permutation of `0..n` (uint32), or of an array's entries along `axis`, as
+/// `mx.random.permutation` (the argsort of random bits).
+///
+/// ```
+/// # use umx_core::random;
+/// let p = random::permutation(5, 0, Some(&random::key(0)?))?;
+/// let mut v = p.to_vec::<u32>()?;
+/// v.sort();
+/// assert_eq!(v, vec![0, 1, 2, 3, 4]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn permutation(x: impl Into<Permutable>, axis: i64, key: Option<&Array>) -> Result<Array> {
+    match x.into() {
+        Permutable::Len(n) => {
+            if n > u32::MAX as usize {
+                bail!("permutation: length must be non-negative and below 2^32");
+            }
+            let b = bits_for("permutation", &[n], 4, key)?;
+            super::sort::argsort(&b, -1)
+        }
+        Permutable::Array(a) => {
+            a.check()?;
+            let ax = crate::shape::normalize_axis("permutation", axis, a.ndim())?;
+            let n = a.shape()[ax];
+            let b = bits_for("permutation", &[n], 4, key)?;
+            let perm = super::sort::argsort(&b, -1)?;
+            take_along(&a, &perm, ax)
+        }
+    }
+}
+
+/// `a` reordered along `axis` by `perm` (gathers with the indexing family's `take`).
+fn take_along(a: &Array, _perm: &Array, axis: usize) -> Result<Array> {
+    bail!(
+        "permutation: permuting an array (shape {}, axis {axis}) needs `take`, which has not landed yet",
+        fmt_shape(a.shape())
+    )
+}
