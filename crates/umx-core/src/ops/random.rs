@@ -7,6 +7,7 @@
 //! and rounding ([`crate::primitives::random`]).
 //!
 //! ```
+//! # umx_cpu::register();
 //! use umx_core::random;
 //! let k = random::key(0)?;
 //! let x = random::normal(&[2, 3], None, 0.0, 1.0, Some(&k))?;
@@ -63,6 +64,7 @@ fn next_key() -> Result<Array> {
 /// `mx.random.key`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// assert_eq!(random::key(5)?.to_vec::<u32>()?, vec![0, 5]);
 /// # Ok::<(), umx_core::Error>(())
@@ -122,6 +124,7 @@ pub fn bits(shape: &[usize], width: usize, key: Option<&Array>) -> Result<Array>
 /// `num` new keys from `key`: uint32 of shape (num, 2), as `mx.random.split`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let keys = random::split(&random::key(0)?, 2)?;
 /// assert_eq!(keys.to_vec::<u32>()?, vec![4146024105, 967050713, 2718843009, 1272950319]);
@@ -179,6 +182,7 @@ fn float_dtype(op: &str, dtype: Option<Dtype>) -> Result<Dtype> {
 /// `low` and `high` broadcast to `shape`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let k = random::key(0)?;
 /// let u = random::uniform(0.0, 1.0, &[4], None, Some(&k))?;
@@ -216,6 +220,7 @@ fn is_weak_value(a: &Array, v: f64) -> bool {
 /// act as MLX's absent `loc` and `scale`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let x = random::normal(&[3], None, 0.0, 1.0, Some(&random::key(1)?))?;
 /// assert_eq!(x.shape(), &[3]);
@@ -387,6 +392,7 @@ impl From<Array> for Permutable {
 /// `mx.random.permutation` (the argsort of random bits).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let p = random::permutation(5, 0, Some(&random::key(0)?))?;
 /// let mut v = p.to_vec::<u32>()?;
