@@ -260,7 +260,16 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
             &[Layout::Contiguous]
         };
         for &layout in layouts {
-            let args: Vec<Array> = inputs.iter().map(|i| make(i, layout)).collect();
+            let mut args: Vec<Array> = inputs.iter().map(|i| make(i, layout)).collect();
+            // `broadcast_to` in a case: view each input as that shape (zero strides) first.
+            if let Some(targets) = kwargs.get("broadcast_to").and_then(Value::as_array) {
+                for (a, t) in args.iter_mut().zip(targets) {
+                    if let Some(t) = t.as_array() {
+                        let shape: Vec<usize> = t.iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                        *a = umx::ops::broadcast_to(a, &shape).unwrap();
+                    }
+                }
+            }
             let outs = match op(name, &args, kwargs) {
                 Ok(o) => o,
                 Err(e) => {
