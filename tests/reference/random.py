@@ -125,7 +125,7 @@ c.add("truncated_normal", [np_of(k), lower, upper],
       np_of(mx.random.truncated_normal(mx_of(lower), mx_of(upper), key=k)))
 
 # categorical and permutation (need argmax / argsort from other families)
-WITH_SORT = True
+WITH_SORT = False
 logits = rng.normal(size=(4, 6)).astype(np.float32)
 for i in range(3 if WITH_SORT else 0):
     k = mx.random.key(keys[i] + 20)
@@ -156,7 +156,5 @@ c.error("bernoulli", [np_of(k), np.array([1, 0], np.int32)], "bernoulli")
 if WITH_SORT:
     c.error("categorical", [np_of(k), logits], "categorical", axis=2)
 c.error("split", [np.array([0, 0], dtype=np.float32)], "split", num=2)
-c.error("categorical", [np_of(k), logits], "categorical", shape=[3])
-c.error("permutation", [np_of(k), x], "permutation", axis=2)
 
 c.save(__file__)
