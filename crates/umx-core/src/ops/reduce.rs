@@ -6,10 +6,12 @@
 //! `all`/`any` give bool; `argmax`/`argmin` give uint32. Float16 and bfloat16 accumulate in
 //! float32 and round once.
 
-use crate::primitives::reduce::{squeezed_shape, ArgReduceKind, ReduceKind, ReduceOp, reduced_shape};
 use crate::primitives::Primitive;
-use crate::shape::{fmt_shape, normalize_axis, numel, Axes};
-use crate::{bail, Array, Dtype, Result};
+use crate::primitives::reduce::{
+    ArgReduceKind, ReduceKind, ReduceOp, reduced_shape, squeezed_shape,
+};
+use crate::shape::{Axes, fmt_shape, normalize_axis, numel};
+use crate::{Array, Dtype, Result, bail};
 
 /// A reduction node. Its output is written contiguously, so it carries the final shape
 /// (reduced axes kept as 1 or dropped) directly.
@@ -20,7 +22,10 @@ fn reduce_op(kind: ReduceKind, a: &Array, axes: Axes, keepdims: bool) -> Result<
     let shape = a.shape();
     if kind.needs_values() {
         let n: usize = axes.iter().map(|&i| shape[i]).product();
-        let out_n: usize = (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| shape[i]).product();
+        let out_n: usize = (0..shape.len())
+            .filter(|i| !axes.contains(i))
+            .map(|i| shape[i])
+            .product();
         if n == 0 && out_n > 0 {
             bail!(
                 "{name}: cannot reduce an empty axis of an array of shape {} (axes {axes:?}): it has no identity",
@@ -148,14 +153,25 @@ pub fn any(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
     reduce_op(ReduceKind::Any, a, axes.into(), keepdims)
 }
 
-fn arg_reduce_op(kind: ArgReduceKind, a: &Array, axis: Option<i64>, keepdims: bool) -> Result<Array> {
+fn arg_reduce_op(
+    kind: ArgReduceKind,
+    a: &Array,
+    axis: Option<i64>,
+    keepdims: bool,
+) -> Result<Array> {
     let name = kind.name();
     a.check()?;
     if a.dtype().is_complex() {
-        bail!("{name}: complex64 arrays have no order (shape {})", fmt_shape(a.shape()));
+        bail!(
+            "{name}: complex64 arrays have no order (shape {})",
+            fmt_shape(a.shape())
+        );
     }
     if a.size() == 0 {
-        bail!("{name}: cannot reduce an empty array of shape {}", fmt_shape(a.shape()));
+        bail!(
+            "{name}: cannot reduce an empty array of shape {}",
+            fmt_shape(a.shape())
+        );
     }
     let Some(axis) = axis else {
         // Over the flattened array.

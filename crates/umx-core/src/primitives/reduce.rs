@@ -2,12 +2,12 @@
 //! (`argmax`, `argmin`), with the rules every backend shares: output shape, output dtype, the
 //! dtype values accumulate in, and the identity a reduction starts from.
 //!
-//! A [`ReduceOp::Reduce`] keeps the reduced axes as size-1 dimensions (the op function reshapes
-//! when `keepdims` is false), so its output has the input's rank. Backends write the output
-//! contiguously, so a squeezed shape holds the same bytes.
+//! Backends write a reduction's output contiguously in the order of the kept axes, so the node's
+//! shape may keep the reduced axes as size-1 dimensions (`keepdims`) or drop them: the bytes are
+//! the same, and no reshape node is needed.
 
-use crate::shape::Shape;
 use crate::Dtype;
+use crate::shape::Shape;
 
 /// How the values along the reduced axes combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,11 +40,12 @@ pub enum ArgReduceKind {
 /// The reduce primitives.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReduceOp {
-    /// Reduces over `axes` (normalised, sorted, distinct). Output: the input's shape with those
-    /// axes set to 1, of dtype [`ReduceKind::output_dtype`].
+    /// Reduces over `axes` (normalised, sorted, distinct). Output: the kept axes (the reduced
+    /// ones as 1, or dropped), of dtype [`ReduceKind::output_dtype`]. With no axes it is an
+    /// element-wise copy (a reshaped copy when the node's shape differs).
     Reduce { kind: ReduceKind, axes: Vec<usize> },
-    /// The uint32 index along `axis` of the extreme value. Output: the input's shape with
-    /// `axis` set to 1.
+    /// The uint32 index along `axis` of the extreme value. Output: the other axes (`axis` as 1,
+    /// or dropped).
     ArgReduce { kind: ArgReduceKind, axis: usize },
 }
 

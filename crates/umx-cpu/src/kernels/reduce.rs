@@ -12,12 +12,12 @@
 //!   of rows combined at the end;
 //! - anything else: a strided loop per output element.
 
-use crate::strided::{alloc, PARALLEL_THRESHOLD};
+use crate::strided::{PARALLEL_THRESHOLD, alloc};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
 use umx_core::primitives::reduce::{ArgReduceKind, ReduceKind, ReduceOp};
 use umx_core::shape::numel;
-use umx_core::{bf16, f16, ArrayData, Complex32, Dtype, Element, Error, Result};
+use umx_core::{ArrayData, Complex32, Dtype, Element, Error, Result, bf16, f16};
 
 /// Independent accumulators of a contiguous run: enough for LLVM to fill several vector
 /// registers, so the adds pipeline.
@@ -31,7 +31,10 @@ const ROW_BLOCK: usize = 256;
 
 pub fn eval(op: &ReduceOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     let (Some(x), Some(out)) = (inputs.into_iter().next(), outputs.first()) else {
-        return Err(Error::Device(format!("{}: expects one input and one output", op.name())));
+        return Err(Error::Device(format!(
+            "{}: expects one input and one output",
+            op.name()
+        )));
     };
     let data = match op {
         ReduceOp::Reduce { kind, axes } => reduce(*kind, axes, &x, out)?,
@@ -186,10 +189,18 @@ impl Acc for Complex32 {
         self * o
     }
     fn max(self, o: Self) -> Self {
-        if (self.re, self.im) > (o.re, o.im) { self } else { o }
+        if (self.re, self.im) > (o.re, o.im) {
+            self
+        } else {
+            o
+        }
     }
     fn min(self, o: Self) -> Self {
-        if (self.re, self.im) < (o.re, o.im) { self } else { o }
+        if (self.re, self.im) < (o.re, o.im) {
+            self
+        } else {
+            o
+        }
     }
     fn scale(self, s: f64) -> Self {
         self * s as f32
@@ -237,7 +248,10 @@ where
 
 fn reduce(kind: ReduceKind, axes: &[usize], x: &ArrayData, out: &OutSpec) -> Result<ArrayData> {
     if axes.iter().any(|&a| a >= x.shape.len()) {
-        return Err(Error::Device(format!("{}: axes {axes:?} out of range", kind.name())));
+        return Err(Error::Device(format!(
+            "{}: axes {axes:?} out of range",
+            kind.name()
+        )));
     }
     let n: usize = axes.iter().map(|&a| x.shape[a]).product();
     use Dtype::*;
@@ -316,15 +330,43 @@ fn arith<T: Element, A: Acc, O: Element>(
     let load = |v: T| v.cast::<A>();
     let store = |a: A| a.cast::<O>();
     match kind {
-        ReduceKind::Prod => run::<T, O, _, _>(x, axes, out, Red { init: A::ONE, load, comb: A::mul }, store),
+        ReduceKind::Prod => run::<T, O, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: A::ONE,
+                load,
+                comb: A::mul,
+            },
+            store,
+        ),
         ReduceKind::Mean => {
             // 1/0 = inf, and 0 * inf = NaN: the mean of nothing is NaN, as in NumPy.
             let s = 1.0 / n as f64;
-            run::<T, O, _, _>(x, axes, out, Red { init: A::ZERO, load, comb: A::add }, move |a: A| {
-                a.scale(s).cast::<O>()
-            })
+            run::<T, O, _, _>(
+                x,
+                axes,
+                out,
+                Red {
+                    init: A::ZERO,
+                    load,
+                    comb: A::add,
+                },
+                move |a: A| a.scale(s).cast::<O>(),
+            )
         }
-        _ => run::<T, O, _, _>(x, axes, out, Red { init: A::ZERO, load, comb: A::add }, store),
+        _ => run::<T, O, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: A::ZERO,
+                load,
+                comb: A::add,
+            },
+            store,
+        ),
     }
 }
 
@@ -337,19 +379,64 @@ fn extreme<T: Element, A: Acc>(
     let load = |v: T| v.cast::<A>();
     let store = |a: A| a.cast::<T>();
     if kind == ReduceKind::Max {
-        run::<T, T, _, _>(x, axes, out, Red { init: A::LOWEST, load, comb: A::max }, store)
+        run::<T, T, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: A::LOWEST,
+                load,
+                comb: A::max,
+            },
+            store,
+        )
     } else {
-        run::<T, T, _, _>(x, axes, out, Red { init: A::HIGHEST, load, comb: A::min }, store)
+        run::<T, T, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: A::HIGHEST,
+                load,
+                comb: A::min,
+            },
+            store,
+        )
     }
 }
 
-fn logical<T: Element>(kind: ReduceKind, axes: &[usize], x: &ArrayData, out: &OutSpec) -> Result<ArrayData> {
+fn logical<T: Element>(
+    kind: ReduceKind,
+    axes: &[usize],
+    x: &ArrayData,
+    out: &OutSpec,
+) -> Result<ArrayData> {
     let load = |v: T| v.is_nonzero();
     let store = |a: bool| a;
     if kind == ReduceKind::All {
-        run::<T, bool, _, _>(x, axes, out, Red { init: true, load, comb: <bool as Acc>::mul }, store)
+        run::<T, bool, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: true,
+                load,
+                comb: <bool as Acc>::mul,
+            },
+            store,
+        )
     } else {
-        run::<T, bool, _, _>(x, axes, out, Red { init: false, load, comb: <bool as Acc>::add }, store)
+        run::<T, bool, _, _>(
+            x,
+            axes,
+            out,
+            Red {
+                init: false,
+                load,
+                comb: <bool as Acc>::add,
+            },
+            store,
+        )
     }
 }
 
@@ -435,7 +522,13 @@ fn collapse(x: &ArrayData, axes: &[usize]) -> Vec<(usize, isize, bool)> {
 }
 
 /// The reduction of `x` over `axes` with reducer `r`, written through `store`.
-fn run<T, O, R, S>(x: &ArrayData, axes: &[usize], out: &OutSpec, r: R, store: S) -> Result<ArrayData>
+fn run<T, O, R, S>(
+    x: &ArrayData,
+    axes: &[usize],
+    out: &OutSpec,
+    r: R,
+    store: S,
+) -> Result<ArrayData>
 where
     T: Element,
     O: Element,
@@ -443,7 +536,10 @@ where
     S: Fn(R::A) -> O + Copy + Send + Sync,
 {
     let out_n = numel(&out.shape);
-    let kept_n: usize = (0..x.shape.len()).filter(|i| !axes.contains(i)).map(|i| x.shape[i]).product();
+    let kept_n: usize = (0..x.shape.len())
+        .filter(|i| !axes.contains(i))
+        .map(|i| x.shape[i])
+        .product();
     if out_n != kept_n || O::DTYPE != out.dtype {
         return Err(Error::Device(format!(
             "reduce: output {:?} {} does not fit input {:?} reduced over {axes:?}",
@@ -565,7 +661,10 @@ fn lanes<T: Element, R: Reducer<T>>(xs: &[T], r: R) -> R::A {
             *a = r.comb(*a, r.load(v));
         }
     }
-    let tail = chunks.remainder().iter().fold(r.init(), |a, &v| r.comb(a, r.load(v)));
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(r.init(), |a, &v| r.comb(a, r.load(v)));
     let mut w = LANES;
     while w > 1 {
         w /= 2;
@@ -578,7 +677,14 @@ fn lanes<T: Element, R: Reducer<T>>(xs: &[T], r: R) -> R::A {
 
 /// Adds `rows` rows of `acc.len()` contiguous elements (row `i` at `base + i * sr`) into `acc`,
 /// in blocks of [`ROW_BLOCK`] rows each summed apart first (for accuracy).
-fn columns<T: Element, R: Reducer<T>>(src: &[T], base: isize, rows: usize, sr: isize, acc: &mut [R::A], r: R) {
+fn columns<T: Element, R: Reducer<T>>(
+    src: &[T],
+    base: isize,
+    rows: usize,
+    sr: isize,
+    acc: &mut [R::A],
+    r: R,
+) {
     let k = acc.len();
     acc.fill(r.init());
     let add_rows = |acc: &mut [R::A], from: usize, to: usize| {
@@ -608,8 +714,15 @@ fn columns<T: Element, R: Reducer<T>>(src: &[T], base: isize, rows: usize, sr: i
 
 /// One column reduction big enough to share out: by column ranges when the rows are wide, else
 /// by blocks of rows whose partial vectors are combined.
-fn columns_parallel<T, O, R, S>(src: &[T], base: isize, rows: usize, sr: isize, dst: &mut [O], r: R, store: S)
-where
+fn columns_parallel<T, O, R, S>(
+    src: &[T],
+    base: isize,
+    rows: usize,
+    sr: isize,
+    dst: &mut [O],
+    r: R,
+    store: S,
+) where
     T: Element,
     O: Element,
     R: Reducer<T>,
@@ -655,8 +768,16 @@ where
 
 /// Any layout: each output walks its reduced elements through their strides.
 #[allow(clippy::too_many_arguments)]
-fn general<T, O, R, S>(src: &[T], off: isize, kept: &[(usize, isize)], red: &[(usize, isize)], r: R, store: S, dst: &mut [O], work: usize)
-where
+fn general<T, O, R, S>(
+    src: &[T],
+    off: isize,
+    kept: &[(usize, isize)],
+    red: &[(usize, isize)],
+    r: R,
+    store: S,
+    dst: &mut [O],
+    work: usize,
+) where
     T: Element,
     O: Element,
     R: Reducer<T>,
@@ -737,7 +858,10 @@ fn arg_reduce(kind: ArgReduceKind, axis: usize, x: &ArrayData, out: &OutSpec) ->
         Bfloat16 => arg::<bf16>(max, axis, x, out),
         Float32 => arg::<f32>(max, axis, x, out),
         Float64 => arg::<f64>(max, axis, x, out),
-        Complex64 => Err(Error::Device(format!("{}: complex64 is not supported", kind.name()))),
+        Complex64 => Err(Error::Device(format!(
+            "{}: complex64 is not supported",
+            kind.name()
+        ))),
     }
 }
 
@@ -751,7 +875,10 @@ fn arg<T: ArgKey>(max: bool, axis: usize, x: &ArrayData, out: &OutSpec) -> Resul
     let name = if max { "argmax" } else { "argmin" };
     let out_n = numel(&out.shape);
     if axis >= x.shape.len() || out_n * x.shape[axis] != x.size() || out.dtype != Dtype::Uint32 {
-        return Err(Error::Device(format!("{name}: output {:?} does not fit input {:?}", out.shape, x.shape)));
+        return Err(Error::Device(format!(
+            "{name}: output {:?} does not fit input {:?}",
+            out.shape, x.shape
+        )));
     }
     let len = x.shape[axis];
     let sa = x.strides[axis];
@@ -761,7 +888,9 @@ fn arg<T: ArgKey>(max: bool, axis: usize, x: &ArrayData, out: &OutSpec) -> Resul
         return Ok(ArrayData::contiguous(buf, &out.shape, out.dtype));
     }
     if len == 0 {
-        return Err(Error::Device(format!("{name}: cannot reduce an empty axis")));
+        return Err(Error::Device(format!(
+            "{name}: cannot reduce an empty axis"
+        )));
     }
     let src = x.buffer.as_slice::<T>();
     let off = x.offset;
@@ -799,7 +928,8 @@ fn arg<T: ArgKey>(max: bool, axis: usize, x: &ArrayData, out: &OutSpec) -> Resul
                 idx.fill(0);
                 for row in 1..len {
                     let s = (base + row as isize * sa) as usize;
-                    for ((b, ix), v) in best.iter_mut().zip(idx.iter_mut()).zip(&src[s..s + width]) {
+                    for ((b, ix), v) in best.iter_mut().zip(idx.iter_mut()).zip(&src[s..s + width])
+                    {
                         let v = v.key();
                         if beats::<T>(max, v, *b) {
                             *b = v;
