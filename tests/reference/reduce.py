@@ -170,7 +170,82 @@ def add_errors():
         c.error(op, [x], f"{op}: axis -1 is repeated", axis=[1, -1])
 
 
+def scan_ref(op, x, axis, reverse, inclusive):
+    dt = "bfloat16" if x.dtype == bfloat16 else x.dtype.name
+    if axis is None:
+        x, ax = x.reshape(-1), 0
+    else:
+        ax = axis % x.ndim
+    floaty = dt in FLOATS
+    if op in ("cumsum", "cumprod"):
+        uf, w = (np.add, 0) if op == "cumsum" else (np.multiply, 1)
+        ident, w = w, wide(x)
+        out = np.int32 if dt == "bool" else x.dtype
+    elif op in ("cummax", "cummin"):
+        uf = np.maximum if op == "cummax" else np.minimum
+        w = wide(x)
+        if floaty:
+            ident = -np.inf if op == "cummax" else np.inf
+        elif dt == "bool":
+            ident = 0 if op == "cummax" else 1
+        else:
+            info = np.iinfo(x.dtype)
+            ident = info.min if op == "cummax" else info.max
+        out = x.dtype
+    else:
+        uf, w, ident = np.logaddexp, x.astype(np.float64), -np.inf
+        out = x.dtype if floaty else np.float32
+    if reverse:
+        w = np.flip(w, ax)
+    acc = uf.accumulate(w, axis=ax)
+    if not inclusive and acc.shape[ax] > 0:
+        first = np.full_like(np.take(acc, [0], axis=ax), ident)
+        acc = np.concatenate([first, np.take(acc, range(acc.shape[ax] - 1), axis=ax)], axis=ax)
+    if reverse:
+        acc = np.flip(acc, ax)
+    return acc.astype(out)
+
+
+def add_scans():
+    layouts = [((7,), [None, 0, -1]), ((3, 4), [None, 0, 1]), ((2, 3, 4), [0, 1, -1]),
+               ((), [None]), ((0, 3), [0, 1, None])]
+    ops = {
+        "cumsum": FLOATS + ("int32", "bool", "int8"),
+        "cumprod": ("float32", "float16", "int32", "bool"),
+        "cummax": FLOATS + ("int32", "bool"),
+        "cummin": ("float32", "bfloat16", "int32", "uint8"),
+        "logcumsumexp": FLOATS + ("int32",),
+    }
+    k = 0
+    for op, dtypes in ops.items():
+        for dt in dtypes:
+            for shape, axes in layouts:
+                for axis in axes:
+                    for reverse, inclusive in ((False, True), (True, False), (True, True), (False, False)):
+                        k += 1
+                        if k % (2 if dt == "float32" else 6) != 0:
+                            continue
+                        x = grid(shape, dt)
+                        if op == "cumprod" and dt in FLOATS:
+                            x = (rng.integers(-8, 9, size=shape) / 8 + 1).astype(DTYPES[dt])
+                        c.add(op, [x], scan_ref(op, x, axis, reverse, inclusive),
+                              axis=axis, reverse=reverse, inclusive=inclusive)
+        # NaN, once seen, stays.
+        if op != "cumprod":
+            x = grid((2, 5), "float32")
+            x[0, 2] = np.nan
+            x[1, 4] = np.nan
+            c.add(op, [x], scan_ref(op, x, 1, False, True), axis=1, reverse=False, inclusive=True)
+        c.error(op, [np.zeros((2, 3), np.float32)], f"{op}: axis 2 is out of range", axis=2,
+                reverse=False, inclusive=True)
+    # Infinities in logcumsumexp.
+    x = np.array([-np.inf, -np.inf, 0.0, np.inf, 1.0, np.inf], np.float32)
+    c.add("logcumsumexp", [x], scan_ref("logcumsumexp", x, 0, False, True), axis=0,
+          reverse=False, inclusive=True)
+
+
 add_reductions()
 add_arg_reductions()
 add_errors()
+add_scans()
 c.save(__file__)
