@@ -43,15 +43,26 @@ fn bits(keys: ArrayData, out: &OutSpec) -> Result<ArrayData> {
     let per_key = bytes.len() / num_keys;
     let key_at = |i: usize| [keys[2 * i], keys[2 * i + 1]];
     if bytes.len() > 4 * PARALLEL_THRESHOLD && num_keys == 1 && per_key.is_multiple_of(4) {
-        // One key, many words: compute words independently, in parallel.
-        let words = per_key / 4;
+        // One key, many words: hash the counter pairs in parallel. Pair `j` fills words `j`
+        // and `j + half + odd` (see `fill_bits`); an odd middle word is done apart.
         let key = key_at(0);
-        bytes
-            .par_chunks_mut(4 * 4096)
+        let words = per_key / 4;
+        let (half, odd) = (words / 2, words % 2);
+        let (lo, rest) = bytes.split_at_mut(4 * half);
+        let (mid, hi) = rest.split_at_mut(4 * odd);
+        if odd == 1 {
+            mid.copy_from_slice(&r::threefry2x32(key, [half as u32, 0])[0].to_le_bytes());
+        }
+        const PAIRS: usize = 4096;
+        lo.par_chunks_mut(4 * PAIRS)
+            .zip(hi.par_chunks_mut(4 * PAIRS))
             .enumerate()
-            .for_each(|(c, chunk)| {
-                for (k, w) in chunk.chunks_mut(4).enumerate() {
-                    w.copy_from_slice(&r::bits_word(key, c * 4096 + k, words).to_le_bytes());
+            .for_each(|(c, (lo, hi))| {
+                for (k, (a, b)) in lo.chunks_mut(4).zip(hi.chunks_mut(4)).enumerate() {
+                    let j = c * PAIRS + k;
+                    let [x, y] = r::threefry2x32(key, [j as u32, (j + half + odd) as u32]);
+                    a.copy_from_slice(&x.to_le_bytes());
+                    b.copy_from_slice(&y.to_le_bytes());
                 }
             });
     } else if num_keys > 1 && bytes.len() > 4 * PARALLEL_THRESHOLD {
