@@ -24,8 +24,25 @@ fn run(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
         "mean" => ops::mean(a, axes(), keepdims)?,
         "all" => ops::all(a, axes(), keepdims)?,
         "any" => ops::any(a, axes(), keepdims)?,
+        "var" => ops::var(a, axes(), keepdims, kw_i64(kw, "ddof").unwrap_or(0))?,
+        "std" => ops::std(a, axes(), keepdims, kw_i64(kw, "ddof").unwrap_or(0))?,
+        "logsumexp" => ops::logsumexp(a, axes(), keepdims)?,
+        "softmax" => ops::softmax(a, axes(), kw_bool(kw, "precise").unwrap_or(false))?,
+        "count_nonzero" => ops::count_nonzero(a, axes(), keepdims)?,
         "argmax" => ops::argmax(a, axis_opt(kw), keepdims)?,
         "argmin" => ops::argmin(a, axis_opt(kw), keepdims)?,
+        "cumsum" | "cumprod" | "cummax" | "cummin" | "logcumsumexp" => {
+            let reverse = kw_bool(kw, "reverse").unwrap_or(false);
+            let inclusive = kw_bool(kw, "inclusive").unwrap_or(true);
+            let f = match name {
+                "cumsum" => ops::cumsum,
+                "cumprod" => ops::cumprod,
+                "cummax" => ops::cummax,
+                "cummin" => ops::cummin,
+                _ => ops::logcumsumexp,
+            };
+            f(a, axis_opt(kw), reverse, inclusive)?
+        }
         other => panic!("unknown op {other}"),
     };
     Ok(vec![out])

@@ -46,27 +46,6 @@ fn reduce_op(kind: ReduceKind, a: &Array, axes: Axes, keepdims: bool) -> Result<
     )
 }
 
-/// A row-major copy of `a` with another shape of the same size: a reduction over no axes.
-// TODO: use the shape family's `reshape` (a view) once it lands.
-pub(crate) fn reshape_copy(a: &Array, shape: &[usize]) -> Result<Array> {
-    if numel(shape) != a.size() {
-        bail!(
-            "reshape: cannot reshape an array of shape {} to {}",
-            fmt_shape(a.shape()),
-            fmt_shape(shape)
-        );
-    }
-    Array::from_primitive(
-        Primitive::Reduce(ReduceOp::Reduce {
-            kind: ReduceKind::Max,
-            axes: Vec::new(),
-        }),
-        vec![a.clone()],
-        shape.to_vec(),
-        a.dtype(),
-    )
-}
-
 /// Sum over `axes` (`None` = all). Bool and small integers sum into int32 (unsigned: uint32).
 ///
 /// ```
@@ -175,10 +154,10 @@ fn arg_reduce_op(
     }
     let Some(axis) = axis else {
         // Over the flattened array.
-        let flat = reshape_copy(a, &[a.size()])?;
+        let flat = crate::ops::shape::reshape(a, &[-1])?;
         let r = arg_reduce_op(kind, &flat, Some(0), false)?;
         return if keepdims {
-            reshape_copy(&r, &vec![1; a.ndim()])
+            crate::ops::shape::reshape(&r, &vec![1; a.ndim()])
         } else {
             Ok(r)
         };
@@ -223,6 +202,146 @@ pub fn argmin(a: &Array, axis: Option<i64>, keepdims: bool) -> Result<Array> {
     arg_reduce_op(ArgReduceKind::ArgMin, a, axis, keepdims)
 }
 
+/// The dtype composite reductions compute in (float32 for integers and 16-bit floats, so they
+/// round once at the end) and the dtype they return (MLX's: floats keep theirs, integers give
+/// float32).
+fn compute_dtypes(a: &Array) -> (Dtype, Dtype) {
+    let out = a.dtype().to_inexact();
+    let compute = match out {
+        Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
+        d => d,
+    };
+    (compute, out)
+}
+
+/// Fails, naming `op`, when `axes` reduce an empty axis into a non-empty result.
+fn check_nonempty(op: &str, a: &Array, axes: &[usize]) -> Result<()> {
+    let shape = a.shape();
+    let n: usize = axes.iter().map(|&i| shape[i]).product();
+    let out_n: usize = (0..shape.len())
+        .filter(|i| !axes.contains(i))
+        .map(|i| shape[i])
+        .product();
+    if n == 0 && out_n > 0 {
+        bail!(
+            "{op}: cannot reduce an empty axis of an array of shape {} (axes {axes:?})",
+            fmt_shape(shape)
+        );
+    }
+    Ok(())
+}
+
+/// Variance over `axes` (`None` = all), dividing by `n - ddof` (NumPy's `var`). Integers give
+/// float32; float16 and bfloat16 compute in float32.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[4])?;
+/// assert_eq!(ops::var(&a, None, false, 0)?.item::<f32>()?, 1.25);
+/// assert!((ops::std(&a, None, false, 1)?.item::<f32>()? - 1.2909944).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn var(a: &Array, axes: impl Into<Axes>, keepdims: bool, ddof: i64) -> Result<Array> {
+    a.check()?;
+    let axes = axes.into().resolve("var", a.ndim())?;
+    let (compute, out) = compute_dtypes(a);
+    let n: usize = axes.iter().map(|&i| a.shape()[i]).product();
+    let x = crate::ops::astype(a, compute)?;
+    let mu = mean(&x, axes.clone(), true)?;
+    let d = crate::ops::subtract(&x, &mu)?;
+    let s = sum(&crate::ops::square(&d)?, axes, keepdims)?;
+    // n - ddof <= 0 divides by zero: inf, or NaN for 0 / 0 (NumPy's result).
+    let denom = (n as i64 - ddof).max(0) as f64;
+    let v = crate::ops::divide(&s, denom)?;
+    crate::ops::astype(&v, out)
+}
+
+/// Standard deviation over `axes` (`None` = all): `sqrt(var(a, axes, keepdims, ddof))`.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[1.0f32, 3.0], &[2])?;
+/// assert_eq!(ops::std(&a, None, false, 0)?.item::<f32>()?, 1.0);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn std(a: &Array, axes: impl Into<Axes>, keepdims: bool, ddof: i64) -> Result<Array> {
+    let axes = axes.into();
+    // Name the op in errors about axes.
+    axes.resolve("std", a.ndim())?;
+    crate::ops::sqrt(&var(a, axes, keepdims, ddof)?)
+}
+
+/// `log(sum(exp(a), axes))` over `axes` (`None` = all), computed without overflow by
+/// subtracting the maximum first. Integers give float32; float16 and bfloat16 compute in
+/// float32. An empty axis is an error (as `max`).
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[1000.0f32, 1000.0], &[2])?;
+/// let y = ops::logsumexp(&a, None, false)?.item::<f32>()?;
+/// assert!((y - (1000.0 + 2f32.ln())).abs() < 1e-3);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn logsumexp(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
+    a.check()?;
+    let axes = axes.into().resolve("logsumexp", a.ndim())?;
+    check_nonempty("logsumexp", a, &axes)?;
+    let (compute, out) = compute_dtypes(a);
+    let x = crate::ops::astype(a, compute)?;
+    let m = max(&x, axes.clone(), true)?;
+    // An infinite maximum (all -inf, or a +inf) would give inf - inf = NaN: shift by 0 instead.
+    let m = crate::ops::where_(&crate::ops::isinf(&m)?, 0.0, &m)?;
+    let e = crate::ops::exp(&crate::ops::subtract(&x, &m)?)?;
+    let l = crate::ops::log(&sum(&e, axes.clone(), keepdims)?)?;
+    let m = if keepdims {
+        m
+    } else {
+        crate::ops::shape::reshape(&m, &l.shape().iter().map(|&d| d as i64).collect::<Vec<_>>())?
+    };
+    crate::ops::astype(&crate::ops::add(&l, &m)?, out)
+}
+
+/// `exp(a) / sum(exp(a), axes)` over `axes` (`None` = all), computed stably by subtracting the
+/// maximum first. Integers give float32. With `precise`, float16 and bfloat16 compute in
+/// float32 and round once (MLX's `precise`); otherwise they compute in their own dtype (sums
+/// still accumulate in float32).
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[1.0f32, 1.0, 1.0, 1.0], &[2, 2])?;
+/// assert_eq!(ops::softmax(&a, -1, false)?.to_vec::<f32>()?, vec![0.5; 4]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn softmax(a: &Array, axes: impl Into<Axes>, precise: bool) -> Result<Array> {
+    a.check()?;
+    let axes = axes.into().resolve("softmax", a.ndim())?;
+    let (compute, out) = compute_dtypes(a);
+    let compute = if precise { compute } else { out };
+    let x = crate::ops::astype(a, compute)?;
+    if a.size() == 0 {
+        return crate::ops::astype(&x, out);
+    }
+    let m = max(&x, axes.clone(), true)?;
+    let m = crate::ops::where_(&crate::ops::isinf(&m)?, 0.0, &m)?;
+    let e = crate::ops::exp(&crate::ops::subtract(&x, &m)?)?;
+    let s = sum(&e, axes, true)?;
+    crate::ops::astype(&crate::ops::divide(&e, &s)?, out)
+}
+
+/// How many elements over `axes` (`None` = all) are nonzero, as int32.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[0.0f32, 2.0, 0.0, -1.0], &[2, 2])?;
+/// assert_eq!(ops::count_nonzero(&a, 0, false)?.to_vec::<i32>()?, vec![0, 2]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn count_nonzero(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
+    a.check()?;
+    let axes = axes.into().resolve("count_nonzero", a.ndim())?;
+    sum(&crate::ops::astype(a, Dtype::Bool)?, axes, keepdims)
+}
+
 impl Array {
     /// `sum(self, axes, false)`: see [`sum`].
     pub fn sum(&self, axes: impl Into<Axes>) -> Result<Array> {
@@ -251,6 +370,22 @@ impl Array {
     /// `any(self, axes, false)`: see [`any`].
     pub fn any(&self, axes: impl Into<Axes>) -> Result<Array> {
         any(self, axes, false)
+    }
+    /// `var(self, axes, false, 0)`: see [`var`].
+    pub fn var(&self, axes: impl Into<Axes>) -> Result<Array> {
+        var(self, axes, false, 0)
+    }
+    /// `std(self, axes, false, 0)`: see [`std`].
+    pub fn std(&self, axes: impl Into<Axes>) -> Result<Array> {
+        std(self, axes, false, 0)
+    }
+    /// `logsumexp(self, axes, false)`: see [`logsumexp`].
+    pub fn logsumexp(&self, axes: impl Into<Axes>) -> Result<Array> {
+        logsumexp(self, axes, false)
+    }
+    /// `softmax(self, axes, false)`: see [`softmax`].
+    pub fn softmax(&self, axes: impl Into<Axes>) -> Result<Array> {
+        softmax(self, axes, false)
     }
     /// `argmax(self, axis, false)`: see [`argmax`].
     pub fn argmax(&self, axis: Option<i64>) -> Result<Array> {

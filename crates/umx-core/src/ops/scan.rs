@@ -4,20 +4,28 @@
 //! and `inclusive` (`false`: each output leaves its own element out and starts from the
 //! identity).
 
-use crate::ops::reduce::reshape_copy;
 use crate::primitives::Primitive;
 use crate::primitives::scan::{ScanKind, ScanOp};
 use crate::shape::{fmt_shape, normalize_axis};
 use crate::{Array, Result, bail};
 
-fn scan_op(kind: ScanKind, a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+fn scan_op(
+    kind: ScanKind,
+    a: &Array,
+    axis: Option<i64>,
+    reverse: bool,
+    inclusive: bool,
+) -> Result<Array> {
     let name = kind.name();
     a.check()?;
     if a.dtype().is_complex() && !matches!(kind, ScanKind::Sum | ScanKind::Prod) {
-        bail!("{name}: complex64 is not supported (shape {})", fmt_shape(a.shape()));
+        bail!(
+            "{name}: complex64 is not supported (shape {})",
+            fmt_shape(a.shape())
+        );
     }
     let Some(axis) = axis else {
-        let flat = reshape_copy(a, &[a.size()])?;
+        let flat = crate::ops::shape::reshape(a, &[-1])?;
         return scan_op(kind, &flat, Some(0), reverse, inclusive);
     };
     let axis = normalize_axis(name, axis, a.ndim())?;

@@ -112,9 +112,9 @@ fn run<T: Element, A: Acc, O: Element>(
     let n = x.size();
     let mut buf = alloc::<O>(n)?;
     let dst = buf.as_mut_slice::<O>();
-    let src = x.contiguous_slice::<T>().ok_or_else(|| {
-        Error::Device("scan: the input is not contiguous after the copy".into())
-    })?;
+    let src = x
+        .contiguous_slice::<T>()
+        .ok_or_else(|| Error::Device("scan: the input is not contiguous after the copy".into()))?;
     let Geometry {
         len,
         inner,
