@@ -49,6 +49,7 @@ fn reduce_op(kind: ReduceKind, a: &Array, axes: Axes, keepdims: bool) -> Result<
 /// Sum over `axes` (`None` = all). Bool and small integers sum into int32 (unsigned: uint32).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::sum(&a, None, false)?.item::<f32>()?, 10.0);
@@ -63,6 +64,7 @@ pub fn sum(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Product over `axes` (`None` = all); dtypes as [`sum`].
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1i32, 2, 3, 4], &[4])?;
 /// assert_eq!(ops::prod(&a, None, false)?.item::<i32>()?, 24);
@@ -75,6 +77,7 @@ pub fn prod(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Largest value over `axes` (`None` = all); NaN wins. An empty axis is an error.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 5.0, 3.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::max(&a, 1, false)?.to_vec::<f32>()?, vec![5.0, 4.0]);
@@ -87,6 +90,7 @@ pub fn max(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Smallest value over `axes` (`None` = all); NaN wins. An empty axis is an error.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 5.0, 3.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::min(&a, None, false)?.item::<f32>()?, 1.0);
@@ -99,6 +103,7 @@ pub fn min(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Mean over `axes` (`None` = all); integers give float32. The mean of nothing is NaN.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1i32, 2, 3, 4], &[2, 2])?;
 /// assert_eq!(ops::mean(&a, 0, false)?.to_vec::<f32>()?, vec![2.0, 3.0]);
@@ -111,6 +116,7 @@ pub fn mean(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Whether every element over `axes` is nonzero (`None` = all); bool result.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[true, false, true, true], &[2, 2])?;
 /// assert_eq!(ops::all(&a, 1, false)?.to_vec::<bool>()?, vec![false, true]);
@@ -123,6 +129,7 @@ pub fn all(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
 /// Whether any element over `axes` is nonzero (`None` = all); bool result.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[0.0f32, 0.0, 0.0, 2.0], &[2, 2])?;
 /// assert_eq!(ops::any(&a, 1, false)?.to_vec::<bool>()?, vec![false, true]);
@@ -180,6 +187,7 @@ fn arg_reduce_op(
 /// NaNs give the first index, as NumPy.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 5.0, 7.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::argmax(&a, Some(1), false)?.to_vec::<u32>()?, vec![1, 0]);
@@ -193,6 +201,7 @@ pub fn argmax(a: &Array, axis: Option<i64>, keepdims: bool) -> Result<Array> {
 /// Index (uint32) of the smallest value along `axis` (`None`: of the flattened array).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 5.0, 7.0, 0.0], &[2, 2])?;
 /// assert_eq!(ops::argmin(&a, Some(0), false)?.to_vec::<u32>()?, vec![0, 1]);
@@ -235,6 +244,7 @@ fn check_nonempty(op: &str, a: &Array, axes: &[usize]) -> Result<()> {
 /// float32; float16 and bfloat16 compute in float32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[4])?;
 /// assert_eq!(ops::var(&a, None, false, 0)?.item::<f32>()?, 1.25);
@@ -259,6 +269,7 @@ pub fn var(a: &Array, axes: impl Into<Axes>, keepdims: bool, ddof: i64) -> Resul
 /// Standard deviation over `axes` (`None` = all): `sqrt(var(a, axes, keepdims, ddof))`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 3.0], &[2])?;
 /// assert_eq!(ops::std(&a, None, false, 0)?.item::<f32>()?, 1.0);
@@ -276,6 +287,7 @@ pub fn std(a: &Array, axes: impl Into<Axes>, keepdims: bool, ddof: i64) -> Resul
 /// float32. An empty axis is an error (as `max`).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1000.0f32, 1000.0], &[2])?;
 /// let y = ops::logsumexp(&a, None, false)?.item::<f32>()?;
@@ -307,6 +319,7 @@ pub fn logsumexp(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Arr
 /// still accumulate in float32).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 1.0, 1.0, 1.0], &[2, 2])?;
 /// assert_eq!(ops::softmax(&a, -1, false)?.to_vec::<f32>()?, vec![0.5; 4]);
@@ -331,6 +344,7 @@ pub fn softmax(a: &Array, axes: impl Into<Axes>, precise: bool) -> Result<Array>
 /// How many elements over `axes` (`None` = all) are nonzero, as int32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[0.0f32, 2.0, 0.0, -1.0], &[2, 2])?;
 /// assert_eq!(ops::count_nonzero(&a, 0, false)?.to_vec::<i32>()?, vec![0, 2]);

@@ -45,6 +45,7 @@ fn scan_op(
 /// Running sum along `axis` (`None`: of the flattened array). Bool gives int32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1i32, 2, 3, 4], &[4])?;
 /// assert_eq!(ops::cumsum(&a, None, false, true)?.to_vec::<i32>()?, vec![1, 3, 6, 10]);
@@ -58,6 +59,7 @@ pub fn cumsum(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> R
 /// Running product along `axis` (`None`: of the flattened array). Bool gives int32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::cumprod(&a, Some(1), false, true)?.to_vec::<f32>()?, vec![1.0, 2.0, 3.0, 12.0]);
@@ -70,6 +72,7 @@ pub fn cumprod(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> 
 /// Running maximum along `axis` (`None`: of the flattened array); NaN, once seen, stays.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 3.0, 2.0, 5.0], &[4])?;
 /// assert_eq!(ops::cummax(&a, None, false, true)?.to_vec::<f32>()?, vec![1.0, 3.0, 3.0, 5.0]);
@@ -82,6 +85,7 @@ pub fn cummax(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> R
 /// Running minimum along `axis` (`None`: of the flattened array); NaN, once seen, stays.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[4i32, 3, 5, 1], &[4])?;
 /// assert_eq!(ops::cummin(&a, None, false, true)?.to_vec::<i32>()?, vec![4, 3, 3, 1]);
@@ -95,6 +99,7 @@ pub fn cummin(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> R
 /// overflow. Integers give float32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[0.0f32, 0.0], &[2])?;
 /// let y = ops::logcumsumexp(&a, None, false, true)?.to_vec::<f32>()?;
