@@ -107,7 +107,7 @@ c.error("eye", [], "eye", n=0)
 c.error("identity", [], "identity", n=0)
 
 # meshgrid (needs reshape and broadcast from the shape family)
-WITH_SHAPE = False
+WITH_SHAPE = True
 if WITH_SHAPE:
     for dt in ["float32", "int32", "bool", "bfloat16"]:
         xs = [rand([3], dt, rng), rand([4], dt, rng), rand([2], dt, rng)]

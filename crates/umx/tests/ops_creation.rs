@@ -77,6 +77,10 @@ fn run(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
             kw_i64(kw, "k").unwrap_or(0),
             dtype,
         )?,
+        "meshgrid" => {
+            let indexing = kw_str(kw, "indexing").unwrap_or("xy");
+            return ops::meshgrid(args, kw_bool(kw, "sparse").unwrap_or(false), indexing);
+        }
         other => panic!("unknown op {other}"),
     };
     Ok(vec![out])

@@ -36,6 +36,7 @@ range_value!(false; f32, f64);
 /// in the output dtype, as MLX computes them.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::ops::arange;
 /// let a = arange(0, 10, 3, None)?;
 /// assert_eq!(a.to_vec::<i32>()?, vec![0, 3, 6, 9]);
@@ -95,6 +96,7 @@ pub fn arange(
 /// `mx.linspace`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::ops::linspace;
 /// let a = linspace(0.0, 1.0, 5, None)?;
 /// assert_eq!(a.to_vec::<f32>()?, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
@@ -125,6 +127,7 @@ pub fn linspace(
 /// dtype, as `mx.full`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::ops::full;
 /// let a = full(&[2, 2], 7, None)?;
 /// assert_eq!(a.dtype(), umx_core::Dtype::Int32);
@@ -162,6 +165,7 @@ fn fill(vals: Array, shape: Vec<usize>, dtype: Dtype) -> Result<Array> {
 /// An array of zeros (float32 by default), as `mx.zeros`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{ops::zeros, Dtype};
 /// let a = zeros(&[2, 3], None)?;
 /// assert_eq!((a.shape(), a.dtype()), (&[2usize, 3][..], Dtype::Float32));
@@ -208,6 +212,7 @@ pub fn ones_like(a: &Array) -> Result<Array> {
 /// main one) and zeros elsewhere, float32 by default, as `mx.eye`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::ops::eye;
 /// let a = eye(2, 3, 1, None)?;
 /// assert_eq!(a.to_vec::<f32>()?, vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
@@ -242,6 +247,7 @@ pub fn identity(n: usize, dtype: impl Into<Option<Dtype>>) -> Result<Array> {
 /// above it, float32 by default, as `mx.tri`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::ops::tri;
 /// let a = tri(2, 3, 0, None)?;
 /// assert_eq!(a.to_vec::<f32>()?, vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
@@ -261,6 +267,47 @@ pub fn tri(
         vec![n, m],
         dtype,
     )
+}
+
+/// Coordinate arrays from 1-d coordinate vectors, as `mx.meshgrid`: with `indexing` "xy"
+/// (Cartesian, the default in MLX) the first two output axes are swapped relative to "ij"
+/// (matrix). Inputs of any shape are flattened. `sparse` keeps each output's size-1 axes
+/// instead of broadcasting them.
+///
+/// ```
+/// # umx_cpu::register();
+/// # use umx_core::{ops, Array};
+/// let x = Array::from_slice(&[1i32, 2, 3], &[3])?;
+/// let y = Array::from_slice(&[4i32, 5], &[2])?;
+/// let g = ops::meshgrid(&[x, y], false, "xy")?;
+/// assert_eq!(g[0].shape(), &[2, 3]);
+/// assert_eq!(g[0].to_vec::<i32>()?, vec![1, 2, 3, 1, 2, 3]);
+/// assert_eq!(g[1].to_vec::<i32>()?, vec![4, 4, 4, 5, 5, 5]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn meshgrid(arrays: &[Array], sparse: bool, indexing: &str) -> Result<Vec<Array>> {
+    if indexing != "xy" && indexing != "ij" {
+        bail!("meshgrid: invalid indexing {indexing:?}; valid values are \"xy\" and \"ij\"");
+    }
+    let n = arrays.len();
+    let mut outputs = Vec::with_capacity(n);
+    for (i, a) in arrays.iter().enumerate() {
+        a.check()?;
+        let mut shape = vec![1i64; n];
+        // "xy" swaps the roles of the first two axes.
+        let axis = match (indexing, n > 1, i) {
+            ("xy", true, 0) => 1,
+            ("xy", true, 1) => 0,
+            _ => i,
+        };
+        shape[axis] = a.size() as i64;
+        outputs.push(super::shape::reshape(a, &shape)?);
+    }
+    if sparse {
+        Ok(outputs)
+    } else {
+        super::shape::broadcast_arrays(&outputs)
+    }
 }
 
 /// A nested Rust array literal: what `array![...]` accepts. Float literals give float32,
@@ -335,6 +382,7 @@ pub fn from_nested<L: NestedLiteral>(lit: L) -> Array {
 /// does not compile. `array![]` is an empty float32 array.
 ///
 /// ```
+/// # umx_cpu::register();
 /// use umx_core::{array, Dtype};
 /// let a = array![[1.0, 2.0], [3.0, 4.0]];
 /// assert_eq!((a.shape(), a.dtype()), (&[2usize, 2][..], Dtype::Float32));

@@ -7,6 +7,7 @@
 //! and rounding ([`crate::primitives::random`]).
 //!
 //! ```
+//! # umx_cpu::register();
 //! use umx_core::random;
 //! let k = random::key(0)?;
 //! let x = random::normal(&[2, 3], None, 0.0, 1.0, Some(&k))?;
@@ -63,6 +64,7 @@ fn next_key() -> Result<Array> {
 /// `mx.random.key`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// assert_eq!(random::key(5)?.to_vec::<u32>()?, vec![0, 5]);
 /// # Ok::<(), umx_core::Error>(())
@@ -122,6 +124,7 @@ pub fn bits(shape: &[usize], width: usize, key: Option<&Array>) -> Result<Array>
 /// `num` new keys from `key`: uint32 of shape (num, 2), as `mx.random.split`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let keys = random::split(&random::key(0)?, 2)?;
 /// assert_eq!(keys.to_vec::<u32>()?, vec![4146024105, 967050713, 2718843009, 1272950319]);
@@ -179,6 +182,7 @@ fn float_dtype(op: &str, dtype: Option<Dtype>) -> Result<Dtype> {
 /// `low` and `high` broadcast to `shape`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let k = random::key(0)?;
 /// let u = random::uniform(0.0, 1.0, &[4], None, Some(&k))?;
@@ -213,9 +217,11 @@ fn is_weak_value(a: &Array, v: f64) -> bool {
 
 /// Normal samples with mean `loc` and standard deviation `scale` (float32 by default), as
 /// `mx.random.normal`. `loc` and `scale` broadcast to `shape`; Rust scalars `0.0` and `1.0`
-/// act as MLX's absent `loc` and `scale`.
+/// act as MLX's absent `loc` and `scale`. With dtype complex64, the real and imaginary parts
+/// are independent normals of variance 1/2 (times `scale`, plus `loc`).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::random;
 /// let x = random::normal(&[3], None, 0.0, 1.0, Some(&random::key(1)?))?;
 /// assert_eq!(x.shape(), &[3]);
@@ -228,7 +234,10 @@ pub fn normal(
     scale: impl IntoArray,
     key: Option<&Array>,
 ) -> Result<Array> {
-    let dtype = float_dtype("normal", dtype.into())?;
+    let dtype = dtype.into().unwrap_or(Dtype::Float32);
+    if !dtype.is_inexact() {
+        bail!("normal: can only generate floating point or complex64 dtypes, not {dtype}");
+    }
     let (loc, scale) = (loc.into_array(), scale.into_array());
     check_param_shapes("normal", shape, &[&loc, &scale])?;
     let has_loc = !is_weak_value(&loc, 0.0);
@@ -239,6 +248,23 @@ pub fn normal(
     }
     if has_scale {
         params.push(scale);
+    }
+    if dtype == Dtype::Complex64 {
+        // Two float32 draws per element (real, imaginary), as MLX's complex normal.
+        let mut bits_shape = shape.to_vec();
+        bits_shape.push(2);
+        let mut inputs = vec![bits_for("normal", &bits_shape, 4, key)?];
+        inputs.extend(params);
+        let dist = Distribution::ComplexNormal {
+            loc: has_loc,
+            scale: has_scale,
+        };
+        return Array::from_primitive(
+            Primitive::Random(RandomOp::Sample(dist)),
+            inputs,
+            shape.to_vec(),
+            dtype,
+        );
     }
     let dist = Distribution::Normal {
         loc: has_loc,
@@ -351,4 +377,74 @@ pub fn laplace(
         scale: scale as f32,
     };
     sample("laplace", dist, shape, dtype, vec![], key)
+}
+
+/// What [`permutation`] permutes: the integers `0..n`, or an array along an axis.
+pub enum Permutable {
+    /// A random ordering of `0..n` (uint32).
+    Len(usize),
+    /// The array with its entries shuffled along the axis.
+    Array(Array),
+}
+
+impl From<usize> for Permutable {
+    fn from(n: usize) -> Self {
+        Permutable::Len(n)
+    }
+}
+impl From<i32> for Permutable {
+    /// Negative lengths are empty permutations... rejected by [`permutation`].
+    fn from(n: i32) -> Self {
+        Permutable::Len(if n < 0 { usize::MAX } else { n as usize })
+    }
+}
+impl From<&Array> for Permutable {
+    fn from(a: &Array) -> Self {
+        Permutable::Array(a.clone())
+    }
+}
+impl From<Array> for Permutable {
+    fn from(a: Array) -> Self {
+        Permutable::Array(a)
+    }
+}
+
+/// A random permutation of `0..n` (uint32), or of an array's entries along `axis`, as
+/// `mx.random.permutation` (the argsort of random bits).
+///
+/// ```
+/// # umx_cpu::register();
+/// # use umx_core::random;
+/// let p = random::permutation(5, 0, Some(&random::key(0)?))?;
+/// let mut v = p.to_vec::<u32>()?;
+/// v.sort();
+/// assert_eq!(v, vec![0, 1, 2, 3, 4]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn permutation(x: impl Into<Permutable>, axis: i64, key: Option<&Array>) -> Result<Array> {
+    match x.into() {
+        Permutable::Len(n) => {
+            if n > u32::MAX as usize {
+                bail!("permutation: length must be non-negative and below 2^32");
+            }
+            let b = bits_for("permutation", &[n], 4, key)?;
+            super::sort::argsort(&b, -1)
+        }
+        Permutable::Array(a) => {
+            a.check()?;
+            let ax = crate::shape::normalize_axis("permutation", axis, a.ndim())?;
+            let n = a.shape()[ax];
+            let b = bits_for("permutation", &[n], 4, key)?;
+            let perm = super::sort::argsort(&b, -1)?;
+            take_along(&a, &perm, ax)
+        }
+    }
+}
+
+/// `a` reordered along `axis` by `perm` (gathers with the indexing family's `take`).
+fn take_along(a: &Array, _perm: &Array, axis: usize) -> Result<Array> {
+    bail!(
+        "permutation: permuting an array (shape {}, axis {axis}) needs `take`, which has not landed yet",
+        fmt_shape(a.shape())
+    )
 }

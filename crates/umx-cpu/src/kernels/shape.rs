@@ -65,6 +65,14 @@ pub fn eval(op: &ShapeOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         ShapeOp::Transpose { perm } => {
             let x = first()?;
             check_view(name, &x, perm.len())?;
+            let mut seen = vec![false; perm.len()];
+            for &p in perm {
+                if p >= perm.len() || std::mem::replace(&mut seen[p], true) {
+                    return Err(Error::Device(format!(
+                        "{name}: {perm:?} is not a permutation"
+                    )));
+                }
+            }
             let shape = perm.iter().map(|&p| x.shape[p]).collect();
             let strides = perm.iter().map(|&p| x.strides[p]).collect();
             Ok(vec![ArrayData {
@@ -75,9 +83,13 @@ pub fn eval(op: &ShapeOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         }
         ShapeOp::Broadcast { shape } => {
             let x = first()?;
-            if x.shape.len() > shape.len() {
+            let off = shape.len().wrapping_sub(x.shape.len());
+            let fits = x.shape.len() <= shape.len()
+                && x.strides.len() == x.shape.len()
+                && (0..x.shape.len()).all(|i| x.shape[i] == shape[off + i] || x.shape[i] == 1);
+            if !fits {
                 return Err(Error::Device(format!(
-                    "{name}: more input axes than output axes"
+                    "{name}: the input does not broadcast"
                 )));
             }
             let strides = umx_core::shape::broadcast_strides(&x.shape, &x.strides, shape);
@@ -343,6 +355,10 @@ fn gather_into<W: Copy + Send + Sync>(
     let (sh, st) = collapse(shape, strides);
     let nd = sh.len();
     let (inner, inner_stride) = (sh[nd - 1], st[nd - 1]);
+    if nd >= 2 && st[nd - 2] == 1 && inner_stride.abs() > 1 && inner >= TILE && sh[nd - 2] >= TILE {
+        gather_transposing(src, &sh, &st, offset, &mut dst[..n], parallel);
+        return;
+    }
     let (outer_shape, outer_strides) = (&sh[..nd - 1], &st[..nd - 1]);
     let fill = |first_row: usize, chunk: &mut [W]| {
         let mut rows = Rows::starting_at(outer_shape, outer_strides, offset, first_row);
@@ -358,6 +374,56 @@ fn gather_into<W: Copy + Send + Sync>(
             .for_each(|(i, chunk)| fill(i * rows_per_task, chunk));
     } else {
         fill(0, &mut dst[..n]);
+    }
+}
+
+/// Side of the square tiles a transposing copy moves at a time.
+const TILE: usize = 32;
+
+/// [`gather_into`] for views whose last two axes are transposed (the source steps by one
+/// along the second-to-last axis and far along the last): copied tile by tile, so every
+/// source cache line loaded is used whole instead of for one element.
+fn gather_transposing<W: Copy + Send + Sync>(
+    src: &[W],
+    sh: &[usize],
+    st: &[isize],
+    offset: isize,
+    dst: &mut [W],
+    parallel: bool,
+) {
+    let nd = sh.len();
+    let (a, b) = (sh[nd - 2], sh[nd - 1]);
+    let (sa, sb) = (st[nd - 2], st[nd - 1]);
+    let (planes_shape, planes_strides) = (&sh[..nd - 2], &st[..nd - 2]);
+    // Rows `TILE * blk ..` of plane `plane`, all columns, into `chunk`.
+    let block = |plane: usize, blk: usize, chunk: &mut [W]| {
+        let base = Rows::starting_at(planes_shape, planes_strides, offset, plane).pos;
+        let i0 = blk * TILE;
+        let rows = chunk.len() / b;
+        for j0 in (0..b).step_by(TILE) {
+            let j1 = (j0 + TILE).min(b);
+            for i in 0..rows {
+                let p = base + (i0 + i) as isize * sa;
+                for (j, d) in (j0..j1).zip(&mut chunk[i * b + j0..i * b + j1]) {
+                    *d = src[(p + j as isize * sb) as usize];
+                }
+            }
+        }
+    };
+    if parallel && dst.len() > PARALLEL_THRESHOLD {
+        dst.par_chunks_mut(a * b)
+            .enumerate()
+            .for_each(|(plane, p)| {
+                p.par_chunks_mut(TILE * b)
+                    .enumerate()
+                    .for_each(|(blk, c)| block(plane, blk, c))
+            });
+    } else {
+        for (plane, p) in dst.chunks_mut(a * b).enumerate() {
+            for (blk, c) in p.chunks_mut(TILE * b).enumerate() {
+                block(plane, blk, c);
+            }
+        }
     }
 }
 
