@@ -246,30 +246,61 @@ fn tensordot_impl(op: &str, a: &Array, b: &Array, xa: &[usize], xb: &[usize]) ->
 // The shape, reduce and element-wise ops that the contractions are built from, in one place.
 
 fn reshape_to(x: &Array, shape: &[usize]) -> Result<Array> {
-    let _ = shape;
-    bail!("reshape: not available yet (needed for {:?})", x.shape())
+    if x.shape() == shape {
+        return Ok(x.clone());
+    }
+    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    crate::ops::reshape(x, &shape)
 }
 
 fn permute(x: &Array, order: &[usize]) -> Result<Array> {
     if order.iter().enumerate().all(|(i, &o)| i == o) {
         return Ok(x.clone());
     }
-    bail!("transpose: not available yet (needed for {:?})", x.shape())
+    crate::ops::transpose(x, order.iter().map(|&o| o as i64).collect::<Vec<i64>>())
 }
 
+/// The sum over `axes`, as a product with a vector of ones (so it shares matmul's float32
+/// accumulation for half types). Integers and bools are summed in float64 (exact below 2^53)
+/// and cast back, bools to int32 as MLX's `sum` gives.
 fn sum_over(x: &Array, axes: &[usize]) -> Result<Array> {
-    let _ = axes;
-    bail!("sum: not available yet (needed for {:?})", x.shape())
+    use crate::Dtype;
+    if !x.dtype().is_inexact() {
+        let back = if x.dtype() == Dtype::Bool {
+            Dtype::Int32
+        } else {
+            x.dtype()
+        };
+        let wide = sum_over(&crate::ops::astype(x, Dtype::Float64)?, axes)?;
+        return crate::ops::astype(&wide, back);
+    }
+    let kept: Vec<usize> = (0..x.ndim()).filter(|k| !axes.contains(k)).collect();
+    let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
+    let rest: Vec<usize> = kept.iter().map(|&k| x.shape()[k]).collect();
+    let n: usize = axes.iter().map(|&k| x.shape()[k]).product();
+    let flat = reshape_to(&permute(x, &order)?, &[rest.iter().product(), n])?;
+    let ones = crate::ops::ones(&[n], x.dtype())?;
+    reshape_to(&matmul(&flat, &ones)?, &rest)
 }
 
-fn diagonal_of(x: &Array, axis1: usize, axis2: usize) -> Result<Array> {
-    let _ = (axis1, axis2);
-    bail!("diagonal: not available yet (needed for {:?})", x.shape())
+/// The diagonal over axes `i < j` (of equal size) as a new last axis: a strided view of the
+/// row-major elements, whose step along the diagonal is the sum of the two axes' strides.
+fn diagonal_of(x: &Array, i: usize, j: usize) -> Result<Array> {
+    let rm = crate::shape::row_major_strides(x.shape());
+    let (mut shape, mut strides) = (Vec::new(), Vec::new());
+    for (k, (&d, &s)) in x.shape().iter().zip(&rm).enumerate() {
+        if k != i && k != j {
+            shape.push(d);
+            strides.push(s as i64);
+        }
+    }
+    shape.push(x.shape()[i]);
+    strides.push((rm[i] + rm[j]) as i64);
+    crate::ops::as_strided(x, &shape, &strides, 0)
 }
 
 fn multiply_of(x: &Array, y: &Array) -> Result<Array> {
-    let _ = y;
-    bail!("multiply: not available yet (needed for {:?})", x.shape())
+    crate::ops::multiply(x, y)
 }
 
 impl Array {

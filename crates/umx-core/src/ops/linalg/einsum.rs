@@ -11,7 +11,7 @@
 use super::{diagonal_of, multiply_of, permute, reshape_to, sum_over};
 use crate::ops::linalg::matmul;
 use crate::shape::fmt_shape;
-use crate::{Array, Result, bail};
+use crate::{Array, Error, Result, bail};
 use std::collections::HashMap;
 
 /// A dim's label: a letter's code, or `ELLIPSIS + i` for the i-th dim an ellipsis stands for.
@@ -323,7 +323,10 @@ pub fn einsum(subscripts: &str, operands: &[&Array]) -> Result<Array> {
         let keep = needed_elsewhere(&labels, &spec.output, i, j);
         let b = terms.remove(j);
         let a = terms.remove(i);
-        terms.push(contract(a, b, &keep)?);
+        terms.push(contract(a, b, &keep).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("einsum '{subscripts}': {m}")),
+            e => e,
+        })?);
     }
     let Some(last) = terms.pop() else {
         bail!("einsum: at least one operand is required ('{subscripts}')");
