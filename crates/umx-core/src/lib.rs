@@ -8,6 +8,7 @@
 pub mod array;
 pub mod buffer;
 pub mod device;
+mod display;
 pub mod dtype;
 pub mod error;
 pub mod eval;

@@ -1,1 +1,144 @@
-//! sort ops.
+//! Sorting ops: sort, argsort, partition, argpartition, topk, searchsorted, median.
+//!
+//! Elements are ordered as NumPy orders them (see [`SortKey`](crate::primitives::sort::SortKey)):
+//! NaNs last, float16/bfloat16 by value, complex numbers by real then imaginary part. An
+//! `axis` of `None` works on the flattened array, as MLX's `axis=None`.
+
+use crate::primitives::{Primitive, SortOp};
+use crate::shape::{fmt_shape, normalize_axis};
+use crate::{Array, Result, bail};
+
+/// The array and axis an op works on: `None` flattens the array first.
+fn lanes_of(op: &str, a: &Array, axis: Option<i64>) -> Result<(Array, usize)> {
+    match axis {
+        None => Ok((flatten_all(a)?, 0)),
+        Some(ax) => {
+            if a.ndim() == 0 {
+                bail!("{op}: axis {ax} is out of range for an array of 0 dimensions (shape ())");
+            }
+            Ok((a.clone(), normalize_axis(op, ax, a.ndim())?))
+        }
+    }
+}
+
+/// `a` as a 1-D array.
+fn flatten_all(a: &Array) -> Result<Array> {
+    if a.ndim() == 1 {
+        return Ok(a.clone());
+    }
+    bail!(
+        "sort: axis None of a {}-D array needs reshape, which has not landed yet (shape {})",
+        a.ndim(),
+        fmt_shape(a.shape())
+    )
+}
+
+fn node(op: SortOp, inputs: Vec<Array>) -> Result<Array> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+    let spec = op.output(&shapes, inputs[0].dtype());
+    Array::from_primitive(Primitive::Sort(op), inputs, spec.shape, spec.dtype)
+}
+
+/// A sorted copy of `a` along `axis` (`None`: of the flattened array). NaNs sort last.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[3.0f32, f32::NAN, 1.0, 2.0], &[2, 2])?;
+/// assert_eq!(ops::sort(&a, -1)?.to_vec::<f32>()?[2..], [1.0, 2.0]);
+/// assert_eq!(ops::sort(&a, None)?.to_vec::<f32>()?[..3], [1.0, 2.0, 3.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn sort(a: &Array, axis: impl Into<Option<i64>>) -> Result<Array> {
+    let (x, axis) = lanes_of("sort", a, axis.into())?;
+    node(SortOp::Sort { axis }, vec![x])
+}
+
+/// The uint32 indices that sort `a` along `axis` (`None`: the flattened array). The sort is
+/// stable: equal elements keep their order.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[2i32, 1, 2, 0], &[4])?;
+/// assert_eq!(ops::argsort(&a, 0)?.to_vec::<u32>()?, [3, 1, 0, 2]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn argsort(a: &Array, axis: impl Into<Option<i64>>) -> Result<Array> {
+    let (x, axis) = lanes_of("argsort", a, axis.into())?;
+    node(SortOp::ArgSort { axis }, vec![x])
+}
+
+fn check_kth(op: &str, x: &Array, kth: i64, axis: usize) -> Result<usize> {
+    let n = x.shape()[axis] as i64;
+    let k = if kth < 0 { kth + n } else { kth };
+    if k < 0 || k >= n {
+        bail!(
+            "{op}: kth {kth} is out of range for axis {axis} of size {n} (shape {})",
+            fmt_shape(x.shape())
+        );
+    }
+    Ok(k as usize)
+}
+
+/// A copy of `a` partitioned along `axis` (`None`: the flattened array): the element at
+/// position `kth` (negative counts from the end) is the one a sort would put there, the ones
+/// before it are not larger, the ones after it not smaller; within each side the order is
+/// unspecified.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[5i32, 1, 4, 2, 3], &[5])?;
+/// let p = ops::partition(&a, 2, 0)?.to_vec::<i32>()?;
+/// assert_eq!(p[2], 3);
+/// assert!(p[..2].iter().all(|&v| v < 3) && p[3..].iter().all(|&v| v > 3));
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn partition(a: &Array, kth: i64, axis: impl Into<Option<i64>>) -> Result<Array> {
+    let (x, axis) = lanes_of("partition", a, axis.into())?;
+    let kth = check_kth("partition", &x, kth, axis)?;
+    node(SortOp::Partition { axis, kth }, vec![x])
+}
+
+/// The uint32 indices that partition `a` along `axis` as [`partition`] does.
+pub fn argpartition(a: &Array, kth: i64, axis: impl Into<Option<i64>>) -> Result<Array> {
+    let (x, axis) = lanes_of("argpartition", a, axis.into())?;
+    let kth = check_kth("argpartition", &x, kth, axis)?;
+    node(SortOp::ArgPartition { axis, kth }, vec![x])
+}
+
+/// The `k` largest elements of `a` along `axis` (`None`: of the flattened array).
+///
+/// MLX leaves their order unspecified; umx returns them sorted ascending, so
+/// `topk(a, k, axis)` equals the last `k` elements of `sort(a, axis)`.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0], &[5])?;
+/// assert_eq!(ops::topk(&a, 2, -1)?.to_vec::<f32>()?, [4.0, 5.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn topk(a: &Array, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> {
+    let (x, axis) = lanes_of("topk", a, axis.into())?;
+    let n = x.shape()[axis];
+    if k > n {
+        bail!(
+            "topk: k={k} is larger than axis {axis} of size {n} (shape {})",
+            fmt_shape(x.shape())
+        );
+    }
+    node(SortOp::TopK { axis, k }, vec![x])
+}
+
+impl Array {
+    /// [`sort`] along `axis` (`None`: flattened).
+    pub fn sort(&self, axis: impl Into<Option<i64>>) -> Result<Array> {
+        sort(self, axis)
+    }
+    /// [`argsort`] along `axis` (`None`: flattened).
+    pub fn argsort(&self, axis: impl Into<Option<i64>>) -> Result<Array> {
+        argsort(self, axis)
+    }
+    /// [`topk`]: the `k` largest along `axis`, ascending.
+    pub fn topk(&self, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> {
+        topk(self, k, axis)
+    }
+}

@@ -44,7 +44,12 @@ fn num(v: &Value) -> f64 {
 
 pub fn parse_input(v: &Value) -> Input {
     let dtype = Dtype::from_name(v["dtype"].as_str().unwrap()).unwrap();
-    let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
     let values = v["data"]
         .as_array()
         .unwrap()
@@ -54,7 +59,11 @@ pub fn parse_input(v: &Value) -> Input {
             x => (num(x), 0.0),
         })
         .collect();
-    Input { dtype, shape, values }
+    Input {
+        dtype,
+        shape,
+        values,
+    }
 }
 
 fn element<T: Element>(v: (f64, f64)) -> T {
@@ -146,14 +155,37 @@ pub fn compare(got: &Array, want: &Input, rtol: f64, atol: f64) -> std::result::
         return Err(format!("dtype {} != expected {}", got.dtype(), want.dtype));
     }
     if got.shape() != &want.shape[..] {
-        return Err(format!("shape {:?} != expected {:?}", got.shape(), want.shape));
+        return Err(format!(
+            "shape {:?} != expected {:?}",
+            got.shape(),
+            want.shape
+        ));
     }
     let vals: Vec<(f64, f64)> = if got.dtype().is_complex() {
-        got.to_vec::<Complex32>().map_err(|e| e.to_string())?.into_iter().map(|z| (z.re as f64, z.im as f64)).collect()
+        got.to_vec::<Complex32>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|z| (z.re as f64, z.im as f64))
+            .collect()
     } else if got.dtype() == Dtype::Int64 || got.dtype() == Dtype::Uint64 {
-        got.to_vec::<i64>().map_err(|e| e.to_string())?.into_iter().map(|v| if got.dtype() == Dtype::Uint64 { v as u64 as f64 } else { v as f64 }).map(|v| (v, 0.0)).collect()
+        got.to_vec::<i64>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| {
+                if got.dtype() == Dtype::Uint64 {
+                    v as u64 as f64
+                } else {
+                    v as f64
+                }
+            })
+            .map(|v| (v, 0.0))
+            .collect()
     } else {
-        got.to_vec::<f64>().map_err(|e| e.to_string())?.into_iter().map(|v| (v, 0.0)).collect()
+        got.to_vec::<f64>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| (v, 0.0))
+            .collect()
     };
     for (i, (g, w)) in vals.iter().zip(&want.values).enumerate() {
         if !close(g.0, w.0, rtol, atol) || !close(g.1, w.1, rtol, atol) {
@@ -166,7 +198,10 @@ pub fn compare(got: &Array, want: &Input, rtol: f64, atol: f64) -> std::result::
 /// Runs every case of `tests/reference/<family>.json` through `op`; panics listing every
 /// failure. Returns the number of cases run.
 pub fn run_reference(family: &str, op: OpFn) -> usize {
-    let path = format!("{}/../../tests/reference/{family}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../tests/reference/{family}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let root: Value = serde_json::from_str(&text).unwrap();
     let cases = root["cases"].as_array().unwrap();
@@ -174,10 +209,21 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
     for (ci, case) in cases.iter().enumerate() {
         let name = case["op"].as_str().unwrap();
         let kwargs = &case["kwargs"];
-        let inputs: Vec<Input> = case["inputs"].as_array().unwrap().iter().map(parse_input).collect();
+        let inputs: Vec<Input> = case["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(parse_input)
+            .collect();
         let label = |layout: Layout| {
-            let shapes: Vec<String> = inputs.iter().map(|i| format!("{}{:?}", i.dtype, i.shape)).collect();
-            format!("case {ci} {name}({}) {kwargs} [{layout:?}]", shapes.join(", "))
+            let shapes: Vec<String> = inputs
+                .iter()
+                .map(|i| format!("{}{:?}", i.dtype, i.shape))
+                .collect();
+            format!(
+                "case {ci} {name}({}) {kwargs} [{layout:?}]",
+                shapes.join(", ")
+            )
         };
         if let Some(want) = case.get("error") {
             let args: Vec<Array> = inputs.iter().map(|i| make(i, Layout::Contiguous)).collect();
@@ -185,18 +231,29 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
                 outs.iter().try_for_each(|o| o.eval())?;
                 Ok(outs)
             }) {
-                Ok(_) => failures.push(format!("{}: expected an error, got Ok", label(Layout::Contiguous))),
+                Ok(_) => failures.push(format!(
+                    "{}: expected an error, got Ok",
+                    label(Layout::Contiguous)
+                )),
                 Err(e) => {
                     let msg = e.to_string();
                     let want = want.as_str().unwrap();
                     if !msg.contains(want) {
-                        failures.push(format!("{}: error {msg:?} does not contain {want:?}", label(Layout::Contiguous)));
+                        failures.push(format!(
+                            "{}: error {msg:?} does not contain {want:?}",
+                            label(Layout::Contiguous)
+                        ));
                     }
                 }
             }
             continue;
         }
-        let expected: Vec<Input> = case["expected"].as_array().unwrap().iter().map(parse_input).collect();
+        let expected: Vec<Input> = case["expected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(parse_input)
+            .collect();
         let layouts: &[Layout] = if case["layouts"].as_bool().unwrap_or(true) {
             &[Layout::Contiguous, Layout::Transposed, Layout::Strided]
         } else {
@@ -212,7 +269,12 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
                 }
             };
             if outs.len() != expected.len() {
-                failures.push(format!("{}: {} outputs, expected {}", label(layout), outs.len(), expected.len()));
+                failures.push(format!(
+                    "{}: {} outputs, expected {}",
+                    label(layout),
+                    outs.len(),
+                    expected.len()
+                ));
                 continue;
             }
             for (k, (o, w)) in outs.iter().zip(&expected).enumerate() {
@@ -231,7 +293,15 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
     }
     if !failures.is_empty() {
         let shown: Vec<&String> = failures.iter().take(40).collect();
-        panic!("{} of the {family} reference checks failed:\n{}", failures.len(), shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+        panic!(
+            "{} of the {family} reference checks failed:\n{}",
+            failures.len(),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
     cases.len()
 }
@@ -250,7 +320,9 @@ pub fn kw_str<'a>(kw: &'a Value, key: &str) -> Option<&'a str> {
     kw.get(key).and_then(Value::as_str)
 }
 pub fn kw_i64s(kw: &Value, key: &str) -> Option<Vec<i64>> {
-    kw.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect())
+    kw.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
 }
 /// `axis`/`axes` as MLX takes them: absent or null = all axes; an int; or a list.
 pub fn kw_axes(kw: &Value, key: &str) -> umx::Axes {
