@@ -7,7 +7,15 @@ below, which follow MLX's definitions. Indices arrive as int32 inputs (so the ha
 them on strided layouts too).
 """
 import numpy as np
-from common import Cases, rand
+from common import Cases, rand as common_rand
+
+
+def rand(shape, dtype, rng, low=-3.0, high=3.0):
+    """Random values; floats on a grid of 1/4 (exact in every float dtype, short in JSON)."""
+    x = common_rand(shape, dtype, rng, low, high)
+    if np.asarray(x).dtype.kind == "f" or dtype in ("bfloat16", "float16", "float32"):
+        x = (np.round(np.asarray(x, np.float32) * 4) / 4).astype(np.asarray(x).dtype)
+    return x
 
 rng = np.random.default_rng(0)
 c = Cases()
@@ -217,5 +225,87 @@ c.error("tril", [v], "tril: the array of shape (3,)", k=0)
 c.error("diag", [t], "diag: the array of shape (2, 3, 4)", k=0)
 c.error("diagonal", [m], "diagonal: axis1 (0) and axis2 (-2) are the same", offset=0, axis1=0,
         axis2=-2)
+
+# ------------------------------------------------------------------ x[...] and x.at[...]
+def build_index(spec, arrays):
+    out = []
+    for e in spec:
+        if e == "new":
+            out.append(None)
+        elif e == "...":
+            out.append(Ellipsis)
+        elif "i" in e:
+            out.append(e["i"])
+        elif "s" in e:
+            out.append(slice(*e["s"]))
+        else:
+            out.append(arrays[e["a"]])
+    return tuple(out)
+
+
+GET = [
+    ((4, 5), [{"i": 1}], []),
+    ((4, 5), [{"i": -1}, {"i": 0}], []),  # 0-d
+    ((4, 5), [{"s": [None, None, -1]}, {"s": [1, -1, 2]}], []),
+    ((4, 5), [{"s": [3, 3, None]}], []),  # empty
+    ((4, 5), ["new", {"i": 2}, "...", "new"], []),
+    ((2, 3, 4), ["...", {"i": -2}], []),
+    ((2, 3, 4), [{"s": [None, None, -1]}, "new", {"s": [-1, None, -2]}], []),
+    ((4, 5), [{"a": 0}], [idx([3, -1, 0, 3])]),
+    ((4, 5), [{"s": [1, None, None]}, {"a": 0}], [idx([[4, 0], [-2, 1]])]),
+    ((2, 3, 4), [{"a": 0}, {"s": [None, None, None]}, {"a": 1}], [idx([1, 0]), idx([[3], [-1]])]),
+    ((2, 3, 4), [{"s": [None, None, None]}, {"a": 0}, {"a": 1}], [idx([2, 0]), idx([1, 3])]),
+    ((2, 3, 4), [{"i": 1}, {"s": [None, None, -1]}, {"a": 0}], [idx([0, 2, 3])]),
+    ((2, 3, 4), ["new", {"a": 0}, "..."], [idx(1)]),
+]
+for name in DT:
+    for shape, spec, arrays in GET:
+        x = rand(shape, name, rng)
+        c.add("getitem", [x] + arrays, x[build_index(spec, arrays)], index=spec)
+
+AT = [
+    ((4, 5), [{"i": 1}], [], (5,)),
+    ((4, 5), [{"s": [None, None, 2]}, {"s": [4, 0, -2]}], [], (1, 2)),
+    ((4, 5), [{"i": -1}, {"i": 0}], [], ()),
+    ((4, 5), [{"a": 0}], [idx([3, -1, 0, 3])], (4, 5)),  # repeated rows
+    ((4, 5), [{"a": 0}, {"a": 1}], [idx([1, 1, 2]), idx([0, 0, -1])], (3,)),  # repeated
+    ((2, 3, 4), [{"s": [None, None, -1]}, {"a": 0}, {"s": [1, 3, None]}], [idx([2, 2])], (2, 1, 2)),
+    ((2, 3, 4), [{"a": 0}, {"i": 1}, "new", {"a": 1}], [idx([1, 0]), idx([[3], [3]])], (2, 2, 1)),
+]
+UFUNC = {"at_add": np.add, "at_subtract": np.subtract, "at_multiply": np.multiply,
+         "at_maximum": np.maximum, "at_minimum": np.minimum, "at_divide": np.divide}
+for name in DT:
+    for shape, spec, arrays, ushape in AT:
+        x = rand(shape, name, rng)
+        ix = build_index(spec, arrays)
+        for op in ["at_set", "at_add", "at_subtract", "at_multiply", "at_maximum", "at_minimum",
+                   "at_divide"]:
+            if name == "bool" and op in ("at_subtract", "at_divide"):
+                continue
+            if name == "int32" and op == "at_divide":
+                continue
+            if name in ("float16", "bfloat16", "bool") and op not in ("at_set", "at_add"):
+                continue
+            u = rand(ushape, name, rng, low=0.5, high=2.0) if op == "at_divide" else rand(ushape, name, rng)
+            want = x.copy()
+            if op == "at_set":
+                want[ix] = u
+            else:
+                UFUNC[op].at(want, ix, u)
+            c.add(op, [x] + arrays + [u], want, index=spec)
+x = rand((4, 5), "float32", rng)
+c.error("getitem", [x], "index: too many indices (3)", index=[{"i": 0}, {"i": 0}, {"i": 0}])
+c.error("getitem", [x], "index: index 4 is out of range for axis 0", index=[{"i": 4}])
+c.error("getitem", [x], "index: index -6 is out of range for axis 1", index=[{"i": 0}, {"i": -6}])
+c.error("getitem", [x], "index: an index can have only one ellipsis", index=["...", "..."])
+c.error("getitem", [x, np.array([1.0], np.float32)], "index: indices must be integers",
+        index=[{"a": 0}])
+c.error("getitem", [x, idx([5])], "index: index 5 is out of range", index=[{"a": 0}])
+c.error("at_set", [x, np.zeros(3, np.float32)], "at.set: update of shape (3,)",
+        index=[{"i": 0}])
+c.error("at_add", [x, idx([0, 1]), np.zeros(3, np.float32)], "at.add: update of shape (3,)",
+        index=[{"a": 0}, {"s": [0, 1, None]}])
+c.error("at_add", [x, np.zeros(5, np.float32)], "at.add: too many indices",
+        index=[{"i": 0}, {"i": 0}, {"i": 0}])
 
 c.save(__file__)

@@ -706,3 +706,632 @@ pub fn tril(a: &Array, k: i64) -> Result<Array> {
 pub fn triu(a: &Array, k: i64) -> Result<Array> {
     triangle("triu", a, k, true)
 }
+
+// ---------------------------------------------------------------------------------------------
+// `x[...]`: the index API
+
+/// One entry of an `x[...]`-style index, as NumPy and MLX read them.
+///
+/// Build lists of them with the [`s!`](crate::s) macro: `s![0, 1..3, ..;-1, NewAxis, Ellipsis,
+/// &idx]`. Ranges are Python slices, not Rust ranges: negative bounds count from the end and are
+/// clamped, so `1..-1` drops the first and last elements.
+#[derive(Clone, Debug)]
+pub enum Index {
+    /// One position (negative counts from the end); the axis is dropped.
+    Int(i64),
+    /// A Python slice `start:stop:step`; `None` takes the default for the step's direction.
+    Slice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
+    },
+    /// A new axis of size 1 (`None` / `np.newaxis`).
+    NewAxis,
+    /// As many full slices as the other entries leave axes (`...`).
+    Ellipsis,
+    /// An integer array: NumPy's advanced (gather) indexing. Several arrays broadcast together.
+    Array(Array),
+}
+
+/// `s![.., NewAxis]`: a new axis of size 1 (NumPy's `None`).
+#[derive(Clone, Copy, Debug)]
+pub struct NewAxis;
+
+/// `s![Ellipsis, 0]`: as many full slices as the other entries leave axes (Python's `...`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ellipsis;
+
+impl From<NewAxis> for Index {
+    fn from(_: NewAxis) -> Index {
+        Index::NewAxis
+    }
+}
+impl From<Ellipsis> for Index {
+    fn from(_: Ellipsis) -> Index {
+        Index::Ellipsis
+    }
+}
+impl From<Array> for Index {
+    fn from(a: Array) -> Index {
+        Index::Array(a)
+    }
+}
+impl From<&Array> for Index {
+    fn from(a: &Array) -> Index {
+        Index::Array(a.clone())
+    }
+}
+impl From<std::ops::RangeFull> for Index {
+    fn from(_: std::ops::RangeFull) -> Index {
+        Index::slice(None, None, None)
+    }
+}
+
+/// Ranges that are Python slices: `a..b`, `a..`, `..b`, `..` (see [`Index`]).
+pub trait SliceRange {
+    /// The slice's start and stop.
+    fn bounds(self) -> (Option<i64>, Option<i64>);
+}
+
+impl SliceRange for std::ops::RangeFull {
+    fn bounds(self) -> (Option<i64>, Option<i64>) {
+        (None, None)
+    }
+}
+
+macro_rules! index_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Index {
+            fn from(i: $t) -> Index { Index::Int(i as i64) }
+        }
+        impl From<std::ops::Range<$t>> for Index {
+            fn from(r: std::ops::Range<$t>) -> Index { Index::stepped(r, 1) }
+        }
+        impl From<std::ops::RangeFrom<$t>> for Index {
+            fn from(r: std::ops::RangeFrom<$t>) -> Index { Index::stepped(r, 1) }
+        }
+        impl From<std::ops::RangeTo<$t>> for Index {
+            fn from(r: std::ops::RangeTo<$t>) -> Index { Index::stepped(r, 1) }
+        }
+        impl SliceRange for std::ops::Range<$t> {
+            fn bounds(self) -> (Option<i64>, Option<i64>) {
+                (Some(self.start as i64), Some(self.end as i64))
+            }
+        }
+        impl SliceRange for std::ops::RangeFrom<$t> {
+            fn bounds(self) -> (Option<i64>, Option<i64>) { (Some(self.start as i64), None) }
+        }
+        impl SliceRange for std::ops::RangeTo<$t> {
+            fn bounds(self) -> (Option<i64>, Option<i64>) { (None, Some(self.end as i64)) }
+        }
+    )*};
+}
+index_from_int!(i32, i64, isize, usize, u32);
+
+impl Index {
+    /// The slice `start:stop:step` (each optional, as in Python).
+    pub fn slice(start: Option<i64>, stop: Option<i64>, step: Option<i64>) -> Index {
+        Index::Slice { start, stop, step }
+    }
+
+    /// A range with a step: `Index::stepped(.., -1)` is Python's `::-1`.
+    pub fn stepped(range: impl SliceRange, step: i64) -> Index {
+        let (start, stop) = range.bounds();
+        Index::Slice {
+            start,
+            stop,
+            step: Some(step),
+        }
+    }
+}
+
+/// Builds an index list for [`Array::index`] and [`Array::at`], NumPy's `x[...]` in Rust.
+///
+/// Entries, comma separated: an integer; a range `a..b`, `a..`, `..b`, `..` (Python slice
+/// bounds: negative counts from the end, out of range is clamped); a range with a step after a
+/// semicolon, `..;2`, `4..1;-1`, `..;-1`; `NewAxis`; `...` or `Ellipsis`; an integer array
+/// (`idx` or `&idx`) for gather indexing.
+///
+/// ```
+/// use umx_core::{s, Array};
+/// let x = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[2, 3])?;
+/// assert_eq!(x.index(s![1, ..;-1])?.to_vec::<i32>()?, vec![5, 4, 3]);
+/// assert_eq!(x.index(s![.., NewAxis, 1..])?.shape(), &[2, 1, 2]);
+/// assert_eq!(x.index(s![..., -1])?.to_vec::<i32>()?, vec![2, 5]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+#[macro_export]
+macro_rules! s {
+    (@acc [$($out:expr),*]) => { [$($out),*] };
+    (@acc [$($out:expr),*] NewAxis $(, $($rest:tt)*)?) => {
+        $crate::s!(@acc [$($out,)* $crate::ops::Index::NewAxis] $($($rest)*)?)
+    };
+    (@acc [$($out:expr),*] ... $(, $($rest:tt)*)?) => {
+        $crate::s!(@acc [$($out,)* $crate::ops::Index::Ellipsis] $($($rest)*)?)
+    };
+    (@acc [$($out:expr),*] Ellipsis $(, $($rest:tt)*)?) => {
+        $crate::s!(@acc [$($out,)* $crate::ops::Index::Ellipsis] $($($rest)*)?)
+    };
+    (@acc [$($out:expr),*] $e:expr ; $step:expr $(, $($rest:tt)*)?) => {
+        $crate::s!(@acc [$($out,)* $crate::ops::Index::stepped($e, $step)] $($($rest)*)?)
+    };
+    (@acc [$($out:expr),*] $e:expr $(, $($rest:tt)*)?) => {
+        $crate::s!(@acc [$($out,)* $crate::ops::Index::from($e)] $($($rest)*)?)
+    };
+    ($($t:tt)*) => { $crate::s!(@acc [] $($t)*) };
+}
+
+/// What one input axis gets after the index list is expanded.
+enum AxisIndex {
+    /// A slice: first position, step, length.
+    Slice(usize, i64, usize),
+    /// One position (already wrapped and checked).
+    Int(usize),
+    /// An integer array.
+    Array(Array),
+}
+
+/// An entry of the result's layout.
+#[derive(Clone, Copy, PartialEq)]
+enum Item {
+    /// Input axis `d`, sliced.
+    Sliced(usize),
+    /// A new axis of size 1.
+    New,
+    /// The broadcast dimensions of the advanced (array and, with arrays, integer) indices.
+    Advanced,
+}
+
+/// An index list resolved against a shape: what each input axis gets and the result's layout.
+struct Resolved {
+    axes: Vec<AxisIndex>,
+    items: Vec<Item>,
+    /// Broadcast shape of the advanced indices (when there are arrays).
+    adv_shape: Option<Vec<usize>>,
+}
+
+fn resolve_index(op: &str, a: &Array, indices: &[Index]) -> Result<Resolved> {
+    let shape = a.shape();
+    let nd = shape.len();
+    let consumed = indices
+        .iter()
+        .filter(|i| !matches!(i, Index::NewAxis | Index::Ellipsis))
+        .count();
+    let ellipses = indices
+        .iter()
+        .filter(|i| matches!(i, Index::Ellipsis))
+        .count();
+    if ellipses > 1 {
+        bail!("{op}: an index can have only one ellipsis, got {ellipses}");
+    }
+    if consumed > nd {
+        bail!(
+            "{op}: too many indices ({consumed}) for an array of shape {}",
+            fmt_shape(shape)
+        );
+    }
+    let has_arrays = indices.iter().any(|i| matches!(i, Index::Array(_)));
+    // Expanded entries: None = full slice.
+    let mut expanded: Vec<Option<&Index>> = Vec::with_capacity(nd + indices.len());
+    for i in indices {
+        if matches!(i, Index::Ellipsis) {
+            expanded.extend(std::iter::repeat_n(None, nd - consumed));
+        } else {
+            expanded.push(Some(i));
+        }
+    }
+    if ellipses == 0 {
+        expanded.extend(std::iter::repeat_n(None, nd - consumed));
+    }
+    let mut axes = Vec::with_capacity(nd);
+    let mut items = Vec::with_capacity(expanded.len());
+    let mut adv_positions = Vec::new();
+    let mut adv_shapes: Vec<Vec<usize>> = Vec::new();
+    for e in expanded {
+        let d = axes.len();
+        match e {
+            None => {
+                items.push(Item::Sliced(d));
+                axes.push(AxisIndex::Slice(0, 1, shape[d]));
+            }
+            Some(Index::NewAxis) => items.push(Item::New),
+            Some(Index::Slice { start, stop, step }) => {
+                let step = step.unwrap_or(1);
+                if step == 0 {
+                    bail!("{op}: slice step of axis {d} is 0");
+                }
+                let (first, len) = slice_bounds(shape[d], *start, *stop, step);
+                items.push(Item::Sliced(d));
+                axes.push(AxisIndex::Slice(first, step, len));
+            }
+            Some(Index::Int(i)) => {
+                let n = shape[d] as i64;
+                let w = if *i < 0 { i + n } else { *i };
+                if w < 0 || w >= n {
+                    return Err(Error::Index(format!(
+                        "{op}: index {i} is out of range for axis {d} of size {n}"
+                    )));
+                }
+                if has_arrays {
+                    adv_positions.push(items.len());
+                    items.push(Item::Advanced);
+                    adv_shapes.push(Vec::new());
+                }
+                axes.push(AxisIndex::Int(w as usize));
+            }
+            Some(Index::Array(arr)) => {
+                check_index_dtype(op, arr)?;
+                check_known_indices(op, arr, shape[d], 1, d)?;
+                adv_positions.push(items.len());
+                items.push(Item::Advanced);
+                adv_shapes.push(arr.shape().to_vec());
+                axes.push(AxisIndex::Array(arr.clone()));
+            }
+            Some(Index::Ellipsis) => bail!("{op}: an index can have only one ellipsis"),
+        }
+    }
+    let adv_shape = if has_arrays {
+        let refs: Vec<&[usize]> = adv_shapes.iter().map(|s| &s[..]).collect();
+        Some(broadcast_many(op, &refs)?)
+    } else {
+        None
+    };
+    // NumPy: adjacent advanced indices keep their place; separated ones go first.
+    if !adv_positions.is_empty() {
+        let adjacent = adv_positions.windows(2).all(|w| w[1] == w[0] + 1);
+        let first = adv_positions[0];
+        let mut placed = Vec::with_capacity(items.len());
+        if !adjacent {
+            placed.push(Item::Advanced);
+        }
+        for (k, it) in items.iter().enumerate() {
+            if *it == Item::Advanced {
+                if adjacent && k == first {
+                    placed.push(Item::Advanced);
+                }
+            } else {
+                placed.push(*it);
+            }
+        }
+        items = placed;
+    }
+    Ok(Resolved {
+        axes,
+        items,
+        adv_shape,
+    })
+}
+
+impl Resolved {
+    /// The view of `a` with every slice applied (integer and array axes kept whole, or, with
+    /// `ints_as_slices`, integer axes cut to length 1).
+    fn sliced_view(&self, a: &Array, ints_as_slices: bool) -> Result<Array> {
+        let mut start = Vec::with_capacity(self.axes.len());
+        let mut step = Vec::with_capacity(self.axes.len());
+        let mut shape = Vec::with_capacity(self.axes.len());
+        for (d, ax) in self.axes.iter().enumerate() {
+            let (f, s, l) = match ax {
+                AxisIndex::Slice(f, s, l) => (*f, *s, *l),
+                AxisIndex::Int(i) if ints_as_slices => (*i, 1, 1),
+                _ => (0, 1, a.shape()[d]),
+            };
+            start.push(f);
+            step.push(s);
+            shape.push(l);
+        }
+        slice_view(a, start, step, shape)
+    }
+
+    /// The shape of `a[...]`.
+    fn result_shape(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for it in &self.items {
+            match it {
+                Item::Sliced(d) => match self.axes[*d] {
+                    AxisIndex::Slice(_, _, l) => out.push(l),
+                    _ => out.push(1),
+                },
+                Item::New => out.push(1),
+                Item::Advanced => out.extend(self.adv_shape.iter().flatten()),
+            }
+        }
+        out
+    }
+}
+
+/// `a[indices]` with NumPy's rules (see [`Array::index`]).
+pub fn index(a: &Array, indices: &[Index]) -> Result<Array> {
+    a.check()?;
+    let r = resolve_index("index", a, indices)?;
+    let target = r.result_shape();
+    let Some(adv_shape) = &r.adv_shape else {
+        // Basic indexing: one strided view, then unit axes dropped (integers) or added.
+        let v = r.sliced_view(a, true)?;
+        return if v.shape() == &target[..] {
+            Ok(v)
+        } else {
+            crate::ops::reshape(&v, &target.iter().map(|&d| d as i64).collect::<Vec<_>>())
+        };
+    };
+    // Advanced indexing: slices as a view, then one gather over the array (and integer) axes.
+    let v = r.sliced_view(a, false)?;
+    let mut idx = Vec::new();
+    let mut gather_axes = Vec::new();
+    let mut sizes = v.shape().to_vec();
+    for (d, ax) in r.axes.iter().enumerate() {
+        match ax {
+            AxisIndex::Int(i) => idx.push(Array::scalar(*i as i64)),
+            AxisIndex::Array(arr) => idx.push(arr.clone()),
+            AxisIndex::Slice(..) => continue,
+        }
+        gather_axes.push(d as i64);
+        sizes[d] = 1;
+    }
+    let g = gather(&v, &idx, &gather_axes, &sizes)?;
+    // g: adv_shape + sliced dims (1 on gathered axes). Squeeze those, then move the advanced
+    // block into place and add the new axes.
+    let nb = adv_shape.len();
+    let squeeze_axes: Vec<i64> = gather_axes.iter().map(|&d| d + nb as i64).collect();
+    let g = crate::ops::squeeze(&g, squeeze_axes)?;
+    let sliced_axes: Vec<usize> = r
+        .axes
+        .iter()
+        .enumerate()
+        .filter(|(_, ax)| matches!(ax, AxisIndex::Slice(..)))
+        .map(|(d, _)| d)
+        .collect();
+    let mut perm: Vec<i64> = Vec::with_capacity(g.ndim());
+    let mut new_axes: Vec<i64> = Vec::new();
+    let mut pos = 0i64;
+    for it in &r.items {
+        match it {
+            Item::Advanced => {
+                perm.extend(0..nb as i64);
+                pos += nb as i64;
+            }
+            Item::Sliced(d) => {
+                let k = sliced_axes.iter().position(|s| s == d).unwrap_or(0);
+                perm.push((nb + k) as i64);
+                pos += 1;
+            }
+            Item::New => {
+                new_axes.push(pos);
+                pos += 1;
+            }
+        }
+    }
+    let g = crate::ops::transpose(&g, perm)?;
+    if new_axes.is_empty() {
+        Ok(g)
+    } else {
+        crate::ops::expand_dims(&g, new_axes)
+    }
+}
+
+/// `a.at[indices].<mode>(update)`: a copy of `a` with `update` combined at the indexed places.
+fn index_update(
+    op: &str,
+    a: &Array,
+    indices: &[Index],
+    update: &Array,
+    mode: ScatterMode,
+) -> Result<Array> {
+    a.check()?;
+    update.check()?;
+    let r = resolve_index(op, a, indices)?;
+    let target = r.result_shape();
+    let fits = broadcast_shapes(op, update.shape(), &target)
+        .map(|b| b == target)
+        .unwrap_or(false);
+    if !fits {
+        bail!(
+            "{op}: update of shape {} does not broadcast to the indexed shape {} (of an array \
+             of shape {})",
+            fmt_shape(update.shape()),
+            fmt_shape(&target),
+            fmt_shape(a.shape())
+        );
+    }
+    let Some(adv_shape) = &r.adv_shape else {
+        // Basic indexing: one slice update of the strided region.
+        let mut start = Vec::new();
+        let mut step = Vec::new();
+        let mut region = Vec::new();
+        for ax in &r.axes {
+            let (f, s, l) = match ax {
+                AxisIndex::Slice(f, s, l) => (*f, *s, *l),
+                AxisIndex::Int(i) => (*i, 1, 1),
+                AxisIndex::Array(_) => bail!("{op}: an array index in basic indexing"),
+            };
+            start.push(f);
+            step.push(s);
+            region.push(l);
+        }
+        let upd = if update.shape() == &region[..] {
+            update.clone()
+        } else {
+            let full = crate::ops::broadcast_to(update, &target)?;
+            crate::ops::reshape(&full, &region.iter().map(|&d| d as i64).collect::<Vec<_>>())?
+        };
+        return slice_update_resolved(op, a, &upd, start, step, region, mode);
+    };
+    // Advanced indexing: one index array per axis, each shaped to broadcast over the result
+    // layout, so the update (broadcast to that layout) scatters element by element.
+    let rank = target.len();
+    let mut adv_at = 0;
+    let mut pos_of_sliced = vec![0usize; r.axes.len()];
+    let mut p = 0;
+    for it in &r.items {
+        match it {
+            Item::Advanced => {
+                adv_at = p;
+                p += adv_shape.len();
+            }
+            Item::Sliced(d) => {
+                pos_of_sliced[*d] = p;
+                p += 1;
+            }
+            Item::New => p += 1,
+        }
+    }
+    let mut idx = Vec::with_capacity(r.axes.len());
+    for (d, ax) in r.axes.iter().enumerate() {
+        let mut shape = vec![1i64; rank];
+        let arr = match ax {
+            AxisIndex::Slice(f, s, l) => {
+                shape[pos_of_sliced[d]] = *l as i64;
+                let v: Vec<i64> = (0..*l as i64).map(|k| *f as i64 + k * s).collect();
+                Array::from_slice(&v, &[*l])?
+            }
+            AxisIndex::Int(i) => Array::scalar(*i as i64),
+            AxisIndex::Array(arr) => {
+                for (k, &dim) in adv_shape.iter().enumerate() {
+                    shape[adv_at + k] = dim as i64;
+                }
+                crate::ops::broadcast_to(arr, adv_shape)?
+            }
+        };
+        idx.push(if arr.ndim() == 0 {
+            arr
+        } else {
+            crate::ops::reshape(&arr, &shape)?
+        });
+    }
+    let mut upd_shape: Vec<i64> = target.iter().map(|&d| d as i64).collect();
+    upd_shape.extend(std::iter::repeat_n(1, a.ndim()));
+    let upd = crate::ops::reshape(&crate::ops::broadcast_to(update, &target)?, &upd_shape)?;
+    let axes: Vec<i64> = (0..a.ndim() as i64).collect();
+    scatter_mode(a, &idx, &upd, &axes, mode).map_err(|e| rename(e, mode.op_name(), op))
+}
+
+/// Errors of an inner op, renamed to the op the user called.
+fn rename(e: Error, inner: &str, outer: &str) -> Error {
+    let fix = |m: String| match m.strip_prefix(inner) {
+        Some(rest) => format!("{outer}{rest}"),
+        None => m,
+    };
+    match e {
+        Error::Invalid(m) => Error::Invalid(fix(m)),
+        Error::Index(m) => Error::Index(fix(m)),
+        other => other,
+    }
+}
+
+/// The pending update of `a.at(indices)`: call one of its methods to get the updated copy
+/// (MLX's `x.at[idx].add(v)`). With integer-array indices, repeated positions accumulate for
+/// `add`, `subtract`, `multiply`, `divide`, `maximum` and `minimum`; for `set` the last wins.
+pub struct At {
+    array: Array,
+    indices: Vec<Index>,
+}
+
+impl At {
+    fn apply(&self, op: &str, v: Array, mode: ScatterMode) -> Result<Array> {
+        index_update(op, &self.array, &self.indices, &v, mode)
+    }
+
+    /// `x[idx] = v`.
+    pub fn set(&self, v: impl IntoArray) -> Result<Array> {
+        self.apply("at.set", v.into_array(), ScatterMode::Assign)
+    }
+    /// `x[idx] += v`.
+    pub fn add(&self, v: impl IntoArray) -> Result<Array> {
+        self.apply("at.add", v.into_array(), ScatterMode::Add)
+    }
+    /// `x[idx] -= v`.
+    pub fn subtract(&self, v: impl IntoArray) -> Result<Array> {
+        let v = v.into_array();
+        v.check()?;
+        let v = crate::ops::astype(&v, self.array.dtype())?;
+        self.apply("at.subtract", crate::ops::negative(&v)?, ScatterMode::Add)
+    }
+    /// `x[idx] *= v`.
+    pub fn multiply(&self, v: impl IntoArray) -> Result<Array> {
+        self.apply("at.multiply", v.into_array(), ScatterMode::Prod)
+    }
+    /// `x[idx] /= v` (a product with the reciprocal, as MLX does).
+    pub fn divide(&self, v: impl IntoArray) -> Result<Array> {
+        let v = v.into_array();
+        v.check()?;
+        let v = crate::ops::reciprocal(&v)?;
+        self.apply("at.divide", v, ScatterMode::Prod)
+    }
+    /// `x[idx] = maximum(x[idx], v)`.
+    pub fn maximum(&self, v: impl IntoArray) -> Result<Array> {
+        self.apply("at.maximum", v.into_array(), ScatterMode::Max)
+    }
+    /// `x[idx] = minimum(x[idx], v)`.
+    pub fn minimum(&self, v: impl IntoArray) -> Result<Array> {
+        self.apply("at.minimum", v.into_array(), ScatterMode::Min)
+    }
+}
+
+impl Array {
+    /// `self[indices]` with NumPy's and MLX's rules; build `indices` with [`s!`](crate::s).
+    /// Integers and slices give a view; integer arrays gather (several broadcast together; when
+    /// they are not adjacent, their dimensions come first). An integer out of range is an error.
+    ///
+    /// ```
+    /// use umx_core::{s, Array};
+    /// let x = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[2, 3])?;
+    /// let i = Array::from_slice(&[2i32, 0], &[2])?;
+    /// assert_eq!(x.index(s![.., &i])?.to_vec::<i32>()?, vec![2, 0, 5, 3]);
+    /// assert!(x.index(s![2]).is_err());
+    /// # Ok::<(), umx_core::Error>(())
+    /// ```
+    pub fn index(&self, indices: impl AsRef<[Index]>) -> Result<Array> {
+        index(self, indices.as_ref())
+    }
+
+    /// The element or sub-array at integer positions: `x.get(&[0, 0])` is `x[0, 0]` (0-d when
+    /// every axis is given).
+    ///
+    /// ```
+    /// # use umx_core::Array;
+    /// let x = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// assert_eq!(x.get(&[1, -1])?.item::<f32>()?, 4.0);
+    /// # Ok::<(), umx_core::Error>(())
+    /// ```
+    pub fn get(&self, indices: &[i64]) -> Result<Array> {
+        let idx: Vec<Index> = indices.iter().map(|&i| Index::Int(i)).collect();
+        index(self, &idx)
+    }
+
+    /// An update of `self[indices]` that returns a new array (MLX's `x.at[idx]`): arrays are
+    /// values, so `self` itself never changes.
+    ///
+    /// ```
+    /// use umx_core::{s, Array};
+    /// let x = Array::from_slice(&[0.0f32; 3], &[3])?;
+    /// let i = Array::from_slice(&[0i32, 2, 0], &[3])?;
+    /// assert_eq!(x.at(s![&i]).add(1.0)?.to_vec::<f32>()?, vec![2.0, 0.0, 1.0]);
+    /// assert_eq!(x.at(s![1..]).set(5.0)?.to_vec::<f32>()?, vec![0.0, 5.0, 5.0]);
+    /// # Ok::<(), umx_core::Error>(())
+    /// ```
+    pub fn at(&self, indices: impl AsRef<[Index]>) -> At {
+        At {
+            array: self.clone(),
+            indices: indices.as_ref().to_vec(),
+        }
+    }
+
+    /// Elements at `indices` along `axis` (flattened for `None`); see [`take`].
+    pub fn take(&self, indices: &Array, axis: Option<i64>) -> Result<Array> {
+        take(self, indices, axis)
+    }
+
+    /// See [`take_along_axis`].
+    pub fn take_along_axis(&self, indices: &Array, axis: i64) -> Result<Array> {
+        take_along_axis(self, indices, axis)
+    }
+
+    /// See [`diagonal`].
+    pub fn diagonal(&self, offset: i64, axis1: i64, axis2: i64) -> Result<Array> {
+        diagonal(self, offset, axis1, axis2)
+    }
+
+    /// See [`diag`].
+    pub fn diag(&self, k: i64) -> Result<Array> {
+        diag(self, k)
+    }
+}
