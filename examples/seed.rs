@@ -15,7 +15,7 @@ fn main() -> Result<()> {
     let y = ops::matmul(&x, &x.t()?)?; // lazy: nothing has run yet
     println!("y[0, 0] = {}", y.get(&[0, 0])?); // reading data evaluates
 
-    let y = y.at(&[0, 0]).set(0.0)?; // arrays are values: a new array, no aliasing
+    let y = y.at(umx::s![0, 0]).set(0.0)?; // arrays are values: a new array, no aliasing
     let z = ops::sum(&y, Axes::All, false)?;
     println!("sum(y) = {z}");
 
