@@ -66,7 +66,11 @@ fn table(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
     if let Some(s) = kw.get("scalar") {
         let s = weak(s);
         let a = args[0].clone();
-        let (x, y) = if kw_str(kw, "side") == Some("left") { (s, a) } else { (a, s) };
+        let (x, y) = if kw_str(kw, "side") == Some("left") {
+            (s, a)
+        } else {
+            (a, s)
+        };
         return match name {
             "divmod" => ops::divmod(x, y).map(|(q, r)| vec![q, r]),
             _ => one(name, x, y, kw).map(|o| vec![o]),
@@ -77,7 +81,11 @@ fn table(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
         "clip" if kw_str(kw, "bounds") == Some("arrays") => {
             Ok(vec![ops::clip(&args[0], &args[1], &args[2])?])
         }
-        "clip" => Ok(vec![ops::clip(&args[0], bound(kw.get("a_min")), bound(kw.get("a_max")))?]),
+        "clip" => Ok(vec![ops::clip(
+            &args[0],
+            bound(kw.get("a_min")),
+            bound(kw.get("a_max")),
+        )?]),
         _ => Ok(vec![one(name, args[0].clone(), args[1].clone(), kw)?]),
     }
 }
@@ -107,7 +115,10 @@ fn operators_take_arrays_and_scalars_on_either_side() {
     let a = Array::from_slice(&[1i32, 2, 3, 4], &[2, 2]).unwrap();
     let b = Array::from_slice(&[10i32, 20], &[2]).unwrap();
     assert_eq!((&a + &b).to_vec::<i32>().unwrap(), vec![11, 22, 13, 24]);
-    assert_eq!((a.clone() - b.clone()).to_vec::<i32>().unwrap(), vec![-9, -18, -7, -16]);
+    assert_eq!(
+        (a.clone() - b.clone()).to_vec::<i32>().unwrap(),
+        vec![-9, -18, -7, -16]
+    );
     assert_eq!((&a * 3).to_vec::<i32>().unwrap(), vec![3, 6, 9, 12]);
     assert_eq!((10i32 - &a).to_vec::<i32>().unwrap(), vec![9, 8, 7, 6]);
     assert_eq!((&a % 3).to_vec::<i32>().unwrap(), vec![1, 2, 0, 1]);
@@ -154,12 +165,27 @@ fn weak_scalars_keep_the_array_dtype() {
 #[test]
 fn integer_division_by_zero_gives_zero() {
     let a = Array::from_slice(&[7i32, -7, 0], &[3]).unwrap();
-    assert_eq!(ops::floor_divide(&a, 0).unwrap().to_vec::<i32>().unwrap(), vec![0, 0, 0]);
-    assert_eq!(ops::remainder(&a, 0).unwrap().to_vec::<i32>().unwrap(), vec![0, 0, 0]);
+    assert_eq!(
+        ops::floor_divide(&a, 0).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, 0, 0]
+    );
+    assert_eq!(
+        ops::remainder(&a, 0).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, 0, 0]
+    );
     let m = Array::from_slice(&[i32::MIN], &[1]).unwrap();
-    assert_eq!(ops::floor_divide(&m, -1).unwrap().to_vec::<i32>().unwrap(), vec![i32::MIN]);
-    assert_eq!(ops::remainder(&m, -1).unwrap().to_vec::<i32>().unwrap(), vec![0]);
-    assert_eq!(ops::power(&a, -1).unwrap().to_vec::<i32>().unwrap(), vec![0, 0, 0]);
+    assert_eq!(
+        ops::floor_divide(&m, -1).unwrap().to_vec::<i32>().unwrap(),
+        vec![i32::MIN]
+    );
+    assert_eq!(
+        ops::remainder(&m, -1).unwrap().to_vec::<i32>().unwrap(),
+        vec![0]
+    );
+    assert_eq!(
+        ops::power(&a, -1).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, 0, 0]
+    );
     let d = ops::divide(&a, 0).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(&d[..2], &[f32::INFINITY, f32::NEG_INFINITY]);
     assert!(d[2].is_nan());
@@ -168,9 +194,18 @@ fn integer_division_by_zero_gives_zero() {
 #[test]
 fn shifts_past_the_bit_width_are_total() {
     let a = Array::from_slice(&[1i32, -8], &[2]).unwrap();
-    assert_eq!(ops::left_shift(&a, 40).unwrap().to_vec::<i32>().unwrap(), vec![0, 0]);
-    assert_eq!(ops::right_shift(&a, 40).unwrap().to_vec::<i32>().unwrap(), vec![0, -1]);
-    assert_eq!(ops::left_shift(&a, -1).unwrap().to_vec::<i32>().unwrap(), vec![0, 0]);
+    assert_eq!(
+        ops::left_shift(&a, 40).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, 0]
+    );
+    assert_eq!(
+        ops::right_shift(&a, 40).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, -1]
+    );
+    assert_eq!(
+        ops::left_shift(&a, -1).unwrap().to_vec::<i32>().unwrap(),
+        vec![0, 0]
+    );
 }
 
 #[test]
@@ -235,12 +270,34 @@ fn failed_operators_carry_their_error_to_later_ops_and_reads() {
     let later = (&bad * 2.0) - 1.0;
     let e = later.to_vec::<f32>().unwrap_err().to_string();
     assert_eq!(e, "add: shapes (3,) and (2,) cannot be broadcast together");
-    assert!(ops::multiply(&bad, 2.0).unwrap_err().to_string().starts_with("add: "));
+    assert!(
+        ops::multiply(&bad, 2.0)
+            .unwrap_err()
+            .to_string()
+            .starts_with("add: ")
+    );
     let s = &a << 1;
-    assert!(s.eval().unwrap_err().to_string().starts_with("left_shift: "));
+    assert!(
+        s.eval()
+            .unwrap_err()
+            .to_string()
+            .starts_with("left_shift: ")
+    );
     let t = Array::from_slice(&[true], &[1]).unwrap();
-    assert!((-&t).eval().unwrap_err().to_string().starts_with("negative: "));
-    assert!((!&a).eval().unwrap_err().to_string().starts_with("bitwise_invert: "));
+    assert!(
+        (-&t)
+            .eval()
+            .unwrap_err()
+            .to_string()
+            .starts_with("negative: ")
+    );
+    assert!(
+        (!&a)
+            .eval()
+            .unwrap_err()
+            .to_string()
+            .starts_with("bitwise_invert: ")
+    );
 }
 
 #[test]
@@ -260,4 +317,49 @@ fn divmod_gives_floor_quotient_and_remainder() {
     let (q, r) = ops::divmod(&a, 2.0).unwrap();
     assert_eq!(f32s(&q), vec![3.0, -4.0]);
     assert_eq!(f32s(&r), vec![1.5, 0.5]);
+}
+
+#[test]
+fn allclose_and_array_equal_reduce_to_one_bool() {
+    let a = Array::from_slice(&[1.0f32, f32::NAN], &[2]).unwrap();
+    let b = Array::from_slice(&[1.0f32 + 1e-7, f32::NAN], &[2]).unwrap();
+    assert!(
+        !ops::allclose(&a, &b, 1e-5, 1e-8, false)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
+    assert!(
+        ops::allclose(&a, &b, 1e-5, 1e-8, true)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
+    assert!(
+        ops::array_equal(&a, &a, true)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
+    assert!(
+        !ops::array_equal(&a, &a, false)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
+    let c = Array::from_slice(&[1.0f32], &[1]).unwrap();
+    assert!(
+        !ops::array_equal(&a, &c, false)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
+    let i = Array::from_slice(&[1i32, 2], &[2]).unwrap();
+    let f = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    assert!(
+        ops::array_equal(&i, &f, false)
+            .unwrap()
+            .item::<bool>()
+            .unwrap()
+    );
 }
