@@ -135,16 +135,16 @@ fn parse(subscripts: &str, shapes: &[&[usize]]) -> Result<Spec> {
     let mut sizes: HashMap<Label, usize> = HashMap::new();
     for (i, (labels, shape)) in inputs.iter().zip(shapes).enumerate() {
         for (j, (&l, &d)) in labels.iter().zip(shape.iter()).enumerate() {
-            if let Some(q) = labels[..j].iter().position(|&m| m == l) {
-                if shape[q] != d {
-                    bail!(
-                        "einsum: the repeated subscript '{}' of operand {i} has sizes {} and {d} \
-                         in shape {}",
-                        label_name(l),
-                        shape[q],
-                        fmt_shape(shape)
-                    );
-                }
+            if let Some(q) = labels[..j].iter().position(|&m| m == l)
+                && shape[q] != d
+            {
+                bail!(
+                    "einsum: the repeated subscript '{}' of operand {i} has sizes {} and {d} \
+                     in shape {}",
+                    label_name(l),
+                    shape[q],
+                    fmt_shape(shape)
+                );
             }
             let s = sizes.entry(l).or_insert(d);
             if *s != d && *s != 1 && d != 1 {
