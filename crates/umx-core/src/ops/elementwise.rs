@@ -282,6 +282,43 @@ pub fn isclose(
     )
 }
 
+/// Whether every element of `a` is close to `b` ([`isclose`]), as a 0-d bool array.
+///
+/// Until the `all` reduction lands this evaluates `isclose` at once (the result is exact; only
+/// the laziness differs from MLX).
+pub fn allclose(
+    a: impl IntoArray,
+    b: impl IntoArray,
+    rtol: f64,
+    atol: f64,
+    equal_nan: bool,
+) -> Result<Array> {
+    let close = isclose(a, b, rtol, atol, equal_nan).map_err(|e| rename(e, "allclose"))?;
+    Ok(Array::scalar(
+        close.to_vec::<bool>()?.into_iter().all(|c| c),
+    ))
+}
+
+/// Whether `a` and `b` have the same shape and equal elements, as a 0-d bool array (shapes
+/// that differ give `false`, not an error). With `equal_nan`, NaNs compare equal.
+///
+/// Until the `all` reduction lands this evaluates the comparison at once.
+pub fn array_equal(a: impl IntoArray, b: impl IntoArray, equal_nan: bool) -> Result<Array> {
+    let (a, b) = (a.into_array(), b.into_array());
+    a.check()?;
+    b.check()?;
+    if a.shape() != b.shape() {
+        return Ok(Array::scalar(false));
+    }
+    let op = if equal_nan {
+        BinaryOp::NaNEqual
+    } else {
+        BinaryOp::Equal
+    };
+    let eq = binary(op, a, b).map_err(|e| rename(e, "array_equal"))?;
+    Ok(Array::scalar(eq.to_vec::<bool>()?.into_iter().all(|c| c)))
+}
+
 /// One bound of [`clip`]: any array operand (array or Rust scalar), `Some(x)` of one, or
 /// no bound (`None::<f64>` or `()`).
 pub trait ClipBound {

@@ -5,8 +5,8 @@
 //! |---|---|
 //! | `a + b`, `a - b`, `a * b`, `a / b`, `a % b` | [`add`], [`subtract`], [`multiply`], [`divide`] (true division), [`remainder`] |
 //! | `a & b`, `a \| b`, `a ^ b`, `a << b`, `a >> b` | [`bitwise_and`], [`bitwise_or`], [`bitwise_xor`], [`left_shift`], [`right_shift`] |
-//! | `-a` | negation (bool is refused, as MLX's `negative` does) |
-//! | `!a` | logical not for bool, bitwise not for integers (floats are refused) |
+//! | `-a` | [`negative`](super::unary::negative) (bool is refused) |
+//! | `!a` | [`logical_not`](super::unary::logical_not) for bool, bitwise not for integers (floats are refused) |
 //!
 //! Scalars are weak, as in the functions: `&a_f16 * 2.0` stays float16.
 //!
@@ -97,16 +97,9 @@ array_operator!(BitXor, bitxor, bitwise_xor, BitXorAssign, bitxor_assign);
 array_operator!(Shl, shl, left_shift, ShlAssign, shl_assign);
 array_operator!(Shr, shr, right_shift, ShrAssign, shr_assign);
 
-/// `-a`: `a * -1` in `a`'s own dtype (so -0.0 and NaN come out as negation gives them, and
-/// unsigned integers wrap). Bool is refused, as MLX's `negative` does.
+/// `-a`: MLX's `negative` (bool is refused).
 fn negate(a: &Array) -> Result<Array> {
-    a.check()?;
-    if a.dtype() == Dtype::Bool {
-        return Err(Error::Invalid(
-            "negative: not supported for bool; use logical_not (`!a`)".into(),
-        ));
-    }
-    multiply(a, minus_one(a.dtype()))
+    super::unary::negative(a)
 }
 
 /// -1 in `dtype` (all bits set for unsigned integers).
@@ -118,7 +111,7 @@ fn minus_one(dtype: Dtype) -> Array {
 fn invert(a: &Array) -> Result<Array> {
     a.check()?;
     match a.dtype() {
-        Dtype::Bool => bitwise_xor(a, Array::scalar(true)),
+        Dtype::Bool => super::unary::logical_not(a),
         d if d.is_integer() => bitwise_xor(a, minus_one(d)),
         d => Err(Error::Invalid(format!(
             "bitwise_invert: takes only integer or boolean inputs, not {d}"
