@@ -78,11 +78,11 @@ for dt in FLOATS:
         mm(sa, sb, dt)
 
 # Sizes off gemm's register tiles, and long dot products.
-mm((17, 33), (33, 19), "float32")
-mm((5, 130), (130, 7), "float32")
-mm((9, 40), (40, 11), "float16")
-mm((9, 40), (40, 11), "bfloat16")
-mm((6, 21), (21, 13), "complex64")
+mm((9, 17), (17, 10), "float32")
+mm((2, 100), (100, 3), "float32")
+mm((3, 40), (40, 5), "float16")
+mm((3, 40), (40, 5), "bfloat16")
+mm((3, 9), (9, 5), "complex64")
 mm((1, 2, 3, 5), (4, 1, 5, 2), "float64")
 
 # Mixed dtypes promote (MLX's table).
@@ -114,6 +114,76 @@ for dt in ["float32", "float16", "bfloat16", "float64"]:
         sc = scale(a, b) * abs(alpha) + 3.0 * abs(beta)
         add("addmm", [cc, a, b], want, dt, sc, alpha=alpha, beta=beta)
 
+
+def contraction(op, arrays, want_wide, **kw):
+    """A case for inner/outer/tensordot/einsum: atol from the contraction of |inputs|."""
+    out = result_dtype(*[name_of(x) for x in arrays])
+    absw = [np.abs(wide(x)) for x in arrays]
+    if op == "einsum":
+        sc = np.max(np.einsum(kw["subscripts"], *absw), initial=1.0)
+    else:
+        sc = np.max(np.abs(want_wide), initial=1.0) * 4
+    add(op, arrays, want_wide, out, float(sc), **kw)
+
+
+# inner, outer, tensordot
+for dt in ["float32", "float16", "bfloat16"]:
+    for sa, sb in [((3,), (3,)), ((2, 3), (4, 3)), ((2, 3, 4), (5, 4)), ((), (3,))]:
+        a, b = rand(sa, dt, rng), rand(sb, dt, rng)
+        contraction("inner", [a, b], np.inner(wide(a), wide(b)))
+    for sa, sb in [((3,), (4,)), ((2, 2), (3,))]:
+        a, b = rand(sa, dt, rng), rand(sb, dt, rng)
+        contraction("outer", [a, b], np.outer(wide(a), wide(b)))
+a, b = rand((3,), "int32", rng), rand((2, 2), "int32", rng)
+c.add("outer", [a, b], np.outer(a, b).astype(np.int32))
+for dt in ["float32", "float16", "float64"]:
+    for sa, sb, axes in [((2, 3, 4), (3, 4, 5), 2), ((3, 4), (4, 5), 1), ((2,), (3,), 0),
+                         ((3, 4, 5), (4, 3, 2), [[1, 0], [0, 1]]),
+                         ((3, 4, 5), (5, 2, 4), [[-1, 1], [0, -1]])]:
+        a, b = rand(sa, dt, rng), rand(sb, dt, rng)
+        contraction("tensordot", [a, b], np.tensordot(wide(a), wide(b), axes), axes=axes)
+
+# einsum
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 5)]),
+    ("ij,jk", [(3, 4), (4, 5)]),
+    ("ii->i", [(4, 4)]),
+    ("ii", [(4, 4)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("i,i->", [(5,), (5,)]),
+    ("ij->ji", [(3, 4)]),
+    ("ij", [(3, 4)]),
+    ("ba", [(3, 4)]),
+    ("...ij,...jk", [(2, 3, 4), (4, 5)]),
+    ("...ij,...jk->...ik", [(5, 1, 2, 3), (4, 3, 2)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("ij,jk,k->i", [(2, 3), (3, 4), (4,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("ijk->", [(2, 3, 4)]),
+    ("ijk->ki", [(2, 3, 4)]),
+    ("iij->ji", [(3, 3, 2)]),
+    ("ij,ij->ij", [(3, 4), (3, 4)]),
+    ("bi,bi->b", [(3, 4), (3, 4)]),
+    ("ij,jk->ik", [(3, 1), (4, 5)]),  # a size-1 label broadcasts
+    ("bij,jk->bik", [(2, 3, 4), (4, 0)]),
+    ("ij,jk->ik", [(3, 0), (0, 2)]),
+    (",i->i", [(), (3,)]),
+    ("i...->...", [(3, 2, 2)]),
+    ("ab,cd->", [(2, 3), (3, 2)]),
+]
+for subs, shapes in EINSUM:
+    for dt in ["float32", "float16"] if len(shapes) < 3 else ["float32"]:
+        arrays = [rand(s, dt, rng) for s in shapes]
+        contraction("einsum", arrays, np.einsum(subs, *[wide(x) for x in arrays]), subscripts=subs)
+for subs, dt in [("ij,jk->ik", "bfloat16"), ("ii", "float64"), ("bij,bjk->bik", "complex64")]:
+    shapes = dict(EINSUM)[subs] if subs != "ii" else [(3, 3)]
+    arrays = [rand(s, dt, rng) for s in shapes]
+    contraction("einsum", arrays, np.einsum(subs, *[wide(x) for x in arrays]), subscripts=subs)
+for subs, shapes in [("ij->ji", [(3, 4)]), ("ii->i", [(3, 3)]), ("ij->", [(3, 4)]),
+                     ("i,j->ij", [(3,), (2,)])]:
+    arrays = [rand(s, "int32", rng) for s in shapes]
+    c.add("einsum", arrays, np.einsum(subs, *arrays).astype(np.int32), subscripts=subs)
+
 # Bad input: the message names the op.
 f = lambda s, d="float32": rand(s, d, rng)
 c.error("matmul", [f(()), f((3,))], "matmul")
@@ -128,5 +198,21 @@ c.error("addmm", [f((4, 4)), f((3, 4)), f((4, 5))], "addmm")
 c.error("addmm", [f((2, 3, 5)), f((3, 4)), f((4, 5))], "addmm")
 c.error("addmm", [f((3, 5)), f((3, 4)), f((5, 5))], "addmm")
 c.error("addmm", [f((3, 5), "int32"), f((3, 4), "int32"), f((4, 5), "int32")], "addmm")
+
+c.error("inner", [f((3, 4)), f((3, 5))], "inner")
+c.error("tensordot", [f((3, 4)), f((3, 4))], "tensordot", axes=1)
+c.error("tensordot", [f((3, 4)), f((4, 5))], "tensordot", axes=3)
+c.error("tensordot", [f((3, 4)), f((4, 3))], "tensordot", axes=[[0], [0, 1]])
+c.error("tensordot", [f((3, 4)), f((4, 3))], "tensordot", axes=[[2], [0]])
+c.error("einsum", [f((3, 4))], "einsum", subscripts="ij,jk->ik")
+c.error("einsum", [f((3, 4)), f((4, 5))], "einsum", subscripts="ij->ij")
+c.error("einsum", [f((3, 4))], "einsum", subscripts="i1->i")
+c.error("einsum", [f((3, 4))], "einsum", subscripts="ijk")
+c.error("einsum", [f((3, 4))], "einsum", subscripts="ij->k")
+c.error("einsum", [f((3, 4))], "einsum", subscripts="ij->ii")
+c.error("einsum", [f((3, 4))], "einsum", subscripts="ii")
+c.error("einsum", [f((3, 4)), f((5, 6))], "einsum", subscripts="ij,jk")
+c.error("einsum", [f((3,))], "einsum", subscripts="i..->i")
+c.error("einsum", [f((3, 4), "int32"), f((4, 2), "int32")], "einsum", subscripts="ij,jk->ik")
 
 c.save(__file__)

@@ -11,7 +11,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Cases, bfloat16  # noqa: E402
 
-MX = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16,
+MX = {"complex64": mx.complex64, "float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16,
       "int32": mx.int32, "int16": mx.int16, "uint8": mx.uint8, "uint32": mx.uint32,
       "bool": mx.bool_, "int64": mx.int64}
 
@@ -72,6 +72,20 @@ for dt in ["float32", "bfloat16"]:
     scale = rng.uniform(0.5, 2, (3,)).astype(np.float32)
     out = mx.random.normal((2, 3), dtype=MX[dt], loc=mx_of(loc), scale=mx_of(scale), key=k)
     c.add("normal", [np_of(k), loc, scale], np_of(out), shape=[2, 3], dtype=dt)
+
+# complex normal
+for i, shape in enumerate([[5], [2, 3], [], [0]]):
+    k = mx.random.key(keys[i % len(keys)] + 13)
+    c.add("normal", [np_of(k)], np_of(mx.random.normal(shape, dtype=mx.complex64, key=k)),
+          shape=shape, dtype="complex64")
+    out = mx.random.normal(shape, dtype=mx.complex64, loc=1.5, scale=0.5, key=k)
+    c.add("normal", [np_of(k)], np_of(out), shape=shape, dtype="complex64", loc=1.5, scale=0.5)
+k = mx.random.key(14)
+zl = (rng.normal(size=(3,)) + 1j * rng.normal(size=(3,))).astype(np.complex64)
+zs = (rng.normal(size=(2, 1)) + 1j * rng.normal(size=(2, 1))).astype(np.complex64)
+c.add("normal", [np_of(k), zl, zs],
+      np_of(mx.random.normal((2, 3), dtype=mx.complex64, loc=mx.array(zl), scale=mx.array(zs), key=k)),
+      shape=[2, 3], dtype="complex64")
 
 # randint
 for i, (lo, hi) in enumerate([(0, 10), (-5, 5), (-1000, 7), (3, 4), (0, 2**31 - 1), (5, 2)]):

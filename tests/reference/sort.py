@@ -123,6 +123,26 @@ x = np.zeros((3, 0), np.float32)
 c.add("topk", [x], np.zeros((3, 0), np.float32), axis=1, k=0)
 c.add("topk", [x], np.zeros((0, 0), np.float32), axis=0, k=0)
 
+# ---- searchsorted (NumPy's; uint32 indices) --------------------------------------------
+def search_ref(a, v, side):
+    return np.searchsorted(exact(a), exact(v), side=side).astype(np.uint32)
+
+
+for dtype in ["float32", "float16", "bfloat16", "int32", "uint8", "bool"]:
+    a = sort_ref(sample((11,), dtype, nan=True, dups=True), 0)
+    for vshape in [(6,), (2, 4), (), (0,)]:
+        v = sample(vshape, dtype, nan=True, dups=True)
+        if v.size > 2:
+            v.reshape(-1)[:2] = a[[0, 5]]  # hit exact matches
+        for side in ["left", "right"]:
+            c.add("searchsorted", [a, v], search_ref(a, v, side), side=side)
+# Mixed dtypes compare in the promoted dtype; an empty sorted array gives zeros.
+a = np.array([-3, -1, 0, 0, 2, 5], np.int32)
+v = np.array([[-1.5, 0.0, 0.5], [5.0, 7.25, -9.0]], np.float32)
+for side in ["left", "right"]:
+    c.add("searchsorted", [a, v], search_ref(a, v, side), side=side)
+    c.add("searchsorted", [np.zeros((0,), np.float32), v], np.zeros(v.shape, np.uint32), side=side)
+
 # ---- bad input -------------------------------------------------------------------------
 x = rand((3, 4), "float32", rng)
 c.error("sort", [x], "sort", axis=2)
@@ -133,5 +153,7 @@ c.error("partition", [x], "partition", axis=2, kth=0)
 c.error("argpartition", [x], "argpartition", axis=0, kth=-4)
 c.error("topk", [x], "topk", axis=1, k=5)
 c.error("topk", [x], "topk", axis=-3, k=1)
+c.error("searchsorted", [x, x], "searchsorted", side="left")
+c.error("searchsorted", [x[0], x], "searchsorted", side="middle")
 
 c.save(__file__)

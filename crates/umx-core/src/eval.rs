@@ -61,19 +61,23 @@ pub fn async_eval<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()>
 /// post-order, which keeps few intermediates alive at once).
 fn schedule(roots: &[&Array]) -> Result<Vec<Arc<Node>>> {
     let mut order = Vec::new();
+    // Nodes whose inputs have been pushed. A node is marked when it is expanded, not when it is
+    // pushed: a node pushed early (as a later input of some consumer) and reached again through
+    // another input must still come before that input in the order.
     let mut seen: HashSet<*const Node> = HashSet::new();
     // (node, whether its inputs have been pushed)
     let mut stack: Vec<(Arc<Node>, bool)> = Vec::new();
     for a in roots {
         if let Some(n) = pending_node(a)? {
-            if seen.insert(Arc::as_ptr(&n)) {
-                stack.push((n, false));
-            }
+            stack.push((n, false));
         }
     }
     while let Some((node, expanded)) = stack.pop() {
         if expanded {
             order.push(node);
+            continue;
+        }
+        if !seen.insert(Arc::as_ptr(&node)) {
             continue;
         }
         let inputs = {
@@ -86,7 +90,7 @@ fn schedule(roots: &[&Array]) -> Result<Vec<Arc<Node>>> {
         stack.push((node, true));
         for a in inputs.iter().rev() {
             if let Some(n) = pending_node(a)? {
-                if seen.insert(Arc::as_ptr(&n)) {
+                if !seen.contains(&Arc::as_ptr(&n)) {
                     stack.push((n, false));
                 }
             }

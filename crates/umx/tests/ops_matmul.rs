@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{kw_f64, kw_i64, kw_i64s, kw_str};
+use common::{kw_f64, kw_str};
 use serde_json::Value;
+use umx::f16;
 use umx::prelude::*;
 
 fn matmul_op(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
@@ -17,16 +18,38 @@ fn matmul_op(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
             kw_f64(kw, "alpha").unwrap_or(1.0),
             kw_f64(kw, "beta").unwrap_or(1.0),
         )?,
+        "inner" => ops::inner(&args[0], &args[1])?,
+        "outer" => ops::outer(&args[0], &args[1])?,
+        "tensordot" => ops::tensordot(&args[0], &args[1], tensordot_axes(&kw["axes"]))?,
+        "einsum" => {
+            let operands: Vec<&Array> = args.iter().collect();
+            ops::einsum(kw_str(kw, "subscripts").unwrap_or(""), &operands)?
+        }
         other => panic!("unknown op {other}"),
     };
-    let _ = (kw_i64, kw_i64s, kw_str);
     Ok(vec![out])
+}
+
+/// `axes` as NumPy takes it: an int, or two lists.
+fn tensordot_axes(v: &Value) -> ops::TensordotAxes {
+    let list = |x: &Value| -> Vec<i64> {
+        x.as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default()
+    };
+    match v {
+        Value::Array(pair) => ops::TensordotAxes::Lists(
+            pair.first().map(list).unwrap_or_default(),
+            pair.get(1).map(list).unwrap_or_default(),
+        ),
+        other => ops::TensordotAxes::Count(other.as_u64().unwrap_or(2) as usize),
+    }
 }
 
 #[test]
 fn matrix_products_match_numpy() {
     let n = common::run_reference("matmul", &matmul_op);
-    assert!(n > 100, "only {n} cases");
+    assert!(n > 200, "only {n} cases");
 }
 
 /// Deterministic values in [-1, 1) without a random module.
@@ -106,4 +129,23 @@ fn mismatched_inner_dims_name_both_shapes() {
     let b = Array::from_slice(&[0.0f32; 30], &[5, 6]).unwrap();
     let err = ops::matmul(&a, &b).unwrap_err().to_string();
     assert!(err.contains("(3, 4)") && err.contains("(5, 6)"), "{err}");
+}
+
+#[test]
+fn long_float16_dot_products_round_once() {
+    let (m, k, n) = (3, 1500, 4);
+    let (av, bv) = (values(m * k, 5), values(k * n, 6));
+    let a16: Vec<f16> = av.iter().map(|&x| f16::from_f32(x)).collect();
+    let b16: Vec<f16> = bv.iter().map(|&x| f16::from_f32(x)).collect();
+    let (aw, bw): (Vec<f32>, Vec<f32>) = (
+        a16.iter().map(|x| x.to_f32()).collect(),
+        b16.iter().map(|x| x.to_f32()).collect(),
+    );
+    let a = Array::from_slice(&a16, &[m, k]).unwrap();
+    let b = Array::from_slice(&b16, &[k, n]).unwrap();
+    let got = a.matmul(&b).unwrap().to_vec::<f32>().unwrap();
+    for (g, w) in got.iter().zip(naive(&aw, &bw, m, k, n)) {
+        let want = f16::from_f64(w).to_f32();
+        assert!((g - want).abs() <= want.abs() * 1e-3 + 1e-3, "got {g}, expected {want}");
+    }
 }

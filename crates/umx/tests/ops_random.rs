@@ -339,6 +339,15 @@ fn bits_of_every_width_match_the_uint32_layout() {
     let half = n / 2;
     let pair = umx::primitives::random::threefry2x32([0, 3], [5, (5 + half) as u32]);
     assert_eq!((big[5], big[5 + half]), (pair[0], pair[1]));
+    let odd = random::bits(&[(1 << 18) + 1], 4, Some(&k))
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
+    let half = odd.len() / 2;
+    let pair = umx::primitives::random::threefry2x32([0, 3], [7, (7 + half + 1) as u32]);
+    assert_eq!((odd[7], odd[7 + half + 1]), (pair[0], pair[1]));
+    let middle = umx::primitives::random::threefry2x32([0, 3], [half as u32, 0]);
+    assert_eq!(odd[half], middle[0]);
 }
 
 #[test]

@@ -88,6 +88,9 @@ fn sort_family_matches_numpy() {
                 Some(a),
             )?,
             "topk" => ops::topk(a, common::kw_i64(kw, "k").unwrap_or(0) as usize, axis(kw))?,
+            "searchsorted" => {
+                ops::searchsorted(a, &args[1], common::kw_str(kw, "side").unwrap_or("left"))?
+            }
             other => panic!("unknown op {other}"),
         }])
     });

@@ -1,7 +1,80 @@
 //! Unary ops, casts and `where_`: NumPy reference values (tests/reference/unary.py) on every
 //! layout, plus the behaviours a reference file cannot show (errors, donation, laziness).
 
+use serde_json::Value;
 use umx::prelude::*;
+
+mod common;
+
+/// The op table: reference-file op names to umx calls.
+fn call(name: &str, args: &[Array], kw: &Value) -> umx::Result<Vec<Array>> {
+    let a = &args[0];
+    let out = match name {
+        "abs" => abs(a),
+        "negative" => negative(a),
+        "sign" => sign(a),
+        "sqrt" => sqrt(a),
+        "rsqrt" => rsqrt(a),
+        "square" => square(a),
+        "reciprocal" => reciprocal(a),
+        "exp" => exp(a),
+        "expm1" => expm1(a),
+        "log" => log(a),
+        "log1p" => log1p(a),
+        "log2" => log2(a),
+        "log10" => log10(a),
+        "sin" => sin(a),
+        "cos" => cos(a),
+        "tan" => tan(a),
+        "arcsin" => arcsin(a),
+        "arccos" => arccos(a),
+        "arctan" => arctan(a),
+        "sinh" => sinh(a),
+        "cosh" => cosh(a),
+        "tanh" => tanh(a),
+        "arcsinh" => arcsinh(a),
+        "arccosh" => arccosh(a),
+        "arctanh" => arctanh(a),
+        "floor" => floor(a),
+        "ceil" => ceil(a),
+        "round" => round(a, common::kw_i64(kw, "decimals").unwrap_or(0) as i32),
+        "erf" => erf(a),
+        "erfinv" => erfinv(a),
+        "sigmoid" => sigmoid(a),
+        "degrees" => degrees(a),
+        "radians" => radians(a),
+        "isnan" => isnan(a),
+        "isinf" => isinf(a),
+        "isposinf" => isposinf(a),
+        "isneginf" => isneginf(a),
+        "isfinite" => isfinite(a),
+        "logical_not" => logical_not(a),
+        "bitwise_invert" => bitwise_invert(a),
+        "nan_to_num" => nan_to_num(
+            a,
+            common::kw_f64(kw, "nan").unwrap_or(0.0),
+            common::kw_f64(kw, "posinf"),
+            common::kw_f64(kw, "neginf"),
+        ),
+        "real" => real(a),
+        "imag" => imag(a),
+        "conj" => conj(a),
+        "astype" => {
+            let d = common::kw_str(kw, "dtype").and_then(Dtype::from_name);
+            a.astype(d.expect("astype case names a dtype"))
+        }
+        "where" => where_(a, &args[1], &args[2]),
+        "where_scalar_y" => where_(a, &args[1], common::kw_f64(kw, "y").unwrap_or(0.0)),
+        other => panic!("unknown op {other}"),
+    }?;
+    Ok(vec![out])
+}
+
+#[test]
+fn unary_ops_match_numpy_on_every_layout() {
+    let n = common::run_reference("unary", &call);
+    assert!(n > 400, "only {n} cases");
+}
 
 #[test]
 fn sqrt_of_int32_is_float32() {

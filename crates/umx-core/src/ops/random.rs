@@ -217,7 +217,8 @@ fn is_weak_value(a: &Array, v: f64) -> bool {
 
 /// Normal samples with mean `loc` and standard deviation `scale` (float32 by default), as
 /// `mx.random.normal`. `loc` and `scale` broadcast to `shape`; Rust scalars `0.0` and `1.0`
-/// act as MLX's absent `loc` and `scale`.
+/// act as MLX's absent `loc` and `scale`. With dtype complex64, the real and imaginary parts
+/// are independent normals of variance 1/2 (times `scale`, plus `loc`).
 ///
 /// ```
 /// # umx_cpu::register();
@@ -233,7 +234,10 @@ pub fn normal(
     scale: impl IntoArray,
     key: Option<&Array>,
 ) -> Result<Array> {
-    let dtype = float_dtype("normal", dtype.into())?;
+    let dtype = dtype.into().unwrap_or(Dtype::Float32);
+    if !dtype.is_inexact() {
+        bail!("normal: can only generate floating point or complex64 dtypes, not {dtype}");
+    }
     let (loc, scale) = (loc.into_array(), scale.into_array());
     check_param_shapes("normal", shape, &[&loc, &scale])?;
     let has_loc = !is_weak_value(&loc, 0.0);
@@ -244,6 +248,23 @@ pub fn normal(
     }
     if has_scale {
         params.push(scale);
+    }
+    if dtype == Dtype::Complex64 {
+        // Two float32 draws per element (real, imaginary), as MLX's complex normal.
+        let mut bits_shape = shape.to_vec();
+        bits_shape.push(2);
+        let mut inputs = vec![bits_for("normal", &bits_shape, 4, key)?];
+        inputs.extend(params);
+        let dist = Distribution::ComplexNormal {
+            loc: has_loc,
+            scale: has_scale,
+        };
+        return Array::from_primitive(
+            Primitive::Random(RandomOp::Sample(dist)),
+            inputs,
+            shape.to_vec(),
+            dtype,
+        );
     }
     let dist = Distribution::Normal {
         loc: has_loc,

@@ -6,7 +6,7 @@
 
 use crate::primitives::{Primitive, SortOp};
 use crate::shape::{fmt_shape, normalize_axis};
-use crate::{Array, Result, bail};
+use crate::{Array, Dtype, Element, IntoArray, Result, bail};
 
 /// The array and axis an op works on: `None` flattens the array first.
 fn lanes_of(op: &str, a: &Array, axis: Option<i64>) -> Result<(Array, usize)> {
@@ -126,6 +126,51 @@ pub fn topk(a: &Array, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> 
         );
     }
     node(SortOp::TopK { axis, k }, vec![x])
+}
+
+/// NumPy's `searchsorted` (MLX has none): for every element of `v`, the index at which it
+/// would go into the sorted 1-D array `a` to keep it sorted: before the equal elements
+/// (`side = "left"`) or after them (`"right"`). Gives uint32 indices (MLX's index dtype) of
+/// `v`'s shape. `a` and `v` are compared in their promoted dtype, in the sort order (NaNs
+/// last); `a` must already be sorted in it.
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// let a = Array::from_slice(&[1i32, 2, 2, 3], &[4])?;
+/// assert_eq!(ops::searchsorted(&a, 2, "left")?.item::<u32>()?, 1);
+/// assert_eq!(ops::searchsorted(&a, 2, "right")?.item::<u32>()?, 3);
+/// assert_eq!(ops::searchsorted(&a, 2.5, "left")?.item::<u32>()?, 3);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn searchsorted(a: &Array, v: impl IntoArray, side: &str) -> Result<Array> {
+    let v = v.into_array();
+    a.check()?;
+    v.check()?;
+    let right = match side {
+        "left" => false,
+        "right" => true,
+        other => bail!("searchsorted: side must be \"left\" or \"right\", not {other:?}"),
+    };
+    if a.ndim() != 1 {
+        bail!(
+            "searchsorted: the sorted array must be 1-D, not of shape {}",
+            fmt_shape(a.shape())
+        );
+    }
+    let dtype = crate::ops::result_type(a, &v);
+    let v = if v.is_weak() && v.dtype() != dtype {
+        // A Rust scalar takes the compute dtype directly (integers as integers).
+        if v.dtype().is_integer() || v.dtype() == Dtype::Bool {
+            let x = v.item::<i64>()?;
+            crate::dispatch_dtype!(dtype, T => Array::scalar(T::from_i64(x)))
+        } else {
+            Array::full_scalar(v.item::<f64>()?, dtype)
+        }
+    } else {
+        crate::ops::astype(&v, dtype)?
+    };
+    let a = crate::ops::astype(a, dtype)?;
+    node(SortOp::SearchSorted { right }, vec![a, v])
 }
 
 impl Array {

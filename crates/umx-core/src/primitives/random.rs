@@ -29,6 +29,10 @@ pub enum Distribution {
     /// Inputs: bits, then loc if `loc`, then scale if `scale`.
     /// `loc + sqrt(2) * scale * erfinv(u)`, `u` uniform in `(-1, 1)` (float32).
     Normal { loc: bool, scale: bool },
+    /// Complex64 normal samples. Inputs: bits of the output's shape followed by 2 (real and
+    /// imaginary parts), then loc if `loc`, then scale if `scale` (as complex64).
+    /// `loc + scale * (erfinv(u_re) + i erfinv(u_im))`, so each part has variance 1/2.
+    ComplexNormal { loc: bool, scale: bool },
     /// Inputs: bits, low, high. `max(floor(uniform(low, high)), low)` in float32, then cast to
     /// the (integer or bool) output dtype.
     Randint,
@@ -48,7 +52,9 @@ impl Distribution {
     pub fn num_params(&self) -> usize {
         match self {
             Distribution::Uniform | Distribution::Randint | Distribution::TruncatedNormal => 2,
-            Distribution::Normal { loc, scale } => *loc as usize + *scale as usize,
+            Distribution::Normal { loc, scale } | Distribution::ComplexNormal { loc, scale } => {
+                *loc as usize + *scale as usize
+            }
             Distribution::Bernoulli => 1,
             Distribution::Gumbel | Distribution::Laplace { .. } => 0,
         }

@@ -406,14 +406,19 @@ impl UnaryOp {
     }
 }
 
-/// Round half to even at `decimals` places, as MLX does: scale, round, scale back.
+/// Round half to even at `decimals` places, as NumPy does: scale by a power of ten (dividing
+/// for negative `decimals`, so the scale is exact), round, scale back.
 #[inline(always)]
 fn round_float<F: UnaryFloat>(x: F, decimals: i32) -> F {
     if decimals == 0 {
-        return x.rint();
+        x.rint()
+    } else if decimals > 0 {
+        let scale = F::cst(10f64.powi(decimals));
+        (x * scale).rint() / scale
+    } else {
+        let scale = F::cst(10f64.powi(-decimals));
+        (x / scale).rint() * scale
     }
-    let scale = F::cst(10f64.powi(decimals));
-    (x * scale).rint() / scale
 }
 
 /// A real float type the unary ops compute in: float32 and float64 (float16 and bfloat16

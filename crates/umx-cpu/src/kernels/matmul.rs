@@ -24,6 +24,19 @@ use umx_core::{
 /// than inside each product (`gemm` keeps small products on one thread anyway).
 const BATCH_PARALLEL_WORK: usize = 1 << 21;
 
+/// The smallest depth block `gemm` uses (its `kernel_params` clamps `kc` to at least 512).
+const GEMM_MIN_KC: usize = 512;
+
+/// Rounds a float32 result to a half-precision type, once.
+fn narrow<H: Element>(wide: &Buffer, round: fn(f32) -> H) -> Result<Buffer> {
+    let wide = wide.as_slice::<f32>();
+    let mut out = alloc::<H>(wide.len())?;
+    for (d, &s) in out.as_mut_slice::<H>().iter_mut().zip(wide) {
+        *d = round(s);
+    }
+    Ok(out)
+}
+
 /// Element types `gemm` multiplies natively.
 trait GemmElement: Element {}
 impl GemmElement for f32 {}
@@ -53,20 +66,16 @@ pub fn eval(op: &MatmulOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Resul
         beta,
         out_shape: &out.shape,
     };
+    let k = matrix_dims(&a.shape, true).cols;
     let buffer = match out.dtype {
         Dtype::Float32 => product.run::<f32>()?,
         Dtype::Float64 => product.run::<f64>()?,
-        Dtype::Float16 => product.run::<f16>()?,
         Dtype::Complex64 => product.run::<Complex32>()?,
-        Dtype::Bfloat16 => {
-            let wide = product.run::<f32>()?;
-            let wide = wide.as_slice::<f32>();
-            let mut narrow = alloc::<bf16>(wide.len())?;
-            for (d, &s) in narrow.as_mut_slice::<bf16>().iter_mut().zip(wide) {
-                *d = bf16::from_f32(s);
-            }
-            narrow
-        }
+        // gemm's float16 path accumulates in float32 but rounds the output to float16 after
+        // each block of `kc >= 512` depths: below that it rounds once, as MLX does.
+        Dtype::Float16 if k <= GEMM_MIN_KC => product.run::<f16>()?,
+        Dtype::Float16 => narrow(&product.run::<f32>()?, f16::from_f32)?,
+        Dtype::Bfloat16 => narrow(&product.run::<f32>()?, bf16::from_f32)?,
         other => {
             return Err(Error::Device(format!(
                 "matmul: the cpu has no kernel for {other} products"
@@ -101,9 +110,10 @@ impl Operand {
         let dims = matrix_dims(&data.shape, left);
         let nd = data.shape.len();
         let (rs, cs) = matrix_strides(&data.strides);
-        let has_unit_stride =
-            dims.rows <= 1 || dims.cols <= 1 || rs.unsigned_abs() == 1 || cs.unsigned_abs() == 1;
-        let (buffer, strides, offset) = if data.dtype == C::DTYPE && has_unit_stride {
+        // gemm reads any strides, but is fast only with a unit stride in one direction, and
+        // flipped views are copied rather than trusted to every packing routine.
+        let fast = (dims.rows <= 1 || dims.cols <= 1 || rs == 1 || cs == 1) && rs >= 0 && cs >= 0;
+        let (buffer, strides, offset) = if data.dtype == C::DTYPE && fast {
             (data.buffer.clone(), data.strides.clone(), data.offset)
         } else {
             let buf = converted::<C>(data)?;

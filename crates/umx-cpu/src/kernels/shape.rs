@@ -65,6 +65,14 @@ pub fn eval(op: &ShapeOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         ShapeOp::Transpose { perm } => {
             let x = first()?;
             check_view(name, &x, perm.len())?;
+            let mut seen = vec![false; perm.len()];
+            for &p in perm {
+                if p >= perm.len() || std::mem::replace(&mut seen[p], true) {
+                    return Err(Error::Device(format!(
+                        "{name}: {perm:?} is not a permutation"
+                    )));
+                }
+            }
             let shape = perm.iter().map(|&p| x.shape[p]).collect();
             let strides = perm.iter().map(|&p| x.strides[p]).collect();
             Ok(vec![ArrayData {
@@ -75,9 +83,13 @@ pub fn eval(op: &ShapeOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         }
         ShapeOp::Broadcast { shape } => {
             let x = first()?;
-            if x.shape.len() > shape.len() {
+            let off = shape.len().wrapping_sub(x.shape.len());
+            let fits = x.shape.len() <= shape.len()
+                && x.strides.len() == x.shape.len()
+                && (0..x.shape.len()).all(|i| x.shape[i] == shape[off + i] || x.shape[i] == 1);
+            if !fits {
                 return Err(Error::Device(format!(
-                    "{name}: more input axes than output axes"
+                    "{name}: the input does not broadcast"
                 )));
             }
             let strides = umx_core::shape::broadcast_strides(&x.shape, &x.strides, shape);

@@ -16,7 +16,26 @@ use umx_core::primitives::sort::SortKey;
 use umx_core::shape::{numel, row_major_strides};
 use umx_core::{ArrayData, Element, Error, Result, Strides, dispatch_dtype};
 
-pub fn eval(op: &SortOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+pub fn eval(
+    op: &SortOp,
+    mut inputs: Vec<ArrayData>,
+    outputs: &[OutSpec],
+) -> Result<Vec<ArrayData>> {
+    if let (Some(x), SortOp::Sort { axis } | SortOp::Partition { axis, .. }) =
+        (inputs.first_mut(), op)
+    {
+        let done = dispatch_dtype!(x.dtype, T => match *op {
+            SortOp::Partition { kth, .. } => in_place::<T>(x, *axis, |lane| {
+                if kth < lane.len() {
+                    lane.select_nth_unstable_by(kth, T::sort_cmp);
+                }
+            }),
+            _ => in_place::<T>(x, *axis, |lane| lane.sort_unstable_by(T::sort_cmp)),
+        });
+        if done {
+            return Ok(inputs);
+        }
+    }
     let (Some(x), Some(out)) = (inputs.first(), outputs.first()) else {
         return Err(Error::Device(format!(
             "cpu: {} needs an input and an output",
@@ -88,6 +107,30 @@ pub fn eval(op: &SortOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
         }
     }?;
     Ok(vec![data])
+}
+
+/// Runs `f` on every lane of `x` in place, when `x` is a row-contiguous buffer no one else
+/// holds and its lanes are its rows (buffer donation). Returns whether it did.
+fn in_place<T: Element>(x: &mut ArrayData, axis: usize, f: impl Fn(&mut [T]) + Sync) -> bool {
+    let n = x.shape.get(axis).copied().unwrap_or(1);
+    let size = x.size();
+    if axis + 1 != x.shape.len() || n == 0 || !x.is_row_contiguous() {
+        return false;
+    }
+    let Some(buf) = Arc::get_mut(&mut x.buffer) else {
+        return false;
+    };
+    if buf.len_of(x.dtype) != size {
+        return false;
+    }
+    let data = buf.as_mut_slice::<T>();
+    if size * n.max(2).ilog2() as usize >= PARALLEL_THRESHOLD {
+        let min_lanes = (PARALLEL_THRESHOLD / n).max(1);
+        data.par_chunks_mut(n).with_min_len(min_lanes).for_each(&f);
+    } else {
+        data.chunks_mut(n).for_each(&f);
+    }
+    true
 }
 
 /// One lane of an input: `n` elements `stride` apart from `base` in `src`.
@@ -169,7 +212,7 @@ where
     };
 
     let dst = buf.as_mut_slice::<U>();
-    if total * n.max(1).ilog2().max(1) as usize >= PARALLEL_THRESHOLD {
+    if total * n.max(2).ilog2() as usize >= PARALLEL_THRESHOLD {
         let min_lanes = (PARALLEL_THRESHOLD / n.max(1)).max(1);
         dst.par_chunks_mut(out_len)
             .enumerate()
