@@ -197,7 +197,7 @@ fn the_s_macro_reads_like_numpy() {
         x.index(s![Ellipsis, 0, NewAxis]).unwrap().shape(),
         &[2, 3, 1]
     );
-    assert_eq!(x.index(s![0, 3..0;-1]).unwrap().shape(), &[0, 4]);
+    assert_eq!(x.index(s![0, 3..0;-1]).unwrap().shape(), &[2, 4]);
     let i = Array::from_slice(&[2i32, 0], &[2]).unwrap();
     assert_eq!(
         x.index(s![1, &i, -1]).unwrap().to_vec::<i32>().unwrap(),

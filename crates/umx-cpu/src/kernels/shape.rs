@@ -701,10 +701,9 @@ mod tests {
     fn reshape_views_where_strides_allow() {
         // A transposed (3, 2) of a (2, 3): merging its axes needs a copy; splitting them not.
         assert_eq!(reshape_strides(&[3, 2], &[1, 3], &[6]), None);
-        assert_eq!(
-            reshape_strides(&[3, 2], &[1, 3], &[3, 1, 2]),
-            Some(vec![1, 2, 3])
-        );
+        // The stride of a size-1 axis is never used, so only the others are checked.
+        let split = reshape_strides(&[3, 2], &[1, 3], &[3, 1, 2]).expect("a view");
+        assert_eq!((split[0], split[2]), (1, 3));
         assert_eq!(
             reshape_strides(&[2, 3, 4], &[12, 4, 1], &[6, 4]),
             Some(vec![4, 1])
