@@ -24,10 +24,14 @@ fn median(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 
 /// Deterministic pseudo-random float32 values in [-1, 1) (no dependence on the random module).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -67,13 +71,30 @@ fn run_umx() -> Result<Vec<Row>> {
     Ok(vec![
         row("(x*2+5)/3, 2^26 f32", "ms", false, chain * 1e3),
         row("sum, 2^26 f32", "ms", false, sum * 1e3),
-        row("matmul 2048 f32", "GFLOP/s", true, 2.0 * (m as f64).powi(3) / mm / 1e9),
-        row("tiny op (1000 dependent adds, 16 el.)", "us/op", false, tiny / 1000.0 * 1e6),
+        row(
+            "matmul 2048 f32",
+            "GFLOP/s",
+            true,
+            2.0 * (m as f64).powi(3) / mm / 1e9,
+        ),
+        row(
+            "tiny op (1000 dependent adds, 16 el.)",
+            "us/op",
+            false,
+            tiny / 1000.0 * 1e6,
+        ),
     ])
 }
 
 fn row(name: &'static str, unit: &'static str, higher_is_better: bool, umx: f64) -> Row {
-    Row { name, unit, higher_is_better, umx, numpy: None, mlx: None }
+    Row {
+        name,
+        unit,
+        higher_is_better,
+        umx,
+        numpy: None,
+        mlx: None,
+    }
 }
 
 fn run_peers() -> Option<Value> {
@@ -108,8 +129,12 @@ fn main() -> Result<()> {
             r.mlx = get(mlx);
         }
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("umx CPU benchmark ({cores} cores); ratio = peer / umx for times, umx / peer for rates (> 1: umx faster)");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "umx CPU benchmark ({cores} cores); ratio = peer / umx for times, umx / peer for rates (> 1: umx faster)"
+    );
     println!();
     println!("| workload | unit | umx | NumPy | ratio | MLX (cpu) | ratio |");
     println!("|---|---|---|---|---|---|---|");
@@ -122,10 +147,20 @@ fn main() -> Result<()> {
         let v = |p: Option<f64>| p.map(|p| format!("{p:.3}")).unwrap_or("-".into());
         println!(
             "| {} | {} | {:.3} | {} | {} | {} | {} |",
-            r.name, r.unit, r.umx, v(r.numpy), ratio(r.numpy), v(r.mlx), ratio(r.mlx)
+            r.name,
+            r.unit,
+            r.umx,
+            v(r.numpy),
+            ratio(r.numpy),
+            v(r.mlx),
+            ratio(r.mlx)
         );
     }
-    if let Some(blas) = peers.as_ref().and_then(|p| p.get("numpy_blas")).and_then(Value::as_str) {
+    if let Some(blas) = peers
+        .as_ref()
+        .and_then(|p| p.get("numpy_blas"))
+        .and_then(Value::as_str)
+    {
         println!();
         println!("NumPy BLAS: {blas}");
     }

@@ -1,10 +1,10 @@
 //! `Array`: a cheap handle to a node of the lazy graph, or to evaluated data.
 
 use crate::buffer::Buffer;
-use crate::device::{default_stream, OutSpec, Stream};
+use crate::device::{OutSpec, Stream, default_stream};
 use crate::primitives::Primitive;
 use crate::shape::{fmt_shape, is_row_contiguous, numel, row_major_strides};
-use crate::{bail, dispatch_dtype, Dtype, Element, Error, Result, Shape, Strides};
+use crate::{Dtype, Element, Error, Result, Shape, Strides, bail, dispatch_dtype};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Evaluated storage of an array: a buffer and the view of it (strides and offset in elements).
@@ -175,7 +175,11 @@ impl Array {
             );
         }
         let buf = Buffer::from_slice(data)?;
-        Ok(Array::from_data(ArrayData::contiguous(buf, shape, T::DTYPE)))
+        Ok(Array::from_data(ArrayData::contiguous(
+            buf,
+            shape,
+            T::DTYPE,
+        )))
     }
 
     /// A 0-d array holding `v`, of `T`'s dtype.
@@ -382,7 +386,12 @@ impl Array {
 
 impl std::fmt::Debug for Array {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Array(shape={}, dtype={})", fmt_shape(self.shape()), self.dtype())
+        write!(
+            f,
+            "Array(shape={}, dtype={})",
+            fmt_shape(self.shape()),
+            self.dtype()
+        )
     }
 }
 
@@ -390,10 +399,20 @@ impl Drop for Node {
     /// Frees a long chain of nodes without recursion: inputs this node solely owns are taken
     /// apart on an explicit stack, so dropping a million-node graph cannot overflow the stack.
     fn drop(&mut self) {
-        let mut stack = std::mem::take(&mut self.state.get_mut().unwrap_or_else(|e| e.into_inner()).inputs);
+        let mut stack = std::mem::take(
+            &mut self
+                .state
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .inputs,
+        );
         while let Some(a) = stack.pop() {
-            let Some(inner) = Arc::into_inner(a.inner) else { continue };
-            if let State::Pending { node, .. } = inner.state.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            let Some(inner) = Arc::into_inner(a.inner) else {
+                continue;
+            };
+            if let State::Pending { node, .. } =
+                inner.state.into_inner().unwrap_or_else(|e| e.into_inner())
+            {
                 if let Some(node) = Arc::into_inner(node) {
                     let mut node = node;
                     let st = node.state.get_mut().unwrap_or_else(|e| e.into_inner());

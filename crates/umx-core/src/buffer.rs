@@ -6,11 +6,11 @@
 //! memory functions.
 
 use crate::{Dtype, Element, Error, Result};
-use std::alloc::{alloc, dealloc, Layout};
+use std::alloc::{Layout, alloc, dealloc};
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Alignment of every buffer: a cache line, enough for any SIMD load.
 pub const ALIGN: usize = 64;
@@ -210,7 +210,12 @@ impl Allocator {
 
 fn free(ptr: NonNull<u8>, capacity: usize) {
     // SAFETY: ptr came from `alloc` with this exact layout.
-    unsafe { dealloc(ptr.as_ptr(), Layout::from_size_align_unchecked(capacity, ALIGN)) }
+    unsafe {
+        dealloc(
+            ptr.as_ptr(),
+            Layout::from_size_align_unchecked(capacity, ALIGN),
+        )
+    }
 }
 
 /// Memory statistics and limits of the host allocator (MLX's `get_active_memory` & co).

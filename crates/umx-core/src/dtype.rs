@@ -213,9 +213,7 @@ pub fn promote_with_weak(a: Dtype, scalar: Dtype) -> Dtype {
 /// # Safety-relevant contract
 /// Buffers are reinterpreted as slices of `Self`; every type here is plain data of its dtype's
 /// size and alignment (bool: see its impl).
-pub trait Element:
-    Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'static
-{
+pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'static {
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;

@@ -1,10 +1,10 @@
 //! Evaluation: order the pending graph, run each node on its stream's backend, detach as it goes.
 
-use crate::array::{lock, Array, ArrayData, Node, State};
+use crate::array::{Array, ArrayData, Node, State, lock};
 use crate::device::backend;
 use crate::{Error, Result};
 use std::collections::HashSet;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Computes the given arrays (and everything they depend on that is not yet computed).
@@ -149,7 +149,9 @@ fn take_data(a: Array) -> Result<ArrayData> {
     let state = match Arc::try_unwrap(a.inner) {
         Ok(inner) => inner.state.into_inner().unwrap_or_else(|e| e.into_inner()),
         Err(shared) => {
-            resolve(&Array { inner: shared.clone() })?;
+            resolve(&Array {
+                inner: shared.clone(),
+            })?;
             return match &*lock(&shared.state) {
                 State::Ready(d) => Ok(d.clone()),
                 State::Failed(e) => Err(e.clone()),

@@ -17,9 +17,9 @@ pub mod primitives;
 pub mod shape;
 
 pub use array::{Array, ArrayData, IntoArray};
-pub use buffer::{memory, Buffer};
-pub use device::{default_device, default_stream, with_device, with_stream, Device, Stream};
-pub use dtype::{promote_types, Dtype, Element};
+pub use buffer::{Buffer, memory};
+pub use device::{Device, Stream, default_device, default_stream, with_device, with_stream};
+pub use dtype::{Dtype, Element, promote_types};
 pub use error::{Error, Result};
 pub use eval::{async_eval, eval};
 pub use ops::random;

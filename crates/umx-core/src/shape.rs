@@ -1,6 +1,6 @@
 //! Shapes, strides, broadcasting and axis normalisation: the one place these rules live.
 
-use crate::{bail, Result};
+use crate::{Result, bail};
 
 /// Shapes are lists of dimension sizes.
 pub type Shape = Vec<usize>;
@@ -13,7 +13,11 @@ pub fn fmt_shape(shape: &[usize]) -> String {
         1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -54,8 +58,16 @@ pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -171,7 +183,10 @@ mod tests {
     fn broadcasting_follows_numpy() {
         assert_eq!(broadcast_shapes("add", &[3, 1], &[4]).unwrap(), vec![3, 4]);
         assert_eq!(broadcast_shapes("add", &[], &[2, 2]).unwrap(), vec![2, 2]);
-        assert_eq!(broadcast_shapes("add", &[0, 1], &[1, 5]).unwrap(), vec![0, 5]);
+        assert_eq!(
+            broadcast_shapes("add", &[0, 1], &[1, 5]).unwrap(),
+            vec![0, 5]
+        );
         let e = broadcast_shapes("add", &[3], &[4]).unwrap_err().to_string();
         assert_eq!(e, "add: shapes (3,) and (4,) cannot be broadcast together");
     }

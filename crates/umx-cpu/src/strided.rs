@@ -1,6 +1,6 @@
 //! Helpers shared by the kernels: parallel thresholds and strided-to-contiguous copies.
 
-use umx_core::{dispatch_dtype, ArrayData, Buffer, Element, Result};
+use umx_core::{ArrayData, Buffer, Element, Result, dispatch_dtype};
 
 /// Below this many elements a kernel runs on one thread: splitting costs more than it saves.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;

@@ -28,6 +28,6 @@ fn register_backends_at_start() {
 pub mod prelude {
     pub use umx_core::ops::{self, *};
     pub use umx_core::{
-        async_eval, eval, random, Array, Axes, Device, Dtype, Error, IntoArray, Result,
+        Array, Axes, Device, Dtype, Error, IntoArray, Result, async_eval, eval, random,
     };
 }

@@ -12,7 +12,10 @@ fn statistics_limits_and_recovery_from_out_of_memory() {
     assert!(memory::peak_memory() >= memory::active_memory());
     drop(a);
     assert_eq!(memory::active_memory(), base);
-    assert!(memory::cache_memory() >= 4 << 20, "freed buffers are cached");
+    assert!(
+        memory::cache_memory() >= 4 << 20,
+        "freed buffers are cached"
+    );
 
     // The cache is reused: a second array of the same size allocates nothing new.
     let cached = memory::cache_memory();

@@ -146,6 +146,9 @@ fn long_float16_dot_products_round_once() {
     let got = a.matmul(&b).unwrap().to_vec::<f32>().unwrap();
     for (g, w) in got.iter().zip(naive(&aw, &bw, m, k, n)) {
         let want = f16::from_f64(w).to_f32();
-        assert!((g - want).abs() <= want.abs() * 1e-3 + 1e-3, "got {g}, expected {want}");
+        assert!(
+            (g - want).abs() <= want.abs() * 1e-3 + 1e-3,
+            "got {g}, expected {want}"
+        );
     }
 }

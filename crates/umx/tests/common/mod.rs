@@ -265,7 +265,8 @@ pub fn run_reference(family: &str, op: OpFn) -> usize {
             if let Some(targets) = kwargs.get("broadcast_to").and_then(Value::as_array) {
                 for (a, t) in args.iter_mut().zip(targets) {
                     if let Some(t) = t.as_array() {
-                        let shape: Vec<usize> = t.iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                        let shape: Vec<usize> =
+                            t.iter().map(|d| d.as_u64().unwrap() as usize).collect();
                         *a = umx::ops::broadcast_to(a, &shape).unwrap();
                     }
                 }
