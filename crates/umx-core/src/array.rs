@@ -161,6 +161,7 @@ impl Array {
     /// A copy of `data` with the given shape.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::Array;
     /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
     /// assert_eq!(a.shape(), &[2, 2]);
@@ -357,6 +358,7 @@ impl Array {
     /// The elements in row-major order, converted to `T` (`static_cast` semantics).
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::Array;
     /// let a = Array::from_slice(&[1i32, 2, 3], &[3])?;
     /// assert_eq!(a.to_vec::<f32>()?, vec![1.0, 2.0, 3.0]);

@@ -84,6 +84,7 @@ binary_ops! {
     /// Element-wise `a + b`, broadcasting; integers wrap, bools give `a or b`.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
     /// assert_eq!(ops::add(&a, 1.5)?.to_vec::<f32>()?, vec![2.5, 3.5, 4.5]);
@@ -93,6 +94,7 @@ binary_ops! {
     /// Element-wise `a - b`, broadcasting; integers wrap.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1i32, 2, 3], &[3])?;
     /// assert_eq!(ops::subtract(10, &a)?.to_vec::<i32>()?, vec![9, 8, 7]);
@@ -102,6 +104,7 @@ binary_ops! {
     /// Element-wise `a * b`, broadcasting; integers wrap.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, Dtype, ops};
     /// let a = Array::from_slice(&[1i32, 2], &[2])?;
     /// let b = ops::multiply(&a, 2.5)?; // a float scalar makes an integer array float32
@@ -112,6 +115,7 @@ binary_ops! {
     /// True division `a / b`: integer and bool inputs give float32.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1i32, 3], &[2])?;
     /// assert_eq!(ops::divide(&a, 2)?.to_vec::<f32>()?, vec![0.5, 1.5]);
@@ -122,6 +126,7 @@ binary_ops! {
     /// MLX's CPU truncates for operands of mixed signs) and give 0 for a zero divisor.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[-7i32, 7], &[2])?;
     /// assert_eq!(ops::floor_divide(&a, 2)?.to_vec::<i32>()?, vec![-4, 3]);
@@ -132,6 +137,7 @@ binary_ops! {
     /// 0 for a zero divisor; floats give NaN.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[-7i32, 7], &[2])?;
     /// assert_eq!(ops::remainder(&a, 3)?.to_vec::<i32>()?, vec![2, 1]);
@@ -142,6 +148,7 @@ binary_ops! {
     /// exponent gives the truncated result (0 unless the base is 1 or -1).
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[2.0f32, 3.0], &[2])?;
     /// assert_eq!(ops::power(&a, 2)?.to_vec::<f32>()?, vec![4.0, 9.0]);
@@ -155,6 +162,7 @@ binary_ops! {
     /// Element-wise maximum; a NaN in either operand gives NaN.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[-1.0f32, 2.0, f32::NAN], &[3])?;
     /// let m = ops::maximum(&a, 0.0)?.to_vec::<f32>()?;
@@ -168,6 +176,7 @@ binary_ops! {
     /// `a == b`, as bool.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1.0f32, 2.0], &[2])?;
     /// assert_eq!(ops::equal(&a, 2)?.to_vec::<bool>()?, vec![false, true]);
@@ -179,6 +188,7 @@ binary_ops! {
     /// `a < b`, as bool.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1i32, 2, 3], &[3])?;
     /// assert_eq!(ops::less(&a, 2)?.to_vec::<bool>()?, vec![true, false, false]);
@@ -202,6 +212,7 @@ binary_ops! {
     /// Bitwise exclusive or of integer or bool operands.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[0b1100u8], &[1])?;
     /// assert_eq!(ops::bitwise_xor(&a, 0b1010)?.to_vec::<u8>()?, vec![0b0110]);
@@ -212,6 +223,7 @@ binary_ops! {
     /// is negative or not less than the bit width gives 0.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[1i32, 3], &[2])?;
     /// assert_eq!(ops::left_shift(&a, 2)?.to_vec::<i32>()?, vec![4, 12]);
@@ -226,6 +238,7 @@ binary_ops! {
 /// `(floor_divide(a, b), remainder(a, b))`, computed by one node.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[7i32, -7], &[2])?;
 /// let (q, r) = ops::divmod(&a, 2)?;
@@ -258,6 +271,7 @@ pub fn divmod(a: impl IntoArray, b: impl IntoArray) -> Result<(Array, Array)> {
 /// `atol = 1e-8`, `equal_nan = false`.) Integer inputs are compared as float32.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 1.1], &[2])?;
 /// let c = ops::isclose(&a, 1.0, 1e-5, 1e-8, false)?;
@@ -347,6 +361,7 @@ impl ClipBound for () {
 /// (scalars are weak); NaNs propagate.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[-2.0f32, 0.5, 3.0], &[3])?;
 /// assert_eq!(ops::clip(&a, 0.0, 1.0)?.to_vec::<f32>()?, vec![0.0, 0.5, 1.0]);

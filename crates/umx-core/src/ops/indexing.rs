@@ -87,6 +87,7 @@ fn resolve_slice(
 /// No data is copied: the result shares `a`'s buffer.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::slice};
 /// let a = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[6])?;
 /// assert_eq!(slice(&a, &[1], &[5], &[2])?.to_vec::<i32>()?, vec![1, 3]);
@@ -116,6 +117,7 @@ fn slice_view(a: &Array, start: Vec<usize>, step: Vec<i64>, shape: Vec<usize>) -
 /// is unchanged.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::slice_update};
 /// let a = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[6])?;
 /// let b = slice_update(&a, &Array::scalar(9i32), &[0], &[6], &[2])?;
@@ -227,6 +229,7 @@ fn check_known_indices(
 /// (`indices.shape` when flattened). Negative indices count from the end.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::take};
 /// let a = Array::from_slice(&[10i32, 11, 12, 13, 14, 15], &[2, 3])?;
 /// let i = Array::from_slice(&[2i32, -3], &[2])?;
@@ -305,6 +308,7 @@ fn numel_nonzero(shape: &[usize]) -> bool {
 /// `indices` has `a`'s number of dimensions and broadcasts with it on the other axes.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::take_along_axis};
 /// let a = Array::from_slice(&[1.0f32, 5.0, 3.0, 9.0, 7.0, 8.0], &[2, 3])?;
 /// let i = Array::from_slice(&[1i32, 0], &[2, 1])?;
@@ -384,6 +388,7 @@ fn along_axis_update(
 /// the last write wins.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::put_along_axis};
 /// let a = Array::from_slice(&[0i32; 6], &[2, 3])?;
 /// let i = Array::from_slice(&[2i32, 0], &[2, 1])?;
@@ -457,6 +462,7 @@ fn gather_scatter_indices(
 /// axes). The result has shape `B + slice_sizes`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::gather};
 /// let a = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[3, 2])?;
 /// let i = Array::from_slice(&[2i32, 0], &[2])?;
@@ -557,6 +563,7 @@ fn scatter_mode(
 /// cast to `a`'s dtype. With repeated indices the last write wins.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::scatter};
 /// let a = Array::from_slice(&[0i32; 4], &[4])?;
 /// let i = Array::from_slice(&[3i32, 1], &[2])?;
@@ -571,6 +578,7 @@ pub fn scatter(a: &Array, indices: &[Array], updates: &Array, axes: &[i64]) -> R
 /// [`scatter`] that adds the updates (repeated indices accumulate).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::scatter_add};
 /// let a = Array::from_slice(&[0.0f32; 3], &[3])?;
 /// let i = Array::from_slice(&[1i32, 1, 2], &[3])?;
@@ -601,6 +609,7 @@ pub fn scatter_min(a: &Array, indices: &[Array], updates: &Array, axes: &[i64]) 
 /// runs along the diagonal (NumPy's `diagonal`). Positive offsets are above the main diagonal.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::diagonal};
 /// let a = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[2, 3])?;
 /// assert_eq!(diagonal(&a, 1, 0, 1)?.to_vec::<i32>()?, vec![1, 5]);
@@ -647,6 +656,7 @@ pub fn diagonal(a: &Array, offset: i64, axis1: i64, axis2: i64) -> Result<Array>
 /// `k`-th diagonal and zeros elsewhere (MLX's `diag`).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::diag};
 /// let v = Array::from_slice(&[1i32, 2], &[2])?;
 /// assert_eq!(diag(&v, 1)?.to_vec::<i32>()?, vec![0, 1, 0, 0, 0, 2, 0, 0, 0]);
@@ -692,6 +702,7 @@ fn triangle(op: &str, a: &Array, k: i64, upper: bool) -> Result<Array> {
 /// zeros above it.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops::tril};
 /// let a = Array::from_slice(&[1i32, 2, 3, 4], &[2, 2])?;
 /// assert_eq!(tril(&a, 0)?.to_vec::<i32>()?, vec![1, 0, 3, 4]);
@@ -833,6 +844,7 @@ impl Index {
 /// (`idx` or `&idx`) for gather indexing.
 ///
 /// ```
+/// # umx_cpu::register();
 /// use umx_core::{s, Array};
 /// let x = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[2, 3])?;
 /// assert_eq!(x.index(s![1, ..;-1])?.to_vec::<i32>()?, vec![5, 4, 3]);
@@ -1272,6 +1284,7 @@ impl Array {
     /// they are not adjacent, their dimensions come first). An integer out of range is an error.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// use umx_core::{s, Array};
     /// let x = Array::from_slice(&[0i32, 1, 2, 3, 4, 5], &[2, 3])?;
     /// let i = Array::from_slice(&[2i32, 0], &[2])?;
@@ -1287,6 +1300,7 @@ impl Array {
     /// every axis is given).
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::Array;
     /// let x = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
     /// assert_eq!(x.get(&[1, -1])?.item::<f32>()?, 4.0);
@@ -1301,6 +1315,7 @@ impl Array {
     /// values, so `self` itself never changes.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// use umx_core::{s, Array};
     /// let x = Array::from_slice(&[0.0f32; 3], &[3])?;
     /// let i = Array::from_slice(&[0i32, 2, 0], &[3])?;

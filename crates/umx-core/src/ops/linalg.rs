@@ -19,6 +19,7 @@ use einsum::{Label, Term, contract};
 /// which must be a floating point or complex type (MLX's rule: integer matmul is an error).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
 /// let b = Array::from_slice(&[1.0f32, 1.0], &[2])?;
@@ -40,6 +41,7 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
 /// [`matmul`]'s rules; `c` must broadcast to the product's shape (it cannot enlarge it).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0], &[1, 2])?;
 /// let b = Array::from_slice(&[3.0f32, 4.0], &[2, 1])?;
@@ -77,6 +79,7 @@ pub fn addmm(c: &Array, a: &Array, b: &Array, alpha: f64, beta: f64) -> Result<A
 /// as NumPy's and MLX's `inner`: the result has shape `a.shape[:-1] + b.shape[:-1]`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
 /// assert_eq!(ops::inner(&a, &a)?.item::<f32>()?, 14.0);
@@ -100,6 +103,7 @@ pub fn inner(a: &Array, b: &Array) -> Result<Array> {
 /// The outer product of `a` and `b`, both flattened: shape `(a.size, b.size)`, as MLX's `outer`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0], &[2])?;
 /// let b = Array::from_slice(&[1.0f32, 10.0, 100.0], &[3])?;
@@ -152,6 +156,7 @@ impl<const N: usize> From<([i64; N], [i64; N])> for TensordotAxes {
 /// the result has `a`'s other axes, then `b`'s other axes.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32; 24], &[2, 3, 4])?;
 /// let b = Array::from_slice(&[1.0f32; 60], &[3, 4, 5])?;
@@ -307,6 +312,7 @@ impl Array {
     /// The matrix product `self @ other` (see [`matmul`]).
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::Array;
     /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
     /// assert_eq!(a.matmul(&a)?.item::<f32>()?, 14.0);

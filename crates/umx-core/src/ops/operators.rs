@@ -20,6 +20,7 @@
 //! wrong reports the first failure, with the name of the op that failed, where it is used.
 //!
 //! ```
+//! # umx_cpu::register();
 //! # use umx_core::Array;
 //! let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
 //! let b = Array::from_slice(&[1.0f32, 2.0], &[2])?;

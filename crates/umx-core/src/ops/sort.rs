@@ -26,11 +26,7 @@ fn flatten_all(a: &Array) -> Result<Array> {
     if a.ndim() == 1 {
         return Ok(a.clone());
     }
-    bail!(
-        "sort: axis None of a {}-D array needs reshape, which has not landed yet (shape {})",
-        a.ndim(),
-        fmt_shape(a.shape())
-    )
+    crate::ops::reshape(a, &[-1])
 }
 
 fn node(op: SortOp, inputs: Vec<Array>) -> Result<Array> {
@@ -42,6 +38,7 @@ fn node(op: SortOp, inputs: Vec<Array>) -> Result<Array> {
 /// A sorted copy of `a` along `axis` (`None`: of the flattened array). NaNs sort last.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[3.0f32, f32::NAN, 1.0, 2.0], &[2, 2])?;
 /// assert_eq!(ops::sort(&a, -1)?.to_vec::<f32>()?[2..], [1.0, 2.0]);
@@ -57,6 +54,7 @@ pub fn sort(a: &Array, axis: impl Into<Option<i64>>) -> Result<Array> {
 /// stable: equal elements keep their order.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[2i32, 1, 2, 0], &[4])?;
 /// assert_eq!(ops::argsort(&a, 0)?.to_vec::<u32>()?, [3, 1, 0, 2]);
@@ -85,6 +83,7 @@ fn check_kth(op: &str, x: &Array, kth: i64, axis: usize) -> Result<usize> {
 /// unspecified.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[5i32, 1, 4, 2, 3], &[5])?;
 /// let p = ops::partition(&a, 2, 0)?.to_vec::<i32>()?;
@@ -111,6 +110,7 @@ pub fn argpartition(a: &Array, kth: i64, axis: impl Into<Option<i64>>) -> Result
 /// `topk(a, k, axis)` equals the last `k` elements of `sort(a, axis)`.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0], &[5])?;
 /// assert_eq!(ops::topk(&a, 2, -1)?.to_vec::<f32>()?, [4.0, 5.0]);
@@ -135,6 +135,7 @@ pub fn topk(a: &Array, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> 
 /// last); `a` must already be sorted in it.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1i32, 2, 2, 3], &[4])?;
 /// assert_eq!(ops::searchsorted(&a, 2, "left")?.item::<u32>()?, 1);

@@ -35,6 +35,7 @@ fn inexact_unary(op: UnaryOp, a: &Array) -> Result<Array> {
 /// zero, anything nonzero becomes `true`, complex to real keeps the real part).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, Dtype, ops};
 /// let a = Array::from_slice(&[1.7f32, -2.5, 0.0], &[3])?;
 /// assert_eq!(ops::astype(&a, Dtype::Int32)?.to_vec::<i32>()?, vec![1, -2, 0]);
@@ -72,6 +73,7 @@ same_dtype_ops! {
     /// modulus). Signed integer overflow wraps (`abs(i32::MIN) == i32::MIN`).
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[-1.5f32, 2.0], &[2])?;
     /// assert_eq!(ops::abs(&a)?.to_vec::<f32>()?, vec![1.5, 2.0]);
@@ -93,6 +95,7 @@ same_dtype_ops! {
     /// Bitwise not of integers (`!x`), logical not of bool. Errors on float and complex.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[0i32, 5, -1], &[3])?;
     /// assert_eq!(ops::bitwise_invert(&a)?.to_vec::<i32>()?, vec![-1, -6, 0]);
@@ -105,6 +108,7 @@ inexact_ops! {
     /// Square root, element-wise (NaN for negative inputs). Integers and bool give float32.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, Dtype, ops};
     /// let a = Array::from_slice(&[4i32, 9], &[2])?;
     /// let r = ops::sqrt(&a)?;
@@ -120,6 +124,7 @@ inexact_ops! {
     /// The exponential `e^a`, element-wise.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[0.0f32, 1.0], &[2])?;
     /// let e = ops::exp(&a)?.to_vec::<f32>()?;
@@ -169,6 +174,7 @@ inexact_ops! {
     /// The logistic sigmoid `1 / (1 + e^-a)`. Errors on complex64.
     ///
     /// ```
+    /// # umx_cpu::register();
     /// # use umx_core::{Array, ops};
     /// let a = Array::from_slice(&[0.0f32], &[1])?;
     /// assert_eq!(ops::sigmoid(&a)?.to_vec::<f32>()?, vec![0.5]);
@@ -185,6 +191,7 @@ inexact_ops! {
 /// hundreds, ...). Integers keep their dtype (unchanged for `decimals >= 0`).
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[0.5f32, 1.5, 2.5, 1.26], &[4])?;
 /// assert_eq!(ops::round(&a, 0)?.to_vec::<f32>()?, vec![0.0, 2.0, 2.0, 1.0]);
@@ -229,6 +236,7 @@ pub fn logical_not(a: &Array) -> Result<Array> {
 /// arrays are returned unchanged.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[f32::NAN, f32::INFINITY, -1.0], &[3])?;
 /// let r = ops::nan_to_num(&a, 0.0, None, Some(-9.0))?.to_vec::<f32>()?;
@@ -289,6 +297,7 @@ pub fn conjugate(a: &Array) -> Result<Array> {
 /// unless it is of a higher kind). Named `where_` since `where` is a Rust keyword.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let c = Array::from_slice(&[true, false, true], &[3])?;
 /// let x = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;

@@ -57,6 +57,7 @@ pub fn matrix_dims(shape: &[usize], left: bool) -> MatrixDims {
 /// The output shape of `a @ b`, or an error naming `op` and both shapes.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::primitives::matmul::matmul_shape;
 /// assert_eq!(matmul_shape("matmul", &[2, 1, 3, 4], &[5, 4, 2])?, vec![2, 5, 3, 2]);
 /// assert_eq!(matmul_shape("matmul", &[4], &[4])?, Vec::<usize>::new());

@@ -271,6 +271,7 @@ fn next_pair(
 /// step names two positions in the current list of terms, whose product is appended at the end.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32; 6], &[2, 3])?;
 /// let b = Array::from_slice(&[1.0f32; 12], &[3, 4])?;
@@ -300,6 +301,7 @@ pub fn einsum_path(subscripts: &str, operands: &[&Array]) -> Result<Vec<Vec<usiz
 /// for diagonals and traces (`"ii->i"`, `"ii"`), and `...` for broadcast dims.
 ///
 /// ```
+/// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
 /// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
 /// assert_eq!(ops::einsum("ii", &[&a])?.item::<f32>()?, 5.0);
