@@ -10,24 +10,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Cases, bfloat16  # noqa: E402
-
-MX = {"complex64": mx.complex64, "float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16,
-      "int32": mx.int32, "int16": mx.int16, "uint8": mx.uint8, "uint32": mx.uint32,
-      "bool": mx.bool_, "int64": mx.int64}
-
-
-def np_of(a):
-    if a.dtype == mx.bfloat16:
-        return np.array(a.astype(mx.float32)).astype(bfloat16)
-    return np.array(a)
-
-
-def mx_of(a):
-    a = np.asarray(a)
-    if a.dtype == bfloat16:
-        return mx.array(a.astype(np.float32)).astype(mx.bfloat16)
-    return mx.array(a)
-
+from mlx_common import MX, mx_of, np_of  # noqa: E402,F401
 
 c = Cases()
 keys = [0, 1, 42, 2**40 + 7]
