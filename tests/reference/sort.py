@@ -68,8 +68,8 @@ def topk_ref(x, k, axis):
 
 # ---- sort and argsort over dtypes, shapes and axes --------------------------------------
 for dtype in ALL:
-    for shape, axes in [((7,), [0, -1, None]), ((3, 5), [0, 1, -1, -2]),
-                        ((2, 3, 4), [0, 1, 2, -1])]:
+    for shape, axes in [((7,), [0, -1, None]), ((3, 5), [0, 1, -1, -2, None]),
+                        ((2, 3, 4), [0, 1, 2, -1, None]), ((), [None])]:
         for i, axis in enumerate(axes):
             x = sample(shape, dtype, nan=True, dups=i % 2 == 0)
             c.add("sort", [x], sort_ref(x, axis), axis=axis)
@@ -99,7 +99,7 @@ for axis in [0, 1]:
     c.add("argsort", [z], np.argsort(z, axis=axis, kind="stable").astype(np.uint32), axis=axis)
 
 # Empty arrays.
-for shape, axis in [((0,), 0), ((3, 0), 1), ((3, 0), 0), ((0, 4), 1), ((0, 4), 0)]:
+for shape, axis in [((0,), 0), ((3, 0), 1), ((3, 0), 0), ((0, 4), 1), ((0, 4), 0), ((0, 4), None)]:
     x = np.zeros(shape, np.float32)
     c.add("sort", [x], sort_ref(x, axis), axis=axis)
     c.add("argsort", [x], argsort_ref(x, axis), axis=axis)
@@ -107,7 +107,7 @@ for shape, axis in [((0,), 0), ((3, 0), 1), ((3, 0), 0), ((0, 4), 1), ((0, 4), 0
 # ---- partition and argpartition (checked against a full sort; see the docstring) ---------
 for dtype in ["float32", "float16", "bfloat16", "int32", "bool"]:
     for shape, axis, kth in [((9,), 0, 4), ((9,), -1, -1), ((9,), None, 0),
-                             ((4, 6), 1, 2), ((4, 6), 0, -2), ((2, 3, 5), 2, 4),
+                             ((4, 6), 1, 2), ((4, 6), 0, -2), ((2, 3, 5), 2, 4), ((4, 6), None, 7),
                              ((2, 3, 5), 1, 1)]:
         x = sample(shape, dtype, nan=True, dups=True)
         c.add("partition", [x], sort_ref(x, axis), axis=axis, kth=kth)
@@ -116,7 +116,7 @@ for dtype in ["float32", "float16", "bfloat16", "int32", "bool"]:
 # ---- topk ----------------------------------------------------------------------------
 for dtype in ["float32", "float16", "bfloat16", "int32", "bool"]:
     for shape, axis, k in [((9,), 0, 3), ((9,), -1, 9), ((9,), 0, 0), ((9,), None, 1),
-                           ((4, 6), 1, 2), ((4, 6), 0, 3), ((2, 3, 5), -2, 2)]:
+                           ((4, 6), 1, 2), ((4, 6), 0, 3), ((2, 3, 5), -2, 2), ((2, 3, 5), None, 4)]:
         x = sample(shape, dtype, nan=True, dups=True)
         c.add("topk", [x], topk_ref(x, k, axis), axis=axis, k=k)
 x = np.zeros((3, 0), np.float32)
@@ -143,6 +143,35 @@ for side in ["left", "right"]:
     c.add("searchsorted", [a, v], search_ref(a, v, side), side=side)
     c.add("searchsorted", [np.zeros((0,), np.float32), v], np.zeros(v.shape, np.uint32), side=side)
 
+# ---- median (MLX's: the middle of a sort, NaNs last; float32 for integers) ----------------
+def median_ref(x, axis, keepdims):
+    out_dtype = x.dtype if x.dtype.kind in "fc" else np.dtype(np.float32)
+    nd = x.ndim
+    axes = list(range(nd)) if axis is None else [a % nd for a in np.atleast_1d(axis)]
+    kept = [i for i in range(nd) if i not in axes]
+    y = np.transpose(exact(x).astype(np.float64), kept + axes)
+    y = np.sort(y.reshape([x.shape[i] for i in kept] + [-1]), axis=-1)
+    m = y.shape[-1]
+    med = y[..., m // 2] if m % 2 else (y[..., m // 2] + y[..., m // 2 - 1]) * 0.5
+    if not np.isnan(x.astype(np.float64)).any():
+        assert np.allclose(med, np.median(x.astype(np.float64), axis=axis))
+    if keepdims:
+        med = np.expand_dims(med, axes)
+    return as_dtype(np.asarray(med), "bfloat16" if x.dtype == bfloat16 else out_dtype)
+
+
+for dtype in ["float32", "float16", "bfloat16", "int32", "bool"]:
+    for shape, axis in [((7,), None), ((8,), 0), ((2, 3, 4), None), ((2, 3, 4), 0),
+                        ((2, 3, 4), -1), ((2, 3, 4), [0, 2]), ((2, 3, 4), [1, 2]), ((), None)]:
+        for keepdims in [False, True]:
+            x = sample(shape, dtype)
+            c.add("median", [x], median_ref(x, axis, keepdims), axis=axis, keepdims=keepdims)
+x = sample((3, 6), "float32", nan=True)
+c.add("median", [x], median_ref(x, 1, False), axis=1, keepdims=False)
+x = np.zeros((0, 3), np.float32)
+c.add("median", [x], np.zeros((0,), np.float32), axis=1, keepdims=False)
+c.add("median", [x], np.zeros((0, 1), np.float32), axis=[1], keepdims=True)
+
 # ---- bad input -------------------------------------------------------------------------
 x = rand((3, 4), "float32", rng)
 c.error("sort", [x], "sort", axis=2)
@@ -154,6 +183,10 @@ c.error("argpartition", [x], "argpartition", axis=0, kth=-4)
 c.error("topk", [x], "topk", axis=1, k=5)
 c.error("topk", [x], "topk", axis=-3, k=1)
 c.error("searchsorted", [x, x], "searchsorted", side="left")
+c.error("median", [x], "median", axis=2, keepdims=False)
+c.error("median", [x], "median", axis=[0, -2], keepdims=False)
+c.error("median", [np.zeros((3, 0), np.float32)], "median", axis=1, keepdims=False)
+c.error("median", [np.zeros((3, 0), np.float32)], "median", axis=None, keepdims=False)
 c.error("searchsorted", [x[0], x], "searchsorted", side="middle")
 
 c.save(__file__)

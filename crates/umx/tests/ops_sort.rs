@@ -91,6 +91,11 @@ fn sort_family_matches_numpy() {
             "searchsorted" => {
                 ops::searchsorted(a, &args[1], common::kw_str(kw, "side").unwrap_or("left"))?
             }
+            "median" => ops::median(
+                a,
+                common::kw_axes(kw, "axis"),
+                common::kw_bool(kw, "keepdims").unwrap_or(false),
+            )?,
             other => panic!("unknown op {other}"),
         }])
     });

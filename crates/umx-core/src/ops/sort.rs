@@ -6,7 +6,7 @@
 
 use crate::primitives::{Primitive, SortOp};
 use crate::shape::{fmt_shape, normalize_axis};
-use crate::{Array, Dtype, Element, IntoArray, Result, bail};
+use crate::{Array, Axes, Dtype, Element, IntoArray, Result, bail, ops};
 
 /// The array and axis an op works on: `None` flattens the array first.
 fn lanes_of(op: &str, a: &Array, axis: Option<i64>) -> Result<(Array, usize)> {
@@ -26,7 +26,7 @@ fn flatten_all(a: &Array) -> Result<Array> {
     if a.ndim() == 1 {
         return Ok(a.clone());
     }
-    crate::ops::reshape(a, &[-1])
+    crate::ops::reshape(a, &[a.size() as i64])
 }
 
 fn node(op: SortOp, inputs: Vec<Array>) -> Result<Array> {
@@ -40,6 +40,7 @@ fn node(op: SortOp, inputs: Vec<Array>) -> Result<Array> {
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
 /// let a = Array::from_slice(&[3.0f32, f32::NAN, 1.0, 2.0], &[2, 2])?;
 /// assert_eq!(ops::sort(&a, -1)?.to_vec::<f32>()?[2..], [1.0, 2.0]);
 /// assert_eq!(ops::sort(&a, None)?.to_vec::<f32>()?[..3], [1.0, 2.0, 3.0]);
@@ -56,6 +57,7 @@ pub fn sort(a: &Array, axis: impl Into<Option<i64>>) -> Result<Array> {
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
 /// let a = Array::from_slice(&[2i32, 1, 2, 0], &[4])?;
 /// assert_eq!(ops::argsort(&a, 0)?.to_vec::<u32>()?, [3, 1, 0, 2]);
 /// # Ok::<(), umx_core::Error>(())
@@ -85,6 +87,7 @@ fn check_kth(op: &str, x: &Array, kth: i64, axis: usize) -> Result<usize> {
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
 /// let a = Array::from_slice(&[5i32, 1, 4, 2, 3], &[5])?;
 /// let p = ops::partition(&a, 2, 0)?.to_vec::<i32>()?;
 /// assert_eq!(p[2], 3);
@@ -112,6 +115,7 @@ pub fn argpartition(a: &Array, kth: i64, axis: impl Into<Option<i64>>) -> Result
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
 /// let a = Array::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0], &[5])?;
 /// assert_eq!(ops::topk(&a, 2, -1)?.to_vec::<f32>()?, [4.0, 5.0]);
 /// # Ok::<(), umx_core::Error>(())
@@ -137,6 +141,7 @@ pub fn topk(a: &Array, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> 
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
 /// let a = Array::from_slice(&[1i32, 2, 2, 3], &[4])?;
 /// assert_eq!(ops::searchsorted(&a, 2, "left")?.item::<u32>()?, 1);
 /// assert_eq!(ops::searchsorted(&a, 2, "right")?.item::<u32>()?, 3);
@@ -174,6 +179,54 @@ pub fn searchsorted(a: &Array, v: impl IntoArray, side: &str) -> Result<Array> {
     node(SortOp::SearchSorted { right }, vec![a, v])
 }
 
+/// The median over `axes` (MLX's `mx.median`; `None`: over all axes), with the reduced axes
+/// kept as size 1 when `keepdims`. Integer and bool inputs give float32; floats keep their
+/// dtype. For an even count it is the mean of the two middle elements.
+///
+/// As in MLX it is the middle of a sort, and NaNs sort last: a lane with NaNs gives the
+/// median of its sorted elements rather than NaN (NumPy gives NaN).
+///
+/// ```
+/// # use umx_core::{Array, ops};
+/// # umx_cpu::register();
+/// let a = Array::from_slice(&[3i32, 1, 2, 10, 40, 20], &[2, 3])?;
+/// assert_eq!(ops::median(&a, 1, false)?.to_vec::<f32>()?, [2.0, 20.0]);
+/// assert_eq!(ops::median(&a, None, false)?.item::<f32>()?, 6.5);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn median(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
+    a.check()?;
+    let axes = axes.into().resolve("median", a.ndim())?;
+    let dtype = a.dtype().to_inexact();
+    let m: usize = axes.iter().map(|&i| a.shape()[i]).product();
+    if m == 0 {
+        bail!(
+            "median: cannot take the median over an empty axis (shape {}, axes {axes:?})",
+            fmt_shape(a.shape())
+        );
+    }
+    // The reduced axes moved last and flattened into one, then sorted.
+    let kept: Vec<usize> = (0..a.ndim()).filter(|i| !axes.contains(i)).collect();
+    let perm: Vec<i64> = kept.iter().chain(&axes).map(|&i| i as i64).collect();
+    let mut lanes_shape: Vec<i64> = kept.iter().map(|&i| a.shape()[i] as i64).collect();
+    lanes_shape.push(m as i64);
+    let x = ops::reshape(&ops::transpose(a, perm)?, &lanes_shape)?;
+    let sorted = sort(&x, -1)?;
+    let mid = |i: usize| -> Result<Array> {
+        let parts = ops::split(&sorted, [i, i + 1], -1)?;
+        ops::astype(&ops::squeeze(&parts[1], -1)?, dtype)
+    };
+    let mut out = mid(m / 2)?;
+    if m % 2 == 0 {
+        out = ops::multiply(ops::add(&out, mid(m / 2 - 1)?)?, 0.5)?;
+    }
+    if keepdims {
+        let axes: Vec<i64> = axes.iter().map(|&i| i as i64).collect();
+        out = ops::expand_dims(&out, axes)?;
+    }
+    Ok(out)
+}
+
 impl Array {
     /// [`sort`] along `axis` (`None`: flattened).
     pub fn sort(&self, axis: impl Into<Option<i64>>) -> Result<Array> {
@@ -182,6 +235,10 @@ impl Array {
     /// [`argsort`] along `axis` (`None`: flattened).
     pub fn argsort(&self, axis: impl Into<Option<i64>>) -> Result<Array> {
         argsort(self, axis)
+    }
+    /// [`median`] over `axes`.
+    pub fn median(&self, axes: impl Into<Axes>, keepdims: bool) -> Result<Array> {
+        median(self, axes, keepdims)
     }
     /// [`topk`]: the `k` largest along `axis`, ascending.
     pub fn topk(&self, k: usize, axis: impl Into<Option<i64>>) -> Result<Array> {
