@@ -122,7 +122,7 @@ c.add("truncated_normal", [np_of(k), lower, upper],
       np_of(mx.random.truncated_normal(mx_of(lower), mx_of(upper), key=k)))
 
 # categorical and permutation (need argmax / argsort from other families)
-WITH_SORT = False
+WITH_SORT = True
 logits = rng.normal(size=(4, 6)).astype(np.float32)
 for i in range(3 if WITH_SORT else 0):
     k = mx.random.key(keys[i] + 20)
@@ -153,5 +153,7 @@ c.error("bernoulli", [np_of(k), np.array([1, 0], np.int32)], "bernoulli")
 if WITH_SORT:
     c.error("categorical", [np_of(k), logits], "categorical", axis=2)
 c.error("split", [np.array([0, 0], dtype=np.float32)], "split", num=2)
+c.error("categorical", [np_of(k), logits], "categorical", shape=[3])
+c.error("permutation", [np_of(k), x], "permutation", axis=2)
 
 c.save(__file__)

@@ -370,3 +370,34 @@ fn bad_random_input_names_the_op() {
     assert!(msg(random::gumbel(&[3], Dtype::Int32, None)).starts_with("gumbel:"));
     assert!(msg(random::laplace(&[3], Dtype::Uint8, 0.0, 1.0, None)).starts_with("laplace:"));
 }
+
+#[test]
+fn categorical_frequencies_follow_the_softmax() {
+    let logits = Array::from_slice(&[0.0f32, 1.0, 2.0], &[3]).unwrap();
+    let s = random::categorical(&logits, 0, None, Some(60_000), Some(&key(12))).unwrap();
+    assert_eq!((s.shape(), s.dtype()), (&[60_000usize][..], Dtype::Uint32));
+    let mut counts = [0f64; 3];
+    for c in s.to_vec::<u32>().unwrap() {
+        counts[c as usize] += 1.0;
+    }
+    let z: f64 = (0..3).map(|i| (i as f64).exp()).sum();
+    for (i, c) in counts.iter().enumerate() {
+        let p = (i as f64).exp() / z;
+        assert!((c / 60_000.0 - p).abs() < 0.01, "category {i}: {} vs {p}", c / 60_000.0);
+    }
+}
+
+#[test]
+fn permuting_an_array_moves_whole_slices() {
+    let x = ops::arange(0, 12, 1, None).unwrap().reshape(&[4, 3]).unwrap();
+    let p = random::permutation(&x, 0, Some(&key(13))).unwrap();
+    let rows = p.to_vec::<i32>().unwrap();
+    let mut firsts: Vec<i32> = rows.chunks(3).map(|r| r[0]).collect();
+    for r in rows.chunks(3) {
+        assert_eq!(r, [r[0], r[0] + 1, r[0] + 2]);
+    }
+    firsts.sort();
+    assert_eq!(firsts, vec![0, 3, 6, 9]);
+    let err = random::permutation(&x, 2, None).unwrap_err().to_string();
+    assert!(err.starts_with("permutation:"), "{err}");
+}

@@ -441,10 +441,71 @@ pub fn permutation(x: impl Into<Permutable>, axis: i64, key: Option<&Array>) -> 
     }
 }
 
-/// `a` reordered along `axis` by `perm` (gathers with the indexing family's `take`).
-fn take_along(a: &Array, _perm: &Array, axis: usize) -> Result<Array> {
-    bail!(
-        "permutation: permuting an array (shape {}, axis {axis}) needs `take`, which has not landed yet",
-        fmt_shape(a.shape())
-    )
+/// `a` reordered along `axis` by `perm` (a gather with the indexing family's `take`).
+fn take_along(a: &Array, perm: &Array, axis: usize) -> Result<Array> {
+    super::indexing::take(a, perm, Some(axis as i64))
+}
+
+/// Samples (uint32 category indices) from the categorical distributions whose unnormalised
+/// log-probabilities lie along `axis` of `logits`, as `mx.random.categorical` (the argmax of
+/// `logits + gumbel noise`).
+///
+/// Without `shape` and `num_samples`, one sample per distribution (the shape of `logits`
+/// without `axis`); `shape` must broadcast with that shape; `num_samples` draws that many per
+/// distribution along a new last axis. At most one of `shape` and `num_samples` may be given.
+///
+/// ```
+/// # umx_cpu::register();
+/// # use umx_core::{random, Array};
+/// let logits = Array::from_slice(&[0.0f32, 100.0, 0.0, -100.0, -100.0, 100.0], &[2, 3])?;
+/// let s = random::categorical(&logits, -1, None, None, Some(&random::key(0)?))?;
+/// assert_eq!(s.to_vec::<u32>()?, vec![1, 2]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn categorical(
+    logits: &Array,
+    axis: i64,
+    shape: Option<&[usize]>,
+    num_samples: Option<usize>,
+    key: Option<&Array>,
+) -> Result<Array> {
+    logits.check()?;
+    let ndim = logits.ndim();
+    let ax = crate::shape::normalize_axis("categorical", axis, ndim)?;
+    let mut reduced = logits.shape().to_vec();
+    reduced.remove(ax);
+    match (shape, num_samples) {
+        (Some(_), Some(_)) => bail!("categorical: at most one of shape and num_samples can be given"),
+        (Some(shape), None) => {
+            let b = broadcast_shapes("categorical", shape, &reduced)?;
+            if b != shape {
+                bail!(
+                    "categorical: requested shape {} is not broadcast compatible with the reduced \
+                     logits shape {}",
+                    fmt_shape(shape),
+                    fmt_shape(&reduced)
+                );
+            }
+            categorical_impl(logits, ax, shape, key)
+        }
+        (None, Some(n)) => {
+            let expanded = super::shape::expand_dims(logits, -1)?;
+            let mut shape = expanded.shape().to_vec();
+            shape.remove(ax);
+            if let Some(last) = shape.last_mut() {
+                *last = n;
+            }
+            categorical_impl(&expanded, ax, &shape, key)
+        }
+        (None, None) => categorical_impl(logits, ax, &reduced, key),
+    }
+}
+
+fn categorical_impl(logits: &Array, axis: usize, shape: &[usize], key: Option<&Array>) -> Result<Array> {
+    let offset = axis + shape.len() + 1 - logits.ndim();
+    let mut gumbel_shape = shape.to_vec();
+    gumbel_shape.insert(offset, logits.shape()[axis]);
+    let g = gumbel(&gumbel_shape, Dtype::Float32, key)?;
+    let noisy = super::elementwise::add(&g, logits)?;
+    super::reduce::argmax(&noisy, Some(offset as i64), false)
 }
