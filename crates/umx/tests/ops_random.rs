@@ -77,6 +77,19 @@ fn run(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
                 key,
             )?
         }
+        "categorical" => {
+            let s = kw_shape(kw);
+            let n = kw_i64(kw, "num_samples").map(|n| n as usize);
+            let axis = kw_i64(kw, "axis").unwrap_or(-1);
+            random::categorical(&args[1], axis, s.as_deref(), n, key)?
+        }
+        "permutation" => {
+            let axis = kw_i64(kw, "axis").unwrap_or(0);
+            match kw_i64(kw, "n") {
+                Some(n) => random::permutation(n as usize, axis, key)?,
+                None => random::permutation(&args[1], axis, key)?,
+            }
+        }
         other => panic!("unknown op {other}"),
     };
     Ok(vec![out])

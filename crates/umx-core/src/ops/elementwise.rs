@@ -297,9 +297,6 @@ pub fn isclose(
 }
 
 /// Whether every element of `a` is close to `b` ([`isclose`]), as a 0-d bool array.
-///
-/// Until the `all` reduction lands this evaluates `isclose` at once (the result is exact; only
-/// the laziness differs from MLX).
 pub fn allclose(
     a: impl IntoArray,
     b: impl IntoArray,
@@ -308,15 +305,11 @@ pub fn allclose(
     equal_nan: bool,
 ) -> Result<Array> {
     let close = isclose(a, b, rtol, atol, equal_nan).map_err(|e| rename(e, "allclose"))?;
-    Ok(Array::scalar(
-        close.to_vec::<bool>()?.into_iter().all(|c| c),
-    ))
+    crate::ops::all(&close, None, false)
 }
 
 /// Whether `a` and `b` have the same shape and equal elements, as a 0-d bool array (shapes
 /// that differ give `false`, not an error). With `equal_nan`, NaNs compare equal.
-///
-/// Until the `all` reduction lands this evaluates the comparison at once.
 pub fn array_equal(a: impl IntoArray, b: impl IntoArray, equal_nan: bool) -> Result<Array> {
     let (a, b) = (a.into_array(), b.into_array());
     a.check()?;
@@ -330,7 +323,7 @@ pub fn array_equal(a: impl IntoArray, b: impl IntoArray, equal_nan: bool) -> Res
         BinaryOp::Equal
     };
     let eq = binary(op, a, b).map_err(|e| rename(e, "array_equal"))?;
-    Ok(Array::scalar(eq.to_vec::<bool>()?.into_iter().all(|c| c)))
+    crate::ops::all(&eq, None, false)
 }
 
 /// One bound of [`clip`]: any array operand (array or Rust scalar), `Some(x)` of one, or

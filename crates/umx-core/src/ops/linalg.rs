@@ -265,27 +265,13 @@ fn permute(x: &Array, order: &[usize]) -> Result<Array> {
     crate::ops::transpose(x, order.iter().map(|&o| o as i64).collect::<Vec<i64>>())
 }
 
-/// The sum over `axes`, as a product with a vector of ones (so it shares matmul's float32
-/// accumulation for half types). Integers and bools are summed in float64 (exact below 2^53)
-/// and cast back, bools to int32 as MLX's `sum` gives.
+/// The sum over `axes` (none: `x` itself).
 fn sum_over(x: &Array, axes: &[usize]) -> Result<Array> {
-    use crate::Dtype;
-    if !x.dtype().is_inexact() {
-        let back = if x.dtype() == Dtype::Bool {
-            Dtype::Int32
-        } else {
-            x.dtype()
-        };
-        let wide = sum_over(&crate::ops::astype(x, Dtype::Float64)?, axes)?;
-        return crate::ops::astype(&wide, back);
+    if axes.is_empty() {
+        return Ok(x.clone());
     }
-    let kept: Vec<usize> = (0..x.ndim()).filter(|k| !axes.contains(k)).collect();
-    let order: Vec<usize> = kept.iter().chain(axes).copied().collect();
-    let rest: Vec<usize> = kept.iter().map(|&k| x.shape()[k]).collect();
-    let n: usize = axes.iter().map(|&k| x.shape()[k]).product();
-    let flat = reshape_to(&permute(x, &order)?, &[rest.iter().product(), n])?;
-    let ones = crate::ops::ones(&[n], x.dtype())?;
-    reshape_to(&matmul(&flat, &ones)?, &rest)
+    let axes: Vec<i64> = axes.iter().map(|&k| k as i64).collect();
+    crate::ops::sum(x, axes, false)
 }
 
 /// The diagonal over axes `i < j` (of equal size) as a new last axis: a strided view of the

@@ -393,7 +393,7 @@ impl From<usize> for Permutable {
     }
 }
 impl From<i32> for Permutable {
-    /// Negative lengths are empty permutations... rejected by [`permutation`].
+    /// A negative length is rejected by [`permutation`].
     fn from(n: i32) -> Self {
         Permutable::Len(if n < 0 { usize::MAX } else { n as usize })
     }
