@@ -414,12 +414,11 @@ impl Drop for Node {
             };
             if let State::Pending { node, .. } =
                 inner.state.into_inner().unwrap_or_else(|e| e.into_inner())
+                && let Some(node) = Arc::into_inner(node)
             {
-                if let Some(node) = Arc::into_inner(node) {
-                    let mut node = node;
-                    let st = node.state.get_mut().unwrap_or_else(|e| e.into_inner());
-                    stack.append(&mut st.inputs);
-                }
+                let mut node = node;
+                let st = node.state.get_mut().unwrap_or_else(|e| e.into_inner());
+                stack.append(&mut st.inputs);
             }
         }
     }

@@ -89,10 +89,10 @@ fn schedule(roots: &[&Array]) -> Result<Vec<Arc<Node>>> {
         };
         stack.push((node, true));
         for a in inputs.iter().rev() {
-            if let Some(n) = pending_node(a)? {
-                if !seen.contains(&Arc::as_ptr(&n)) {
-                    stack.push((n, false));
-                }
+            if let Some(n) = pending_node(a)?
+                && !seen.contains(&Arc::as_ptr(&n))
+            {
+                stack.push((n, false));
             }
         }
     }

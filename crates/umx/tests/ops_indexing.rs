@@ -1,6 +1,9 @@
 //! The indexing family against NumPy references (tests/reference/indexing.py), plus plain tests
 //! of views, index errors and the `x[...]`-style API.
 
+// `s![1..-1]` and `s![3..0;-1]` are Python-style slices, not empty Rust ranges.
+#![allow(clippy::reversed_empty_ranges)]
+
 mod common;
 
 use common::{kw_i64, kw_i64s};

@@ -396,13 +396,20 @@ fn categorical_frequencies_follow_the_softmax() {
     let z: f64 = (0..3).map(|i| (i as f64).exp()).sum();
     for (i, c) in counts.iter().enumerate() {
         let p = (i as f64).exp() / z;
-        assert!((c / 60_000.0 - p).abs() < 0.01, "category {i}: {} vs {p}", c / 60_000.0);
+        assert!(
+            (c / 60_000.0 - p).abs() < 0.01,
+            "category {i}: {} vs {p}",
+            c / 60_000.0
+        );
     }
 }
 
 #[test]
 fn permuting_an_array_moves_whole_slices() {
-    let x = ops::arange(0, 12, 1, None).unwrap().reshape(&[4, 3]).unwrap();
+    let x = ops::arange(0, 12, 1, None)
+        .unwrap()
+        .reshape(&[4, 3])
+        .unwrap();
     let p = random::permutation(&x, 0, Some(&key(13))).unwrap();
     let rows = p.to_vec::<i32>().unwrap();
     let mut firsts: Vec<i32> = rows.chunks(3).map(|r| r[0]).collect();

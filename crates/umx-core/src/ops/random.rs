@@ -475,7 +475,9 @@ pub fn categorical(
     let mut reduced = logits.shape().to_vec();
     reduced.remove(ax);
     match (shape, num_samples) {
-        (Some(_), Some(_)) => bail!("categorical: at most one of shape and num_samples can be given"),
+        (Some(_), Some(_)) => {
+            bail!("categorical: at most one of shape and num_samples can be given")
+        }
         (Some(shape), None) => {
             let b = broadcast_shapes("categorical", shape, &reduced)?;
             if b != shape {
@@ -501,7 +503,12 @@ pub fn categorical(
     }
 }
 
-fn categorical_impl(logits: &Array, axis: usize, shape: &[usize], key: Option<&Array>) -> Result<Array> {
+fn categorical_impl(
+    logits: &Array,
+    axis: usize,
+    shape: &[usize],
+    key: Option<&Array>,
+) -> Result<Array> {
     let offset = axis + shape.len() + 1 - logits.ndim();
     let mut gumbel_shape = shape.to_vec();
     gumbel_shape.insert(offset, logits.shape()[axis]);

@@ -217,7 +217,7 @@ pub fn median(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Array>
         ops::astype(&ops::squeeze(&parts[1], -1)?, dtype)
     };
     let mut out = mid(m / 2)?;
-    if m % 2 == 0 {
+    if m.is_multiple_of(2) {
         out = ops::multiply(ops::add(&out, mid(m / 2 - 1)?)?, 0.5)?;
     }
     if keepdims {

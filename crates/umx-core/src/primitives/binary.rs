@@ -621,8 +621,8 @@ mod tests {
 
     #[test]
     fn float_extremes_propagate_nan() {
-        assert!(f32::NAN.maximum(1.0).is_nan());
-        assert!(1.0f32.minimum(f32::NAN).is_nan());
+        assert!(Arithmetic::maximum(f32::NAN, 1.0).is_nan());
+        assert!(Arithmetic::minimum(1.0f32, f32::NAN).is_nan());
         assert_eq!((-1.0f32).remainder(3.0), 2.0);
         assert_eq!(f32::NEG_INFINITY.logaddexp(0.0), 0.0);
         assert!(f32::INFINITY.is_close(f32::INFINITY, 1e-5, 1e-8, false));

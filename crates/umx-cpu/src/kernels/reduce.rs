@@ -509,12 +509,13 @@ fn collapse(x: &ArrayData, axes: &[usize]) -> Vec<(usize, isize, bool)> {
             continue;
         }
         let red = axes.contains(&i);
-        if let Some(last) = dims.last_mut() {
-            if last.2 == red && last.1 == stride * size as isize {
-                last.0 *= size;
-                last.1 = stride;
-                continue;
-            }
+        if let Some(last) = dims.last_mut()
+            && last.2 == red
+            && last.1 == stride * size as isize
+        {
+            last.0 *= size;
+            last.1 = stride;
+            continue;
         }
         dims.push((size, stride, red));
     }

@@ -126,26 +126,24 @@ pub fn map<S: Element, D: Element>(
         && x.offset == 0
         && umx_core::shape::is_row_contiguous(&shape, &x.strides)
         && x.buffer.len_of(x.dtype) == n;
-    if donatable {
-        if let Some(buf) = Arc::get_mut(&mut x.buffer) {
-            let s = buf.as_mut_slice::<S>();
-            // D is S here (one Rust type per dtype); the downcast only tells the compiler so.
-            let g = |v: &mut S| {
-                let d = f(*v);
-                if let Some(d) = (&d as &dyn Any).downcast_ref::<S>() {
-                    *v = *d;
-                }
-            };
-            if n >= PARALLEL_THRESHOLD {
-                s.par_chunks_mut(CHUNK)
-                    .for_each(|c| c.iter_mut().for_each(g));
-            } else {
-                s.iter_mut().for_each(g);
+    if donatable && let Some(buf) = Arc::get_mut(&mut x.buffer) {
+        let s = buf.as_mut_slice::<S>();
+        // D is S here (one Rust type per dtype); the downcast only tells the compiler so.
+        let g = |v: &mut S| {
+            let d = f(*v);
+            if let Some(d) = (&d as &dyn Any).downcast_ref::<S>() {
+                *v = *d;
             }
-            x.strides = row_major_strides(&shape);
-            x.shape = shape;
-            return Ok(x);
+        };
+        if n >= PARALLEL_THRESHOLD {
+            s.par_chunks_mut(CHUNK)
+                .for_each(|c| c.iter_mut().for_each(g));
+        } else {
+            s.iter_mut().for_each(g);
         }
+        x.strides = row_major_strides(&shape);
+        x.shape = shape;
+        return Ok(x);
     }
     x.shape = shape;
     let mut buf = alloc::<D>(n)?;
