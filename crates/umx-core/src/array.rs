@@ -310,7 +310,11 @@ impl Array {
     }
     /// Whether the array holds data (has been evaluated).
     pub fn is_evaluated(&self) -> bool {
-        matches!(&*lock(&self.inner.state), State::Ready(_))
+        match &*lock(&self.inner.state) {
+            State::Ready(_) => true,
+            State::Pending { node, .. } => matches!(lock(&node.state).result, Some(Ok(_))),
+            State::Failed(_) => false,
+        }
     }
     /// The primitive that makes this array, while it is unevaluated.
     pub fn primitive(&self) -> Option<Primitive> {
@@ -349,10 +353,32 @@ impl Array {
         match &*lock(&self.inner.state) {
             State::Ready(d) => Ok(d.clone()),
             State::Failed(e) => Err(e.clone()),
-            State::Pending { .. } => Err(Error::Device(
-                "eval: the array is still pending after evaluation".into(),
-            )),
+            // Evaluated while a transformation keeps the graph: the node holds the data.
+            State::Pending { node, index } => crate::eval::output_of(node, *index),
         }
+    }
+
+    /// The node that makes this array and the output it is, while the array is attached to
+    /// the graph (unevaluated, or evaluated while a transformation keeps the graph).
+    pub(crate) fn node(&self) -> Option<(Arc<Node>, usize)> {
+        match &*lock(&self.inner.state) {
+            State::Pending { node, index } => Some((node.clone(), *index)),
+            _ => None,
+        }
+    }
+
+    /// A handle to output `index` of `node`: the same value as every other handle to it.
+    pub(crate) fn from_node(node: &Arc<Node>, index: usize) -> Array {
+        let o = &node.outputs[index];
+        Array::with_state(
+            o.shape.clone(),
+            o.dtype,
+            false,
+            State::Pending {
+                node: node.clone(),
+                index,
+            },
+        )
     }
 
     /// The elements in row-major order, converted to `T` (`static_cast` semantics).

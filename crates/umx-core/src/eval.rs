@@ -13,17 +13,32 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// inputs are dropped as soon as it has run, so intermediates are freed during the run, and a
 /// buffer whose only owner is its consumer can be reused in place (donated).
 /// Two threads evaluating a shared subgraph compute each node once.
+///
+/// While a transformation traces a function (inside `vjp`, `jvp`, `vmap`, ...), eval keeps the
+/// graph: nodes hold on to their inputs and arrays to their nodes, so the transformation can
+/// still walk through values the function evaluated.
 pub fn eval<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()> {
+    eval_with(arrays, crate::transforms::tracing())
+}
+
+fn eval_with<'a>(arrays: impl IntoIterator<Item = &'a Array>, retain: bool) -> Result<()> {
     let roots: Vec<&Array> = arrays.into_iter().collect();
     let order = schedule(&roots)?;
     let mut first_err = None;
     for node in order {
-        if let Err(e) = compute(&node) {
+        if let Err(e) = compute(&node, retain) {
             first_err.get_or_insert(e);
         }
     }
     for a in roots {
-        resolve(a)?;
+        if retain {
+            a.check()?;
+            if let Some((node, index)) = a.node() {
+                output_of(&node, index)?;
+            }
+        } else {
+            resolve(a)?;
+        }
     }
     match first_err {
         Some(e) => Err(e),
@@ -38,22 +53,23 @@ pub fn async_eval<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()>
     for a in &arrays {
         a.check()?;
     }
-    static WORKER: OnceLock<Mutex<Sender<Vec<Array>>>> = OnceLock::new();
+    type Job = (Vec<Array>, bool);
+    static WORKER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
     let tx = WORKER.get_or_init(|| {
-        let (tx, rx) = channel::<Vec<Array>>();
+        let (tx, rx) = channel::<Job>();
         std::thread::Builder::new()
             .name("umx-async-eval".into())
             .spawn(move || {
-                for arrays in rx {
+                for (arrays, retain) in rx {
                     // Errors stay in the nodes; the reader's eval reports them.
-                    let _ = eval(arrays.iter());
+                    let _ = eval_with(arrays.iter(), retain);
                 }
             })
             .expect("spawning the async-eval worker thread");
         Mutex::new(tx)
     });
     lock(tx)
-        .send(arrays)
+        .send((arrays, crate::transforms::tracing()))
         .map_err(|_| Error::Device("async_eval: the evaluation worker has stopped".into()))
 }
 
@@ -114,17 +130,22 @@ fn pending_node(a: &Array) -> Result<Option<Arc<Node>>> {
     }
 }
 
-/// Runs one node unless it already ran; stores its outputs or its error.
-fn compute(node: &Arc<Node>) -> Result<()> {
+/// Runs one node unless it already ran; stores its outputs or its error. The node lets go of
+/// its inputs unless the graph is `retain`ed.
+fn compute(node: &Arc<Node>, retain: bool) -> Result<()> {
     let mut st = lock(&node.state);
     if let Some(r) = &st.result {
         return r.as_ref().map(|_| ()).map_err(Clone::clone);
     }
-    let inputs = std::mem::take(&mut st.inputs);
+    let inputs = if retain {
+        st.inputs.clone()
+    } else {
+        std::mem::take(&mut st.inputs)
+    };
     let result = (|| {
         let mut datas = Vec::with_capacity(inputs.len());
         for a in inputs {
-            datas.push(take_data(a)?);
+            datas.push(take_data(a, retain)?);
         }
         let backend = backend(node.stream.device)?;
         let outs = backend.eval(&node.prim, datas, &node.outputs, node.stream)?;
@@ -145,17 +166,19 @@ fn compute(node: &Arc<Node>) -> Result<()> {
 
 /// The data of an input that has been computed. When the consumer holds the only handle, the
 /// data is moved out (so its buffer may be donated); otherwise it is shared.
-fn take_data(a: Array) -> Result<ArrayData> {
+fn take_data(a: Array, retain: bool) -> Result<ArrayData> {
     let state = match Arc::try_unwrap(a.inner) {
         Ok(inner) => inner.state.into_inner().unwrap_or_else(|e| e.into_inner()),
         Err(shared) => {
-            resolve(&Array {
-                inner: shared.clone(),
-            })?;
+            if !retain {
+                resolve(&Array {
+                    inner: shared.clone(),
+                })?;
+            }
             return match &*lock(&shared.state) {
                 State::Ready(d) => Ok(d.clone()),
                 State::Failed(e) => Err(e.clone()),
-                State::Pending { .. } => unreachable!("resolve leaves no computed array pending"),
+                State::Pending { node, index } => output_of(node, *index),
             };
         }
     };
@@ -176,7 +199,8 @@ fn take_data(a: Array) -> Result<ArrayData> {
     }
 }
 
-fn output_of(node: &Node, index: usize) -> Result<ArrayData> {
+/// Output `index` of a node that has run.
+pub(crate) fn output_of(node: &Node, index: usize) -> Result<ArrayData> {
     match &lock(&node.state).result {
         Some(Ok(outs)) => Ok(outs[index].clone()),
         Some(Err(e)) => Err(e.clone()),

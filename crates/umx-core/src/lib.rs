@@ -15,6 +15,7 @@ pub mod eval;
 pub mod ops;
 pub mod primitives;
 pub mod shape;
+pub mod transforms;
 
 pub use array::{Array, ArrayData, IntoArray};
 pub use buffer::{Buffer, memory};
@@ -24,6 +25,9 @@ pub use error::{Error, Result};
 pub use eval::{async_eval, eval};
 pub use ops::random;
 pub use shape::{Axes, Shape, Strides};
+pub use transforms::{
+    Tree, checkpoint, custom_function, grad, jvp, stop_gradient, value_and_grad, vjp, vmap,
+};
 
 #[doc(hidden)]
 pub use half;

@@ -19,6 +19,8 @@
 //! 1 or -1); shifts by a negative amount or by the bit width or more give 0 (left) or the sign
 //! fill (right), as NumPy does.
 
+mod transforms;
+
 use crate::dtype::{Dtype, promote_types};
 use num_complex::Complex32;
 

@@ -1,6 +1,8 @@
 //! Primitives that make arrays from parameters (arange, linspace, eye, tri) or fill a shape with
 //! a value (full). The output's shape and dtype come with the node (`OutSpec`).
 
+mod transforms;
+
 /// The creation primitives.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CreationOp {

@@ -6,6 +6,8 @@
 //! known only at eval: kernels wrap negative ones (as NumPy and MLX do) and return an error
 //! naming the op for any still out of range, so nothing is ever read or written out of bounds.
 
+mod transforms;
+
 /// How a scatter combines an update with the value already in place (MLX's `Scatter::ReduceType`).
 ///
 /// Scalar semantics, the same for every backend: `Assign` overwrites; `Add` and `Prod` are

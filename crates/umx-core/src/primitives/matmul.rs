@@ -7,6 +7,8 @@
 //! broadcast. Inputs are converted to the output dtype by the kernel; float16 and bfloat16
 //! accumulate in float32.
 
+mod transforms;
+
 use crate::shape::{broadcast_shapes, fmt_shape};
 use crate::{Dtype, Result, Shape, bail, promote_types};
 

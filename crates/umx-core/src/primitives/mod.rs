@@ -1,9 +1,11 @@
 //! The closed set of primitives, grouped by family. Each family's file keeps in one place its
-//! parameters, output rules and scalar semantics (and, as transforms land, its vjp, jvp and
-//! vmap rules), so the CPU kernels, the CUDA kernels and fused code agree.
+//! parameters, output rules and scalar semantics (and, in `<family>/transforms.rs`, its vjp,
+//! jvp and vmap rules), so the CPU kernels, the CUDA kernels and fused code agree.
 //!
 //! A backend is one exhaustive `match` over [`Primitive`]: adding a family and forgetting a
 //! backend is a compile error.
+
+use crate::{Array, Result};
 
 pub mod binary;
 pub mod creation;
@@ -15,6 +17,7 @@ pub mod scan;
 pub mod shape;
 pub mod sort;
 pub mod ternary;
+pub mod transform;
 pub mod unary;
 
 pub use binary::BinaryOp;
@@ -27,6 +30,7 @@ pub use scan::ScanOp;
 pub use shape::ShapeOp;
 pub use sort::SortOp;
 pub use ternary::TernaryOp;
+pub use transform::TransformOp;
 pub use unary::UnaryOp;
 
 /// A primitive: what a graph node computes from its inputs.
@@ -43,6 +47,7 @@ pub enum Primitive {
     Sort(SortOp),
     Random(RandomOp),
     Matmul(MatmulOp),
+    Transform(TransformOp),
 }
 
 impl Primitive {
@@ -60,6 +65,84 @@ impl Primitive {
             Primitive::Sort(_) => "sort",
             Primitive::Random(_) => "random",
             Primitive::Matmul(_) => "matmul",
+            Primitive::Transform(_) => "transform",
+        }
+    }
+}
+
+/// Transformation rules, dispatched to each family's `transforms.rs`.
+impl Primitive {
+    /// The vector-Jacobian product: given the cotangents of every output (zeros where none),
+    /// the cotangents of the inputs numbered `argnums` (each of its input's shape).
+    pub fn vjp(
+        &self,
+        inputs: &[Array],
+        cotangents: &[Array],
+        argnums: &[usize],
+        outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        match self {
+            Primitive::Creation(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Unary(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Binary(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Ternary(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Reduce(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Scan(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Shape(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Indexing(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Sort(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Random(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Matmul(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
+        }
+    }
+
+    /// The Jacobian-vector product: given the tangent of each input (`None`: zero), the
+    /// tangent of every output.
+    pub fn jvp(
+        &self,
+        inputs: &[Array],
+        tangents: &[Option<Array>],
+        outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        match self {
+            Primitive::Creation(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Unary(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Binary(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Ternary(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Reduce(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Scan(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Shape(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Indexing(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Sort(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Random(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Matmul(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
+        }
+    }
+
+    /// The batching rule: the primitive applied to inputs that carry a batch axis
+    /// (`axes[i]`, `None` for unbatched inputs), giving the batched outputs and their batch
+    /// axes. `outputs` are the unbatched outputs (their shapes and dtypes).
+    pub fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+        outputs: &[Array],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        match self {
+            Primitive::Creation(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Unary(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Binary(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Ternary(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Reduce(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Scan(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Shape(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Indexing(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Sort(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Random(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Matmul(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Transform(op) => op.vmap(inputs, axes),
         }
     }
 }

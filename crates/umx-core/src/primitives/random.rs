@@ -6,6 +6,8 @@
 //! step by step (rounding to the output dtype where MLX's ops do), so the same key gives
 //! MLX's numbers on every device. Backends call these scalar functions; they keep no copy.
 
+mod transforms;
+
 use crate::{Element, Shape};
 
 /// The random primitives.

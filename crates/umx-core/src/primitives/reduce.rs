@@ -6,6 +6,8 @@
 //! shape may keep the reduced axes as size-1 dimensions (`keepdims`) or drop them: the bytes are
 //! the same, and no reshape node is needed.
 
+mod transforms;
+
 use crate::Dtype;
 use crate::shape::Shape;
 

@@ -1,6 +1,8 @@
 //! Cumulative scans along one axis (`cumsum`, `cumprod`, `cummax`, `cummin`, `logcumsumexp`)
 //! and the rules every backend shares: output dtype, accumulation dtype and identity.
 
+mod transforms;
+
 use crate::Dtype;
 
 /// How a scan combines the running value with the next element.

@@ -6,6 +6,8 @@
 //! (same `Arc<Buffer>`, new strides and offset), except `Reshape` of data whose strides cannot
 //! express the new shape, which copies first.
 
+mod transforms;
+
 use crate::{Dtype, Shape, Strides};
 
 /// How [`ShapeOp::Pad`] fills the border.

@@ -1,6 +1,8 @@
 //! Sorting, partitioning, their arg- forms, top-k and binary search: the primitives, their
 //! output rules, and the one order every backend sorts by ([`SortKey`]).
 
+mod transforms;
+
 use crate::device::OutSpec;
 use crate::{Complex32, Dtype};
 use half::{bf16, f16};

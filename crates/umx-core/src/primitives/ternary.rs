@@ -1,5 +1,7 @@
 //! Element-wise three-input primitives.
 
+mod transforms;
+
 /// The ternary primitives.
 ///
 /// Inputs need not have the output's shape: each broadcasts to it (NumPy's rule, checked by

@@ -7,6 +7,8 @@
 //!
 //! Float16 and bfloat16 are computed in float32 and rounded once at the end, as MLX does.
 
+mod transforms;
+
 use crate::{Dtype, Result, bail};
 use num_complex::Complex32;
 use num_traits::{Float, FloatConst, NumCast};

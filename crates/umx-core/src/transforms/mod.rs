@@ -1,0 +1,50 @@
+//! Function transformations: [`vjp`], [`jvp`], [`grad`], [`value_and_grad`], [`vmap`],
+//! [`custom_function`], [`checkpoint`] and [`stop_gradient`].
+//!
+//! All of them work the way MLX's do: call the function on *tracers* (identity nodes over the
+//! inputs, or value-less placeholders for `vmap`), which builds the lazy graph of its outputs;
+//! then walk that graph and apply each primitive's rule (`primitives/<family>/transforms.rs`),
+//! building a new lazy graph for the result. Because rules are ordinary ops, transformations
+//! nest in any order: `grad(grad(f))`, `vmap(grad(f))`, `jvp` of `vjp`, ...
+//!
+//! While a function is traced, [`eval`](crate::eval()) keeps the graph (a function may evaluate
+//! and print its intermediates) instead of freeing it as it runs.
+
+pub mod custom;
+mod graph;
+pub(crate) mod rules;
+mod tree;
+mod vjp;
+mod vmap;
+
+pub use custom::{CustomFunction, checkpoint, custom_function, depends, stop_gradient};
+pub use tree::Tree;
+pub use vjp::{grad, grad_argnums, jvp, value_and_grad, value_and_grad_aux, vjp};
+pub use vmap::vmap;
+
+use std::cell::Cell;
+
+thread_local! {
+    static TRACING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether a transformation is tracing a function on this thread.
+pub(crate) fn tracing() -> bool {
+    TRACING.with(|t| t.get() > 0)
+}
+
+/// Marks this thread as tracing until dropped (nests).
+pub(crate) struct Tracing;
+
+impl Tracing {
+    pub(crate) fn start() -> Tracing {
+        TRACING.with(|t| t.set(t.get() + 1));
+        Tracing
+    }
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        TRACING.with(|t| t.set(t.get() - 1));
+    }
+}
