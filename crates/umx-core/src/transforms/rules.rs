@@ -116,3 +116,39 @@ pub(crate) fn all_to_front(
         })
         .collect()
 }
+
+/// The element-wise primitive `prim` over aligned batched operands (see
+/// [`align_elementwise`]): its outputs, of the given dtypes and the operands' broadcast shape.
+pub(crate) fn elementwise_node(
+    prim: crate::primitives::Primitive,
+    inputs: Vec<Array>,
+    dtypes: &[crate::Dtype],
+) -> Result<Vec<Array>> {
+    let mut shape: Vec<usize> = Vec::new();
+    for x in &inputs {
+        shape = crate::shape::broadcast_shapes("vmap", &shape, x.shape())?;
+    }
+    let specs = dtypes
+        .iter()
+        .map(|&dtype| crate::device::OutSpec {
+            shape: shape.clone(),
+            dtype,
+        })
+        .collect();
+    Array::from_primitive_multi(prim, inputs, specs)
+}
+
+/// The batching rule of an element-wise primitive: one node over the aligned operands, with
+/// its batch axis in front.
+pub(crate) fn elementwise_vmap(
+    prim: crate::primitives::Primitive,
+    inputs: &[Array],
+    axes: &[Option<usize>],
+    outputs: &[Array],
+) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    let aligned = align_elementwise(inputs, axes)?;
+    let dtypes: Vec<crate::Dtype> = outputs.iter().map(|o| o.dtype()).collect();
+    let outs = elementwise_node(prim, aligned, &dtypes)?;
+    let n = outs.len();
+    Ok((outs, vec![Some(0); n]))
+}

@@ -1,8 +1,112 @@
-//! vjp, jvp and vmap rules of the matmul primitives.
+//! vjp, jvp and vmap rules of `matmul` and `addmm`.
+//!
+//! Vectors are first made matrices (a left vector a row, a right vector a column), so one rule
+//! covers every case: `da = g @ b^T`, `db = a^T @ g`, summed over broadcast batch dims.
 
-use super::MatmulOp;
+use super::{MatmulOp, matrix_dims};
 use crate::transforms::rules::*;
-use crate::{Array, Result, bail, ops};
+use crate::{Array, Result, ops};
+
+/// `x` as a matrix operand (at least 2-D): a 1-D left operand as a row, a right one as a
+/// column.
+fn as_matrix(x: &Array, left: bool) -> Result<Array> {
+    if x.ndim() >= 2 {
+        return Ok(x.clone());
+    }
+    let k = x.size() as i64;
+    let shape = if left { [1, k] } else { [k, 1] };
+    ops::reshape(x, &shape)
+}
+
+fn dims_i64(x: &Array) -> Vec<i64> {
+    x.shape().iter().map(|&d| d as i64).collect()
+}
+
+/// The cotangents of `a @ b` for `a` (`which == 0`) or `b`, given the output cotangent `g`.
+fn matmul_vjp(a: &Array, b: &Array, g: &Array, which: usize) -> Result<Array> {
+    let (a2, b2) = (as_matrix(a, true)?, as_matrix(b, false)?);
+    let (ma, mb) = (matrix_dims(a.shape(), true), matrix_dims(b.shape(), false));
+    let batch = crate::shape::broadcast_shapes("matmul", &ma.batch, &mb.batch)?;
+    let mut g_shape: Vec<i64> = batch.iter().map(|&d| d as i64).collect();
+    g_shape.extend([ma.rows as i64, mb.cols as i64]);
+    let g2 = ops::reshape(g, &g_shape)?;
+    if which == 0 {
+        let d = ops::matmul(&g2, &ops::swapaxes(&b2, -1, -2)?)?;
+        ops::reshape(&unbroadcast(&d, a2.shape())?, &dims_i64(a))
+    } else {
+        let d = ops::matmul(&ops::swapaxes(&a2, -1, -2)?, &g2)?;
+        ops::reshape(&unbroadcast(&d, b2.shape())?, &dims_i64(b))
+    }
+}
+
+/// `ta @ b + a @ tb`, for the tangents given.
+fn matmul_jvp(
+    a: &Array,
+    b: &Array,
+    ta: &Option<Array>,
+    tb: &Option<Array>,
+) -> Result<Option<Array>> {
+    let l = ta.as_ref().map(|t| ops::matmul(t, b)).transpose()?;
+    let r = tb.as_ref().map(|t| ops::matmul(a, t)).transpose()?;
+    Ok(match (l, r) {
+        (Some(l), Some(r)) => Some(ops::add(&l, &r)?),
+        (l, r) => l.or(r),
+    })
+}
+
+/// `a @ b` over batched operands: one batched matmul, batch axis in front, shaped
+/// `[n] + like`.
+fn batched_matmul(
+    a: &Array,
+    b: &Array,
+    axes: &[Option<usize>],
+    n: usize,
+    like: &Array,
+) -> Result<Array> {
+    let prep = |x: &Array, ax: Option<usize>, left: bool| -> Result<(Array, usize)> {
+        match ax {
+            None => {
+                let m = as_matrix(x, left)?;
+                let r = m.ndim() - 2;
+                Ok((m, r))
+            }
+            Some(_) => {
+                let f = to_front(x, ax)?;
+                let f = if f.ndim() == 2 {
+                    let k = f.shape()[1] as i64;
+                    {
+                        let shape = if left {
+                            [n as i64, 1, k]
+                        } else {
+                            [n as i64, k, 1]
+                        };
+                        ops::reshape(&f, &shape)?
+                    }
+                } else {
+                    f
+                };
+                let r = f.ndim() - 3;
+                Ok((f, r))
+            }
+        }
+    };
+    let (a, ra) = prep(a, axes[0], true)?;
+    let (b, rb) = prep(b, axes[1], false)?;
+    let r = ra.max(rb);
+    let a = if axes[0].is_some() {
+        pad_example_rank(&a, r + 2)?
+    } else {
+        a
+    };
+    let b = if axes[1].is_some() {
+        pad_example_rank(&b, r + 2)?
+    } else {
+        b
+    };
+    let mut shape = vec![n as i64];
+    shape.extend(dims_i64(like));
+    ops::reshape(&ops::matmul(&a, &b)?, &shape)
+}
 
 impl MatmulOp {
     pub(crate) fn vjp(
@@ -10,9 +114,22 @@ impl MatmulOp {
         inputs: &[Array],
         cotangents: &[Array],
         argnums: &[usize],
-        outputs: &[Array],
+        _outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        bail!("vjp: {self:?} has no rule yet")
+        let g = &cotangents[0];
+        match self {
+            MatmulOp::Matmul => argnums
+                .iter()
+                .map(|&i| matmul_vjp(&inputs[0], &inputs[1], g, i))
+                .collect(),
+            MatmulOp::AddMm { alpha, beta } => argnums
+                .iter()
+                .map(|&i| match i {
+                    0 => unbroadcast(&ops::multiply(g, *beta)?, inputs[0].shape()),
+                    _ => ops::multiply(matmul_vjp(&inputs[1], &inputs[2], g, i - 1)?, *alpha),
+                })
+                .collect(),
+        }
     }
 
     pub(crate) fn jvp(
@@ -21,7 +138,28 @@ impl MatmulOp {
         tangents: &[Option<Array>],
         outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        bail!("jvp: {self:?} has no rule yet")
+        let y = &outputs[0];
+        let d = match self {
+            MatmulOp::Matmul => matmul_jvp(&inputs[0], &inputs[1], &tangents[0], &tangents[1])?,
+            MatmulOp::AddMm { alpha, beta } => {
+                let p = matmul_jvp(&inputs[1], &inputs[2], &tangents[1], &tangents[2])?
+                    .map(|p| ops::multiply(&p, *alpha))
+                    .transpose()?;
+                let c = tangents[0]
+                    .as_ref()
+                    .map(|t| ops::multiply(t, *beta))
+                    .transpose()?;
+                match (p, c) {
+                    (Some(p), Some(c)) => Some(ops::add(&p, &c)?),
+                    (p, c) => p.or(c),
+                }
+            }
+        };
+        let d = match d {
+            Some(d) => ops::broadcast_to(&ops::astype(&d, y.dtype())?, y.shape())?,
+            None => ops::zeros_like(y)?,
+        };
+        Ok(vec![d])
     }
 
     pub(crate) fn vmap(
@@ -30,6 +168,24 @@ impl MatmulOp {
         axes: &[Option<usize>],
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
-        bail!("vmap: {self:?} has no rule yet")
+        let n = batch_size(inputs, axes);
+        let y = &outputs[0];
+        let out = match self {
+            MatmulOp::Matmul => batched_matmul(&inputs[0], &inputs[1], axes, n, y)?,
+            MatmulOp::AddMm { alpha, beta } => {
+                let p = if axes[1].is_some() || axes[2].is_some() {
+                    batched_matmul(&inputs[1], &inputs[2], &axes[1..], n, y)?
+                } else {
+                    ops::expand_dims(&ops::matmul(&inputs[1], &inputs[2])?, 0)?
+                };
+                let p = ops::multiply(&p, *alpha)?;
+                let aligned = align_elementwise(&[p, inputs[0].clone()], &[Some(0), axes[0]])?;
+                let sum = ops::add(&aligned[0], &ops::multiply(&aligned[1], *beta)?)?;
+                let mut shape = vec![n];
+                shape.extend_from_slice(y.shape());
+                ops::astype(&ops::broadcast_to(&sum, &shape)?, y.dtype())?
+            }
+        };
+        Ok((vec![out], vec![Some(0)]))
     }
 }

@@ -1,8 +1,9 @@
-//! vjp, jvp and vmap rules of the ternary primitives.
+//! vjp, jvp and vmap rules of the ternary primitive `where`.
 
 use super::TernaryOp;
+use crate::primitives::Primitive;
 use crate::transforms::rules::*;
-use crate::{Array, Result, bail, ops};
+use crate::{Array, Result, ops};
 
 impl TernaryOp {
     pub(crate) fn vjp(
@@ -10,9 +11,20 @@ impl TernaryOp {
         inputs: &[Array],
         cotangents: &[Array],
         argnums: &[usize],
-        outputs: &[Array],
+        _outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        bail!("vjp: {self:?} has no rule yet")
+        let (cond, g) = (&inputs[0], &cotangents[0]);
+        argnums
+            .iter()
+            .map(|&i| {
+                let x = &inputs[i];
+                match i {
+                    0 => ops::zeros_like(x),
+                    1 => unbroadcast(&ops::where_(cond, g, 0.0)?, x.shape()),
+                    _ => unbroadcast(&ops::where_(cond, 0.0, g)?, x.shape()),
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn jvp(
@@ -21,7 +33,15 @@ impl TernaryOp {
         tangents: &[Option<Array>],
         outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        bail!("jvp: {self:?} has no rule yet")
+        let y = &outputs[0];
+        let pick = |i: usize| -> Result<Array> {
+            match &tangents[i] {
+                Some(t) => Ok(t.clone()),
+                None => ops::zeros_like(y),
+            }
+        };
+        let t = ops::where_(&inputs[0], pick(1)?, pick(2)?)?;
+        Ok(vec![ops::broadcast_to(&t, y.shape())?])
     }
 
     pub(crate) fn vmap(
@@ -30,6 +50,6 @@ impl TernaryOp {
         axes: &[Option<usize>],
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
-        bail!("vmap: {self:?} has no rule yet")
+        elementwise_vmap(Primitive::Ternary(self.clone()), inputs, axes, outputs)
     }
 }
