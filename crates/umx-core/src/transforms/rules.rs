@@ -3,9 +3,17 @@
 use crate::{Array, Result, ops};
 
 /// `g` summed down to `shape`, undoing a broadcast from `shape` to `g`'s shape.
+///
+/// `shape` may have more dimensions than `g` when they are leading 1s (an operand that was
+/// squeezed before it was broadcast).
 pub(crate) fn unbroadcast(g: &Array, shape: &[usize]) -> Result<Array> {
     if g.shape() == shape {
         return Ok(g.clone());
+    }
+    if g.ndim() < shape.len() {
+        let mut padded = vec![1i64; shape.len() - g.ndim()];
+        padded.extend(g.shape().iter().map(|&d| d as i64));
+        return unbroadcast(&ops::reshape(g, &padded)?, shape);
     }
     let lead = g.ndim() - shape.len();
     let mut axes: Vec<i64> = (0..lead as i64).collect();

@@ -134,9 +134,16 @@ fn vjp_with(
                 None => ops::zeros_like(o),
             })
             .collect::<Result<Vec<_>>>()?;
+        // Integer inputs (indices made from the traced values, say) carry no derivative.
         let argnums: Vec<usize> = (0..t.inputs.len())
-            .filter(|&i| node_key(&t.inputs[i]).is_some_and(|(n, _)| depends.contains(&n)))
+            .filter(|&i| {
+                t.inputs[i].dtype().is_inexact()
+                    && node_key(&t.inputs[i]).is_some_and(|(n, _)| depends.contains(&n))
+            })
             .collect();
+        if argnums.is_empty() {
+            continue;
+        }
         let grads = t.prim().vjp(&t.inputs, &cots, &argnums, &outs)?;
         for (&i, g) in argnums.iter().zip(grads) {
             let input = &t.inputs[i];

@@ -143,6 +143,10 @@ pub(crate) fn vmap_apply(
             }
         }
     }
+    let n = inputs
+        .iter()
+        .zip(axes)
+        .find_map(|(a, ax)| ax.map(|ax| a.shape()[ax]));
     let outs = f(&traced)?;
     let (tape, _) = tape(&outs, &sources, false)?;
     for t in &tape {
@@ -171,12 +175,18 @@ pub(crate) fn vmap_apply(
             if let Some(ax) = ax {
                 unbatched.remove(ax);
             }
-            if unbatched != orig.shape() {
+            let size_ok = match (ax, n) {
+                (Some(ax), Some(n)) => o.shape()[ax] == n,
+                _ => true,
+            };
+            if unbatched != orig.shape() || !size_ok || o.dtype() != orig.dtype() {
                 bail!(
-                    "vmap: the rule of {:?} gave shape {} (batch axis {ax:?}) for an output of \
-                     shape {} (a bug in umx)",
+                    "vmap: the rule of {:?} gave {} of shape {} (batch axis {ax:?}, batch size \
+                     {n:?}) for an output of {} and shape {} (a bug in umx)",
                     t.prim(),
+                    o.dtype(),
                     fmt_shape(o.shape()),
+                    orig.dtype(),
                     fmt_shape(orig.shape())
                 );
             }

@@ -158,7 +158,10 @@ fn moved(
     base.iter()
         .zip(dirs)
         .map(|((v, s), d)| match d {
-            Some(d) => (v.iter().zip(d).map(|(x, dx)| x + eps * dx).collect(), s.clone()),
+            Some(d) => (
+                v.iter().zip(d).map(|(x, dx)| x + eps * dx).collect(),
+                s.clone(),
+            ),
             None => (v.clone(), s.clone()),
         })
         .collect()
@@ -176,7 +179,12 @@ fn fd_outputs(
     Ok(plus
         .iter()
         .zip(&minus)
-        .map(|(p, m)| p.iter().zip(m).map(|(a, b)| (a - b) / (2.0 * eps)).collect())
+        .map(|(p, m)| {
+            p.iter()
+                .zip(m)
+                .map(|(a, b)| (a - b) / (2.0 * eps))
+                .collect()
+        })
         .collect())
 }
 
@@ -240,7 +248,8 @@ pub fn check_vjp(f: Fun, xs: &[Array], seed: u64, tol: Tol) -> std::result::Resu
             xs.len()
         ));
     }
-    let loss = |outs: &[Vec<f64>]| -> f64 { outs.iter().zip(&cots_v).map(|(o, c)| dot(o, c)).sum() };
+    let loss =
+        |outs: &[Vec<f64>]| -> f64 { outs.iter().zip(&cots_v).map(|(o, c)| dot(o, c)).sum() };
     for (i, (g, x)) in grads.iter().zip(xs).enumerate() {
         if g.shape() != x.shape() || g.dtype() != x.dtype() {
             return Err(format!(
@@ -270,7 +279,9 @@ pub fn check_vjp(f: Fun, xs: &[Array], seed: u64, tol: Tol) -> std::result::Resu
                     dirs[i] = Some(d);
                     fd_grad.push(loss(&fd_outputs(f, &base, &dirs, tol.eps).map_err(e)?));
                 }
-                let bad: Vec<usize> = (0..n).filter(|&el| !close(g[el], fd_grad[el], tol)).collect();
+                let bad: Vec<usize> = (0..n)
+                    .filter(|&el| !close(g[el], fd_grad[el], tol))
+                    .collect();
                 return Err(format!(
                     "vjp of input {i}, direction {k}: <vjp, v> = {got:.8} but finite differences \
                      give {want:.8}; {} of {n} elements differ, first at {:?}: vjp {} vs fd {}",
