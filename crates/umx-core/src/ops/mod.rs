@@ -4,6 +4,7 @@
 
 pub mod creation;
 pub mod elementwise;
+pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod operators;
@@ -17,7 +18,8 @@ pub mod unary;
 pub use creation::*;
 pub use elementwise::*;
 pub use indexing::*;
-pub use linalg::*;
+// Only the products: the rest of linalg is used as `linalg::inv`, as in MLX and NumPy.
+pub use linalg::{TensordotAxes, addmm, einsum, einsum_path, inner, matmul, outer, tensordot};
 pub use reduce::*;
 pub use scan::*;
 pub use shape::*;

@@ -9,7 +9,9 @@ use crate::{Array, Result};
 
 pub mod binary;
 pub mod creation;
+pub mod fft;
 pub mod indexing;
+pub mod linalg;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
@@ -22,7 +24,9 @@ pub mod unary;
 
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
+pub use fft::{FftKind, FftOp};
 pub use indexing::IndexOp;
+pub use linalg::LinalgOp;
 pub use matmul::MatmulOp;
 pub use random::RandomOp;
 pub use reduce::ReduceOp;
@@ -47,6 +51,8 @@ pub enum Primitive {
     Sort(SortOp),
     Random(RandomOp),
     Matmul(MatmulOp),
+    Linalg(LinalgOp),
+    Fft(FftOp),
     Transform(TransformOp),
 }
 
@@ -65,6 +71,8 @@ impl Primitive {
             Primitive::Sort(_) => "sort",
             Primitive::Random(_) => "random",
             Primitive::Matmul(_) => "matmul",
+            Primitive::Linalg(_) => "linalg",
+            Primitive::Fft(_) => "fft",
             Primitive::Transform(_) => "transform",
         }
     }
@@ -93,6 +101,8 @@ impl Primitive {
             Primitive::Sort(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Random(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Matmul(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Linalg(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Fft(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
@@ -117,6 +127,8 @@ impl Primitive {
             Primitive::Sort(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Random(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Matmul(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Linalg(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Fft(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
         }
     }
@@ -142,6 +154,8 @@ impl Primitive {
             Primitive::Sort(op) => op.vmap(inputs, axes, outputs),
             Primitive::Random(op) => op.vmap(inputs, axes, outputs),
             Primitive::Matmul(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Linalg(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Fft(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
         }
     }

@@ -3,7 +3,9 @@
 
 pub mod binary;
 pub mod creation;
+pub mod fft;
 pub mod indexing;
+pub mod linalg;
 pub mod matmul;
 pub mod random;
 pub mod reduce;

@@ -1,11 +1,27 @@
-//! Matrix products: `matmul`, `addmm`, `inner`, `outer`, `tensordot`, `einsum`.
+//! `umx::linalg`: MLX's linear algebra with NumPy's semantics, and the matrix products.
 //!
-//! `matmul` and `addmm` are primitives (see `primitives/matmul.rs`); the others are built from
-//! them and the shape ops.
+//! - Products (`matmul`, `addmm`, `inner`, `outer`, `tensordot`, `einsum`; also in `ops`):
+//!   `matmul` and `addmm` are primitives (`primitives/matmul.rs`), the others are built from
+//!   them and the shape ops.
+//! - Factorizations (`decompositions.rs`: `cholesky`, `qr`, `svd`, `eig`, `eigvals`, `eigh`,
+//!   `eigvalsh`, `lu`, `lu_factor`) and solvers (`solvers.rs`: `solve`, `solve_triangular`,
+//!   `inv`, `tri_inv`, `cholesky_inv`, `pinv`, `det`, `slogdet`), on the primitives of
+//!   `primitives/linalg.rs`.
+//! - `norm` and `cross` (`norms.rs`), built from other ops.
+//!
+//! Everything maps over leading (batch) axes. Factorizations take float32 and float64 (and
+//! `eig`/`eigvals` complex64) and reject other dtypes as MLX does; `det`, `slogdet`, `norm` and
+//! `cross` take any.
 
+mod decompositions;
 mod einsum;
+mod norms;
+mod solvers;
 
+pub use decompositions::{cholesky, eig, eigh, eigvals, eigvalsh, lu, lu_factor, qr, svd};
 pub use einsum::{einsum, einsum_path};
+pub use norms::{NormOrd, cross, norm};
+pub use solvers::{cholesky_inv, det, inv, pinv, slogdet, solve, solve_triangular, tri_inv};
 
 use crate::primitives::matmul::{matmul_dtype, matmul_shape};
 use crate::primitives::{MatmulOp, Primitive};
