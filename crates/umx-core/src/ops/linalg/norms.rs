@@ -142,8 +142,10 @@ fn vector_norm(x: &Array, axis: usize, ord: NormOrd, keepdims: bool) -> Result<A
     } else if p.is_nan() {
         bail!("norm: ord NaN is not a norm order")
     } else {
-        let s = ops::sum(&ops::power(&ops::abs(x)?, p)?, ax, keepdims)?;
-        ops::power(&s, 1.0 / p)
+        // The exponents in x's dtype: a weak scalar would round them to float32.
+        let exponent = |e: f64| Array::full_scalar(e, x.dtype());
+        let s = ops::sum(&ops::power(&ops::abs(x)?, exponent(p))?, ax, keepdims)?;
+        ops::power(&s, exponent(1.0 / p))
     }
 }
 
