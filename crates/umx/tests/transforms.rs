@@ -53,6 +53,7 @@ enum Family {
 }
 
 type Fx = Box<dyn Fn(&[Array]) -> Result<Vec<Array>>>;
+type ArrFn = Box<dyn Fn(&Array) -> Result<Array>>;
 
 /// The example inputs of one call: shape and layout of each input.
 type Sample = Vec<(Vec<usize>, Layout)>;
@@ -235,10 +236,22 @@ fn table() -> Vec<OpInfo> {
         binary("add", |a, b| ops::add(a, b), &[real]),
         binary("subtract", |a, b| ops::subtract(a, b), &[real]),
         binary("multiply", |a, b| ops::multiply(a, b), &[real]),
-        binary("divide", |a, b| ops::divide(a, b), &[real, Dom::AwayZero(0.5, 2.0)]),
-        binary("power", |a, b| ops::power(a, b), &[Dom::Real(0.5, 2.0), real]),
+        binary(
+            "divide",
+            |a, b| ops::divide(a, b),
+            &[real, Dom::AwayZero(0.5, 2.0)],
+        ),
+        binary(
+            "power",
+            |a, b| ops::power(a, b),
+            &[Dom::Real(0.5, 2.0), real],
+        ),
         binary("arctan2", |a, b| ops::arctan2(a, b), &[away]),
-        binary("logaddexp", |a, b| ops::logaddexp(a, b), &[Dom::Real(-3.0, 3.0)]),
+        binary(
+            "logaddexp",
+            |a, b| ops::logaddexp(a, b),
+            &[Dom::Real(-3.0, 3.0)],
+        ),
         binary("maximum", |a, b| ops::maximum(a, b), &[real]),
         binary("minimum", |a, b| ops::minimum(a, b), &[real]),
         binary(
@@ -270,12 +283,26 @@ fn table() -> Vec<OpInfo> {
         binary("equal", |a, b| ops::equal(a, b), &[Dom::Int(0, 2)]).no_grad(),
         binary("not_equal", |a, b| ops::not_equal(a, b), &[Dom::Int(0, 2)]).no_grad(),
         binary("less", |a, b| ops::less(a, b), &[real]).no_grad(),
-        binary("less_equal", |a, b| ops::less_equal(a, b), &[Dom::Int(0, 2)]).no_grad(),
+        binary(
+            "less_equal",
+            |a, b| ops::less_equal(a, b),
+            &[Dom::Int(0, 2)],
+        )
+        .no_grad(),
         binary("greater", |a, b| ops::greater(a, b), &[real]).no_grad(),
-        binary("greater_equal", |a, b| ops::greater_equal(a, b), &[Dom::Int(0, 2)]).no_grad(),
+        binary(
+            "greater_equal",
+            |a, b| ops::greater_equal(a, b),
+            &[Dom::Int(0, 2)],
+        )
+        .no_grad(),
         binary("add_int", |a, b| ops::add(a, b), &[Dom::Int(-9, 9)]).dtypes(&[Dtype::Int32]),
-        binary("multiply_int", |a, b| ops::multiply(a, b), &[Dom::Int(-9, 9)])
-            .dtypes(&[Dtype::Int32]),
+        binary(
+            "multiply_int",
+            |a, b| ops::multiply(a, b),
+            &[Dom::Int(-9, 9)],
+        )
+        .dtypes(&[Dtype::Int32]),
         binary(
             "floor_divide_int",
             |a, b| ops::floor_divide(a, b),
@@ -291,18 +318,31 @@ fn table() -> Vec<OpInfo> {
         binary("maximum_int", |a, b| ops::maximum(a, b), &[Dom::Int(-9, 9)])
             .dtypes(&[Dtype::Int32]),
         binary("less_int", |a, b| ops::less(a, b), &[Dom::Int(-2, 2)]).dtypes(&[Dtype::Int32]),
-        binary("divide_int", |a, b| ops::divide(a, b), &[Dom::Int(-9, 9), Dom::IntNonZero(-4, 4)])
-            .dtypes(&[Dtype::Int32]),
-        binary("add_int_float", |a, b| ops::add(a, b), &[Dom::Int(-9, 9), real])
-            .dtypes(&[Dtype::Int32, Dtype::Float32]),
-        binary("logical_and", |a, b| ops::logical_and(a, b), &[Dom::Bool])
-            .dtypes(&[Dtype::Bool]),
+        binary(
+            "divide_int",
+            |a, b| ops::divide(a, b),
+            &[Dom::Int(-9, 9), Dom::IntNonZero(-4, 4)],
+        )
+        .dtypes(&[Dtype::Int32]),
+        binary(
+            "add_int_float",
+            |a, b| ops::add(a, b),
+            &[Dom::Int(-9, 9), real],
+        )
+        .dtypes(&[Dtype::Int32, Dtype::Float32]),
+        binary("logical_and", |a, b| ops::logical_and(a, b), &[Dom::Bool]).dtypes(&[Dtype::Bool]),
         binary("logical_or", |a, b| ops::logical_or(a, b), &[Dom::Bool]).dtypes(&[Dtype::Bool]),
         // ---- ternary ----
         OpInfo::new(Ternary, "where", |x| {
             ops::where_(ops::greater(&x[0], 0.0)?, &x[1], &x[2])
         })
-        .samples(&["3x4 3x4 3x4", "3x1 1x4 3x4T", "() 3 3", "2x3x4 3x4 4", "4 2x4S ()"])
+        .samples(&[
+            "3x4 3x4 3x4",
+            "3x1 1x4 3x4T",
+            "() 3 3",
+            "2x3x4 3x4 4",
+            "4 2x4S ()",
+        ])
         .doms(&[Dom::AwayZero(0.1, 1.0), real]),
         OpInfo::new(Ternary, "where_bool", |x| ops::where_(&x[0], &x[1], &x[2]))
             .samples(&["3x4 3x4 3x4", "3x1 1x4 3x4T", "4 2x4S ()"])
@@ -318,36 +358,110 @@ fn table() -> Vec<OpInfo> {
     // ---- reductions ----
     let r2 = &["3x4", "3x4T", "2x3x4", "4x3S"];
     let r3 = &["2x3x4", "2x3x4T", "3x2x2S"];
-    let red = |name: &str, f: Box<dyn Fn(&Array) -> Result<Array>>, s: &[&str]| {
-        OpInfo::new(Reduce, name, move |x| f(&x[0])).samples(s)
-    };
+    let red =
+        |name: &str, f: ArrFn, s: &[&str]| OpInfo::new(Reduce, name, move |x| f(&x[0])).samples(s);
     t.extend([
-        red("sum", Box::new(|x| ops::sum(x, Axes::All, false)), &["()", "5", "3x4T"]),
+        red(
+            "sum",
+            Box::new(|x| ops::sum(x, Axes::All, false)),
+            &["()", "5", "3x4T"],
+        ),
         red("sum_axis0", Box::new(|x| ops::sum(x, 0, false)), r2),
-        red("sum_axis-1_keepdims", Box::new(|x| ops::sum(x, -1, true)), r2),
+        red(
+            "sum_axis-1_keepdims",
+            Box::new(|x| ops::sum(x, -1, true)),
+            r2,
+        ),
         red("sum_axes02", Box::new(|x| ops::sum(x, [0, 2], false)), r3),
-        red("prod", Box::new(|x| ops::prod(x, Axes::All, false)), &["5", "3x4T"])
-            .dom(Dom::AwayZero(0.5, 1.5)),
+        red(
+            "prod",
+            Box::new(|x| ops::prod(x, Axes::All, false)),
+            &["5", "3x4T"],
+        )
+        .dom(Dom::AwayZero(0.5, 1.5)),
         red("prod_axis1", Box::new(|x| ops::prod(x, 1, false)), r2).dom(Dom::AwayZero(0.5, 1.5)),
-        red("prod_axes12_keepdims", Box::new(|x| ops::prod(x, [1, 2], true)), r3)
-            .dom(Dom::AwayZero(0.5, 1.5)),
-        red("mean", Box::new(|x| ops::mean(x, Axes::All, false)), &["5", "3x4T", "2x3x4"]),
-        red("mean_axis1_keepdims", Box::new(|x| ops::mean(x, 1, true)), r2),
-        red("max", Box::new(|x| ops::max(x, Axes::All, false)), &["5", "3x4T", "2x3x4"]),
+        red(
+            "prod_axes12_keepdims",
+            Box::new(|x| ops::prod(x, [1, 2], true)),
+            r3,
+        )
+        .dom(Dom::AwayZero(0.5, 1.5)),
+        red(
+            "mean",
+            Box::new(|x| ops::mean(x, Axes::All, false)),
+            &["5", "3x4T", "2x3x4"],
+        ),
+        red(
+            "mean_axis1_keepdims",
+            Box::new(|x| ops::mean(x, 1, true)),
+            r2,
+        ),
+        red(
+            "max",
+            Box::new(|x| ops::max(x, Axes::All, false)),
+            &["5", "3x4T", "2x3x4"],
+        ),
         red("max_axis0", Box::new(|x| ops::max(x, 0, false)), r2),
-        red("min_axis-1_keepdims", Box::new(|x| ops::min(x, -1, true)), r2),
+        red(
+            "min_axis-1_keepdims",
+            Box::new(|x| ops::min(x, -1, true)),
+            r2,
+        ),
         red("min_axes01", Box::new(|x| ops::min(x, [0, 1], false)), r3),
         red("var_axis1", Box::new(|x| ops::var(x, 1, false, 0)), r2),
-        red("var_ddof1", Box::new(|x| ops::var(x, Axes::All, false, 1)), &["5", "3x4T"]),
-        red("std_axis0_keepdims", Box::new(|x| ops::std(x, 0, true, 0)), r2),
-        red("logsumexp", Box::new(|x| ops::logsumexp(x, Axes::All, false)), &["5", "3x4T"]),
-        red("logsumexp_axis1", Box::new(|x| ops::logsumexp(x, 1, false)), r2),
-        red("softmax_axis-1", Box::new(|x| ops::softmax(x, -1, false)), r2),
-        red("softmax_axis0_precise", Box::new(|x| ops::softmax(x, 0, true)), r2),
-        red("softmax_all", Box::new(|x| ops::softmax(x, Axes::All, false)), &["3x4T"]),
-        red("argmax_axis1", Box::new(|x| ops::argmax(x, Some(1), false)), r2).no_grad(),
-        red("argmax_all", Box::new(|x| ops::argmax(x, None, false)), &["5", "3x4T"]).no_grad(),
-        red("argmin_axis0_keepdims", Box::new(|x| ops::argmin(x, Some(0), true)), r2).no_grad(),
+        red(
+            "var_ddof1",
+            Box::new(|x| ops::var(x, Axes::All, false, 1)),
+            &["5", "3x4T"],
+        ),
+        red(
+            "std_axis0_keepdims",
+            Box::new(|x| ops::std(x, 0, true, 0)),
+            r2,
+        ),
+        red(
+            "logsumexp",
+            Box::new(|x| ops::logsumexp(x, Axes::All, false)),
+            &["5", "3x4T"],
+        ),
+        red(
+            "logsumexp_axis1",
+            Box::new(|x| ops::logsumexp(x, 1, false)),
+            r2,
+        ),
+        red(
+            "softmax_axis-1",
+            Box::new(|x| ops::softmax(x, -1, false)),
+            r2,
+        ),
+        red(
+            "softmax_axis0_precise",
+            Box::new(|x| ops::softmax(x, 0, true)),
+            r2,
+        ),
+        red(
+            "softmax_all",
+            Box::new(|x| ops::softmax(x, Axes::All, false)),
+            &["3x4T"],
+        ),
+        red(
+            "argmax_axis1",
+            Box::new(|x| ops::argmax(x, Some(1), false)),
+            r2,
+        )
+        .no_grad(),
+        red(
+            "argmax_all",
+            Box::new(|x| ops::argmax(x, None, false)),
+            &["5", "3x4T"],
+        )
+        .no_grad(),
+        red(
+            "argmin_axis0_keepdims",
+            Box::new(|x| ops::argmin(x, Some(0), true)),
+            r2,
+        )
+        .no_grad(),
         red("sum_int", Box::new(|x| ops::sum(x, 1, false)), r2)
             .dom(Dom::Int(-9, 9))
             .dtypes(&[Dtype::Int32]),
@@ -378,14 +492,11 @@ fn table() -> Vec<OpInfo> {
                 if reverse { "_reverse" } else { "" },
                 if inclusive { "" } else { "_exclusive" }
             );
-            let mut op = OpInfo::new(Scan, &label, move |x| f(&x[0], Some(1), reverse, inclusive))
+            let op = OpInfo::new(Scan, &label, move |x| f(&x[0], Some(1), reverse, inclusive))
                 .samples(&["3x5", "3x5T", "2x3x4", "4x3S"])
                 .dom(dom);
-            // An exclusive cummax/cummin starts from the lowest (highest) value: -inf (inf)
-            // in its first element, where finite differences mean nothing.
-            if !inclusive && (name == "cummax" || name == "cummin") {
-                op = op.no_grad();
-            }
+            // An exclusive scan starts from the identity (-inf for logcumsumexp and cummax):
+            // the checks leave out outputs that are not finite.
             t.push(op);
         }
         t.push(
@@ -404,37 +515,108 @@ fn table() -> Vec<OpInfo> {
         );
     }
     t.push(
-        OpInfo::new(Scan, "cumsum_int", |x| ops::cumsum(&x[0], Some(1), false, true))
-            .samples(&["3x5", "3x5T"])
-            .dom(Dom::Int(-9, 9))
-            .dtypes(&[Dtype::Int32]),
+        OpInfo::new(Scan, "cumsum_int", |x| {
+            ops::cumsum(&x[0], Some(1), false, true)
+        })
+        .samples(&["3x5", "3x5T"])
+        .dom(Dom::Int(-9, 9))
+        .dtypes(&[Dtype::Int32]),
     );
 
     // ---- shape ops ----
-    let sh = |name: &str, f: Box<dyn Fn(&Array) -> Result<Array>>, s: &[&str]| {
-        OpInfo::new(Shape, name, move |x| f(&x[0])).samples(s)
-    };
+    let sh =
+        |name: &str, f: ArrFn, s: &[&str]| OpInfo::new(Shape, name, move |x| f(&x[0])).samples(s);
     t.extend([
-        sh("reshape_2x6", Box::new(|x| ops::reshape(x, &[2, 6])), &["3x4", "3x4T", "12", "4x3S"]),
-        sh("reshape_flat", Box::new(|x| ops::reshape(x, &[-1])), &["3x4T", "2x3x4", "()"]),
-        sh("flatten", Box::new(|x| ops::flatten(x, 0, -1)), &["2x3x4T", "3x4"]),
-        sh("flatten_12", Box::new(|x| ops::flatten(x, 1, 2)), &["2x3x4", "2x3x4T"]),
-        sh("unflatten", Box::new(|x| ops::unflatten(x, 1, &[2, 2])), &["3x4", "3x4T"]),
-        sh("squeeze_axis1", Box::new(|x| ops::squeeze(x, 1)), &["3x1x4", "3x1x4T"]),
-        sh("squeeze_all", Box::new(|x| ops::squeeze(x, Axes::All)), &["1x3x1", "1x1"]),
-        sh("expand_dims_0", Box::new(|x| ops::expand_dims(x, 0)), &["3x4T", "()"]),
-        sh("expand_dims_02", Box::new(|x| ops::expand_dims(x, [0, 2])), &["3x4", "3x4T"]),
-        sh("expand_dims_-1", Box::new(|x| ops::expand_dims(x, -1)), &["3x4", "5"]),
-        sh("transpose", Box::new(|x| ops::transpose(x, Axes::All)), &["2x3x4", "3x4T"]),
-        sh("transpose_120", Box::new(|x| ops::transpose(x, [1, 2, 0])), &["2x3x4", "2x3x4T"]),
-        sh("swapaxes", Box::new(|x| ops::swapaxes(x, 0, 2)), &["2x3x4", "2x3x4T"]),
-        sh("moveaxis", Box::new(|x| ops::moveaxis(x, 0, -1)), &["2x3x4", "2x3x4T"]),
-        sh("broadcast_to", Box::new(|x| ops::broadcast_to(x, &[2, 3, 4])), &[
-            "3x1", "4", "()", "1x4", "3x4T",
-        ]),
-        sh("tile", Box::new(|x| ops::tile(x, &[2, 3])), &["3x4", "3x4T", "4"]),
-        sh("repeat_axis1", Box::new(|x| ops::repeat(x, 2, 1)), &["3x4", "3x4T"]),
-        sh("repeat_flat", Box::new(|x| ops::repeat(x, 3, None)), &["3x4T", "5"]),
+        sh(
+            "reshape_2x6",
+            Box::new(|x| ops::reshape(x, &[2, 6])),
+            &["3x4", "3x4T", "12", "4x3S"],
+        ),
+        sh(
+            "reshape_flat",
+            Box::new(|x| ops::reshape(x, &[-1])),
+            &["3x4T", "2x3x4", "()"],
+        ),
+        sh(
+            "flatten",
+            Box::new(|x| ops::flatten(x, 0, -1)),
+            &["2x3x4T", "3x4"],
+        ),
+        sh(
+            "flatten_12",
+            Box::new(|x| ops::flatten(x, 1, 2)),
+            &["2x3x4", "2x3x4T"],
+        ),
+        sh(
+            "unflatten",
+            Box::new(|x| ops::unflatten(x, 1, &[2, 2])),
+            &["3x4", "3x4T"],
+        ),
+        sh(
+            "squeeze_axis1",
+            Box::new(|x| ops::squeeze(x, 1)),
+            &["3x1x4", "3x1x4T"],
+        ),
+        sh(
+            "squeeze_all",
+            Box::new(|x| ops::squeeze(x, Axes::All)),
+            &["1x3x1", "1x1"],
+        ),
+        sh(
+            "expand_dims_0",
+            Box::new(|x| ops::expand_dims(x, 0)),
+            &["3x4T", "()"],
+        ),
+        sh(
+            "expand_dims_02",
+            Box::new(|x| ops::expand_dims(x, [0, 2])),
+            &["3x4", "3x4T"],
+        ),
+        sh(
+            "expand_dims_-1",
+            Box::new(|x| ops::expand_dims(x, -1)),
+            &["3x4", "5"],
+        ),
+        sh(
+            "transpose",
+            Box::new(|x| ops::transpose(x, Axes::All)),
+            &["2x3x4", "3x4T"],
+        ),
+        sh(
+            "transpose_120",
+            Box::new(|x| ops::transpose(x, [1, 2, 0])),
+            &["2x3x4", "2x3x4T"],
+        ),
+        sh(
+            "swapaxes",
+            Box::new(|x| ops::swapaxes(x, 0, 2)),
+            &["2x3x4", "2x3x4T"],
+        ),
+        sh(
+            "moveaxis",
+            Box::new(|x| ops::moveaxis(x, 0, -1)),
+            &["2x3x4", "2x3x4T"],
+        ),
+        sh(
+            "broadcast_to",
+            Box::new(|x| ops::broadcast_to(x, &[2, 3, 4])),
+            &["3x1", "4", "()", "1x4", "3x4T"],
+        ),
+        sh(
+            "tile",
+            Box::new(|x| ops::tile(x, &[2, 3])),
+            &["3x4", "3x4T", "4"],
+        ),
+        sh(
+            "repeat_axis1",
+            Box::new(|x| ops::repeat(x, 2, 1)),
+            &["3x4", "3x4T"],
+        ),
+        sh(
+            "repeat_flat",
+            Box::new(|x| ops::repeat(x, 3, None)),
+            &["3x4T", "5"],
+        ),
         sh(
             "pad_constant",
             Box::new(|x| ops::pad(x, &[(1, 2), (0, 1)], 1.5, PadMode::Constant)),
@@ -445,23 +627,49 @@ fn table() -> Vec<OpInfo> {
             Box::new(|x| ops::pad(x, &[(2, 1)], 0.0, PadMode::Edge)),
             &["3x4", "4", "2x3x2T"],
         ),
-        sh("roll_axis1", Box::new(|x| ops::roll(x, &[2], 1)), &["3x5", "3x5T"]),
-        sh("roll_axes01", Box::new(|x| ops::roll(x, &[1, -2], [0, 1])), &["3x5", "3x5T"]),
-        sh("roll_flat", Box::new(|x| ops::roll(x, &[3], Axes::All)), &["3x5T", "7"]),
-        sh("flip_axis0", Box::new(|x| ops::flip(x, 0)), &["3x4", "3x4T"]),
-        sh("flip_all", Box::new(|x| ops::flip(x, Axes::All)), &["2x3x4", "5"]),
-        sh("as_strided_windows", Box::new(|x| ops::as_strided(x, &[4, 3], &[1, 1], 0)), &[
-            "6", "2x3T",
-        ]),
+        sh(
+            "roll_axis1",
+            Box::new(|x| ops::roll(x, &[2], 1)),
+            &["3x5", "3x5T"],
+        ),
+        sh(
+            "roll_axes01",
+            Box::new(|x| ops::roll(x, &[1, -2], [0, 1])),
+            &["3x5", "3x5T"],
+        ),
+        sh(
+            "roll_flat",
+            Box::new(|x| ops::roll(x, &[3], Axes::All)),
+            &["3x5T", "7"],
+        ),
+        sh(
+            "flip_axis0",
+            Box::new(|x| ops::flip(x, 0)),
+            &["3x4", "3x4T"],
+        ),
+        sh(
+            "flip_all",
+            Box::new(|x| ops::flip(x, Axes::All)),
+            &["2x3x4", "5"],
+        ),
+        sh(
+            "as_strided_windows",
+            Box::new(|x| ops::as_strided(x, &[4, 3], &[1, 1], 0)),
+            &["6", "2x3T"],
+        ),
         sh(
             "as_strided_offset",
             Box::new(|x| ops::as_strided(x, &[2, 2], &[3, 1], 1)),
             &["2x3", "3x2T"],
         ),
         sh("contiguous", Box::new(ops::contiguous), &["3x4T", "2x3x4"]),
-        sh("reshape_int", Box::new(|x| ops::reshape(x, &[2, 6])), &["3x4", "3x4T"])
-            .dom(Dom::Int(-9, 9))
-            .dtypes(&[Dtype::Int32]),
+        sh(
+            "reshape_int",
+            Box::new(|x| ops::reshape(x, &[2, 6])),
+            &["3x4", "3x4T"],
+        )
+        .dom(Dom::Int(-9, 9))
+        .dtypes(&[Dtype::Int32]),
         OpInfo::new(Shape, "concatenate_axis0", |x| ops::concatenate(x, 0))
             .samples(&["2x3 4x3", "2x3T 1x3", "3 2"]),
         OpInfo::new(Shape, "concatenate_axis1", |x| ops::concatenate(x, 1))
@@ -469,7 +677,7 @@ fn table() -> Vec<OpInfo> {
         OpInfo::new(Shape, "concatenate_3_axis-1", |x| ops::concatenate(x, -1))
             .samples(&["2x1 2x3 2x2T", "1 3 2"]),
         OpInfo::new(Shape, "stack_axis0", |x| ops::stack(x, 0)).samples(&["3x4 3x4", "3x4T 3x4"]),
-        OpInfo::new(Shape, "stack_axis1", |x| ops::stack(x, 1)).samples(&["2x3 2x3T", "() ()"]),
+        OpInfo::new(Shape, "stack_axis1", |x| ops::stack(x, 1)).samples(&["2x3 2x3T", "3 3"]),
         OpInfo::new(Shape, "stack_3_axis-1", |x| ops::stack(x, -1)).samples(&["3 3 3"]),
         OpInfo::multi(Shape, "split_sections", |x| ops::split(&x[0], 3, 1))
             .samples(&["2x6", "2x6T"]),
@@ -490,19 +698,25 @@ fn table() -> Vec<OpInfo> {
             "2x3x4 4",
             "4 2x4x3",
         ]),
-        OpInfo::new(Matmul, "addmm", |x| ops::addmm(&x[0], &x[1], &x[2], 0.5, 2.0))
-            .samples(&["3x5 3x4 4x5", "5 3x4 4x5", "() 3x4T 4x5", "2x3x5 2x3x4 4x5"]),
+        OpInfo::new(Matmul, "addmm", |x| {
+            ops::addmm(&x[0], &x[1], &x[2], 0.5, 2.0)
+        })
+        .samples(&["3x5 3x4 4x5", "5 3x4 4x5", "() 3x4T 4x5", "2x3x5 2x3x4 4x5"]),
         OpInfo::new(Matmul, "inner", |x| ops::inner(&x[0], &x[1]))
             .samples(&["3x4 2x4", "4 4", "2x3x4 4", "3x4T 4"]),
         OpInfo::new(Matmul, "outer", |x| ops::outer(&x[0], &x[1])).samples(&["3 4", "2x2T 3"]),
-        OpInfo::new(Matmul, "tensordot_1", |x| ops::tensordot(&x[0], &x[1], 1usize))
-            .samples(&["3x4 4x5", "2x3x4 4x2", "3x4T 4x2"]),
+        OpInfo::new(Matmul, "tensordot_1", |x| {
+            ops::tensordot(&x[0], &x[1], 1usize)
+        })
+        .samples(&["3x4 4x5", "2x3x4 4x2", "3x4T 4x2"]),
         OpInfo::new(Matmul, "tensordot_lists", |x| {
             ops::tensordot(&x[0], &x[1], ([1i64, 0], [0i64, 1]))
         })
         .samples(&["3x4x2 4x3x5", "3x4x2T 4x3x2"]),
-        OpInfo::new(Matmul, "einsum_ij_jk", |x| ops::einsum("ij,jk->ik", &[&x[0], &x[1]]))
-            .samples(&["3x4 4x5", "3x4T 4x2"]),
+        OpInfo::new(Matmul, "einsum_ij_jk", |x| {
+            ops::einsum("ij,jk->ik", &[&x[0], &x[1]])
+        })
+        .samples(&["3x4 4x5", "3x4T 4x2"]),
         OpInfo::new(Matmul, "einsum_batched", |x| {
             ops::einsum("bij,bjk->bik", &[&x[0], &x[1]])
         })
@@ -511,10 +725,14 @@ fn table() -> Vec<OpInfo> {
             .samples(&["4x4", "3x3T"]),
         OpInfo::new(Matmul, "einsum_trace", |x| ops::einsum("ii", &[&x[0]])).samples(&["4x4"]),
         OpInfo::new(Matmul, "einsum_sum", |x| ops::einsum("ij->", &[&x[0]])).samples(&["3x4T"]),
-        OpInfo::new(Matmul, "einsum_dot", |x| ops::einsum("i,i", &[&x[0], &x[1]]))
-            .samples(&["5 5"]),
-        OpInfo::new(Matmul, "einsum_rowdot", |x| ops::einsum("ij,ij->i", &[&x[0], &x[1]]))
-            .samples(&["3x4 3x4T"]),
+        OpInfo::new(Matmul, "einsum_dot", |x| {
+            ops::einsum("i,i", &[&x[0], &x[1]])
+        })
+        .samples(&["5 5"]),
+        OpInfo::new(Matmul, "einsum_rowdot", |x| {
+            ops::einsum("ij,ij->i", &[&x[0], &x[1]])
+        })
+        .samples(&["3x4 3x4T"]),
         OpInfo::new(Matmul, "einsum_3", |x| {
             ops::einsum("ijk,jl,l->ik", &[&x[0], &x[1], &x[2]])
         })
@@ -734,20 +952,96 @@ fn the_table_covers_the_ops_of_the_issue() {
         assert!(seen.insert(*n), "{n} appears twice in the table");
     }
     for want in [
-        "abs", "negative", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "expm1",
-        "log", "log1p", "log2", "log10", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
-        "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "floor", "ceil", "round", "erf",
-        "erfinv", "sigmoid", "degrees", "radians", "nan_to_num", "astype_f32_and_back", "add",
-        "subtract", "multiply", "divide", "power", "arctan2", "logaddexp", "maximum", "minimum",
-        "remainder", "floor_divide", "equal", "less", "where", "clip_arrays", "sum", "prod",
-        "mean", "max", "min_axes01", "var_axis1", "std_axis0_keepdims", "logsumexp",
-        "softmax_axis-1", "argmax_axis1", "argmin_axis0_keepdims", "cumsum_axis1",
-        "cumprod_axis1_reverse", "cummax_axis1", "cummin_axis1_exclusive",
-        "logcumsumexp_axis1_reverse_exclusive", "reshape_2x6", "flatten", "squeeze_axis1",
-        "expand_dims_0", "transpose", "swapaxes", "moveaxis", "broadcast_to",
-        "concatenate_axis0", "stack_axis0", "split_sections", "tile", "repeat_axis1",
-        "pad_constant", "pad_edge", "roll_axis1", "flip_axis0", "as_strided_windows", "matmul",
-        "addmm", "inner", "outer", "tensordot_1", "einsum_ij_jk",
+        "abs",
+        "negative",
+        "sign",
+        "sqrt",
+        "rsqrt",
+        "square",
+        "reciprocal",
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "log2",
+        "log10",
+        "sin",
+        "cos",
+        "tan",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "arcsinh",
+        "arccosh",
+        "arctanh",
+        "floor",
+        "ceil",
+        "round",
+        "erf",
+        "erfinv",
+        "sigmoid",
+        "degrees",
+        "radians",
+        "nan_to_num",
+        "astype_f32_and_back",
+        "add",
+        "subtract",
+        "multiply",
+        "divide",
+        "power",
+        "arctan2",
+        "logaddexp",
+        "maximum",
+        "minimum",
+        "remainder",
+        "floor_divide",
+        "equal",
+        "less",
+        "where",
+        "clip_arrays",
+        "sum",
+        "prod",
+        "mean",
+        "max",
+        "min_axes01",
+        "var_axis1",
+        "std_axis0_keepdims",
+        "logsumexp",
+        "softmax_axis-1",
+        "argmax_axis1",
+        "argmin_axis0_keepdims",
+        "cumsum_axis1",
+        "cumprod_axis1_reverse",
+        "cummax_axis1",
+        "cummin_axis1_exclusive",
+        "logcumsumexp_axis1_reverse_exclusive",
+        "reshape_2x6",
+        "flatten",
+        "squeeze_axis1",
+        "expand_dims_0",
+        "transpose",
+        "swapaxes",
+        "moveaxis",
+        "broadcast_to",
+        "concatenate_axis0",
+        "stack_axis0",
+        "split_sections",
+        "tile",
+        "repeat_axis1",
+        "pad_constant",
+        "pad_edge",
+        "roll_axis1",
+        "flip_axis0",
+        "as_strided_windows",
+        "matmul",
+        "addmm",
+        "inner",
+        "outer",
+        "tensordot_1",
+        "einsum_ij_jk",
     ] {
         assert!(names.contains(&want), "the table has no entry {want}");
     }
@@ -759,7 +1053,11 @@ fn the_table_covers_the_ops_of_the_issue() {
             assert!(!s.is_empty(), "{}: a sample without inputs", op.name);
         }
         if op.grad {
-            assert!(op.dtypes.iter().all(|d| *d == Dtype::Float64), "{}", op.name);
+            assert!(
+                op.dtypes.iter().all(|d| *d == Dtype::Float64),
+                "{}",
+                op.name
+            );
         }
     }
     for fam in [
@@ -789,11 +1087,17 @@ fn host_sin(vjp_factor: f64, jvp_factor: f64) -> umx::transforms::CustomFunction
     })
     .with_vjp(move |p, c, _| {
         let d: Vec<f64> = vals(&p[0])?.iter().map(|v| vjp_factor * v.cos()).collect();
-        Ok(vec![ops::multiply(&c[0], &Array::from_slice(&d, p[0].shape())?)?])
+        Ok(vec![ops::multiply(
+            &c[0],
+            &Array::from_slice(&d, p[0].shape())?,
+        )?])
     })
     .with_jvp(move |p, t| {
         let d: Vec<f64> = vals(&p[0])?.iter().map(|v| jvp_factor * v.cos()).collect();
-        Ok(vec![ops::multiply(&t[0], &Array::from_slice(&d, p[0].shape())?)?])
+        Ok(vec![ops::multiply(
+            &t[0],
+            &Array::from_slice(&d, p[0].shape())?,
+        )?])
     })
 }
 
@@ -868,7 +1172,11 @@ fn randn(rng: &mut Rng, shape: &[usize]) -> Array {
 fn scalar_fn(a: &Array, x: &Array) -> Result<Array> {
     let h = ops::tanh(&ops::matmul(a, x)?)?;
     let t1 = ops::sum(&ops::square(&h)?, Axes::All, false)?;
-    let t2 = ops::sum(&ops::multiply(&ops::sin(x)?, &ops::square(x)?)?, Axes::All, false)?;
+    let t2 = ops::sum(
+        &ops::multiply(&ops::sin(x)?, &ops::square(x)?)?,
+        Axes::All,
+        false,
+    )?;
     let t3 = ops::logsumexp(x, Axes::All, false)?;
     ops::add(&ops::add(&t1, &t2)?, &t3)
 }
@@ -894,7 +1202,11 @@ fn hessian_vector_product_by_grad_of_grad() {
         vals(&grad(|x: &Array| scalar_fn(&a, x))(&f64s(&xs, &[5])).unwrap()).unwrap()
     };
     let (p, m) = (at(eps), at(-eps));
-    let want: Vec<f64> = p.iter().zip(&m).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
+    let want: Vec<f64> = p
+        .iter()
+        .zip(&m)
+        .map(|(p, m)| (p - m) / (2.0 * eps))
+        .collect();
     assert_close("Hv", &got, &want, 1e-5, 1e-6);
 
     // The Hessian is symmetric: <u, H v> = <v, H u>.
@@ -909,7 +1221,10 @@ fn hessian_vector_product_by_grad_of_grad() {
     };
     let uhv = fd::dot(&vals(&u).unwrap(), &vals(&hvp_of(v.clone())).unwrap());
     let vhu = fd::dot(&vals(&v).unwrap(), &vals(&hvp_of(u.clone())).unwrap());
-    assert!((uhv - vhu).abs() < 1e-10 * (1.0 + uhv.abs()), "{uhv} vs {vhu}");
+    assert!(
+        (uhv - vhu).abs() < 1e-10 * (1.0 + uhv.abs()),
+        "{uhv} vs {vhu}"
+    );
 }
 
 #[test]
@@ -946,7 +1261,11 @@ fn second_derivatives_of_unary_ops_by_grad_of_grad() {
             vals(&d1(&f64s(&xs, &[6])).unwrap()).unwrap()
         };
         let (p, m) = (shifted(eps), shifted(-eps));
-        let want: Vec<f64> = p.iter().zip(&m).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
+        let want: Vec<f64> = p
+            .iter()
+            .zip(&m)
+            .map(|(p, m)| (p - m) / (2.0 * eps))
+            .collect();
         if got
             .iter()
             .zip(&want)
@@ -982,8 +1301,8 @@ fn jvp_of_vjp_matches_finite_differences_of_the_vjp() {
             Ok(g)
         }
     };
-    let (primal, tangent) = jvp(&vjp_at, std::slice::from_ref(&x), std::slice::from_ref(&v))
-        .unwrap();
+    let (primal, tangent) =
+        jvp(&vjp_at, std::slice::from_ref(&x), std::slice::from_ref(&v)).unwrap();
     let got = vals(&tangent[0]).unwrap();
     let eps = 1e-6;
     let (xv, vv) = (vals(&x).unwrap(), vals(&v).unwrap());
@@ -992,7 +1311,11 @@ fn jvp_of_vjp_matches_finite_differences_of_the_vjp() {
         vals(&vjp_at(&[f64s(&xs, &[5])]).unwrap()[0]).unwrap()
     };
     let (p, m) = (at(eps), at(-eps));
-    let want: Vec<f64> = p.iter().zip(&m).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
+    let want: Vec<f64> = p
+        .iter()
+        .zip(&m)
+        .map(|(p, m)| (p - m) / (2.0 * eps))
+        .collect();
     assert_close("jvp of vjp", &got, &want, 1e-5, 1e-6);
     assert_close(
         "jvp of vjp, primal",
@@ -1010,7 +1333,11 @@ fn jvp_of_vjp_matches_finite_differences_of_the_vjp() {
             xs,
             std::slice::from_ref(&v),
         )?;
-        Ok(vec![ops::sum(&ops::multiply(&t[0], &c2)?, Axes::All, false)?])
+        Ok(vec![ops::sum(
+            &ops::multiply(&t[0], &c2)?,
+            Axes::All,
+            false,
+        )?])
     };
     let (_, g) = vjp(
         &jvp_then_dot,
@@ -1042,7 +1369,7 @@ fn vmap_of_grad_matches_a_loop_of_grads() {
     let got = vmap(per_example, &[Some(0), None], &[Some(0)])(&[xs.clone(), w.clone()]).unwrap();
     let mut want = Vec::new();
     for b in 0..6 {
-        let x = ops::take(&xs, &Array::scalar(b as i32), Some(0)).unwrap();
+        let x = ops::take(&xs, &Array::scalar(b), Some(0)).unwrap();
         want.push(per_example(&[x, w.clone()]).unwrap().remove(0));
     }
     let want = ops::stack(&want, 0).unwrap();
@@ -1077,15 +1404,27 @@ fn grad_of_vmap_matches_grad_of_a_loop() {
     let looped = move |w: &Array| -> Result<Array> {
         let mut total = Array::scalar(0.0f64);
         for b in 0..6 {
-            let x = ops::take(&xs, &Array::scalar(b as i32), Some(0))?;
+            let x = ops::take(&xs, &Array::scalar(b), Some(0))?;
             total = ops::add(&total, &example_loss(&x, w)?)?;
         }
         Ok(total)
     };
     let (vb, gb) = value_and_grad(batched)(&w).unwrap();
     let (vl, gl) = value_and_grad(looped)(&w).unwrap();
-    assert_close("loss", &vals(&vb).unwrap(), &vals(&vl).unwrap(), 1e-12, 1e-12);
-    assert_close("grad of vmap", &vals(&gb).unwrap(), &vals(&gl).unwrap(), 1e-10, 1e-12);
+    assert_close(
+        "loss",
+        &vals(&vb).unwrap(),
+        &vals(&vl).unwrap(),
+        1e-12,
+        1e-12,
+    );
+    assert_close(
+        "grad of vmap",
+        &vals(&gb).unwrap(),
+        &vals(&gl).unwrap(),
+        1e-10,
+        1e-12,
+    );
 }
 
 #[test]
@@ -1106,8 +1445,8 @@ fn nested_vmap_matches_a_double_loop() {
     let mut want = Vec::new();
     for i in 0..3 {
         for j in 0..5 {
-            let x = ops::take(&xs, &Array::scalar(i as i32), Some(0)).unwrap();
-            let y = ops::take(&ys, &Array::scalar(j as i32), Some(0)).unwrap();
+            let x = ops::take(&xs, &Array::scalar(i), Some(0)).unwrap();
+            let y = ops::take(&ys, &Array::scalar(j), Some(0)).unwrap();
             want.push(f(&[x, y]).unwrap()[0].item::<f64>().unwrap());
         }
     }
@@ -1128,8 +1467,18 @@ fn nested_vmap_matches_a_double_loop() {
 fn grad_through_a_custom_function_uses_its_rules() {
     // sin with a vjp scaled by 2 and a jvp scaled by 3: the rules, not sin's, are used.
     let f = custom_function("scaled_sin", |x| Ok(vec![ops::sin(&x[0])?]))
-        .with_vjp(|p, c, _| Ok(vec![ops::multiply(&ops::multiply(&c[0], &ops::cos(&p[0])?)?, 2.0)?]))
-        .with_jvp(|p, t| Ok(vec![ops::multiply(&ops::multiply(&t[0], &ops::cos(&p[0])?)?, 3.0)?]));
+        .with_vjp(|p, c, _| {
+            Ok(vec![ops::multiply(
+                &ops::multiply(&c[0], &ops::cos(&p[0])?)?,
+                2.0,
+            )?])
+        })
+        .with_jvp(|p, t| {
+            Ok(vec![ops::multiply(
+                &ops::multiply(&t[0], &ops::cos(&p[0])?)?,
+                3.0,
+            )?])
+        });
     let f = std::sync::Arc::new(f);
     let xv = [0.3f64, -1.2, 2.0];
     let x = f64s(&xv, &[3]);
@@ -1161,13 +1510,19 @@ fn grad_through_a_custom_function_uses_its_rules() {
         .iter()
         .map(|x| x.sin())
         .collect();
-    assert_close("vmap of custom", &vals(&got[0]).unwrap(), &want, 1e-12, 1e-12);
+    assert_close(
+        "vmap of custom",
+        &vals(&got[0]).unwrap(),
+        &want,
+        1e-12,
+        1e-12,
+    );
 
     // Without rules, the derivative comes from the body.
     let plain = custom_function("plain", |x| Ok(vec![ops::exp(&ops::sin(&x[0])?)?]));
-    let g = grad(move |x: &Array| ops::sum(&plain.call(std::slice::from_ref(x))?[0], Axes::All, false))(
-        &f64s(&xv, &[3]),
-    )
+    let g = grad(move |x: &Array| {
+        ops::sum(&plain.call(std::slice::from_ref(x))?[0], Axes::All, false)
+    })(&f64s(&xv, &[3]))
     .unwrap();
     let want: Vec<f64> = xv.iter().map(|x| x.sin().exp() * x.cos()).collect();
     assert_close("derived vjp", &vals(&g).unwrap(), &want, 1e-12, 1e-12);
@@ -1177,15 +1532,20 @@ fn grad_through_a_custom_function_uses_its_rules() {
 fn stop_gradient_and_grad_variants() {
     let x = f64s(&[1.5, -0.5], &[2]);
     // d/dx x * stop(x) = stop(x).
-    let g = grad(|x: &Array| {
-        ops::sum(&ops::multiply(x, &stop_gradient(x)?)?, Axes::All, false)
-    })(&x)
-    .unwrap();
+    let g =
+        grad(|x: &Array| ops::sum(&ops::multiply(x, &stop_gradient(x)?)?, Axes::All, false))(&x)
+            .unwrap();
     assert_eq!(vals(&g).unwrap(), vec![1.5, -0.5]);
     // grad_argnums: derivative for argument 1 only; argument 0 is an integer array.
     let n = Array::from_slice(&[2i32, 3], &[2]).unwrap();
     let g = grad_argnums(
-        |a| ops::sum(&ops::multiply(&a[0], &ops::square(&a[1])?)?, Axes::All, false),
+        |a| {
+            ops::sum(
+                &ops::multiply(&a[0], &ops::square(&a[1])?)?,
+                Axes::All,
+                false,
+            )
+        },
         &[1],
     )(&[n, x.clone()])
     .unwrap();
@@ -1204,7 +1564,10 @@ fn stop_gradient_and_grad_variants() {
     let mut params: BTreeMap<String, (Array, Vec<Array>)> = BTreeMap::new();
     params.insert(
         "layer".into(),
-        (f64s(&[2.0], &[1]), vec![f64s(&[3.0], &[1]), f64s(&[4.0], &[1])]),
+        (
+            f64s(&[2.0], &[1]),
+            vec![f64s(&[3.0], &[1]), f64s(&[4.0], &[1])],
+        ),
     );
     let g = grad(|p: &BTreeMap<String, (Array, Vec<Array>)>| {
         let (a, v) = &p["layer"];
@@ -1212,7 +1575,11 @@ fn stop_gradient_and_grad_variants() {
         ops::sum(&s, Axes::All, false)
     })(&params)
     .unwrap();
-    let leaves: Vec<f64> = g.leaves().iter().map(|a| a.item::<f64>().unwrap()).collect();
+    let leaves: Vec<f64> = g
+        .leaves()
+        .iter()
+        .map(|a| a.item::<f64>().unwrap())
+        .collect();
     assert_eq!(leaves, vec![12.0, 8.0, 6.0]);
 }
 
@@ -1221,7 +1588,10 @@ fn mlp_forward(params: &[(Array, Array)], x: &Array, ckpt: bool) -> Result<Array
     let mut h = x.clone();
     for (w, b) in params {
         let layer = |a: &[Array]| -> Result<Vec<Array>> {
-            Ok(vec![ops::tanh(&ops::add(&ops::matmul(&a[0], &a[1])?, &a[2])?)?])
+            Ok(vec![ops::tanh(&ops::add(
+                &ops::matmul(&a[0], &a[1])?,
+                &a[2],
+            )?)?])
         };
         h = if ckpt {
             checkpoint(layer)(&[h, w.clone(), b.clone()])?.remove(0)
@@ -1240,18 +1610,43 @@ fn checkpoint_gives_the_same_gradient() {
         .map(|_| (randn(&mut rng, &[6, 6]), randn(&mut rng, &[6])))
         .collect();
     let x1 = x.clone();
-    let (v0, g0) = value_and_grad(move |p: &Vec<(Array, Array)>| mlp_forward(p, &x1, false))(
-        &params,
-    )
-    .unwrap();
-    let (v1, g1) = value_and_grad(move |p: &Vec<(Array, Array)>| mlp_forward(p, &x, true))(
-        &params,
-    )
-    .unwrap();
-    assert_close("value", &vals(&v1).unwrap(), &vals(&v0).unwrap(), 1e-12, 1e-12);
+    let (v0, g0) =
+        value_and_grad(move |p: &Vec<(Array, Array)>| mlp_forward(p, &x1, false))(&params).unwrap();
+    let (v1, g1) =
+        value_and_grad(move |p: &Vec<(Array, Array)>| mlp_forward(p, &x, true))(&params).unwrap();
+    assert_close(
+        "value",
+        &vals(&v1).unwrap(),
+        &vals(&v0).unwrap(),
+        1e-12,
+        1e-12,
+    );
     for (a, b) in g1.leaves().iter().zip(g0.leaves()) {
-        assert_close("checkpointed grad", &vals(a).unwrap(), &vals(&b).unwrap(), 1e-12, 1e-12);
+        assert_close(
+            "checkpointed grad",
+            &vals(a).unwrap(),
+            &vals(&b).unwrap(),
+            1e-12,
+            1e-12,
+        );
     }
+
+    // A checkpointed block also passes jvp and vmap through (derived from its body).
+    let w = params[0].0.clone();
+    let block = checkpoint(move |a: &[Array]| Ok(vec![ops::tanh(&ops::matmul(&a[0], &w)?)?]));
+    let xs = randn(&mut rng, &[5, 6]);
+    let f = |a: &[Array]| block(a);
+    check_jvp(&f, std::slice::from_ref(&xs), 3, Tol::default()).unwrap();
+    check_vjp(&f, std::slice::from_ref(&xs), 3, Tol::default()).unwrap();
+    let ex = |last| VmapInput {
+        shape: vec![6],
+        dtype: Dtype::Float64,
+        layout: Layout::Contiguous,
+        dom: Dom::Real(-1.0, 1.0),
+        mapped: last,
+    };
+    fd::check_vmap(&f, &[ex(true)], false, 4, 5).unwrap();
+    fd::check_vmap(&f, &[ex(true)], true, 4, 5).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1260,14 +1655,19 @@ fn checkpoint_gives_the_same_gradient() {
 
 /// Plain gradient descent: `steps` updates of `lr`; returns the losses before each step and
 /// after the last.
-fn descend<P: Tree>(loss: impl Fn(&P) -> Result<Array>, mut params: P, lr: f64, steps: usize) -> Vec<f32> {
+fn descend<P: Tree>(
+    loss: impl Fn(&P) -> Result<Array>,
+    mut params: P,
+    lr: f64,
+    steps: usize,
+) -> Vec<f32> {
     let vg = value_and_grad(loss);
     let mut losses = Vec::with_capacity(steps + 1);
     for _ in 0..steps {
         let (l, g) = vg(&params).unwrap();
         let mut gl = g.leaves().into_iter();
         params = params
-            .map_leaves(&mut |p| ops::subtract(p, &ops::multiply(&gl.next().unwrap(), lr)?))
+            .map_leaves(&mut |p| ops::subtract(p, &ops::multiply(gl.next().unwrap(), lr)?))
             .unwrap();
         let mut all = params.leaves();
         all.push(l.clone());
@@ -1301,21 +1701,30 @@ fn logistic_regression_trains() {
         let l = ops::subtract(&ops::logaddexp(0.0, &z)?, &ops::multiply(&y, &z)?)?;
         ops::mean(&l, Axes::All, false)
     };
-    let params = (ops::zeros(&[2], Dtype::Float32).unwrap(), Array::scalar(0.0f32));
+    let params = (
+        ops::zeros(&[2], Dtype::Float32).unwrap(),
+        Array::scalar(0.0f32),
+    );
     let losses = descend(loss, params, 1.0, 300);
     let (first, last) = (losses[0], *losses.last().unwrap());
     eprintln!("logistic regression: loss {first} -> {last}");
+    // Measured: ln 2 = 0.693 -> 0.0765 after 300 steps (float32, CPU).
     assert!((first - std::f32::consts::LN_2).abs() < 1e-6, "{first}");
     assert!(last < 0.1, "final loss {last}");
     assert!(last < first / 5.0, "{first} -> {last}");
-    assert!(losses.windows(2).all(|w| w[1] <= w[0] + 1e-6), "the loss must not rise");
+    assert!(
+        losses.windows(2).all(|w| w[1] <= w[0] + 1e-6),
+        "the loss must not rise"
+    );
 }
 
 #[test]
 fn two_layer_mlp_trains() {
     // y = sin(2 x) on 64 points of [-1.5, 1.5], a tanh MLP 1 -> 32 -> 1, mean squared error.
     let n = 64;
-    let xv: Vec<f64> = (0..n).map(|i| -1.5 + 3.0 * i as f64 / (n - 1) as f64).collect();
+    let xv: Vec<f64> = (0..n)
+        .map(|i| -1.5 + 3.0 * i as f64 / (n - 1) as f64)
+        .collect();
     let yv: Vec<f64> = xv.iter().map(|x| (2.0 * x).sin()).collect();
     let x = f32s(&xv, &[n, 1]);
     let y = f32s(&yv, &[n, 1]);
@@ -1323,18 +1732,26 @@ fn two_layer_mlp_trains() {
     let h = 32;
     let w1 = f32s(&rng.normals(h), &[1, h]);
     let b1 = f32s(&rng.normals(h), &[h]);
-    let w2 = f32s(&rng.normals(h).iter().map(|v| v / (h as f64).sqrt()).collect::<Vec<_>>(), &[h, 1]);
+    let w2 = f32s(
+        &rng.normals(h)
+            .iter()
+            .map(|v| v / (h as f64).sqrt())
+            .collect::<Vec<_>>(),
+        &[h, 1],
+    );
     let b2 = ops::zeros(&[1], Dtype::Float32).unwrap();
     let loss = move |p: &Vec<Array>| -> Result<Array> {
         let hid = ops::tanh(&ops::add(&ops::matmul(&x, &p[0])?, &p[1])?)?;
         let out = ops::add(&ops::matmul(&hid, &p[2])?, &p[3])?;
         ops::mean(&ops::square(&ops::subtract(&out, &y)?)?, Axes::All, false)
     };
-    let losses = descend(loss, vec![w1, b1, w2, b2], 0.2, 1500);
+    // (lr 0.2 diverges: the curvature along w2 is about 2 * 32 * E[h^2].)
+    let losses = descend(loss, vec![w1, b1, w2, b2], 0.1, 2000);
     let (first, last) = (losses[0], *losses.last().unwrap());
     eprintln!("MLP: loss {first} -> {last}");
-    assert!(last < 0.01, "final loss {last}");
-    assert!(last < first / 20.0, "{first} -> {last}");
+    // Measured: 1.187 -> 6.4e-4 (float32, CPU).
+    assert!(last < 2e-3, "final loss {last}");
+    assert!(last < first / 500.0, "{first} -> {last}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1353,10 +1770,18 @@ fn errors_name_the_transformation() {
     let x = f64s(&[1.0, 2.0, 3.0], &[3]);
     // grad of a non-scalar output.
     let e = err_of(grad(|x: &Array| ops::sin(x))(&x));
-    assert!(e.contains("grad") && e.contains("scalar") && e.contains("(3,)"), "{e}");
+    assert!(
+        e.contains("grad") && e.contains("scalar") && e.contains("(3,)"),
+        "{e}"
+    );
     let e = err_of(value_and_grad(|x: &Array| ops::sin(x))(&x));
-    assert!(e.starts_with("value_and_grad:") && e.contains("scalar"), "{e}");
-    let e = err_of(grad_argnums(|a| ops::sin(&a[0]), &[0])(std::slice::from_ref(&x)));
+    assert!(
+        e.starts_with("value_and_grad:") && e.contains("scalar"),
+        "{e}"
+    );
+    let e = err_of(grad_argnums(|a| ops::sin(&a[0]), &[0])(
+        std::slice::from_ref(&x),
+    ));
     assert!(e.starts_with("grad:") && e.contains("scalar"), "{e}");
     // grad of an integer output.
     let e = err_of(grad(|x: &Array| ops::argmax(x, None, false))(&x));
@@ -1365,19 +1790,35 @@ fn errors_name_the_transformation() {
     let xi = Array::from_slice(&[1i32, 2, 3], &[3]).unwrap();
     let e = err_of(grad(|x: &Array| ops::sum(x, Axes::All, false))(&xi));
     assert!(e.contains("grad") && e.contains("int32"), "{e}");
-    let e = err_of(grad_argnums(|a| ops::sum(&a[0], Axes::All, false), &[0])(std::slice::from_ref(&xi)));
+    let e = err_of(grad_argnums(|a| ops::sum(&a[0], Axes::All, false), &[0])(
+        std::slice::from_ref(&xi),
+    ));
     assert!(e.starts_with("grad:") && e.contains("int32"), "{e}");
-    let e = err_of(grad_argnums(|a| ops::sum(&a[0], Axes::All, false), &[2])(std::slice::from_ref(&x)));
+    let e = err_of(grad_argnums(|a| ops::sum(&a[0], Axes::All, false), &[2])(
+        std::slice::from_ref(&x),
+    ));
     assert!(e.starts_with("grad:") && e.contains("argnum 2"), "{e}");
     // vmap with mismatched axis sizes.
     let a = f64s(&[0.0; 6], &[2, 3]);
     let b = f64s(&[0.0; 12], &[4, 3]);
     let add = |x: &[Array]| Ok(vec![ops::add(&x[0], &x[1])?]);
     let e = err_of(vmap(add, &[Some(0)], &[Some(0)])(&[a.clone(), b.clone()]));
-    assert!(e.starts_with("vmap:") && e.contains("different sizes") && e.contains("2") && e.contains("4"), "{e}");
+    assert!(
+        e.starts_with("vmap:")
+            && e.contains("different sizes")
+            && e.contains("2")
+            && e.contains("4"),
+        "{e}"
+    );
     // vmap with an axis out of range.
-    let e = err_of(vmap(add, &[Some(2), Some(0)], &[Some(0)])(&[a.clone(), a.clone()]));
-    assert!(e.starts_with("vmap:") && e.contains("in_axes 2") && e.contains("out of range"), "{e}");
+    let e = err_of(vmap(add, &[Some(2), Some(0)], &[Some(0)])(&[
+        a.clone(),
+        a.clone(),
+    ]));
+    assert!(
+        e.starts_with("vmap:") && e.contains("in_axes 2") && e.contains("out of range"),
+        "{e}"
+    );
     let e = err_of(vmap(add, &[Some(-3)], &[Some(0)])(&[a.clone(), a.clone()]));
     assert!(e.starts_with("vmap:") && e.contains("out of range"), "{e}");
     // (An identity with its own batching rule: these need no primitive's rule.)
@@ -1387,15 +1828,25 @@ fn errors_name_the_transformation() {
     // vmap with every input unmapped, or too many in_axes.
     let e = err_of(vmap(add, &[None], &[Some(0)])(&[a.clone(), a.clone()]));
     assert!(e.starts_with("vmap:") && e.contains("mapped"), "{e}");
-    let e = err_of(vmap(add, &[Some(0), Some(0), Some(0)], &[Some(0)])(&[a.clone(), a.clone()]));
+    let e = err_of(vmap(add, &[Some(0), Some(0), Some(0)], &[Some(0)])(&[
+        a.clone(),
+        a.clone(),
+    ]));
     assert!(e.starts_with("vmap:"), "{e}");
     // An output that depends on the batch cannot have out_axes None.
     let e = err_of(vmap(id, &[Some(0)], &[None])(std::slice::from_ref(&a)));
     assert!(e.starts_with("vmap:") && e.contains("out_axes"), "{e}");
     // vjp with a cotangent of the wrong shape, or too many cotangents.
     let sin = |x: &[Array]| Ok(vec![ops::sin(&x[0])?]);
-    let e = err_of(vjp(sin, std::slice::from_ref(&x), &[f64s(&[1.0, 1.0], &[2])]));
-    assert!(e.starts_with("vjp:") && e.contains("cotangent 0") && e.contains("(2,)"), "{e}");
+    let e = err_of(vjp(
+        sin,
+        std::slice::from_ref(&x),
+        &[f64s(&[1.0, 1.0], &[2])],
+    ));
+    assert!(
+        e.starts_with("vjp:") && e.contains("cotangent 0") && e.contains("(2,)"),
+        "{e}"
+    );
     let e = err_of(vjp(sin, std::slice::from_ref(&x), &[x.clone(), x.clone()]));
     assert!(e.starts_with("vjp:") && e.contains("2 cotangents"), "{e}");
     // jvp with a tangent of the wrong shape, or a missing one.
@@ -1404,8 +1855,16 @@ fn errors_name_the_transformation() {
     let e = err_of(jvp(sin, std::slice::from_ref(&x), &[]));
     assert!(e.starts_with("jvp:") && e.contains("tangents"), "{e}");
     // vjp and jvp with respect to integer inputs.
-    let e = err_of(vjp(sin, std::slice::from_ref(&xi), &[x.clone()]));
+    let e = err_of(vjp(
+        sin,
+        std::slice::from_ref(&xi),
+        std::slice::from_ref(&x),
+    ));
     assert!(e.starts_with("vjp:") && e.contains("int32"), "{e}");
-    let e = err_of(jvp(sin, std::slice::from_ref(&xi), std::slice::from_ref(&xi)));
+    let e = err_of(jvp(
+        sin,
+        std::slice::from_ref(&xi),
+        std::slice::from_ref(&xi),
+    ));
     assert!(e.starts_with("jvp:") && e.contains("int32"), "{e}");
 }

@@ -58,7 +58,10 @@ fn checkpoint_lowers_the_peak_memory_of_the_backward_pass() {
             (w1, w2)
         })
         .collect();
-    let mut all = weights.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<Vec<_>>();
+    let mut all = weights
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect::<Vec<_>>();
     all.push(x.clone());
     eval(&all).unwrap();
 
