@@ -50,6 +50,8 @@ enum Family {
     Matmul,
     Indexing,
     Sort,
+    Creation,
+    Random,
 }
 
 type Fx = Box<dyn Fn(&[Array]) -> Result<Vec<Array>>>;
@@ -224,7 +226,7 @@ fn table() -> Vec<OpInfo> {
             |x| ops::astype(&ops::astype(x, Dtype::Float32)?, Dtype::Float64),
             real,
         )
-        .tol(1e-2, 1e-4, 1e-5),
+        .tol(1e-2, 1e-3, 1e-3),
         unary("astype_f32", |x| ops::astype(x, Dtype::Float32), real).no_grad(),
         unary("abs_int", ops::abs, Dom::Int(-5, 5)).dtypes(&[Dtype::Int32]),
         unary("negative_int", ops::negative, Dom::Int(-5, 5)).dtypes(&[Dtype::Int32]),
@@ -771,6 +773,53 @@ fn table() -> Vec<OpInfo> {
             .samples(&["3x5", "3x5T"])
             .no_grad(),
     ]);
+
+    // ---- creation and random (sampling is differentiable in its parameters) ----
+    t.extend([
+        OpInfo::new(Creation, "full", |x| ops::full(&[2, 3, 4], &x[0], None))
+            .samples(&["4", "3x1", "()", "3x4T"]),
+        OpInfo::new(Creation, "times_arange", |x| {
+            ops::multiply(&x[0], &ops::arange(0.0, 4.0, 1.0, Dtype::Float64)?)
+        })
+        .samples(&["4", "3x4T"]),
+        OpInfo::new(Creation, "zeros_like_plus_ones_like", |x| {
+            ops::add(
+                &ops::zeros_like(&x[0])?,
+                &ops::multiply(&x[0], &ops::ones_like(&x[0])?)?,
+            )
+        })
+        .samples(&["3x4T", "()"]),
+        // A fixed key: the same draw every call, so y = loc + scale * z is a smooth function
+        // of loc and scale. (Affine: steps of 1e-2 are exact; but float64 samples are
+        // computed at float32 precision, whose rounding steps of 1e-6 would magnify.)
+        OpInfo::new(Random, "normal_loc_scale", |x| {
+            let key = random::key(7)?;
+            random::normal(x[0].shape(), Dtype::Float64, &x[0], &x[1], Some(&key))
+        })
+        .samples(&["3x4 3x4", "3x4T 4", "5 ()"])
+        .doms(&[Dom::Real(-2.0, 2.0), Dom::Real(0.5, 2.0)])
+        .tol(1e-2, 1e-3, 1e-3),
+        OpInfo::new(Random, "uniform_low_high", |x| {
+            let key = random::key(8)?;
+            random::uniform(&x[0], &x[1], x[0].shape(), Dtype::Float64, Some(&key))
+        })
+        .samples(&["3x4 3x4", "3x4T 4", "5 ()"])
+        .doms(&[Dom::Real(-2.0, -0.5), Dom::Real(0.5, 2.0)])
+        .tol(1e-2, 1e-3, 1e-3),
+        // Batched keys: each example draws from its own key.
+        OpInfo::new(Random, "uniform_of_key", |x| {
+            random::uniform(0.0, 1.0, &[3], Dtype::Float32, Some(&x[0]))
+        })
+        .samples(&["2"])
+        .dom(Dom::Int(0, 1 << 30))
+        .dtypes(&[Dtype::Uint32]),
+        OpInfo::new(Random, "normal_of_key_and_loc", |x| {
+            random::normal(&[4], Dtype::Float32, &x[1], 1.0, Some(&x[0]))
+        })
+        .samples(&["2 4", "2 ()"])
+        .doms(&[Dom::Int(0, 1 << 30), real])
+        .dtypes(&[Dtype::Uint32, Dtype::Float32]),
+    ]);
     t
 }
 
@@ -941,6 +990,8 @@ family_tests! {
     Matmul: vjp_matmul, jvp_matmul, vmap_matmul;
     Indexing: vjp_indexing, jvp_indexing, vmap_indexing;
     Sort: vjp_sort, jvp_sort, vmap_sort;
+    Creation: vjp_creation, jvp_creation, vmap_creation;
+    Random: vjp_random, jvp_random, vmap_random;
 }
 
 #[test]
@@ -1061,7 +1112,7 @@ fn the_table_covers_the_ops_of_the_issue() {
         }
     }
     for fam in [
-        Unary, Binary, Ternary, Reduce, Scan, Shape, Matmul, Indexing, Sort,
+        Unary, Binary, Ternary, Reduce, Scan, Shape, Matmul, Indexing, Sort, Creation, Random,
     ] {
         assert!(
             table.iter().filter(|o| o.family == fam).any(|o| o
@@ -1867,4 +1918,74 @@ fn errors_name_the_transformation() {
         std::slice::from_ref(&xi),
     ));
     assert!(e.starts_with("jvp:") && e.contains("int32"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLX's choices at kinks and ties, where finite differences cannot decide.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn derivatives_at_kinks_and_ties_follow_mlx() {
+    let g = |f: fn(&Array) -> Result<Array>, xv: &[f64]| -> Vec<f64> {
+        let x = f64s(xv, &[xv.len()]);
+        vals(&grad(move |x: &Array| ops::sum(&f(x)?, Axes::All, false))(&x).unwrap()).unwrap()
+    };
+    // abs: sign(x), so 0 at 0.
+    assert_eq!(g(ops::abs, &[-2.0, 0.0, 3.0]), vec![-1.0, 0.0, 1.0]);
+    // max and min over an axis share the cotangent equally among tied maxima.
+    assert_eq!(
+        g(|x| ops::max(x, Axes::All, false), &[1.0, 3.0, 3.0, 2.0]),
+        vec![0.0, 0.5, 0.5, 0.0]
+    );
+    assert_eq!(
+        g(|x| ops::min(x, Axes::All, false), &[1.0, 3.0, 1.0, 1.0]),
+        vec![1.0 / 3.0, 0.0, 1.0 / 3.0, 1.0 / 3.0]
+    );
+    // maximum(a, b) and minimum(a, b): a tie sends the cotangent to b.
+    let a = f64s(&[1.0, 2.0, 3.0], &[3]);
+    let b = f64s(&[1.0, 5.0, 0.0], &[3]);
+    type B = fn(&Array, &Array) -> Result<Array>;
+    let pairs: [(&str, B); 2] = [
+        ("maximum", |a, b| ops::maximum(a, b)),
+        ("minimum", |a, b| ops::minimum(a, b)),
+    ];
+    for (name, f) in pairs {
+        let gs = grad_argnums(
+            move |x| ops::sum(&f(&x[0], &x[1])?, Axes::All, false),
+            &[0, 1],
+        )(&[a.clone(), b.clone()])
+        .unwrap();
+        let (ga, gb) = (vals(&gs[0]).unwrap(), vals(&gs[1]).unwrap());
+        let want_a = if name == "maximum" {
+            [0.0, 0.0, 1.0]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        assert_eq!(ga, want_a, "{name} a");
+        let want_b: Vec<f64> = want_a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i == 0 { 1.0 } else { 1.0 - v })
+            .collect();
+        assert_eq!(gb, want_b, "{name} b");
+    }
+    // floor, ceil, round and sign have zero derivatives.
+    for f in [ops::floor, ops::ceil, ops::sign, |x: &Array| {
+        ops::round(x, 0)
+    }] {
+        assert_eq!(g(f, &[-1.5, 0.25, 2.0]), vec![0.0, 0.0, 0.0]);
+    }
+    // A function that does not depend on its input has a zero gradient, of the input's shape.
+    let x = f64s(&[1.0, 2.0], &[2]);
+    let (_, gs) = vjp(
+        |_| Ok(vec![ops::ones(&[3], Dtype::Float64)?]),
+        std::slice::from_ref(&x),
+        &[f64s(&[1.0, 1.0, 1.0], &[3])],
+    )
+    .unwrap();
+    assert_eq!(vals(&gs[0]).unwrap(), vec![0.0, 0.0]);
+    // An input used twice accumulates both paths: d/dx (x * x + x) = 2x + 1.
+    let gx = grad(|x: &Array| ops::sum(&ops::add(&ops::multiply(x, x)?, x)?, Axes::All, false))(&x)
+        .unwrap();
+    assert_eq!(vals(&gx).unwrap(), vec![3.0, 5.0]);
 }
