@@ -27,11 +27,11 @@ fn register_backends_at_start() {
 /// What most programs need: `use umx::prelude::*`.
 pub mod prelude {
     pub use umx_core::ops::{self, *};
-    pub use umx_core::{
-        Array, Axes, Device, Dtype, Error, IntoArray, Result, async_eval, eval, random,
-    };
     pub use umx_core::transforms::{
         Tree, checkpoint, custom_function, grad, jvp, stop_gradient, value_and_grad,
         value_and_grad_aux, vjp, vmap,
+    };
+    pub use umx_core::{
+        Array, Axes, Device, Dtype, Error, IntoArray, Result, async_eval, eval, random,
     };
 }

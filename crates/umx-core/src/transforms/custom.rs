@@ -50,7 +50,7 @@ impl std::fmt::Debug for CustomOp {
 /// // exp, whose gradient is clipped to at most 1.
 /// let f = custom_function("clipped_exp", |x| Ok(vec![ops::exp(&x[0])?]))
 ///     .with_vjp(|_, cots, outs| Ok(vec![ops::minimum(&(&cots[0] * &outs[0]), 1.0)?]));
-/// let df = grad(move |x: &Array| f.call(&[x.clone()])?.remove(0));
+/// let df = grad(move |x: &Array| Ok(f.call(&[x.clone()])?.remove(0)));
 /// assert_eq!(df(&Array::scalar(2.0f32))?.item::<f32>()?, 1.0);
 /// # Ok::<(), umx_core::Error>(())
 /// ```

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 /// use umx_core::{Array, transforms::Tree};
 /// let params = (Array::scalar(1.0f32), vec![Array::scalar(2.0f32), Array::scalar(3.0f32)]);
 /// assert_eq!(params.leaves().len(), 3);
-/// let doubled = params.map_leaves(&mut |a| a * 2.0)?;
+/// let doubled = params.map_leaves(&mut |a| Ok(a * 2.0))?;
 /// assert_eq!(doubled.1[1].item::<f32>()?, 6.0);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
