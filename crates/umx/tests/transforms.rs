@@ -10,10 +10,10 @@
 //!
 //! * `vjp_<family>`: the vjp in float64 against central finite differences (`common/fd.rs`);
 //! * `jvp_<family>`: the jvp against finite differences, element by element;
-//! * `vmap_<family>`: vmap over a batch axis inserted first and last (out_axes 0 and -1), and
-//!   with `in_axes` `None` for some inputs, against a loop that takes each example with
-//!   `ops::take`, applies the op and stacks the results. This one covers every entry,
-//!   differentiable or not (comparisons, argmax, integer and bool ops).
+//! * `vmap_<family>`: vmap over a batch axis inserted first, second and last (in_axes and
+//!   out_axes 0, 1 and -1), and with `in_axes` `None` for some inputs, against a loop that
+//!   takes each example with `ops::take`, applies the op and stacks the results. This one
+//!   covers every entry, differentiable or not (comparisons, argmax, integer and bool ops).
 //!
 //! Then composition tests (Hessian-vector products by grad of grad, jvp of vjp, vmap of grad,
 //! grad of vmap, nested vmap, custom_function, checkpoint), training tests, and the errors of
@@ -25,7 +25,7 @@ mod common;
 mod fd;
 
 use common::Layout;
-use fd::{Dom, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap, f64s, vals};
+use fd::{Dom, Pos, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap, f64s, vals};
 use std::collections::BTreeMap;
 use umx::ops::PadMode;
 use umx::prelude::*;
@@ -895,18 +895,21 @@ fn run_entry(op: &OpInfo, check: Check) -> (usize, Vec<String>) {
             }
             Check::Vmap if op.vmap => {
                 let n_in = sample.len();
-                // (which inputs are mapped, batch axis last?)
-                let mut patterns: Vec<(Vec<bool>, bool)> =
-                    vec![(vec![true; n_in], false), (vec![true; n_in], true)];
+                // (which inputs are mapped, where the batch axis goes)
+                let mut patterns: Vec<(Vec<bool>, Pos)> = vec![
+                    (vec![true; n_in], Pos::First),
+                    (vec![true; n_in], Pos::Middle),
+                    (vec![true; n_in], Pos::Last),
+                ];
                 if n_in > 1 {
                     let mut first = vec![false; n_in];
                     first[0] = true;
-                    patterns.push((first, false));
+                    patterns.push((first, Pos::First));
                     let mut last = vec![false; n_in];
                     last[n_in - 1] = true;
-                    patterns.push((last, true));
+                    patterns.push((last, Pos::Last));
                 }
-                for (pi, (mapped, last)) in patterns.into_iter().enumerate() {
+                for (pi, (mapped, pos)) in patterns.into_iter().enumerate() {
                     let inputs: Vec<VmapInput> = sample
                         .iter()
                         .enumerate()
@@ -919,13 +922,16 @@ fn run_entry(op: &OpInfo, check: Check) -> (usize, Vec<String>) {
                         })
                         .collect();
                     runs += 1;
-                    if let Err(e) = check_vmap(f, &inputs, last, 3, seed ^ pi as u64) {
+                    if let Err(e) = check_vmap(f, &inputs, pos, 3, seed ^ pi as u64) {
                         let axes: Vec<String> = mapped
                             .iter()
-                            .map(|&m| match (m, last) {
+                            .zip(sample)
+                            .map(|(&m, (shape, _))| match (m, pos) {
                                 (false, _) => "None".to_string(),
-                                (true, false) => "0".to_string(),
-                                (true, true) => "-1".to_string(),
+                                (true, Pos::First) => "0".to_string(),
+                                (true, Pos::Middle) if !shape.is_empty() => "1".to_string(),
+                                (true, Pos::Middle) => "0".to_string(),
+                                (true, Pos::Last) => "-1".to_string(),
                             })
                             .collect();
                         failures.push(format!("{label} in_axes [{}]: {e}", axes.join(", ")));
@@ -1190,13 +1196,13 @@ fn the_harness_passes_right_rules_and_catches_wrong_ones() {
     let right = custom_function("id", |x| Ok(vec![stop_gradient(&x[0])?]))
         .with_vmap(|x, axes| Ok((vec![x[0].clone()], axes.to_vec())));
     let f = move |xs: &[Array]| right.call(xs);
-    for last in [false, true] {
-        fd::check_vmap(&f, &inputs(true), last, 3, 1).unwrap();
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        fd::check_vmap(&f, &inputs(true), pos, 3, 1).unwrap();
     }
     let wrong = custom_function("id", |x| Ok(vec![stop_gradient(&x[0])?]))
         .with_vmap(|x, axes| Ok((vec![ops::negative(&x[0])?], axes.to_vec())));
     let f = move |xs: &[Array]| wrong.call(xs);
-    let e = fd::check_vmap(&f, &inputs(true), false, 3, 1).unwrap_err();
+    let e = fd::check_vmap(&f, &inputs(true), Pos::First, 3, 1).unwrap_err();
     assert!(e.contains("but the loop gives"), "{e}");
 }
 
@@ -1696,8 +1702,9 @@ fn checkpoint_gives_the_same_gradient() {
         dom: Dom::Real(-1.0, 1.0),
         mapped: last,
     };
-    fd::check_vmap(&f, &[ex(true)], false, 4, 5).unwrap();
-    fd::check_vmap(&f, &[ex(true)], true, 4, 5).unwrap();
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        fd::check_vmap(&f, &[ex(true)], pos, 4, 5).unwrap();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
