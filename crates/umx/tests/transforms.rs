@@ -1996,3 +1996,71 @@ fn derivatives_at_kinks_and_ties_follow_mlx() {
         .unwrap();
     assert_eq!(vals(&gx).unwrap(), vec![3.0, 5.0]);
 }
+
+#[test]
+fn vmap_and_vjp_edge_cases() {
+    let xv: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+    let x = f64s(&xv, &[2, 3]);
+    // An output that does not depend on the batch is broadcast along the out axis; the
+    // identity maps its input straight through (its batch axis moved to out_axes).
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        Ok(vec![
+            ops::ones(&[4], Dtype::Float32)?,
+            a[0].clone(),
+            ops::sin(&a[0])?,
+        ])
+    };
+    let outs = vmap(f, &[Some(1)], &[Some(0), Some(1), Some(0)])(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(outs[0].shape(), &[3, 4]);
+    assert_eq!(vals(&outs[0]).unwrap(), vec![1.0; 12]);
+    assert_eq!(outs[1].shape(), &[2, 3]);
+    assert_eq!(vals(&outs[1]).unwrap(), xv);
+    assert_eq!(outs[2].shape(), &[3, 2]);
+    let want: Vec<f64> = [0, 3, 1, 4, 2, 5].iter().map(|&i| xv[i].sin()).collect();
+    assert_close("sin", &vals(&outs[2]).unwrap(), &want, 1e-15, 0.0);
+    // An unmapped output with out_axes None stays as it is.
+    let outs = vmap(f, &[Some(0)], &[None, Some(0), Some(0)])(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(outs[0].shape(), &[4]);
+    // A batch of one.
+    let one = f64s(&[0.5, 1.5], &[1, 2]);
+    let outs = vmap(
+        |a: &[Array]| Ok(vec![ops::sum(&ops::exp(&a[0])?, Axes::All, false)?]),
+        &[Some(0)],
+        &[Some(0)],
+    )(std::slice::from_ref(&one))
+    .unwrap();
+    assert_eq!(outs[0].shape(), &[1]);
+    assert_close(
+        "batch of one",
+        &vals(&outs[0]).unwrap(),
+        &[0.5f64.exp() + 1.5f64.exp()],
+        1e-15,
+        0.0,
+    );
+    // vjp with fewer cotangents than outputs: the later outputs do not contribute.
+    let (outs, g) = vjp(
+        |a| Ok(vec![ops::sin(&a[0])?, ops::exp(&a[0])?]),
+        std::slice::from_ref(&x),
+        &[ops::ones(&[2, 3], Dtype::Float64).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(outs.len(), 2);
+    let want: Vec<f64> = xv.iter().map(|v| v.cos()).collect();
+    assert_close(
+        "vjp of first output",
+        &vals(&g[0]).unwrap(),
+        &want,
+        1e-15,
+        0.0,
+    );
+    // float32 inputs get float32 cotangents (a float64 cotangent is cast).
+    let x32 = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let (_, g) = vjp(
+        |a| Ok(vec![ops::square(&a[0])?]),
+        std::slice::from_ref(&x32),
+        &[f64s(&[1.0, 1.0], &[2])],
+    )
+    .unwrap();
+    assert_eq!(g[0].dtype(), Dtype::Float32);
+    assert_eq!(g[0].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+}
