@@ -739,6 +739,25 @@ fn table() -> Vec<OpInfo> {
             ops::einsum("ijk,jl,l->ik", &[&x[0], &x[1], &x[2]])
         })
         .samples(&["2x3x4 3x5 5"]),
+        // Convolutions are composites (pad, as_strided, matmul): their rules come from those.
+        OpInfo::new(Matmul, "conv1d", |x| ops::conv1d(&x[0], &x[1], 1, 1, 1, 1))
+            .samples(&["2x5x3 4x3x3"]),
+        OpInfo::new(Matmul, "conv1d_strided_dilated_groups", |x| {
+            ops::conv1d(&x[0], &x[1], 2, 2, 2, 2)
+        })
+        .samples(&["1x7x4 4x2x2"]),
+        OpInfo::new(Matmul, "conv2d", |x| {
+            ops::conv2d(&x[0], &x[1], [2, 1], 1, 1, 1)
+        })
+        .samples(&["1x5x4x2 3x3x2x2"]),
+        OpInfo::new(Matmul, "conv_transpose1d", |x| {
+            ops::conv_transpose1d(&x[0], &x[1], 2, 1, 1, 1, 1)
+        })
+        .samples(&["2x4x3 2x3x3"]),
+        OpInfo::new(Matmul, "conv_transpose2d", |x| {
+            ops::conv_transpose2d(&x[0], &x[1], 2, 0, 1, 0, 1)
+        })
+        .samples(&["1x3x2x2 2x2x3x2"]),
     ]);
 
     // ---- a few indexing and sort entries (the indexing helper's file covers the rest) ----
