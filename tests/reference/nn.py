@@ -120,6 +120,56 @@ emb_w = f32(10, 4)
 idx = rng.integers(0, 10, size=(2, 3)).astype(np.int32)
 layer_case("embedding", nn.Embedding(10, 4), [idx], {"weight": emb_w})
 
+# ---- convolution, pooling, positional, recurrent and attention layers ---------------------
+from mlx.utils import tree_unflatten
+
+
+def nested_case(name, layer, inputs, params, call=None, **kw):
+    layer.update(tree_unflatten([(k, mx_of(v)) for k, v in params.items()]))
+    out = (call or layer)(*[mx_of(i) for i in inputs])
+    outs = [np_of(o) for o in out] if isinstance(out, (tuple, list)) else np_of(out)
+    c.add(name, list(inputs) + list(params.values()), outs, rtol=1e-4, atol=1e-5, layouts=False, **kw)
+
+
+xc = f32(2, 7, 3)
+nested_case("conv1d_layer", nn.Conv1d(3, 4, 3, stride=2, padding=1), [xc], {"weight": f32(4, 3, 3), "bias": f32(4)},
+            stride=2, padding=1)
+x2d = f32(2, 6, 5, 4)
+nested_case("conv2d_layer", nn.Conv2d(4, 6, (3, 2), padding=1, groups=2), [x2d],
+            {"weight": f32(6, 3, 2, 2), "bias": f32(6)}, stride=1, padding=1, groups=2)
+nested_case("conv_transpose2d_layer", nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1), [x2d],
+            {"weight": f32(3, 3, 3, 4), "bias": f32(3)}, stride=2, padding=1)
+c.add("max_pool2d", [x2d], np_of(nn.MaxPool2d(2, stride=1, padding=1)(mx_of(x2d))), kernel=2, stride=1, padding=1)
+c.add("avg_pool1d", [xc], np_of(nn.AvgPool1d(3, stride=2)(mx_of(xc))), kernel=3, stride=2, padding=0, rtol=1e-6)
+xr = f32(2, 3, 5, 8)
+c.add("rope", [xr], np_of(nn.RoPE(6, traditional=False, base=500.0)(mx_of(xr), offset=3)), dims=6,
+      traditional=False, base=500.0, offset=3, rtol=1e-4, atol=1e-5)
+c.add("rope", [xr], np_of(nn.RoPE(8, traditional=True)(mx_of(xr))), dims=8, traditional=True, base=10000.0,
+      offset=0, rtol=1e-4, atol=1e-5)
+pos = np.arange(5, dtype=np.float32)
+c.add("sinusoidal", [pos], np_of(nn.SinusoidalPositionalEncoding(8)(mx_of(pos))), dims=8, rtol=1e-5, atol=1e-5)
+sc = f32(2, 4, 3, 5)
+c.add("alibi", [sc], np_of(nn.ALiBi()(mx_of(sc), offset=2)), offset=2, rtol=1e-5, atol=1e-5)
+xs = f32(2, 4, 3)
+nested_case("rnn", nn.RNN(3, 5), [xs], {"Wxh": f32(5, 3), "Whh": f32(5, 5), "bias": f32(5)})
+nested_case("gru", nn.GRU(3, 5), [xs], {"Wx": f32(15, 3), "Wh": f32(15, 5), "b": f32(15), "bhn": f32(5)})
+nested_case("lstm", nn.LSTM(3, 5), [xs], {"Wx": f32(20, 3), "Wh": f32(20, 5), "bias": f32(20)})
+q, kv = f32(2, 4, 8), f32(2, 6, 8)
+mha_params = {f"{n}.weight": f32(8, 8, low=-0.5, high=0.5) for n in ["query_proj", "key_proj", "value_proj", "out_proj"]}
+mask = np_of(nn.MultiHeadAttention.create_additive_causal_mask(4))
+mha = nn.MultiHeadAttention(8, 2)
+nested_case("mha", mha, [q, kv], mha_params, call=lambda a, b: mha(a, b, b))
+mha2 = nn.MultiHeadAttention(8, 2)
+nested_case("mha_masked", mha2, [q, mask], mha_params, call=lambda a, m: mha2(a, a, a, m))
+for norm_first in [True, False]:
+    enc = nn.TransformerEncoderLayer(8, 2, mlp_dims=16, norm_first=norm_first)
+    ps = dict(mha_params)
+    ps = {f"attention.{k}": v for k, v in ps.items()}
+    ps.update({"ln1.weight": f32(8), "ln1.bias": f32(8), "ln2.weight": f32(8), "ln2.bias": f32(8),
+               "linear1.weight": f32(16, 8), "linear1.bias": f32(16), "linear2.weight": f32(8, 16),
+               "linear2.bias": f32(8)})
+    nested_case("encoder_layer", enc, [q, mask], ps, call=lambda a, m, enc=enc: enc(a, m), norm_first=norm_first)
+
 # ---- optimizers: three steps from the same parameter ----------------------------------------
 p0 = f32(3, 4)
 grads = [f32(3, 4) for _ in range(3)]

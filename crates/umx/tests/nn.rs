@@ -144,6 +144,116 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
             weight: param(&a[1]),
         }
         .forward(x)?,
+        "conv1d_layer" => nn::Conv1d {
+            weight: param(&a[1]),
+            bias: Some(param(&a[2])),
+            stride: [2],
+            padding: [1],
+            dilation: [1],
+            groups: 1,
+        }
+        .forward(x)?,
+        "conv2d_layer" => nn::Conv2d {
+            weight: param(&a[1]),
+            bias: Some(param(&a[2])),
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            groups: 2,
+        }
+        .forward(x)?,
+        "conv_transpose2d_layer" => nn::ConvTranspose2d {
+            weight: param(&a[1]),
+            bias: Some(param(&a[2])),
+            stride: [2, 2],
+            padding: [1, 1],
+            dilation: [1, 1],
+            output_padding: [0, 0],
+        }
+        .forward(x)?,
+        "max_pool2d" => nn::Pool2d::max([2, 2], Some([1, 1]), [1, 1]).forward(x)?,
+        "avg_pool1d" => nn::Pool1d::avg([3], Some([2]), [0]).forward(x)?,
+        "rope" => nn::RoPE::new(
+            kw["dims"].as_u64().unwrap() as usize,
+            kw["traditional"].as_bool().unwrap(),
+            f("base"),
+            1.0,
+        )?
+        .forward_at(x, kw["offset"].as_u64().unwrap() as usize)?,
+        "sinusoidal" => {
+            nn::SinusoidalPositionalEncoding::new(8, 0.0001, 1.0, None, false, false)?.forward(x)?
+        }
+        "alibi" => nn::ALiBi.forward_scores(x, kw["offset"].as_u64().unwrap() as usize, None)?,
+        "rnn" => nn::RNN {
+            Wxh: param(&a[1]),
+            Whh: param(&a[2]),
+            bias: Some(param(&a[3])),
+        }
+        .forward(x, None)?,
+        "gru" => nn::GRU {
+            Wx: param(&a[1]),
+            Wh: param(&a[2]),
+            b: Some(param(&a[3])),
+            bhn: Some(param(&a[4])),
+        }
+        .forward(x, None)?,
+        "lstm" => {
+            let (h, c) = nn::LSTM {
+                Wx: param(&a[1]),
+                Wh: param(&a[2]),
+                bias: Some(param(&a[3])),
+            }
+            .forward(x, None, None)?;
+            return Ok(vec![h, c]);
+        }
+        "mha" | "mha_masked" => {
+            let lin = |w: &Array| nn::Linear {
+                weight: param(w),
+                bias: None,
+            };
+            let m = nn::MultiHeadAttention {
+                query_proj: lin(&a[2]),
+                key_proj: lin(&a[3]),
+                value_proj: lin(&a[4]),
+                out_proj: lin(&a[5]),
+                num_heads: 2,
+            };
+            if name == "mha" {
+                m.forward(x, &a[1], &a[1], None)?
+            } else {
+                m.forward(x, x, x, Some(&a[1]))?
+            }
+        }
+        "encoder_layer" => {
+            let lin = |w: &Array, b: Option<&Array>| nn::Linear {
+                weight: param(w),
+                bias: b.map(param),
+            };
+            let ln = |w: &Array, b: &Array| nn::LayerNorm {
+                weight: Some(param(w)),
+                bias: Some(param(b)),
+                eps: 1e-5,
+            };
+            let mut layer = nn::TransformerEncoderLayer::new(
+                8,
+                2,
+                Some(16),
+                0.0,
+                kw["norm_first"].as_bool().unwrap(),
+            )?;
+            layer.attention = nn::MultiHeadAttention {
+                query_proj: lin(&a[2], None),
+                key_proj: lin(&a[3], None),
+                value_proj: lin(&a[4], None),
+                out_proj: lin(&a[5], None),
+                num_heads: 2,
+            };
+            layer.ln1 = ln(&a[6], &a[7]);
+            layer.ln2 = ln(&a[8], &a[9]);
+            layer.linear1 = lin(&a[10], Some(&a[11]));
+            layer.linear2 = lin(&a[12], Some(&a[13]));
+            layer.forward(x, Some(&a[1]))?
+        }
         "optimizer" => {
             let lr_of = |n: &str| match n {
                 "sgd" | "sgd_momentum" | "sgd_nesterov" | "adagrad" => 0.1,

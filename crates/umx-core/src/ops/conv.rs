@@ -122,8 +122,8 @@ pub fn conv_general(
     let c_in = input.shape()[d + 1];
     let c_out = weight.shape()[0];
     if groups == 0
-        || c_in % groups != 0
-        || c_out % groups != 0
+        || !c_in.is_multiple_of(groups)
+        || !c_out.is_multiple_of(groups)
         || weight.shape()[d + 1] * groups != c_in
     {
         bail!(
