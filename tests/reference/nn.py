@@ -185,6 +185,9 @@ OPTS = {
     "adamw": lambda: optim.AdamW(0.01, weight_decay=0.1),
     "adamax": lambda: optim.Adamax(0.01),
     "lion": lambda: optim.Lion(0.01, weight_decay=0.1),
+    "adafactor": lambda: optim.Adafactor(),
+    "adafactor_lr_beta1": lambda: optim.Adafactor(0.01, relative_step=False, beta_1=0.9, weight_decay=0.1),
+    "muon": lambda: optim.Muon(0.01),
 }
 for name, make in OPTS.items():
     opt = make()
@@ -192,5 +195,13 @@ for name, make in OPTS.items():
     for g in grads:
         params = opt.apply_gradients({"w": mx_of(g)}, params)
     c.add("optimizer", [p0] + grads, np_of(params["w"]), name=name, rtol=1e-5, atol=1e-6, layouts=False)
+p1 = f32(5)
+grads1 = [f32(5) for _ in range(3)]
+for name in ["adafactor", "adafactor_lr_beta1", "adam", "muon"]:
+    opt = OPTS[name]()
+    params = {"w": mx_of(p1)}
+    for g in grads1:
+        params = opt.apply_gradients({"w": mx_of(g)}, params)
+    c.add("optimizer", [p1] + grads1, np_of(params["w"]), name=name, rtol=1e-5, atol=1e-6, layouts=False)
 
 c.save(__file__)

@@ -312,6 +312,18 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
                     lr,
                     a,
                 )?,
+                "adafactor" => steps(optim::Adafactor::default(), 0.0, a)?,
+                "adafactor_lr_beta1" => steps(
+                    optim::Adafactor {
+                        relative_step: false,
+                        beta_1: Some(0.9),
+                        weight_decay: 0.1,
+                        ..Default::default()
+                    },
+                    0.01,
+                    a,
+                )?,
+                "muon" => steps(optim::Muon::default(), lr, a)?,
                 other => panic!("unknown optimizer {other}"),
             }
         }
