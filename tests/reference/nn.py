@@ -170,6 +170,13 @@ for norm_first in [True, False]:
                "linear2.bias": f32(8)})
     nested_case("encoder_layer", enc, [q, mask], ps, call=lambda a, m, enc=enc: enc(a, m), norm_first=norm_first)
 
+xu = f32(2, 3, 4, 2)
+for mode, align, scale in [("nearest", False, (2, 3)), ("nearest", False, (1.5, 0.5)), ("linear", False, (2, 1.5)),
+                           ("linear", True, (2, 2)), ("cubic", False, (2, 2)), ("cubic", True, (1.5, 2))]:
+    up = nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)
+    c.add("upsample", [xu], np_of(up(mx_of(xu))), mode=mode, align_corners=align, scale=list(scale),
+          rtol=1e-4, atol=1e-5)
+
 # ---- optimizers: three steps from the same parameter ----------------------------------------
 p0 = f32(3, 4)
 grads = [f32(3, 4) for _ in range(3)]

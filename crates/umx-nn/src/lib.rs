@@ -18,6 +18,7 @@ mod module;
 pub mod positional;
 pub mod recurrent;
 pub mod transformer;
+pub mod upsample;
 
 pub use activations::*;
 pub use conv::*;
@@ -27,3 +28,4 @@ pub use positional::*;
 pub use recurrent::*;
 pub use transformer::*;
 pub use umx_nn_derive::Module;
+pub use upsample::*;
