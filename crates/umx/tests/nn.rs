@@ -576,9 +576,9 @@ fn initializers_have_mlx_statistics() {
     check(
         init::glorot_normal(&shape, 1.5).unwrap(),
         0.0,
-        1.5 * (2.0 / (fan_in + fan_out) as f64).sqrt(),
+        1.5 * (2.0 / (fan_in + fan_out)).sqrt(),
     );
-    let lim = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    let lim = (6.0 / (fan_in + fan_out)).sqrt();
     check(
         init::glorot_uniform(&shape, 1.0).unwrap(),
         0.0,
@@ -587,14 +587,14 @@ fn initializers_have_mlx_statistics() {
     check(
         init::he_normal(&shape, FanMode::FanIn, 1.0).unwrap(),
         0.0,
-        1.0 / (fan_in as f64).sqrt(),
+        1.0 / fan_in.sqrt(),
     );
     check(
         init::he_normal(&shape, FanMode::FanOut, 2.0).unwrap(),
         0.0,
-        2.0 / (fan_out as f64).sqrt(),
+        2.0 / fan_out.sqrt(),
     );
-    let lim = (3.0 / fan_in as f64).sqrt();
+    let lim = (3.0 / fan_in).sqrt();
     check(
         init::he_uniform(&shape, FanMode::FanIn, 1.0).unwrap(),
         0.0,
