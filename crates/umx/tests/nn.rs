@@ -567,7 +567,7 @@ fn initializers_have_mlx_statistics() {
     random::seed(5);
     // (fan_out, receptive..., fan_in) as MLX computes fans: shape[0] and shape[-1].
     let shape = [256, 3, 512];
-    let (fan_in, fan_out) = (512.0 * 3.0, 256.0 * 3.0);
+    let (fan_in, fan_out): (f64, f64) = (512.0 * 3.0, 256.0 * 3.0);
     let check = |a: Array, mean: f64, std: f64| {
         let (m, s) = moments(&a);
         assert!((m - mean).abs() < 0.01 * std.max(1.0), "mean {m} vs {mean}");
