@@ -7,8 +7,6 @@
 //! (convolutions, pooling), `positional.rs`, `recurrent.rs` and `transformer.rs`; activations in
 //! `activations.rs`, losses in `losses.rs`, initializers in `init.rs`. Depends on umx-core only.
 
-extern crate self as umx_nn;
-
 pub mod activations;
 pub mod conv;
 pub mod init;
