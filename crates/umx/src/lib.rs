@@ -9,6 +9,10 @@
 //! ```
 
 pub use umx_core::*;
+/// Layers, losses, initializers and the `Module` trait (`mlx.nn`).
+pub use umx_nn as nn;
+/// Optimizers and learning-rate schedules (`mlx.optimizers`).
+pub use umx_optim as optim;
 
 /// Registers the backends. It runs by itself when a program that links this crate starts;
 /// calling it again does nothing.

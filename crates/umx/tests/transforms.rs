@@ -10,10 +10,10 @@
 //!
 //! * `vjp_<family>`: the vjp in float64 against central finite differences (`common/fd.rs`);
 //! * `jvp_<family>`: the jvp against finite differences, element by element;
-//! * `vmap_<family>`: vmap over a batch axis inserted first and last (out_axes 0 and -1), and
-//!   with `in_axes` `None` for some inputs, against a loop that takes each example with
-//!   `ops::take`, applies the op and stacks the results. This one covers every entry,
-//!   differentiable or not (comparisons, argmax, integer and bool ops).
+//! * `vmap_<family>`: vmap over a batch axis inserted first, second and last (in_axes and
+//!   out_axes 0, 1 and -1), and with `in_axes` `None` for some inputs, against a loop that
+//!   takes each example with `ops::take`, applies the op and stacks the results. This one
+//!   covers every entry, differentiable or not (comparisons, argmax, integer and bool ops).
 //!
 //! Then composition tests (Hessian-vector products by grad of grad, jvp of vjp, vmap of grad,
 //! grad of vmap, nested vmap, custom_function, checkpoint), training tests, and the errors of
@@ -25,7 +25,7 @@ mod common;
 mod fd;
 
 use common::Layout;
-use fd::{Dom, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap, f64s, vals};
+use fd::{Dom, Pos, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap, f64s, vals};
 use std::collections::BTreeMap;
 use umx::ops::PadMode;
 use umx::prelude::*;
@@ -50,9 +50,12 @@ enum Family {
     Matmul,
     Indexing,
     Sort,
+    Creation,
+    Random,
 }
 
 type Fx = Box<dyn Fn(&[Array]) -> Result<Vec<Array>>>;
+type ArrFn = Box<dyn Fn(&Array) -> Result<Array>>;
 
 /// The example inputs of one call: shape and layout of each input.
 type Sample = Vec<(Vec<usize>, Layout)>;
@@ -223,7 +226,7 @@ fn table() -> Vec<OpInfo> {
             |x| ops::astype(&ops::astype(x, Dtype::Float32)?, Dtype::Float64),
             real,
         )
-        .tol(1e-2, 1e-4, 1e-5),
+        .tol(1e-2, 1e-3, 1e-3),
         unary("astype_f32", |x| ops::astype(x, Dtype::Float32), real).no_grad(),
         unary("abs_int", ops::abs, Dom::Int(-5, 5)).dtypes(&[Dtype::Int32]),
         unary("negative_int", ops::negative, Dom::Int(-5, 5)).dtypes(&[Dtype::Int32]),
@@ -357,9 +360,8 @@ fn table() -> Vec<OpInfo> {
     // ---- reductions ----
     let r2 = &["3x4", "3x4T", "2x3x4", "4x3S"];
     let r3 = &["2x3x4", "2x3x4T", "3x2x2S"];
-    let red = |name: &str, f: Box<dyn Fn(&Array) -> Result<Array>>, s: &[&str]| {
-        OpInfo::new(Reduce, name, move |x| f(&x[0])).samples(s)
-    };
+    let red =
+        |name: &str, f: ArrFn, s: &[&str]| OpInfo::new(Reduce, name, move |x| f(&x[0])).samples(s);
     t.extend([
         red(
             "sum",
@@ -492,14 +494,11 @@ fn table() -> Vec<OpInfo> {
                 if reverse { "_reverse" } else { "" },
                 if inclusive { "" } else { "_exclusive" }
             );
-            let mut op = OpInfo::new(Scan, &label, move |x| f(&x[0], Some(1), reverse, inclusive))
+            let op = OpInfo::new(Scan, &label, move |x| f(&x[0], Some(1), reverse, inclusive))
                 .samples(&["3x5", "3x5T", "2x3x4", "4x3S"])
                 .dom(dom);
-            // An exclusive cummax/cummin starts from the lowest (highest) value: -inf (inf)
-            // in its first element, where finite differences mean nothing.
-            if !inclusive && (name == "cummax" || name == "cummin") {
-                op = op.no_grad();
-            }
+            // An exclusive scan starts from the identity (-inf for logcumsumexp and cummax):
+            // the checks leave out outputs that are not finite.
             t.push(op);
         }
         t.push(
@@ -527,9 +526,8 @@ fn table() -> Vec<OpInfo> {
     );
 
     // ---- shape ops ----
-    let sh = |name: &str, f: Box<dyn Fn(&Array) -> Result<Array>>, s: &[&str]| {
-        OpInfo::new(Shape, name, move |x| f(&x[0])).samples(s)
-    };
+    let sh =
+        |name: &str, f: ArrFn, s: &[&str]| OpInfo::new(Shape, name, move |x| f(&x[0])).samples(s);
     t.extend([
         sh(
             "reshape_2x6",
@@ -681,7 +679,7 @@ fn table() -> Vec<OpInfo> {
         OpInfo::new(Shape, "concatenate_3_axis-1", |x| ops::concatenate(x, -1))
             .samples(&["2x1 2x3 2x2T", "1 3 2"]),
         OpInfo::new(Shape, "stack_axis0", |x| ops::stack(x, 0)).samples(&["3x4 3x4", "3x4T 3x4"]),
-        OpInfo::new(Shape, "stack_axis1", |x| ops::stack(x, 1)).samples(&["2x3 2x3T", "() ()"]),
+        OpInfo::new(Shape, "stack_axis1", |x| ops::stack(x, 1)).samples(&["2x3 2x3T", "3 3"]),
         OpInfo::new(Shape, "stack_3_axis-1", |x| ops::stack(x, -1)).samples(&["3 3 3"]),
         OpInfo::multi(Shape, "split_sections", |x| ops::split(&x[0], 3, 1))
             .samples(&["2x6", "2x6T"]),
@@ -741,6 +739,25 @@ fn table() -> Vec<OpInfo> {
             ops::einsum("ijk,jl,l->ik", &[&x[0], &x[1], &x[2]])
         })
         .samples(&["2x3x4 3x5 5"]),
+        // Convolutions are composites (pad, as_strided, matmul): their rules come from those.
+        OpInfo::new(Matmul, "conv1d", |x| ops::conv1d(&x[0], &x[1], 1, 1, 1, 1))
+            .samples(&["2x5x3 4x3x3"]),
+        OpInfo::new(Matmul, "conv1d_strided_dilated_groups", |x| {
+            ops::conv1d(&x[0], &x[1], 2, 2, 2, 2)
+        })
+        .samples(&["1x7x4 4x2x2"]),
+        OpInfo::new(Matmul, "conv2d", |x| {
+            ops::conv2d(&x[0], &x[1], [2, 1], 1, 1, 1)
+        })
+        .samples(&["1x5x4x2 3x3x2x2"]),
+        OpInfo::new(Matmul, "conv_transpose1d", |x| {
+            ops::conv_transpose1d(&x[0], &x[1], 2, 1, 1, 1, 1)
+        })
+        .samples(&["2x4x3 2x3x3"]),
+        OpInfo::new(Matmul, "conv_transpose2d", |x| {
+            ops::conv_transpose2d(&x[0], &x[1], 2, 0, 1, 0, 1)
+        })
+        .samples(&["1x3x2x2 2x2x3x2"]),
     ]);
 
     // ---- a few indexing and sort entries (the indexing helper's file covers the rest) ----
@@ -774,6 +791,53 @@ fn table() -> Vec<OpInfo> {
         OpInfo::new(Sort, "argsort_axis0", |x| ops::argsort(&x[0], 0i64))
             .samples(&["3x5", "3x5T"])
             .no_grad(),
+    ]);
+
+    // ---- creation and random (sampling is differentiable in its parameters) ----
+    t.extend([
+        OpInfo::new(Creation, "full", |x| ops::full(&[2, 3, 4], &x[0], None))
+            .samples(&["4", "3x1", "()", "3x4T"]),
+        OpInfo::new(Creation, "times_arange", |x| {
+            ops::multiply(&x[0], &ops::arange(0.0, 4.0, 1.0, Dtype::Float64)?)
+        })
+        .samples(&["4", "3x4T"]),
+        OpInfo::new(Creation, "zeros_like_plus_ones_like", |x| {
+            ops::add(
+                &ops::zeros_like(&x[0])?,
+                &ops::multiply(&x[0], &ops::ones_like(&x[0])?)?,
+            )
+        })
+        .samples(&["3x4T", "()"]),
+        // A fixed key: the same draw every call, so y = loc + scale * z is a smooth function
+        // of loc and scale. (Affine: steps of 1e-2 are exact; but float64 samples are
+        // computed at float32 precision, whose rounding steps of 1e-6 would magnify.)
+        OpInfo::new(Random, "normal_loc_scale", |x| {
+            let key = random::key(7)?;
+            random::normal(x[0].shape(), Dtype::Float64, &x[0], &x[1], Some(&key))
+        })
+        .samples(&["3x4 3x4", "3x4T 4", "5 ()"])
+        .doms(&[Dom::Real(-2.0, 2.0), Dom::Real(0.5, 2.0)])
+        .tol(1e-2, 1e-3, 1e-3),
+        OpInfo::new(Random, "uniform_low_high", |x| {
+            let key = random::key(8)?;
+            random::uniform(&x[0], &x[1], x[0].shape(), Dtype::Float64, Some(&key))
+        })
+        .samples(&["3x4 3x4", "3x4T 4", "5 ()"])
+        .doms(&[Dom::Real(-2.0, -0.5), Dom::Real(0.5, 2.0)])
+        .tol(1e-2, 1e-3, 1e-3),
+        // Batched keys: each example draws from its own key.
+        OpInfo::new(Random, "uniform_of_key", |x| {
+            random::uniform(0.0, 1.0, &[3], Dtype::Float32, Some(&x[0]))
+        })
+        .samples(&["2"])
+        .dom(Dom::Int(0, 1 << 30))
+        .dtypes(&[Dtype::Uint32]),
+        OpInfo::new(Random, "normal_of_key_and_loc", |x| {
+            random::normal(&[4], Dtype::Float32, &x[1], 1.0, Some(&x[0]))
+        })
+        .samples(&["2 4", "2 ()"])
+        .doms(&[Dom::Int(0, 1 << 30), real])
+        .dtypes(&[Dtype::Uint32, Dtype::Float32]),
     ]);
     t
 }
@@ -850,18 +914,21 @@ fn run_entry(op: &OpInfo, check: Check) -> (usize, Vec<String>) {
             }
             Check::Vmap if op.vmap => {
                 let n_in = sample.len();
-                // (which inputs are mapped, batch axis last?)
-                let mut patterns: Vec<(Vec<bool>, bool)> =
-                    vec![(vec![true; n_in], false), (vec![true; n_in], true)];
+                // (which inputs are mapped, where the batch axis goes)
+                let mut patterns: Vec<(Vec<bool>, Pos)> = vec![
+                    (vec![true; n_in], Pos::First),
+                    (vec![true; n_in], Pos::Middle),
+                    (vec![true; n_in], Pos::Last),
+                ];
                 if n_in > 1 {
                     let mut first = vec![false; n_in];
                     first[0] = true;
-                    patterns.push((first, false));
+                    patterns.push((first, Pos::First));
                     let mut last = vec![false; n_in];
                     last[n_in - 1] = true;
-                    patterns.push((last, true));
+                    patterns.push((last, Pos::Last));
                 }
-                for (pi, (mapped, last)) in patterns.into_iter().enumerate() {
+                for (pi, (mapped, pos)) in patterns.into_iter().enumerate() {
                     let inputs: Vec<VmapInput> = sample
                         .iter()
                         .enumerate()
@@ -874,13 +941,16 @@ fn run_entry(op: &OpInfo, check: Check) -> (usize, Vec<String>) {
                         })
                         .collect();
                     runs += 1;
-                    if let Err(e) = check_vmap(f, &inputs, last, 3, seed ^ pi as u64) {
+                    if let Err(e) = check_vmap(f, &inputs, pos, 3, seed ^ pi as u64) {
                         let axes: Vec<String> = mapped
                             .iter()
-                            .map(|&m| match (m, last) {
+                            .zip(sample)
+                            .map(|(&m, (shape, _))| match (m, pos) {
                                 (false, _) => "None".to_string(),
-                                (true, false) => "0".to_string(),
-                                (true, true) => "-1".to_string(),
+                                (true, Pos::First) => "0".to_string(),
+                                (true, Pos::Middle) if !shape.is_empty() => "1".to_string(),
+                                (true, Pos::Middle) => "0".to_string(),
+                                (true, Pos::Last) => "-1".to_string(),
                             })
                             .collect();
                         failures.push(format!("{label} in_axes [{}]: {e}", axes.join(", ")));
@@ -945,6 +1015,8 @@ family_tests! {
     Matmul: vjp_matmul, jvp_matmul, vmap_matmul;
     Indexing: vjp_indexing, jvp_indexing, vmap_indexing;
     Sort: vjp_sort, jvp_sort, vmap_sort;
+    Creation: vjp_creation, jvp_creation, vmap_creation;
+    Random: vjp_random, jvp_random, vmap_random;
 }
 
 #[test]
@@ -1065,7 +1137,7 @@ fn the_table_covers_the_ops_of_the_issue() {
         }
     }
     for fam in [
-        Unary, Binary, Ternary, Reduce, Scan, Shape, Matmul, Indexing, Sort,
+        Unary, Binary, Ternary, Reduce, Scan, Shape, Matmul, Indexing, Sort, Creation, Random,
     ] {
         assert!(
             table.iter().filter(|o| o.family == fam).any(|o| o
@@ -1143,13 +1215,13 @@ fn the_harness_passes_right_rules_and_catches_wrong_ones() {
     let right = custom_function("id", |x| Ok(vec![stop_gradient(&x[0])?]))
         .with_vmap(|x, axes| Ok((vec![x[0].clone()], axes.to_vec())));
     let f = move |xs: &[Array]| right.call(xs);
-    for last in [false, true] {
-        fd::check_vmap(&f, &inputs(true), last, 3, 1).unwrap();
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        fd::check_vmap(&f, &inputs(true), pos, 3, 1).unwrap();
     }
     let wrong = custom_function("id", |x| Ok(vec![stop_gradient(&x[0])?]))
         .with_vmap(|x, axes| Ok((vec![ops::negative(&x[0])?], axes.to_vec())));
     let f = move |xs: &[Array]| wrong.call(xs);
-    let e = fd::check_vmap(&f, &inputs(true), false, 3, 1).unwrap_err();
+    let e = fd::check_vmap(&f, &inputs(true), Pos::First, 3, 1).unwrap_err();
     assert!(e.contains("but the loop gives"), "{e}");
 }
 
@@ -1373,7 +1445,7 @@ fn vmap_of_grad_matches_a_loop_of_grads() {
     let got = vmap(per_example, &[Some(0), None], &[Some(0)])(&[xs.clone(), w.clone()]).unwrap();
     let mut want = Vec::new();
     for b in 0..6 {
-        let x = ops::take(&xs, &Array::scalar(b as i32), Some(0)).unwrap();
+        let x = ops::take(&xs, &Array::scalar(b), Some(0)).unwrap();
         want.push(per_example(&[x, w.clone()]).unwrap().remove(0));
     }
     let want = ops::stack(&want, 0).unwrap();
@@ -1408,7 +1480,7 @@ fn grad_of_vmap_matches_grad_of_a_loop() {
     let looped = move |w: &Array| -> Result<Array> {
         let mut total = Array::scalar(0.0f64);
         for b in 0..6 {
-            let x = ops::take(&xs, &Array::scalar(b as i32), Some(0))?;
+            let x = ops::take(&xs, &Array::scalar(b), Some(0))?;
             total = ops::add(&total, &example_loss(&x, w)?)?;
         }
         Ok(total)
@@ -1449,8 +1521,8 @@ fn nested_vmap_matches_a_double_loop() {
     let mut want = Vec::new();
     for i in 0..3 {
         for j in 0..5 {
-            let x = ops::take(&xs, &Array::scalar(i as i32), Some(0)).unwrap();
-            let y = ops::take(&ys, &Array::scalar(j as i32), Some(0)).unwrap();
+            let x = ops::take(&xs, &Array::scalar(i), Some(0)).unwrap();
+            let y = ops::take(&ys, &Array::scalar(j), Some(0)).unwrap();
             want.push(f(&[x, y]).unwrap()[0].item::<f64>().unwrap());
         }
     }
@@ -1634,6 +1706,24 @@ fn checkpoint_gives_the_same_gradient() {
             1e-12,
         );
     }
+
+    // A checkpointed block also passes jvp and vmap through (derived from its body).
+    let w = params[0].0.clone();
+    let block = checkpoint(move |a: &[Array]| Ok(vec![ops::tanh(&ops::matmul(&a[0], &w)?)?]));
+    let xs = randn(&mut rng, &[5, 6]);
+    let f = |a: &[Array]| block(a);
+    check_jvp(&f, std::slice::from_ref(&xs), 3, Tol::default()).unwrap();
+    check_vjp(&f, std::slice::from_ref(&xs), 3, Tol::default()).unwrap();
+    let ex = |last| VmapInput {
+        shape: vec![6],
+        dtype: Dtype::Float64,
+        layout: Layout::Contiguous,
+        dom: Dom::Real(-1.0, 1.0),
+        mapped: last,
+    };
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        fd::check_vmap(&f, &[ex(true)], pos, 4, 5).unwrap();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1654,7 +1744,7 @@ fn descend<P: Tree>(
         let (l, g) = vg(&params).unwrap();
         let mut gl = g.leaves().into_iter();
         params = params
-            .map_leaves(&mut |p| ops::subtract(p, &ops::multiply(&gl.next().unwrap(), lr)?))
+            .map_leaves(&mut |p| ops::subtract(p, &ops::multiply(gl.next().unwrap(), lr)?))
             .unwrap();
         let mut all = params.leaves();
         all.push(l.clone());
@@ -1695,6 +1785,7 @@ fn logistic_regression_trains() {
     let losses = descend(loss, params, 1.0, 300);
     let (first, last) = (losses[0], *losses.last().unwrap());
     eprintln!("logistic regression: loss {first} -> {last}");
+    // Measured: ln 2 = 0.693 -> 0.0765 after 300 steps (float32, CPU).
     assert!((first - std::f32::consts::LN_2).abs() < 1e-6, "{first}");
     assert!(last < 0.1, "final loss {last}");
     assert!(last < first / 5.0, "{first} -> {last}");
@@ -1731,11 +1822,13 @@ fn two_layer_mlp_trains() {
         let out = ops::add(&ops::matmul(&hid, &p[2])?, &p[3])?;
         ops::mean(&ops::square(&ops::subtract(&out, &y)?)?, Axes::All, false)
     };
-    let losses = descend(loss, vec![w1, b1, w2, b2], 0.2, 1500);
+    // (lr 0.2 diverges: the curvature along w2 is about 2 * 32 * E[h^2].)
+    let losses = descend(loss, vec![w1, b1, w2, b2], 0.1, 2000);
     let (first, last) = (losses[0], *losses.last().unwrap());
     eprintln!("MLP: loss {first} -> {last}");
-    assert!(last < 0.01, "final loss {last}");
-    assert!(last < first / 20.0, "{first} -> {last}");
+    // Measured: 1.187 -> 6.4e-4 (float32, CPU).
+    assert!(last < 2e-3, "final loss {last}");
+    assert!(last < first / 500.0, "{first} -> {last}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1839,7 +1932,11 @@ fn errors_name_the_transformation() {
     let e = err_of(jvp(sin, std::slice::from_ref(&x), &[]));
     assert!(e.starts_with("jvp:") && e.contains("tangents"), "{e}");
     // vjp and jvp with respect to integer inputs.
-    let e = err_of(vjp(sin, std::slice::from_ref(&xi), &[x.clone()]));
+    let e = err_of(vjp(
+        sin,
+        std::slice::from_ref(&xi),
+        std::slice::from_ref(&x),
+    ));
     assert!(e.starts_with("vjp:") && e.contains("int32"), "{e}");
     let e = err_of(jvp(
         sin,
@@ -1847,4 +1944,142 @@ fn errors_name_the_transformation() {
         std::slice::from_ref(&xi),
     ));
     assert!(e.starts_with("jvp:") && e.contains("int32"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLX's choices at kinks and ties, where finite differences cannot decide.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn derivatives_at_kinks_and_ties_follow_mlx() {
+    let g = |f: fn(&Array) -> Result<Array>, xv: &[f64]| -> Vec<f64> {
+        let x = f64s(xv, &[xv.len()]);
+        vals(&grad(move |x: &Array| ops::sum(&f(x)?, Axes::All, false))(&x).unwrap()).unwrap()
+    };
+    // abs: sign(x), so 0 at 0.
+    assert_eq!(g(ops::abs, &[-2.0, 0.0, 3.0]), vec![-1.0, 0.0, 1.0]);
+    // max and min over an axis share the cotangent equally among tied maxima.
+    assert_eq!(
+        g(|x| ops::max(x, Axes::All, false), &[1.0, 3.0, 3.0, 2.0]),
+        vec![0.0, 0.5, 0.5, 0.0]
+    );
+    assert_eq!(
+        g(|x| ops::min(x, Axes::All, false), &[1.0, 3.0, 1.0, 1.0]),
+        vec![1.0 / 3.0, 0.0, 1.0 / 3.0, 1.0 / 3.0]
+    );
+    // maximum(a, b) and minimum(a, b): a tie sends the cotangent to b.
+    let a = f64s(&[1.0, 2.0, 3.0], &[3]);
+    let b = f64s(&[1.0, 5.0, 0.0], &[3]);
+    type B = fn(&Array, &Array) -> Result<Array>;
+    let pairs: [(&str, B); 2] = [
+        ("maximum", |a, b| ops::maximum(a, b)),
+        ("minimum", |a, b| ops::minimum(a, b)),
+    ];
+    for (name, f) in pairs {
+        let gs = grad_argnums(
+            move |x| ops::sum(&f(&x[0], &x[1])?, Axes::All, false),
+            &[0, 1],
+        )(&[a.clone(), b.clone()])
+        .unwrap();
+        let (ga, gb) = (vals(&gs[0]).unwrap(), vals(&gs[1]).unwrap());
+        let want_a = if name == "maximum" {
+            [0.0, 0.0, 1.0]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        assert_eq!(ga, want_a, "{name} a");
+        let want_b: Vec<f64> = want_a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i == 0 { 1.0 } else { 1.0 - v })
+            .collect();
+        assert_eq!(gb, want_b, "{name} b");
+    }
+    // floor, ceil, round and sign have zero derivatives.
+    for f in [ops::floor, ops::ceil, ops::sign, |x: &Array| {
+        ops::round(x, 0)
+    }] {
+        assert_eq!(g(f, &[-1.5, 0.25, 2.0]), vec![0.0, 0.0, 0.0]);
+    }
+    // A function that does not depend on its input has a zero gradient, of the input's shape.
+    let x = f64s(&[1.0, 2.0], &[2]);
+    let (_, gs) = vjp(
+        |_| Ok(vec![ops::ones(&[3], Dtype::Float64)?]),
+        std::slice::from_ref(&x),
+        &[f64s(&[1.0, 1.0, 1.0], &[3])],
+    )
+    .unwrap();
+    assert_eq!(vals(&gs[0]).unwrap(), vec![0.0, 0.0]);
+    // An input used twice accumulates both paths: d/dx (x * x + x) = 2x + 1.
+    let gx = grad(|x: &Array| ops::sum(&ops::add(&ops::multiply(x, x)?, x)?, Axes::All, false))(&x)
+        .unwrap();
+    assert_eq!(vals(&gx).unwrap(), vec![3.0, 5.0]);
+}
+
+#[test]
+fn vmap_and_vjp_edge_cases() {
+    let xv: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+    let x = f64s(&xv, &[2, 3]);
+    // An output that does not depend on the batch is broadcast along the out axis; the
+    // identity maps its input straight through (its batch axis moved to out_axes).
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        Ok(vec![
+            ops::ones(&[4], Dtype::Float32)?,
+            a[0].clone(),
+            ops::sin(&a[0])?,
+        ])
+    };
+    let outs = vmap(f, &[Some(1)], &[Some(0), Some(1), Some(0)])(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(outs[0].shape(), &[3, 4]);
+    assert_eq!(vals(&outs[0]).unwrap(), vec![1.0; 12]);
+    assert_eq!(outs[1].shape(), &[2, 3]);
+    assert_eq!(vals(&outs[1]).unwrap(), xv);
+    assert_eq!(outs[2].shape(), &[3, 2]);
+    let want: Vec<f64> = [0, 3, 1, 4, 2, 5].iter().map(|&i| xv[i].sin()).collect();
+    assert_close("sin", &vals(&outs[2]).unwrap(), &want, 1e-15, 0.0);
+    // An unmapped output with out_axes None stays as it is.
+    let outs = vmap(f, &[Some(0)], &[None, Some(0), Some(0)])(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(outs[0].shape(), &[4]);
+    // A batch of one.
+    let one = f64s(&[0.5, 1.5], &[1, 2]);
+    let outs = vmap(
+        |a: &[Array]| Ok(vec![ops::sum(&ops::exp(&a[0])?, Axes::All, false)?]),
+        &[Some(0)],
+        &[Some(0)],
+    )(std::slice::from_ref(&one))
+    .unwrap();
+    assert_eq!(outs[0].shape(), &[1]);
+    assert_close(
+        "batch of one",
+        &vals(&outs[0]).unwrap(),
+        &[0.5f64.exp() + 1.5f64.exp()],
+        1e-15,
+        0.0,
+    );
+    // vjp with fewer cotangents than outputs: the later outputs do not contribute.
+    let (outs, g) = vjp(
+        |a| Ok(vec![ops::sin(&a[0])?, ops::exp(&a[0])?]),
+        std::slice::from_ref(&x),
+        &[ops::ones(&[2, 3], Dtype::Float64).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(outs.len(), 2);
+    let want: Vec<f64> = xv.iter().map(|v| v.cos()).collect();
+    assert_close(
+        "vjp of first output",
+        &vals(&g[0]).unwrap(),
+        &want,
+        1e-15,
+        0.0,
+    );
+    // float32 inputs get float32 cotangents (a float64 cotangent is cast).
+    let x32 = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let (_, g) = vjp(
+        |a| Ok(vec![ops::square(&a[0])?]),
+        std::slice::from_ref(&x32),
+        &[f64s(&[1.0, 1.0], &[2])],
+    )
+    .unwrap();
+    assert_eq!(g[0].dtype(), Dtype::Float32);
+    assert_eq!(g[0].to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
 }

@@ -2,6 +2,7 @@
 //! infers the output shape and dtype at once, and returns a lazy array.
 #![allow(unused_imports)] // families fill their modules as they land
 
+pub mod conv;
 pub mod creation;
 pub mod elementwise;
 pub mod fft;
@@ -15,6 +16,7 @@ pub mod shape;
 pub mod sort;
 pub mod unary;
 
+pub use conv::*;
 pub use creation::*;
 pub use elementwise::*;
 pub use indexing::*;

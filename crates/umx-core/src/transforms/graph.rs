@@ -66,11 +66,18 @@ pub(crate) fn tape(
             continue;
         }
         let inputs = lock(&node.state).inputs.clone();
-        let children: Vec<Arc<Node>> = inputs
-            .iter()
-            .filter_map(|a| a.node().map(|(n, _)| n))
-            .filter(|n| !seen.contains(&key(n)))
-            .collect();
+        // Nothing flows through a stop_gradient: what is behind it is not walked.
+        let children: Vec<Arc<Node>> = if stop_gradients
+            && matches!(node.prim, Primitive::Transform(TransformOp::StopGradient))
+        {
+            Vec::new()
+        } else {
+            inputs
+                .iter()
+                .filter_map(|a| a.node().map(|(n, _)| n))
+                .filter(|n| !seen.contains(&key(n)))
+                .collect()
+        };
         stack.push((node, Some(inputs)));
         for n in children.into_iter().rev() {
             stack.push((n, None));

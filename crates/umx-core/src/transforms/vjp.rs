@@ -296,10 +296,17 @@ fn scalar_vjp(
 pub fn value_and_grad<P: Tree>(
     f: impl Fn(&P) -> Result<Array>,
 ) -> impl Fn(&P) -> Result<(Array, P)> {
+    value_and_grad_named("value_and_grad", f)
+}
+
+fn value_and_grad_named<P: Tree>(
+    op: &'static str,
+    f: impl Fn(&P) -> Result<Array>,
+) -> impl Fn(&P) -> Result<(Array, P)> {
     move |params| {
         let leaves = params.leaves();
         let (mut outs, grads) = scalar_vjp(
-            "value_and_grad",
+            op,
             |xs| Ok(vec![f(&params.with_leaves(xs.to_vec())?)?]),
             &leaves,
         )?;
@@ -343,7 +350,7 @@ pub fn value_and_grad_aux<P: Tree, A>(
 /// # Ok::<(), umx_core::Error>(())
 /// ```
 pub fn grad<P: Tree>(f: impl Fn(&P) -> Result<Array>) -> impl Fn(&P) -> Result<P> {
-    let vg = value_and_grad(f);
+    let vg = value_and_grad_named("grad", f);
     move |params| Ok(vg(params)?.1)
 }
 

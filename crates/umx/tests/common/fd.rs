@@ -8,7 +8,7 @@
 //!   of that input is computed element by element, so the report names the elements that differ.
 //! * [`check_jvp`]: the Jacobian-vector product, element by element, against the central
 //!   difference of `f` along random tangents (one input at a time, then all at once).
-//! * [`check_vmap`]: `vmap(f)` over a batch axis inserted first or last (with `in_axes` `None`
+//! * [`check_vmap`]: `vmap(f)` over a batch axis inserted first, second or last (with `in_axes` `None`
 //!   for shared inputs) against a loop that takes each example out with `ops::take`, applies `f`
 //!   and stacks the results with `ops::stack`.
 #![allow(dead_code)]
@@ -208,10 +208,9 @@ fn check_primal(what: &str, got: &[Array], want: &[Vec<f64>]) -> std::result::Re
     }
     for (j, (g, w)) in got.iter().zip(want).enumerate() {
         let g = vals(g).map_err(|e| format!("{what}: output {j}: {e}"))?;
-        if g.iter()
-            .zip(w)
-            .any(|(a, b)| !(a == b || (a - b).abs() <= 1e-12 * (1.0 + b.abs())))
-        {
+        if g.iter().zip(w).any(|(a, b)| {
+            !(a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * (1.0 + b.abs()))
+        }) {
             return Err(format!(
                 "{what}: output {j} is {} but the function gives {}",
                 fmt_vals(&g),
@@ -233,7 +232,19 @@ pub fn check_vjp(f: Fun, xs: &[Array], seed: u64, tol: Tol) -> std::result::Resu
         .map_err(e)?;
     let outs = f(xs).map_err(e)?;
     let want: Vec<Vec<f64>> = outs.iter().map(vals).collect::<Result<_>>().map_err(e)?;
-    let cots_v: Vec<Vec<f64>> = outs.iter().map(|o| rng.normals(o.size())).collect();
+    // Outputs that are not finite (the -inf that starts an exclusive logcumsumexp, ...) get
+    // a zero cotangent and are left out of the finite differences.
+    let cots_v: Vec<Vec<f64>> = outs
+        .iter()
+        .zip(&want)
+        .map(|(o, w)| {
+            let c = rng.normals(o.size());
+            c.iter()
+                .zip(w)
+                .map(|(c, w)| if w.is_finite() { *c } else { 0.0 })
+                .collect()
+        })
+        .collect();
     let cots: Vec<Array> = cots_v
         .iter()
         .zip(&outs)
@@ -248,8 +259,17 @@ pub fn check_vjp(f: Fun, xs: &[Array], seed: u64, tol: Tol) -> std::result::Resu
             xs.len()
         ));
     }
-    let loss =
-        |outs: &[Vec<f64>]| -> f64 { outs.iter().zip(&cots_v).map(|(o, c)| dot(o, c)).sum() };
+    let loss = |outs: &[Vec<f64>]| -> f64 {
+        let mut total = 0.0;
+        for ((o, c), w) in outs.iter().zip(&cots_v).zip(&want) {
+            for ((o, c), w) in o.iter().zip(c).zip(w) {
+                if w.is_finite() {
+                    total += o * c;
+                }
+            }
+        }
+        total
+    };
     for (i, (g, x)) in grads.iter().zip(xs).enumerate() {
         if g.shape() != x.shape() || g.dtype() != x.dtype() {
             return Err(format!(
@@ -346,7 +366,7 @@ pub fn check_jvp(f: Fun, xs: &[Array], seed: u64, tol: Tol) -> std::result::Resu
             }
             let got = vals(t).map_err(e)?;
             let bad: Vec<usize> = (0..got.len())
-                .filter(|&el| !close(got[el], want[el], tol))
+                .filter(|&el| want_primal[j][el].is_finite() && !close(got[el], want[el], tol))
                 .collect();
             if let Some(&first) = bad.first() {
                 return Err(format!(
@@ -406,12 +426,35 @@ pub fn same(what: &str, got: &Array, want: &Array) -> std::result::Result<(), St
     Ok(())
 }
 
-/// `vmap(f)` with a batch of `n` examples on axis `last ? -1 : 0` of every mapped input (and
-/// of every output) against a loop over the examples.
+/// Where a vmap check puts the batch axis of each mapped input and of the outputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pos {
+    /// Axis 0.
+    First,
+    /// Axis 1 (axis 0 of a 0-d example); in_axes and out_axes 1.
+    Middle,
+    /// The last axis; in_axes and out_axes -1.
+    Last,
+}
+
+impl Pos {
+    /// (where the axis goes in an example of `ndim` dimensions, the in_axes/out_axes value)
+    fn place(self, ndim: usize) -> (usize, i64) {
+        match self {
+            Pos::First => (0, 0),
+            Pos::Middle if ndim >= 1 => (1, 1),
+            Pos::Middle => (0, 0),
+            Pos::Last => (ndim, -1),
+        }
+    }
+}
+
+/// `vmap(f)` with a batch of `n` examples at `pos` of every mapped input (and of every output)
+/// against a loop over the examples.
 pub fn check_vmap(
     f: Fun,
     inputs: &[VmapInput],
-    last: bool,
+    pos: Pos,
     n: usize,
     seed: u64,
 ) -> std::result::Result<(), String> {
@@ -422,11 +465,11 @@ pub fn check_vmap(
     for inp in inputs {
         if inp.mapped {
             let mut shape = inp.shape.clone();
-            let ax = if last { shape.len() } else { 0 };
+            let (ax, spec) = pos.place(shape.len());
             shape.insert(ax, n);
             let v = rng.draw(inp.dom, shape.iter().product());
             args.push(build(&v, &shape, inp.dtype, inp.layout));
-            in_axes.push(Some(if last { -1 } else { 0 }));
+            in_axes.push(Some(spec));
         } else {
             let v = rng.draw(inp.dom, inp.shape.iter().product());
             args.push(build(&v, &inp.shape, inp.dtype, inp.layout));
@@ -448,8 +491,10 @@ pub fn check_vmap(
             .map_err(e)?;
         per_example.push(f(&ex).map_err(|err| format!("the function on example {b}: {err}"))?);
     }
-    let out_ax: i64 = if last { -1 } else { 0 };
     let n_outs = per_example[0].len();
+    // Out axis 1 only where every output has one to spare.
+    let min_ndim = per_example[0].iter().map(Array::ndim).min().unwrap_or(0);
+    let out_ax = pos.place(min_ndim).1;
     let want: Vec<Array> = (0..n_outs)
         .map(|j| {
             let col: Vec<Array> = per_example.iter().map(|o| o[j].clone()).collect();

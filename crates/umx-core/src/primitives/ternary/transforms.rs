@@ -50,6 +50,6 @@ impl TernaryOp {
         axes: &[Option<usize>],
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
-        elementwise_vmap(Primitive::Ternary(self.clone()), inputs, axes, outputs)
+        elementwise_vmap(Primitive::Ternary(*self), inputs, axes, outputs)
     }
 }

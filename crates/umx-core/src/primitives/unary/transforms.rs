@@ -136,7 +136,7 @@ impl UnaryOp {
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let x = &inputs[0];
         let y = Array::from_primitive(
-            Primitive::Unary(self.clone()),
+            Primitive::Unary(*self),
             vec![x.clone()],
             x.shape().to_vec(),
             outputs[0].dtype(),
