@@ -80,15 +80,22 @@ fn round_trips_restore_the_signal_over_many_lanes() {
     // Enough lanes to run in parallel, along a middle axis.
     let shape = [64, 30, 40];
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
     let x = Array::from_slice(&v, &shape).unwrap();
     let y = fft::ifft(&fft::fft(&x, None, 1, "ortho").unwrap(), None, 1, "ortho").unwrap();
     let back = ops::real(&y).unwrap().to_vec::<f32>().unwrap();
     assert!(back.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-5));
-    let r = fft::irfftn(&fft::rfftn(&x, None, None, "backward").unwrap(), Some(&shape), None, "backward")
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
+    let r = fft::irfftn(
+        &fft::rfftn(&x, None, None, "backward").unwrap(),
+        Some(&shape),
+        None,
+        "backward",
+    )
+    .unwrap()
+    .to_vec::<f32>()
+    .unwrap();
     assert!(r.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-4));
 }
 
@@ -96,8 +103,14 @@ fn round_trips_restore_the_signal_over_many_lanes() {
 fn vmap_of_fft_maps_over_the_batch() {
     let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
     let x = Array::from_slice(&v, &[4, 6]).unwrap(); // batch on the last axis
-    let f = |x: &[Array]| -> Result<Vec<Array>> { Ok(vec![fft::rfft(&x[0], None, -1, "backward")?]) };
-    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[x.clone()]).unwrap().remove(0);
+    let f =
+        |x: &[Array]| -> Result<Vec<Array>> { Ok(vec![fft::rfft(&x[0], None, -1, "backward")?]) };
+    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[x.clone()])
+        .unwrap()
+        .remove(0);
     let want = fft::rfft(&ops::transpose(&x, [1, 0]).unwrap(), None, -1, "backward").unwrap();
-    assert_eq!(got.to_vec::<Complex32>().unwrap(), want.to_vec::<Complex32>().unwrap());
+    assert_eq!(
+        got.to_vec::<Complex32>().unwrap(),
+        want.to_vec::<Complex32>().unwrap()
+    );
 }

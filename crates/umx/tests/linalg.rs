@@ -125,7 +125,11 @@ fn linalg_op(name: &str, args: &[Array], kw: &Value) -> Result<Vec<Array>> {
             let keepdims = kw_bool(kw, "keepdims").unwrap_or(false);
             vec![linalg::norm(a, norm_ord(kw.get("ord")), axis, keepdims)?]
         }
-        "cross" => vec![linalg::cross(a, &args[1], kw_i64(kw, "axis").unwrap_or(-1))?],
+        "cross" => vec![linalg::cross(
+            a,
+            &args[1],
+            kw_i64(kw, "axis").unwrap_or(-1),
+        )?],
         other => panic!("unknown op {other}"),
     })
 }
@@ -150,10 +154,14 @@ fn values(n: usize, seed: u64) -> Vec<f64> {
 }
 
 fn max_abs_diff(a: &Array, b: &Array) -> f64 {
-    ops::max(&ops::abs(&ops::subtract(a, b).unwrap()).unwrap(), Axes::All, false)
-        .unwrap()
-        .item::<f64>()
-        .unwrap()
+    ops::max(
+        &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
+        Axes::All,
+        false,
+    )
+    .unwrap()
+    .item::<f64>()
+    .unwrap()
 }
 
 #[test]
@@ -183,8 +191,11 @@ fn many_small_factorizations_run_over_the_batch() {
     let (q, r) = linalg::qr(&a).unwrap();
     assert!(max_abs_diff(&ops::matmul(&q, &r).unwrap(), &a) < 1e-12);
     let inv = linalg::inv(&a).unwrap();
-    let eye = ops::broadcast_to(&ops::eye(n, None, 0, Dtype::Float64).unwrap(), &[batch, n, n])
-        .unwrap();
+    let eye = ops::broadcast_to(
+        &ops::eye(n, None, 0, Dtype::Float64).unwrap(),
+        &[batch, n, n],
+    )
+    .unwrap();
     assert!(max_abs_diff(&ops::matmul(&a, &inv).unwrap(), &eye) < 1e-12);
 }
 
@@ -197,7 +208,10 @@ fn singular_and_non_finite_input_give_numpy_answers_not_panics() {
     let inf = Array::from_slice(&[f64::INFINITY, 0.0, 0.0, 1.0], &[2, 2]).unwrap();
     assert!(linalg::svd(&inf, true).unwrap()[1].eval().is_err());
     assert!(linalg::eig(&inf).unwrap().0.eval().is_err());
-    let w = linalg::eigvalsh(&inf, "L").unwrap().to_vec::<f64>().unwrap();
+    let w = linalg::eigvalsh(&inf, "L")
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
     assert!(w.iter().all(|x| x.is_nan()));
     // QR and LU of non-finite input finish.
     linalg::qr(&inf).unwrap().1.eval().unwrap();
@@ -208,10 +222,19 @@ fn singular_and_non_finite_input_give_numpy_answers_not_panics() {
 fn empty_matrices_factor_to_empty_results() {
     let a = ops::zeros(&[2, 0, 0], Dtype::Float32).unwrap();
     assert_eq!(linalg::inv(&a).unwrap().shape(), &[2, 0, 0]);
-    assert_eq!(linalg::det(&a).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
+    assert_eq!(
+        linalg::det(&a).unwrap().to_vec::<f32>().unwrap(),
+        vec![1.0, 1.0]
+    );
     let b = ops::zeros(&[3, 0], Dtype::Float64).unwrap();
     let usv = linalg::svd(&b, true).unwrap();
-    assert_eq!(usv[0].to_vec::<f64>().unwrap(), ops::eye(3, None, 0, Dtype::Float64).unwrap().to_vec::<f64>().unwrap());
+    assert_eq!(
+        usv[0].to_vec::<f64>().unwrap(),
+        ops::eye(3, None, 0, Dtype::Float64)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap()
+    );
     assert_eq!(usv[1].shape(), &[0]);
     let (q, r) = linalg::qr(&b).unwrap();
     assert_eq!((q.shape(), r.shape()), (&[3usize, 0][..], &[0usize, 0][..]));
@@ -232,8 +255,12 @@ fn vmap_of_a_factorization_maps_over_the_batch() {
     let v = values(3 * 4 * 4, 5);
     let a = Array::from_slice(&v, &[4, 4, 3]).unwrap(); // batch on the last axis
     let f = |x: &[Array]| -> Result<Vec<Array>> { Ok(vec![linalg::svd(&x[0], false)?.remove(0)]) };
-    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[a.clone()]).unwrap().remove(0);
-    let want = linalg::svd(&ops::moveaxis(&a, -1, 0).unwrap(), false).unwrap().remove(0);
+    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[a.clone()])
+        .unwrap()
+        .remove(0);
+    let want = linalg::svd(&ops::moveaxis(&a, -1, 0).unwrap(), false)
+        .unwrap()
+        .remove(0);
     assert!(max_abs_diff(&got, &want) < 1e-12);
 }
 
@@ -244,5 +271,8 @@ fn errors_name_the_op_and_the_shape() {
     assert!(e.contains("inv") && e.contains("(2, 3)"), "{e}");
     let i = ops::ones(&[2, 2], Dtype::Int32).unwrap();
     let e = linalg::qr(&i).unwrap_err().to_string();
-    assert!(e.contains("qr") && e.contains("int32") && e.contains("(2, 2)"), "{e}");
+    assert!(
+        e.contains("qr") && e.contains("int32") && e.contains("(2, 2)"),
+        "{e}"
+    );
 }

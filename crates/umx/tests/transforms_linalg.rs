@@ -31,7 +31,11 @@ struct Case {
     vmap: bool,
 }
 
-fn case(name: &str, shapes: &[&[usize]], f: impl Fn(&[Array]) -> Result<Vec<Array>> + 'static) -> Case {
+fn case(
+    name: &str,
+    shapes: &[&[usize]],
+    f: impl Fn(&[Array]) -> Result<Vec<Array>> + 'static,
+) -> Case {
     Case {
         name: name.to_string(),
         f: Box::new(f),
@@ -83,7 +87,9 @@ fn complex_from(a: &Array) -> Result<Array> {
 fn linalg_cases() -> Vec<Case> {
     let well = eye_plus(4.0);
     let mut v = vec![
-        case("inv", &[&[3, 3]], move |x| Ok(vec![linalg::inv(&well(&x[0])?)?])),
+        case("inv", &[&[3, 3]], move |x| {
+            Ok(vec![linalg::inv(&well(&x[0])?)?])
+        }),
         case("inv batched", &[&[2, 3, 3]], |x| {
             Ok(vec![linalg::inv(&shift(&x[0], 4.0)?)?])
         }),
@@ -100,7 +106,10 @@ fn linalg_cases() -> Vec<Case> {
             Ok(vec![linalg::tri_inv(&shift(&x[0], 3.0)?, false)?])
         }),
         case("cholesky_inv", &[&[3, 3]], |x| {
-            Ok(vec![linalg::cholesky_inv(&shift(&ops::triu(&x[0], 0)?, 3.0)?, true)?])
+            Ok(vec![linalg::cholesky_inv(
+                &shift(&ops::triu(&x[0], 0)?, 3.0)?,
+                true,
+            )?])
         }),
         case("cholesky lower", &[&[3, 3]], |x| {
             Ok(vec![linalg::cholesky(&shift(&x[0], 4.0)?, false)?])
@@ -121,7 +130,9 @@ fn linalg_cases() -> Vec<Case> {
             Ok(vec![q, r])
         }),
         case("svd values", &[&[4, 3]], |x| linalg::svd(&x[0], false)),
-        case("svd values wide batched", &[&[2, 2, 3]], |x| linalg::svd(&x[0], false)),
+        case("svd values wide batched", &[&[2, 2, 3]], |x| {
+            linalg::svd(&x[0], false)
+        }),
         case("svd square", &[&[3, 3]], |x| linalg::svd(&x[0], true)),
         case("svd tall (thin factors)", &[&[4, 2]], |x| {
             let usv = linalg::svd(&x[0], true)?;
@@ -142,25 +153,41 @@ fn linalg_cases() -> Vec<Case> {
             let (w, v) = linalg::eigh(&x[0], "U")?;
             Ok(vec![w, v])
         }),
-        case("eigvalsh", &[&[4, 4]], |x| Ok(vec![linalg::eigvalsh(&x[0], "L")?])),
+        case("eigvalsh", &[&[4, 4]], |x| {
+            Ok(vec![linalg::eigvalsh(&x[0], "L")?])
+        }),
         case("det", &[&[3, 3]], |x| Ok(vec![linalg::det(&x[0])?])),
-        case("det batched", &[&[2, 4, 4]], |x| Ok(vec![linalg::det(&x[0])?])),
+        case("det batched", &[&[2, 4, 4]], |x| {
+            Ok(vec![linalg::det(&x[0])?])
+        }),
         case("slogdet", &[&[3, 3]], |x| {
             let (s, l) = linalg::slogdet(&x[0])?;
             Ok(vec![s, l])
         }),
-        case("lu_factor", &[&[3, 3]], |x| Ok(vec![linalg::lu_factor(&x[0])?.0])),
+        case("lu_factor", &[&[3, 3]], |x| {
+            Ok(vec![linalg::lu_factor(&x[0])?.0])
+        }),
         case("lu", &[&[2, 3, 3]], |x| {
             let (_, l, u) = linalg::lu(&x[0])?;
             Ok(vec![l, u])
         }),
         case("solve_triangular lower", &[&[3, 3], &[3, 2]], |x| {
-            Ok(vec![linalg::solve_triangular(&shift(&x[0], 3.0)?, &x[1], false)?])
+            Ok(vec![linalg::solve_triangular(
+                &shift(&x[0], 3.0)?,
+                &x[1],
+                false,
+            )?])
         }),
         case("solve_triangular upper vector", &[&[3, 3], &[3]], |x| {
-            Ok(vec![linalg::solve_triangular(&shift(&x[0], 3.0)?, &x[1], true)?])
+            Ok(vec![linalg::solve_triangular(
+                &shift(&x[0], 3.0)?,
+                &x[1],
+                true,
+            )?])
         }),
-        case("cross", &[&[2, 3], &[3]], |x| Ok(vec![linalg::cross(&x[0], &x[1], -1)?])),
+        case("cross", &[&[2, 3], &[3]], |x| {
+            Ok(vec![linalg::cross(&x[0], &x[1], -1)?])
+        }),
     ];
     let norms: Vec<(&str, Option<NormOrd>, Axes)> = vec![
         ("norm flat", None, Axes::All),
@@ -191,7 +218,9 @@ fn linalg_cases() -> Vec<Case> {
 
 fn fft_cases() -> Vec<Case> {
     let mut v = vec![
-        case("fft of real", &[&[2, 6]], |x| parts(fft::fft(&x[0], None, -1, "backward")?)),
+        case("fft of real", &[&[2, 6]], |x| {
+            parts(fft::fft(&x[0], None, -1, "backward")?)
+        }),
         case("fft of real, padded, ortho", &[&[2, 5]], |x| {
             parts(fft::fft(&x[0], Some(8), 1, "ortho")?)
         }),
@@ -208,30 +237,63 @@ fn fft_cases() -> Vec<Case> {
             parts(fft::fft2(&complex_from(&x[0])?, None, None, "ortho")?)
         }),
         case("ifftn of complex", &[&[2, 3, 10]], |x| {
-            parts(fft::ifftn(&complex_from(&x[0])?, Some(&[3, 2, 5]), None, "backward")?)
+            parts(fft::ifftn(
+                &complex_from(&x[0])?,
+                Some(&[3, 2, 5]),
+                None,
+                "backward",
+            )?)
         }),
-        case("rfft even", &[&[2, 8]], |x| parts(fft::rfft(&x[0], None, -1, "backward")?)),
+        case("rfft even", &[&[2, 8]], |x| {
+            parts(fft::rfft(&x[0], None, -1, "backward")?)
+        }),
         case("rfft odd, ortho", &[&[7, 2]], |x| {
             parts(fft::rfft(&x[0], None, 0, "ortho")?)
         }),
-        case("rfft2", &[&[3, 4]], |x| parts(fft::rfft2(&x[0], None, None, "backward")?)),
+        case("rfft2", &[&[3, 4]], |x| {
+            parts(fft::rfft2(&x[0], None, None, "backward")?)
+        }),
         case("rfftn cropped", &[&[2, 3, 6]], |x| {
             parts(fft::rfftn(&x[0], Some(&[2, 5]), Some(&[0, 2]), "forward")?)
         }),
         case("irfft even", &[&[2, 10]], |x| {
-            Ok(vec![fft::irfft(&complex_from(&x[0])?, Some(8), -1, "backward")?])
+            Ok(vec![fft::irfft(
+                &complex_from(&x[0])?,
+                Some(8),
+                -1,
+                "backward",
+            )?])
         }),
         case("irfft odd, ortho", &[&[2, 10]], |x| {
-            Ok(vec![fft::irfft(&complex_from(&x[0])?, Some(7), -1, "ortho")?])
+            Ok(vec![fft::irfft(
+                &complex_from(&x[0])?,
+                Some(7),
+                -1,
+                "ortho",
+            )?])
         }),
         case("irfft2", &[&[3, 8]], |x| {
-            Ok(vec![fft::irfft2(&complex_from(&x[0])?, None, None, "backward")?])
+            Ok(vec![fft::irfft2(
+                &complex_from(&x[0])?,
+                None,
+                None,
+                "backward",
+            )?])
         }),
         case("irfftn", &[&[2, 2, 8]], |x| {
-            Ok(vec![fft::irfftn(&complex_from(&x[0])?, Some(&[2, 2, 5]), None, "forward")?])
+            Ok(vec![fft::irfftn(
+                &complex_from(&x[0])?,
+                Some(&[2, 2, 5]),
+                None,
+                "forward",
+            )?])
         }),
-        case("fftshift", &[&[3, 5]], |x| Ok(vec![fft::fftshift(&x[0], Axes::All)?])),
-        case("ifftshift", &[&[3, 5]], |x| Ok(vec![fft::ifftshift(&x[0], 1)?])),
+        case("fftshift", &[&[3, 5]], |x| {
+            Ok(vec![fft::fftshift(&x[0], Axes::All)?])
+        }),
+        case("ifftshift", &[&[3, 5]], |x| {
+            Ok(vec![fft::ifftshift(&x[0], 1)?])
+        }),
     ];
     for c in v.iter_mut() {
         if !c.name.contains("shift") {
@@ -329,10 +391,14 @@ fn grad_of_a_log_determinant_is_the_inverse_transpose() {
     let a = Array::from_slice(&v, &[3, 3]).unwrap();
     let g = grad(|x: &Array| linalg::slogdet(x).map(|(_, l)| l))(&a).unwrap();
     let want = ops::swapaxes(&linalg::inv(&a).unwrap(), 0, 1).unwrap();
-    let diff = ops::max(&ops::abs(&ops::subtract(&g, &want).unwrap()).unwrap(), Axes::All, false)
-        .unwrap()
-        .item::<f64>()
-        .unwrap();
+    let diff = ops::max(
+        &ops::abs(&ops::subtract(&g, &want).unwrap()).unwrap(),
+        Axes::All,
+        false,
+    )
+    .unwrap()
+    .item::<f64>()
+    .unwrap();
     assert!(diff < 1e-12, "{diff}");
 }
 

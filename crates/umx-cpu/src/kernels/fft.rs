@@ -83,7 +83,7 @@ pub fn eval(op: &FftOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<V
             expect(Dtype::Complex64)?;
             let plan = planner(&REAL32).plan_fft_inverse(op.n);
             let scale = op.scale as f32;
-            let even = op.n % 2 == 0;
+            let even = op.n.is_multiple_of(2);
             lanes.run::<Complex32, f32>(&x, |input, output| {
                 let mut spectrum = input.to_vec();
                 let mut scratch = plan.make_scratch_vec();

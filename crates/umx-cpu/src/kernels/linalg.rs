@@ -37,8 +37,8 @@ const BATCH_PARALLEL_SIZE: usize = 128 * 128;
 pub fn eval(op: &LinalgOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     let dtype = inputs[0].dtype;
     let results = match (dtype, op) {
-        (Dtype::Float32, _) => run::<f32>(op, &inputs, outputs)?,
-        (Dtype::Float64, _) => run::<f64>(op, &inputs, outputs)?,
+        (Dtype::Float32, _) => run::<f32>(op, &inputs)?,
+        (Dtype::Float64, _) => run::<f64>(op, &inputs)?,
         (Dtype::Complex64, LinalgOp::Eig { vectors }) => {
             let a = Matrices::<Complex32>::new(&inputs[0]);
             map_batch(&a, |b| eig_complex(&a, b, *vectors))?
@@ -253,13 +253,8 @@ fn col_major<T: Copy>(m: faer::MatRef<'_, T>) -> Vec<T> {
     row_major(m.transpose())
 }
 
-fn run<T: Real>(
-    op: &LinalgOp,
-    inputs: &[ArrayData],
-    outputs: &[OutSpec],
-) -> Result<Vec<Vec<Values>>> {
+fn run<T: Real>(op: &LinalgOp, inputs: &[ArrayData]) -> Result<Vec<Vec<Values>>> {
     let a = Matrices::<T>::new(&inputs[0]);
-    let _ = outputs;
     match *op {
         LinalgOp::Solve => {
             let b = Matrices::<T>::new(&inputs[1]);
@@ -533,12 +528,12 @@ fn eigh<T: Real>(a: &Matrices<T>, b: usize, upper: bool, vectors: bool) -> Resul
     Ok(vec![T::values(w), T::values(row_major(f.U()))])
 }
 
+/// Element `(i, j)` of an `n × n` complex matrix, as (real, imaginary).
+type ComplexEntries<'a> = (usize, &'a dyn Fn(usize, usize) -> (f64, f64));
+
 /// Eigenvalues and (`vectors`) unit-norm eigenvectors as complex64, from faer's complex
 /// results.
-fn eig_values(
-    w: impl Iterator<Item = (f64, f64)>,
-    v: Option<(usize, &dyn Fn(usize, usize) -> (f64, f64))>,
-) -> Vec<Values> {
+fn eig_values(w: impl Iterator<Item = (f64, f64)>, v: Option<ComplexEntries>) -> Vec<Values> {
     let c = |(re, im): (f64, f64)| Complex32::new(re as f32, im as f32);
     let mut out = vec![Values::Complex(w.map(c).collect())];
     if let Some((n, get)) = v {

@@ -40,8 +40,8 @@ pub(super) fn one(mut outs: Vec<Array>) -> Array {
     outs.swap_remove(0)
 }
 
-/// Which triangle of a symmetric matrix `eigh` and `eigvalsh` read: NumPy's `UPLO`.
-fn uplo(op: &str, uplo: &str) -> Result<bool> {
+/// Whether `eigh` and `eigvalsh` read the upper triangle, from NumPy's `UPLO`.
+fn reads_upper(op: &str, uplo: &str) -> Result<bool> {
     match uplo {
         "L" | "l" => Ok(false),
         "U" | "u" => Ok(true),
@@ -166,9 +166,9 @@ pub fn eigvals(a: &Array) -> Result<Array> {
 /// assert!((w[0] - 1.0).abs() < 1e-12 && (w[1] - 3.0).abs() < 1e-12);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn eigh(a: &Array, uplo_: &str) -> Result<(Array, Array)> {
+pub fn eigh(a: &Array, uplo: &str) -> Result<(Array, Array)> {
     check_float_matrix("eigh", a, true)?;
-    let upper = uplo("eigh", uplo_)?;
+    let upper = reads_upper("eigh", uplo)?;
     let op = LinalgOp::Eigh {
         upper,
         vectors: true,
@@ -188,9 +188,9 @@ pub fn eigh(a: &Array, uplo_: &str) -> Result<(Array, Array)> {
 /// assert_eq!(linalg::eigvalsh(&a, "U")?.to_vec::<f64>()?, vec![1.0, 2.0]);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
-pub fn eigvalsh(a: &Array, uplo_: &str) -> Result<Array> {
+pub fn eigvalsh(a: &Array, uplo: &str) -> Result<Array> {
     check_float_matrix("eigvalsh", a, true)?;
-    let upper = uplo("eigvalsh", uplo_)?;
+    let upper = reads_upper("eigvalsh", uplo)?;
     let op = LinalgOp::Eigh {
         upper,
         vectors: false,
@@ -238,15 +238,14 @@ pub fn lu(a: &Array) -> Result<(Array, Array, Array)> {
     let outs = apply(LinalgOp::LuFactor, vec![a.clone()])?;
     let (m, n) = matrix_size(a);
     let k = m.min(n);
-    let nd = a.ndim() as i64;
-    let dims: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
-    let mut stop = dims.clone();
-    stop[nd as usize - 1] = k as i64;
-    let left = ops::slice(&outs[0], &vec![0; nd as usize], &stop, &[])?;
-    let l = ops::add(&ops::tril(&left, -1)?, &eye_of(m, k, a.dtype())?)?;
-    let mut stop = dims;
-    stop[nd as usize - 2] = k as i64;
-    let top = ops::slice(&outs[0], &vec![0; nd as usize], &stop, &[])?;
-    let u = ops::triu(&top, 0)?;
+    let nd = a.ndim();
+    // L is the first k columns of the packed factors, U their first k rows.
+    let first = |axis: usize| -> Result<Array> {
+        let mut stop: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+        stop[axis] = k as i64;
+        ops::slice(&outs[0], &vec![0; nd], &stop, &[])
+    };
+    let l = ops::add(&ops::tril(&first(nd - 1)?, -1)?, &eye_of(m, k, a.dtype())?)?;
+    let u = ops::triu(&first(nd - 2)?, 0)?;
     Ok((outs[2].clone(), l, u))
 }

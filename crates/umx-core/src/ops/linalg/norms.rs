@@ -155,8 +155,8 @@ fn matrix_norm(x: &Array, row: usize, col: usize, ord: NormOrd, keepdims: bool) 
     let out = match ord {
         NormOrd::Fro => ops::sqrt(&ops::sum(&ops::square(x)?, both, true)?)?,
         NormOrd::Nuc => singular_values(x, row, col, |s| ops::sum(s, -1, true))?,
-        NormOrd::P(p) if p == 2.0 => singular_values(x, row, col, |s| ops::max(s, -1, true))?,
-        NormOrd::P(p) if p == -2.0 => singular_values(x, row, col, |s| ops::min(s, -1, true))?,
+        NormOrd::P(2.0) => singular_values(x, row, col, |s| ops::max(s, -1, true))?,
+        NormOrd::P(-2.0) => singular_values(x, row, col, |s| ops::min(s, -1, true))?,
         NormOrd::P(p) if p.abs() == 1.0 || p.is_infinite() => {
             // 1: the columns' sums (over rows); inf: the rows' sums (over columns).
             let (sum_over, pick_over) = if p.abs() == 1.0 {

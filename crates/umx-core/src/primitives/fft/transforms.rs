@@ -39,7 +39,7 @@ fn half_spectrum_weights(
     let len = n / 2 + 1;
     let w: Vec<f32> = (0..len)
         .map(|k| {
-            if k == 0 || (n % 2 == 0 && k == n / 2) {
+            if k == 0 || (n.is_multiple_of(2) && k == n / 2) {
                 edge
             } else {
                 middle
