@@ -14,7 +14,7 @@ mod common;
 mod fd;
 
 use common::Layout;
-use fd::{Dom, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap};
+use fd::{Dom, Pos, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap};
 use umx::linalg::{self, NormOrd};
 use umx::prelude::*;
 use umx::{Axes, fft};
@@ -343,9 +343,10 @@ fn run(cases: &[Case], check: &str) {
                 let all = vec![true; c.shapes.len()];
                 let mut first = vec![false; c.shapes.len()];
                 first[0] = true;
-                check_vmap(f, &ins(&all), false, 3, seed)
-                    .and_then(|_| check_vmap(f, &ins(&all), true, 3, seed))
-                    .and_then(|_| check_vmap(f, &ins(&first), true, 2, seed))
+                check_vmap(f, &ins(&all), Pos::First, 3, seed)
+                    .and_then(|_| check_vmap(f, &ins(&all), Pos::Last, 3, seed))
+                    .and_then(|_| check_vmap(f, &ins(&all), Pos::Middle, 2, seed))
+                    .and_then(|_| check_vmap(f, &ins(&first), Pos::Last, 2, seed))
             }
         };
         if let Err(e) = r {
