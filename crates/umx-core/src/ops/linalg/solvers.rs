@@ -182,7 +182,8 @@ pub fn cholesky_inv(l: &Array, upper: bool) -> Result<Array> {
 /// # umx_cpu::register();
 /// # use umx_core::{Array, linalg};
 /// let a = Array::from_slice(&[1.0f64, 1.0], &[1, 2])?;
-/// assert_eq!(linalg::pinv(&a)?.to_vec::<f64>()?, vec![0.5, 0.5]);
+/// let p = linalg::pinv(&a)?.to_vec::<f64>()?;
+/// assert!(p.iter().all(|v| (v - 0.5).abs() < 1e-15));
 /// # Ok::<(), umx_core::Error>(())
 /// ```
 pub fn pinv(a: &Array) -> Result<Array> {
@@ -256,8 +257,8 @@ fn lu_parts(a: &Array, compute: Dtype) -> Result<(Array, Array)> {
 /// ```
 /// # umx_cpu::register();
 /// # use umx_core::{Array, linalg};
-/// let a = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
-/// assert_eq!(linalg::det(&a)?.item::<f32>()?, -2.0);
+/// let a = Array::from_slice(&[2.0f32, 1.0, 1.0, 3.0], &[2, 2])?;
+/// assert_eq!(linalg::det(&a)?.item::<f32>()?, 5.0);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
 pub fn det(a: &Array) -> Result<Array> {
