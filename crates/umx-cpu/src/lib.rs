@@ -41,6 +41,7 @@ impl Backend for CpuBackend {
             Primitive::Random(op) => random::eval(op, inputs, outputs),
             Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
             Primitive::Transform(op) => op.passthrough(inputs, outputs.len()),
+            Primitive::Fused(op) => fused::eval(op, inputs, outputs),
         }
     }
 }

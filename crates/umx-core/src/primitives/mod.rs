@@ -9,6 +9,7 @@ use crate::{Array, Result};
 
 pub mod binary;
 pub mod creation;
+pub mod fused;
 pub mod indexing;
 pub mod matmul;
 pub mod random;
@@ -22,6 +23,7 @@ pub mod unary;
 
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
+pub use fused::FusedOp;
 pub use indexing::IndexOp;
 pub use matmul::MatmulOp;
 pub use random::RandomOp;
@@ -48,6 +50,7 @@ pub enum Primitive {
     Random(RandomOp),
     Matmul(MatmulOp),
     Transform(TransformOp),
+    Fused(FusedOp),
 }
 
 impl Primitive {
@@ -66,6 +69,7 @@ impl Primitive {
             Primitive::Random(_) => "random",
             Primitive::Matmul(_) => "matmul",
             Primitive::Transform(_) => "transform",
+            Primitive::Fused(_) => "fused",
         }
     }
 }
@@ -94,6 +98,7 @@ impl Primitive {
             Primitive::Random(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Matmul(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Fused(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
 
@@ -118,6 +123,7 @@ impl Primitive {
             Primitive::Random(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Matmul(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Fused(op) => op.jvp(inputs, tangents, outputs),
         }
     }
 
@@ -143,6 +149,7 @@ impl Primitive {
             Primitive::Random(op) => op.vmap(inputs, axes, outputs),
             Primitive::Matmul(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
+            Primitive::Fused(op) => op.vmap(inputs, axes, outputs),
         }
     }
 }
