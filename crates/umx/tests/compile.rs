@@ -194,19 +194,21 @@ fn compile_composes_with_grad_and_vmap() {
     let x = rand(&[6], 3);
     let want = grad(f)(&x).unwrap();
     let c1 = cf.clone();
-    let got = grad(move |x: &Array| Ok(c1(&[x.clone()])?.remove(0)))(&x).unwrap();
+    let got = grad(move |x: &Array| Ok(c1(std::slice::from_ref(x))?.remove(0)))(&x).unwrap();
     let (w, g) = (want.to_vec::<f32>().unwrap(), got.to_vec::<f32>().unwrap());
     for (p, q) in w.iter().zip(&g) {
         assert!((p - q).abs() < 1e-6, "{p} vs {q}");
     }
     // compile(grad(f))
     let cg = compile(move |a: &[Array]| Ok(vec![grad(f)(&a[0])?]), false);
-    same(&cg(&[x.clone()]).unwrap()[0], &want);
+    same(&cg(std::slice::from_ref(&x)).unwrap()[0], &want);
     // vmap(compile(f)) against a loop
     let c2 = cf.clone();
     let batched = vmap(move |a: &[Array]| c2(a), &[Some(0)], &[Some(0)]);
     let xs = rand(&[4, 6], 4);
-    let got = batched(&[xs.clone()]).unwrap()[0].to_vec::<f32>().unwrap();
+    let got = batched(std::slice::from_ref(&xs)).unwrap()[0]
+        .to_vec::<f32>()
+        .unwrap();
     for (i, g) in got.iter().enumerate() {
         let row = ops::take(&xs, &Array::scalar(i as i32), Some(0)).unwrap();
         let w = f(&row).unwrap().item::<f32>().unwrap();
