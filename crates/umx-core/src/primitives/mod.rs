@@ -8,6 +8,7 @@
 use crate::{Array, Result};
 
 pub mod binary;
+pub mod codegen;
 pub mod creation;
 pub mod fused;
 pub mod indexing;
@@ -70,6 +71,21 @@ impl Primitive {
             Primitive::Matmul(_) => "matmul",
             Primitive::Transform(_) => "transform",
             Primitive::Fused(_) => "fused",
+        }
+    }
+
+    /// The op's name where its family names its ops (`"add"`, `"sum"`, `"transpose"`), else
+    /// the family's: for messages and memory warnings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Primitive::Unary(op) => op.name(),
+            Primitive::Binary(op) => op.name(),
+            Primitive::Ternary(op) => op.name(),
+            Primitive::Reduce(op) => op.name(),
+            Primitive::Scan(op) => op.name(),
+            Primitive::Shape(op) => op.name(),
+            Primitive::Sort(op) => op.name(),
+            _ => self.family(),
         }
     }
 }
