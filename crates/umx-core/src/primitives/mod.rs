@@ -8,8 +8,10 @@
 use crate::{Array, Result};
 
 pub mod binary;
+pub mod codegen;
 pub mod creation;
 pub mod fft;
+pub mod fused;
 pub mod indexing;
 pub mod linalg;
 pub mod matmul;
@@ -25,6 +27,7 @@ pub mod unary;
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
 pub use fft::{FftKind, FftOp};
+pub use fused::FusedOp;
 pub use indexing::IndexOp;
 pub use linalg::LinalgOp;
 pub use matmul::MatmulOp;
@@ -54,6 +57,7 @@ pub enum Primitive {
     Linalg(LinalgOp),
     Fft(FftOp),
     Transform(TransformOp),
+    Fused(FusedOp),
 }
 
 impl Primitive {
@@ -74,6 +78,22 @@ impl Primitive {
             Primitive::Linalg(_) => "linalg",
             Primitive::Fft(_) => "fft",
             Primitive::Transform(_) => "transform",
+            Primitive::Fused(_) => "fused",
+        }
+    }
+
+    /// The op's name where its family names its ops (`"add"`, `"sum"`, `"transpose"`), else
+    /// the family's: for messages and memory warnings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Primitive::Unary(op) => op.name(),
+            Primitive::Binary(op) => op.name(),
+            Primitive::Ternary(op) => op.name(),
+            Primitive::Reduce(op) => op.name(),
+            Primitive::Scan(op) => op.name(),
+            Primitive::Shape(op) => op.name(),
+            Primitive::Sort(op) => op.name(),
+            _ => self.family(),
         }
     }
 }
@@ -104,6 +124,7 @@ impl Primitive {
             Primitive::Linalg(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Fft(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Fused(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
 
@@ -130,6 +151,7 @@ impl Primitive {
             Primitive::Linalg(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Fft(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Fused(op) => op.jvp(inputs, tangents, outputs),
         }
     }
 
@@ -157,6 +179,7 @@ impl Primitive {
             Primitive::Linalg(op) => op.vmap(inputs, axes, outputs),
             Primitive::Fft(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
+            Primitive::Fused(op) => op.vmap(inputs, axes, outputs),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod creation;
 pub mod fft;
+pub mod fused;
 pub mod indexing;
 pub mod linalg;
 pub mod matmul;
