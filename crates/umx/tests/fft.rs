@@ -105,7 +105,7 @@ fn vmap_of_fft_maps_over_the_batch() {
     let x = Array::from_slice(&v, &[4, 6]).unwrap(); // batch on the last axis
     let f =
         |x: &[Array]| -> Result<Vec<Array>> { Ok(vec![fft::rfft(&x[0], None, -1, "backward")?]) };
-    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[x.clone()])
+    let got = vmap(f, &[Some(-1)], &[Some(0)])(std::slice::from_ref(&x))
         .unwrap()
         .remove(0);
     let want = fft::rfft(&ops::transpose(&x, [1, 0]).unwrap(), None, -1, "backward").unwrap();

@@ -267,7 +267,7 @@ fn vmap_of_a_factorization_maps_over_the_batch() {
     let v = values(3 * 4 * 4, 5);
     let a = Array::from_slice(&v, &[4, 4, 3]).unwrap(); // batch on the last axis
     let f = |x: &[Array]| -> Result<Vec<Array>> { Ok(vec![linalg::svd(&x[0], false)?.remove(0)]) };
-    let got = vmap(f, &[Some(-1)], &[Some(0)])(&[a.clone()])
+    let got = vmap(f, &[Some(-1)], &[Some(0)])(std::slice::from_ref(&a))
         .unwrap()
         .remove(0);
     let want = linalg::svd(&ops::moveaxis(&a, -1, 0).unwrap(), false)
