@@ -1,0 +1,159 @@
+//! CPU benchmark of `umx::linalg` and `umx::fft` (issue 9): batched 64×64 and single
+//! 4096×4096 solve, QR, SVD and eigh (float32), and a 2^24-point complex FFT, beside NumPy and
+//! MLX's CPU build run in the same invocation (`bench/peers_linalg_fft.py`).
+//!
+//! `cargo run --release -p umx-bench --bin linalg_fft`; `UMX_BENCH_N` and `UMX_BENCH_BATCH`
+//! shrink the single and batched sizes (the peers get the same), `UMX_BENCH_FFT_LOG2` the FFT.
+
+use serde_json::Value;
+use std::process::Command;
+use std::time::Instant;
+use umx::linalg;
+use umx::prelude::*;
+
+/// Median wall time of `reps` runs of `f` after one warm-up run, in seconds.
+fn median(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut ts = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        ts.push(t.elapsed().as_secs_f64());
+    }
+    ts.sort_by(|a, b| a.total_cmp(b));
+    Ok(ts[reps / 2])
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Well-conditioned matrices `(batch…, n, n)`: random plus `n` on the diagonal; and the
+/// symmetric `a + aᵀ`.
+fn matrices(shape: &[usize], seed: u64) -> Result<(Array, Array)> {
+    let n = shape[shape.len() - 1];
+    let a = Array::from_slice(&values(shape.iter().product(), seed), shape)?;
+    let a = ops::add(&a, ops::multiply(ops::eye(n, None, 0, None)?, n as f64)?)?;
+    let s = ops::add(&a, &ops::swapaxes(&a, -1, -2)?)?;
+    eval(&[a.clone(), s.clone()])?;
+    Ok((a, s))
+}
+
+/// `(workload, umx seconds)` for the four factorizations of `shape`.
+fn factorizations(label: &str, shape: &[usize], reps: usize) -> Result<Vec<(String, f64)>> {
+    let (a, s) = matrices(shape, 7)?;
+    let mut bshape = shape.to_vec();
+    bshape[shape.len() - 1] = 1;
+    let b = Array::from_slice(&values(bshape.iter().product(), 8), &bshape)?;
+    b.eval()?;
+    Ok(vec![
+        (
+            format!("solve {label}"),
+            median(reps, || linalg::solve(&a, &b)?.eval())?,
+        ),
+        (
+            format!("qr {label}"),
+            median(reps, || {
+                let (q, r) = linalg::qr(&a)?;
+                eval(&[q, r])
+            })?,
+        ),
+        (
+            format!("svd {label}"),
+            median(reps, || eval(&linalg::svd(&a, true)?))?,
+        ),
+        (
+            format!("eigh {label}"),
+            median(reps, || {
+                let (w, v) = linalg::eigh(&s, "L")?;
+                eval(&[w, v])
+            })?,
+        ),
+    ])
+}
+
+fn run_peers(n: usize, batch: usize, fft_log2: usize) -> Option<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([n.to_string(), batch.to_string(), fft_log2.to_string()])
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("peers: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last()?).ok()
+}
+
+fn main() -> Result<()> {
+    let n = env("UMX_BENCH_N", 4096);
+    let batch = env("UMX_BENCH_BATCH", 128);
+    let fft_log2 = env("UMX_BENCH_FFT_LOG2", 24);
+    let mut rows = factorizations(&format!("{batch}x64x64"), &[batch, 64, 64], 5)?;
+    rows.extend(factorizations(&format!("{n}x{n}"), &[n, n], 3)?);
+    let len = 1usize << fft_log2;
+    let re = values(len, 9);
+    let x = ops::astype(&Array::from_slice(&re, &[len])?, Dtype::Complex64)?;
+    x.eval()?;
+    rows.push((
+        format!("fft 2^{fft_log2} complex64"),
+        median(5, || fft::fft(&x, None, -1, "backward")?.eval())?,
+    ));
+    let peers = run_peers(n, batch, fft_log2);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
+    println!(
+        "umx linalg/fft CPU benchmark ({cores} cores), float32, median times in ms; ratio = peer / umx (> 1: umx faster)"
+    );
+    println!();
+    println!("| workload | umx | NumPy | ratio | MLX (cpu) | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (name, t)) in rows.iter().enumerate() {
+        let peer = |k: &str| {
+            peers
+                .as_ref()
+                .and_then(|p| p.get(k))
+                .and_then(Value::as_array)
+                .and_then(|v| v.get(i))
+                .and_then(Value::as_f64)
+        };
+        let cell = |p: Option<f64>| match p {
+            Some(p) => (format!("{:.2}", p * 1e3), format!("{:.2}", p / t)),
+            None => ("-".into(), "-".into()),
+        };
+        let (np, np_r) = cell(peer("numpy"));
+        let (mx, mx_r) = cell(peer("mlx"));
+        println!(
+            "| {name} | {:.2} | {np} | {np_r} | {mx} | {mx_r} |",
+            t * 1e3
+        );
+    }
+    if peers.is_none() {
+        println!();
+        println!("(peers did not run: python3 with numpy is needed)");
+    }
+    Ok(())
+}
