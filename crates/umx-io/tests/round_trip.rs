@@ -226,7 +226,7 @@ fn two_arrays_with_one_name_are_refused() {
 fn loaded_fortran_order_arrays_work_in_ops() {
     umx_cpu::register();
     let a = load_npy(common::reference_dir().join("float32_fortran.npy")).unwrap();
-    let b = ops::add(&a, &Array::scalar(7.5f32)).unwrap();
+    let b = ops::add(&a, 7.5f32).unwrap();
     let expected: Vec<f32> = (0..24).map(|i| i as f32).collect();
     assert_eq!(b.to_vec::<f32>().unwrap(), expected);
     let r = ops::reshape(&a, &[4, 6]).unwrap();
