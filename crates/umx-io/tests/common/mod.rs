@@ -5,18 +5,24 @@
 use std::path::{Path, PathBuf};
 use umx_core::{Array, ArrayData, Buffer, Dtype};
 
-/// A fresh directory under the system's temporary directory, removed on drop.
+/// A fresh directory, removed on drop: in memory (`/dev/shm`) where there is one, since the
+/// malformed-file tests write thousands of small files, else under the temporary directory.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let name = format!(
             "umx-io-test-{tag}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
-        ));
+        );
+        let in_memory = Path::new("/dev/shm").join(&name);
+        if std::fs::create_dir_all(&in_memory).is_ok() {
+            return TempDir(in_memory);
+        }
+        let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
