@@ -170,6 +170,13 @@ for norm_first in [True, False]:
                "linear2.bias": f32(8)})
     nested_case("encoder_layer", enc, [q, mask], ps, call=lambda a, m, enc=enc: enc(a, m), norm_first=norm_first)
 
+xu = f32(2, 3, 4, 2)
+for mode, align, scale in [("nearest", False, (2, 3)), ("nearest", False, (1.5, 0.5)), ("linear", False, (2, 1.5)),
+                           ("linear", True, (2, 2)), ("cubic", False, (2, 2)), ("cubic", True, (1.5, 2))]:
+    up = nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)
+    c.add("upsample", [xu], np_of(up(mx_of(xu))), mode=mode, align_corners=align, scale=list(scale),
+          rtol=1e-4, atol=1e-5)
+
 # ---- optimizers: three steps from the same parameter ----------------------------------------
 p0 = f32(3, 4)
 grads = [f32(3, 4) for _ in range(3)]
@@ -185,6 +192,9 @@ OPTS = {
     "adamw": lambda: optim.AdamW(0.01, weight_decay=0.1),
     "adamax": lambda: optim.Adamax(0.01),
     "lion": lambda: optim.Lion(0.01, weight_decay=0.1),
+    "adafactor": lambda: optim.Adafactor(),
+    "adafactor_lr_beta1": lambda: optim.Adafactor(0.01, relative_step=False, beta_1=0.9, weight_decay=0.1),
+    "muon": lambda: optim.Muon(0.01),
 }
 for name, make in OPTS.items():
     opt = make()
@@ -192,5 +202,13 @@ for name, make in OPTS.items():
     for g in grads:
         params = opt.apply_gradients({"w": mx_of(g)}, params)
     c.add("optimizer", [p0] + grads, np_of(params["w"]), name=name, rtol=1e-5, atol=1e-6, layouts=False)
+p1 = f32(5)
+grads1 = [f32(5) for _ in range(3)]
+for name in ["adafactor", "adafactor_lr_beta1", "adam", "muon"]:
+    opt = OPTS[name]()
+    params = {"w": mx_of(p1)}
+    for g in grads1:
+        params = opt.apply_gradients({"w": mx_of(g)}, params)
+    c.add("optimizer", [p1] + grads1, np_of(params["w"]), name=name, rtol=1e-5, atol=1e-6, layouts=False)
 
 c.save(__file__)

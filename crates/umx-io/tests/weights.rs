@@ -10,6 +10,7 @@ use umx_io::{LoadedWeights, load_safetensors, load_weights, save_safetensors, sa
 use umx_nn::{Linear, Module, ModuleExt, Params};
 
 #[derive(Module, Clone)]
+#[module(crate = "umx_nn")]
 struct Mlp {
     input: Linear,
     hidden: Vec<Linear>,

@@ -3,6 +3,9 @@
 //! Every field is visited under its name (`layers.0.weight`), so each field's type must be a
 //! `Module` itself: a `Param`, a layer, a `Vec`/`Option`/`BTreeMap` of them, or a plain value
 //! (numbers, bools, strings, which hold no parameters). Mark other fields `#[module(skip)]`.
+//!
+//! The generated code names the trait as `::umx::nn::Module` (the facade users depend on); a
+//! crate that depends on `umx-nn` directly says so with `#[module(crate = "umx_nn")]`.
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -13,6 +16,23 @@ use syn::{Data, DeriveInput, Fields, parse_macro_input};
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     let name = &input.ident;
+    let mut krate: syn::Path = syn::parse_quote!(::umx::nn);
+    for attr in &input.attrs {
+        if attr.path().is_ident("module") {
+            let r = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("crate") {
+                    let s: syn::LitStr = meta.value()?.parse()?;
+                    krate = s.parse()?;
+                    Ok(())
+                } else {
+                    Err(meta.error("expected `crate = \"path\"`"))
+                }
+            });
+            if let Err(e) = r {
+                return e.to_compile_error().into();
+            }
+        }
+    }
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let Data::Struct(data) = &input.data else {
         return syn::Error::new_spanned(&input.ident, "Module can only be derived for structs")
@@ -61,21 +81,21 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
             continue;
         }
         visit.push(quote! {
-            ::umx_nn::Module::visit_params(&self.#member, &::umx_nn::join(prefix, #label), f);
+            #krate::Module::visit_params(&self.#member, &#krate::join(prefix, #label), f);
         });
         visit_mut.push(quote! {
-            ::umx_nn::Module::visit_params_mut(&mut self.#member, &::umx_nn::join(prefix, #label), f);
+            #krate::Module::visit_params_mut(&mut self.#member, &#krate::join(prefix, #label), f);
         });
         training.push(quote! {
-            ::umx_nn::Module::set_training(&mut self.#member, training);
+            #krate::Module::set_training(&mut self.#member, training);
         });
     }
     quote! {
-        impl #impl_generics ::umx_nn::Module for #name #ty_generics #where_clause {
-            fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a ::umx_nn::Param)) {
+        impl #impl_generics #krate::Module for #name #ty_generics #where_clause {
+            fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a #krate::Param)) {
                 #(#visit)*
             }
-            fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut ::umx_nn::Param)) {
+            fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut #krate::Param)) {
                 #(#visit_mut)*
             }
             fn set_training(&mut self, training: bool) {

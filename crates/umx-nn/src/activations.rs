@@ -236,6 +236,7 @@ parametrised_layers! {
 /// [`prelu`] with a learnable slope per channel (`num_parameters` of them, initialised to
 /// `init`), as mlx.nn.PReLU.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct PReLU {
     pub weight: Param,
 }

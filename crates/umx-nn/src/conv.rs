@@ -8,6 +8,7 @@ use umx_core::{Array, Dtype, Result, bail, ops, random};
 /// A convolution over `D` spatial axes: weight `(out, kernel..., in / groups)`, optional bias
 /// (zeros at first); the weight starts uniform in `±sqrt(1 / (in * prod(kernel)))` as in mlx.nn.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct Conv<const D: usize> {
     pub weight: Param,
     pub bias: Option<Param>,
@@ -107,6 +108,7 @@ impl<const D: usize> Forward for Conv<D> {
 
 /// A transposed convolution over `D` spatial axes: weight `(out, kernel..., in)`.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct ConvTranspose<const D: usize> {
     pub weight: Param,
     pub bias: Option<Param>,

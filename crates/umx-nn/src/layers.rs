@@ -44,6 +44,7 @@ fn uniform(shape: &[usize], scale: f64) -> Result<Array> {
 /// `y = x W^T + b`, with `W` of shape `(output_dims, input_dims)` (mlx.nn.Linear).
 /// Parameters start uniform in `±1/sqrt(input_dims)`.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct Linear {
     pub weight: Param,
     pub bias: Option<Param>,
@@ -82,6 +83,7 @@ impl Forward for Linear {
 /// `y_o = x2 W_o x1^T + b_o`, with `W` of shape `(output_dims, input2_dims, input1_dims)`
 /// (mlx.nn.Bilinear).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct Bilinear {
     pub weight: Param,
     pub bias: Option<Param>,
@@ -118,6 +120,7 @@ impl Bilinear {
 
 /// The identity layer.
 #[derive(Clone, Debug, Default, crate::Module)]
+#[module(crate = "crate")]
 pub struct Identity;
 
 impl Forward for Identity {
@@ -129,6 +132,7 @@ impl Forward for Identity {
 /// A lookup table of `num_embeddings` vectors of `dims` features (mlx.nn.Embedding), initialised
 /// from a normal distribution of standard deviation `1/sqrt(dims)`.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct Embedding {
     pub weight: Param,
 }
@@ -165,6 +169,7 @@ impl Embedding {
 /// Layers applied one after another (mlx.nn.Sequential); its parameters are named
 /// `layers.0.weight`, ...
 #[derive(Clone, crate::Module)]
+#[module(crate = "crate")]
 pub struct Sequential {
     pub layers: Vec<Box<dyn Layer>>,
 }
@@ -206,6 +211,7 @@ impl Forward for Sequential {
 /// Normalises over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`
 /// (mlx.nn.LayerNorm).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct LayerNorm {
     pub weight: Option<Param>,
     pub bias: Option<Param>,
@@ -255,6 +261,7 @@ impl Forward for LayerNorm {
 /// Root-mean-square normalisation over the last axis: `x / sqrt(mean(x^2) + eps) * weight`
 /// (mlx.nn.RMSNorm).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct RMSNorm {
     pub weight: Param,
     pub eps: f64,
@@ -283,6 +290,7 @@ impl Forward for RMSNorm {
 /// Normalises groups of channels (the last axis) over the spatial axes and the group
 /// (mlx.nn.GroupNorm; channels last).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct GroupNorm {
     pub weight: Option<Param>,
     pub bias: Option<Param>,
@@ -328,6 +336,7 @@ impl Forward for GroupNorm {
 /// Normalises each channel (last axis) of each example over its spatial axes
 /// (mlx.nn.InstanceNorm).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct InstanceNorm {
     pub weight: Option<Param>,
     pub bias: Option<Param>,

@@ -7,8 +7,6 @@
 //! (convolutions, pooling), `positional.rs`, `recurrent.rs` and `transformer.rs`; activations in
 //! `activations.rs`, losses in `losses.rs`, initializers in `init.rs`. Depends on umx-core only.
 
-extern crate self as umx_nn;
-
 pub mod activations;
 pub mod conv;
 pub mod init;
@@ -18,6 +16,7 @@ mod module;
 pub mod positional;
 pub mod recurrent;
 pub mod transformer;
+pub mod upsample;
 
 pub use activations::*;
 pub use conv::*;
@@ -27,3 +26,4 @@ pub use positional::*;
 pub use recurrent::*;
 pub use transformer::*;
 pub use umx_nn_derive::Module;
+pub use upsample::*;

@@ -57,6 +57,7 @@ pub fn join(prefix: &str, name: &str) -> String {
 /// # umx_cpu::register();
 /// use umx_nn::{Linear, Module, ModuleExt};
 /// #[derive(Module, Clone)]
+/// #[module(crate = "umx_nn")] // users of the `umx` facade leave this out
 /// struct Mlp {
 ///     layers: Vec<Linear>,
 /// }
@@ -279,7 +280,8 @@ no_params!(
 
 /// `loss_fn`'s value and its gradient with respect to the module's trainable parameters
 /// (mlx.nn's `value_and_grad(model, loss_fn)`): call it with the model and the rest of the
-/// arguments.
+/// arguments (usually owned arrays: they are cheap handles, and owning them keeps the
+/// returned closure free of borrows across loop iterations).
 ///
 /// ```
 /// # umx_cpu::register();

@@ -42,6 +42,7 @@ fn check(op: &str, x: &Array, input: usize) -> Result<()> {
 
 /// An Elman RNN: `h_t = tanh(x_t W_xh^T + b + h_{t-1} W_hh^T)`.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 #[allow(non_snake_case)]
 pub struct RNN {
     pub Wxh: Param,
@@ -82,6 +83,7 @@ impl RNN {
 
 /// A gated recurrent unit (mlx.nn.GRU's gate order r, z, n).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 #[allow(non_snake_case)]
 pub struct GRU {
     pub Wx: Param,
@@ -152,6 +154,7 @@ impl GRU {
 
 /// A long short-term memory layer (mlx.nn.LSTM's gate order i, f, g, o).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 #[allow(non_snake_case)]
 pub struct LSTM {
     pub Wx: Param,

@@ -47,6 +47,7 @@ pub fn scaled_dot_product_attention(
 /// Multi-head attention with query, key, value and output projections (no bias by default, as
 /// mlx.nn).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct MultiHeadAttention {
     pub query_proj: Linear,
     pub key_proj: Linear,
@@ -108,6 +109,7 @@ pub type Activation = fn(&Array) -> Result<Array>;
 /// A transformer encoder layer: self-attention and a feed-forward block, each residual, with
 /// layer norms before (`norm_first`, the default) or after.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct TransformerEncoderLayer {
     pub attention: MultiHeadAttention,
     pub ln1: LayerNorm,
@@ -171,6 +173,7 @@ impl TransformerEncoderLayer {
 
 /// A stack of encoder layers and a final layer norm.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct TransformerEncoder {
     pub layers: Vec<TransformerEncoderLayer>,
     pub ln: LayerNorm,
@@ -209,6 +212,7 @@ impl TransformerEncoder {
 /// A transformer decoder layer: masked self-attention, cross-attention over the encoder's
 /// output (`memory`), and a feed-forward block.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct TransformerDecoderLayer {
     pub self_attention: MultiHeadAttention,
     pub cross_attention: MultiHeadAttention,
@@ -301,6 +305,7 @@ impl TransformerDecoderLayer {
 
 /// A stack of decoder layers and a final layer norm.
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct TransformerDecoder {
     pub layers: Vec<TransformerDecoderLayer>,
     pub ln: LayerNorm,
@@ -344,6 +349,7 @@ impl TransformerDecoder {
 
 /// An encoder-decoder transformer (mlx.nn.Transformer).
 #[derive(Clone, Debug, crate::Module)]
+#[module(crate = "crate")]
 pub struct Transformer {
     pub encoder: TransformerEncoder,
     pub decoder: TransformerDecoder,

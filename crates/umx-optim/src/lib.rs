@@ -17,8 +17,16 @@ use umx_nn::{Module, ModuleExt, Params};
 
 /// One optimization algorithm: how it updates one parameter.
 pub trait Rule {
-    /// The names of the state arrays it keeps per parameter (each starts at zeros).
+    /// The names of the state arrays it keeps per parameter.
     fn state_names(&self) -> &'static [&'static str];
+
+    /// The initial state of `param` (one array per name; zeros unless a rule says otherwise).
+    fn init(&self, param: &Array) -> Result<Vec<Array>> {
+        self.state_names()
+            .iter()
+            .map(|_| ops::zeros_like(param))
+            .collect()
+    }
 
     /// The new parameter from its gradient, updating `state` (arrays named by
     /// [`Rule::state_names`]). `lr` is this step's learning rate, `step` counts from 1.
@@ -99,12 +107,7 @@ impl<R: Rule> Optimizer<R> {
             let state = match self.state.get_mut(name) {
                 Some(s) => s,
                 None => {
-                    let fresh = self
-                        .rule
-                        .state_names()
-                        .iter()
-                        .map(|_| ops::zeros_like(p))
-                        .collect::<Result<Vec<_>>>()?;
+                    let fresh = self.rule.init(p)?;
                     self.state.entry(name.clone()).or_insert(fresh)
                 }
             };

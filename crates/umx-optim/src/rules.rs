@@ -290,3 +290,212 @@ impl Rule for Lion {
         ops::subtract(&p, ops::multiply(ops::sign(&c)?, lr)?)
     }
 }
+
+/// Adafactor: second moments factored into row and column averages for matrices, a relative
+/// step size and update clipping (mlx.optimizers.Adafactor; the learning rate is used only
+/// when `relative_step` is off).
+#[derive(Clone, Debug)]
+pub struct Adafactor {
+    pub eps: (f64, f64),
+    pub clip_threshold: f64,
+    pub decay_rate: f64,
+    pub beta_1: Option<f64>,
+    pub weight_decay: f64,
+    pub scale_parameter: bool,
+    pub relative_step: bool,
+    pub warmup_init: bool,
+}
+
+impl Default for Adafactor {
+    fn default() -> Self {
+        Adafactor {
+            eps: (1e-30, 1e-3),
+            clip_threshold: 1.0,
+            decay_rate: -0.8,
+            beta_1: None,
+            weight_decay: 0.0,
+            scale_parameter: true,
+            relative_step: true,
+            warmup_init: false,
+        }
+    }
+}
+
+fn rms(x: &Array) -> Result<Array> {
+    ops::sqrt(&ops::mean(&ops::square(x)?, None, false)?)
+}
+
+impl Rule for Adafactor {
+    fn state_names(&self) -> &'static [&'static str] {
+        &["exp_avg_sq_row", "exp_avg_sq_col", "exp_avg_sq", "exp_avg"]
+    }
+
+    fn init(&self, p: &Array) -> Result<Vec<Array>> {
+        let empty = || ops::zeros(&[0], p.dtype());
+        let s = p.shape();
+        let (row, col, sq) = if p.ndim() >= 2 {
+            let mut col_shape = s[..s.len() - 2].to_vec();
+            col_shape.push(s[s.len() - 1]);
+            (
+                ops::zeros(&s[..s.len() - 1], p.dtype())?,
+                ops::zeros(&col_shape, p.dtype())?,
+                empty()?,
+            )
+        } else {
+            (empty()?, empty()?, ops::zeros_like(p)?)
+        };
+        let avg = if self.beta_1.is_some() {
+            ops::zeros_like(p)?
+        } else {
+            empty()?
+        };
+        Ok(vec![row, col, sq, avg])
+    }
+
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: f64,
+        step: usize,
+    ) -> Result<Array> {
+        let t = step as f64;
+        let p_rms = rms(p)?;
+        let rel = if self.relative_step {
+            let min_step = if self.warmup_init { 1e-6 * t } else { 1e-2 };
+            min_step.min(1.0 / t.sqrt())
+        } else {
+            lr
+        };
+        let lr = if self.scale_parameter {
+            ops::multiply(ops::maximum(&p_rms, self.eps.1)?, rel)?
+        } else {
+            Array::full_scalar(rel, p.dtype())
+        };
+        let beta_2 = 1.0 - t.powf(self.decay_rate);
+        let upd = ops::add(ops::square(g)?, self.eps.0)?;
+        let mut update = if g.ndim() >= 2 {
+            let row = lerp(
+                &state[0],
+                beta_2,
+                &ops::mean(&upd, -1, false)?,
+                1.0 - beta_2,
+            )?;
+            let col = lerp(
+                &state[1],
+                beta_2,
+                &ops::mean(&upd, -2, false)?,
+                1.0 - beta_2,
+            )?;
+            let r = ops::rsqrt(&ops::divide(&row, ops::mean(&row, -1, true)?)?)?;
+            let c = ops::rsqrt(&col)?;
+            state[0] = row;
+            state[1] = col;
+            ops::multiply(
+                ops::multiply(ops::expand_dims(&r, -1)?, ops::expand_dims(&c, -2)?)?,
+                g,
+            )?
+        } else {
+            let sq = lerp(&state[2], beta_2, &upd, 1.0 - beta_2)?;
+            let u = ops::multiply(ops::rsqrt(&sq)?, g)?;
+            state[2] = sq;
+            u
+        };
+        update = ops::divide(
+            &update,
+            ops::maximum(ops::divide(rms(&update)?, self.clip_threshold)?, 1.0)?,
+        )?;
+        update = ops::multiply(&update, &lr)?;
+        if let Some(b1) = self.beta_1 {
+            let avg = lerp(&state[3], b1, &update, 1.0 - b1)?;
+            state[3] = avg.clone();
+            update = avg;
+        }
+        let p = if self.weight_decay != 0.0 {
+            ops::add(
+                p,
+                ops::multiply(p, ops::multiply(&lr, -self.weight_decay)?)?,
+            )?
+        } else {
+            p.clone()
+        };
+        ops::subtract(&p, &update)
+    }
+}
+
+/// Muon: momentum orthogonalised by five Newton-Schulz iterations for matrices (and
+/// higher-rank parameters flattened to matrices), plain momentum otherwise
+/// (mlx.optimizers.Muon).
+#[derive(Clone, Debug)]
+pub struct Muon {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub ns_steps: usize,
+}
+
+impl Default for Muon {
+    fn default() -> Self {
+        Muon {
+            momentum: 0.95,
+            weight_decay: 0.01,
+            nesterov: true,
+            ns_steps: 5,
+        }
+    }
+}
+
+/// The nearest semi-orthogonal matrix to `x`, approximately (Newton-Schulz, quintic).
+fn newton_schulz(x: &Array, steps: usize) -> Result<Array> {
+    let (a, b, c) = (3.4445, -4.7750, 2.0315);
+    let tall = x.shape()[0] > x.shape()[1];
+    let mut x = if tall {
+        ops::transpose(x, [1i64, 0])?
+    } else {
+        x.clone()
+    };
+    x = ops::divide(
+        &x,
+        ops::add(ops::sqrt(&ops::sum(&ops::square(&x)?, None, true)?)?, 1e-7)?,
+    )?;
+    for _ in 0..steps {
+        let xt = ops::transpose(&x, [1i64, 0])?;
+        let m = ops::matmul(&x, &xt)?;
+        let bm = ops::addmm(&ops::multiply(&m, b)?, &m, &m, c, 1.0)?;
+        x = ops::addmm(&ops::multiply(&x, a)?, &bm, &x, 1.0, 1.0)?;
+    }
+    if tall {
+        ops::transpose(&x, [1i64, 0])
+    } else {
+        Ok(x)
+    }
+}
+
+impl Rule for Muon {
+    fn state_names(&self) -> &'static [&'static str] {
+        &["v"]
+    }
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+        let mut g = g.clone();
+        if self.weight_decay != 0.0 {
+            g = ops::add(&g, ops::multiply(p, self.weight_decay)?)?;
+        }
+        let v = lerp(&state[0], self.momentum, &g, 1.0 - self.momentum)?;
+        state[0] = v.clone();
+        let mut update = if self.nesterov {
+            lerp(&g, 1.0 - self.momentum, &v, self.momentum)?
+        } else {
+            v
+        };
+        let mut lr = lr;
+        if update.ndim() >= 2 {
+            let shape: Vec<i64> = update.shape().iter().map(|&d| d as i64).collect();
+            let flat = ops::reshape(&update, &[shape[0], -1])?;
+            let o = newton_schulz(&flat, self.ns_steps)?;
+            lr *= (o.shape()[0] as f64 / o.shape()[1] as f64).max(1.0).sqrt();
+            update = ops::reshape(&o, &shape)?;
+        }
+        ops::subtract(p, ops::multiply(&update, lr)?)
+    }
+}

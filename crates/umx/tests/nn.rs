@@ -254,6 +254,20 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
             layer.linear2 = lin(&a[12], Some(&a[13]));
             layer.forward(x, Some(&a[1]))?
         }
+        "upsample" => {
+            let mode = match kw_str(kw, "mode").unwrap() {
+                "nearest" => nn::UpsampleMode::Nearest,
+                "linear" => nn::UpsampleMode::Linear,
+                _ => nn::UpsampleMode::Cubic,
+            };
+            let scale: Vec<f64> = kw["scale"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            nn::Upsample::new(scale, mode, kw["align_corners"].as_bool().unwrap())?.forward(x)?
+        }
         "optimizer" => {
             let lr_of = |n: &str| match n {
                 "sgd" | "sgd_momentum" | "sgd_nesterov" | "adagrad" => 0.1,
@@ -312,6 +326,18 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
                     lr,
                     a,
                 )?,
+                "adafactor" => steps(optim::Adafactor::default(), 0.0, a)?,
+                "adafactor_lr_beta1" => steps(
+                    optim::Adafactor {
+                        relative_step: false,
+                        beta_1: Some(0.9),
+                        weight_decay: 0.1,
+                        ..Default::default()
+                    },
+                    0.01,
+                    a,
+                )?,
+                "muon" => steps(optim::Muon::default(), lr, a)?,
                 other => panic!("unknown optimizer {other}"),
             }
         }
@@ -524,4 +550,82 @@ fn an_mlp_trains_with_adamw_through_value_and_grad() {
     eprintln!("XOR MLP: loss {first} -> {last}, accuracy {acc}");
     assert!(last < 0.15, "{first} -> {last}");
     assert!(acc > 0.95, "{acc}");
+}
+
+/// (mean, std) of an array's elements.
+fn moments(a: &Array) -> (f64, f64) {
+    let v = a.to_vec::<f64>().unwrap();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn initializers_have_mlx_statistics() {
+    use umx::nn::init::{self, FanMode};
+    random::seed(5);
+    // (fan_out, receptive..., fan_in) as MLX computes fans: shape[0] and shape[-1].
+    let shape = [256, 3, 512];
+    let (fan_in, fan_out): (f64, f64) = (512.0 * 3.0, 256.0 * 3.0);
+    let check = |a: Array, mean: f64, std: f64| {
+        let (m, s) = moments(&a);
+        assert!((m - mean).abs() < 0.01 * std.max(1.0), "mean {m} vs {mean}");
+        assert!((s / std - 1.0).abs() < 0.02, "std {s} vs {std}");
+    };
+    check(
+        init::glorot_normal(&shape, 1.5).unwrap(),
+        0.0,
+        1.5 * (2.0 / (fan_in + fan_out)).sqrt(),
+    );
+    let lim = (6.0 / (fan_in + fan_out)).sqrt();
+    check(
+        init::glorot_uniform(&shape, 1.0).unwrap(),
+        0.0,
+        lim / 3f64.sqrt(),
+    );
+    check(
+        init::he_normal(&shape, FanMode::FanIn, 1.0).unwrap(),
+        0.0,
+        1.0 / fan_in.sqrt(),
+    );
+    check(
+        init::he_normal(&shape, FanMode::FanOut, 2.0).unwrap(),
+        0.0,
+        2.0 / fan_out.sqrt(),
+    );
+    let lim = (3.0 / fan_in).sqrt();
+    check(
+        init::he_uniform(&shape, FanMode::FanIn, 1.0).unwrap(),
+        0.0,
+        lim / 3f64.sqrt(),
+    );
+    check(init::normal(&[100_000], 2.0, 0.5).unwrap(), 2.0, 0.5);
+    check(
+        init::uniform(&[100_000], -1.0, 3.0).unwrap(),
+        1.0,
+        4.0 / 12f64.sqrt(),
+    );
+    assert_eq!(
+        moments(&init::constant(&[4, 4], 0.25).unwrap()),
+        (0.25, 0.0)
+    );
+    assert_eq!(
+        init::identity(&[3, 3]).unwrap().to_vec::<f32>().unwrap(),
+        ops::eye(3, None, 0, None).unwrap().to_vec::<f32>().unwrap()
+    );
+    let sp = init::sparse(&[10, 400], 0.3, 0.0, 1.0)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    // ceil(0.3 * 10) = 3 zeros in each column.
+    for c in 0..400 {
+        assert_eq!((0..10).filter(|r| sp[r * 400 + c] == 0.0).count(), 3);
+    }
+    assert!(
+        init::glorot_normal(&[5], 1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("glorot_normal")
+    );
 }
