@@ -8,7 +8,9 @@ use umx_core::{Array, ArrayData, Buffer, Dtype, Result};
 /// The byte order of numbers in a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ByteOrder {
+    /// Least significant byte first (x86, ARM, and every format's usual order).
     Little,
+    /// Most significant byte first.
     Big,
 }
 

@@ -85,6 +85,7 @@ impl GgufValue {
         }
     }
 
+    /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             GgufValue::String(s) => Some(s),
@@ -92,6 +93,7 @@ impl GgufValue {
         }
     }
 
+    /// The value of a bool.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             GgufValue::Bool(b) => Some(b),
@@ -99,6 +101,7 @@ impl GgufValue {
         }
     }
 
+    /// The elements of an array value.
     pub fn as_array(&self) -> Option<&[GgufValue]> {
         match self {
             GgufValue::Array(v) => Some(v),
@@ -203,7 +206,9 @@ impl std::fmt::Display for GgmlType {
 /// One tensor of a GGUF file, as its info describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GgufTensorInfo {
+    /// The tensor's name (`blk.0.attn_q.weight`).
     pub name: String,
+    /// How its values are stored: a plain type or a quantized block type.
     pub ggml_type: GgmlType,
     /// Dimensions as the file lists them: innermost first.
     pub dims: Vec<u64>,
@@ -287,6 +292,7 @@ impl Gguf {
         })
     }
 
+    /// The file this was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }

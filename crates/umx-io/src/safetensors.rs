@@ -26,6 +26,7 @@ pub struct TensorInfo {
     pub dtype: Option<Dtype>,
     /// The dtype as the file names it (`"F32"`, `"BF16"`, `"F8_E4M3"`, ...).
     pub file_dtype: String,
+    /// The shape, outermost dimension first.
     pub shape: Vec<usize>,
     /// Byte range of the tensor's data in the file.
     pub file_range: std::ops::Range<usize>,
