@@ -9,6 +9,8 @@
 //! ```
 
 pub use umx_core::*;
+/// Reading and writing arrays and module weights: safetensors, npy/npz, gguf.
+pub use umx_io as io;
 /// Layers, losses, initializers and the `Module` trait (`mlx.nn`).
 pub use umx_nn as nn;
 /// Optimizers and learning-rate schedules (`mlx.optimizers`).
