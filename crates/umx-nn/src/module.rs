@@ -288,9 +288,9 @@ no_params!(
 /// use umx_core::{Array, ops};
 /// use umx_nn::{Linear, Module, value_and_grad};
 /// let model = Linear::new(3, 1, true)?;
-/// let loss = |m: &Linear, x: &Array| ops::mean(&ops::square(&m.forward(x)?)?, None, false);
+/// let loss = |m: &Linear, x: Array| ops::mean(&ops::square(&m.forward(&x)?)?, None, false);
 /// let vg = value_and_grad(loss);
-/// let (l, grads) = vg(&model, &ops::ones(&[5, 3], None)?)?;
+/// let (l, grads) = vg(&model, ops::ones(&[5, 3], None)?)?;
 /// assert_eq!(l.shape(), &[] as &[usize]);
 /// assert_eq!(grads["weight"].shape(), &[1, 3]);
 /// # Ok::<(), umx_core::Error>(())

@@ -49,15 +49,15 @@ pub trait Rule {
 /// use umx_optim::{Optimizer, Sgd};
 /// let mut model = Linear::new(2, 1, true)?;
 /// let mut opt = Optimizer::new(Sgd::default(), 0.1);
-/// let loss = |m: &Linear, x: &Array| ops::mean(&ops::square(&m.forward(x)?)?, None, false);
+/// let loss = |m: &Linear, x: Array| ops::mean(&ops::square(&m.forward(&x)?)?, None, false);
 /// let vg = value_and_grad(loss);
 /// let x = ops::ones(&[4, 2], None)?;
-/// let before = vg(&model, &x)?.0.item::<f32>()?;
+/// let before = vg(&model, x.clone())?.0.item::<f32>()?;
 /// for _ in 0..20 {
-///     let (_, grads) = vg(&model, &x)?;
+///     let (_, grads) = vg(&model, x.clone())?;
 ///     opt.update(&mut model, &grads)?;
 /// }
-/// assert!(vg(&model, &x)?.0.item::<f32>()? < before);
+/// assert!(vg(&model, x)?.0.item::<f32>()? < before);
 /// # Ok::<(), umx_core::Error>(())
 /// ```
 pub struct Optimizer<R: Rule> {

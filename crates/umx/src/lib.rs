@@ -39,10 +39,8 @@ pub fn init() {
             Ok("cpu") => {
                 let _ = set_default_device(Device::Cpu);
             }
-            Ok("gpu") => {
-                if set_default_device(Device::Gpu(0)).is_err() {
-                    eprintln!("umx: UMX_DEFAULT_DEVICE=gpu, but no CUDA device was found");
-                }
+            Ok("gpu") if set_default_device(Device::Gpu(0)).is_err() => {
+                eprintln!("umx: UMX_DEFAULT_DEVICE=gpu, but no CUDA device was found");
             }
             _ => {}
         }
