@@ -1,34 +1,22 @@
-//! CPU kernels of the linear-algebra primitives: faer's factorizations, one matrix of the batch
-//! at a time.
+//! CPU kernels of the linear-algebra primitives: the factorizations of `umx-lapack` (faer), one
+//! matrix of the batch at a time.
 //!
-//! - Each matrix is read from the input's strides into a faer matrix, factored, and its
-//!   results written row-major into the outputs. Small matrices run in parallel over the batch
-//!   (each on one thread); big ones one after another, each parallelised inside faer.
-//! - LU follows LAPACK's `getrf` exactly, zero pivots included: faer's partial-pivoting LU
-//!   divides by an exactly zero pivot, so where one occurs the column of `L` is set to zero and
-//!   the rest is factored afresh from the Schur complement, as `getrf` leaves it. Pivots are
-//!   LAPACK's row swaps.
+//! - Each matrix is read from the input's strides into a column-major [`Matrix`], factored,
+//!   and its results written row-major into the outputs. Small matrices run in parallel over
+//!   the batch (each on one thread); big ones one after another, each parallelised inside faer.
+//! - LU is LAPACK's `getrf`, zero pivots included; pivots are LAPACK's row swaps.
 //! - NumPy's answers to bad input: a zero pivot in `solve` is "Singular matrix"; a Cholesky
 //!   factorization of a matrix that is not positive definite (or not finite) fails; SVD and the
 //!   general eigendecomposition of non-finite input fail; `eigh` of non-finite input gives
 //!   NaNs. Nothing is left to an iteration that might not end.
 
 use crate::strided::alloc;
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::lu::partial_pivoting::factor::{lu_in_place, lu_in_place_scratch};
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::{
-    solve_lower_triangular_in_place, solve_unit_lower_triangular_in_place,
-    solve_upper_triangular_in_place,
-};
-use faer::reborrow::{Reborrow, ReborrowMut};
-use faer::traits::RealField;
-use faer::{Accum, Mat, MatMut, Par, Side};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
 use umx_core::primitives::LinalgOp;
 use umx_core::shape::numel;
 use umx_core::{ArrayData, Buffer, Complex32, Dtype, Element, Error, Result};
+use umx_lapack::{Complex64, Failure, Matrix, Real};
 
 /// Matrices at most this big (rows × columns) run in parallel over the batch, one per
 /// thread; bigger ones one at a time, with faer's own threads.
@@ -81,16 +69,16 @@ enum Values {
     Index(Vec<u32>),
 }
 
-/// Element types faer factors and umx stores.
-trait Real: RealField + Element + Copy {
+/// Element types `umx-lapack` factors and umx stores.
+trait Float: Real + Element {
     fn values(v: Vec<Self>) -> Values;
 }
-impl Real for f32 {
+impl Float for f32 {
     fn values(v: Vec<f32>) -> Values {
         Values::Real32(v)
     }
 }
-impl Real for f64 {
+impl Float for f64 {
     fn values(v: Vec<f64>) -> Values {
         Values::Real64(v)
     }
@@ -147,22 +135,16 @@ impl<'a, T: Element> Matrices<'a, T> {
         self.data[(self.starts[b] + i as isize * self.rs + j as isize * self.cs) as usize]
     }
 
-    /// Matrix `b` as a faer matrix (column-major).
-    fn matrix(&self, b: usize) -> Mat<T>
-    where
-        T: faer::traits::ComplexField,
-    {
-        Mat::from_fn(self.rows, self.cols, |i, j| self.get(b, i, j))
+    /// Matrix `b`.
+    fn matrix(&self, b: usize) -> Matrix<T> {
+        Matrix::from_fn(self.rows, self.cols, |i, j| self.get(b, i, j))
     }
 
     /// The symmetric matrix held in the lower (`upper`: upper) triangle of matrix `b`, as its
     /// lower triangle (the rest zero).
-    fn lower_from(&self, b: usize, upper: bool) -> Mat<T>
-    where
-        T: faer::traits::ComplexField,
-    {
+    fn lower_from(&self, b: usize, upper: bool) -> Matrix<T> {
         let n = self.rows;
-        Mat::from_fn(n, n, |i, j| match (i >= j, upper) {
+        Matrix::from_fn(n, n, |i, j| match (i >= j, upper) {
             (false, _) => T::default(),
             (true, false) => self.get(b, i, j),
             (true, true) => self.get(b, j, i),
@@ -186,13 +168,9 @@ fn map_batch<T: Element>(
     }
 }
 
-/// The parallelism inside one factorization of an `rows × cols` matrix.
-fn inner_par(rows: usize, cols: usize) -> Par {
-    if rows * cols <= BATCH_PARALLEL_SIZE {
-        Par::Seq
-    } else {
-        Par::rayon(0)
-    }
+/// Whether one factorization of an `rows × cols` matrix uses faer's threads.
+fn inner_par(rows: usize, cols: usize) -> bool {
+    rows * cols > BATCH_PARALLEL_SIZE
 }
 
 /// Concatenates the per-matrix results into one contiguous buffer per output.
@@ -257,23 +235,7 @@ fn gather<T: Element>(
     Ok(buf)
 }
 
-/// A faer matrix's elements row-major.
-fn row_major<T: Copy>(m: faer::MatRef<'_, T>) -> Vec<T> {
-    let mut v = Vec::with_capacity(m.nrows() * m.ncols());
-    for i in 0..m.nrows() {
-        for j in 0..m.ncols() {
-            v.push(m[(i, j)]);
-        }
-    }
-    v
-}
-
-/// The transpose of a faer matrix's elements, row-major (its columns, one after another).
-fn col_major<T: Copy>(m: faer::MatRef<'_, T>) -> Vec<T> {
-    row_major(m.transpose())
-}
-
-fn run<T: Real>(op: &LinalgOp, inputs: &[ArrayData]) -> Result<Vec<Vec<Values>>> {
+fn run<T: Float>(op: &LinalgOp, inputs: &[ArrayData]) -> Result<Vec<Vec<Values>>> {
     let a = Matrices::<T>::new(&inputs[0]);
     match *op {
         LinalgOp::Solve => {
@@ -294,165 +256,49 @@ fn run<T: Real>(op: &LinalgOp, inputs: &[ArrayData]) -> Result<Vec<Vec<Values>>>
 }
 
 // ---------------------------------------------------------------------------------------------
-// LU
+// The factorizations, one matrix of the batch each
 
-/// LU with partial pivoting of `a` in place, with LAPACK's `getrf` results (see the module's
-/// docs). Returns the row order: row `i` of `L U` is row `perm[i]` of the input.
-fn lu_lapack<T: Real>(mut a: MatMut<'_, T>, par: Par) -> Vec<usize> {
-    let (m, n) = a.shape();
-    let k = m.min(n);
-    let input = a.to_owned();
-    let mut perm: Vec<usize> = (0..m).collect();
-    let mut start = 0;
-    while start < k {
-        let (ms, ns) = (m - start, n - start);
-        let mut fwd = vec![0usize; ms];
-        let mut bwd = vec![0usize; ms];
-        let mut mem = MemBuffer::new(lu_in_place_scratch::<usize, T>(
-            ms,
-            ns,
-            par,
-            Default::default(),
-        ));
-        lu_in_place(
-            a.rb_mut().submatrix_mut(start, start, ms, ns),
-            &mut fwd,
-            &mut bwd,
-            par,
-            MemStack::new(&mut mem),
-            Default::default(),
-        );
-        // The rows of the earlier rounds' columns of L move with the new row order.
-        let old = perm[start..].to_vec();
-        for i in 0..ms {
-            perm[start + i] = old[fwd[i]];
-        }
-        if start > 0 {
-            let left = a.rb().submatrix(start, 0, ms, start).to_owned();
-            for i in 0..ms {
-                for j in 0..start {
-                    a[(start + i, j)] = left[(fwd[i], j)];
-                }
-            }
-        }
-        let zero = T::default();
-        let Some(j) = (0..ms.min(ns)).find(|&j| a[(start + j, start + j)] == zero) else {
-            break;
-        };
-        let p = start + j;
-        if p + 1 >= m {
-            break;
-        }
-        // getrf does not scale a zero column: L's column p is zero, and the block below and
-        // right of the pivot is the Schur complement of the first p columns.
-        for i in p + 1..m {
-            a[(i, p)] = zero;
-        }
-        if p + 1 < n {
-            let mut schur = Mat::from_fn(m - p - 1, n - p - 1, |i, c| {
-                input[(perm[p + 1 + i], p + 1 + c)]
-            });
-            if p > 0 {
-                let l = a.rb().submatrix(p + 1, 0, m - p - 1, p);
-                let u = a.rb().submatrix(0, p + 1, p, n - p - 1);
-                matmul(
-                    schur.as_mut(),
-                    Accum::Add,
-                    l,
-                    u,
-                    <T as Element>::from_f64(-1.0),
-                    par,
-                );
-            }
-            a.rb_mut()
-                .submatrix_mut(p + 1, p + 1, m - p - 1, n - p - 1)
-                .copy_from(&schur);
-        }
-        start = p + 1;
-    }
-    perm
-}
-
-/// LAPACK's row swaps (`ipiv`, 0-based) that produce the row order `perm`.
-fn swaps_of(perm: &[usize], k: usize) -> Vec<u32> {
-    let m = perm.len();
-    let mut at: Vec<usize> = (0..m).collect(); // at[r]: where original row r is now
-    let mut row: Vec<usize> = (0..m).collect(); // row[i]: the original row now at i
-    (0..k)
-        .map(|i| {
-            let j = at[perm[i]];
-            let (ri, rj) = (row[i], row[j]);
-            row.swap(i, j);
-            at[ri] = j;
-            at[rj] = i;
-            j as u32
-        })
-        .collect()
-}
-
-fn lu_factor<T: Real>(a: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
+fn lu_factor<T: Float>(a: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
     let (m, n) = (a.rows, a.cols);
     let mut lu = a.matrix(b);
-    let perm = lu_lapack(lu.as_mut(), inner_par(m, n));
+    let perm = T::lu(&mut lu, inner_par(m, n));
     let mut p = vec![0u32; m];
     for (i, &r) in perm.iter().enumerate() {
         p[r] = i as u32;
     }
     Ok(vec![
-        T::values(row_major(lu.as_ref())),
-        Values::Index(swaps_of(&perm, m.min(n))),
+        T::values(lu.to_row_major()),
+        Values::Index(umx_lapack::swaps_of(&perm, m.min(n))),
         Values::Index(p),
     ])
 }
 
-fn solve<T: Real>(a: &Matrices<T>, rhs: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
+fn solve<T: Float>(a: &Matrices<T>, rhs: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
     let n = a.rows;
-    let par = inner_par(n, n);
-    let mut lu = a.matrix(b);
-    let perm = lu_lapack(lu.as_mut(), par);
-    let zero = T::default();
-    if let Some(i) = (0..n).find(|&i| lu[(i, i)] == zero) {
-        return Err(Error::Invalid(format!(
+    match T::solve(a.matrix(b), rhs.matrix(b), inner_par(n, n)) {
+        Ok(x) => Ok(vec![T::values(x.to_row_major())]),
+        Err(Failure::Singular { row }) => Err(Error::Invalid(format!(
             "solve: Singular matrix (the LU factorization of matrix {b} of the batch has a zero \
-             pivot at row {i})"
-        )));
+             pivot at row {row})"
+        ))),
+        Err(other) => Err(Error::Invalid(format!(
+            "solve: {other:?} (matrix {b} of the batch)"
+        ))),
     }
-    let mut x = Mat::from_fn(n, rhs.cols, |i, j| rhs.get(b, perm[i], j));
-    solve_unit_lower_triangular_in_place(lu.as_ref(), x.as_mut(), par);
-    solve_upper_triangular_in_place(lu.as_ref(), x.as_mut(), par);
-    Ok(vec![T::values(row_major(x.as_ref()))])
 }
 
-fn solve_triangular<T: Real>(
+fn solve_triangular<T: Float>(
     a: &Matrices<T>,
     rhs: &Matrices<T>,
     b: usize,
     upper: bool,
 ) -> Result<Vec<Values>> {
     let n = a.rows;
-    let par = inner_par(n, n);
-    let zero = T::default();
-    let t = Mat::from_fn(n, n, |i, j| {
-        if (upper && i <= j) || (!upper && i >= j) {
-            a.get(b, i, j)
-        } else {
-            zero
-        }
-    });
-    let mut x = rhs.matrix(b);
-    if upper {
-        solve_upper_triangular_in_place(t.as_ref(), x.as_mut(), par);
-    } else {
-        solve_lower_triangular_in_place(t.as_ref(), x.as_mut(), par);
-    }
-    Ok(vec![T::values(row_major(x.as_ref()))])
+    let x = T::solve_triangular(a.matrix(b), rhs.matrix(b), upper, inner_par(n, n));
+    Ok(vec![T::values(x.to_row_major())])
 }
 
-// ---------------------------------------------------------------------------------------------
-// Cholesky, QR, SVD, eigendecompositions
-
-fn cholesky<T: Real>(a: &Matrices<T>, b: usize, upper: bool) -> Result<Vec<Values>> {
-    let n = a.rows;
+fn cholesky<T: Float>(a: &Matrices<T>, b: usize, upper: bool) -> Result<Vec<Values>> {
     let not_pd = || {
         Error::Invalid(format!(
             "cholesky: Matrix is not positive definite (matrix {b} of the batch)"
@@ -461,39 +307,25 @@ fn cholesky<T: Real>(a: &Matrices<T>, b: usize, upper: bool) -> Result<Vec<Value
     if !a.is_finite(b) {
         return Err(not_pd());
     }
-    let s = a.lower_from(b, upper);
-    let llt = s.llt(Side::Lower).map_err(|_| not_pd())?;
-    let l = llt.L();
-    let zero = T::default();
-    let lower = Mat::from_fn(n, n, |i, j| if i >= j { l[(i, j)] } else { zero });
+    let l = T::cholesky(a.lower_from(b, upper)).map_err(|_| not_pd())?;
     // The upper factor is the transpose of the lower one.
     let v = if upper {
-        col_major(lower.as_ref())
+        l.to_col_major()
     } else {
-        row_major(lower.as_ref())
+        l.to_row_major()
     };
     Ok(vec![T::values(v)])
 }
 
-fn qr<T: Real>(a: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
-    let (m, n) = (a.rows, a.cols);
-    let k = m.min(n);
-    if k == 0 {
-        return Ok(vec![T::values(Vec::new()), T::values(Vec::new())]);
-    }
-    let f = a.matrix(b).qr();
-    let q = f.compute_thin_Q();
-    let r = f.thin_R();
-    let zero = T::default();
-    let r = Mat::from_fn(k, n, |i, j| if i <= j { r[(i, j)] } else { zero });
+fn qr<T: Float>(a: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
+    let (q, r) = T::qr(a.matrix(b));
     Ok(vec![
-        T::values(row_major(q.as_ref())),
-        T::values(row_major(r.as_ref())),
+        T::values(q.to_row_major()),
+        T::values(r.to_row_major()),
     ])
 }
 
-fn svd<T: Real>(a: &Matrices<T>, b: usize, compute_uv: bool) -> Result<Vec<Values>> {
-    let (m, n) = (a.rows, a.cols);
+fn svd<T: Float>(a: &Matrices<T>, b: usize, compute_uv: bool) -> Result<Vec<Values>> {
     let failed = || {
         Error::Invalid(format!(
             "svd: SVD did not converge (matrix {b} of the batch)"
@@ -502,32 +334,21 @@ fn svd<T: Real>(a: &Matrices<T>, b: usize, compute_uv: bool) -> Result<Vec<Value
     if !a.is_finite(b) {
         return Err(failed());
     }
-    if m.min(n) == 0 {
-        let eye = |d: usize| row_major(Mat::<T>::identity(d, d).as_ref());
-        return Ok(if compute_uv {
-            vec![T::values(eye(m)), T::values(Vec::new()), T::values(eye(n))]
-        } else {
-            vec![T::values(Vec::new())]
-        });
-    }
-    let mat = a.matrix(b);
-    if !compute_uv {
-        let s = mat.singular_values().map_err(|_| failed())?;
-        return Ok(vec![T::values(s)]);
-    }
-    let f = mat.svd().map_err(|_| failed())?;
-    let s: Vec<T> = (0..m.min(n)).map(|i| f.S()[i]).collect();
-    Ok(vec![
-        T::values(row_major(f.U())),
-        T::values(s),
+    let f = T::svd(a.matrix(b), compute_uv).map_err(|_| failed())?;
+    Ok(if compute_uv {
         // Vt's rows are V's columns.
-        T::values(col_major(f.V())),
-    ])
+        vec![
+            T::values(f.u.to_row_major()),
+            T::values(f.s),
+            T::values(f.v.to_col_major()),
+        ]
+    } else {
+        vec![T::values(f.s)]
+    })
 }
 
-fn eigh<T: Real>(a: &Matrices<T>, b: usize, upper: bool, vectors: bool) -> Result<Vec<Values>> {
+fn eigh<T: Float>(a: &Matrices<T>, b: usize, upper: bool, vectors: bool) -> Result<Vec<Values>> {
     let n = a.rows;
-    let failed = || Error::Invalid(format!("eigh: no convergence (matrix {b} of the batch)"));
     if !a.is_finite(b) {
         let nan = <T as Element>::from_f64(f64::NAN);
         let mut out = vec![T::values(vec![nan; n])];
@@ -536,40 +357,27 @@ fn eigh<T: Real>(a: &Matrices<T>, b: usize, upper: bool, vectors: bool) -> Resul
         }
         return Ok(out);
     }
-    let s = a.lower_from(b, upper);
-    if !vectors {
-        let w = s
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|_| failed())?;
-        return Ok(vec![T::values(w)]);
+    let f = T::eigh(a.lower_from(b, upper), vectors)
+        .map_err(|_| Error::Invalid(format!("eigh: no convergence (matrix {b} of the batch)")))?;
+    let mut out = vec![T::values(f.values)];
+    if let Some(v) = f.vectors {
+        out.push(T::values(v.to_row_major()));
     }
-    let f = s.self_adjoint_eigen(Side::Lower).map_err(|_| failed())?;
-    let w: Vec<T> = (0..n).map(|i| f.S()[i]).collect();
-    Ok(vec![T::values(w), T::values(row_major(f.U()))])
+    Ok(out)
 }
 
-/// Element `(i, j)` of an `n × n` complex matrix, as (real, imaginary).
-type ComplexEntries<'a> = (usize, &'a dyn Fn(usize, usize) -> (f64, f64));
-
-/// Eigenvalues and (`vectors`) unit-norm eigenvectors as complex64, from faer's complex
-/// results.
-fn eig_values(w: impl Iterator<Item = (f64, f64)>, v: Option<ComplexEntries>) -> Vec<Values> {
-    let c = |(re, im): (f64, f64)| Complex32::new(re as f32, im as f32);
-    let mut out = vec![Values::Complex(w.map(c).collect())];
-    if let Some((n, get)) = v {
+/// Eigenvalues and unit-norm eigenvectors as complex64.
+fn eig_values(e: umx_lapack::Eigen<Complex64, Complex64>) -> Vec<Values> {
+    let narrow = |z: Complex64| Complex32::new(z.re as f32, z.im as f32);
+    let mut out = vec![Values::Complex(e.values.into_iter().map(narrow).collect())];
+    if let Some(v) = e.vectors {
+        let n = v.rows;
         let mut m = vec![Complex32::new(0.0, 0.0); n * n];
         for j in 0..n {
-            let norm = (0..n)
-                .map(|i| {
-                    let (re, im) = get(i, j);
-                    re * re + im * im
-                })
-                .sum::<f64>()
-                .sqrt();
+            let norm = (0..n).map(|i| v.get(i, j).norm_sqr()).sum::<f64>().sqrt();
             let scale = if norm > 0.0 { 1.0 / norm } else { 1.0 };
             for i in 0..n {
-                let (re, im) = get(i, j);
-                m[i * n + j] = c((re * scale, im * scale));
+                m[i * n + j] = narrow(v.get(i, j) * scale);
             }
         }
         out.push(Values::Complex(m));
@@ -585,37 +393,18 @@ fn eig_failed(b: usize, finite: bool) -> Error {
     })
 }
 
-fn eig_real<T: Real>(a: &Matrices<T>, b: usize, vectors: bool) -> Result<Vec<Values>> {
-    let n = a.rows;
+fn eig_real<T: Float>(a: &Matrices<T>, b: usize, vectors: bool) -> Result<Vec<Values>> {
     if !a.is_finite(b) {
         return Err(eig_failed(b, false));
     }
-    let mat = a.matrix(b);
-    let pair = |z: &faer::complex::Complex<T>| (Element::to_f64(z.re), Element::to_f64(z.im));
-    if !vectors {
-        let w = mat.eigenvalues().map_err(|_| eig_failed(b, true))?;
-        return Ok(eig_values(w.iter().map(pair), None));
-    }
-    let f = faer::linalg::solvers::Eigen::new_from_real(mat.as_ref())
-        .map_err(|_| eig_failed(b, true))?;
-    let (s, u) = (f.S(), f.U());
-    let get = |i: usize, j: usize| pair(&u[(i, j)]);
-    Ok(eig_values((0..n).map(|i| pair(&s[i])), Some((n, &get))))
+    let e = T::eig(a.matrix(b), vectors).map_err(|_| eig_failed(b, true))?;
+    Ok(eig_values(e))
 }
 
 fn eig_complex(a: &Matrices<Complex32>, b: usize, vectors: bool) -> Result<Vec<Values>> {
-    let n = a.rows;
     if !a.is_finite(b) {
         return Err(eig_failed(b, false));
     }
-    let mat = a.matrix(b);
-    let pair = |z: &Complex32| (z.re as f64, z.im as f64);
-    if !vectors {
-        let w = mat.eigenvalues().map_err(|_| eig_failed(b, true))?;
-        return Ok(eig_values(w.iter().map(pair), None));
-    }
-    let f = faer::linalg::solvers::Eigen::new(mat.as_ref()).map_err(|_| eig_failed(b, true))?;
-    let (s, u) = (f.S(), f.U());
-    let get = |i: usize, j: usize| pair(&u[(i, j)]);
-    Ok(eig_values((0..n).map(|i| pair(&s[i])), Some((n, &get))))
+    let e = umx_lapack::eig_complex32(a.matrix(b), vectors).map_err(|_| eig_failed(b, true))?;
+    Ok(eig_values(e))
 }
