@@ -8,37 +8,47 @@ use std::fmt;
 const SUMMARY_THRESHOLD: usize = 1000;
 const EDGE: usize = 3;
 
-fn format_value(v: (f64, f64), dtype: Dtype) -> String {
-    match dtype {
-        Dtype::Bool => if v.0 != 0.0 { "true" } else { "false" }.to_string(),
-        d if d.is_integer() => format!("{}", v.0 as i128),
-        Dtype::Complex64 => {
-            let sign = if v.1 < 0.0 || (v.1 == 0.0 && v.1.is_sign_negative()) {
-                '-'
-            } else {
-                '+'
-            };
-            format!("{}{sign}{}j", float(v.0), float(v.1.abs()))
-        }
-        _ => float(v.0),
+fn format_complex(re: f64, im: f64) -> String {
+    let sign = if im < 0.0 || (im == 0.0 && im.is_sign_negative()) {
+        '-'
+    } else {
+        '+'
+    };
+    format!("{}{sign}{}j", float(re), float(im.abs()))
+}
+
+/// A float as C++'s `std::ostream` writes it by default (`%g`, 6 significant digits), which
+/// is how MLX prints array elements: `1.5`, `1e-05`, `1.23457e+08`, `-0`, `nan`, `inf`.
+fn float(x: f64) -> String {
+    const PRECISION: i32 = 6;
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // The decimal exponent after rounding to PRECISION significant digits.
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, x);
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    if exp < -4 || exp >= PRECISION {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        trim_fraction(&format!("{:.*}", (PRECISION - 1 - exp) as usize, x)).to_string()
     }
 }
 
-fn float(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else if x == x.trunc() && x.abs() < 1e16 {
-        format!("{}", x as i64)
+/// `1.500` to `1.5`, `2.000` to `2`.
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
     } else {
-        let s = format!("{:.6}", x);
-        let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-        if s == "0" || s == "-0" {
-            format!("{x:e}")
-        } else {
-            s
-        }
+        s
     }
 }
 
@@ -86,18 +96,31 @@ fn write_axis(out: &mut String, vals: &[String], shape: &[usize], indent: usize,
 impl fmt::Display for Array {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dtype = self.dtype();
-        let values: Result<Vec<(f64, f64)>, _> = if dtype.is_complex() {
-            self.to_vec::<Complex32>()
-                .map(|v| v.into_iter().map(|z| (z.re as f64, z.im as f64)).collect())
-        } else {
-            self.to_vec::<f64>()
-                .map(|v| v.into_iter().map(|x| (x, 0.0)).collect())
+        let strs: Result<Vec<String>, _> = match dtype {
+            Dtype::Bool => self.to_vec::<bool>().map(|v| {
+                v.into_iter()
+                    .map(|b| if b { "True" } else { "False" }.to_string())
+                    .collect()
+            }),
+            Dtype::Uint64 => self
+                .to_vec::<u64>()
+                .map(|v| v.into_iter().map(|x| x.to_string()).collect()),
+            d if d.is_integer() => self
+                .to_vec::<i64>()
+                .map(|v| v.into_iter().map(|x| x.to_string()).collect()),
+            Dtype::Complex64 => self.to_vec::<Complex32>().map(|v| {
+                v.into_iter()
+                    .map(|z| format_complex(z.re as f64, z.im as f64))
+                    .collect()
+            }),
+            _ => self
+                .to_vec::<f64>()
+                .map(|v| v.into_iter().map(float).collect()),
         };
-        let values = match values {
+        let strs = match strs {
             Ok(v) => v,
             Err(e) => return write!(f, "array(<error: {e}>)"),
         };
-        let strs: Vec<String> = values.iter().map(|&v| format_value(v, dtype)).collect();
         let mut body = String::new();
         if self.size() == 0 && self.ndim() > 0 {
             body.push_str(&format!(
@@ -130,6 +153,13 @@ mod tests {
         );
         let b = Array::from_slice(&[1.5f32, -2.0], &[2]).unwrap();
         assert_eq!(b.to_string(), "array([1.5, -2], dtype=float32)");
-        assert_eq!(Array::scalar(true).to_string(), "array(true, dtype=bool)");
+        assert_eq!(Array::scalar(true).to_string(), "array(True, dtype=bool)");
+        let c = Array::from_slice(&[1e-5f32, 123456789.0, -0.0, 1e20], &[4]).unwrap();
+        assert_eq!(
+            c.to_string(),
+            "array([1e-05, 1.23457e+08, -0, 1e+20], dtype=float32)"
+        );
+        let big = Array::scalar(i64::MAX);
+        assert_eq!(big.to_string(), "array(9223372036854775807, dtype=int64)");
     }
 }
