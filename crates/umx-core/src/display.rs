@@ -34,7 +34,7 @@ fn float(x: f64) -> String {
     let sci = format!("{:.*e}", (PRECISION - 1) as usize, x);
     let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
     let exp: i32 = exp.parse().expect("an integer exponent");
-    if exp < -4 || exp >= PRECISION {
+    if !(-4..PRECISION).contains(&exp) {
         let m = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{m}e{sign}{:02}", exp.abs())
