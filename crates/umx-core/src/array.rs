@@ -392,6 +392,8 @@ impl Array {
     /// ```
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let data = self.data()?;
+        // A GPU result is copied to the host here, so a device failure is an Err.
+        data.buffer.ensure_host()?;
         Ok(dispatch_dtype!(self.dtype(), S => {
             let src = data.buffer.as_slice::<S>();
             let mut out = Vec::with_capacity(self.size());

@@ -84,12 +84,20 @@ pub fn register_backend(backend: Arc<dyn Backend>) {
 /// The backend of a device, or an error saying none is registered.
 pub fn backend(device: Device) -> Result<Arc<dyn Backend>> {
     let all = BACKENDS.read().unwrap_or_else(|e| e.into_inner());
-    all.iter().find(|b| b.device() == device).cloned().ok_or_else(|| {
-        Error::Device(format!(
-            "no backend is registered for the {device} device (depend on the `umx` crate, which \
-             registers them)"
-        ))
-    })
+    all.iter()
+        .find(|b| b.device() == device)
+        .cloned()
+        .ok_or_else(|| {
+            Error::Device(format!(
+                "no backend is registered for the {device} device ({})",
+                match device {
+                    Device::Gpu(_) =>
+                        "no CUDA device was found, or the program does not link the \
+                                   `umx` crate, which registers the backends",
+                    Device::Cpu => "depend on the `umx` crate, which registers the backends",
+                }
+            ))
+        })
 }
 
 /// Whether a backend for the device is registered.

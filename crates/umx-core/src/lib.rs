@@ -18,7 +18,7 @@ pub mod shape;
 pub mod transforms;
 
 pub use array::{Array, ArrayData, IntoArray};
-pub use buffer::{Buffer, memory};
+pub use buffer::{Buffer, DeviceStorage, Residency, memory};
 pub use device::{Device, Stream, default_device, default_stream, with_device, with_stream};
 pub use dtype::{Dtype, Element, promote_types};
 pub use error::{Error, Result};

@@ -28,7 +28,14 @@ impl Backend for CpuBackend {
         _stream: Stream,
     ) -> Result<Vec<ArrayData>> {
         use kernels::*;
-        match prim {
+        // Inputs computed on another device are copied here once (a view only restrides, so
+        // it leaves the bytes where they are until something reads them).
+        if !is_view(prim) {
+            for x in &inputs {
+                x.buffer.ensure_host()?;
+            }
+        }
+        let outs = match prim {
             Primitive::Creation(op) => creation::eval(op, inputs, outputs),
             Primitive::Unary(op) => unary::eval(op, inputs, outputs),
             Primitive::Binary(op) => binary::eval(op, inputs, outputs),
@@ -41,8 +48,31 @@ impl Backend for CpuBackend {
             Primitive::Random(op) => random::eval(op, inputs, outputs),
             Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
             Primitive::Transform(op) => op.passthrough(inputs, outputs.len()),
+            Primitive::Fused(op) => fused::eval(op, inputs, outputs),
+        }?;
+        for o in &outs {
+            o.buffer.set_origin(prim.name());
         }
+        Ok(outs)
     }
+}
+
+/// Whether the primitive (usually) only restrides its input, so its outputs share the input's
+/// buffer and no bytes need to move to compute it. A reshape that must copy reads its input
+/// through `as_slice`, which mirrors it then.
+pub fn is_view(prim: &Primitive) -> bool {
+    use umx_core::primitives::{IndexOp, ShapeOp};
+    matches!(
+        prim,
+        Primitive::Shape(
+            ShapeOp::Transpose { .. }
+                | ShapeOp::Broadcast { .. }
+                | ShapeOp::Flip { .. }
+                | ShapeOp::Split { .. }
+                | ShapeOp::Reshape { .. }
+        ) | Primitive::Indexing(IndexOp::Slice { .. } | IndexOp::Diagonal { .. })
+            | Primitive::Transform(_)
+    )
 }
 
 /// Registers the CPU backend with umx-core (the `umx` crate does this for you).

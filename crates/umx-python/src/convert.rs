@@ -409,7 +409,14 @@ pub fn to_numpy<'py>(py: Python<'py>, a: &Array) -> PyResult<Bound<'py, PyAny>> 
         )));
     }
     let a = a.clone();
-    let data = py.detach(move || a.data()).or_raise()?;
+    let data = py
+        .detach(move || {
+            let d = a.data()?;
+            // A GPU array is copied to the host once here, where an error can be returned.
+            d.buffer.host_bytes()?;
+            Ok(d)
+        })
+        .or_raise()?;
     let view = Bound::new(py, NumpyView { data })?;
     py.import("numpy")?.call_method1("asarray", (view,))
 }

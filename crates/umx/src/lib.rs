@@ -9,20 +9,52 @@
 //! ```
 
 pub use umx_core::*;
+/// Reading and writing arrays and module weights: safetensors, npy/npz, gguf.
+pub use umx_io as io;
 /// Layers, losses, initializers and the `Module` trait (`mlx.nn`).
 pub use umx_nn as nn;
 /// Optimizers and learning-rate schedules (`mlx.optimizers`).
 pub use umx_optim as optim;
 
-/// Registers the backends. It runs by itself when a program that links this crate starts;
-/// calling it again does nothing.
-pub fn init() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(umx_cpu::register);
+/// The CUDA backend's own settings and statistics: device memory (`umx::cuda::memory`), the
+/// kernel cache, TF32 for float32 matmul, and which primitives still run on the CPU fallback.
+pub mod cuda {
+    pub use umx_cuda::{
+        device_count, device_info, fallback_ops, kernel_cache_stats, memory, set_tf32,
+    };
 }
 
-// SAFETY of running before main: `init` only fills a registry behind a lock; it touches no
-// other static, no thread-local and no I/O.
+/// Registers the backends. It runs by itself when a program that links this crate starts;
+/// calling it again does nothing.
+///
+/// The CUDA backend is registered only when a CUDA driver and device are found (probing never
+/// panics and loads nothing else); then `Device::Gpu(0)` is the default device, unless the
+/// environment variable `UMX_DEFAULT_DEVICE` says `cpu` (or `gpu`).
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        umx_cpu::register();
+        umx_cuda::register();
+        match std::env::var("UMX_DEFAULT_DEVICE").as_deref() {
+            Ok("cpu") => {
+                let _ = set_default_device(Device::Cpu);
+            }
+            Ok("gpu") => {
+                if set_default_device(Device::Gpu(0)).is_err() {
+                    eprintln!("umx: UMX_DEFAULT_DEVICE=gpu, but no CUDA device was found");
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+/// Sets the device ops run on when they name none (see [`device::set_default_device`]).
+pub use umx_core::device::set_default_device;
+
+// SAFETY of running before main: `init` fills a registry behind a lock, reads one environment
+// variable and, for the GPU probe, opens libcuda and calls cuInit / cuDeviceGetCount (no
+// thread-locals, nothing that needs main to have started).
 #[ctor::ctor]
 fn register_backends_at_start() {
     init();

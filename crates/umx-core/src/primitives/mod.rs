@@ -8,7 +8,9 @@
 use crate::{Array, Result};
 
 pub mod binary;
+pub mod codegen;
 pub mod creation;
+pub mod fused;
 pub mod indexing;
 pub mod matmul;
 pub mod random;
@@ -22,6 +24,7 @@ pub mod unary;
 
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
+pub use fused::FusedOp;
 pub use indexing::IndexOp;
 pub use matmul::MatmulOp;
 pub use random::RandomOp;
@@ -48,6 +51,7 @@ pub enum Primitive {
     Random(RandomOp),
     Matmul(MatmulOp),
     Transform(TransformOp),
+    Fused(FusedOp),
 }
 
 impl Primitive {
@@ -66,6 +70,22 @@ impl Primitive {
             Primitive::Random(_) => "random",
             Primitive::Matmul(_) => "matmul",
             Primitive::Transform(_) => "transform",
+            Primitive::Fused(_) => "fused",
+        }
+    }
+
+    /// The op's name where its family names its ops (`"add"`, `"sum"`, `"transpose"`), else
+    /// the family's: for messages and memory warnings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Primitive::Unary(op) => op.name(),
+            Primitive::Binary(op) => op.name(),
+            Primitive::Ternary(op) => op.name(),
+            Primitive::Reduce(op) => op.name(),
+            Primitive::Scan(op) => op.name(),
+            Primitive::Shape(op) => op.name(),
+            Primitive::Sort(op) => op.name(),
+            _ => self.family(),
         }
     }
 }
@@ -94,6 +114,7 @@ impl Primitive {
             Primitive::Random(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Matmul(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Fused(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
 
@@ -118,6 +139,7 @@ impl Primitive {
             Primitive::Random(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Matmul(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Fused(op) => op.jvp(inputs, tangents, outputs),
         }
     }
 
@@ -143,6 +165,7 @@ impl Primitive {
             Primitive::Random(op) => op.vmap(inputs, axes, outputs),
             Primitive::Matmul(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
+            Primitive::Fused(op) => op.vmap(inputs, axes, outputs),
         }
     }
 }

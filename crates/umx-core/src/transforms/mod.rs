@@ -1,5 +1,5 @@
 //! Function transformations: [`vjp`], [`jvp`], [`grad`], [`value_and_grad`], [`vmap`],
-//! [`custom_function`], [`checkpoint`] and [`stop_gradient`].
+//! [`compile`], [`custom_function`], [`checkpoint`] and [`stop_gradient`].
 //!
 //! All of them work the way MLX's do: call the function on *tracers* (identity nodes over the
 //! inputs, or value-less placeholders for `vmap`), which builds the lazy graph of its outputs;
@@ -10,6 +10,7 @@
 //! While a function is traced, [`eval`](crate::eval()) keeps the graph (a function may evaluate
 //! and print its intermediates) instead of freeing it as it runs.
 
+mod compile;
 pub mod custom;
 mod graph;
 pub(crate) mod rules;
@@ -17,6 +18,7 @@ mod tree;
 mod vjp;
 mod vmap;
 
+pub use compile::{compile, disable_compile, enable_compile};
 pub use custom::{CustomFunction, checkpoint, custom_function, depends, stop_gradient};
 pub use tree::Tree;
 pub use vjp::{grad, grad_argnums, jvp, value_and_grad, value_and_grad_aux, vjp};

@@ -1,0 +1,99 @@
+//! vjp, jvp and vmap rules of the fused primitive: the program is expanded back into its
+//! ordinary element-wise primitives, whose rules apply; batching keeps it fused.
+
+use super::{FusedArg, FusedOp};
+use crate::primitives::Primitive;
+use crate::transforms::rules::*;
+use crate::{Array, Result};
+
+impl FusedOp {
+    /// The program as ordinary (unfused) nodes over `inputs`.
+    pub(crate) fn expand(&self, inputs: &[Array]) -> Result<Array> {
+        let mut values: Vec<Array> = Vec::with_capacity(self.program.len());
+        for ins in self.program.iter() {
+            let args: Vec<Array> = ins
+                .args
+                .iter()
+                .map(|a| match a {
+                    FusedArg::Input(i) => inputs[*i].clone(),
+                    FusedArg::Instr(i) => values[*i].clone(),
+                })
+                .collect();
+            let mut shape: Vec<usize> = Vec::new();
+            for x in &args {
+                shape = crate::shape::broadcast_shapes("compile", &shape, x.shape())?;
+            }
+            values.push(Array::from_primitive(
+                ins.prim.clone(),
+                args,
+                shape,
+                ins.dtype,
+            )?);
+        }
+        values
+            .pop()
+            .ok_or_else(|| crate::Error::Invalid("compile: an empty fused program".into()))
+    }
+
+    /// `f(float inputs)` = the expanded program with the other inputs held fixed: what
+    /// the vjp and jvp differentiate (integer inputs cannot be traced).
+    fn float_inputs(&self, inputs: &[Array]) -> (Vec<usize>, Vec<Array>) {
+        let idx: Vec<usize> = (0..inputs.len())
+            .filter(|&i| inputs[i].dtype().is_inexact())
+            .collect();
+        let picked = idx.iter().map(|&i| inputs[i].clone()).collect();
+        (idx, picked)
+    }
+
+    fn expand_with(&self, inputs: &[Array], idx: &[usize], xs: &[Array]) -> Result<Vec<Array>> {
+        let mut full = inputs.to_vec();
+        for (&i, x) in idx.iter().zip(xs) {
+            full[i] = x.clone();
+        }
+        Ok(vec![self.expand(&full)?])
+    }
+
+    pub(crate) fn vjp(
+        &self,
+        inputs: &[Array],
+        cotangents: &[Array],
+        argnums: &[usize],
+        _outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        let (idx, picked) = self.float_inputs(inputs);
+        let (_, grads) =
+            crate::transforms::vjp(|xs| self.expand_with(inputs, &idx, xs), &picked, cotangents)?;
+        argnums
+            .iter()
+            .map(|&i| match idx.iter().position(|&k| k == i) {
+                Some(k) => Ok(grads[k].clone()),
+                None => crate::ops::zeros_like(&inputs[i]),
+            })
+            .collect()
+    }
+
+    pub(crate) fn jvp(
+        &self,
+        inputs: &[Array],
+        tangents: &[Option<Array>],
+        _outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        let (idx, picked) = self.float_inputs(inputs);
+        let tans = idx
+            .iter()
+            .map(|&i| tangent_or_zeros(inputs, tangents, i))
+            .collect::<Result<Vec<_>>>()?;
+        let (_, t) =
+            crate::transforms::jvp(|xs| self.expand_with(inputs, &idx, xs), &picked, &tans)?;
+        Ok(t)
+    }
+
+    pub(crate) fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+        outputs: &[Array],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        elementwise_vmap(Primitive::Fused(self.clone()), inputs, axes, outputs)
+    }
+}

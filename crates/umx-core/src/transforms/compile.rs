@@ -1,0 +1,488 @@
+//! [`compile`]: trace a function once per input signature, simplify its graph, fuse chains of
+//! element-wise ops into single [`FusedOp`] nodes, and replay the result on each call.
+//!
+//! The traced program is a list of steps (primitives over the function's inputs, earlier
+//! steps and captured constants). Replaying it builds the same lazy graph `f` would, minus
+//! duplicates and no-ops, with fused regions in place of element-wise chains; every backend
+//! evaluates a fused node in one pass. Because a fused node has transformation rules (it
+//! expands back into its ops), compiled functions compose with `grad`, `vjp`, `jvp` and `vmap`
+//! in any order.
+
+use super::Tracing;
+use super::graph::{key, tape};
+use crate::device::OutSpec;
+use crate::primitives::fused::{FusedArg, FusedInstr};
+use crate::primitives::{FusedOp, Primitive, ShapeOp, TransformOp, UnaryOp};
+use crate::shape::broadcast_shapes;
+use crate::{Array, Dtype, Result, bail};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where a step's operand comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Ref {
+    Input(usize),
+    Const(usize),
+    Step(usize, usize),
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    prim: Primitive,
+    args: Vec<Ref>,
+    outputs: Vec<OutSpec>,
+}
+
+/// A traced, simplified and fused function.
+struct Program {
+    steps: Vec<Step>,
+    consts: Vec<Array>,
+    outputs: Vec<Ref>,
+    /// The input shapes it was traced with.
+    input_shapes: Vec<Vec<usize>>,
+}
+
+/// The most programs a compiled function keeps; the least recently used is dropped beyond.
+const CACHE_LIMIT: usize = 64;
+
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns compilation off (compiled functions then call the plain function), as MLX's
+/// `disable_compile`; the environment variable `UMX_DISABLE_COMPILE=1` does the same at start.
+pub fn disable_compile() {
+    DISABLED.store(true, Ordering::Relaxed);
+}
+
+/// Turns compilation back on.
+pub fn enable_compile() {
+    DISABLED.store(false, Ordering::Relaxed);
+}
+
+fn disabled() -> bool {
+    static ENV: OnceLock<bool> = OnceLock::new();
+    let env = *ENV.get_or_init(|| {
+        std::env::var("UMX_DISABLE_COMPILE").is_ok_and(|v| !v.is_empty() && v != "0")
+    });
+    env || DISABLED.load(Ordering::Relaxed)
+}
+
+type Signature = Vec<(Vec<usize>, Dtype)>;
+
+struct Cache {
+    programs: HashMap<Signature, Arc<Program>>,
+    order: VecDeque<Signature>,
+}
+
+/// `f` compiled: the same results, computed from a traced and fused graph (MLX's
+/// `mx.compile`). It retraces when the inputs' shapes or dtypes change; with `shapeless`, only
+/// a change of dtype or rank (or of a shape a non-element-wise op depends on) retraces.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, ops, transforms::compile};
+/// let f = compile(|x: &[Array]| Ok(vec![ops::divide(ops::add(ops::multiply(&x[0], 2.0)?, 5.0)?, 3.0)?]), false);
+/// let x = Array::from_slice(&[1.0f32, 2.0], &[2])?;
+/// assert_eq!(f(&[x])?[0].to_vec::<f32>()?, [7.0 / 3.0, 3.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn compile(
+    f: impl Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync + 'static,
+    shapeless: bool,
+) -> impl Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync + 'static {
+    let cache = Mutex::new(Cache {
+        programs: HashMap::new(),
+        order: VecDeque::new(),
+    });
+    move |args: &[Array]| {
+        if disabled() {
+            return f(args);
+        }
+        for a in args {
+            a.check()?;
+        }
+        let signature = |exact: bool| -> Signature {
+            args.iter()
+                .map(|a| {
+                    let shape = if exact {
+                        a.shape().to_vec()
+                    } else {
+                        vec![usize::MAX; a.ndim()]
+                    };
+                    (shape, a.dtype())
+                })
+                .collect()
+        };
+        let keys = if shapeless {
+            vec![signature(false), signature(true)]
+        } else {
+            vec![signature(true)]
+        };
+        for k in &keys {
+            let found = {
+                let mut c = crate::array::lock(&cache);
+                let p = c.programs.get(k).cloned();
+                if p.is_some() {
+                    c.order.retain(|o| o != k);
+                    c.order.push_back(k.clone());
+                }
+                p
+            };
+            if let Some(p) = found
+                && let Some(out) = replay(&p, args, shapeless)?
+            {
+                return Ok(out);
+            }
+        }
+        let program = Arc::new(trace(&f, args)?);
+        let out = replay(&program, args, shapeless)?.ok_or_else(|| {
+            crate::Error::Invalid("compile: a fresh trace does not replay".into())
+        })?;
+        let k = keys[0].clone();
+        let mut c = crate::array::lock(&cache);
+        if c.programs.insert(k.clone(), program).is_none() {
+            c.order.push_back(k);
+        }
+        while c.order.len() > CACHE_LIMIT {
+            if let Some(old) = c.order.pop_front() {
+                c.programs.remove(&old);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Traces `f` on placeholders shaped like `args`, then simplifies and fuses the graph.
+fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<Program> {
+    let _tracing = Tracing::start();
+    let mut sources = HashSet::new();
+    let mut input_of: HashMap<usize, usize> = HashMap::new();
+    let mut placeholders = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let p = Array::from_primitive(
+            Primitive::Transform(TransformOp::Placeholder),
+            vec![],
+            a.shape().to_vec(),
+            a.dtype(),
+        )?;
+        let (node, _) = p.node().expect("a new node");
+        sources.insert(key(&node));
+        input_of.insert(key(&node), i);
+        placeholders.push(p);
+    }
+    let outs = f(&placeholders)?;
+    let (nodes, _) = tape(&outs, &sources, false)?;
+    let mut step_of: HashMap<usize, usize> = HashMap::new();
+    let mut consts: Vec<Array> = Vec::new();
+    let mut const_of: HashMap<usize, usize> = HashMap::new();
+    let mut refer = |a: &Array, step_of: &HashMap<usize, usize>| -> Ref {
+        if let Some((n, k)) = a.node() {
+            if let Some(&i) = input_of.get(&key(&n)) {
+                return Ref::Input(i);
+            }
+            if let Some(&s) = step_of.get(&key(&n)) {
+                return Ref::Step(s, k);
+            }
+        }
+        // A captured array: the same handle is used on every call (evaluated once).
+        let id = std::sync::Arc::as_ptr(&a.inner) as usize;
+        let c = *const_of.entry(id).or_insert_with(|| {
+            consts.push(a.clone());
+            consts.len() - 1
+        });
+        Ref::Const(c)
+    };
+    let mut steps = Vec::with_capacity(nodes.len());
+    for t in &nodes {
+        let args = t.inputs.iter().map(|a| refer(a, &step_of)).collect();
+        step_of.insert(key(&t.node), steps.len());
+        steps.push(Step {
+            prim: t.prim().clone(),
+            args,
+            outputs: t.node.outputs.clone(),
+        });
+    }
+    let outputs = outs.iter().map(|o| refer(o, &step_of)).collect();
+    let mut p = Program {
+        steps,
+        consts,
+        outputs,
+        input_shapes: args.iter().map(|a| a.shape().to_vec()).collect(),
+    };
+    simplify(&mut p);
+    fuse(&mut p);
+    Ok(p)
+}
+
+/// Merges duplicate steps and equal scalar constants, and skips steps that change nothing.
+fn simplify(p: &mut Program) {
+    // Equal scalar constants become one.
+    let mut canon_const: Vec<usize> = (0..p.consts.len()).collect();
+    let mut seen: HashMap<(Dtype, u64), usize> = HashMap::new();
+    for (i, c) in p.consts.iter().enumerate() {
+        if c.size() == 1
+            && c.ndim() == 0
+            && c.is_evaluated()
+            && let Ok(v) = c.item::<f64>()
+        {
+            let k = (c.dtype(), v.to_bits() ^ (c.is_weak() as u64));
+            canon_const[i] = *seen.entry(k).or_insert(i);
+        }
+    }
+    let mut rename: HashMap<Ref, Ref> = HashMap::new();
+    let resolve = |r: Ref, rename: &HashMap<Ref, Ref>| -> Ref {
+        let r = match r {
+            Ref::Const(c) => Ref::Const(canon_const[c]),
+            other => other,
+        };
+        *rename.get(&r).unwrap_or(&r)
+    };
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for i in 0..p.steps.len() {
+        let args: Vec<Ref> = p.steps[i]
+            .args
+            .iter()
+            .map(|&r| resolve(r, &rename))
+            .collect();
+        p.steps[i].args = args.clone();
+        let s = &p.steps[i];
+        // A no-op: the output is the input, unchanged.
+        let in_spec = |r: Ref| -> Option<(Vec<usize>, Dtype)> {
+            match r {
+                Ref::Step(j, k) => Some((
+                    p.steps[j].outputs[k].shape.clone(),
+                    p.steps[j].outputs[k].dtype,
+                )),
+                _ => None,
+            }
+        };
+        let noop = s.outputs.len() == 1
+            && matches!(
+                s.prim,
+                Primitive::Shape(ShapeOp::Reshape { .. } | ShapeOp::Broadcast { .. })
+                    | Primitive::Unary(UnaryOp::AsType(_))
+            )
+            && in_spec(args[0]) == Some((s.outputs[0].shape.clone(), s.outputs[0].dtype));
+        if noop {
+            rename.insert(Ref::Step(i, 0), args[0]);
+            continue;
+        }
+        // Random draws are never merged (two draws are two samples), nor are transformation
+        // nodes (custom functions compare by identity, not by name).
+        if matches!(s.prim, Primitive::Random(_) | Primitive::Transform(_)) {
+            continue;
+        }
+        let k = format!("{:?}|{:?}|{:?}", s.prim, args, s.outputs);
+        match by_key.get(&k) {
+            Some(&j) => {
+                for o in 0..s.outputs.len() {
+                    rename.insert(Ref::Step(i, o), Ref::Step(j, o));
+                }
+            }
+            None => {
+                by_key.insert(k, i);
+            }
+        }
+    }
+    // Steps nobody refers to any more are skipped at replay (see `reachable`).
+    p.outputs = p.outputs.iter().map(|&r| resolve(r, &rename)).collect();
+}
+
+/// Merges chains of element-wise steps into fused steps: a chain's intermediate values are
+/// used only inside the chain (and are not outputs).
+fn fuse(p: &mut Program) {
+    let n = p.steps.len();
+    let mut uses = vec![0usize; n];
+    let live = reachable(p);
+    for (i, s) in p.steps.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        for r in &s.args {
+            if let Ref::Step(j, _) = r {
+                uses[*j] += 1;
+            }
+        }
+    }
+    let mut is_output = vec![false; n];
+    for r in &p.outputs {
+        if let Ref::Step(j, _) = r {
+            uses[*j] += 1;
+            is_output[*j] = true;
+        }
+    }
+    let fusable = |s: &Step| FusedOp::fusable(&s.prim) && s.outputs.len() == 1;
+    let mut absorbed = vec![false; n];
+    let mut new_steps: Vec<Option<Step>> = p.steps.iter().cloned().map(Some).collect();
+    for root in (0..n).rev() {
+        if !live[root] || absorbed[root] || !fusable(&p.steps[root]) {
+            continue;
+        }
+        // Grow the region from the root through single-use element-wise producers.
+        let mut region: Vec<usize> = vec![root];
+        let mut frontier = vec![root];
+        while let Some(s) = frontier.pop() {
+            for r in &p.steps[s].args {
+                if let Ref::Step(j, 0) = *r
+                    && fusable(&p.steps[j])
+                    && uses[j] == 1
+                    && !is_output[j]
+                    && !absorbed[j]
+                    && !region.contains(&j)
+                {
+                    region.push(j);
+                    frontier.push(j);
+                }
+            }
+        }
+        if region.len() < 2 {
+            continue;
+        }
+        region.sort_unstable();
+        let mut inputs: Vec<Ref> = Vec::new();
+        let mut instr_of: HashMap<usize, usize> = HashMap::new();
+        let mut program = Vec::with_capacity(region.len());
+        for &s in &region {
+            let step = &p.steps[s];
+            let args = step
+                .args
+                .iter()
+                .map(|r| match r {
+                    Ref::Step(j, 0) if instr_of.contains_key(j) => FusedArg::Instr(instr_of[j]),
+                    other => {
+                        let i = inputs.iter().position(|x| x == other).unwrap_or_else(|| {
+                            inputs.push(*other);
+                            inputs.len() - 1
+                        });
+                        FusedArg::Input(i)
+                    }
+                })
+                .collect();
+            instr_of.insert(s, program.len());
+            program.push(FusedInstr {
+                prim: step.prim.clone(),
+                args,
+                dtype: step.outputs[0].dtype,
+            });
+        }
+        for &s in &region {
+            if s != root {
+                absorbed[s] = true;
+                new_steps[s] = None;
+            }
+        }
+        new_steps[root] = Some(Step {
+            prim: Primitive::Fused(FusedOp {
+                program: Arc::new(program),
+            }),
+            args: inputs,
+            outputs: p.steps[root].outputs.clone(),
+        });
+    }
+    // Absorbed steps stay as `None` placeholders so step indices keep their meaning.
+    p.steps = new_steps
+        .into_iter()
+        .map(|s| {
+            s.unwrap_or(Step {
+                prim: Primitive::Transform(TransformOp::Placeholder),
+                args: vec![],
+                outputs: vec![],
+            })
+        })
+        .collect();
+}
+
+/// Which steps the outputs depend on.
+fn reachable(p: &Program) -> Vec<bool> {
+    let mut live = vec![false; p.steps.len()];
+    let mut stack: Vec<usize> = p
+        .outputs
+        .iter()
+        .filter_map(|r| {
+            if let Ref::Step(j, _) = r {
+                Some(*j)
+            } else {
+                None
+            }
+        })
+        .collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut live[i], true) {
+            continue;
+        }
+        for r in &p.steps[i].args {
+            if let Ref::Step(j, _) = r {
+                stack.push(*j);
+            }
+        }
+    }
+    live
+}
+
+/// Builds the program's graph over `args`; `None` when a shapeless replay meets a step whose
+/// output shape depends on input shapes it was not traced with (the caller retraces).
+fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Array>>> {
+    if args.len() != p.input_shapes.len() {
+        bail!(
+            "compile: the function was traced with {} inputs, called with {}",
+            p.input_shapes.len(),
+            args.len()
+        );
+    }
+    let same_shapes = args
+        .iter()
+        .zip(&p.input_shapes)
+        .all(|(a, s)| a.shape() == &s[..]);
+    if !same_shapes && !shapeless {
+        return Ok(None);
+    }
+    let live = reachable(p);
+    let mut values: Vec<Vec<Array>> = vec![Vec::new(); p.steps.len()];
+    let get = |r: Ref, values: &Vec<Vec<Array>>| -> Array {
+        match r {
+            Ref::Input(i) => args[i].clone(),
+            Ref::Const(c) => p.consts[c].clone(),
+            Ref::Step(j, k) => values[j][k].clone(),
+        }
+    };
+    for (i, s) in p.steps.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let inputs: Vec<Array> = s.args.iter().map(|&r| get(r, &values)).collect();
+        let specs = if same_shapes {
+            s.outputs.clone()
+        } else {
+            let elementwise = matches!(s.prim, Primitive::Fused(_)) || FusedOp::fusable(&s.prim);
+            if !elementwise {
+                // Shapes the step was traced with must hold for its inputs.
+                let traced_inputs_same = s.args.iter().zip(&inputs).all(|(r, x)| match r {
+                    Ref::Step(j, k) => p.steps[*j]
+                        .outputs
+                        .get(*k)
+                        .is_some_and(|o| o.shape == x.shape()),
+                    Ref::Input(a) => p.input_shapes[*a] == x.shape(),
+                    Ref::Const(_) => true,
+                });
+                if !traced_inputs_same {
+                    return Ok(None);
+                }
+                s.outputs.clone()
+            } else {
+                let mut shape: Vec<usize> = Vec::new();
+                for x in &inputs {
+                    shape = broadcast_shapes("compile", &shape, x.shape())?;
+                }
+                s.outputs
+                    .iter()
+                    .map(|o| OutSpec {
+                        shape: shape.clone(),
+                        dtype: o.dtype,
+                    })
+                    .collect()
+            }
+        };
+        values[i] = Array::from_primitive_multi(s.prim.clone(), inputs, specs)?;
+    }
+    Ok(Some(p.outputs.iter().map(|&r| get(r, &values)).collect()))
+}

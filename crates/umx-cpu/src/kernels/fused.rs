@@ -1,0 +1,143 @@
+//! The CPU kernel of fused element-wise programs (what `compile` makes of element-wise
+//! chains): the output is computed in cache-sized chunks, in parallel, each chunk running the
+//! whole program on chunk-sized temporaries, so no full-size intermediate is ever written.
+//!
+//! Each instruction runs through the ordinary kernel of its primitive, so fused results are
+//! bit-identical to unfused ones.
+
+use rayon::prelude::*;
+use umx_core::device::OutSpec;
+use umx_core::primitives::Primitive;
+use umx_core::primitives::fused::{FusedArg, FusedOp};
+use umx_core::shape::numel;
+use umx_core::{ArrayData, Buffer, Error, Result, dispatch_dtype};
+
+/// Output elements per chunk: the temporaries of a chunk stay in the core's cache.
+const CHUNK: usize = 4096;
+
+pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+    let out = outputs
+        .first()
+        .ok_or_else(|| Error::Device("fused: no output asked for".into()))?;
+    let n = numel(&out.shape);
+    let size = out.dtype.size();
+    let mut buf = Buffer::uninit(n * size)?;
+    // Inputs as views broadcast to the output's shape.
+    let views: Vec<ArrayData> = inputs
+        .iter()
+        .map(|x| broadcast_view(x, &out.shape))
+        .collect::<Result<_>>()?;
+    let bytes = buf.bytes_mut();
+    let run = |(c, dst): (usize, &mut [u8])| -> Result<()> {
+        let start = c * CHUNK;
+        let len = dst.len() / size;
+        let chunk = run_chunk(op, &views, start, len)?;
+        dst.copy_from_slice(&chunk.buffer.bytes()[..len * size]);
+        Ok(())
+    };
+    if n > CHUNK {
+        bytes
+            .par_chunks_mut(CHUNK * size)
+            .enumerate()
+            .try_for_each(run)?;
+    } else if n > 0 {
+        run((0, bytes))?;
+    }
+    Ok(vec![ArrayData::contiguous(buf, &out.shape, out.dtype)])
+}
+
+/// `x` as a view of `shape` (NumPy broadcasting: stride 0 along new or size-1 axes).
+fn broadcast_view(x: &ArrayData, shape: &[usize]) -> Result<ArrayData> {
+    let nd = shape.len();
+    if x.shape.len() > nd {
+        return Err(Error::Device(
+            "fused: an input has more dimensions than the output".into(),
+        ));
+    }
+    let lead = nd - x.shape.len();
+    let mut strides = vec![0isize; nd];
+    for (i, (&d, &s)) in x.shape.iter().zip(&x.strides).enumerate() {
+        strides[lead + i] = if d == 1 && shape[lead + i] != 1 { 0 } else { s };
+    }
+    Ok(ArrayData {
+        buffer: x.buffer.clone(),
+        shape: shape.to_vec(),
+        dtype: x.dtype,
+        strides,
+        offset: x.offset,
+    })
+}
+
+/// Elements `[start, start + len)` (row-major) of a view, as a contiguous 1-D array.
+fn gather(x: &ArrayData, start: usize, len: usize) -> Result<ArrayData> {
+    dispatch_dtype!(x.dtype, T => {
+        let src = x.buffer.as_slice::<T>();
+        let mut buf = Buffer::uninit(len * std::mem::size_of::<T>())?;
+        let dst = buf.as_mut_slice::<T>();
+        if x.is_row_contiguous() || umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+            let base = x.offset as usize + start;
+            dst.copy_from_slice(&src[base..base + len]);
+        } else {
+            // Walk the multi-index from `start`.
+            let nd = x.shape.len();
+            let mut idx = vec![0usize; nd];
+            let mut rem = start;
+            for d in (0..nd).rev() {
+                idx[d] = rem % x.shape[d].max(1);
+                rem /= x.shape[d].max(1);
+            }
+            let mut pos: isize = x.offset + idx.iter().zip(&x.strides).map(|(&i, &s)| i as isize * s).sum::<isize>();
+            for v in dst.iter_mut() {
+                *v = src[pos as usize];
+                for d in (0..nd).rev() {
+                    idx[d] += 1;
+                    pos += x.strides[d];
+                    if idx[d] < x.shape[d] {
+                        break;
+                    }
+                    pos -= x.strides[d] * x.shape[d] as isize;
+                    idx[d] = 0;
+                }
+            }
+        }
+        Ok(ArrayData::contiguous(buf, &[len], x.dtype))
+    })
+}
+
+/// The program over one chunk of the output.
+fn run_chunk(op: &FusedOp, views: &[ArrayData], start: usize, len: usize) -> Result<ArrayData> {
+    let ins: Vec<ArrayData> = views
+        .iter()
+        .map(|v| gather(v, start, len))
+        .collect::<Result<_>>()?;
+    let mut values: Vec<ArrayData> = Vec::with_capacity(op.program.len());
+    for instr in op.program.iter() {
+        let args: Vec<ArrayData> = instr
+            .args
+            .iter()
+            .map(|a| match a {
+                FusedArg::Input(i) => ins[*i].clone(),
+                FusedArg::Instr(i) => values[*i].clone(),
+            })
+            .collect();
+        let spec = [OutSpec {
+            shape: vec![len],
+            dtype: instr.dtype,
+        }];
+        let mut out = match &instr.prim {
+            Primitive::Unary(o) => super::unary::eval(o, args, &spec)?,
+            Primitive::Binary(o) => super::binary::eval(o, args, &spec)?,
+            Primitive::Ternary(o) => super::ternary::eval(o, args, &spec)?,
+            other => {
+                return Err(Error::Device(format!(
+                    "fused: {} cannot be fused",
+                    other.family()
+                )));
+            }
+        };
+        values.push(out.remove(0));
+    }
+    values
+        .pop()
+        .ok_or_else(|| Error::Device("fused: an empty program".into()))
+}

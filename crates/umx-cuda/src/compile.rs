@@ -1,0 +1,222 @@
+//! Kernels from CUDA C++ source: NVRTC compiles each source once for the card's architecture
+//! to a cubin, which is kept on disk (keyed by a hash of source, architecture, options and
+//! NVRTC version) so a warm start compiles nothing, and loaded once per process.
+//!
+//! The disk cache is `$UMX_KERNEL_CACHE`, else `$XDG_CACHE_HOME/umx/kernels`, else
+//! `~/.cache/umx/kernels`; when none can be written the cubin just is not kept.
+
+use crate::gpu::{driver_err, gpu};
+use cudarc::driver::{result, sys};
+use cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys};
+use std::collections::HashMap;
+use std::ffi::{CString, c_void};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use umx_core::{Error, Result};
+
+/// Options every kernel is compiled with. Full IEEE float semantics (no fast math), so the
+/// GPU agrees with the CPU kernels to rounding.
+const OPTIONS: &[&str] = &["-default-device", "--std=c++17"];
+
+struct Module {
+    module: sys::CUmodule,
+    functions: HashMap<String, sys::CUfunction>,
+}
+
+// SAFETY: module and function handles are process-wide driver objects.
+unsafe impl Send for Module {}
+
+static MODULES: OnceLock<Mutex<HashMap<u128, Module>>> = OnceLock::new();
+static COMPILED: AtomicUsize = AtomicUsize::new(0);
+static FROM_DISK: AtomicUsize = AtomicUsize::new(0);
+
+/// Kernel-cache statistics of this process: (modules compiled by NVRTC, modules loaded from
+/// the disk cache).
+pub fn kernel_cache_stats() -> (usize, usize) {
+    (
+        COMPILED.load(Ordering::Relaxed),
+        FROM_DISK.load(Ordering::Relaxed),
+    )
+}
+
+/// 128-bit FNV-1a: stable across builds and Rust versions (the std hasher is not promised to
+/// be), which a disk cache key needs.
+fn fnv128(parts: &[&[u8]]) -> u128 {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for p in parts {
+        for &b in p.iter().chain(&[0xffu8]) {
+            h ^= b as u128;
+            h = h.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+    }
+    h
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("UMX_KERNEL_CACHE") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("umx/kernels"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/umx/kernels"))
+}
+
+fn nvrtc_version() -> (i32, i32) {
+    static V: OnceLock<(i32, i32)> = OnceLock::new();
+    *V.get_or_init(|| {
+        let (mut a, mut b) = (0, 0);
+        // SAFETY: two out-parameters.
+        unsafe { nvrtc_sys::nvrtcVersion(&mut a, &mut b) };
+        (a, b)
+    })
+}
+
+/// The kernel `name` of the source `make_source` generates, looked up by a short `key` that
+/// determines that source: generating and hashing a whole source costs tens of microseconds,
+/// more than a small kernel runs, so a warm launch only formats and looks up the key.
+pub(crate) fn function_for(
+    key: &str,
+    make_source: impl FnOnce() -> String,
+    name: &str,
+) -> Result<sys::CUfunction> {
+    struct Fn(sys::CUfunction);
+    // SAFETY: function handles are process-wide driver objects.
+    unsafe impl Send for Fn {}
+    static BY_KEY: OnceLock<Mutex<HashMap<String, Fn>>> = OnceLock::new();
+    let map = BY_KEY.get_or_init(Default::default);
+    if let Some(f) = map.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return Ok(f.0);
+    }
+    let f = function(&make_source(), name)?;
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_string(), Fn(f));
+    Ok(f)
+}
+
+/// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
+pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
+    let g = gpu()?;
+    let arch = format!("sm_{}{}", g.arch.0, g.arch.1);
+    let key = fnv128(&[
+        source.as_bytes(),
+        arch.as_bytes(),
+        OPTIONS.join(" ").as_bytes(),
+    ]);
+    let mut modules = MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let m = match modules.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let cubin = cubin(source, &arch, key)?;
+            // SAFETY: a complete cubin image for this device's architecture.
+            let module = unsafe { result::module::load_data(cubin.as_ptr() as *const c_void) }
+                .map_err(|e| driver_err("loading a compiled kernel module", e))?;
+            e.insert(Module {
+                module,
+                functions: HashMap::new(),
+            })
+        }
+    };
+    if let Some(&f) = m.functions.get(name) {
+        return Ok(f);
+    }
+    let cname = CString::new(name).map_err(|_| Error::Device(format!("bad kernel name {name}")))?;
+    // SAFETY: the module is loaded and never unloaded.
+    let f = unsafe { result::module::get_function(m.module, cname) }
+        .map_err(|e| driver_err(&format!("finding kernel {name}"), e))?;
+    m.functions.insert(name.to_string(), f);
+    Ok(f)
+}
+
+/// The cubin of `source`: from the disk cache, or compiled now (and stored there).
+fn cubin(source: &str, arch: &str, key: u128) -> Result<Vec<u8>> {
+    let (vmaj, vmin) = nvrtc_version();
+    let file = cache_dir().map(|d| d.join(format!("{key:032x}-nvrtc{vmaj}.{vmin}.cubin")));
+    if let Some(f) = &file
+        && let Ok(bytes) = std::fs::read(f)
+        && !bytes.is_empty()
+    {
+        FROM_DISK.fetch_add(1, Ordering::Relaxed);
+        return Ok(bytes);
+    }
+    let bytes = compile(source, arch)?;
+    COMPILED.fetch_add(1, Ordering::Relaxed);
+    if let Some(f) = file
+        && let Some(dir) = f.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        // Write then rename, so a reader in another process never sees half a file.
+        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, &f);
+        }
+    }
+    Ok(bytes)
+}
+
+fn compile(source: &str, arch: &str) -> Result<Vec<u8>> {
+    // SAFETY: checks for the library without loading any symbol (cudarc panics otherwise).
+    if !unsafe { nvrtc_sys::is_culib_present() } {
+        return Err(Error::Device(
+            "gpu: NVRTC (libnvrtc) was not found, so kernels cannot be compiled".into(),
+        ));
+    }
+    let src = CString::new(source).map_err(|_| Error::Device("kernel source has a NUL".into()))?;
+    let prog = nvrtc::create_program(&src, None)
+        .map_err(|e| Error::Device(format!("nvrtc: creating a program: {e:?}")))?;
+    let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
+    opts.push(format!("--gpu-architecture={arch}"));
+    // SAFETY: prog is live until destroyed at the end.
+    unsafe {
+        let r = nvrtc::compile_program(prog, &opts);
+        let res = match r {
+            Ok(()) => {
+                let mut size = 0usize;
+                nvrtc_sys::nvrtcGetCUBINSize(prog, &mut size)
+                    .result()
+                    .and_then(|_| {
+                        let mut buf = vec![0u8; size];
+                        nvrtc_sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut _)
+                            .result()
+                            .map(|_| buf)
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        let res = res.map_err(|e| {
+            let log = nvrtc::get_program_log(prog)
+                .map(|l| {
+                    let b: Vec<u8> = l.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
+                    String::from_utf8_lossy(&b).into_owned()
+                })
+                .unwrap_or_default();
+            Error::Device(format!("nvrtc: compiling a kernel failed ({e:?}):\n{log}"))
+        });
+        let _ = nvrtc::destroy_program(prog);
+        res
+    }
+}
+
+/// Launches `f` on the device's stream with the given kernel arguments (pointers to each
+/// argument's value, as `cuLaunchKernel` wants).
+pub(crate) fn launch(
+    f: sys::CUfunction,
+    grid: u32,
+    block: u32,
+    shared: u32,
+    args: &mut [*mut c_void],
+) -> Result<()> {
+    if grid == 0 {
+        return Ok(());
+    }
+    let g = gpu()?;
+    // SAFETY: the caller passes arguments matching the kernel's signature, pointing at device
+    // memory that outlives the queued work (the pool reuses memory only in stream order).
+    unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream, args) }
+        .map_err(|e| driver_err("launching a kernel", e))
+}

@@ -1,0 +1,319 @@
+//! Element-wise kernels: unary, binary and ternary primitives and casts, generated from the
+//! scalar expressions in `umx_core::primitives::codegen` (the same table fused code will use).
+//!
+//! One generated kernel per (expression, dtypes, layout): contiguous operands take a path with
+//! 16-byte vector loads and stores when every pointer is aligned for them; anything else
+//! (broadcasts, transposes, slices) takes a general strided path over up to [`MAX_DIMS`] axes
+//! after merging the axes that can be merged. A one-element operand still on the host is
+//! passed by value as a kernel argument instead of being uploaded (the weak scalars of
+//! `x * 2.0`).
+
+use super::source::{Args, HEADER, grid_for, load, storage_type, store};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{input_ptr, output};
+use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
+use umx_core::shape::{broadcast_strides, is_row_contiguous, numel, row_major_strides};
+use umx_core::{ArrayData, Dtype, Error, Result};
+
+/// Most axes the strided path takes (after merging); more go to the CPU fallback.
+pub const MAX_DIMS: usize = 8;
+const MAX_INPUTS: usize = 3;
+const THREADS: u32 = 256;
+
+/// An operand as the kernel sees it.
+enum Operand {
+    /// A device array viewed with the output's shape (strides in elements, 0 on broadcast axes).
+    Array { ptr: u64, strides: Vec<isize> },
+    /// One stored element, passed by value.
+    Value(Vec<u8>),
+}
+
+/// Computes `expr` (over `x0`, `x1`, `x2`: input `i` loaded as the C type of `compute[i]`)
+/// for every element of `out_shape`, stored as `out_dtype`. Returns `None` when the dtypes or
+/// the layout are outside what the generator handles (the caller falls back to the CPU).
+pub(crate) fn run(
+    inputs: &[ArrayData],
+    compute: &[Dtype],
+    expr: &str,
+    out_shape: &[usize],
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() {
+        return Ok(None);
+    }
+    let Some(out_s) = storage_type(out_dtype) else {
+        return Ok(None);
+    };
+    for (x, &c) in inputs.iter().zip(compute) {
+        if storage_type(x.dtype).is_none() || c_compute_type(c).is_none() {
+            return Ok(None);
+        }
+    }
+    let n = numel(out_shape);
+    let (buffer, out_ptr) = output(n * out_dtype.size())?;
+    let out = ArrayData {
+        buffer: std::sync::Arc::new(buffer),
+        shape: out_shape.to_vec(),
+        dtype: out_dtype,
+        strides: row_major_strides(out_shape),
+        offset: 0,
+    };
+    if n == 0 {
+        return Ok(Some(out));
+    }
+    let mut operands = Vec::with_capacity(inputs.len());
+    for x in inputs {
+        if x.shape.len() > out_shape.len() {
+            return Err(Error::Device(format!(
+                "element-wise: an input of {} axes for an output of {}",
+                x.shape.len(),
+                out_shape.len()
+            )));
+        }
+        if x.size() == 1 && x.buffer.residency().device.is_none() {
+            let size = x.dtype.size();
+            let at = x.offset as usize * size;
+            let bytes = x.buffer.host_bytes()?;
+            let v = bytes.get(at..at + size).ok_or_else(|| {
+                Error::Device("element-wise: a scalar operand out of its buffer".into())
+            })?;
+            operands.push(Operand::Value(v.to_vec()));
+        } else {
+            operands.push(Operand::Array {
+                ptr: input_ptr(x)?,
+                strides: broadcast_strides(&x.shape, &x.strides, out_shape),
+            });
+        }
+    }
+    let contiguous = operands.iter().all(|o| match o {
+        Operand::Array { strides, .. } => is_row_contiguous(out_shape, strides),
+        Operand::Value(_) => true,
+    });
+    let g = gpu()?;
+    let mut args = Args::default();
+    args.push(out_ptr);
+    for o in &operands {
+        match o {
+            Operand::Array { ptr, .. } => args.push(*ptr),
+            Operand::Value(v) => args.push_bytes(v),
+        };
+    }
+    args.push(n as i64);
+    let widest = inputs
+        .iter()
+        .zip(&operands)
+        .filter(|(_, o)| matches!(o, Operand::Array { .. }))
+        .map(|(x, _)| x.dtype.size())
+        .chain([out_dtype.size()])
+        .max()
+        .unwrap_or(1);
+    let per_thread = (16 / widest).max(1);
+    // What the generated source depends on, for the kernel lookup.
+    let mut key = format!("ew|{expr}|{out_dtype:?}|{contiguous}");
+    for ((x, c), o) in inputs.iter().zip(compute).zip(&operands) {
+        let kind = if matches!(o, Operand::Value(_)) {
+            'v'
+        } else {
+            'a'
+        };
+        key += &format!("|{:?}>{c:?}{kind}", x.dtype);
+    }
+    let (f, work) = if contiguous {
+        let aligned = out_ptr % 16 == 0
+            && operands.iter().all(|o| match o {
+                Operand::Array { ptr, .. } => ptr % 16 == 0,
+                Operand::Value(_) => true,
+            });
+        args.push(aligned as i32);
+        let f = function_for(
+            &key,
+            || {
+                source(
+                    inputs,
+                    compute,
+                    &operands,
+                    expr,
+                    out_dtype,
+                    out_s,
+                    Some(per_thread),
+                )
+            },
+            "umx_elementwise",
+        )?;
+        (f, n.div_ceil(per_thread))
+    } else {
+        let Some(dims) = merged_dims(out_shape, &operands) else {
+            return Ok(None);
+        };
+        args.push_bytes(&dims);
+        let f = function_for(
+            &key,
+            || source(inputs, compute, &operands, expr, out_dtype, out_s, None),
+            "umx_elementwise",
+        )?;
+        (f, n)
+    };
+    let grid = grid_for(work, THREADS, g.sm_count);
+    launch(f, grid, THREADS, 0, &mut args.pointers())?;
+    Ok(Some(out))
+}
+
+/// The kernel's source. `per_thread` is `Some(elements per vector)` for the contiguous kernel.
+fn source(
+    inputs: &[ArrayData],
+    compute: &[Dtype],
+    operands: &[Operand],
+    expr: &str,
+    out_dtype: Dtype,
+    out_s: &str,
+    per_thread: Option<usize>,
+) -> String {
+    let mut params = format!("{out_s}* __restrict__ out");
+    let mut loads_at = String::new(); // for index i (contiguous) or offsets o0.. (strided)
+    let mut k = 0; // array operands so far
+    for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
+        let s = storage_type(x.dtype).unwrap_or("void");
+        let ct = c_compute_type(c).unwrap_or("void");
+        match o {
+            Operand::Array { .. } => {
+                params += &format!(", const {s}* __restrict__ in{i}");
+                let at = if per_thread.is_some() {
+                    "i".to_string()
+                } else {
+                    format!("o{k}")
+                };
+                loads_at += &format!(
+                    "    {ct} x{i} = {};\n",
+                    load(x.dtype, &format!("in{i}[{at}]"), ct)
+                );
+                k += 1;
+            }
+            Operand::Value(_) => {
+                params += &format!(", {s} v{i}");
+                loads_at += &format!("    {ct} x{i} = {};\n", load(x.dtype, &format!("v{i}"), ct));
+            }
+        }
+    }
+    let body = format!("{loads_at}    out[i] = {};\n", store(out_dtype, expr));
+    let mut src = format!("{HEADER}{PRELUDE}\n");
+    match per_thread {
+        Some(e) => {
+            // Vector path: each thread moves `e` elements of every array with one wide load.
+            let mut vloads = String::new();
+            let mut vbody = String::new();
+            for (i, (x, o)) in inputs.iter().zip(operands).enumerate() {
+                if let Operand::Array { .. } = o {
+                    let s = storage_type(x.dtype).unwrap_or("void");
+                    vloads += &format!(
+                        "      umx_pack<{s}, {e}> p{i} = ((const umx_pack<{s}, {e}>*)in{i})[j];\n"
+                    );
+                }
+            }
+            for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
+                let ct = c_compute_type(c).unwrap_or("void");
+                let v = match o {
+                    Operand::Array { .. } => format!("p{i}.v[k]"),
+                    Operand::Value(_) => format!("v{i}"),
+                };
+                vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
+            }
+            src += &format!(
+                r#"
+extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {{
+  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long step = (long long)gridDim.x * blockDim.x;
+  long long done = 0;
+  if (aligned) {{
+    long long nv = n / {e};
+    for (long long j = tid; j < nv; j += step) {{
+{vloads}      umx_pack<{out_s}, {e}> r;
+      #pragma unroll
+      for (int k = 0; k < {e}; k++) {{
+{vbody}        r.v[k] = {st};
+      }}
+      ((umx_pack<{out_s}, {e}>*)out)[j] = r;
+    }}
+    done = nv * {e};
+  }}
+  for (long long i = done + tid; i < n; i += step) {{
+{body}  }}
+}}
+"#,
+                st = store(out_dtype, expr),
+            );
+        }
+        None => {
+            let narr = operands
+                .iter()
+                .filter(|o| matches!(o, Operand::Array { .. }))
+                .count();
+            let offs: String = (0..narr).map(|k| format!("long long o{k} = 0; ")).collect();
+            let step: String = (0..narr)
+                .map(|k| format!("o{k} += c * d.strides[{k}][a]; "))
+                .collect();
+            src += &format!(
+                r#"
+struct umx_dims {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_INPUTS}][{MAX_DIMS}]; int ndim; }};
+extern "C" __global__ void umx_elementwise({params}, long long n, umx_dims d) {{
+  long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {{
+    {offs}
+    long long rest = i;
+    for (int a = d.ndim - 1; a >= 0; a--) {{
+      long long c = rest % d.shape[a];
+      rest /= d.shape[a];
+      {step}
+    }}
+{body}  }}
+}}
+"#
+            );
+        }
+    }
+    src
+}
+
+/// The strided path's `umx_dims` argument: the output shape with adjacent axes merged where
+/// every array operand allows it, and each array operand's strides. `None` past `MAX_DIMS`.
+fn merged_dims(shape: &[usize], operands: &[Operand]) -> Option<Vec<u8>> {
+    let strides: Vec<&Vec<isize>> = operands
+        .iter()
+        .filter_map(|o| match o {
+            Operand::Array { strides, .. } => Some(strides),
+            Operand::Value(_) => None,
+        })
+        .collect();
+    // Drop axes of size 1, then merge axis a into the kept axis before it when every operand
+    // steps over it contiguously.
+    let mut dims: Vec<(usize, Vec<isize>)> = Vec::new();
+    for a in 0..shape.len() {
+        if shape[a] == 1 {
+            continue;
+        }
+        let st: Vec<isize> = strides.iter().map(|s| s[a]).collect();
+        if let Some((pn, ps)) = dims.last_mut()
+            && ps
+                .iter()
+                .zip(&st)
+                .all(|(&p, &s)| p == s * shape[a] as isize)
+        {
+            *pn *= shape[a];
+            *ps = st;
+            continue;
+        }
+        dims.push((shape[a], st));
+    }
+    if dims.len() > MAX_DIMS {
+        return None;
+    }
+    let mut words = vec![0i64; MAX_DIMS + MAX_INPUTS * MAX_DIMS + 1];
+    for (a, (n, st)) in dims.iter().enumerate() {
+        words[a] = *n as i64;
+        for (k, &s) in st.iter().enumerate() {
+            words[MAX_DIMS + k * MAX_DIMS + a] = s as i64;
+        }
+    }
+    words[MAX_DIMS + MAX_INPUTS * MAX_DIMS] = dims.len() as i64;
+    Some(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+}

@@ -1,0 +1,119 @@
+//! umx-cuda: the CUDA backend. cudarc loads the driver, NVRTC and cuBLASLt at run time, so this
+//! crate builds (and a program using it runs, on the CPU) where no CUDA is installed.
+//!
+//! Depends on `umx-core` (the `Backend` and `DeviceStorage` traits) and `umx-cpu` (the
+//! fallback for primitives without a GPU kernel yet). Start reading at [`CudaBackend`], then
+//! `storage.rs` (device copies of buffers), `pool.rs` (device memory), `compile.rs` (NVRTC and
+//! the kernel cache) and `kernels/elementwise.rs`.
+//!
+//! What runs on the GPU today: element-wise unary, binary and ternary ops and casts (every
+//! real dtype), copies, reductions (sum, prod, max, min, mean, all, any) and matmul (float32,
+//! float16, bfloat16, float64). View primitives (transpose, broadcast, reshape, slice, ...)
+//! only restride and never move bytes. Everything else runs on the CPU fallback
+//! ([`fallback_ops`] lists what did).
+
+mod compile;
+mod fallback;
+mod gpu;
+pub mod kernels;
+mod pool;
+mod storage;
+
+pub use compile::kernel_cache_stats;
+pub use fallback::fallback_ops;
+pub use gpu::{device_count, device_info};
+pub use kernels::matmul::set_tf32;
+pub use pool::memory;
+pub use storage::CudaStorage;
+
+use std::sync::Arc;
+use umx_core::device::{Backend, OutSpec};
+use umx_core::primitives::{Primitive, ShapeOp};
+use umx_core::{ArrayData, Device, Result, Stream};
+
+/// The CUDA backend of GPU 0.
+pub struct CudaBackend;
+
+impl Backend for CudaBackend {
+    fn device(&self) -> Device {
+        Device::Gpu(0)
+    }
+
+    fn eval(
+        &self,
+        prim: &Primitive,
+        inputs: Vec<ArrayData>,
+        outputs: &[OutSpec],
+        _stream: Stream,
+    ) -> Result<Vec<ArrayData>> {
+        gpu::gpu()?;
+        let outs = match gpu_kernel(prim, &inputs, outputs)? {
+            Some(outs) => outs,
+            None if umx_cpu::is_view(prim) => view(prim, inputs, outputs)?,
+            None => fallback::eval(prim, inputs, outputs)?,
+        };
+        for o in &outs {
+            o.buffer.set_origin(prim.name());
+        }
+        Ok(outs)
+    }
+
+    fn synchronize(&self, _stream: Stream) -> Result<()> {
+        gpu::gpu()?.synchronize()
+    }
+}
+
+/// The GPU kernel of a primitive, or `None` when it has none yet (for these inputs).
+fn gpu_kernel(
+    prim: &Primitive,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Option<Vec<ArrayData>>> {
+    use kernels::*;
+    match prim {
+        Primitive::Unary(op) => unary(op, inputs, outputs),
+        Primitive::Binary(op) => binary(op, inputs, outputs),
+        Primitive::Ternary(op) => ternary(op, inputs, outputs),
+        Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
+        Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
+        Primitive::Shape(op) => shape(op, inputs, outputs),
+        Primitive::Creation(_)
+        | Primitive::Scan(_)
+        | Primitive::Indexing(_)
+        | Primitive::Sort(_)
+        | Primitive::Random(_)
+        // Fused programs run on the CPU fallback until they get generated CUDA kernels.
+        | Primitive::Fused(_) => Ok(None),
+        // Transformation nodes pass their inputs through, wherever they are.
+        Primitive::Transform(op) => op.passthrough(inputs.to_vec(), outputs.len()).map(Some),
+    }
+}
+
+/// A view primitive: the CPU backend's code only computes strides, so it serves the GPU too
+/// and the bytes stay where they are. A reshape the strides cannot express copies on the GPU
+/// first.
+fn view(prim: &Primitive, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+    let inputs = match (prim, inputs.as_slice()) {
+        (Primitive::Shape(ShapeOp::Reshape { .. }), [x])
+            if !x.is_row_contiguous() && x.buffer.residency().device.is_some() =>
+        {
+            match kernels::contiguous(x, x.dtype)? {
+                Some(c) => vec![c],
+                None => inputs,
+            }
+        }
+        _ => inputs,
+    };
+    umx_cpu::CpuBackend.eval(prim, inputs, outputs, Stream::default_of(Device::Cpu))
+}
+
+/// Registers the CUDA backend for `Device::Gpu(0)` when a CUDA device is present; returns
+/// whether it did. Without a driver or a device it does nothing (and never panics), so asking
+/// for the GPU then gives an error naming the device.
+pub fn register() -> bool {
+    if gpu::device_count() == 0 {
+        return false;
+    }
+    umx_core::device::register_backend(Arc::new(CudaBackend));
+    true
+}

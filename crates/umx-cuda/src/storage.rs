@@ -1,0 +1,110 @@
+//! `CudaStorage`: a buffer's copy in device memory (core's `DeviceStorage`), and the moves
+//! between host and device.
+
+use crate::gpu::{driver_err, gpu};
+use crate::pool::POOL;
+use cudarc::driver::{result, sys};
+use std::any::Any;
+use umx_core::buffer::DeviceStorage;
+use umx_core::{ArrayData, Buffer, Device, Error, Result};
+
+/// A block of device memory holding a buffer's bytes.
+pub struct CudaStorage {
+    ptr: sys::CUdeviceptr,
+    size: usize,
+    capacity: usize,
+}
+
+impl CudaStorage {
+    /// Fresh device memory for `size` bytes (contents unspecified).
+    pub fn alloc(size: usize) -> Result<CudaStorage> {
+        let (ptr, capacity) = POOL.alloc(size)?;
+        Ok(CudaStorage {
+            ptr,
+            size,
+            capacity,
+        })
+    }
+
+    /// The device address of the first byte.
+    pub fn ptr(&self) -> sys::CUdeviceptr {
+        self.ptr
+    }
+
+    /// A copy of `bytes` in device memory.
+    pub fn upload(bytes: &[u8]) -> Result<CudaStorage> {
+        let s = CudaStorage::alloc(bytes.len())?;
+        if !bytes.is_empty() {
+            let g = gpu()?;
+            // SAFETY: s holds bytes.len() bytes; for pageable host memory the call returns
+            // once the source has been staged, so `bytes` may go away after it.
+            unsafe { result::memcpy_htod_async(s.ptr, bytes, g.stream) }
+                .map_err(|e| driver_err("copying to the device", e))?;
+        }
+        Ok(s)
+    }
+}
+
+impl Drop for CudaStorage {
+    fn drop(&mut self) {
+        POOL.give_back(self.ptr, self.capacity);
+    }
+}
+
+impl DeviceStorage for CudaStorage {
+    fn device(&self) -> Device {
+        Device::Gpu(0)
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn copy_to_host(&self, dst: &mut [u8]) -> Result<()> {
+        if dst.len() != self.size {
+            return Err(Error::Device(format!(
+                "gpu: copying {} bytes to a host buffer of {}",
+                self.size,
+                dst.len()
+            )));
+        }
+        if self.size == 0 {
+            return Ok(());
+        }
+        let g = gpu()?;
+        // SAFETY: both sides hold `size` bytes; the copy is ordered after every kernel queued
+        // on the stream, and the sync makes the bytes visible before we return.
+        unsafe { result::memcpy_dtoh_async(dst, self.ptr, g.stream) }
+            .map_err(|e| driver_err("copying to the host", e))?;
+        g.synchronize()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The device address of a buffer's first byte, uploading its host copy first when it has no
+/// device copy yet (counted by core).
+pub(crate) fn device_ptr(buffer: &Buffer) -> Result<sys::CUdeviceptr> {
+    let d = buffer.ensure_device(Device::Gpu(0), |bytes| {
+        Ok(Box::new(CudaStorage::upload(bytes)?))
+    })?;
+    d.as_any()
+        .downcast_ref::<CudaStorage>()
+        .map(|s| s.ptr)
+        .ok_or_else(|| Error::Device("gpu: a device buffer of another backend".into()))
+}
+
+/// The device address of element `data.offset` of an input.
+pub(crate) fn input_ptr(data: &ArrayData) -> Result<sys::CUdeviceptr> {
+    let base = device_ptr(&data.buffer)?;
+    Ok(base.wrapping_add((data.offset * data.dtype.size() as isize) as u64))
+}
+
+/// A fresh device buffer of `size` bytes (written by a kernel next).
+pub(crate) fn output(size: usize) -> Result<(Buffer, sys::CUdeviceptr)> {
+    let s = CudaStorage::alloc(size)?;
+    let ptr = s.ptr;
+    Ok((Buffer::from_device(Box::new(s)), ptr))
+}

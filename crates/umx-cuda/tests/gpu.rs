@@ -1,0 +1,383 @@
+//! The CUDA backend against the CPU backend: every GPU kernel family on fresh random inputs,
+//! memory statistics, transfer counters, the kernel cache, and the no-GPU behaviour. Tests
+//! that need a GPU return early (and say so) on a machine without one, so CI runs them as
+//! no-GPU checks.
+
+use std::sync::Once;
+
+type Case<'a> = (&'a str, Box<dyn Fn() -> umx_core::Result<Array> + 'a>);
+type UnaryCase = (&'static str, fn(&Array) -> umx_core::Result<Array>);
+use umx_core::ops;
+use umx_core::{Array, Axes, Device, Dtype, Error, memory, random, with_device};
+
+fn setup() -> bool {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        umx_cpu::register();
+        umx_cuda::register();
+    });
+    let present = umx_cuda::device_count() > 0;
+    if !present {
+        eprintln!("no CUDA device: GPU checks skipped");
+    }
+    present
+}
+
+/// The array computed by `f` on the CPU and on the GPU, as f64 values.
+fn both(f: impl Fn() -> umx_core::Result<Array>) -> (Vec<f64>, Vec<f64>) {
+    let cpu = with_device(Device::Cpu, &f).unwrap();
+    let gpu = with_device(Device::Gpu(0), &f).unwrap();
+    assert_eq!(cpu.shape(), gpu.shape());
+    assert_eq!(cpu.dtype(), gpu.dtype());
+    (cpu.to_vec::<f64>().unwrap(), gpu.to_vec::<f64>().unwrap())
+}
+
+fn assert_close(what: &str, cpu: &[f64], gpu: &[f64], rtol: f64) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: lengths");
+    for (i, (&c, &g)) in cpu.iter().zip(gpu).enumerate() {
+        let ok = (c.is_nan() && g.is_nan()) || c == g || (c - g).abs() <= rtol * c.abs().max(1.0);
+        assert!(ok, "{what}: element {i}: cpu {c} gpu {g}");
+    }
+}
+
+/// Random inputs made on the CPU (so both devices see the same numbers).
+fn input(shape: &[usize], dtype: Dtype, seed: u64) -> Array {
+    let key = random::key(seed).unwrap();
+    let x = with_device(Device::Cpu, || {
+        random::normal(shape, Dtype::Float32, 0.0, 2.0, Some(&key))
+    })
+    .unwrap();
+    with_device(Device::Cpu, || x.astype(dtype)).unwrap()
+}
+
+#[test]
+fn asking_for_the_gpu_without_one_is_an_error_naming_it() {
+    if setup() {
+        return;
+    }
+    let a = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let err = with_device(Device::Gpu(0), || ops::add(&a, &a)).and_then(|c| c.eval());
+    let err = err.unwrap_err();
+    assert!(matches!(err, Error::Device(_)), "{err}");
+    assert!(err.to_string().contains("gpu(0)"), "{err}");
+}
+
+#[test]
+fn unary_ops_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    let ops1: Vec<UnaryCase> = vec![
+        ("exp", |x| ops::exp(x)),
+        ("log1p", |x| ops::log1p(&ops::abs(x)?)),
+        ("sqrt", |x| ops::sqrt(&ops::abs(x)?)),
+        ("tanh", |x| ops::tanh(x)),
+        ("sigmoid", |x| ops::sigmoid(x)),
+        ("erf", |x| ops::erf(x)),
+        ("negative", |x| ops::negative(x)),
+        ("square", |x| ops::square(x)),
+        ("floor", |x| ops::floor(x)),
+        ("isnan", |x| ops::isnan(x)),
+        ("astype_i32", |x| x.astype(Dtype::Int32)),
+    ];
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        for (name, f) in &ops1 {
+            let x = input(&[3, 1000], dtype, 1);
+            let (c, g) = both(|| f(&x));
+            let rtol = if dtype == Dtype::Float32 { 2e-6 } else { 1e-2 };
+            assert_close(&format!("{name} {dtype}"), &c, &g, rtol);
+        }
+    }
+    let xi = input(&[257], Dtype::Int32, 2);
+    for (name, f) in &ops1[6..9] {
+        let (c, g) = both(|| f(&xi));
+        assert_close(&format!("{name} int32"), &c, &g, 0.0);
+    }
+}
+
+#[test]
+fn binary_and_ternary_ops_agree_with_the_cpu_on_every_layout() {
+    if !setup() {
+        return;
+    }
+    for dtype in [
+        Dtype::Float32,
+        Dtype::Float16,
+        Dtype::Bfloat16,
+        Dtype::Int32,
+    ] {
+        let a = input(&[64, 33], dtype, 3);
+        let b = input(&[64, 33], dtype, 4);
+        let row = input(&[33], dtype, 5);
+        let exact = if dtype == Dtype::Float32 || dtype == Dtype::Int32 {
+            1e-6
+        } else {
+            1e-2
+        };
+        let cases: Vec<Case> = vec![
+            ("add", Box::new(|| ops::add(&a, &b))),
+            ("multiply broadcast", Box::new(|| ops::multiply(&a, &row))),
+            (
+                "subtract transposed",
+                Box::new(|| ops::subtract(&a.t()?, &b.t()?)),
+            ),
+            ("maximum", Box::new(|| ops::maximum(&a, &b))),
+            ("divide", Box::new(|| ops::divide(&a, &b))),
+            ("less", Box::new(|| ops::less(&a, &b))),
+            ("scalar", Box::new(|| Ok((&a * 2.0 + 5.0) / 3.0))),
+            (
+                "where",
+                Box::new(|| ops::where_(&ops::greater(&a, &b)?, &a, &b)),
+            ),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            assert_close(&format!("{name} {dtype}"), &c, &g, exact);
+        }
+    }
+    // Integer semantics: floor division and remainder by zero and negatives.
+    let a = Array::from_slice(&[7i32, -7, 7, -7, 5, i32::MIN], &[6]).unwrap();
+    let b = Array::from_slice(&[2i32, 2, -2, -2, 0, -1], &[6]).unwrap();
+    let (c, g) = both(|| ops::floor_divide(&a, &b));
+    assert_close("floor_divide", &c, &g, 0.0);
+    let (c, g) = both(|| ops::remainder(&a, &b));
+    assert_close("remainder", &c, &g, 0.0);
+}
+
+#[test]
+fn reductions_agree_with_the_cpu_over_every_axis_set() {
+    if !setup() {
+        return;
+    }
+    for dtype in [
+        Dtype::Float32,
+        Dtype::Float16,
+        Dtype::Bfloat16,
+        Dtype::Int32,
+    ] {
+        let x = input(&[6, 70, 9], dtype, 6);
+        let rtol = if dtype == Dtype::Float32 { 1e-5 } else { 2e-2 };
+        for axes in [
+            vec![],
+            vec![2i64],
+            vec![1],
+            vec![0],
+            vec![0, 2],
+            vec![1, 2],
+            vec![0, 1, 2],
+        ] {
+            let sel = || {
+                if axes.is_empty() {
+                    Axes::All
+                } else {
+                    Axes::List(axes.clone())
+                }
+            };
+            let (c, g) = both(|| ops::sum(&x, sel(), false));
+            assert_close(&format!("sum {dtype} {axes:?}"), &c, &g, rtol);
+            let (c, g) = both(|| ops::max(&x, sel(), false));
+            assert_close(&format!("max {dtype} {axes:?}"), &c, &g, 0.0);
+            let (c, g) = both(|| ops::min(&x, sel(), true));
+            assert_close(&format!("min {dtype} {axes:?}"), &c, &g, 0.0);
+            if dtype != Dtype::Int32 {
+                let (c, g) = both(|| ops::mean(&x, sel(), false));
+                assert_close(&format!("mean {dtype} {axes:?}"), &c, &g, rtol);
+            }
+        }
+    }
+    // all/any test truth: 0.5 is true.
+    let h = Array::from_slice(&[0.5f32, 2.0, 0.0, -1.0, 0.5, 0.25], &[2, 3]).unwrap();
+    for axes in [Axes::All, Axes::List(vec![0]), Axes::List(vec![1])] {
+        let (c, g) = both(|| ops::all(&h, axes.clone(), false));
+        assert_close("all", &c, &g, 0.0);
+        let (c, g) = both(|| ops::any(&h, axes.clone(), false));
+        assert_close("any", &c, &g, 0.0);
+    }
+    // A long reduction takes the split (two-pass) path.
+    let big = input(&[1 << 20], Dtype::Float32, 7);
+    let (c, g) = both(|| ops::sum(&big, None, false));
+    assert_close("sum 2^20", &c, &g, 1e-4);
+}
+
+#[test]
+fn matmul_agrees_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    umx_cuda::set_tf32(false);
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        let a = input(&[3, 37, 64], dtype, 8);
+        let b = input(&[3, 64, 29], dtype, 9);
+        let w = input(&[64, 29], dtype, 10);
+        let v = input(&[64], dtype, 11);
+        let cases: Vec<Case> = vec![
+            ("batched", Box::new(|| ops::matmul(&a, &b))),
+            ("broadcast batch", Box::new(|| ops::matmul(&a, &w))),
+            (
+                "transposed",
+                Box::new(|| ops::matmul(&w.t()?, &a.transpose([0, 2, 1])?)),
+            ),
+            ("vector", Box::new(|| ops::matmul(&a, &v))),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            // Relative to the size of the sums: compare against the largest magnitude.
+            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
+            let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
+            assert_close(&format!("{name} {dtype}"), &cs, &gs, rtol);
+        }
+    }
+}
+
+#[test]
+fn results_stay_on_the_gpu_until_read_and_moves_are_counted() {
+    if !setup() {
+        return;
+    }
+    let x = Array::from_slice(&vec![1.5f32; 1 << 16], &[1 << 16]).unwrap();
+    let up0 = memory::bytes_to_device();
+    let down0 = memory::bytes_to_host();
+    let y = with_device(Device::Gpu(0), || ops::exp(&(&x * 2.0))).unwrap();
+    y.eval().unwrap();
+    assert!(memory::bytes_to_device() - up0 >= 4 << 16, "x was uploaded");
+    let resident = y.data().unwrap().buffer.residency();
+    assert_eq!(resident.device, Some(Device::Gpu(0)));
+    assert!(!resident.host, "nothing read it yet");
+    assert!(umx_cuda::memory::active_memory() >= 4 << 16);
+    let v = y.to_vec::<f32>().unwrap();
+    assert_eq!(v[0], 3.0f32.exp());
+    assert!(
+        memory::bytes_to_host() - down0 >= 4 << 16,
+        "the read copied it back"
+    );
+    // A second read uses the host mirror: nothing moves. (The global counters also count
+    // other tests' moves, which run in parallel: count this buffer's own.)
+    let moves = y.data().unwrap().buffer.moves();
+    y.to_vec::<f32>().unwrap();
+    assert_eq!(y.data().unwrap().buffer.moves(), moves);
+    let (compiled, from_disk) = umx_cuda::kernel_cache_stats();
+    eprintln!("kernels compiled {compiled}, loaded from disk {from_disk}");
+}
+
+#[test]
+fn device_memory_limits_and_out_of_memory_are_recoverable() {
+    if !setup() {
+        return;
+    }
+    use umx_cuda::memory as dm;
+    let x = Array::from_slice(&vec![1.0f32; 1 << 20], &[1 << 20]).unwrap();
+    let old = dm::set_memory_limit(dm::active_memory() + (1 << 20));
+    let r = with_device(Device::Gpu(0), || ops::exp(&x)).and_then(|y| y.eval());
+    dm::set_memory_limit(old);
+    let err = r.unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
+    // After the limit is lifted the same op runs.
+    let y = with_device(Device::Gpu(0), || ops::exp(&x)).unwrap();
+    y.eval().unwrap();
+    drop(y);
+    assert!(dm::cache_memory() > 0, "freed blocks are cached");
+    dm::clear_cache().unwrap();
+    assert_eq!(dm::cache_memory(), 0);
+    assert!(dm::peak_memory() >= 4 << 20);
+}
+
+#[test]
+fn primitives_without_a_kernel_run_on_the_cpu_fallback() {
+    if !setup() {
+        return;
+    }
+    let x = Array::from_slice(&[3.0f32, 1.0, 2.0], &[3]).unwrap();
+    let s = with_device(Device::Gpu(0), || ops::sort(&x, Some(0))).unwrap();
+    assert_eq!(s.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
+    assert!(
+        umx_cuda::fallback_ops().contains(&"sort"),
+        "{:?}",
+        umx_cuda::fallback_ops()
+    );
+}
+
+/// Timings on the card (run with `--ignored --nocapture`): not a test of correctness.
+#[test]
+#[ignore]
+fn timings() {
+    if !setup() {
+        return;
+    }
+    use std::time::Instant;
+    let n = 1usize << 28;
+    let x = with_device(Device::Gpu(0), || ops::full(&[n], 1.0f64, Dtype::Float32)).unwrap();
+    let x = with_device(Device::Gpu(0), || ops::add(&x, 0.5)).unwrap();
+    x.eval().unwrap();
+    let time = |name: &str, bytes: f64, flops: f64, f: &dyn Fn() -> Array| {
+        let y = f();
+        y.eval().unwrap();
+        umx_core::device::backend(Device::Gpu(0))
+            .unwrap()
+            .synchronize(umx_core::Stream::default_of(Device::Gpu(0)))
+            .unwrap();
+        let reps = 10;
+        let t = Instant::now();
+        for _ in 0..reps {
+            let y = f();
+            y.eval().unwrap();
+        }
+        umx_core::device::backend(Device::Gpu(0))
+            .unwrap()
+            .synchronize(umx_core::Stream::default_of(Device::Gpu(0)))
+            .unwrap();
+        let s = t.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "TIMING {name:<34} {:>9.3} ms  {:>8.0} GB/s  {:>7.1} TFLOP/s",
+            s * 1e3,
+            bytes / s / 1e9,
+            flops / s / 1e12
+        );
+    };
+    let g = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Gpu(0), f).unwrap();
+    time(
+        "(x*2+5)/3, 2^28 f32, 3 kernels",
+        6.0 * 4.0 * n as f64,
+        0.0,
+        &|| g(&|| Ok((&x * 2.0 + 5.0) / 3.0)),
+    );
+    time("sum, 2^28 f32", 4.0 * n as f64, 0.0, &|| {
+        g(&|| ops::sum(&x, None, false))
+    });
+    let m = 8192usize;
+    for (name, dt, tf32) in [
+        ("matmul 8192^3 f32", Dtype::Float32, false),
+        ("matmul 8192^3 tf32", Dtype::Float32, true),
+        ("matmul 8192^3 bf16", Dtype::Bfloat16, false),
+    ] {
+        umx_cuda::set_tf32(tf32);
+        let a = g(&|| random::normal(&[m, m], dt, 0.0, 1.0, None));
+        let b = g(&|| random::normal(&[m, m], dt, 0.0, 1.0, None));
+        umx_core::eval([&a, &b]).unwrap();
+        time(name, 0.0, 2.0 * (m * m * m) as f64, &|| {
+            g(&|| ops::matmul(&a, &b))
+        });
+    }
+    umx_cuda::set_tf32(false);
+    // Per-op cost of 1000 dependent adds on 16 elements.
+    let s = g(&|| ops::full(&[16], 1.0f64, Dtype::Float32));
+    s.eval().unwrap();
+    let t = Instant::now();
+    let mut y = s.clone();
+    for _ in 0..1000 {
+        y = g(&|| ops::add(&y, &s));
+    }
+    y.eval().unwrap();
+    let per = t.elapsed().as_secs_f64() / 1000.0;
+    println!(
+        "TIMING 1000 dependent adds on 16 f32: {:.2} us per op",
+        per * 1e6
+    );
+    println!("TIMING value check: {}", y.to_vec::<f32>().unwrap()[0]);
+    println!("TIMING fallback ops: {:?}", umx_cuda::fallback_ops());
+    println!(
+        "TIMING kernel cache (compiled, from disk): {:?}",
+        umx_cuda::kernel_cache_stats()
+    );
+}

@@ -1,0 +1,252 @@
+//! `compile`: compiled functions give exactly what the plain function gives, fuse element-wise
+//! chains, retrace when they must (and only then), and compose with the other transformations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use umx::prelude::*;
+use umx::transforms::compile;
+
+type F = Arc<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
+
+fn rand(shape: &[usize], seed: u64) -> Array {
+    random::normal(shape, None, 0.0, 1.0, Some(&random::key(seed).unwrap())).unwrap()
+}
+
+fn same(a: &Array, b: &Array) {
+    assert_eq!(a.shape(), b.shape());
+    assert_eq!(a.dtype(), b.dtype());
+    let (x, y) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+    for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+        assert!(
+            p == q || (p.is_nan() && q.is_nan()),
+            "element {i}: {p} vs {q}"
+        );
+    }
+}
+
+/// A corpus of functions with their inputs.
+fn corpus() -> Vec<(&'static str, F, Vec<Array>)> {
+    let x = rand(&[33, 70], 1);
+    let y = rand(&[70], 2);
+    let pos = ops::add(ops::abs(&rand(&[33, 70], 3)).unwrap(), 0.1).unwrap();
+    let h = x.astype(Dtype::Float16).unwrap();
+    let i = ops::astype(
+        &ops::multiply(rand(&[33, 70], 4), 10.0).unwrap(),
+        Dtype::Int32,
+    )
+    .unwrap();
+    let w = rand(&[70, 16], 5);
+    let b = rand(&[16], 6);
+    let f =
+        |g: fn(&[Array]) -> Result<Array>| -> F { Arc::new(move |a: &[Array]| Ok(vec![g(a)?])) };
+    vec![
+        (
+            "affine chain",
+            f(|a| ops::divide(ops::add(ops::multiply(&a[0], 2.0)?, 5.0)?, 3.0)),
+            vec![x.clone()],
+        ),
+        (
+            "broadcast",
+            f(|a| ops::tanh(&ops::subtract(ops::multiply(&a[0], &a[1])?, &a[1])?)),
+            vec![x.clone(), y.clone()],
+        ),
+        (
+            "unary zoo",
+            f(|a| {
+                let s = ops::sigmoid(&ops::sin(&a[0])?)?;
+                let t = ops::log1p(&ops::exp(&ops::negative(&ops::square(&a[0])?)?)?)?;
+                ops::maximum(ops::sqrt(&ops::add(&s, &t)?)?, ops::erf(&a[0])?)
+            }),
+            vec![x.clone()],
+        ),
+        (
+            "positive domain",
+            f(|a| ops::power(&ops::log(&a[0])?, 2.0)),
+            vec![pos.clone()],
+        ),
+        (
+            "float16",
+            f(|a| ops::multiply(ops::add(&a[0], 1.0)?, &a[0])),
+            vec![h],
+        ),
+        (
+            "mixed dtypes",
+            f(|a| {
+                ops::where_(
+                    ops::greater(&a[1], 0)?,
+                    ops::multiply(&a[0], &a[1])?,
+                    ops::negative(&a[0])?,
+                )
+            }),
+            vec![x.clone(), i.clone()],
+        ),
+        (
+            "integers",
+            f(|a| ops::remainder(ops::add(ops::multiply(&a[0], 3)?, 7)?, 5)),
+            vec![i],
+        ),
+        (
+            "reduction prologue",
+            f(|a| ops::sum(&ops::multiply(&a[0], &a[1])?, None, false)),
+            vec![x.clone(), y.clone()],
+        ),
+        (
+            "softmax",
+            f(|a| ops::softmax(&a[0], -1, false)),
+            vec![x.clone()],
+        ),
+        (
+            "matmul epilogue",
+            f(|a| ops::maximum(ops::add(ops::matmul(&a[0], &a[1])?, &a[2])?, 0.0)),
+            vec![x.clone(), w, b],
+        ),
+        (
+            "shared subexpressions",
+            f(|a| {
+                let p = ops::exp(&a[0])?;
+                let q = ops::exp(&a[0])?;
+                ops::add(ops::multiply(&p, &q)?, ops::multiply(&p, 2.0)?)
+            }),
+            vec![x],
+        ),
+    ]
+}
+
+#[test]
+fn compiled_functions_equal_the_plain_ones() {
+    for (name, f, args) in corpus() {
+        let want = f(&args).unwrap();
+        let g = f.clone();
+        let cf = compile(move |a: &[Array]| g(a), false);
+        for _ in 0..2 {
+            let got = cf(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
+            same(&got[0], &want[0]);
+        }
+    }
+}
+
+#[test]
+fn element_wise_chains_become_one_fused_node() {
+    let cf = compile(
+        |a: &[Array]| {
+            Ok(vec![ops::divide(
+                ops::add(ops::multiply(&a[0], 2.0)?, 5.0)?,
+                3.0,
+            )?])
+        },
+        false,
+    );
+    let out = cf(&[rand(&[8], 1)]).unwrap();
+    match out[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => assert_eq!(op.program.len(), 3),
+        other => panic!("not fused: {other:?}"),
+    }
+}
+
+#[test]
+fn retraces_only_on_new_shapes_or_dtypes() {
+    let traces = Arc::new(AtomicUsize::new(0));
+    let t = traces.clone();
+    let f = move |a: &[Array]| {
+        t.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![ops::add(ops::multiply(&a[0], &a[0])?, 1.0)?])
+    };
+    let cf = compile(f, false);
+    cf(&[rand(&[4], 1)]).unwrap();
+    cf(&[rand(&[4], 2)]).unwrap();
+    assert_eq!(traces.load(Ordering::SeqCst), 1);
+    cf(&[rand(&[5], 2)]).unwrap();
+    assert_eq!(traces.load(Ordering::SeqCst), 2);
+    cf(&[rand(&[5], 2).astype(Dtype::Float16).unwrap()]).unwrap();
+    assert_eq!(traces.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn shapeless_compilation_serves_every_shape_of_a_rank() {
+    let traces = Arc::new(AtomicUsize::new(0));
+    let t = traces.clone();
+    let f: F = Arc::new(move |a: &[Array]| {
+        t.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![ops::exp(&ops::subtract(&a[0], &a[1])?)?])
+    });
+    let g = f.clone();
+    let cf = compile(move |a: &[Array]| g(a), true);
+    for (n, m) in [(3, 4), (5, 4), (2, 9), (7, 1)] {
+        let args = [rand(&[n, m], 1), rand(&[m], 2)];
+        let got = cf(&args).unwrap();
+        let want = f(&args).unwrap();
+        same(&got[0], &want[0]);
+    }
+    // One trace for the compiled function (the plain calls above counted 4 more).
+    assert_eq!(traces.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn compile_composes_with_grad_and_vmap() {
+    let f = |x: &Array| -> Result<Array> {
+        ops::sum(
+            &ops::multiply(&ops::tanh(&ops::multiply(x, 1.5)?)?, x)?,
+            None,
+            false,
+        )
+    };
+    let cf = Arc::new(compile(move |a: &[Array]| Ok(vec![f(&a[0])?]), false));
+    let x = rand(&[6], 3);
+    let want = grad(f)(&x).unwrap();
+    let c1 = cf.clone();
+    let got = grad(move |x: &Array| Ok(c1(std::slice::from_ref(x))?.remove(0)))(&x).unwrap();
+    let (w, g) = (want.to_vec::<f32>().unwrap(), got.to_vec::<f32>().unwrap());
+    for (p, q) in w.iter().zip(&g) {
+        assert!((p - q).abs() < 1e-6, "{p} vs {q}");
+    }
+    // compile(grad(f))
+    let cg = compile(move |a: &[Array]| Ok(vec![grad(f)(&a[0])?]), false);
+    same(&cg(std::slice::from_ref(&x)).unwrap()[0], &want);
+    // vmap(compile(f)) against a loop
+    let c2 = cf.clone();
+    let batched = vmap(move |a: &[Array]| c2(a), &[Some(0)], &[Some(0)]);
+    let xs = rand(&[4, 6], 4);
+    let got = batched(std::slice::from_ref(&xs)).unwrap()[0]
+        .to_vec::<f32>()
+        .unwrap();
+    for (i, g) in got.iter().enumerate() {
+        let row = ops::take(&xs, &Array::scalar(i as i32), Some(0)).unwrap();
+        let w = f(&row).unwrap().item::<f32>().unwrap();
+        assert!((w - g).abs() < 1e-5, "{w} vs {g}");
+    }
+}
+
+#[test]
+fn a_compiled_training_step_updates_state_like_the_plain_one() {
+    // State (the parameters) goes in and out explicitly.
+    let x = rand(&[16, 3], 7);
+    let y = rand(&[16], 8);
+    let step = move |a: &[Array]| -> Result<Vec<Array>> {
+        let (w, b) = (&a[0], &a[1]);
+        let loss = |p: &(Array, Array)| {
+            let pred = ops::add(&ops::matmul(&x, &p.0)?, &p.1)?;
+            ops::mean(&ops::square(&ops::subtract(&pred, &y)?)?, None, false)
+        };
+        let (_, (gw, gb)) = value_and_grad(loss)(&(w.clone(), b.clone()))?;
+        Ok(vec![
+            ops::subtract(w, ops::multiply(&gw, 0.1)?)?,
+            ops::subtract(b, ops::multiply(&gb, 0.1)?)?,
+        ])
+    };
+    let step = Arc::new(step);
+    let s2 = step.clone();
+    let cstep = compile(move |a: &[Array]| s2(a), false);
+    let init = vec![ops::zeros(&[3], None).unwrap(), Array::scalar(0.0f32)];
+    let (mut plain, mut comp) = (init.clone(), init);
+    for _ in 0..20 {
+        plain = step(&plain).unwrap();
+        comp = cstep(&comp).unwrap();
+        eval(plain.iter().chain(&comp)).unwrap();
+    }
+    for (p, c) in plain.iter().zip(&comp) {
+        let (p, c) = (p.to_vec::<f32>().unwrap(), c.to_vec::<f32>().unwrap());
+        for (a, b) in p.iter().zip(&c) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+}
