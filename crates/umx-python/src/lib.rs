@@ -9,11 +9,13 @@
 
 mod args;
 mod array;
+mod compile;
 mod convert;
 mod device;
 mod dtype;
 mod error;
 mod indexing;
+mod io;
 mod ops;
 mod random;
 mod transforms;
@@ -102,6 +104,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         get_cache_memory, clear_cache, set_memory_limit, set_cache_limit,
     );
     add_functions!(m, transforms: grad, value_and_grad, vjp, jvp, vmap, checkpoint);
+    add_functions!(m, compile: compile, disable_compile, enable_compile);
+    add_functions!(m, io: save, savez, savez_compressed, save_safetensors, load);
 
     // MLX's other names for the same functions.
     for (alias, name) in [

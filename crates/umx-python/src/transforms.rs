@@ -555,13 +555,13 @@ pub fn vmap(
 // ---- checkpoint and custom_function ------------------------------------------------------------
 
 /// Arguments flattened for a core function of arrays: the structure of `(args, kwargs)`.
-struct CallDef {
-    args: TreeDef,
-    kwargs: Option<TreeDef>,
+pub struct CallDef {
+    pub args: TreeDef,
+    pub kwargs: Option<TreeDef>,
 }
 
 impl CallDef {
-    fn flatten(
+    pub fn flatten(
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
         leaves: &mut Vec<Array>,
@@ -573,7 +573,7 @@ impl CallDef {
     }
 
     /// Calls `fun` with the arguments rebuilt from `xs`.
-    fn call<'py>(
+    pub fn call<'py>(
         &self,
         py: Python<'py>,
         fun: &Py<PyAny>,
