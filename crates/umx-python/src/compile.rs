@@ -46,7 +46,11 @@ fn describe(py: Python<'_>, def: &TreeDef, out: &mut String) -> PyResult<()> {
             out.push_str(&format!("<{}:{}>", o.get_type().name()?, o.repr()?));
         }
         TreeDef::List(v) | TreeDef::Tuple(v) => {
-            out.push(if matches!(def, TreeDef::List(_)) { '[' } else { '(' });
+            out.push(if matches!(def, TreeDef::List(_)) {
+                '['
+            } else {
+                '('
+            });
             for d in v {
                 describe(py, d, out)?;
                 out.push(',');

@@ -30,7 +30,10 @@ fn named_arrays(
 ) -> PyResult<BTreeMap<String, Array>> {
     let mut out = BTreeMap::new();
     for (i, a) in args.iter().enumerate() {
-        out.insert(format!("arr_{i}"), a.cast::<PyArray>()?.borrow().inner.clone());
+        out.insert(
+            format!("arr_{i}"),
+            a.cast::<PyArray>()?.borrow().inner.clone(),
+        );
     }
     if let Some(kw) = kwargs {
         for (k, v) in kw.iter() {
@@ -73,7 +76,8 @@ pub fn savez(
 ) -> PyResult<()> {
     let arrays = named_arrays(args, kwargs)?;
     let path = with_extension(file, "npz");
-    py.detach(move || umx::io::save_npz(path, &arrays)).or_raise()
+    py.detach(move || umx::io::save_npz(path, &arrays))
+        .or_raise()
 }
 
 /// [`savez`] with the arrays deflated.
