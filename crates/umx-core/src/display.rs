@@ -58,6 +58,11 @@ fn write_axis(out: &mut String, vals: &[String], shape: &[usize], indent: usize,
         return;
     }
     let n = shape[0];
+    if n == 0 {
+        // MLX stops at the first empty axis: `[]`, whatever comes after it.
+        out.push_str("[]");
+        return;
+    }
     let inner: usize = shape[1..].iter().product();
     out.push('[');
     let idx: Vec<Option<usize>> = if summarize && n > 2 * EDGE {
@@ -73,7 +78,7 @@ fn write_axis(out: &mut String, vals: &[String], shape: &[usize], indent: usize,
         if k > 0 {
             out.push(',');
             if shape.len() > 1 {
-                out.push_str(&"\n".repeat(shape.len() - 1));
+                out.push('\n');
                 out.push_str(&" ".repeat(indent + 1));
             } else {
                 out.push(' ');
@@ -122,20 +127,13 @@ impl fmt::Display for Array {
             Err(e) => return write!(f, "array(<error: {e}>)"),
         };
         let mut body = String::new();
-        if self.size() == 0 && self.ndim() > 0 {
-            body.push_str(&format!(
-                "[], shape={}",
-                crate::shape::fmt_shape(self.shape())
-            ));
-        } else {
-            write_axis(
-                &mut body,
-                &strs,
-                self.shape(),
-                "array(".len(),
-                self.size() > SUMMARY_THRESHOLD,
-            );
-        }
+        write_axis(
+            &mut body,
+            &strs,
+            self.shape(),
+            "array(".len(),
+            self.size() > SUMMARY_THRESHOLD,
+        );
         write!(f, "array({body}, dtype={dtype})")
     }
 }
@@ -158,6 +156,13 @@ mod tests {
         assert_eq!(
             c.to_string(),
             "array([1e-05, 1.23457e+08, -0, 1e+20], dtype=float32)"
+        );
+        let e = Array::from_slice::<f32>(&[], &[2, 0, 3]).unwrap();
+        assert_eq!(e.to_string(), "array([[],\n       []], dtype=float32)");
+        let cube = Array::from_slice(&[0u8; 8], &[2, 2, 2]).unwrap();
+        assert_eq!(
+            cube.to_string(),
+            "array([[[0, 0],\n        [0, 0]],\n       [[0, 0],\n        [0, 0]]], dtype=uint8)"
         );
         let big = Array::scalar(i64::MAX);
         assert_eq!(big.to_string(), "array(9223372036854775807, dtype=int64)");

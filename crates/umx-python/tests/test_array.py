@@ -139,6 +139,12 @@ def test_repr_prints_like_mlx(mlx):
         m = mlx.array(v, getattr(mlx, dt) if dt else None)
         assert repr(a) == repr(m)
     assert repr(mx.arange(2000)) == repr(mlx.arange(2000))
+    n = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    for v in [n, n * 1e6, n * 1e-6, n.astype(np.float16), np.arange(60).reshape(3, 4, 5),
+              np.array([1 + 2j, -3.5 - 0.25j], np.complex64), np.zeros((2, 0)),
+              np.zeros((0, 3)), np.zeros((1, 2, 0)), np.arange(1200).reshape(2, 600),
+              np.arange(1200).reshape(600, 2), np.array([-0.0, 1e20, 1e-5])]:
+        assert repr(mx.array(v)) == repr(mlx.array(v))
 
 
 def test_dtypes_print_and_compare():
