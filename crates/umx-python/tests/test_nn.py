@@ -215,3 +215,15 @@ def test_training_loop_learns_a_classifier():
     assert accuracy > 0.95
     # The model holds its own parameters again, not the transformation's stand-ins.
     assert all(isinstance(v, mx.array) for _, v in tree_flatten(model.parameters()))
+
+
+def test_weights_save_and_load(tmp_path):
+    m = MLP([3, 4, 2])
+    for name in ["w.safetensors", "w.npz"]:
+        m.save_weights(tmp_path / name)
+        other = MLP([3, 4, 2])
+        other.load_weights(str(tmp_path / name))
+        for (k, a), (_, b) in zip(tree_flatten(m.parameters()), tree_flatten(other.parameters())):
+            assert_array(b, np.array(a))
+    with pytest.raises(ValueError, match="missing"):
+        MLP([3, 4, 2]).load_weights([("layers.0.weight", mx.zeros((4, 3)))])

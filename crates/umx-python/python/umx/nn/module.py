@@ -5,6 +5,7 @@ items, reachable as attributes. ``parameters()`` gives them as a nested dict, ``
 puts new ones in place, and ``freeze`` marks some as not trainable.
 """
 
+import os
 import textwrap
 
 import umx.core as mx
@@ -310,8 +311,13 @@ class Module(dict):
 
     # ---- weights ----------------------------------------------------------------------------
 
-    def load_weights(self, weights, strict=True):
-        """Loads ``(dotted path, array)`` pairs (or a dict of them) into the parameters."""
+    def load_weights(self, file_or_weights, strict=True):
+        """Loads weights into the parameters: a ``.safetensors`` or ``.npz`` file, or a list
+        (or dict) of ``(dotted path, array)`` pairs. With ``strict``, the weights must be
+        exactly the module's parameters, of their shapes."""
+        weights = file_or_weights
+        if isinstance(weights, (str, os.PathLike)):
+            weights = mx.load(str(weights))
         weights = list(weights.items()) if isinstance(weights, dict) else list(weights)
         if strict:
             expected = dict(tree_flatten(self.parameters()))
@@ -330,3 +336,16 @@ class Module(dict):
                     )
         self.update(tree_unflatten(weights), strict=strict)
         return self
+
+    def save_weights(self, file):
+        """Saves the parameters to a ``.safetensors`` or ``.npz`` file, by dotted path."""
+        file = str(file)
+        params = dict(tree_flatten(self.parameters()))
+        if file.endswith(".safetensors"):
+            mx.save_safetensors(file, params)
+        elif file.endswith(".npz"):
+            mx.savez(file, **params)
+        else:
+            raise ValueError(
+                f"Module.save_weights: {file!r} must end in .safetensors or .npz"
+            )
