@@ -1,0 +1,240 @@
+//! `umx.core.random`: keys and samplers with MLX's names, arguments and defaults. Samplers
+//! given no `key` draw the next key of the global sequence (`seed` restarts it).
+
+use crate::args::ShapeArg;
+use crate::array::PyArray;
+use crate::convert::Operand;
+use crate::device::{StreamArg, on};
+use crate::dtype::PyDtype;
+use crate::error::OrRaise;
+use pyo3::prelude::*;
+use umx::{Array, random};
+
+type Out = PyResult<PyArray>;
+
+fn key_of(key: &Option<PyRef<'_, PyArray>>) -> Option<Array> {
+    key.as_ref().map(|k| k.inner.clone())
+}
+
+fn shape_or_scalar(shape: Option<ShapeArg>) -> Vec<usize> {
+    shape.map_or_else(Vec::new, |s| s.0)
+}
+
+/// A PRNG key (uint32, shape (2,)) from a seed.
+#[pyfunction]
+pub fn key(seed: u64) -> Out {
+    random::key(seed).or_raise().map(PyArray::from)
+}
+
+/// Seeds the global key sequence.
+#[pyfunction]
+pub fn seed(seed: u64) {
+    random::seed(seed)
+}
+
+/// `num` new keys (shape (num, 2)) from `key`.
+#[pyfunction]
+#[pyo3(signature = (key, num=2, stream=None))]
+pub fn split(key: PyRef<'_, PyArray>, num: usize, stream: Option<StreamArg>) -> Out {
+    let k = key.inner.clone();
+    on(stream, || random::split(&k, num)).map(PyArray::from)
+}
+
+/// Uniform samples in `[low, high)` (float32 by default).
+#[pyfunction]
+#[pyo3(signature = (low=None, high=None, shape=None, dtype=None, key=None, stream=None))]
+pub fn uniform(
+    low: Option<Operand>,
+    high: Option<Operand>,
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let low = low.map_or_else(|| Array::weak_float(0.0), |x| x.0);
+    let high = high.map_or_else(|| Array::weak_float(1.0), |x| x.0);
+    let k = key_of(&key);
+    let shape = shape_or_scalar(shape);
+    on(stream, || {
+        random::uniform(low, high, &shape, dtype.map(|d| d.0), k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// Normal samples with mean `loc` and standard deviation `scale`.
+#[pyfunction]
+#[pyo3(signature = (shape=None, dtype=None, loc=None, scale=None, key=None, stream=None))]
+pub fn normal(
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    loc: Option<Operand>,
+    scale: Option<Operand>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let loc = loc.map_or_else(|| Array::weak_float(0.0), |x| x.0);
+    let scale = scale.map_or_else(|| Array::weak_float(1.0), |x| x.0);
+    let k = key_of(&key);
+    let shape = shape_or_scalar(shape);
+    on(stream, || {
+        random::normal(&shape, dtype.map(|d| d.0), loc, scale, k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// Integer samples in `[low, high)` (int32 by default).
+#[pyfunction]
+#[pyo3(signature = (low, high, shape=None, dtype=None, key=None, stream=None))]
+pub fn randint(
+    low: Operand,
+    high: Operand,
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    let shape = shape_or_scalar(shape);
+    on(stream, || {
+        random::randint(low.0, high.0, &shape, dtype.map(|d| d.0), k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// Bool samples, true with probability `p`.
+#[pyfunction]
+#[pyo3(signature = (p=None, shape=None, key=None, stream=None))]
+pub fn bernoulli(
+    p: Option<Operand>,
+    shape: Option<ShapeArg>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let p = p.map_or_else(|| Array::weak_float(0.5), |x| x.0);
+    let k = key_of(&key);
+    on(stream, || {
+        random::bernoulli(p, shape.as_ref().map(|s| &s.0[..]), k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// Normal samples truncated to `[lower, upper]`.
+#[pyfunction]
+#[pyo3(signature = (lower, upper, shape=None, dtype=None, key=None, stream=None))]
+pub fn truncated_normal(
+    lower: Operand,
+    upper: Operand,
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    on(stream, || {
+        random::truncated_normal(
+            lower.0,
+            upper.0,
+            shape.as_ref().map(|s| &s.0[..]),
+            dtype.map(|d| d.0),
+            k.as_ref(),
+        )
+    })
+    .map(PyArray::from)
+}
+
+/// Samples of the standard Gumbel distribution.
+#[pyfunction]
+#[pyo3(signature = (shape=None, dtype=None, key=None, stream=None))]
+pub fn gumbel(
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    let shape = shape_or_scalar(shape);
+    on(stream, || {
+        random::gumbel(&shape, dtype.map(|d| d.0), k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// Laplace samples with location `loc` and scale `scale`.
+#[pyfunction]
+#[pyo3(signature = (shape=None, dtype=None, loc=0.0, scale=1.0, key=None, stream=None))]
+pub fn laplace(
+    shape: Option<ShapeArg>,
+    dtype: Option<PyDtype>,
+    loc: f64,
+    scale: f64,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    let shape = shape_or_scalar(shape);
+    on(stream, || {
+        random::laplace(&shape, dtype.map(|d| d.0), loc, scale, k.as_ref())
+    })
+    .map(PyArray::from)
+}
+
+/// A random permutation of `0..x` (an int), or of `x`'s entries along `axis`.
+#[pyfunction]
+#[pyo3(signature = (x, axis=0, key=None, stream=None))]
+pub fn permutation(
+    x: &Bound<'_, PyAny>,
+    axis: i64,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    let what = match x.extract::<i64>() {
+        Ok(n) if x.cast::<PyArray>().is_err() => {
+            random::Permutable::Len(usize::try_from(n).unwrap_or(usize::MAX))
+        }
+        _ => random::Permutable::Array(x.extract::<Operand>()?.0),
+    };
+    on(stream, || random::permutation(what, axis, k.as_ref())).map(PyArray::from)
+}
+
+/// Category indices (uint32) sampled from the logits along `axis`.
+#[pyfunction]
+#[pyo3(signature = (logits, axis=-1, shape=None, num_samples=None, key=None, stream=None))]
+pub fn categorical(
+    logits: Operand,
+    axis: i64,
+    shape: Option<ShapeArg>,
+    num_samples: Option<usize>,
+    key: Option<PyRef<'_, PyArray>>,
+    stream: Option<StreamArg>,
+) -> Out {
+    let k = key_of(&key);
+    on(stream, || {
+        random::categorical(
+            &logits.0,
+            axis,
+            shape.as_ref().map(|s| &s.0[..]),
+            num_samples,
+            k.as_ref(),
+        )
+    })
+    .map(PyArray::from)
+}
+
+/// The `umx.core.random` submodule.
+pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let m = PyModule::new(py, "random")?;
+    m.add_function(wrap_pyfunction!(key, &m)?)?;
+    m.add_function(wrap_pyfunction!(seed, &m)?)?;
+    m.add_function(wrap_pyfunction!(split, &m)?)?;
+    m.add_function(wrap_pyfunction!(uniform, &m)?)?;
+    m.add_function(wrap_pyfunction!(normal, &m)?)?;
+    m.add_function(wrap_pyfunction!(randint, &m)?)?;
+    m.add_function(wrap_pyfunction!(bernoulli, &m)?)?;
+    m.add_function(wrap_pyfunction!(truncated_normal, &m)?)?;
+    m.add_function(wrap_pyfunction!(gumbel, &m)?)?;
+    m.add_function(wrap_pyfunction!(laplace, &m)?)?;
+    m.add_function(wrap_pyfunction!(permutation, &m)?)?;
+    m.add_function(wrap_pyfunction!(categorical, &m)?)?;
+    Ok(m)
+}
