@@ -77,6 +77,7 @@ fn gpu_kernel(
         Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
         Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
+        Primitive::Fused(op) => fused(op, inputs, outputs),
         Primitive::Creation(_)
         | Primitive::Scan(_)
         | Primitive::Indexing(_)
@@ -84,9 +85,7 @@ fn gpu_kernel(
         | Primitive::Random(_)
         // Factorizations and Fourier transforms run on the CPU until cuSOLVER and cuFFT land.
         | Primitive::Linalg(_)
-        | Primitive::Fft(_)
-        // Fused programs run on the CPU fallback until they get generated CUDA kernels.
-        | Primitive::Fused(_) => Ok(None),
+        | Primitive::Fft(_) => Ok(None),
         // Transformation nodes pass their inputs through, wherever they are.
         Primitive::Transform(op) => op.passthrough(inputs.to_vec(), outputs.len()).map(Some),
     }

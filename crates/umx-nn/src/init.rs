@@ -1,7 +1,7 @@
 //! Initializers (mlx.nn.init): each makes a new float32 array of the given shape (use
 //! `astype` for other dtypes). Randomness comes from umx's global key (`random::seed`).
 
-use umx_core::{Array, Dtype, Result, bail, ops, random};
+use umx_core::{Array, Dtype, Result, bail, linalg, ops, random};
 
 /// Every element `value`.
 pub fn constant(shape: &[usize], value: f64) -> Result<Array> {
@@ -94,4 +94,22 @@ pub fn sparse(shape: &[usize], sparsity: f64, mean: f64, std: f64) -> Result<Arr
     let keep = ops::greater_equal(&rank, zeros as u32)?;
     let _ = cols;
     ops::where_(&keep, normal(shape, mean, std)?, 0.0)
+}
+
+/// A (semi-)orthogonal 2-D matrix times `gain`, as MLX makes it: the Q factor of the QR
+/// factorization of a square `max(rows, cols)` matrix of normal samples, its columns' signs
+/// set by R's diagonal (so the distribution is uniform over orthogonal matrices), cut to
+/// `rows × cols`. Rows are orthonormal when `rows <= cols`, columns otherwise.
+pub fn orthogonal(shape: &[usize], gain: f64) -> Result<Array> {
+    let &[rows, cols] = shape else {
+        bail!(
+            "orthogonal: only 2-D shapes are supported, not {shape:?} ({} axes)",
+            shape.len()
+        );
+    };
+    let n = rows.max(cols);
+    let (q, r) = linalg::qr(&normal(&[n, n], 0.0, 1.0)?)?;
+    let q = ops::multiply(&q, ops::sign(&ops::diagonal(&r, 0, 0, 1)?)?)?;
+    let q = ops::slice(&q, &[0, 0], &[rows as i64, cols as i64], &[])?;
+    ops::multiply(&q, gain)
 }

@@ -36,6 +36,12 @@ fn corpus() -> Vec<(&'static str, F, Vec<Array>)> {
     )
     .unwrap();
     let w = rand(&[70, 16], 5);
+    let i3 = ops::astype(
+        &ops::multiply(rand(&[33, 70], 7), 10.0).unwrap(),
+        Dtype::Int32,
+    )
+    .unwrap();
+    let cube = rand(&[5, 6, 7], 8);
     let b = rand(&[16], 6);
     let f =
         |g: fn(&[Array]) -> Result<Array>| -> F { Arc::new(move |a: &[Array]| Ok(vec![g(a)?])) };
@@ -91,6 +97,36 @@ fn corpus() -> Vec<(&'static str, F, Vec<Array>)> {
             vec![x.clone(), y.clone()],
         ),
         (
+            "reduction prologue over an axis, kept",
+            f(|a| ops::mean(&ops::square(&ops::subtract(&a[0], &a[1])?)?, [1], true)),
+            vec![x.clone(), y.clone()],
+        ),
+        (
+            "max of a broadcast product over the leading axis",
+            f(|a| ops::max(&ops::multiply(&a[0], &a[1])?, [0], false)),
+            vec![x.clone(), y.clone()],
+        ),
+        (
+            "all of a comparison",
+            f(|a| ops::all(&ops::greater(&ops::add(&a[0], 0.5)?, 0.0)?, [-1], false)),
+            vec![x.clone()],
+        ),
+        (
+            "float16 product prologue",
+            f(|a| ops::prod(&ops::add(&ops::multiply(&a[0], 0.01)?, 1.0)?, [1], false)),
+            vec![x.astype(Dtype::Float16).unwrap()],
+        ),
+        (
+            "integer sum prologue",
+            f(|a| ops::sum(&ops::multiply(&a[0], &a[0])?, None, false)),
+            vec![i3.clone()],
+        ),
+        (
+            "reduction over axes that are not one run",
+            f(|a| ops::sum(&ops::exp(&ops::multiply(&a[0], 0.5)?)?, [0, 2], false)),
+            vec![cube.clone()],
+        ),
+        (
             "softmax",
             f(|a| ops::softmax(&a[0], -1, false)),
             vec![x.clone()],
@@ -140,6 +176,43 @@ fn element_wise_chains_become_one_fused_node() {
     match out[0].primitive() {
         Some(umx::primitives::Primitive::Fused(op)) => assert_eq!(op.program.len(), 3),
         other => panic!("not fused: {other:?}"),
+    }
+}
+
+#[test]
+fn a_reduction_takes_its_element_wise_producers_as_a_prologue() {
+    let cf = compile(
+        |a: &[Array]| Ok(vec![ops::sum(&ops::multiply(&a[0], &a[1])?, [1], true)?]),
+        false,
+    );
+    let (x, y) = (rand(&[4, 9], 1), rand(&[4, 9], 2));
+    let out = cf(&[x.clone(), y.clone()]).unwrap();
+    match out[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => {
+            assert_eq!(op.program.len(), 1);
+            let r = op.reduce.as_ref().expect("a reduction");
+            assert_eq!((r.axes.as_slice(), r.keepdims), (&[1usize][..], true));
+        }
+        other => panic!("not fused: {other:?}"),
+    }
+    assert_eq!(out[0].shape(), &[4, 1]);
+    same(
+        &out[0],
+        &ops::sum(&ops::multiply(&x, &y).unwrap(), [1], true).unwrap(),
+    );
+    // vmap of the compiled reduction equals a loop over the batch.
+    let c = Arc::new(cf);
+    let c1 = c.clone();
+    let batched = vmap(move |a: &[Array]| c1(a), &[Some(0), Some(0)], &[Some(0)]);
+    let xs = rand(&[3, 4, 9], 3);
+    let ys = rand(&[3, 4, 9], 4);
+    let got = batched(&[xs.clone(), ys.clone()]).unwrap();
+    for b in 0..3 {
+        let pick = |a: &Array| {
+            ops::take(a, &Array::from_slice(&[b as u32], &[]).unwrap(), Some(0)).unwrap()
+        };
+        let want = c(&[pick(&xs), pick(&ys)]).unwrap();
+        same(&pick(&got[0]), &want[0]);
     }
 }
 

@@ -629,3 +629,48 @@ fn initializers_have_mlx_statistics() {
             .contains("glorot_normal")
     );
 }
+
+#[test]
+fn orthogonal_initializer_is_orthogonal_and_uniform_in_sign() {
+    use umx::nn::init;
+    random::seed(11);
+    for (rows, cols) in [(4, 4), (3, 7), (7, 3), (1, 5)] {
+        let gain = 1.5;
+        let q = init::orthogonal(&[rows, cols], gain).unwrap();
+        assert_eq!(q.shape(), &[rows, cols]);
+        assert_eq!(q.dtype(), Dtype::Float32);
+        // The short side's vectors are orthonormal, times the gain.
+        let g = if rows <= cols {
+            ops::matmul(&q, &q.t().unwrap()).unwrap()
+        } else {
+            ops::matmul(&q.t().unwrap(), &q).unwrap()
+        };
+        let k = rows.min(cols);
+        let g = g.to_vec::<f64>().unwrap();
+        for i in 0..k {
+            for j in 0..k {
+                let want = if i == j { gain * gain } else { 0.0 };
+                assert!(
+                    (g[i * k + j] - want).abs() < 1e-5,
+                    "{rows}x{cols} ({i}, {j}): {}",
+                    g[i * k + j]
+                );
+            }
+        }
+    }
+    // The sign correction makes Q Haar-distributed: its diagonal is not biased to one sign
+    // (an unadjusted Householder QR gives a diagonal mostly of one sign).
+    let mut positive = 0;
+    for _ in 0..200 {
+        let q = init::orthogonal(&[2, 2], 1.0)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        positive += (q[0] > 0.0) as usize;
+    }
+    assert!((60..140).contains(&positive), "{positive} of 200 positive");
+    for bad in [&[5][..], &[2, 3, 4][..]] {
+        let e = init::orthogonal(bad, 1.0).unwrap_err().to_string();
+        assert!(e.contains("orthogonal") && e.contains("2-D"), "{e}");
+    }
+}

@@ -3,11 +3,16 @@
 //!
 //! The program is the chain itself: each instruction is an ordinary unary, binary or ternary
 //! primitive over the node's inputs and earlier instructions, so its semantics are exactly
-//! those of the unfused ops. Inputs broadcast (NumPy's rule) to the node's shape.
+//! those of the unfused ops. Inputs broadcast (NumPy's rule) to the program's shape.
+//!
+//! A program may end in a reduction (`sum(x * y)`, `max(exp(x - m))`): then the node's
+//! output is the program's result reduced over [`FusedReduce::axes`], and a backend can reduce
+//! each value as it is computed, never storing the element-wise result.
 
 mod transforms;
 
 use super::Primitive;
+use super::reduce::ReduceKind;
 use crate::Dtype;
 use std::sync::Arc;
 
@@ -28,10 +33,35 @@ pub struct FusedInstr {
     pub dtype: Dtype,
 }
 
-/// The fused primitive: its program; the node's output is the last instruction's.
+/// The reduction that ends a fused program.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedReduce {
+    pub kind: ReduceKind,
+    /// Axes of the program's (broadcast) shape: normalised, sorted, distinct, not empty.
+    pub axes: Vec<usize>,
+    /// Whether the reduced axes stay (as 1) in the output.
+    pub keepdims: bool,
+}
+
+impl FusedReduce {
+    /// The output shape for a program of shape `shape`.
+    pub fn shape(&self, shape: &[usize]) -> Vec<usize> {
+        (0..shape.len())
+            .filter_map(|a| match (self.axes.contains(&a), self.keepdims) {
+                (false, _) => Some(shape[a]),
+                (true, true) => Some(1),
+                (true, false) => None,
+            })
+            .collect()
+    }
+}
+
+/// The fused primitive: its program; the node's output is the last instruction's, reduced
+/// when `reduce` says so.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedOp {
     pub program: Arc<Vec<FusedInstr>>,
+    pub reduce: Option<FusedReduce>,
 }
 
 impl FusedOp {
@@ -45,8 +75,22 @@ impl FusedOp {
         }
     }
 
+    /// The dtype of the program's element-wise result (before any reduction).
+    pub fn program_dtype(&self) -> Dtype {
+        self.program.last().map_or(Dtype::Float32, |i| i.dtype)
+    }
+
     /// The output dtype.
     pub fn dtype(&self) -> Dtype {
-        self.program.last().map_or(Dtype::Float32, |i| i.dtype)
+        let d = self.program_dtype();
+        self.reduce.as_ref().map_or(d, |r| r.kind.output_dtype(d))
+    }
+
+    /// The program as a fused op of its own, without the reduction.
+    pub fn elementwise(&self) -> FusedOp {
+        FusedOp {
+            program: self.program.clone(),
+            reduce: None,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! [`compile`]: trace a function once per input signature, simplify its graph, fuse chains of
-//! element-wise ops into single [`FusedOp`] nodes, and replay the result on each call.
+//! element-wise ops into single [`FusedOp`] nodes (with the reduction they feed, if any), and
+//! replay the result on each call.
 //!
 //! The traced program is a list of steps (primitives over the function's inputs, earlier
 //! steps and captured constants). Replaying it builds the same lazy graph `f` would, minus
@@ -11,7 +12,8 @@
 use super::Tracing;
 use super::graph::{key, tape};
 use crate::device::OutSpec;
-use crate::primitives::fused::{FusedArg, FusedInstr};
+use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce};
+use crate::primitives::reduce::ReduceOp;
 use crate::primitives::{FusedOp, Primitive, ShapeOp, TransformOp, UnaryOp};
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
@@ -312,22 +314,40 @@ fn fuse(p: &mut Program) {
         }
     }
     let fusable = |s: &Step| FusedOp::fusable(&s.prim) && s.outputs.len() == 1;
+    // A step that may join a region: element-wise, used once, and not an output.
+    let joins = |j: usize, absorbed: &[bool]| {
+        fusable(&p.steps[j]) && uses[j] == 1 && !is_output[j] && !absorbed[j]
+    };
     let mut absorbed = vec![false; n];
     let mut new_steps: Vec<Option<Step>> = p.steps.iter().cloned().map(Some).collect();
     for root in (0..n).rev() {
-        if !live[root] || absorbed[root] || !fusable(&p.steps[root]) {
+        if !live[root] || absorbed[root] {
             continue;
         }
-        // Grow the region from the root through single-use element-wise producers.
-        let mut region: Vec<usize> = vec![root];
-        let mut frontier = vec![root];
+        // A reduction of an element-wise result takes that result's region as its prologue.
+        let (top, reduce) = match (&p.steps[root].prim, p.steps[root].args.as_slice()) {
+            (Primitive::Reduce(ReduceOp::Reduce { kind, axes }), [Ref::Step(j, 0)])
+                if !axes.is_empty() && joins(*j, &absorbed) =>
+            {
+                let ndim = p.steps[*j].outputs[0].shape.len();
+                let keepdims = p.steps[root].outputs[0].shape.len() == ndim;
+                let r = FusedReduce {
+                    kind: *kind,
+                    axes: axes.clone(),
+                    keepdims,
+                };
+                (*j, Some(r))
+            }
+            _ if fusable(&p.steps[root]) => (root, None),
+            _ => continue,
+        };
+        // Grow the region from its top through single-use element-wise producers.
+        let mut region: Vec<usize> = vec![top];
+        let mut frontier = vec![top];
         while let Some(s) = frontier.pop() {
             for r in &p.steps[s].args {
                 if let Ref::Step(j, 0) = *r
-                    && fusable(&p.steps[j])
-                    && uses[j] == 1
-                    && !is_output[j]
-                    && !absorbed[j]
+                    && joins(j, &absorbed)
                     && !region.contains(&j)
                 {
                     region.push(j);
@@ -335,7 +355,7 @@ fn fuse(p: &mut Program) {
                 }
             }
         }
-        if region.len() < 2 {
+        if region.len() < 2 && reduce.is_none() {
             continue;
         }
         region.sort_unstable();
@@ -374,6 +394,7 @@ fn fuse(p: &mut Program) {
         new_steps[root] = Some(Step {
             prim: Primitive::Fused(FusedOp {
                 program: Arc::new(program),
+                reduce,
             }),
             args: inputs,
             outputs: p.steps[root].outputs.clone(),
@@ -453,7 +474,11 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
         let specs = if same_shapes {
             s.outputs.clone()
         } else {
-            let elementwise = matches!(s.prim, Primitive::Fused(_)) || FusedOp::fusable(&s.prim);
+            // A reducing fused step's axes hold only for the shapes it was traced with.
+            let elementwise = match &s.prim {
+                Primitive::Fused(op) => op.reduce.is_none(),
+                prim => FusedOp::fusable(prim),
+            };
             if !elementwise {
                 // Shapes the step was traced with must hold for its inputs.
                 let traced_inputs_same = s.args.iter().zip(&inputs).all(|(r, x)| match r {

@@ -9,13 +9,31 @@ use rayon::prelude::*;
 use umx_core::device::OutSpec;
 use umx_core::primitives::Primitive;
 use umx_core::primitives::fused::{FusedArg, FusedOp};
-use umx_core::shape::numel;
+use umx_core::primitives::reduce::ReduceOp;
+use umx_core::shape::{broadcast_shapes, numel};
 use umx_core::{ArrayData, Buffer, Error, Result, dispatch_dtype};
 
 /// Output elements per chunk: the temporaries of a chunk stay in the core's cache.
 const CHUNK: usize = 4096;
 
 pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+    if let Some(r) = &op.reduce {
+        // The element-wise result, then the ordinary reduction kernel over it.
+        let mut shape: Vec<usize> = Vec::new();
+        for x in &inputs {
+            shape = broadcast_shapes("fused", &shape, &x.shape)?;
+        }
+        let spec = OutSpec {
+            shape,
+            dtype: op.program_dtype(),
+        };
+        let values = eval(&op.elementwise(), inputs, &[spec])?;
+        let reduce = ReduceOp::Reduce {
+            kind: r.kind,
+            axes: r.axes.clone(),
+        };
+        return super::reduce::eval(&reduce, values, outputs);
+    }
     let out = outputs
         .first()
         .ok_or_else(|| Error::Device("fused: no output asked for".into()))?;

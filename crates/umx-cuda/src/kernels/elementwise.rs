@@ -18,7 +18,8 @@ use umx_core::{ArrayData, Dtype, Error, Result};
 
 /// Most axes the strided path takes (after merging); more go to the CPU fallback.
 pub const MAX_DIMS: usize = 8;
-const MAX_INPUTS: usize = 3;
+/// Most inputs of one kernel (a fused program's; the single ops have at most 3).
+pub const MAX_INPUTS: usize = 16;
 const THREADS: u32 = 256;
 
 /// An operand as the kernel sees it.
@@ -35,6 +36,20 @@ enum Operand {
 pub(crate) fn run(
     inputs: &[ArrayData],
     compute: &[Dtype],
+    expr: &str,
+    out_shape: &[usize],
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    run_program(inputs, compute, "", expr, out_shape, out_dtype)
+}
+
+/// [`run`] with statements before the result: `stmts` (C statements over the loaded inputs
+/// `x0`, `x1`, ..., declaring temporaries) run for each element, then `expr` is stored. This
+/// is how a fused program becomes one kernel.
+pub(crate) fn run_program(
+    inputs: &[ArrayData],
+    compute: &[Dtype],
+    stmts: &str,
     expr: &str,
     out_shape: &[usize],
     out_dtype: Dtype,
@@ -110,7 +125,7 @@ pub(crate) fn run(
         .unwrap_or(1);
     let per_thread = (16 / widest).max(1);
     // What the generated source depends on, for the kernel lookup.
-    let mut key = format!("ew|{expr}|{out_dtype:?}|{contiguous}");
+    let mut key = format!("ew|{stmts}|{expr}|{out_dtype:?}|{contiguous}");
     for ((x, c), o) in inputs.iter().zip(compute).zip(&operands) {
         let kind = if matches!(o, Operand::Value(_)) {
             'v'
@@ -133,7 +148,7 @@ pub(crate) fn run(
                     inputs,
                     compute,
                     &operands,
-                    expr,
+                    (stmts, expr),
                     out_dtype,
                     out_s,
                     Some(per_thread),
@@ -149,7 +164,17 @@ pub(crate) fn run(
         args.push_bytes(&dims);
         let f = function_for(
             &key,
-            || source(inputs, compute, &operands, expr, out_dtype, out_s, None),
+            || {
+                source(
+                    inputs,
+                    compute,
+                    &operands,
+                    (stmts, expr),
+                    out_dtype,
+                    out_s,
+                    None,
+                )
+            },
             "umx_elementwise",
         )?;
         (f, n)
@@ -164,7 +189,7 @@ fn source(
     inputs: &[ArrayData],
     compute: &[Dtype],
     operands: &[Operand],
-    expr: &str,
+    (stmts, expr): (&str, &str),
     out_dtype: Dtype,
     out_s: &str,
     per_thread: Option<usize>,
@@ -195,7 +220,10 @@ fn source(
             }
         }
     }
-    let body = format!("{loads_at}    out[i] = {};\n", store(out_dtype, expr));
+    let body = format!(
+        "{loads_at}{stmts}    out[i] = {};\n",
+        store(out_dtype, expr)
+    );
     let mut src = format!("{HEADER}{PRELUDE}\n");
     match per_thread {
         Some(e) => {
@@ -218,6 +246,7 @@ fn source(
                 };
                 vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
             }
+            vbody += stmts;
             src += &format!(
                 r#"
 extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {{

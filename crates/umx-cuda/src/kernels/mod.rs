@@ -7,8 +7,9 @@ pub mod reduce;
 pub mod source;
 
 use umx_core::device::OutSpec;
+use umx_core::primitives::fused::FusedOp;
 use umx_core::primitives::unary::UnaryClass;
-use umx_core::primitives::{BinaryOp, ShapeOp, TernaryOp, UnaryOp};
+use umx_core::primitives::{BinaryOp, Primitive, ShapeOp, TernaryOp, UnaryOp};
 use umx_core::{ArrayData, Dtype, Error, Result, promote_types};
 
 type Outs = Result<Option<Vec<ArrayData>>>;
@@ -112,4 +113,118 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         (ShapeOp::Copy, [x]) => Ok(contiguous(x, out.dtype)?.map(|o| vec![o])),
         _ => Ok(None),
     }
+}
+
+/// A fused element-wise program (what `compile` makes of an element-wise chain) as one
+/// generated kernel: each instruction becomes a C statement over the loaded inputs and the
+/// earlier instructions, rounded to its dtype as the unfused op would store it, so the result
+/// equals the unfused chain's. Programs with an instruction the generator has no expression
+/// for run on the CPU fallback.
+pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    let out = first_out("fused", outputs)?;
+    if inputs.len() > elementwise::MAX_INPUTS
+        || out.dtype == Dtype::Complex64
+        || inputs.iter().any(|x| x.dtype == Dtype::Complex64)
+    {
+        return Ok(None);
+    }
+    let Some(stmts) = fused_statements(op, inputs)? else {
+        return Ok(None);
+    };
+    let last = format!("t{}", op.program.len().saturating_sub(1));
+    let compute: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
+    let Some(r) = &op.reduce else {
+        return Ok(elementwise::run_program(
+            inputs, &compute, &stmts, &last, &out.shape, out.dtype,
+        )?
+        .map(|o| vec![o]));
+    };
+    // A reduction prologue: one pass where the layout allows it, else the program's result
+    // stored and reduced.
+    let values = reduce::Values {
+        inputs: inputs.to_vec(),
+        stmts: stmts.clone(),
+        value: last.clone(),
+        dtype: op.program_dtype(),
+    };
+    if let Some(o) = reduce::eval_fused(r.kind, &r.axes, values, out)? {
+        return Ok(Some(vec![o]));
+    }
+    let mut shape: Vec<usize> = Vec::new();
+    for x in inputs {
+        shape = umx_core::shape::broadcast_shapes("fused", &shape, &x.shape)?;
+    }
+    let Some(full) =
+        elementwise::run_program(inputs, &compute, &stmts, &last, &shape, op.program_dtype())?
+    else {
+        return Ok(None);
+    };
+    let reduce = umx_core::primitives::reduce::ReduceOp::Reduce {
+        kind: r.kind,
+        axes: r.axes.clone(),
+    };
+    let full = [full];
+    match reduce::eval(&reduce, &full, outputs)? {
+        Some(o) => Ok(Some(o)),
+        // The CPU fallback would redo the whole program: reduce the stored result there.
+        None => crate::fallback::eval(&Primitive::Reduce(reduce), full.to_vec(), outputs).map(Some),
+    }
+}
+
+/// The C statements of a fused program: `t{k}` is instruction `k`'s value in the compute type
+/// of its dtype. `None` when an instruction has no C expression.
+fn fused_statements(op: &FusedOp, inputs: &[ArrayData]) -> Result<Option<String>> {
+    use umx_core::primitives::codegen::c_compute_type;
+    use umx_core::primitives::fused::FusedArg;
+    let program = &op.program;
+    let arg = |a: &FusedArg| -> Result<(String, Dtype)> {
+        match *a {
+            FusedArg::Input(i) if i < inputs.len() => Ok((format!("x{i}"), inputs[i].dtype)),
+            FusedArg::Instr(k) if k < program.len() => Ok((format!("t{k}"), program[k].dtype)),
+            other => Err(Error::Device(format!(
+                "fused: operand {other:?} out of range"
+            ))),
+        }
+    };
+    let mut stmts = String::new();
+    for (k, ins) in program.iter().enumerate() {
+        let Some(ct) = c_compute_type(ins.dtype) else {
+            return Ok(None);
+        };
+        let args = ins.args.iter().map(arg).collect::<Result<Vec<_>>>()?;
+        let expr = match (&ins.prim, args.as_slice()) {
+            (Primitive::Unary(u), [(a, at)]) => match u.class() {
+                UnaryClass::Cast => Some(a.clone()),
+                _ => u.c_expr(*at, a),
+            },
+            (Primitive::Binary(b), [(a, at), (c, bt)]) if *b != BinaryOp::DivMod => {
+                match b.compute_dtype(promote_types(*at, *bt)) {
+                    Some(compute) => match c_compute_type(compute) {
+                        Some(cc) => b.c_expr(
+                            compute,
+                            &format!("(({cc})({a}))"),
+                            &format!("(({cc})({c}))"),
+                        ),
+                        None => None,
+                    },
+                    None => None,
+                }
+            }
+            (Primitive::Ternary(TernaryOp::Select), [(c, _), (a, _), (b, _)]) => {
+                Some(format!("(((bool)({c})) ? (({ct})({a})) : (({ct})({b})))"))
+            }
+            _ => {
+                return Err(Error::Device(format!(
+                    "fused: instruction {k} ({}) with {} operands",
+                    ins.prim.name(),
+                    args.len()
+                )));
+            }
+        };
+        let Some(expr) = expr else { return Ok(None) };
+        // The value as the unfused op would have stored it, back in the compute type.
+        let stored = source::load(ins.dtype, &source::store(ins.dtype, &expr), ct);
+        stmts += &format!("    {ct} t{k} = {stored};\n");
+    }
+    Ok(Some(stmts))
 }

@@ -177,14 +177,82 @@ pub fn eval(
             None => return Ok(None),
         }
     };
+    let values = Values::single(data);
+    launch_reduce(*kind, &red, &values, outer, k, inner, out).map(|r| Some(vec![r]))
+}
+
+/// What a reduction kernel reduces: row-major contiguous inputs of one shape, and the C
+/// statements that make each value from them (`x0`, `x1`, ... loaded in their compute types)
+/// ending in `value`, of `dtype`'s compute type.
+pub(crate) struct Values {
+    pub inputs: Vec<ArrayData>,
+    pub stmts: String,
+    pub value: String,
+    pub dtype: Dtype,
+}
+
+impl Values {
+    /// One input's elements as they are.
+    fn single(x: ArrayData) -> Values {
+        Values {
+            dtype: x.dtype,
+            inputs: vec![x],
+            stmts: String::new(),
+            value: "x0".into(),
+        }
+    }
+}
+
+/// A reduction whose values a fused program computes from its inputs (a reduction prologue).
+/// `None` when the layout does not allow one pass: the inputs are not all row-contiguous
+/// arrays of the program's shape on the device, or the reduced axes are not one run. The
+/// caller then stores the program's result and reduces it.
+pub(crate) fn eval_fused(
+    kind: ReduceKind,
+    axes: &[usize],
+    values: Values,
+    out: &OutSpec,
+) -> Result<Option<ArrayData>> {
+    let Some(shape) = values.inputs.first().map(|x| x.shape.clone()) else {
+        return Ok(None);
+    };
+    let run = !axes.is_empty()
+        && axes.windows(2).all(|w| w[1] == w[0] + 1)
+        && axes.iter().all(|&a| a < shape.len());
+    let layout_ok = values.inputs.iter().all(|x| {
+        x.shape == shape && x.is_row_contiguous() && x.buffer.residency().device.is_some()
+    });
+    if !run || !layout_ok || numel(&shape) == 0 {
+        return Ok(None);
+    }
+    let Some(red) = plan(kind, values.dtype) else {
+        return Ok(None);
+    };
+    let (a0, a1) = (axes[0], axes[axes.len() - 1]);
+    let outer: usize = shape[..a0].iter().product();
+    let k: usize = shape[a0..=a1].iter().product();
+    let inner: usize = shape[a1 + 1..].iter().product();
+    launch_reduce(kind, &red, &values, outer, k, inner, out).map(Some)
+}
+
+/// Launches the reduction of `values` laid out as `(outer, k, inner)`, reducing `k`.
+fn launch_reduce(
+    kind: ReduceKind,
+    red: &Red,
+    values: &Values,
+    outer: usize,
+    k: usize,
+    inner: usize,
+    out: &OutSpec,
+) -> Result<ArrayData> {
     let n_out = outer * inner;
     if n_out != numel(&out.shape) {
         return Err(Error::Device(format!(
             "{}: output size mismatch",
-            op.name()
+            kind.name()
         )));
     }
-    let scale = (*kind == ReduceKind::Mean).then(|| 1.0 / k as f64);
+    let scale = (kind == ReduceKind::Mean).then(|| 1.0 / k as f64);
     let g = gpu()?;
     let (buffer, out_ptr) = output(n_out * out.dtype.size())?;
     let result = ArrayData {
@@ -195,18 +263,25 @@ pub fn eval(
         offset: 0,
     };
     if n_out == 0 {
-        return Ok(Some(vec![result]));
+        return Ok(result);
     }
-    let in_ptr = input_ptr(&data)?;
+    let ptrs = values
+        .inputs
+        .iter()
+        .map(input_ptr)
+        .collect::<Result<Vec<u64>>>()?;
+    let with_inputs = |args: &mut Args| {
+        for &p in &ptrs {
+            args.push(p);
+        }
+    };
     if inner > 1 {
-        let src = col_source(&red, data.dtype, out.dtype, scale);
+        let src = col_source(red, &values.prologue(), out.dtype, scale);
         let f = function(&src, "umx_reduce_col")?;
         let mut args = Args::default();
-        args.push(out_ptr)
-            .push(in_ptr)
-            .push(outer as i64)
-            .push(k as i64)
-            .push(inner as i64);
+        args.push(out_ptr);
+        with_inputs(&mut args);
+        args.push(outer as i64).push(k as i64).push(inner as i64);
         launch(
             f,
             grid_for(n_out, THREADS, g.sm_count),
@@ -214,7 +289,7 @@ pub fn eval(
             0,
             &mut args.pointers(),
         )?;
-        return Ok(Some(vec![result]));
+        return Ok(result);
     }
     // Rows. Few long rows: split each over several blocks, then combine the parts.
     let parts = if outer < 2 * g.sm_count as usize && k > 2 * SPLIT_CHUNK {
@@ -224,16 +299,22 @@ pub fn eval(
     } else {
         1
     };
-    let e = (16 / data.dtype.size()).max(1);
+    let widest = values
+        .inputs
+        .iter()
+        .map(|x| x.dtype.size())
+        .max()
+        .unwrap_or(1);
+    let e = (16 / widest).max(1);
     let chunk = k.div_ceil(parts).div_ceil(e) * e;
-    let aligned = in_ptr % 16 == 0 && k % e == 0;
+    let aligned = ptrs.iter().all(|p| p % 16 == 0) && k % e == 0;
     if parts == 1 {
-        let src = row_source(&red, data.dtype, out.dtype, scale, e);
+        let src = row_source(red, &values.prologue(), out.dtype, scale, e);
         let f = function(&src, "umx_reduce_row")?;
         let mut args = Args::default();
-        args.push(out_ptr)
-            .push(in_ptr)
-            .push(k as i64)
+        args.push(out_ptr);
+        with_inputs(&mut args);
+        args.push(k as i64)
             .push(chunk as i64)
             .push(1i32)
             .push(aligned as i32);
@@ -241,18 +322,24 @@ pub fn eval(
     } else {
         let acc_size = red.acc.size();
         let (scratch, scratch_ptr) = output(outer * parts * acc_size)?;
-        let src1 = row_source(&red, data.dtype, red.acc, None, e);
+        let src1 = row_source(red, &values.prologue(), red.acc, None, e);
         let f1 = function(&src1, "umx_reduce_row")?;
         let mut args = Args::default();
-        args.push(scratch_ptr)
-            .push(in_ptr)
-            .push(k as i64)
+        args.push(scratch_ptr);
+        with_inputs(&mut args);
+        args.push(k as i64)
             .push(chunk as i64)
             .push(parts as i32)
             .push(aligned as i32);
         launch(f1, (outer * parts) as u32, THREADS, 0, &mut args.pointers())?;
+        // The parts combine as plain accumulator values.
+        let partials = Prologue {
+            dtypes: vec![red.acc],
+            stmts: "",
+            value: "x0",
+        };
         let ea = (16 / acc_size).max(1);
-        let src2 = row_source(&red, red.acc, out.dtype, scale, ea);
+        let src2 = row_source(red, &partials, out.dtype, scale, ea);
         let f2 = function(&src2, "umx_reduce_row")?;
         let mut args = Args::default();
         args.push(out_ptr)
@@ -265,7 +352,7 @@ pub fn eval(
         // The scratch goes back to the pool; the stream orders its reuse after this launch.
         drop(scratch);
     }
-    Ok(Some(vec![result]))
+    Ok(result)
 }
 
 /// A float constant as C source: infinities and NaN as bit patterns (NVRTC has no math.h, so
@@ -278,15 +365,6 @@ fn c_float(v: f64, t: Dtype) -> String {
     }
 }
 
-/// Loads stored value `v` of `input` as an accumulator value.
-fn load_acc(red: &Red, input: Dtype, v: &str, a: &str) -> String {
-    if red.truthy {
-        format!("(({a}){})", load(input, v, "bool"))
-    } else {
-        load(input, v, a)
-    }
-}
-
 /// The final store of an accumulator: scaled for the mean, converted to the output dtype.
 fn finish(red: &Red, out: Dtype, scale: Option<f64>, acc: &str) -> String {
     let t = c_compute_type(red.acc).unwrap_or("float");
@@ -296,29 +374,89 @@ fn finish(red: &Red, out: Dtype, scale: Option<f64>, acc: &str) -> String {
     }
 }
 
-fn row_source(red: &Red, input: Dtype, out: Dtype, scale: Option<f64>, e: usize) -> String {
+/// The kernel parameters of the inputs (`in0`, `in1`, ...).
+fn input_params(dtypes: &[Dtype]) -> String {
+    dtypes
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            format!(
+                ", const {}* __restrict__ in{i}",
+                storage_type(d).unwrap_or("void")
+            )
+        })
+        .collect()
+}
+
+/// C statements making the accumulator value `x` from the stored inputs, where input `i`'s
+/// element is `at(i)`: each input loaded in its compute type, the prologue's statements, and
+/// the value converted (to its truth for all/any: 0.5 is true, not 0).
+fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String) -> String {
     let a = c_compute_type(red.acc).unwrap_or("float");
-    let is = storage_type(input).unwrap_or("void");
+    let mut s = String::new();
+    for (i, &d) in pro.dtypes.iter().enumerate() {
+        let ct = c_compute_type(d).unwrap_or("void");
+        s += &format!("{ct} x{i} = {}; ", load(d, &at(i), ct));
+    }
+    s += pro.stmts;
+    if red.truthy {
+        s += &format!("{a} x = (({a})((bool)({})));", pro.value);
+    } else {
+        s += &format!("{a} x = (({a})({}));", pro.value);
+    }
+    s
+}
+
+/// What the source generators need of [`Values`]: the inputs' dtypes, the statements and the
+/// value.
+struct Prologue<'a> {
+    dtypes: Vec<Dtype>,
+    stmts: &'a str,
+    value: &'a str,
+}
+
+impl Values {
+    fn prologue(&self) -> Prologue<'_> {
+        Prologue {
+            dtypes: self.inputs.iter().map(|x| x.dtype).collect(),
+            stmts: &self.stmts,
+            value: &self.value,
+        }
+    }
+}
+
+fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize) -> String {
+    let a = c_compute_type(red.acc).unwrap_or("float");
     let os = storage_type(out).unwrap_or("void");
     let f = red.acc.is_float();
     let comb = |x: &str, y: &str| (red.comb)(x, y, f);
+    let params = input_params(&v.dtypes);
+    let packs: String = v
+        .dtypes
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let is = storage_type(d).unwrap_or("void");
+            format!("umx_pack<{is}, {e}> q{i} = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
+        })
+        .collect();
+    let from_packs = value_of(red, v, &|i| format!("q{i}.v[k]"));
+    let from_rows = value_of(red, v, &|i| format!("in{i}[r * K + idx]"));
     format!(
         r#"{HEADER}{PRELUDE}
-extern "C" __global__ void umx_reduce_row({os}* __restrict__ out, const {is}* __restrict__ in, long long K, long long chunk, int parts, int aligned) {{
+extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long long K, long long chunk, int parts, int aligned) {{
   long long r = blockIdx.x / parts;
   long long p = blockIdx.x % parts;
-  const {is}* row = in + r * K;
   long long lo = p * chunk, hi = lo + chunk < K ? lo + chunk : K;
   {a} acc = {init};
   if (aligned) {{
-    const umx_pack<{is}, {e}>* v = (const umx_pack<{is}, {e}>*)row;
     for (long long j = lo / {e} + threadIdx.x; j < hi / {e}; j += blockDim.x) {{
-      umx_pack<{is}, {e}> q = v[j];
+      {packs}
       #pragma unroll
-      for (int k = 0; k < {e}; k++) {{ {a} x = {lq}; acc = {c1}; }}
+      for (int k = 0; k < {e}; k++) {{ {from_packs} acc = {c1}; }}
     }}
   }} else {{
-    for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x) {{ {a} x = {lr}; acc = {c1}; }}
+    for (long long idx = lo + threadIdx.x; idx < hi; idx += blockDim.x) {{ {from_rows} acc = {c1}; }}
   }}
   for (int off = 16; off > 0; off >>= 1) {{ {a} o = __shfl_down_sync(0xffffffffu, acc, off); acc = {c2}; }}
   __shared__ {a} warps[32];
@@ -333,34 +471,32 @@ extern "C" __global__ void umx_reduce_row({os}* __restrict__ out, const {is}* __
 }}
 "#,
         init = red.init,
-        lq = load_acc(red, input, "q.v[k]", a),
-        lr = load_acc(red, input, "row[i]", a),
         c1 = comb("acc", "x"),
         c2 = comb("acc", "o"),
         fin = finish(red, out, scale, "acc"),
     )
 }
 
-fn col_source(red: &Red, input: Dtype, out: Dtype, scale: Option<f64>) -> String {
+fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String {
     let a = c_compute_type(red.acc).unwrap_or("float");
-    let is = storage_type(input).unwrap_or("void");
     let os = storage_type(out).unwrap_or("void");
     let f = red.acc.is_float();
+    let params = input_params(&v.dtypes);
+    let from_cols = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
     format!(
         r#"{HEADER}{PRELUDE}
-extern "C" __global__ void umx_reduce_col({os}* __restrict__ out, const {is}* __restrict__ in, long long outer, long long K, long long inner) {{
+extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner) {{
   long long step = (long long)gridDim.x * blockDim.x;
   for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < outer * inner; t += step) {{
     long long o = t / inner, i = t % inner;
-    const {is}* p = in + o * K * inner + i;
+    long long base = o * K * inner + i;
     {a} acc = {init};
-    for (long long k = 0; k < K; k++) {{ {a} x = {lp}; acc = {c}; }}
+    for (long long k = 0; k < K; k++) {{ {from_cols} acc = {c}; }}
     out[t] = {fin};
   }}
 }}
 "#,
         init = red.init,
-        lp = load_acc(red, input, "p[k * inner]", a),
         c = (red.comb)("acc", "x", f),
         fin = finish(red, out, scale, "acc"),
     )

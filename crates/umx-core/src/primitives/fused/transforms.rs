@@ -1,8 +1,10 @@
 //! vjp, jvp and vmap rules of the fused primitive: the program is expanded back into its
-//! ordinary element-wise primitives, whose rules apply; batching keeps it fused.
+//! ordinary element-wise primitives (and reduction), whose rules apply; batching keeps an
+//! element-wise program fused and batches a reducing one through its expansion.
 
 use super::{FusedArg, FusedOp};
 use crate::primitives::Primitive;
+use crate::primitives::reduce::ReduceOp;
 use crate::transforms::rules::*;
 use crate::{Array, Result};
 
@@ -30,9 +32,21 @@ impl FusedOp {
                 ins.dtype,
             )?);
         }
-        values
+        let v = values
             .pop()
-            .ok_or_else(|| crate::Error::Invalid("compile: an empty fused program".into()))
+            .ok_or_else(|| crate::Error::Invalid("compile: an empty fused program".into()))?;
+        match &self.reduce {
+            None => Ok(v),
+            Some(r) => {
+                let shape = r.shape(v.shape());
+                let dtype = r.kind.output_dtype(v.dtype());
+                let prim = Primitive::Reduce(ReduceOp::Reduce {
+                    kind: r.kind,
+                    axes: r.axes.clone(),
+                });
+                Array::from_primitive(prim, vec![v], shape, dtype)
+            }
+        }
     }
 
     /// `f(float inputs)` = the expanded program with the other inputs held fixed: what
@@ -94,6 +108,15 @@ impl FusedOp {
         axes: &[Option<usize>],
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
-        elementwise_vmap(Primitive::Fused(self.clone()), inputs, axes, outputs)
+        if self.reduce.is_none() {
+            return elementwise_vmap(Primitive::Fused(self.clone()), inputs, axes, outputs);
+        }
+        let in_axes: Vec<Option<i64>> = axes.iter().map(|a| a.map(|a| a as i64)).collect();
+        let f = crate::transforms::vmap(
+            |xs: &[Array]| Ok(vec![self.expand(xs)?]),
+            &in_axes,
+            &[Some(0)],
+        );
+        Ok((f(inputs)?, vec![Some(0)]))
     }
 }

@@ -1,0 +1,97 @@
+"""GPU peers of bench/src/bin/gpu.rs: torch eager, torch.compile and jax.jit on the same
+workloads, timed the same way (after warm-up, `reps` calls back to back, one synchronisation,
+mean per call). Prints one JSON object: {"workload/peer": milliseconds}; a peer that fails
+gives "workload/peer:error" instead. Usage: python3 peers_gpu.py [torch] [jax]"""
+import json, os, sys, time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+res = {}
+N = 1 << 28
+only = sys.argv[1:]
+
+
+def timed(fn, sync, reps):
+    for _ in range(3):
+        out = fn()
+    sync(out)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        out = fn()
+    sync(out)
+    return (time.perf_counter() - t0) / reps * 1e3
+
+
+def record(key, thunk):
+    try:
+        res[key] = thunk()
+    except Exception as e:  # a peer that cannot run is reported, not fatal
+        res[key + ":error"] = repr(e)[:200]
+
+
+def bench_torch():
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    sync = lambda _: torch.cuda.synchronize()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(N, device="cuda", generator=g)
+    y = torch.randn(N, device="cuda", generator=g)
+    chain = lambda x: (x * 2 + 5) / 3
+    dot = lambda x, y: (x * y).sum()
+    a = torch.randn(1024, 4096, device="cuda", generator=g)
+    w = torch.randn(4096, 4096, device="cuda", generator=g) / 64
+    b = torch.randn(4096, device="cuda", generator=g)
+    layer = lambda a, w, b: F.gelu(a @ w + b)
+    for name, f, args in [("chain", chain, (x,)), ("sum_xy", dot, (x, y)), ("gelu_linear", layer, (a, w, b))]:
+        record(f"{name}/torch", lambda: timed(lambda: f(*args), sync, 20))
+        fc = torch.compile(f)
+        record(f"{name}/torch.compile", lambda: timed(lambda: fc(*args), sync, 20))
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.GELU())], nn.Linear(4096, 10)).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    xb = torch.randn(1024, 4096, device="cuda")
+    yb = torch.randint(0, 10, (1024,), device="cuda")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    record("mlp_step/torch", lambda: timed(step, sync, 20))
+
+
+def bench_jax():
+    import jax
+    import jax.numpy as jnp
+
+    sync = lambda out: jax.block_until_ready(out)
+    k = jax.random.split(jax.random.PRNGKey(0), 5)
+    x = jax.random.normal(k[0], (N,))
+    y = jax.random.normal(k[1], (N,))
+    a = jax.random.normal(k[2], (1024, 4096))
+    w = jax.random.normal(k[3], (4096, 4096)) / 64
+    b = jax.random.normal(k[4], (4096,))
+    prec = jax.lax.Precision.HIGHEST
+    cases = [
+        ("chain", lambda x: (x * 2 + 5) / 3, (x,)),
+        ("sum_xy", lambda x, y: (x * y).sum(), (x, y)),
+        ("gelu_linear", lambda a, w, b: jax.nn.gelu(jnp.matmul(a, w, precision=prec) + b, approximate=False), (a, w, b)),
+    ]
+    for name, f, args in cases:
+        fj = jax.jit(f)
+        record(f"{name}/jax.jit", lambda: timed(lambda: fj(*args), sync, 20))
+
+
+for name, fn in [("torch", bench_torch), ("jax", bench_jax)]:
+    if only and name not in only:
+        continue
+    try:
+        fn()
+    except Exception as e:
+        res[f"{name}:error"] = repr(e)[:300]
+print(json.dumps(res))

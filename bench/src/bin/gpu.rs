@@ -1,0 +1,192 @@
+//! GPU benchmark: umx (eager and compiled) side by side with torch eager, torch.compile and
+//! jax.jit, run in the same invocation on the same card.
+//!
+//! ```sh
+//! cargo build --release -p umx-bench --bin gpu     # here; then on the GPU machine:
+//! target/release/gpu                               # runs bench/peers_gpu.py for the peers
+//! ```
+//!
+//! Workloads (float32): the element-wise chain `(x*2+5)/3` and `sum(x*y)` over 2^28 elements,
+//! a `GELU(x @ W + b)` layer (1024 × 4096 by 4096 × 4096), and one training step of
+//! 4 × Linear(4096) + GELU with a 10-way head, batch 1024, cross-entropy and AdamW. Each time is
+//! the mean of back-to-back calls after a warm-up, with one synchronisation at the end, for umx
+//! and the peers alike. The table gives milliseconds and the ratio of the best peer to umx's
+//! best (above 1: umx is faster).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+use umx::nn::losses::{self, Reduction};
+use umx::nn::{self, ModuleExt};
+use umx::optim::{self, Optimizer};
+use umx::prelude::*;
+use umx::transforms::compile;
+
+const N: usize = 1 << 28;
+
+fn sync() -> Result<()> {
+    umx::device::backend(Device::Gpu(0))?.synchronize(umx::Stream::default_of(Device::Gpu(0)))
+}
+
+/// Mean milliseconds of `reps` back-to-back calls after three warm-up calls.
+fn timed(reps: usize, mut f: impl FnMut() -> Result<Vec<Array>>) -> Result<f64> {
+    for _ in 0..3 {
+        eval(&f()?)?;
+    }
+    sync()?;
+    let t = Instant::now();
+    for _ in 0..reps {
+        eval(&f()?)?;
+    }
+    sync()?;
+    Ok(t.elapsed().as_secs_f64() / reps as f64 * 1e3)
+}
+
+type Fun = std::sync::Arc<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
+
+fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
+    let key = random::key(0)?;
+    let ks = random::split(&key, 5)?;
+    let k = |i: usize| ops::take(&ks, &Array::from_slice(&[i as u32], &[])?, Some(0));
+    let x = random::normal(&[N], None, 0.0, 1.0, Some(&k(0)?))?;
+    let y = random::normal(&[N], None, 0.0, 1.0, Some(&k(1)?))?;
+    let a = random::normal(&[1024, 4096], None, 0.0, 1.0, Some(&k(2)?))?;
+    let w = ops::divide(
+        random::normal(&[4096, 4096], None, 0.0, 1.0, Some(&k(3)?))?,
+        64.0,
+    )?;
+    let b = random::normal(&[4096], None, 0.0, 1.0, Some(&k(4)?))?;
+    eval([&x, &y, &a, &w, &b])?;
+
+    let chain: Fun = std::sync::Arc::new(|v: &[Array]| {
+        Ok(vec![ops::divide(
+            ops::add(ops::multiply(&v[0], 2.0)?, 5.0)?,
+            3.0,
+        )?])
+    });
+    let dot: Fun = std::sync::Arc::new(|v: &[Array]| {
+        Ok(vec![ops::sum(&ops::multiply(&v[0], &v[1])?, None, false)?])
+    });
+    let layer: Fun = std::sync::Arc::new(|v: &[Array]| {
+        Ok(vec![nn::gelu(&ops::add(
+            ops::matmul(&v[0], &v[1])?,
+            &v[2],
+        )?)?])
+    });
+    for (name, f, args) in [
+        ("chain", chain, vec![x.clone()]),
+        ("sum_xy", dot, vec![x.clone(), y.clone()]),
+        ("gelu_linear", layer, vec![a.clone(), w.clone(), b.clone()]),
+    ] {
+        let eager = f.clone();
+        times.insert(format!("{name}/umx"), timed(20, || eager(&args))?);
+        let compiled = compile(move |v: &[Array]| f(v), false);
+        times.insert(
+            format!("{name}/umx compiled"),
+            timed(20, || compiled(&args))?,
+        );
+    }
+    drop((x, y));
+    umx::cuda::memory::clear_cache()?;
+
+    // One training step of the MLP.
+    random::seed(0);
+    let mut model = nn::Sequential::new();
+    for _ in 0..4 {
+        model = model
+            .push(nn::Linear::new(4096, 4096, true)?)
+            .push(nn::GELU);
+    }
+    let mut model = model.push(nn::Linear::new(4096, 10, true)?);
+    let xb = random::normal(&[1024, 4096], None, 0.0, 1.0, None)?;
+    let yb = random::randint(0, 10, &[1024], Dtype::Int32, None)?;
+    let loss_fn = |m: &nn::Sequential, (x, y): (Array, Array)| {
+        losses::cross_entropy(&m.forward(&x)?, &y, None, -1, 0.0, Reduction::Mean)
+    };
+    let step = nn::value_and_grad(loss_fn);
+    let mut opt = Optimizer::new(optim::AdamW::default(), 1e-4);
+    let ms = timed(20, || {
+        let (loss, grads) = step(&model, (xb.clone(), yb.clone()))?;
+        opt.update(&mut model, &grads)?;
+        let mut live: Vec<Array> = model.parameters().into_values().collect();
+        live.extend(opt.state()?.into_values());
+        live.push(loss);
+        Ok(live)
+    })?;
+    times.insert("mlp_step/umx".into(), ms);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    umx::init();
+    if umx::cuda::device_count() == 0 {
+        eprintln!("gpu: no CUDA device found");
+        std::process::exit(1);
+    }
+    let mut times = BTreeMap::new();
+    run_umx(&mut times)?;
+    let fallbacks = umx::cuda::fallback_ops();
+    umx::cuda::memory::clear_cache()?;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_gpu.py");
+    let script = if std::path::Path::new(script).exists() {
+        script.to_string()
+    } else {
+        "bench/peers_gpu.py".to_string()
+    };
+    match Command::new("python3").arg(&script).output() {
+        Ok(out) => match serde_json::from_slice::<BTreeMap<String, Value>>(&out.stdout) {
+            Ok(peers) => {
+                for (k, v) in peers {
+                    match v.as_f64() {
+                        Some(ms) => {
+                            times.insert(k, ms);
+                        }
+                        None => eprintln!("peer {k}: {v}"),
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "peers: no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        },
+        Err(e) => eprintln!("peers: python3 did not run: {e}"),
+    }
+
+    let card = umx::cuda::device_info()
+        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
+        .unwrap_or_default();
+    println!("card: {card}");
+    let cols = ["umx", "umx compiled", "torch", "torch.compile", "jax.jit"];
+    print!("{:<12}", "ms");
+    for c in cols {
+        print!(" {c:>13}");
+    }
+    println!(" {:>16}", "best peer / umx");
+    for w in ["chain", "sum_xy", "gelu_linear", "mlp_step"] {
+        print!("{w:<12}");
+        for c in cols {
+            match times.get(&format!("{w}/{c}")) {
+                Some(ms) => print!(" {ms:>13.3}"),
+                None => print!(" {:>13}", "-"),
+            }
+        }
+        let best = |cs: &[&str]| {
+            cs.iter()
+                .filter_map(|c| times.get(&format!("{w}/{c}")).copied())
+                .fold(f64::INFINITY, f64::min)
+        };
+        let ratio = best(&cols[2..]) / best(&cols[..2]);
+        println!(" {ratio:>16.2}");
+    }
+    if let Some(ms) = times.get("chain/umx compiled") {
+        println!(
+            "compiled chain: {:.0} GB/s (8 bytes an element)",
+            8.0 * N as f64 / ms / 1e6
+        );
+    }
+    println!("ops on the CPU fallback: {fallbacks:?}");
+    Ok(())
+}
