@@ -4,7 +4,7 @@ Result dtypes follow MLX (its promotion table, true division to float32, shifts 
 uint8, float16 with bfloat16 giving float32); values come from NumPy computed in that dtype
 (float16 and bfloat16 in float32, rounded once, as MLX does).
 
-Case conventions read by `crates/umx/tests/ops_binary.rs`:
+Case conventions read by `crates/umx/tests/conformance/ops_binary.rs`:
 - kwarg `scalar` (+ `side`: "right" or "left"): the second operand is a weak Rust scalar
   (f64 for a float, i64 for an int, bool) instead of an array input;
 - `isclose` takes `isclose_rtol`, `isclose_atol`, `equal_nan`; `clip` takes `a_min`/`a_max` (a number or null)

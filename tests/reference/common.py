@@ -1,7 +1,7 @@
 """Shared helpers for the scripts that write NumPy reference values for the op tests.
 
 Each family has its own script (`unary.py`, `reduce.py`, ...) that builds a list of cases and
-writes `<family>.json` beside it. The Rust harness (`crates/umx/tests/common/mod.rs`) reads
+writes `<family>.json` beside it. The Rust harness (`crates/umx/tests/conformance/common/mod.rs`) reads
 them and runs each case on contiguous, transposed and strided inputs.
 
 Regenerate with `python3 tests/reference/<family>.py` (needs numpy and ml_dtypes).

@@ -1,6 +1,7 @@
 //! Random ops: MLX's exact numbers for the same key (tests/reference/random.py records them),
 //! statistics of large samples, determinism, and bad input.
 
+#[path = "conformance/common/mod.rs"]
 mod common;
 
 use common::{kw_f64, kw_i64, kw_i64s, kw_str};

@@ -1,6 +1,7 @@
 //! Shape ops against NumPy (tests/reference/shape.py), views sharing memory, and big inputs
 //! that take the kernels' parallel paths.
 
+#[path = "conformance/common/mod.rs"]
 mod common;
 
 use common::{kw_axes, kw_i64, kw_i64s, kw_str};

@@ -1,6 +1,6 @@
 //! Convolutions against MLX's values (tests/reference/conv.py records them).
 
-mod common;
+use crate::common;
 
 use common::{kw_bool, kw_i64, kw_i64s};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The sort family against NumPy (tests/reference/sort.py), plus properties of large inputs.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::cmp::Ordering;

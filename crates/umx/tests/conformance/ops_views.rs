@@ -1,6 +1,6 @@
 //! Ops of every family on broadcast (zero-stride) views: `tests/reference/views.py`.
 
-mod common;
+use crate::common;
 use common::*;
 use umx::prelude::*;
 

@@ -20,7 +20,7 @@
 //! the transformations. Checkpoint's memory test lives alone in `transforms_memory.rs` (the
 //! memory statistics are process-wide).
 
-mod common;
+use crate::common;
 #[path = "common/fd.rs"]
 mod fd;
 

@@ -1,4 +1,4 @@
-//! The op table's machinery for `tests/transforms.rs`: input domains, deterministic random
+//! The op table's machinery for `conformance/transforms.rs`: input domains, deterministic random
 //! inputs, and the three checks every table entry drives.
 //!
 //! * [`check_vjp`]: the vector-Jacobian product against central finite differences in

@@ -1,7 +1,7 @@
 //! Reductions, arg-reductions and scans against NumPy (tests/reference/reduce.py), plus the
 //! sizes too large for the reference file: long sums, parallel paths, every layout kernel.
 
-mod common;
+use crate::common;
 
 use common::{kw_axes, kw_bool, kw_i64};
 use serde_json::Value;

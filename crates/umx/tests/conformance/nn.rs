@@ -2,7 +2,7 @@
 //! values): activations, losses, layers with given weights, optimizer steps; plus module
 //! behaviour (parameter trees, freezing, update, the derive macro) and training.
 
-mod common;
+use crate::common;
 
 use common::{kw_f64, kw_str};
 use serde_json::Value;

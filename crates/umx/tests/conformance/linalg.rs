@@ -3,7 +3,7 @@
 //! with sign or order freedom are checked through what is unique (the `_props` ops below).
 //! Then checks too big or too specific for the reference file.
 
-mod common;
+use crate::common;
 
 use common::{kw_bool, kw_i64};
 use serde_json::Value;

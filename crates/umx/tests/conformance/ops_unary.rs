@@ -4,7 +4,7 @@
 use serde_json::Value;
 use umx::prelude::*;
 
-mod common;
+use crate::common;
 
 /// The op table: reference-file op names to umx calls.
 fn call(name: &str, args: &[Array], kw: &Value) -> umx::Result<Vec<Array>> {

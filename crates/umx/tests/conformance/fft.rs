@@ -2,7 +2,7 @@
 //! NumPy's n/s/axes and norm modes, batched, on contiguous, transposed and strided inputs; then
 //! transforms too big for the reference file.
 
-mod common;
+use crate::common;
 
 use common::{kw_f64, kw_i64, kw_str};
 use serde_json::Value;

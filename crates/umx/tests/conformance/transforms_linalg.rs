@@ -9,7 +9,7 @@
 //! linear: the differences are exact but for rounding) and float32 tolerances. Complex inputs
 //! are made from real ones as a slice of a spectrum, so every path starts from float64.
 
-mod common;
+use crate::common;
 #[path = "common/fd.rs"]
 mod fd;
 

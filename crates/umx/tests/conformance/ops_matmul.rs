@@ -1,7 +1,7 @@
 //! Matrix products against NumPy references (`tests/reference/matmul.py`), plus checks that
 //! need sizes too big for the reference file: gemm's threaded path and the batch-parallel path.
 
-mod common;
+use crate::common;
 
 use common::{kw_f64, kw_str};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Creation ops against MLX's values (tests/reference/creation.py), the `array!` literal, and
 //! bad input.
 
-mod common;
+use crate::common;
 
 use common::{kw_bool, kw_i64, kw_i64s, kw_str};
 use serde_json::Value;

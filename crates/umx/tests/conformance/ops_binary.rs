@@ -2,7 +2,7 @@
 //! scalar and special value in tests/reference/binary.py), operators, donation, deep chains and
 //! bad input.
 
-mod common;
+use crate::common;
 
 use common::{kw_bool, kw_f64, kw_str};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 // `s![1..-1]` and `s![3..0;-1]` are Python-style slices, not empty Rust ranges.
 #![allow(clippy::reversed_empty_ranges)]
 
-mod common;
+use crate::common;
 
 use common::{kw_i64, kw_i64s};
 use serde_json::Value;

@@ -25,7 +25,7 @@ fn a_million_node_chain_evaluates_and_drops() {
     drop(y); // never evaluated: dropping must not recurse
 }
 
-mod common;
+use crate::common;
 
 #[test]
 fn contiguous_copies_every_dtype_and_layout() {
