@@ -58,7 +58,7 @@ run)
         name=$(basename "$t")
         log="$logs/$name.log"
         start=$(date +%s)
-        (cd "$built/crates/umx" 2>/dev/null || cd "$here"; timeout "${PER_BINARY_TIMEOUT:-150}" "$t" --test-threads=4) >"$log" 2>&1
+        (cd "$built/crates/umx" 2>/dev/null || cd "$here"; timeout "${PER_BINARY_TIMEOUT:-500}" "$t" --test-threads=4) >"$log" 2>&1
         rc=$?
         pass=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
         fail=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')

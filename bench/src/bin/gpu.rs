@@ -118,11 +118,46 @@ fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
     Ok(())
 }
 
+/// `gpu --kernel-load`: the time one new fused kernel takes to become ready: compiled by
+/// NVRTC when the disk cache (`UMX_KERNEL_CACHE`) lacks it, loaded from disk when an earlier
+/// run left it there. Run it twice with one cache directory for the cold and the warm time.
+fn kernel_load() -> Result<()> {
+    let x = ops::full(&[1 << 10], 1.5f64, Dtype::Float32)?;
+    // Context, pool and the plain kernels first, so the timing is the fused kernel's alone.
+    eval([&ops::add(&x, 1.0)?])?;
+    sync()?;
+    let before = umx::cuda::kernel_cache_stats();
+    let f = compile(
+        |v: &[Array]| {
+            let y = ops::multiply(
+                &ops::sigmoid(&ops::add(ops::multiply(&v[0], 3.25)?, 1.0)?)?,
+                &v[0],
+            )?;
+            Ok(vec![ops::divide(ops::tanh(&y)?, 7.0)?])
+        },
+        false,
+    );
+    let t = Instant::now();
+    eval(&f(std::slice::from_ref(&x))?)?;
+    sync()?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let after = umx::cuda::kernel_cache_stats();
+    println!(
+        "kernel load: {ms:.1} ms (NVRTC compiles {}, disk loads {})",
+        after.0 - before.0,
+        after.1 - before.1
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     umx::init();
     if umx::cuda::device_count() == 0 {
         eprintln!("gpu: no CUDA device found");
         std::process::exit(1);
+    }
+    if std::env::args().any(|a| a == "--kernel-load") {
+        return kernel_load();
     }
     let mut times = BTreeMap::new();
     run_umx(&mut times)?;

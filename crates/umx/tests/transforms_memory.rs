@@ -1,8 +1,37 @@
 //! Checkpoint lowers the peak memory of a backward pass. Alone in its test binary: the memory
 //! statistics are process-wide, and other tests running in parallel threads would disturb them.
 
-use umx::memory;
 use umx::prelude::*;
+
+/// The memory statistics of the device the test runs on: the host's, or the GPU pool's when
+/// the GPU is the default device (the GPU suite).
+mod memory {
+    use umx::Device;
+    fn gpu() -> bool {
+        matches!(umx::device::default_device(), Device::Gpu(_))
+    }
+    pub fn active_memory() -> usize {
+        if gpu() {
+            umx::cuda::memory::active_memory()
+        } else {
+            umx::memory::active_memory()
+        }
+    }
+    pub fn peak_memory() -> usize {
+        if gpu() {
+            umx::cuda::memory::peak_memory()
+        } else {
+            umx::memory::peak_memory()
+        }
+    }
+    pub fn reset_peak_memory() {
+        if gpu() {
+            umx::cuda::memory::reset_peak_memory()
+        } else {
+            umx::memory::reset_peak_memory()
+        }
+    }
+}
 use umx::transforms::{checkpoint, grad};
 
 const BLOCKS: usize = 30;

@@ -21,6 +21,8 @@ pub const MAX_DIMS: usize = 8;
 /// Most inputs of one kernel (a fused program's; the single ops have at most 3).
 pub const MAX_INPUTS: usize = 16;
 const THREADS: u32 = 256;
+/// Vectors each thread of the contiguous path loads before it computes (loads in flight).
+const UNROLL: usize = 4;
 
 /// An operand as the kernel sees it.
 enum Operand {
@@ -228,20 +230,22 @@ fn source(
     match per_thread {
         Some(e) => {
             // Vector path: each thread moves `e` elements of every array with one wide load.
+            let mut vdecl = String::new();
             let mut vloads = String::new();
             let mut vbody = String::new();
             for (i, (x, o)) in inputs.iter().zip(operands).enumerate() {
                 if let Operand::Array { .. } = o {
                     let s = storage_type(x.dtype).unwrap_or("void");
+                    vdecl += &format!("    umx_pack<{s}, {e}> p{i}[{UNROLL}];\n");
                     vloads += &format!(
-                        "      umx_pack<{s}, {e}> p{i} = ((const umx_pack<{s}, {e}>*)in{i})[j];\n"
+                        "        if (j < nv) p{i}[u] = ((const umx_pack<{s}, {e}>*)in{i})[j];\n"
                     );
                 }
             }
             for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
                 let ct = c_compute_type(c).unwrap_or("void");
                 let v = match o {
-                    Operand::Array { .. } => format!("p{i}.v[k]"),
+                    Operand::Array { .. } => format!("p{i}[u].v[k]"),
                     Operand::Value(_) => format!("v{i}"),
                 };
                 vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
@@ -255,13 +259,23 @@ extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {
   long long done = 0;
   if (aligned) {{
     long long nv = n / {e};
-    for (long long j = tid; j < nv; j += step) {{
-{vloads}      umx_pack<{out_s}, {e}> r;
+{vdecl}    for (long long j0 = tid; j0 < nv; j0 += step * {UNROLL}) {{
+      // Every load of the round in flight before the first use.
       #pragma unroll
-      for (int k = 0; k < {e}; k++) {{
-{vbody}        r.v[k] = {st};
+      for (int u = 0; u < {UNROLL}; u++) {{
+        long long j = j0 + u * step;
+{vloads}      }}
+      #pragma unroll
+      for (int u = 0; u < {UNROLL}; u++) {{
+        long long j = j0 + u * step;
+        if (j >= nv) break;
+        umx_pack<{out_s}, {e}> r;
+        #pragma unroll
+        for (int k = 0; k < {e}; k++) {{
+{vbody}          r.v[k] = {st};
+        }}
+        ((umx_pack<{out_s}, {e}>*)out)[j] = r;
       }}
-      ((umx_pack<{out_s}, {e}>*)out)[j] = r;
     }}
     done = nv * {e};
   }}

@@ -5,7 +5,7 @@
 //! umx arrays are row-major and cuBLASLt is column-major, so `C = A @ B` is computed as
 //! `Cᵀ = Bᵀ Aᵀ`: a row-major matrix is its transpose in column-major order, for free. An
 //! operand that is transposed (its columns contiguous) is passed with a transpose flag; any
-//! other layout is copied to contiguous first. Integer products and `addmm` are still on the
+//! other layout is copied to contiguous first. Integer products are still on the
 //! fallback.
 
 use super::contiguous;
@@ -184,16 +184,23 @@ pub fn eval(
     inputs: &[ArrayData],
     outputs: &[OutSpec],
 ) -> Result<Option<Vec<ArrayData>>> {
-    let MatmulOp::Matmul = op else {
-        return Ok(None);
+    // `addmm` is the product with cuBLASLt's C operand: `c` broadcast into the output first,
+    // then `alpha * (a @ b) + beta * out` in place.
+    let (a, b, c, alpha, beta) = match (op, inputs) {
+        (MatmulOp::Matmul, [a, b]) => (a, b, None, 1.0, 0.0),
+        (MatmulOp::AddMm { alpha, beta }, [c, a, b]) => (a, b, Some(c), *alpha, *beta),
+        _ => {
+            return Err(Error::Device(format!(
+                "matmul: {op:?} with {} inputs",
+                inputs.len()
+            )));
+        }
     };
-    let [a, b] = inputs else {
-        return Err(Error::Device(format!(
-            "matmul: {} inputs, not 2",
-            inputs.len()
-        )));
+    let name = match op {
+        MatmulOp::Matmul => "matmul",
+        MatmulOp::AddMm { .. } => "addmm",
     };
-    let out = super::first_out("matmul", outputs)?;
+    let out = super::first_out(name, outputs)?;
     let dt = out.dtype;
     let (data_type, compute, scale_type) = match dt {
         Dtype::Float32 => (
@@ -236,16 +243,34 @@ pub fn eval(
     let batch: Vec<usize> = umx_core::shape::broadcast_shapes("matmul", &da.batch, &db.batch)
         .map_err(|_| Error::Device("matmul: batch dims do not broadcast".into()))?;
     debug_assert_eq!(batch.len(), batch_len);
-    let (buffer, out_ptr) = output(out.shape.iter().product::<usize>() * dt.size())?;
-    let result = ArrayData {
-        buffer: Arc::new(buffer),
-        shape: out.shape.clone(),
-        dtype: dt,
-        strides: row_major_strides(&out.shape),
-        offset: 0,
+    let (result, out_ptr) = match c {
+        Some(c) if beta != 0.0 => {
+            let Some(init) =
+                super::elementwise::run(std::slice::from_ref(c), &[c.dtype], "x0", &out.shape, dt)?
+            else {
+                return Ok(None);
+            };
+            let ptr = input_ptr(&init)?;
+            (init, ptr)
+        }
+        _ => {
+            let (buffer, out_ptr) = output(out.shape.iter().product::<usize>() * dt.size())?;
+            let result = ArrayData {
+                buffer: Arc::new(buffer),
+                shape: out.shape.clone(),
+                dtype: dt,
+                strides: row_major_strides(&out.shape),
+                offset: 0,
+            };
+            (result, out_ptr)
+        }
     };
     if m * n * count == 0 {
         return Ok(Some(vec![result]));
+    }
+    if k == 0 && c.is_some() {
+        // `beta * c` alone: rare enough for the CPU.
+        return Ok(None);
     }
     if k == 0 {
         // An empty sum: zeros.
@@ -314,11 +339,11 @@ pub fn eval(
             let heur = lt::get_matmul_algo_heuristic(blas.handle, desc, la, lb, lc, lc, pref)
                 .map_err(|e| blas_err("no algorithm for this product", e));
             let r = heur.and_then(|h| {
-                let (one32, zero32, one64, zero64) = (1f32, 0f32, 1f64, 0f64);
+                let (alpha32, beta32) = (alpha as f32, beta as f32);
                 let (alpha, beta): (*const c_void, *const c_void) = if dt == Dtype::Float64 {
-                    (&one64 as *const f64 as _, &zero64 as *const f64 as _)
+                    (&alpha as *const f64 as _, &beta as *const f64 as _)
                 } else {
-                    (&one32 as *const f32 as _, &zero32 as *const f32 as _)
+                    (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
                 };
                 lt::matmul(
                     blas.handle,

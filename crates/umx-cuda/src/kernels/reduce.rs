@@ -24,6 +24,8 @@ use umx_core::shape::{numel, row_major_strides};
 use umx_core::{ArrayData, Dtype, Error, Result};
 
 const THREADS: u32 = 256;
+/// Vectors each thread of a row reduction loads before it accumulates (loads in flight).
+const UNROLL: usize = 4;
 /// Elements one block of a split row reduces (before the second pass combines the parts).
 const SPLIT_CHUNK: usize = 1 << 16;
 
@@ -437,10 +439,19 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .enumerate()
         .map(|(i, &d)| {
             let is = storage_type(d).unwrap_or("void");
-            format!("umx_pack<{is}, {e}> q{i} = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
+            format!("if (j < hv) q{i}[u] = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
         })
         .collect();
-    let from_packs = value_of(red, v, &|i| format!("q{i}.v[k]"));
+    let decls: String = v
+        .dtypes
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let is = storage_type(d).unwrap_or("void");
+            format!("umx_pack<{is}, {e}> q{i}[{UNROLL}]; ")
+        })
+        .collect();
+    let from_packs = value_of(red, v, &|i| format!("q{i}[u].v[k]"));
     let from_rows = value_of(red, v, &|i| format!("in{i}[r * K + idx]"));
     format!(
         r#"{HEADER}{PRELUDE}
@@ -450,10 +461,18 @@ extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long l
   long long lo = p * chunk, hi = lo + chunk < K ? lo + chunk : K;
   {a} acc = {init};
   if (aligned) {{
-    for (long long j = lo / {e} + threadIdx.x; j < hi / {e}; j += blockDim.x) {{
-      {packs}
+    long long hv = hi / {e};
+    {decls}
+    for (long long j0 = lo / {e} + threadIdx.x; j0 < hv; j0 += blockDim.x * {UNROLL}) {{
+      // Every load of the round in flight before the first use.
       #pragma unroll
-      for (int k = 0; k < {e}; k++) {{ {from_packs} acc = {c1}; }}
+      for (int u = 0; u < {UNROLL}; u++) {{ long long j = j0 + u * blockDim.x; {packs}}}
+      #pragma unroll
+      for (int u = 0; u < {UNROLL}; u++) {{
+        if (j0 + u * blockDim.x >= hv) break;
+        #pragma unroll
+        for (int k = 0; k < {e}; k++) {{ {from_packs} acc = {c1}; }}
+      }}
     }}
   }} else {{
     for (long long idx = lo + threadIdx.x; idx < hi; idx += blockDim.x) {{ {from_rows} acc = {c1}; }}
