@@ -54,6 +54,17 @@ fn run_umx() -> Result<Vec<Row>> {
         let y = ops::divide(&ops::add(&ops::multiply(&x, 2.0)?, 5.0)?, 3.0)?;
         y.eval()
     })?;
+    let compiled = umx::transforms::compile(
+        |v: &[Array]| {
+            Ok(vec![ops::divide(
+                &ops::add(&ops::multiply(&v[0], 2.0)?, 5.0)?,
+                3.0,
+            )?])
+        },
+        false,
+    );
+    let args = [x.clone()];
+    let fused = median(7, || eval(&compiled(&args)?))?;
     let sum = median(7, || ops::sum(&x, Axes::All, false)?.eval())?;
     let m = 2048;
     let a = Array::from_slice(&values(m * m, 2), &[m, m])?;
@@ -70,6 +81,7 @@ fn run_umx() -> Result<Vec<Row>> {
     })?;
     Ok(vec![
         row("(x*2+5)/3, 2^26 f32", "ms", false, chain * 1e3),
+        row("(x*2+5)/3 compiled, 2^26 f32", "ms", false, fused * 1e3),
         row("sum, 2^26 f32", "ms", false, sum * 1e3),
         row(
             "matmul 2048 f32",
@@ -120,6 +132,8 @@ fn main() -> Result<()> {
         let get = |k: &str| p.get(k).and_then(Value::as_f64);
         let keys = [
             ("numpy_elementwise_ms", "mlx_cpu_elementwise_ms"),
+            // NumPy has no fusion: its un-fused chain is the peer of the compiled one.
+            ("numpy_elementwise_ms", "mlx_cpu_compile_elementwise_ms"),
             ("numpy_sum_ms", "mlx_cpu_sum_ms"),
             ("numpy_matmul2048_gflops", "mlx_cpu_matmul2048_gflops"),
             ("numpy_tiny_op_us", "mlx_cpu_tiny_op_us"),

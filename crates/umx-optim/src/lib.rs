@@ -3,7 +3,9 @@
 //! An [`Optimizer`] turns gradients (a [`Params`] map, as `umx_nn::value_and_grad` returns)
 //! into new parameters, keeping its state (moments, step count) as arrays by name. Each
 //! algorithm is one [`Rule`]: its per-parameter state and its update, with MLX's formulas
-//! and defaults. Schedules are plain functions of the step (`schedules.rs`).
+//! and defaults. Schedules are plain functions of the step (`schedules.rs`). Each
+//! parameter's update is traced and fused (`compile_once`), so an update of a dozen
+//! element-wise ops runs as a few kernels (`UMX_DISABLE_COMPILE=1` runs them one by one).
 
 mod rules;
 pub mod schedules;
@@ -12,6 +14,7 @@ pub use rules::*;
 pub use schedules::Schedule;
 
 use std::collections::BTreeMap;
+use umx_core::transforms::compile_once;
 use umx_core::{Array, Result, bail, ops};
 use umx_nn::{Module, ModuleExt, Params};
 
@@ -111,7 +114,27 @@ impl<R: Rule> Optimizer<R> {
                     self.state.entry(name.clone()).or_insert(fresh)
                 }
             };
-            out.insert(name.clone(), self.rule.apply(g, p, state, lr, self.step)?);
+            // Traced and fused (compile_once): the update's element-wise chains run as a few
+            // fused kernels instead of one pass over the parameter per op.
+            let step = self.step;
+            let rule = &self.rule;
+            let update = |a: &[Array]| -> Result<Vec<Array>> {
+                let mut st = a[2..].to_vec();
+                let new = rule.apply(&a[0], &a[1], &mut st, lr, step)?;
+                Ok(std::iter::once(new).chain(st).collect())
+            };
+            let args: Vec<Array> = [g.clone(), p.clone()]
+                .into_iter()
+                .chain(state.iter().cloned())
+                .collect();
+            let mut outs = compile_once(&update, &args)?.into_iter();
+            let new = outs
+                .next()
+                .ok_or_else(|| umx_core::Error::Invalid("optimizer: no update".into()))?;
+            for (s, v) in state.iter_mut().zip(outs) {
+                *s = v;
+            }
+            out.insert(name.clone(), new);
         }
         Ok(out)
     }
@@ -191,4 +214,37 @@ pub fn clip_grad_norm(grads: &Params, max_norm: f64) -> Result<(Params, Array)> 
         .map(|(k, g)| Ok((k.clone(), ops::multiply(g, &scale)?)))
         .collect::<Result<Params>>()?;
     Ok((clipped, norm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umx_core::primitives::Primitive;
+
+    #[test]
+    fn fused_updates_equal_the_rule_applied_op_by_op() {
+        umx_cpu::register();
+        let p = ops::linspace(-1.0, 1.0, 64, None).unwrap();
+        let g = ops::multiply(&ops::sin(&p).unwrap(), 0.3).unwrap();
+        let mut params = Params::new();
+        params.insert("w".into(), p.clone());
+        let mut grads = Params::new();
+        grads.insert("w".into(), g.clone());
+        let rule = AdamW::default();
+        let mut opt = Optimizer::new(rule.clone(), 1e-2);
+        let mut state = rule.init(&p).unwrap();
+        let (mut want, mut got) = (p.clone(), p.clone());
+        for step in 1..=3 {
+            want = rule.apply(&g, &want, &mut state, 1e-2, step).unwrap();
+            params.insert("w".into(), got.clone());
+            got = opt.apply_gradients(&grads, &params).unwrap()["w"].clone();
+            // The update's element-wise chain became fused nodes.
+            assert!(matches!(got.primitive(), Some(Primitive::Fused(_))));
+            assert_eq!(
+                got.to_vec::<f32>().unwrap(),
+                want.to_vec::<f32>().unwrap(),
+                "step {step}"
+            );
+        }
+    }
 }

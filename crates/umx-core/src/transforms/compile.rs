@@ -154,6 +154,23 @@ pub fn compile(
     }
 }
 
+/// `f(args)`, compiled once: traced, simplified and fused like [`compile`]'s first call, with
+/// nothing cached. For a function that changes between calls (it captures this step's
+/// numbers, say) and is cheap to trace, as an optimizer's per-parameter update: its
+/// element-wise chain becomes a few fused kernels. `f` need not be `'static`. Honours
+/// [`disable_compile`].
+pub fn compile_once(
+    f: &dyn Fn(&[Array]) -> Result<Vec<Array>>,
+    args: &[Array],
+) -> Result<Vec<Array>> {
+    if disabled() {
+        return f(args);
+    }
+    let program = trace(f, args)?;
+    replay(&program, args, false)?
+        .ok_or_else(|| crate::Error::Invalid("compile: a fresh trace does not replay".into()))
+}
+
 /// Traces `f` on placeholders shaped like `args`, then simplifies and fuses the graph.
 fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<Program> {
     let _tracing = Tracing::start();

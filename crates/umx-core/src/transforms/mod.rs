@@ -18,7 +18,7 @@ mod tree;
 mod vjp;
 mod vmap;
 
-pub use compile::{compile, disable_compile, enable_compile};
+pub use compile::{compile, compile_once, disable_compile, enable_compile};
 pub use custom::{CustomFunction, checkpoint, custom_function, depends, stop_gradient};
 pub use tree::Tree;
 pub use vjp::{grad, grad_argnums, jvp, value_and_grad, value_and_grad_aux, vjp};
