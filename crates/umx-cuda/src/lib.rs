@@ -7,8 +7,9 @@
 //! the kernel cache) and `kernels/elementwise.rs`.
 //!
 //! What runs on the GPU today: element-wise unary, binary and ternary ops and casts (every
-//! real dtype), copies, reductions (sum, prod, max, min, mean, all, any) and matmul (float32,
-//! float16, bfloat16, float64). View primitives (transpose, broadcast, reshape, slice, ...)
+//! real dtype), copies, `full`, reductions (sum, prod, max, min, mean, all, any), matmul and
+//! addmm (float32, float16, bfloat16, float64), and fused programs (compiled element-wise
+//! chains, with a reduction at their end or not) as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...)
 //! only restride and never move bytes. Everything else runs on the CPU fallback
 //! ([`fallback_ops`] lists what did).
 
@@ -78,8 +79,8 @@ fn gpu_kernel(
         Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
         Primitive::Fused(op) => fused(op, inputs, outputs),
-        Primitive::Creation(_)
-        | Primitive::Scan(_)
+        Primitive::Creation(op) => creation(op, inputs, outputs),
+        Primitive::Scan(_)
         | Primitive::Indexing(_)
         | Primitive::Sort(_)
         | Primitive::Random(_)

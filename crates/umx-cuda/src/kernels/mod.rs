@@ -9,7 +9,7 @@ pub mod source;
 use umx_core::device::OutSpec;
 use umx_core::primitives::fused::FusedOp;
 use umx_core::primitives::unary::UnaryClass;
-use umx_core::primitives::{BinaryOp, Primitive, ShapeOp, TernaryOp, UnaryOp};
+use umx_core::primitives::{BinaryOp, CreationOp, Primitive, ShapeOp, TernaryOp, UnaryOp};
 use umx_core::{ArrayData, Dtype, Error, Result, promote_types};
 
 type Outs = Result<Option<Vec<ArrayData>>>;
@@ -97,6 +97,19 @@ pub fn ternary(op: &TernaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Out
         out.dtype,
     )?
     .map(|o| vec![o]))
+}
+
+/// Creation ops: `full` (its value, usually a one-element host scalar passed by value, cast
+/// and broadcast into a new array: no upload, no host fill). The others (`arange`,
+/// `linspace`, `eye`, `tri`) are still on the fallback.
+pub fn creation(op: &CreationOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    let out = first_out("full", outputs)?;
+    match (op, inputs) {
+        (CreationOp::Full, [x]) if x.dtype != Dtype::Complex64 && out.dtype != Dtype::Complex64 => {
+            Ok(elementwise::run(inputs, &[x.dtype], "x0", &out.shape, out.dtype)?.map(|o| vec![o]))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A row-major contiguous copy of `x` on the device (with a cast when `dtype` differs).
