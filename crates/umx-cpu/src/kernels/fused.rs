@@ -14,7 +14,7 @@ use umx_core::shape::{broadcast_shapes, numel};
 use umx_core::{ArrayData, Buffer, Error, Result, dispatch_dtype};
 
 /// Output elements per chunk: the temporaries of a chunk stay in the core's cache.
-const CHUNK: usize = 4096;
+const CHUNK: usize = 16384;
 
 pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     if let Some(r) = &op.reduce {
@@ -86,6 +86,36 @@ fn broadcast_view(x: &ArrayData, shape: &[usize]) -> Result<ArrayData> {
     })
 }
 
+/// Elements `[start, start + len)` (row-major) of a view as a 1-D array for the ordinary
+/// kernels: a one-element input as a 0-d array (the kernels broadcast it), a row-contiguous
+/// one as a view of its buffer, anything else gathered.
+fn chunk_of(x: &ArrayData, start: usize, len: usize, scalar_ok: bool) -> Result<ArrayData> {
+    let constant = x
+        .shape
+        .iter()
+        .zip(&x.strides)
+        .all(|(&d, &s)| d == 1 || s == 0);
+    if scalar_ok && constant {
+        return Ok(ArrayData {
+            buffer: x.buffer.clone(),
+            shape: vec![],
+            dtype: x.dtype,
+            strides: vec![],
+            offset: x.offset,
+        });
+    }
+    if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+        return Ok(ArrayData {
+            buffer: x.buffer.clone(),
+            shape: vec![len],
+            dtype: x.dtype,
+            strides: vec![1],
+            offset: x.offset + start as isize,
+        });
+    }
+    gather(x, start, len)
+}
+
 /// Elements `[start, start + len)` (row-major) of a view, as a contiguous 1-D array.
 fn gather(x: &ArrayData, start: usize, len: usize) -> Result<ArrayData> {
     dispatch_dtype!(x.dtype, T => {
@@ -124,9 +154,16 @@ fn gather(x: &ArrayData, start: usize, len: usize) -> Result<ArrayData> {
 
 /// The program over one chunk of the output.
 fn run_chunk(op: &FusedOp, views: &[ArrayData], start: usize, len: usize) -> Result<ArrayData> {
+    // Unary kernels make outputs of their input's shape: their inputs are never 0-d.
+    let unary_input = |i: usize| {
+        op.program.iter().any(|ins| {
+            matches!(ins.prim, Primitive::Unary(_)) && ins.args.contains(&FusedArg::Input(i))
+        })
+    };
     let ins: Vec<ArrayData> = views
         .iter()
-        .map(|v| gather(v, start, len))
+        .enumerate()
+        .map(|(i, v)| chunk_of(v, start, len, !unary_input(i)))
         .collect::<Result<_>>()?;
     let mut values: Vec<ArrayData> = Vec::with_capacity(op.program.len());
     for instr in op.program.iter() {
