@@ -225,7 +225,7 @@ mod tests {
     fn fused_updates_equal_the_rule_applied_op_by_op() {
         umx_cpu::register();
         let p = ops::linspace(-1.0, 1.0, 64, None).unwrap();
-        let g = ops::multiply(&ops::sin(&p).unwrap(), 0.3).unwrap();
+        let g = ops::multiply(ops::sin(&p).unwrap(), 0.3).unwrap();
         let mut params = Params::new();
         params.insert("w".into(), p.clone());
         let mut grads = Params::new();

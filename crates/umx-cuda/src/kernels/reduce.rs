@@ -309,7 +309,7 @@ fn launch_reduce(
         .unwrap_or(1);
     let e = (16 / widest).max(1);
     let chunk = k.div_ceil(parts).div_ceil(e) * e;
-    let aligned = ptrs.iter().all(|p| p % 16 == 0) && k % e == 0;
+    let aligned = ptrs.iter().all(|p| p % 16 == 0) && k.is_multiple_of(e);
     if parts == 1 {
         let src = row_source(red, &values.prologue(), out.dtype, scale, e);
         let f = function(&src, "umx_reduce_row")?;

@@ -4,6 +4,8 @@
 //! random key) stay in files of their own beside this folder.
 
 mod common;
+#[path = "common/fd.rs"]
+mod fd;
 
 mod compile;
 mod fft;

@@ -21,8 +21,7 @@
 //! memory statistics are process-wide).
 
 use crate::common;
-#[path = "common/fd.rs"]
-mod fd;
+use crate::fd;
 
 use common::Layout;
 use fd::{Dom, Pos, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap, f64s, vals};

@@ -10,8 +10,7 @@
 //! are made from real ones as a slice of a spectrum, so every path starts from float64.
 
 use crate::common;
-#[path = "common/fd.rs"]
-mod fd;
+use crate::fd;
 
 use common::Layout;
 use fd::{Dom, Pos, Rng, Tol, VmapInput, check_jvp, check_vjp, check_vmap};
