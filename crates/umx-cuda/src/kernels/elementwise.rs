@@ -181,7 +181,15 @@ pub(crate) fn run_program(
         )?;
         (f, n)
     };
-    let grid = grid_for(work, THREADS, g.sm_count);
+    // The contiguous path gives each thread one round of UNROLL vectors (a grid as large as
+    // the work: on the H100 this moved 2980 GB/s where 16 blocks per SM looping over the
+    // array moved 2832); the strided path loops over the array from a grid that fills the card.
+    let grid = if contiguous {
+        work.div_ceil(THREADS as usize * UNROLL)
+            .clamp(1, i32::MAX as usize) as u32
+    } else {
+        grid_for(work, THREADS, g.sm_count)
+    };
     launch(f, grid, THREADS, 0, &mut args.pointers())?;
     Ok(Some(out))
 }

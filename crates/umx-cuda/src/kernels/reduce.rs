@@ -26,8 +26,12 @@ use umx_core::{ArrayData, Dtype, Error, Result};
 const THREADS: u32 = 256;
 /// Vectors each thread of a row reduction loads before it accumulates (loads in flight).
 const UNROLL: usize = 4;
-/// Elements one block of a split row reduces (before the second pass combines the parts).
-const SPLIT_CHUNK: usize = 1 << 16;
+/// Elements one block of a split row reduces (before the second pass combines the parts),
+/// and the most blocks per SM a split makes. Many small blocks keep more loads in flight: on
+/// the H100, sum(x*y) over 2^28 took 0.695 ms this way and 0.739 ms with 8 blocks per SM of
+/// 2^16 elements.
+const SPLIT_CHUNK: usize = 1 << 14;
+const SPLIT_BLOCKS_PER_SM: usize = 128;
 
 /// Combines two accumulator values (C expressions); the flag says float semantics.
 type Comb = fn(&str, &str, bool) -> String;
@@ -296,7 +300,7 @@ fn launch_reduce(
     // Rows. Few long rows: split each over several blocks, then combine the parts.
     let parts = if outer < 2 * g.sm_count as usize && k > 2 * SPLIT_CHUNK {
         k.div_ceil(SPLIT_CHUNK)
-            .min(8 * g.sm_count as usize / outer.max(1))
+            .min(SPLIT_BLOCKS_PER_SM * g.sm_count as usize / outer.max(1))
             .max(1)
     } else {
         1
