@@ -46,10 +46,18 @@ pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         .map(|x| broadcast_view(x, &out.shape))
         .collect::<Result<_>>()?;
     let bytes = buf.bytes_mut();
+    // Unary kernels make outputs of their input's shape: their inputs are never 0-d.
+    let scalar_ok: Vec<bool> = (0..views.len())
+        .map(|i| {
+            !op.program.iter().any(|ins| {
+                matches!(ins.prim, Primitive::Unary(_)) && ins.args.contains(&FusedArg::Input(i))
+            })
+        })
+        .collect();
     let run = |(c, dst): (usize, &mut [u8])| -> Result<()> {
         let start = c * CHUNK;
         let len = dst.len() / size;
-        let chunk = run_chunk(op, &views, start, len)?;
+        let chunk = run_chunk(op, &views, &scalar_ok, start, len)?;
         dst.copy_from_slice(&chunk.buffer.bytes()[..len * size]);
         Ok(())
     };
@@ -152,18 +160,18 @@ fn gather(x: &ArrayData, start: usize, len: usize) -> Result<ArrayData> {
     })
 }
 
-/// The program over one chunk of the output.
-fn run_chunk(op: &FusedOp, views: &[ArrayData], start: usize, len: usize) -> Result<ArrayData> {
-    // Unary kernels make outputs of their input's shape: their inputs are never 0-d.
-    let unary_input = |i: usize| {
-        op.program.iter().any(|ins| {
-            matches!(ins.prim, Primitive::Unary(_)) && ins.args.contains(&FusedArg::Input(i))
-        })
-    };
+/// The program over one chunk of the output; `scalar_ok[i]`: input `i` may be passed 0-d.
+fn run_chunk(
+    op: &FusedOp,
+    views: &[ArrayData],
+    scalar_ok: &[bool],
+    start: usize,
+    len: usize,
+) -> Result<ArrayData> {
     let ins: Vec<ArrayData> = views
         .iter()
-        .enumerate()
-        .map(|(i, v)| chunk_of(v, start, len, !unary_input(i)))
+        .zip(scalar_ok)
+        .map(|(v, &ok)| chunk_of(v, start, len, ok))
         .collect::<Result<_>>()?;
     let mut values: Vec<ArrayData> = Vec::with_capacity(op.program.len());
     for instr in op.program.iter() {
