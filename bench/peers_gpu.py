@@ -65,6 +65,26 @@ def bench_torch():
         return loss
 
     record("mlp_step/torch", lambda: timed(step, sync, 20))
+    del model, opt
+    record("sum/torch", lambda: timed(lambda: x.sum(), sync, 20))
+    del x, y
+    torch.cuda.empty_cache()
+    for name, dt, tf32 in [("matmul_f32", torch.float32, False), ("matmul_tf32", torch.float32, True), ("matmul_bf16", torch.bfloat16, False)]:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        p = torch.randn(8192, 8192, device="cuda", generator=g).to(dt)
+        q = torch.randn(8192, 8192, device="cuda", generator=g).to(dt)
+        record(f"{name}/torch", lambda: timed(lambda: p @ q, sync, 5))
+        del p, q
+    torch.backends.cuda.matmul.allow_tf32 = False
+    s = torch.ones(16, device="cuda")
+
+    def adds():
+        t = s
+        for _ in range(1000):
+            t = t + s
+        return t
+
+    record("tiny_add/torch", lambda: timed(adds, sync, 5) / 1000)
 
 
 def bench_jax():

@@ -4,12 +4,15 @@
 //! ```sh
 //! cargo build --release -p umx-bench --bin gpu     # here; then on the GPU machine:
 //! target/release/gpu                               # runs bench/peers_gpu.py for the peers
+//! target/release/gpu --profile                     # and the MLP step's kernel time by op
 //! ```
 //!
 //! Workloads (float32): the element-wise chain `(x*2+5)/3` over 2^12 elements (the cost of a
 //! call) and over 2^28, `sum(x*y)` over 2^28 elements,
 //! a `GELU(x @ W + b)` layer (1024 × 4096 by 4096 × 4096), and one training step of
-//! 4 × Linear(4096) + GELU with a 10-way head, batch 1024, cross-entropy and AdamW. Each time is
+//! 4 × Linear(4096) + GELU with a 10-way head, batch 1024, cross-entropy and AdamW; then eager
+//! single ops beside torch: a sum over 2^28, 8192^3 matmuls in float32, TF32 and bfloat16, and
+//! the per-op cost of 1000 dependent adds on 16 elements (graph building included). Each time is
 //! the mean of back-to-back calls after a warm-up, with one synchronisation at the end, for umx
 //! and the peers alike. The table gives milliseconds and the ratio of the best peer to umx's
 //! best (above 1: umx is faster).
@@ -46,7 +49,7 @@ fn timed(reps: usize, mut f: impl FnMut() -> Result<Vec<Array>>) -> Result<f64> 
 
 type Fun = std::sync::Arc<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
 
-fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
+fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
     let key = random::key(0)?;
     let ks = random::split(&key, 5)?;
     let k = |i: usize| ops::take(&ks, &Array::from_slice(&[i as u32], &[])?, Some(0));
@@ -93,8 +96,40 @@ fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
             timed(reps, || compiled(&args))?,
         );
     }
+    // Eager single ops (issue 4): a sum over 2^28, the 8192^3 products, the cost of a tiny op.
+    times.insert(
+        "sum/umx".into(),
+        timed(20, || Ok(vec![ops::sum(&x, None, false)?]))?,
+    );
     drop((x, y));
     umx::cuda::memory::clear_cache()?;
+    for (name, dtype, tf32) in [
+        ("matmul_f32", Dtype::Float32, false),
+        ("matmul_tf32", Dtype::Float32, true),
+        ("matmul_bf16", Dtype::Bfloat16, false),
+    ] {
+        umx::cuda::set_tf32(tf32);
+        let m = 8192;
+        let p = random::normal(&[m, m], Some(dtype), 0.0, 1.0, Some(&k(0)?))?;
+        let q = random::normal(&[m, m], Some(dtype), 0.0, 1.0, Some(&k(1)?))?;
+        eval([&p, &q])?;
+        times.insert(
+            format!("{name}/umx"),
+            timed(5, || Ok(vec![ops::matmul(&p, &q)?]))?,
+        );
+    }
+    umx::cuda::set_tf32(false);
+    umx::cuda::memory::clear_cache()?;
+    let s = ops::full(&[16], 1.0f64, Dtype::Float32)?;
+    // 1000 dependent adds, graph building included; milliseconds per add.
+    let per_add = timed(5, || {
+        let mut t = s.clone();
+        for _ in 0..1000 {
+            t = ops::add(&t, &s)?;
+        }
+        Ok(vec![t])
+    })? / 1000.0;
+    times.insert("tiny_add/umx".into(), per_add);
 
     // One training step of the MLP.
     random::seed(0);
@@ -112,15 +147,27 @@ fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
     };
     let step = nn::value_and_grad(loss_fn);
     let mut opt = Optimizer::new(optim::AdamW::default(), 1e-4);
-    let ms = timed(20, || {
+    let mut train = || {
         let (loss, grads) = step(&model, (xb.clone(), yb.clone()))?;
         opt.update(&mut model, &grads)?;
         let mut live: Vec<Array> = model.parameters().into_values().collect();
         live.extend(opt.state()?.into_values());
         live.push(loss);
         Ok(live)
-    })?;
+    };
+    let ms = timed(20, &mut train)?;
     times.insert("mlp_step/umx".into(), ms);
+    if profile {
+        umx::cuda::set_profiling(true);
+        for _ in 0..5 {
+            eval(&train()?)?;
+        }
+        umx::cuda::set_profiling(false);
+        println!("MLP step, kernel time by primitive over 5 steps (ms):");
+        for l in umx::cuda::profile_report()? {
+            println!("{:>9.3} {:>5}  {}", l.total_ms, l.count, l.label);
+        }
+    }
     Ok(())
 }
 
@@ -166,7 +213,7 @@ fn main() -> Result<()> {
         return kernel_load();
     }
     let mut times = BTreeMap::new();
-    run_umx(&mut times)?;
+    run_umx(&mut times, std::env::args().any(|a| a == "--profile"))?;
     let fallbacks = umx::cuda::fallback_ops();
     umx::cuda::memory::clear_cache()?;
 
@@ -221,6 +268,38 @@ fn main() -> Result<()> {
         };
         let ratio = best(&cols[2..]) / best(&cols[..2]);
         println!(" {ratio:>16.2}");
+    }
+    println!("eager ops (issue 4)     umx        torch   torch / umx");
+    for (w, unit, scale) in [
+        ("sum", "ms", 1.0),
+        ("matmul_f32", "ms", 1.0),
+        ("matmul_tf32", "ms", 1.0),
+        ("matmul_bf16", "ms", 1.0),
+        ("tiny_add", "us/op", 1e3),
+    ] {
+        let u = times.get(&format!("{w}/umx")).copied().unwrap_or(f64::NAN);
+        let t = times
+            .get(&format!("{w}/torch"))
+            .copied()
+            .unwrap_or(f64::NAN);
+        println!(
+            "{w:<12} {unit:>6} {:>9.3} {:>12.3} {:>13.2}",
+            u * scale,
+            t * scale,
+            t / u
+        );
+        if w.starts_with("matmul") {
+            let tflops = |ms: f64| 2.0 * 8192f64.powi(3) / ms / 1e9;
+            println!(
+                "{:<19} TFLOP/s: umx {:.1}, torch {:.1}",
+                "",
+                tflops(u),
+                tflops(t)
+            );
+        }
+    }
+    if let Some(ms) = times.get("sum/umx") {
+        println!("sum: {:.0} GB/s", 4.0 * N as f64 / ms / 1e6);
     }
     if let Some(ms) = times.get("chain/umx compiled") {
         println!(

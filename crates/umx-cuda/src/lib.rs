@@ -18,6 +18,7 @@ mod fallback;
 mod gpu;
 pub mod kernels;
 mod pool;
+mod profile;
 mod storage;
 
 pub use compile::kernel_cache_stats;
@@ -25,10 +26,12 @@ pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
 pub use kernels::matmul::set_tf32;
 pub use pool::memory;
+pub use profile::{ProfileLine, profile_report, set_profiling};
 pub use storage::CudaStorage;
 
 use std::sync::Arc;
 use umx_core::device::{Backend, OutSpec};
+use umx_core::primitives::reduce::ReduceOp;
 use umx_core::primitives::{Primitive, ShapeOp};
 use umx_core::{ArrayData, Device, Result, Stream};
 
@@ -48,11 +51,21 @@ impl Backend for CudaBackend {
         _stream: Stream,
     ) -> Result<Vec<ArrayData>> {
         gpu::gpu()?;
+        let start = profile::mark()?;
+        let mut on_cpu = false;
         let outs = match gpu_kernel(prim, &inputs, outputs)? {
             Some(outs) => outs,
             None if umx_cpu::is_view(prim) => view(prim, inputs, outputs)?,
-            None => fallback::eval(prim, inputs, outputs)?,
+            None => {
+                on_cpu = true;
+                fallback::eval(prim, inputs, outputs)?
+            }
         };
+        if start.is_some() {
+            let shape = outputs.first().map(|o| o.shape.clone()).unwrap_or_default();
+            let cpu = if on_cpu { "+cpu" } else { "" };
+            profile::span(format!("{}{cpu} {shape:?}", prim.name()), start)?;
+        }
         for o in &outs {
             o.buffer.set_origin(prim.name());
         }
@@ -60,7 +73,8 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self, _stream: Stream) -> Result<()> {
-        gpu::gpu()?.synchronize()
+        gpu::gpu()?.synchronize()?;
+        kernels::indexing::take_index_error()
     }
 }
 
@@ -75,14 +89,17 @@ fn gpu_kernel(
         Primitive::Unary(op) => unary(op, inputs, outputs),
         Primitive::Binary(op) => binary(op, inputs, outputs),
         Primitive::Ternary(op) => ternary(op, inputs, outputs),
+        Primitive::Reduce(ReduceOp::ArgReduce { kind, axis }) => {
+            argreduce::eval(*kind, *axis, inputs, outputs)
+        }
         Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
         Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
         Primitive::Fused(op) => fused(op, inputs, outputs),
         Primitive::Creation(op) => creation(op, inputs, outputs),
-        Primitive::Scan(_)
-        | Primitive::Indexing(_)
-        | Primitive::Sort(_)
+        Primitive::Indexing(op) => indexing::eval(op, inputs, outputs),
+        Primitive::Scan(op) => scan::eval(op, inputs, outputs),
+        Primitive::Sort(_)
         | Primitive::Random(_)
         // Factorizations and Fourier transforms run on the CPU until cuSOLVER and cuFFT land.
         | Primitive::Linalg(_)

@@ -74,7 +74,9 @@ impl DeviceStorage for CudaStorage {
         // on the stream, and the sync makes the bytes visible before we return.
         unsafe { result::memcpy_dtoh_async(dst, self.ptr, g.stream) }
             .map_err(|e| driver_err("copying to the host", e))?;
-        g.synchronize()
+        g.synchronize()?;
+        // An out-of-range index a kernel found surfaces at this read.
+        crate::kernels::indexing::take_index_error()
     }
     fn as_any(&self) -> &dyn Any {
         self

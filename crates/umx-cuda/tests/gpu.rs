@@ -381,3 +381,216 @@ fn timings() {
         umx_cuda::kernel_cache_stats()
     );
 }
+
+#[test]
+fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::primitives::shape::PadMode;
+    let i32s = |v: &[i32], shape: &[usize]| {
+        with_device(Device::Cpu, || Array::from_slice(v, shape)).unwrap()
+    };
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Int32, Dtype::Uint8] {
+        let a = input(&[6, 5, 4], dtype, 11);
+        let t = with_device(Device::Cpu, || ops::transpose(&a, &[2, 0, 1])).unwrap();
+        // Indices made on the host, and the same made on the GPU (checked by the kernel).
+        let idx = i32s(&[3, -1, 0, 5, 2, 3, 3], &[7]);
+        let rows = i32s(&[0, 4, -2, 1, 1, 0], &[6, 1, 1]);
+        let dev = |x: &Array| with_device(Device::Gpu(0), || ops::add(x, 0i32)).unwrap();
+        let (idx_d, rows_d) = (dev(&idx), dev(&rows));
+        let upd = input(&[7, 5, 4], dtype, 12);
+        let cases: Vec<Case> = vec![
+            ("take axis 0", Box::new(|| ops::take(&a, &idx, Some(0)))),
+            (
+                "take axis 0 device idx",
+                Box::new(|| ops::take(&a, &idx_d, Some(0))),
+            ),
+            (
+                "take flat of a view",
+                Box::new(|| ops::take(&t, &idx, None)),
+            ),
+            (
+                "take axis -1 of a view",
+                Box::new(|| ops::take(&t, &i32s(&[1, 0, 5, 5], &[2, 2]), Some(-1))),
+            ),
+            (
+                "take_along_axis",
+                Box::new(|| ops::take_along_axis(&a, &rows, 1)),
+            ),
+            (
+                "take_along_axis device idx",
+                Box::new(|| ops::take_along_axis(&a, &rows_d, 1)),
+            ),
+            (
+                "gather",
+                Box::new(|| ops::gather(&a, &[idx.clone()], &[0], &[1, 5, 2])),
+            ),
+            (
+                "scatter (unique)",
+                Box::new(|| {
+                    ops::scatter(
+                        &a,
+                        &[i32s(&[5, 0], &[2])],
+                        &input(&[2, 1, 5, 4], dtype, 13),
+                        &[0],
+                    )
+                }),
+            ),
+            (
+                "scatter_add (repeats)",
+                Box::new(|| {
+                    ops::scatter_add(&a, &[idx_d.clone()], &ops::expand_dims(&upd, &[1])?, &[0])
+                }),
+            ),
+            (
+                "scatter_max (repeats)",
+                Box::new(|| {
+                    ops::scatter_max(&a, &[idx.clone()], &ops::expand_dims(&upd, &[1])?, &[0])
+                }),
+            ),
+            (
+                "scatter_prod",
+                Box::new(|| {
+                    ops::scatter_prod(
+                        &a,
+                        &[i32s(&[1, 4], &[2])],
+                        &input(&[2, 1, 5, 4], dtype, 14),
+                        &[0],
+                    )
+                }),
+            ),
+            (
+                "put_along_axis",
+                Box::new(|| ops::put_along_axis(&a, &rows, &input(&[6, 1, 4], dtype, 15), 1)),
+            ),
+            (
+                "slice_update",
+                Box::new(|| {
+                    ops::slice_update(
+                        &a,
+                        &input(&[2, 5, 2], dtype, 16),
+                        &[1, 0, 3],
+                        &[5, 5, 0],
+                        &[2, 1, -2],
+                    )
+                }),
+            ),
+            ("tril", Box::new(|| ops::tril(&a, -1))),
+            ("triu of a view", Box::new(|| ops::triu(&t, 1))),
+            (
+                "diag matrix",
+                Box::new(|| ops::diag(&ops::reshape(&a, &[-1])?, -3)),
+            ),
+            (
+                "concatenate",
+                Box::new(|| ops::concatenate(&[a.clone(), upd.clone()], 0)),
+            ),
+            (
+                "concatenate views",
+                Box::new(|| ops::concatenate(&[t.clone(), t.clone()], 2)),
+            ),
+            (
+                "pad",
+                Box::new(|| ops::pad(&a, &[(1, 0), (0, 2), (3, 1)], 7.0, PadMode::Constant)),
+            ),
+            ("argmax last", Box::new(|| ops::argmax(&a, Some(-1), false))),
+            ("argmin middle", Box::new(|| ops::argmin(&a, Some(1), true))),
+            (
+                "argmax of a view",
+                Box::new(|| ops::argmax(&t, Some(0), false)),
+            ),
+            ("cumsum", Box::new(|| ops::cumsum(&a, Some(1), false, true))),
+            (
+                "cumsum reverse exclusive",
+                Box::new(|| ops::cumsum(&a, Some(2), true, false)),
+            ),
+            (
+                "cumprod",
+                Box::new(|| ops::cumprod(&a, Some(0), false, true)),
+            ),
+            (
+                "cummax of a view",
+                Box::new(|| ops::cummax(&t, Some(2), false, true)),
+            ),
+            (
+                "cummin exclusive",
+                Box::new(|| ops::cummin(&a, Some(2), false, false)),
+            ),
+            ("eye", Box::new(|| ops::eye(5, 7, 1, dtype))),
+            ("tri", Box::new(|| ops::tri(6, 4, -1, dtype))),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            let float = dtype.is_float();
+            let rtol = if dtype == Dtype::Float16 {
+                2e-3
+            } else if float {
+                1e-5
+            } else {
+                0.0
+            };
+            assert_close(&format!("{name} {dtype}"), &c, &g, rtol);
+        }
+    }
+    // Long rows: the tiled scan, and the arg-reduction over many lanes, NaN and ties included.
+    let x = input(&[3, 5000], Dtype::Float32, 17);
+    let (c, g) = both(|| ops::cumsum(&x, Some(1), false, true));
+    assert_close("cumsum long rows", &c, &g, 1e-4);
+    let (c, g) = both(|| ops::logcumsumexp(&x, Some(1), true, true));
+    assert_close("logcumsumexp long rows", &c, &g, 1e-5);
+    let v = with_device(Device::Cpu, || {
+        Array::from_slice(
+            &[1.0f32, 3.0, f32::NAN, 3.0, f32::NAN, -1.0, 3.0, 0.0],
+            &[2, 4],
+        )
+    })
+    .unwrap();
+    for axis in [0, 1] {
+        let (c, g) = both(|| ops::argmax(&v, Some(axis), false));
+        assert_eq!(c, g, "argmax with NaN along {axis}");
+        let (c, g) = both(|| ops::argmin(&v, Some(axis), false));
+        assert_eq!(c, g, "argmin with NaN along {axis}");
+    }
+    let fell_back = umx_cuda::fallback_ops();
+    for op in [
+        "take",
+        "take_along_axis",
+        "gather",
+        "scatter",
+        "argmax",
+        "cumsum",
+        "concatenate",
+    ] {
+        assert!(
+            !fell_back.contains(&op),
+            "{op} ran on the CPU fallback: {fell_back:?}"
+        );
+    }
+}
+
+#[test]
+fn out_of_range_device_indices_are_reported_at_the_next_read() {
+    if !setup() {
+        return;
+    }
+    with_device(Device::Gpu(0), || {
+        let a = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3])?;
+        let idx = ops::add(&Array::from_slice(&[0i32, 7], &[2])?, 0i32)?;
+        let t = ops::take(&a, &idx, None)?;
+        t.eval()?;
+        let e = t.to_vec::<f32>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("take: index 7 is out of range for axis 0 of size 3"),
+            "{e}"
+        );
+        // Reported once; the next read works (the bad element reads 0).
+        assert_eq!(t.to_vec::<f32>()?, vec![1.0, 0.0]);
+        // Indices on the host fail at eval, before any launch.
+        let host = Array::from_slice(&[-4i32], &[1])?;
+        let e = ops::take(&a, &host, None)?.eval().unwrap_err().to_string();
+        assert_eq!(e, "take: index -4 is out of range for axis 0 of size 3");
+        Ok::<(), Error>(())
+    })
+    .unwrap();
+}

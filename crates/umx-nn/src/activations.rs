@@ -2,7 +2,25 @@
 
 use crate::layers::Forward;
 use crate::module::{Module, Param};
-use umx_core::{Array, Dtype, Result, ops};
+use std::sync::OnceLock;
+use umx_core::transforms::compile;
+use umx_core::{Array, Dtype, Error, Result, ops};
+
+type Compiled = Box<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
+
+/// `f(x)` through a shapeless compiled copy of `f` made once per process, as MLX compiles its
+/// activations: one fused kernel forward, and one or two backward (a fused program's gradient
+/// is fused too). With compilation disabled it is `f(x)`.
+fn compiled(
+    cell: &'static OnceLock<Compiled>,
+    f: fn(&Array) -> Result<Array>,
+    x: &Array,
+) -> Result<Array> {
+    let c = cell.get_or_init(|| Box::new(compile(move |a: &[Array]| Ok(vec![f(&a[0])?]), true)));
+    c(std::slice::from_ref(x))?
+        .pop()
+        .ok_or_else(|| Error::Invalid("activation: the compiled function gave no output".into()))
+}
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
@@ -12,10 +30,18 @@ pub fn relu(x: &Array) -> Result<Array> {
 }
 /// `max(x, 0)^2`.
 pub fn relu2(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, relu2_graph, x)
+}
+fn relu2_graph(x: &Array) -> Result<Array> {
     ops::square(&relu(x)?)
 }
 /// `min(max(x, 0), 6)`.
 pub fn relu6(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, relu6_graph, x)
+}
+fn relu6_graph(x: &Array) -> Result<Array> {
     ops::minimum(ops::maximum(x, 0.0)?, 6.0)
 }
 /// `max(x, slope x)`.
@@ -32,6 +58,10 @@ pub fn elu(x: &Array, alpha: f64) -> Result<Array> {
 }
 /// Scaled ELU with the self-normalising constants.
 pub fn selu(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, selu_graph, x)
+}
+fn selu_graph(x: &Array) -> Result<Array> {
     ops::multiply(elu(x, 1.673_263_242_354_377_3)?, 1.050_700_987_355_480_5)
 }
 /// `max(x, 0) + alpha (e^(min(x, 0) / alpha) - 1)`.
@@ -44,6 +74,10 @@ pub fn celu(x: &Array, alpha: f64) -> Result<Array> {
 }
 /// `x Φ(x)`: `x (1 + erf(x / sqrt 2)) / 2`.
 pub fn gelu(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, gelu_graph, x)
+}
+fn gelu_graph(x: &Array) -> Result<Array> {
     let cdf = ops::multiply(
         ops::add(
             ops::erf(&ops::multiply(x, std::f64::consts::FRAC_1_SQRT_2)?)?,
@@ -55,6 +89,10 @@ pub fn gelu(x: &Array) -> Result<Array> {
 }
 /// The tanh approximation of [`gelu`].
 pub fn gelu_approx(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, gelu_approx_graph, x)
+}
+fn gelu_approx_graph(x: &Array) -> Result<Array> {
     let inner = ops::multiply(
         ops::add(
             x,
@@ -66,26 +104,50 @@ pub fn gelu_approx(x: &Array) -> Result<Array> {
 }
 /// The sigmoid approximation of [`gelu`]: `x sigmoid(1.702 x)`.
 pub fn gelu_fast_approx(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, gelu_fast_approx_graph, x)
+}
+fn gelu_fast_approx_graph(x: &Array) -> Result<Array> {
     ops::multiply(x, ops::sigmoid(&ops::multiply(x, 1.702)?)?)
 }
 /// `x sigmoid(x)` (swish).
 pub fn silu(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, silu_graph, x)
+}
+fn silu_graph(x: &Array) -> Result<Array> {
     ops::multiply(x, ops::sigmoid(x)?)
 }
 /// `log(1 + e^x)`.
 pub fn softplus(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, softplus_graph, x)
+}
+fn softplus_graph(x: &Array) -> Result<Array> {
     ops::logaddexp(x, 0.0)
 }
 /// `x / (1 + |x|)`.
 pub fn softsign(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, softsign_graph, x)
+}
+fn softsign_graph(x: &Array) -> Result<Array> {
     ops::divide(x, ops::add(ops::abs(x)?, 1.0)?)
 }
 /// `x tanh(softplus(x))`.
 pub fn mish(x: &Array) -> Result<Array> {
-    ops::multiply(x, ops::tanh(&softplus(x)?)?)
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, mish_graph, x)
+}
+fn mish_graph(x: &Array) -> Result<Array> {
+    ops::multiply(x, ops::tanh(&softplus_graph(x)?)?)
 }
 /// `x min(max(x + 3, 0), 6) / 6`.
 pub fn hardswish(x: &Array) -> Result<Array> {
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, hardswish_graph, x)
+}
+fn hardswish_graph(x: &Array) -> Result<Array> {
     let r = ops::minimum(ops::maximum(ops::add(x, 3.0)?, 0.0)?, 6.0)?;
     ops::divide(ops::multiply(x, &r)?, 6.0)
 }
@@ -104,7 +166,11 @@ pub fn softshrink(x: &Array, lambd: f64) -> Result<Array> {
 }
 /// `log(sigmoid(x)) = -softplus(-x)`.
 pub fn log_sigmoid(x: &Array) -> Result<Array> {
-    ops::negative(&softplus(&ops::negative(x)?)?)
+    static F: OnceLock<Compiled> = OnceLock::new();
+    compiled(&F, log_sigmoid_graph, x)
+}
+fn log_sigmoid_graph(x: &Array) -> Result<Array> {
+    ops::negative(&softplus_graph(&ops::negative(x)?)?)
 }
 /// `x - logsumexp(x)` along `axis`.
 pub fn log_softmax(x: &Array, axis: i64) -> Result<Array> {

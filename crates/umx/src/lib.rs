@@ -17,10 +17,12 @@ pub use umx_nn as nn;
 pub use umx_optim as optim;
 
 /// The CUDA backend's own settings and statistics: device memory (`umx::cuda::memory`), the
-/// kernel cache, TF32 for float32 matmul, and which primitives still run on the CPU fallback.
+/// kernel cache, TF32 for float32 matmul, which primitives still run on the CPU fallback, and
+/// a kernel-time profile by primitive.
 pub mod cuda {
     pub use umx_cuda::{
-        device_count, device_info, fallback_ops, kernel_cache_stats, memory, set_tf32,
+        ProfileLine, device_count, device_info, fallback_ops, kernel_cache_stats, memory,
+        profile_report, set_profiling, set_tf32,
     };
 }
 

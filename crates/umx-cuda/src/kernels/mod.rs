@@ -1,13 +1,17 @@
 //! The GPU kernels, one file per family. Each `eval` returns `Ok(None)` for the cases it does
 //! not handle yet (a dtype, a layout, an op), which the backend then runs on the CPU.
 
+pub mod argreduce;
 pub mod elementwise;
+pub mod indexing;
 pub mod matmul;
 pub mod reduce;
+pub mod scan;
 pub mod source;
 
 use umx_core::device::OutSpec;
 use umx_core::primitives::fused::FusedOp;
+use umx_core::primitives::shape::PadMode;
 use umx_core::primitives::unary::UnaryClass;
 use umx_core::primitives::{BinaryOp, CreationOp, Primitive, ShapeOp, TernaryOp, UnaryOp};
 use umx_core::{ArrayData, Dtype, Error, Result, promote_types};
@@ -100,16 +104,70 @@ pub fn ternary(op: &TernaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Out
 }
 
 /// Creation ops: `full` (its value, usually a one-element host scalar passed by value, cast
-/// and broadcast into a new array: no upload, no host fill). The others (`arange`,
-/// `linspace`, `eye`, `tri`) are still on the fallback.
+/// and broadcast into a new array: no upload, no host fill), `eye` and `tri`. `arange` and
+/// `linspace` stay on the host: MLX's arange is a running sum, rounded at each step, which a
+/// parallel kernel would not reproduce bit for bit; they are uploaded when a kernel reads them.
 pub fn creation(op: &CreationOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out("full", outputs)?;
+    if out.dtype == Dtype::Complex64 {
+        return Ok(None);
+    }
     match (op, inputs) {
-        (CreationOp::Full, [x]) if x.dtype != Dtype::Complex64 && out.dtype != Dtype::Complex64 => {
+        (CreationOp::Full, [x]) if x.dtype != Dtype::Complex64 => {
             Ok(elementwise::run(inputs, &[x.dtype], "x0", &out.shape, out.dtype)?.map(|o| vec![o]))
         }
+        (CreationOp::Eye { k }, []) => Ok(Some(vec![matrix(out, "j - i == k", *k)?])),
+        (CreationOp::Tri { k }, []) => Ok(Some(vec![matrix(out, "j <= i + k", *k)?])),
         _ => Ok(None),
     }
+}
+
+/// A 2-D array of ones where `cond` (over row `i`, column `j` and `k`) holds, zeros elsewhere.
+fn matrix(out: &OutSpec, cond: &str, k: i64) -> Result<ArrayData> {
+    let n = umx_core::shape::numel(&out.shape);
+    let (buffer, ptr) = crate::storage::output(n * out.dtype.size())?;
+    let data = ArrayData {
+        buffer: std::sync::Arc::new(buffer),
+        shape: out.shape.clone(),
+        dtype: out.dtype,
+        strides: umx_core::shape::row_major_strides(&out.shape),
+        offset: 0,
+    };
+    let cols = out.shape.last().copied().unwrap_or(1).max(1) as i64;
+    if n == 0 {
+        return Ok(data);
+    }
+    let s = source::storage_type(out.dtype).unwrap_or("void");
+    let (one, zero) = (source::store(out.dtype, "1"), source::store(out.dtype, "0"));
+    let f = crate::compile::function_for(
+        &format!("matrix|{:?}|{cond}", out.dtype),
+        || {
+            format!(
+                r#"{}
+extern "C" __global__ void umx_matrix({s}* out, long long n, long long cols, long long k) {{
+  long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride) {{
+    long long i = e / cols, j = e % cols;
+    out[e] = ({cond}) ? {one} : {zero};
+  }}
+}}
+"#,
+                source::HEADER
+            )
+        },
+        "umx_matrix",
+    )?;
+    let g = crate::gpu::gpu()?;
+    let mut args = source::Args::default();
+    args.push(ptr).push(n as i64).push(cols).push(k);
+    crate::compile::launch(
+        f,
+        source::grid_for(n, 256, g.sm_count),
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
+    Ok(data)
 }
 
 /// A row-major contiguous copy of `x` on the device (with a cast when `dtype` differs).
@@ -118,12 +176,26 @@ pub fn contiguous(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
 }
 
 /// The shape primitives that move data: copies (and casts), and reshapes of views that cannot
-/// be restrided. The views themselves need no kernel (the CPU backend's view code only
-/// computes strides); the rest is still on the fallback.
+/// be restrided, concatenation and constant padding. The views themselves need no kernel (the
+/// CPU backend's view code only computes strides); the rest (edge padding, `as_strided` and
+/// `view` copies) is still on the fallback.
 pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out(op.name(), outputs)?;
     match (op, inputs) {
         (ShapeOp::Copy, [x]) => Ok(contiguous(x, out.dtype)?.map(|o| vec![o])),
+        (ShapeOp::Concatenate { axis }, xs) => {
+            Ok(indexing::concatenate(xs, *axis, out)?.map(|o| vec![o]))
+        }
+        (
+            ShapeOp::Pad {
+                low,
+                mode: PadMode::Constant,
+                ..
+            },
+            [x, v],
+        ) if x.dtype != Dtype::Complex64 && v.dtype != Dtype::Complex64 => {
+            Ok(indexing::pad_constant(x, v, low, out)?.map(|o| vec![o]))
+        }
         _ => Ok(None),
     }
 }

@@ -75,8 +75,23 @@ impl FusedOp {
         _outputs: &[Array],
     ) -> Result<Vec<Array>> {
         let (idx, picked) = self.float_inputs(inputs);
-        let (_, grads) =
-            crate::transforms::vjp(|xs| self.expand_with(inputs, &idx, xs), &picked, cotangents)?;
+        // The gradient of a fused program is itself an element-wise chain (with a broadcast
+        // of the cotangent for a reduction): traced and fused too, so a compiled activation's
+        // backward pass is a kernel or two, not a dozen.
+        let k = picked.len();
+        let mut args = picked;
+        args.extend(cotangents.iter().cloned());
+        let grads = crate::transforms::compile_once(
+            &|a: &[Array]| {
+                let (_, g) = crate::transforms::vjp(
+                    |xs| self.expand_with(inputs, &idx, xs),
+                    &a[..k],
+                    &a[k..],
+                )?;
+                Ok(g)
+            },
+            &args,
+        )?;
         argnums
             .iter()
             .map(|&i| match idx.iter().position(|&k| k == i) {

@@ -1,0 +1,157 @@
+//! argmax and argmin along one axis: one warp per output element, each lane keeping the best
+//! of a strided share of the axis, then warp shuffles. The CPU's rules: the first NaN wins,
+//! then the first extreme (ties go to the lower index); indices are uint32.
+
+use super::first_out;
+use super::source::{Args, HEADER, load, storage_type};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{input_ptr, output};
+use std::sync::Arc;
+use umx_core::device::OutSpec;
+use umx_core::primitives::codegen::c_compute_type;
+use umx_core::primitives::reduce::ArgReduceKind;
+use umx_core::shape::{numel, row_major_strides};
+use umx_core::{ArrayData, Dtype, Error, Result};
+
+const MAX_DIMS: usize = 8;
+const WARPS: u32 = 8;
+
+pub fn eval(
+    kind: ArgReduceKind,
+    axis: usize,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Option<Vec<ArrayData>>> {
+    let name = kind.name();
+    let [x] = inputs else {
+        return Err(Error::Device(format!(
+            "{name}: {} inputs, not 1",
+            inputs.len()
+        )));
+    };
+    let out = first_out(name, outputs)?;
+    if x.dtype == Dtype::Complex64 {
+        return Ok(None);
+    }
+    let n_out = numel(&out.shape);
+    if axis >= x.shape.len() || n_out * x.shape[axis] != x.size() || out.dtype != Dtype::Uint32 {
+        return Err(Error::Device(format!(
+            "{name}: output {:?} does not fit input {:?}",
+            out.shape, x.shape
+        )));
+    }
+    let len = x.shape[axis];
+    if n_out > 0 && len == 0 {
+        return Err(Error::Device(format!(
+            "{name}: cannot reduce an empty axis"
+        )));
+    }
+    // The kept axes (size-1 ones dropped), outermost first.
+    let kept: Vec<(usize, isize)> = (0..x.shape.len())
+        .filter(|&d| d != axis && x.shape[d] != 1)
+        .map(|d| (x.shape[d], x.strides[d]))
+        .collect();
+    if kept.len() > MAX_DIMS {
+        return Ok(None);
+    }
+    let (buffer, ptr) = output(n_out * 4)?;
+    let result = ArrayData {
+        buffer: Arc::new(buffer),
+        shape: out.shape.clone(),
+        dtype: Dtype::Uint32,
+        strides: row_major_strides(&out.shape),
+        offset: 0,
+    };
+    if n_out == 0 {
+        return Ok(Some(vec![result]));
+    }
+    let mut words = vec![0i64; 2 * MAX_DIMS + 1];
+    for (a, &(size, stride)) in kept.iter().enumerate() {
+        words[a] = size as i64;
+        words[MAX_DIMS + a] = stride as i64;
+    }
+    words[2 * MAX_DIMS] = kept.len() as i64;
+    let dims: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+
+    let max = kind == ArgReduceKind::ArgMax;
+    let s = storage_type(x.dtype).unwrap_or("void");
+    // Shuffles move 32- and 64-bit values: small types widen (order is kept).
+    let ct = c_compute_type(match x.dtype {
+        Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
+        Dtype::Bool | Dtype::Int8 | Dtype::Int16 => Dtype::Int32,
+        Dtype::Uint8 | Dtype::Uint16 => Dtype::Uint32,
+        d => d,
+    })
+    .unwrap_or("void");
+    let float = x.dtype.is_float();
+    let value = load(x.dtype, "x[at]", ct);
+    let key = format!("arg|{:?}|{max}", x.dtype);
+    let f = function_for(
+        &key,
+        || {
+            let nan = |v: &str| {
+                if float {
+                    format!("({v} != {v})")
+                } else {
+                    "false".into()
+                }
+            };
+            let cmp = if max { ">" } else { "<" };
+            format!(
+                r#"{HEADER}
+struct umx_kept {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_DIMS}]; long long ndim; }};
+/* Whether (v, i) should replace (b, j): the first NaN, then the first extreme. */
+__device__ __forceinline__ bool umx_better({ct} v, unsigned int i, {ct} b, unsigned int j) {{
+  bool vn = {vn}, bn = {bn};
+  if (vn || bn) return vn && (!bn || i < j);
+  if (v == b) return i < j;
+  return v {cmp} b;
+}}
+extern "C" __global__ void umx_argreduce(unsigned int* out, const {s}* x, long long n_out,
+    long long len, long long astride, umx_kept d) {{
+  long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+  int lane = threadIdx.x % 32;
+  long long warps = (long long)gridDim.x * blockDim.x / 32;
+  for (long long o = warp; o < n_out; o += warps) {{
+    long long base = 0, rest = o;
+    for (int a = (int)d.ndim - 1; a >= 0; a--) {{
+      base += (rest % d.shape[a]) * d.strides[a];
+      rest /= d.shape[a];
+    }}
+    {ct} best = 0; unsigned int bi = 0xffffffffu;
+    for (long long k = lane; k < len; k += 32) {{
+      long long at = base + k * astride;
+      {ct} v = {value};
+      if (bi == 0xffffffffu || umx_better(v, (unsigned int)k, best, bi)) {{ best = v; bi = (unsigned int)k; }}
+    }}
+    for (int off = 16; off > 0; off /= 2) {{
+      {ct} ov = __shfl_down_sync(0xffffffffu, best, off);
+      unsigned int oi = __shfl_down_sync(0xffffffffu, bi, off);
+      if (oi != 0xffffffffu && (bi == 0xffffffffu || umx_better(ov, oi, best, bi))) {{ best = ov; bi = oi; }}
+    }}
+    if (lane == 0) out[o] = bi;
+  }}
+}}
+"#,
+                vn = nan("v"),
+                bn = nan("b"),
+            )
+        },
+        "umx_argreduce",
+    )?;
+    let g = gpu()?;
+    let threads = WARPS * 32;
+    let blocks = (n_out.div_ceil(WARPS as usize))
+        .min(g.sm_count as usize * 32)
+        .max(1) as u32;
+    let mut args = Args::default();
+    args.push(ptr)
+        .push(input_ptr(x)?)
+        .push(n_out as i64)
+        .push(len as i64)
+        .push(x.strides[axis] as i64);
+    args.push_bytes(&dims);
+    launch(f, blocks, threads, 0, &mut args.pointers())?;
+    Ok(Some(vec![result]))
+}
