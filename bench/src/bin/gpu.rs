@@ -130,6 +130,33 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
         Ok(vec![t])
     })? / 1000.0;
     times.insert("tiny_add/umx".into(), per_add);
+    // Where a tiny op's time goes: building the graph, queuing the kernels (eval returns
+    // before the card is done), and the card catching up.
+    let mut build = 0.0;
+    let mut queue = 0.0;
+    let mut total = 0.0;
+    for _ in 0..5 {
+        sync()?;
+        let t0 = Instant::now();
+        let mut t = s.clone();
+        for _ in 0..1000 {
+            t = ops::add(&t, &s)?;
+        }
+        let t1 = Instant::now();
+        t.eval()?;
+        let t2 = Instant::now();
+        sync()?;
+        let t3 = Instant::now();
+        build += (t1 - t0).as_secs_f64();
+        queue += (t2 - t1).as_secs_f64();
+        total += (t3 - t0).as_secs_f64();
+    }
+    println!(
+        "tiny add, us per op: graph {:.2}, queuing {:.2}, total with the card {:.2}",
+        build / 5.0 * 1e3,
+        queue / 5.0 * 1e3,
+        total / 5.0 * 1e3
+    );
 
     // One training step of the MLP.
     random::seed(0);
@@ -164,7 +191,7 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
         }
         umx::cuda::set_profiling(false);
         println!("MLP step, kernel time by primitive over 5 steps (ms):");
-        for l in umx::cuda::profile_report()? {
+        for l in umx::cuda::profile_report()?.iter().take(30) {
             println!("{:>9.3} {:>5}  {}", l.total_ms, l.count, l.label);
         }
     }

@@ -9,7 +9,8 @@
 //! What runs on the GPU today: element-wise unary, binary and ternary ops and casts (every
 //! real dtype), copies, `full`, reductions (sum, prod, max, min, mean, all, any), matmul and
 //! addmm (float32, float16, bfloat16, float64), and fused programs (compiled element-wise
-//! chains, with a reduction at their end or not) as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...)
+//! chains, with a reduction at their end or not) as generated kernels, and random bits and
+//! samples (the CPU's numbers: threefry bits bit for bit). View primitives (transpose, broadcast, reshape, slice, ...)
 //! only restride and never move bytes. Everything else runs on the CPU fallback
 //! ([`fallback_ops`] lists what did).
 
@@ -99,11 +100,10 @@ fn gpu_kernel(
         Primitive::Creation(op) => creation(op, inputs, outputs),
         Primitive::Indexing(op) => indexing::eval(op, inputs, outputs),
         Primitive::Scan(op) => scan::eval(op, inputs, outputs),
-        Primitive::Sort(_)
-        | Primitive::Random(_)
+        Primitive::Sort(op) => sort::eval(op, inputs, outputs),
+        Primitive::Random(op) => random::eval(op, inputs, outputs),
         // Factorizations and Fourier transforms run on the CPU until cuSOLVER and cuFFT land.
-        | Primitive::Linalg(_)
-        | Primitive::Fft(_) => Ok(None),
+        Primitive::Linalg(_) | Primitive::Fft(_) => Ok(None),
         // Transformation nodes pass their inputs through, wherever they are.
         Primitive::Transform(op) => op.passthrough(inputs.to_vec(), outputs.len()).map(Some),
     }

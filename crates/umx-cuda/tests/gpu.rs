@@ -288,9 +288,12 @@ fn primitives_without_a_kernel_run_on_the_cpu_fallback() {
     if !setup() {
         return;
     }
-    let x = Array::from_slice(&[3.0f32, 1.0, 2.0], &[3]).unwrap();
+    // Lanes longer than the GPU sort's shared-memory limit go to the CPU.
+    let v: Vec<f32> = (0..3000).rev().map(|i| i as f32).collect();
+    let x = Array::from_slice(&v, &[3000]).unwrap();
     let s = with_device(Device::Gpu(0), || ops::sort(&x, Some(0))).unwrap();
-    assert_eq!(s.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
+    let sorted: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+    assert_eq!(s.to_vec::<f32>().unwrap(), sorted);
     assert!(
         umx_cuda::fallback_ops().contains(&"sort"),
         "{:?}",
@@ -393,7 +396,7 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
     };
     for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Int32, Dtype::Uint8] {
         let a = input(&[6, 5, 4], dtype, 11);
-        let t = with_device(Device::Cpu, || ops::transpose(&a, &[2, 0, 1])).unwrap();
+        let t = with_device(Device::Cpu, || ops::transpose(&a, [2, 0, 1])).unwrap();
         // Indices made on the host, and the same made on the GPU (checked by the kernel).
         let idx = i32s(&[3, -1, 0, 5, 2, 3, 3], &[7]);
         let rows = i32s(&[0, 4, -2, 1, 1, 0], &[6, 1, 1]);
@@ -424,7 +427,7 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
             ),
             (
                 "gather",
-                Box::new(|| ops::gather(&a, &[idx.clone()], &[0], &[1, 5, 2])),
+                Box::new(|| ops::gather(&a, std::slice::from_ref(&idx), &[0], &[1, 5, 2])),
             ),
             (
                 "scatter (unique)",
@@ -440,13 +443,23 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
             (
                 "scatter_add (repeats)",
                 Box::new(|| {
-                    ops::scatter_add(&a, &[idx_d.clone()], &ops::expand_dims(&upd, &[1])?, &[0])
+                    ops::scatter_add(
+                        &a,
+                        std::slice::from_ref(&idx_d),
+                        &ops::expand_dims(&upd, [1])?,
+                        &[0],
+                    )
                 }),
             ),
             (
                 "scatter_max (repeats)",
                 Box::new(|| {
-                    ops::scatter_max(&a, &[idx.clone()], &ops::expand_dims(&upd, &[1])?, &[0])
+                    ops::scatter_max(
+                        &a,
+                        std::slice::from_ref(&idx),
+                        &ops::expand_dims(&upd, [1])?,
+                        &[0],
+                    )
                 }),
             ),
             (
@@ -517,6 +530,11 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
                 "cummin exclusive",
                 Box::new(|| ops::cummin(&a, Some(2), false, false)),
             ),
+            ("sort", Box::new(|| ops::sort(&a, Some(1)))),
+            ("sort of a view", Box::new(|| ops::sort(&t, Some(0)))),
+            ("argsort", Box::new(|| ops::argsort(&a, Some(-1)))),
+            ("argsort of a view", Box::new(|| ops::argsort(&t, Some(2)))),
+            ("topk", Box::new(|| ops::topk(&a, 3, Some(1)))),
             ("eye", Box::new(|| ops::eye(5, 7, 1, dtype))),
             ("tri", Box::new(|| ops::tri(6, 4, -1, dtype))),
         ];
@@ -552,6 +570,12 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
         let (c, g) = both(|| ops::argmin(&v, Some(axis), false));
         assert_eq!(c, g, "argmin with NaN along {axis}");
     }
+    // Sorting: NaNs last, ties by position (a stable argsort), a long lane.
+    let (c, g) = both(|| ops::argsort(&ops::concatenate(&[v.clone(), v.clone()], 1)?, Some(1)));
+    assert_eq!(c, g, "argsort with NaN and ties");
+    let long = input(&[2, 2000], Dtype::Bfloat16, 18);
+    let (c, g) = both(|| ops::argsort(&long, Some(1)));
+    assert_eq!(c, g, "argsort of 2000-element lanes");
     let fell_back = umx_cuda::fallback_ops();
     for op in [
         "take",
@@ -561,6 +585,8 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
         "argmax",
         "cumsum",
         "concatenate",
+        "argsort",
+        "sort",
     ] {
         assert!(
             !fell_back.contains(&op),
@@ -593,4 +619,160 @@ fn out_of_range_device_indices_are_reported_at_the_next_read() {
         Ok::<(), Error>(())
     })
     .unwrap();
+}
+
+#[test]
+fn random_bits_and_samples_match_the_cpu() {
+    if !setup() {
+        return;
+    }
+    let key = random::key(7).unwrap();
+    let exact = |what: &str, f: &dyn Fn() -> umx_core::Result<Array>| {
+        let (c, g) = both(f);
+        assert_eq!(c, g, "{what}");
+    };
+    // One key: odd and even word counts, and uint8/uint16 blocks whose last word is cut.
+    for (shape, width) in [
+        (&[7][..], 4),
+        (&[3, 6][..], 4),
+        (&[100_003][..], 4),
+        (&[13][..], 1),
+        (&[5, 3][..], 2),
+        (&[4097][..], 1),
+        (&[0][..], 4),
+        (&[2, 0][..], 1),
+    ] {
+        exact(&format!("bits {shape:?} width {width}"), &|| {
+            random::bits(shape, width, Some(&key))
+        });
+    }
+    exact("split", &|| random::split(&key, 5));
+    exact(
+        "bits of a key that is a view of the device's split",
+        &|| {
+            let keys = random::split(&key, 2)?;
+            let second = ops::reshape(&ops::slice(&keys, &[1, 0], &[2, 2], &[1, 1])?, &[2])?;
+            random::bits(&[9], 4, Some(&second))
+        },
+    );
+    // Several keys in one draw (vmap over keys): made on each device, as a transposed view or
+    // every other row (copied to be contiguous first), and on the host; blocks of 5 bytes do
+    // not start at whole words.
+    let per_key = |keys: &Array, axis: i64, shape: &'static [usize], width: usize| {
+        let (in_axes, out_axes) = ([Some(axis)], [Some(0)]);
+        let f = umx_core::vmap(
+            move |a: &[Array]| Ok(vec![random::bits(shape, width, Some(&a[0]))?]),
+            &in_axes,
+            &out_axes,
+        );
+        f(std::slice::from_ref(keys)).map(|mut v| v.remove(0))
+    };
+    let host_keys = with_device(Device::Cpu, || random::split(&key, 3)).unwrap();
+    for (shape, width) in [(&[5][..], 1), (&[3][..], 4), (&[2, 3][..], 2)] {
+        exact(&format!("bits of split keys {shape:?}"), &|| {
+            per_key(&random::split(&key, 3)?, 0, shape, width)
+        });
+        exact(&format!("bits of transposed keys {shape:?}"), &|| {
+            per_key(
+                &ops::transpose(&random::split(&key, 3)?, [1, 0])?,
+                1,
+                shape,
+                width,
+            )
+        });
+        exact(&format!("bits of every other key {shape:?}"), &|| {
+            let keys = ops::slice(&random::split(&key, 6)?, &[1, 0], &[6, 2], &[2, 1])?;
+            per_key(&keys, 0, shape, width)
+        });
+        exact(&format!("bits of host keys {shape:?}"), &|| {
+            per_key(&host_keys, 0, shape, width)
+        });
+    }
+
+    // Samples: parameters that broadcast, an odd element count (the vector path's tail).
+    let shape = [64, 129];
+    let row = input(&[129], Dtype::Float32, 21);
+    let p = with_device(Device::Cpu, || ops::sigmoid(&row)).unwrap();
+    let lows = with_device(Device::Cpu, || {
+        Array::from_slice(&[-5i32, 0, 3, 100], &[4, 1])
+    })
+    .unwrap();
+    exact("bernoulli", &|| {
+        random::bernoulli(&p, Some(&shape), Some(&key))
+    });
+    exact("bernoulli scalar", &|| {
+        random::bernoulli(0.3f32, Some(&shape), Some(&key))
+    });
+    for dtype in [Dtype::Int32, Dtype::Int64, Dtype::Uint8] {
+        exact(&format!("randint {dtype}"), &|| {
+            random::randint(0i32, 200i32, &shape, dtype, Some(&key))
+        });
+    }
+    exact("randint broadcast", &|| {
+        random::randint(&lows, 1000i32, &[4, 129], Dtype::Int32, Some(&key))
+    });
+    for dtype in [
+        Dtype::Float32,
+        Dtype::Bfloat16,
+        Dtype::Float16,
+        Dtype::Float64,
+    ] {
+        // No logarithm: the same bits.
+        exact(&format!("uniform {dtype}"), &|| {
+            random::uniform(-2.0, 3.0, &shape, dtype, Some(&key))
+        });
+        exact(&format!("uniform broadcast {dtype}"), &|| {
+            random::uniform(&row, 5.0, &shape, dtype, Some(&key))
+        });
+        exact(&format!("uniform empty {dtype}"), &|| {
+            random::uniform(0.0, 1.0, &[0, 3], dtype, Some(&key))
+        });
+        // Logarithms differ from glibc's in the last bit at times: a few ulp of float32.
+        let rtol = match dtype {
+            Dtype::Bfloat16 => 1e-2,
+            Dtype::Float16 => 2e-3,
+            _ => 2e-6,
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "normal",
+                Box::new(|| random::normal(&shape, dtype, 0.0, 1.0, Some(&key))),
+            ),
+            (
+                "normal loc scale",
+                Box::new(|| random::normal(&shape, dtype, &row, 0.5, Some(&key))),
+            ),
+            (
+                "gumbel",
+                Box::new(|| random::gumbel(&shape, dtype, Some(&key))),
+            ),
+            (
+                "laplace",
+                Box::new(|| random::laplace(&shape, dtype, 0.0, 1.0, Some(&key))),
+            ),
+            (
+                "laplace loc scale",
+                Box::new(|| random::laplace(&shape, dtype, 0.5, 2.0, Some(&key))),
+            ),
+            (
+                "truncated_normal",
+                Box::new(|| random::truncated_normal(-1.5, 2.0, Some(&shape), dtype, Some(&key))),
+            ),
+            (
+                "truncated_normal broadcast",
+                Box::new(|| random::truncated_normal(&row, 3.0, Some(&shape), dtype, Some(&key))),
+            ),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            assert_close(&format!("{name} {dtype}"), &c, &g, rtol);
+            let differ = c.iter().zip(&g).filter(|(a, b)| a != b).count();
+            eprintln!("{name} {dtype}: {differ} of {} differ", c.len());
+        }
+    }
+    let fell_back = umx_cuda::fallback_ops();
+    assert!(
+        !fell_back.contains(&"random"),
+        "random ran on the CPU fallback: {fell_back:?}"
+    );
 }

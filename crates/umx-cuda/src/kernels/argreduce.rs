@@ -66,7 +66,7 @@ pub fn eval(
     if n_out == 0 {
         return Ok(Some(vec![result]));
     }
-    let mut words = vec![0i64; 2 * MAX_DIMS + 1];
+    let mut words = [0i64; 2 * MAX_DIMS + 1];
     for (a, &(size, stride)) in kept.iter().enumerate() {
         words[a] = size as i64;
         words[MAX_DIMS + a] = stride as i64;

@@ -12,6 +12,7 @@ use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
+use std::fmt::Write;
 use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
 use umx_core::shape::{broadcast_strides, is_row_contiguous, numel, row_major_strides};
 use umx_core::{ArrayData, Dtype, Error, Result};
@@ -127,14 +128,15 @@ pub(crate) fn run_program(
         .unwrap_or(1);
     let per_thread = (16 / widest).max(1);
     // What the generated source depends on, for the kernel lookup.
-    let mut key = format!("ew|{stmts}|{expr}|{out_dtype:?}|{contiguous}");
+    let mut key = String::with_capacity(64 + stmts.len() + expr.len());
+    let _ = write!(key, "ew|{stmts}|{expr}|{out_dtype:?}|{contiguous}");
     for ((x, c), o) in inputs.iter().zip(compute).zip(&operands) {
         let kind = if matches!(o, Operand::Value(_)) {
             'v'
         } else {
             'a'
         };
-        key += &format!("|{:?}>{c:?}{kind}", x.dtype);
+        let _ = write!(key, "|{:?}>{c:?}{kind}", x.dtype);
     }
     let (f, work) = if contiguous {
         let aligned = out_ptr % 16 == 0

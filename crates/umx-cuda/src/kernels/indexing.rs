@@ -5,17 +5,18 @@
 //! source and destination offsets are dot products of its coordinates with two stride lists,
 //! plus, for each index array, the (wrapped, checked) index value times that axis's stride.
 //! Gathers iterate over their output; scatters over their updates, writing into a fresh copy
-//! of the input (plain stores for `Assign`, atomic read-modify-writes for the other modes,
-//! since indices may repeat; compare-and-swap loops on the 4-byte word for 1- and 2-byte
-//! types). With repeated indices, `Assign` keeps one of the updates, not always the last (as
-//! MLX and PyTorch on CUDA), and float `Add` sums in an unspecified order.
+//! of the input: atomic read-modify-writes for the combining modes, since indices may repeat
+//! (compare-and-swap loops on the 4-byte word for 1- and 2-byte types), so float `Add` sums
+//! in an unspecified order; `Assign` keeps the last update of each destination, as on the CPU
+//! (a first pass records the latest update per destination, a second stores it).
 //!
 //! Index values are checked without reading out of bounds. Indices still on the host are
 //! checked there before the launch, so the op fails at once with the CPU's message. Indices
 //! made on the device are checked by the kernel: an element whose index is out of range is
 //! skipped (a gather writes 0 there), and the first such index is recorded on the device and
-//! reported as an `Err` by the next host read or synchronisation (`take_index_error`), as
-//! CUDA reports asynchronous errors, without stalling the stream after every gather.
+//! reported as an `Err` by the next host read or synchronisation in the thread that queued the
+//! kernel (`take_index_error`), as CUDA reports asynchronous errors, without stalling the
+//! stream after every gather.
 
 use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use super::{contiguous, first_out};
@@ -23,8 +24,8 @@ use crate::compile::{function_for, launch};
 use crate::gpu::{driver_err, gpu};
 use crate::storage::{input_ptr, output};
 use cudarc::driver::result;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::Arc;
 use umx_core::device::OutSpec;
 use umx_core::primitives::BinaryOp;
 use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
@@ -117,6 +118,8 @@ struct Plan<'a> {
     mode: Option<ScatterMode>,
     /// Whether destinations may repeat (scatters through index arrays).
     atomic: bool,
+    /// Elements of the destination array (for the `Assign` scatter's winner table).
+    out_len: usize,
 }
 
 fn run(p: Plan) -> Result<Option<()>> {
@@ -148,10 +151,7 @@ fn run(p: Plan) -> Result<Option<()>> {
         .iter()
         .any(|ix| ix.data.buffer.residency().device.is_some());
     let g = gpu()?;
-    let err = error_block()?;
-    if device_indices {
-        ARMED.store(true, Ordering::Release);
-    }
+    let err = error_block(device_indices)?;
 
     let mut words = vec![0i64; MAX_DIMS * (3 + MAX_INDICES) + 4 * MAX_INDICES + 1];
     let nd = p.shape.len();
@@ -194,13 +194,29 @@ fn run(p: Plan) -> Result<Option<()>> {
         || source(p.out.1, p.values.dtype, &idx_types, p.mode, p.atomic),
         "umx_index",
     )?;
-    launch(
-        f,
-        grid_for(n, THREADS, g.sm_count),
-        THREADS,
-        0,
-        &mut args.pointers(),
-    )?;
+    let grid = grid_for(n, THREADS, g.sm_count);
+    if p.mode == Some(ScatterMode::Assign) && p.atomic {
+        // The last update of each destination wins, as on the CPU: a first pass records the
+        // latest update per destination (atomicMax into a zeroed table), the second stores
+        // only those.
+        if n >= u32::MAX as usize {
+            return Ok(None);
+        }
+        let bytes = p.out_len.max(1) * 4;
+        let table = crate::storage::CudaStorage::alloc(bytes)?;
+        // SAFETY: the table holds `bytes`; the memset is ordered before both passes.
+        unsafe { result::memset_d8_async(table.ptr(), 0, bytes, g.stream) }
+            .map_err(|e| driver_err("zeroing a scatter table", e))?;
+        for phase in [0i32, 1] {
+            let mut a = args.clone();
+            a.push(table.ptr()).push(phase);
+            launch(f, grid, THREADS, 0, &mut a.pointers())?;
+        }
+        // Back to the pool, which hands it out only to work queued after these passes.
+        drop(table);
+    } else {
+        launch(f, grid, THREADS, 0, &mut args.pointers())?;
+    }
     Ok(Some(()))
 }
 
@@ -239,7 +255,12 @@ fn source(
         ),
         Some(m) => {
             let comb = combine(m, out, "o", "u");
-            let rmw = if atomic && m != ScatterMode::Assign {
+            let rmw = if atomic && m == ScatterMode::Assign {
+                format!(
+                    "    if (phase == 0) {{ atomicMax(win + dof, (unsigned int)(i + 1)); continue; }}\n    if (win[dof] != (unsigned int)(i + 1)) continue;\n    out[dof] = {};\n",
+                    store(out, &value)
+                )
+            } else if atomic {
                 format!(
                     "    {{ {ct} u = {value}; umx_rmw(out + dof, [&]({out_s} s) {{ {ct} o = {}; return {}; }}); }}\n",
                     load(out, "s", ct),
@@ -255,6 +276,11 @@ fn source(
             format!("    if (!ok) continue;\n{rmw}")
         }
     };
+    let winner = if atomic && mode == Some(ScatterMode::Assign) {
+        ", unsigned int* win, int phase"
+    } else {
+        ""
+    };
     let mut src = format!("{HEADER}{PRELUDE}{INDEX_PRELUDE}");
     src += &format!(
         r#"
@@ -264,7 +290,7 @@ struct umx_ix {{
   long long dim[{MAX_INDICES}]; long long limit[{MAX_INDICES}]; long long mult[{MAX_INDICES}];
   long long axis[{MAX_INDICES}]; long long ndim;
 }};
-extern "C" __global__ void umx_index({params}, long long n, umx_ix d, umx_err* err, int code) {{
+extern "C" __global__ void umx_index({params}, long long n, umx_ix d, umx_err* err, int code{winner}) {{
   long long stride = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {{
     long long so = 0, dof = 0;{offs}
@@ -361,47 +387,67 @@ fn check_on_host(op: &str, ix: &Index) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The error record
 
-struct ErrorBlock(u64);
-static ERROR_BLOCK: Mutex<Option<ErrorBlock>> = Mutex::new(None);
-/// Set when a kernel that checks device-made indices was queued since the last look.
-static ARMED: AtomicBool = AtomicBool::new(false);
+/// Each thread's error record (24 bytes of device memory, zeroed when made, back to the pool
+/// when the thread ends) and whether a kernel that checks device-made indices was queued from
+/// the thread since its last look. Errors are per thread so that one thread's bad index
+/// surfaces in its own next read, not in another thread's.
+struct Record {
+    storage: crate::storage::CudaStorage,
+    armed: bool,
+}
+thread_local! {
+    static RECORD: RefCell<Option<Record>> = const { RefCell::new(None) };
+}
 const ERROR_BYTES: usize = 24;
 
-/// The device address of the error record, zeroed when first made.
-fn error_block() -> Result<u64> {
-    let mut b = ERROR_BLOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(ErrorBlock(p)) = *b {
-        return Ok(p);
-    }
-    gpu()?;
-    // SAFETY: a plain allocation, zeroed before any kernel sees it; never freed.
-    let p = unsafe { result::malloc_sync(ERROR_BYTES) }
-        .map_err(|e| driver_err("allocating the index error record", e))?;
-    unsafe { result::memset_d8_sync(p, 0, ERROR_BYTES) }
-        .map_err(|e| driver_err("zeroing the index error record", e))?;
-    *b = Some(ErrorBlock(p));
-    Ok(p)
+/// The device address of this thread's error record; `arm` marks it to be looked at.
+fn error_block(arm: bool) -> Result<u64> {
+    RECORD.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.is_none() {
+            let g = gpu()?;
+            let storage = crate::storage::CudaStorage::alloc(ERROR_BYTES)?;
+            // SAFETY: the block holds ERROR_BYTES; zeroed in stream order, before any kernel
+            // that writes it.
+            unsafe { result::memset_d8_async(storage.ptr(), 0, ERROR_BYTES, g.stream) }
+                .map_err(|e| driver_err("zeroing the index error record", e))?;
+            *r = Some(Record {
+                storage,
+                armed: false,
+            });
+        }
+        let rec = r.as_mut().expect("made above");
+        rec.armed |= arm;
+        Ok(rec.storage.ptr())
+    })
 }
 
-/// After the stream has been synchronised: the out-of-range index a kernel recorded since
-/// the last look, as an `Err` naming the op (the record is cleared). Costs nothing unless a
-/// kernel checked indices made on the device.
+/// After the stream has been synchronised: the out-of-range index a kernel queued from this
+/// thread recorded since the last look, as an `Err` naming the op (the record is cleared).
+/// Costs nothing unless such a kernel checked indices made on the device.
 pub(crate) fn take_index_error() -> Result<()> {
-    if !ARMED.swap(false, Ordering::AcqRel) {
-        return Ok(());
-    }
-    let p = error_block()?;
+    let p = RECORD.with(|r| {
+        let mut r = r.borrow_mut();
+        match r.as_mut() {
+            Some(rec) if rec.armed => {
+                rec.armed = false;
+                Some(rec.storage.ptr())
+            }
+            _ => None,
+        }
+    });
+    let Some(p) = p else { return Ok(()) };
     let mut rec = [0u8; ERROR_BYTES];
     // SAFETY: the record holds ERROR_BYTES bytes and the stream is idle.
     unsafe { result::memcpy_dtoh_sync(&mut rec, p) }
         .map_err(|e| driver_err("reading the index error record", e))?;
-    let word = |i: usize| i64::from_le_bytes(rec[i..i + 8].try_into().expect("8 bytes"));
     let code = i32::from_le_bytes(rec[0..4].try_into().expect("4 bytes"));
     if code == 0 {
         return Ok(());
     }
     unsafe { result::memset_d8_sync(p, 0, ERROR_BYTES) }
         .map_err(|e| driver_err("clearing the index error record", e))?;
+    let word = |i: usize| i64::from_le_bytes(rec[i..i + 8].try_into().expect("8 bytes"));
     let axis = i32::from_le_bytes(rec[4..8].try_into().expect("4 bytes"));
     let op = OPS.get(code as usize - 1).copied().unwrap_or("index");
     Err(Error::Index(format!(
@@ -501,6 +547,7 @@ fn take(a: &ArrayData, idx: &ArrayData, axis: Option<usize>, shape: &[usize]) ->
         }],
         mode: None,
         atomic: false,
+        out_len: 0,
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -526,6 +573,7 @@ fn take_flat(flat: &ArrayData, idx: &ArrayData, shape: &[usize]) -> Outs1 {
         }],
         mode: None,
         atomic: false,
+        out_len: 0,
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -553,6 +601,7 @@ fn take_along_axis(a: &ArrayData, idx: &ArrayData, axis: usize, shape: &[usize])
         }],
         mode: None,
         atomic: false,
+        out_len: 0,
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -597,6 +646,7 @@ fn gather(
         indices,
         mode: None,
         atomic: false,
+        out_len: 0,
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -649,6 +699,7 @@ fn scatter(
         indices,
         mode: Some(mode),
         atomic: true,
+        out_len: a.size(),
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -695,6 +746,7 @@ fn put_along_axis(
         }],
         mode: Some(mode),
         atomic: true,
+        out_len: a.size(),
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -729,6 +781,7 @@ fn slice_update(
         indices: Vec::new(),
         mode: Some(mode),
         atomic: false,
+        out_len: 0,
     };
     Ok(run(plan)?.map(|()| out))
 }
@@ -853,6 +906,7 @@ fn copy_into(
         indices: Vec::new(),
         mode: Some(ScatterMode::Assign),
         atomic: false,
+        out_len: 0,
     })
 }
 

@@ -5,8 +5,10 @@ pub mod argreduce;
 pub mod elementwise;
 pub mod indexing;
 pub mod matmul;
+pub mod random;
 pub mod reduce;
 pub mod scan;
+pub mod sort;
 pub mod source;
 
 use umx_core::device::OutSpec;

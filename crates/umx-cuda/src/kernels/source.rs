@@ -53,40 +53,52 @@ pub fn store(to: Dtype, x: &str) -> String {
     }
 }
 
-/// Kernel arguments: each value kept in its own 8-byte-aligned slot, and the pointers to them
-/// that `cuLaunchKernel` wants.
-#[derive(Default)]
+/// Kernel arguments: each value in its own 8-byte-aligned run of one buffer, and the pointers
+/// to them that `cuLaunchKernel` wants (one allocation for all of a launch's arguments).
+#[derive(Clone, Default)]
 pub struct Args {
-    slots: Vec<Box<[u64]>>,
+    words: Vec<u64>,
+    starts: Vec<usize>,
 }
 
 impl Args {
     /// Adds a plain-data argument.
     pub fn push<T: Copy>(&mut self, v: T) -> &mut Self {
-        let words = std::mem::size_of::<T>().div_ceil(8).max(1);
-        let mut slot = vec![0u64; words].into_boxed_slice();
+        let at = self.slot(std::mem::size_of::<T>());
         // SAFETY: the slot has room for T and is 8-byte aligned; T is plain data.
-        unsafe { std::ptr::write(slot.as_mut_ptr() as *mut T, v) };
-        self.slots.push(slot);
+        unsafe { std::ptr::write(self.words[at..].as_mut_ptr() as *mut T, v) };
         self
     }
 
     /// Adds raw bytes as one argument (a value of a C type the caller laid out).
     pub fn push_bytes(&mut self, bytes: &[u8]) -> &mut Self {
-        let mut slot = vec![0u64; bytes.len().div_ceil(8).max(1)].into_boxed_slice();
+        let at = self.slot(bytes.len());
         // SAFETY: the slot has room for the bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), slot.as_mut_ptr() as *mut u8, bytes.len())
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.words[at..].as_mut_ptr() as *mut u8,
+                bytes.len(),
+            )
         };
-        self.slots.push(slot);
         self
     }
 
-    /// The pointers to each argument.
+    /// A zeroed run of words for `bytes` bytes; returns its first word.
+    fn slot(&mut self, bytes: usize) -> usize {
+        let at = self.words.len();
+        self.words.resize(at + bytes.div_ceil(8).max(1), 0);
+        self.starts.push(at);
+        at
+    }
+
+    /// The pointers to each argument (valid until the arguments change).
     pub fn pointers(&mut self) -> Vec<*mut c_void> {
-        self.slots
-            .iter_mut()
-            .map(|s| s.as_mut_ptr() as *mut c_void)
+        let base = self.words.as_mut_ptr();
+        self.starts
+            .iter()
+            // SAFETY: every start lies inside `words`.
+            .map(|&at| unsafe { base.add(at) } as *mut c_void)
             .collect()
     }
 }

@@ -1,0 +1,195 @@
+//! sort, argsort, partition, argpartition and topk along one axis, for lanes (the 1-D slices
+//! along the axis) of up to [`MAX_LANE`] elements: one block sorts each lane in shared memory
+//! with a bitonic network over (value, position) pairs. Ordering is the CPU's: by value with
+//! NaNs last, ties by position, so argsort is stable and equals the CPU's. A partition is
+//! returned fully sorted (a valid partition), and topk gives the `k` largest in ascending
+//! order, as the CPU does. Longer lanes and `searchsorted` run on the CPU fallback.
+
+use super::first_out;
+use super::source::{Args, HEADER, load, storage_type, store};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{input_ptr, output};
+use std::sync::Arc;
+use umx_core::device::OutSpec;
+use umx_core::primitives::SortOp;
+use umx_core::primitives::codegen::c_compute_type;
+use umx_core::shape::{numel, row_major_strides};
+use umx_core::{ArrayData, Dtype, Error, Result};
+
+/// Longest lane sorted on the GPU.
+pub const MAX_LANE: usize = 2048;
+const MAX_DIMS: usize = 8;
+
+pub fn eval(
+    op: &SortOp,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Option<Vec<ArrayData>>> {
+    let (axis, indices, first) = match *op {
+        SortOp::Sort { axis } | SortOp::Partition { axis, .. } => (axis, false, 0),
+        SortOp::ArgSort { axis } | SortOp::ArgPartition { axis, .. } => (axis, true, 0),
+        SortOp::TopK { axis, k } => {
+            let n = inputs
+                .first()
+                .and_then(|x| x.shape.get(axis))
+                .copied()
+                .unwrap_or(0);
+            if k > n {
+                return Err(Error::Invalid(format!(
+                    "topk: k {k} is larger than axis {axis}"
+                )));
+            }
+            (axis, false, n - k)
+        }
+        SortOp::SearchSorted { .. } => return Ok(None),
+    };
+    let name = op.name();
+    let [x] = inputs else {
+        return Err(Error::Device(format!(
+            "{name}: {} inputs, not 1",
+            inputs.len()
+        )));
+    };
+    let out = first_out(name, outputs)?;
+    let len = x.shape.get(axis).copied().unwrap_or(0);
+    if let SortOp::Partition { kth, .. } | SortOp::ArgPartition { kth, .. } = *op
+        && kth >= len
+        && x.size() > 0
+    {
+        return Err(Error::Invalid(format!(
+            "{name}: kth {kth} is out of range for axis {axis}"
+        )));
+    }
+    if x.dtype == Dtype::Complex64 || len > MAX_LANE || x.shape.len() > MAX_DIMS + 1 {
+        return Ok(None);
+    }
+    let out_dtype = if indices { Dtype::Uint32 } else { x.dtype };
+    if out.dtype != out_dtype || out.shape.len() != x.shape.len() {
+        return Err(Error::Device(format!(
+            "{name}: output {:?} {} does not fit input {:?}",
+            out.shape, out.dtype, x.shape
+        )));
+    }
+    let n_out = numel(&out.shape);
+    let (buffer, ptr) = output(n_out * out_dtype.size())?;
+    let result = ArrayData {
+        buffer: Arc::new(buffer),
+        shape: out.shape.clone(),
+        dtype: out_dtype,
+        strides: row_major_strides(&out.shape),
+        offset: 0,
+    };
+    let lanes = x.size().checked_div(len).unwrap_or(0);
+    if n_out == 0 || lanes == 0 {
+        return Ok(Some(vec![result]));
+    }
+    // The other axes: their sizes, the input's strides and the output's.
+    let mut words = [0i64; 3 * MAX_DIMS + 1];
+    let mut nd = 0;
+    for d in (0..x.shape.len()).filter(|&d| d != axis) {
+        words[nd] = x.shape[d] as i64;
+        words[MAX_DIMS + nd] = x.strides[d] as i64;
+        words[2 * MAX_DIMS + nd] = result.strides[d] as i64;
+        nd += 1;
+    }
+    words[3 * MAX_DIMS] = nd as i64;
+    let dims: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+
+    let p = len.next_power_of_two().max(2);
+    let key_t = match x.dtype {
+        Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
+        d => d,
+    };
+    let ct = c_compute_type(key_t).unwrap_or("void");
+    let xs = storage_type(x.dtype).unwrap_or("void");
+    let os = storage_type(out_dtype).unwrap_or("void");
+    let shared = p * (key_t.size() + 4);
+    let key = format!("sort|{:?}|{indices}", x.dtype);
+    let f = function_for(
+        &key,
+        || {
+            let nan = |v: &str| {
+                if key_t.is_float() {
+                    format!("({v} != {v})")
+                } else {
+                    "false".into()
+                }
+            };
+            let result = if indices {
+                "idx[k]".to_string()
+            } else {
+                store(x.dtype, "key[k]")
+            };
+            format!(
+                r#"{HEADER}
+struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long long out[{MAX_DIMS}]; long long ndim; }};
+/* (a, ia) before (b, ib): padding last, then NaNs, then by value, ties by position. */
+__device__ __forceinline__ bool umx_before({ct} a, unsigned int ia, {ct} b, unsigned int ib, unsigned int len) {{
+  bool pa = ia >= len, pb = ib >= len;
+  if (pa || pb) return pa != pb ? pb : ia < ib;
+  bool na = {na}, nb = {nb};
+  if (na || nb) return na != nb ? nb : ia < ib;
+  if (a != b) return a < b;
+  return ia < ib;
+}}
+extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict__ out, long long lanes,
+    unsigned int len, unsigned int p, long long astride, long long ostride, unsigned int first, umx_lanes d) {{
+  extern __shared__ unsigned long long umx_smem[];
+  unsigned int* idx = (unsigned int*)umx_smem;
+  {ct}* key = ({ct}*)(idx + p); /* 4p bytes in: aligned for 8-byte keys, p being even */
+  for (long long lane = blockIdx.x; lane < lanes; lane += gridDim.x) {{
+    long long ib = 0, ob = 0, rest = lane;
+    for (int a = (int)d.ndim - 1; a >= 0; a--) {{
+      long long c = rest % d.shape[a];
+      rest /= d.shape[a];
+      ib += c * d.in[a];
+      ob += c * d.out[a];
+    }}
+    for (unsigned int k = threadIdx.x; k < p; k += blockDim.x) {{
+      key[k] = k < len ? {value} : ({ct})0;
+      idx[k] = k;
+    }}
+    __syncthreads();
+    for (unsigned int size = 2; size <= p; size <<= 1) {{
+      for (unsigned int stride = size >> 1; stride > 0; stride >>= 1) {{
+        for (unsigned int t = threadIdx.x; t < p / 2; t += blockDim.x) {{
+          unsigned int i = 2 * t - (t & (stride - 1)), j = i + stride;
+          bool up = (i & size) == 0;
+          if (umx_before(key[j], idx[j], key[i], idx[i], len) == up) {{
+            {ct} tk = key[i]; key[i] = key[j]; key[j] = tk;
+            unsigned int ti = idx[i]; idx[i] = idx[j]; idx[j] = ti;
+          }}
+        }}
+        __syncthreads();
+      }}
+    }}
+    for (unsigned int k = first + threadIdx.x; k < len; k += blockDim.x)
+      out[ob + (long long)(k - first) * ostride] = {result};
+    __syncthreads();
+  }}
+}}
+"#,
+                na = nan("a"),
+                nb = nan("b"),
+                value = load(x.dtype, "x[ib + (long long)k * astride]", ct),
+            )
+        },
+        "umx_sort",
+    )?;
+    let g = gpu()?;
+    let threads = (p / 2).clamp(32, 512) as u32;
+    let blocks = lanes.min(g.sm_count as usize * 16).max(1) as u32;
+    let mut args = Args::default();
+    args.push(input_ptr(x)?)
+        .push(ptr)
+        .push(lanes as i64)
+        .push(len as u32)
+        .push(p as u32)
+        .push(x.strides[axis] as i64)
+        .push(result.strides[axis] as i64)
+        .push(first as u32);
+    args.push_bytes(&dims);
+    launch(f, blocks, threads, shared as u32, &mut args.pointers())?;
+    Ok(Some(vec![result]))
+}
