@@ -238,8 +238,9 @@ mod tests {
             want = rule.apply(&g, &want, &mut state, 1e-2, step).unwrap();
             params.insert("w".into(), got.clone());
             got = opt.apply_gradients(&grads, &params).unwrap()["w"].clone();
-            // The update's element-wise chain became fused nodes.
-            assert!(matches!(got.primitive(), Some(Primitive::Fused(_))));
+            // The update's element-wise chain became one fused node, whose other outputs
+            // are the new moments.
+            assert!(matches!(got.primitive(), Some(Primitive::Fused(op)) if op.extra.len() == 2));
             assert_eq!(
                 got.to_vec::<f32>().unwrap(),
                 want.to_vec::<f32>().unwrap(),

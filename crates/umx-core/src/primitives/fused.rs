@@ -56,12 +56,18 @@ impl FusedReduce {
     }
 }
 
-/// The fused primitive: its program; the node's output is the last instruction's, reduced
-/// when `reduce` says so.
+/// The fused primitive: its program; the node's first output is the last instruction's,
+/// reduced when `reduce` says so.
+///
+/// A program without a reduction may have more outputs: `extra` lists instructions whose
+/// values are outputs too (in that order, after the first), each of the program's shape. That
+/// is how an optimizer's update (new parameter, new moments) becomes one pass that reads each
+/// input once and writes each result once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedOp {
     pub program: Arc<Vec<FusedInstr>>,
     pub reduce: Option<FusedReduce>,
+    pub extra: Vec<usize>,
 }
 
 impl FusedOp {
@@ -91,6 +97,14 @@ impl FusedOp {
         FusedOp {
             program: self.program.clone(),
             reduce: None,
+            extra: self.extra.clone(),
         }
+    }
+
+    /// The instructions whose values are the node's outputs, in output order.
+    pub fn output_instrs(&self) -> Vec<usize> {
+        std::iter::once(self.program.len().saturating_sub(1))
+            .chain(self.extra.iter().copied())
+            .collect()
     }
 }

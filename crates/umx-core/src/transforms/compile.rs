@@ -308,10 +308,13 @@ fn simplify(p: &mut Program) {
 }
 
 /// Merges chains of element-wise steps into fused steps: a chain's intermediate values are
-/// used only inside the chain (and are not outputs).
+/// used only inside the chain, or (for a chain without a reduction) are outputs of the
+/// function of the chain's shape, which the fused step then also outputs.
 fn fuse(p: &mut Program) {
     let n = p.steps.len();
+    // Uses of each step's value by other steps, and by the function's outputs.
     let mut uses = vec![0usize; n];
+    let mut out_uses = vec![0usize; n];
     let live = reachable(p);
     for (i, s) in p.steps.iter().enumerate() {
         if !live[i] {
@@ -323,18 +326,26 @@ fn fuse(p: &mut Program) {
             }
         }
     }
-    let mut is_output = vec![false; n];
     for r in &p.outputs {
         if let Ref::Step(j, _) = r {
-            uses[*j] += 1;
-            is_output[*j] = true;
+            out_uses[*j] += 1;
         }
     }
     let fusable = |s: &Step| FusedOp::fusable(&s.prim) && s.outputs.len() == 1;
-    // A step that may join a region: element-wise, used once, and not an output.
+    // A step that may join a region: element-wise, used by one step, and not an output.
     let joins = |j: usize, absorbed: &[bool]| {
-        fusable(&p.steps[j]) && uses[j] == 1 && !is_output[j] && !absorbed[j]
+        fusable(&p.steps[j]) && uses[j] == 1 && out_uses[j] == 0 && !absorbed[j]
     };
+    // A step that may join a region as an extra output: as above, but also an output of the
+    // function, with the root's output shape.
+    let joins_as_output = |j: usize, root: usize, absorbed: &[bool]| {
+        fusable(&p.steps[j])
+            && uses[j] == 1
+            && out_uses[j] > 0
+            && !absorbed[j]
+            && p.steps[j].outputs[0].shape == p.steps[root].outputs[0].shape
+    };
+    let mut moved: HashMap<Ref, Ref> = HashMap::new();
     let mut absorbed = vec![false; n];
     let mut new_steps: Vec<Option<Step>> = p.steps.iter().cloned().map(Some).collect();
     for root in (0..n).rev() {
@@ -358,16 +369,23 @@ fn fuse(p: &mut Program) {
             _ if fusable(&p.steps[root]) => (root, None),
             _ => continue,
         };
-        // Grow the region from its top through single-use element-wise producers.
+        // Grow the region from its top through single-use element-wise producers (and, for a
+        // region without a reduction, producers that are also outputs).
         let mut region: Vec<usize> = vec![top];
+        let mut extra_steps: Vec<usize> = Vec::new();
         let mut frontier = vec![top];
         while let Some(s) = frontier.pop() {
             for r in &p.steps[s].args {
-                if let Ref::Step(j, 0) = *r
-                    && joins(j, &absorbed)
-                    && !region.contains(&j)
-                {
+                let Ref::Step(j, 0) = *r else { continue };
+                if region.contains(&j) {
+                    continue;
+                }
+                if joins(j, &absorbed) {
                     region.push(j);
+                    frontier.push(j);
+                } else if reduce.is_none() && joins_as_output(j, root, &absorbed) {
+                    region.push(j);
+                    extra_steps.push(j);
                     frontier.push(j);
                 }
             }
@@ -408,14 +426,27 @@ fn fuse(p: &mut Program) {
                 new_steps[s] = None;
             }
         }
+        extra_steps.sort_unstable();
+        let mut outputs = p.steps[root].outputs.clone();
+        for (k, &s) in extra_steps.iter().enumerate() {
+            moved.insert(Ref::Step(s, 0), Ref::Step(root, k + 1));
+            outputs.push(p.steps[s].outputs[0].clone());
+        }
         new_steps[root] = Some(Step {
             prim: Primitive::Fused(FusedOp {
                 program: Arc::new(program),
                 reduce,
+                extra: extra_steps.iter().map(|s| instr_of[s]).collect(),
             }),
             args: inputs,
-            outputs: p.steps[root].outputs.clone(),
+            outputs,
         });
+    }
+    // The function's outputs that a fused step now makes.
+    for r in p.outputs.iter_mut() {
+        if let Some(&to) = moved.get(r) {
+            *r = to;
+        }
     }
     // Absorbed steps stay as `None` placeholders so step indices keep their meaning.
     p.steps = new_steps
@@ -493,7 +524,8 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
         } else {
             // A reducing fused step's axes hold only for the shapes it was traced with.
             let elementwise = match &s.prim {
-                Primitive::Fused(op) => op.reduce.is_none(),
+                // Extra outputs have the root's shape only for the traced shapes.
+                Primitive::Fused(op) => op.reduce.is_none() && op.extra.is_empty(),
                 prim => FusedOp::fusable(prim),
             };
             if !elementwise {

@@ -34,18 +34,28 @@ pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         };
         return super::reduce::eval(&reduce, values, outputs);
     }
-    let out = outputs
-        .first()
-        .ok_or_else(|| Error::Device("fused: no output asked for".into()))?;
-    let n = numel(&out.shape);
-    let size = out.dtype.size();
-    let mut buf = Buffer::uninit(n * size)?;
+    let outs = op.output_instrs();
+    if outputs.len() != outs.len() {
+        return Err(Error::Device(format!(
+            "fused: {} outputs asked for a program with {}",
+            outputs.len(),
+            outs.len()
+        )));
+    }
+    let shape = &outputs[0].shape;
+    if outputs.iter().any(|o| &o.shape != shape) {
+        return Err(Error::Device("fused: outputs of different shapes".into()));
+    }
+    let n = numel(shape);
+    let mut bufs = outputs
+        .iter()
+        .map(|o| Buffer::uninit(n * o.dtype.size()))
+        .collect::<Result<Vec<_>>>()?;
     // Inputs as views broadcast to the output's shape.
     let views: Vec<ArrayData> = inputs
         .iter()
-        .map(|x| broadcast_view(x, &out.shape))
+        .map(|x| broadcast_view(x, shape))
         .collect::<Result<_>>()?;
-    let bytes = buf.bytes_mut();
     // Unary kernels make outputs of their input's shape: their inputs are never 0-d.
     let scalar_ok: Vec<bool> = (0..views.len())
         .map(|i| {
@@ -54,22 +64,36 @@ pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
             })
         })
         .collect();
-    let run = |(c, dst): (usize, &mut [u8])| -> Result<()> {
+    // Each chunk: one slice of every output buffer.
+    let sizes: Vec<usize> = outputs.iter().map(|o| o.dtype.size()).collect();
+    let mut chunks: Vec<Vec<&mut [u8]>> = (0..n.div_ceil(CHUNK)).map(|_| Vec::new()).collect();
+    for (buf, &size) in bufs.iter_mut().zip(&sizes) {
+        for (c, part) in buf.bytes_mut()[..n * size]
+            .chunks_mut(CHUNK * size)
+            .enumerate()
+        {
+            chunks[c].push(part);
+        }
+    }
+    let run = |(c, dsts): (usize, Vec<&mut [u8]>)| -> Result<()> {
         let start = c * CHUNK;
-        let len = dst.len() / size;
-        let chunk = run_chunk(op, &views, &scalar_ok, start, len)?;
-        dst.copy_from_slice(&chunk.buffer.bytes()[..len * size]);
+        let len = (n - start).min(CHUNK);
+        let values = run_chunk(op, &views, &scalar_ok, start, len)?;
+        for ((dst, &i), &size) in dsts.into_iter().zip(&outs).zip(&sizes) {
+            dst.copy_from_slice(&values[i].buffer.bytes()[..len * size]);
+        }
         Ok(())
     };
     if n > CHUNK {
-        bytes
-            .par_chunks_mut(CHUNK * size)
-            .enumerate()
-            .try_for_each(run)?;
+        chunks.into_par_iter().enumerate().try_for_each(run)?;
     } else if n > 0 {
-        run((0, bytes))?;
+        chunks.into_iter().enumerate().try_for_each(run)?;
     }
-    Ok(vec![ArrayData::contiguous(buf, &out.shape, out.dtype)])
+    Ok(bufs
+        .into_iter()
+        .zip(outputs)
+        .map(|(b, o)| ArrayData::contiguous(b, shape, o.dtype))
+        .collect())
 }
 
 /// `x` as a view of `shape` (NumPy broadcasting: stride 0 along new or size-1 axes).
@@ -160,14 +184,15 @@ fn gather(x: &ArrayData, start: usize, len: usize) -> Result<ArrayData> {
     })
 }
 
-/// The program over one chunk of the output; `scalar_ok[i]`: input `i` may be passed 0-d.
+/// The program's values over one chunk of the output (one per instruction);
+/// `scalar_ok[i]`: input `i` may be passed 0-d.
 fn run_chunk(
     op: &FusedOp,
     views: &[ArrayData],
     scalar_ok: &[bool],
     start: usize,
     len: usize,
-) -> Result<ArrayData> {
+) -> Result<Vec<ArrayData>> {
     let ins: Vec<ArrayData> = views
         .iter()
         .zip(scalar_ok)
@@ -200,7 +225,8 @@ fn run_chunk(
         };
         values.push(out.remove(0));
     }
-    values
-        .pop()
-        .ok_or_else(|| Error::Device("fused: an empty program".into()))
+    if values.is_empty() {
+        return Err(Error::Device("fused: an empty program".into()));
+    }
+    Ok(values)
 }

@@ -43,42 +43,47 @@ pub(crate) fn run(
     out_shape: &[usize],
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
-    run_program(inputs, compute, "", expr, out_shape, out_dtype)
+    Ok(run_program(inputs, compute, "", &[(expr, out_dtype)], out_shape)?.map(|mut o| o.remove(0)))
 }
 
 /// [`run`] with statements before the result: `stmts` (C statements over the loaded inputs
-/// `x0`, `x1`, ..., declaring temporaries) run for each element, then `expr` is stored. This
-/// is how a fused program becomes one kernel.
+/// `x0`, `x1`, ..., declaring temporaries) run for each element, then each output's
+/// expression is stored (`outs`: expression and dtype, one output array each, all of
+/// `out_shape`). This is how a fused program becomes one kernel.
 pub(crate) fn run_program(
     inputs: &[ArrayData],
     compute: &[Dtype],
     stmts: &str,
-    expr: &str,
+    outs: &[(&str, Dtype)],
     out_shape: &[usize],
-    out_dtype: Dtype,
-) -> Result<Option<ArrayData>> {
-    if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() {
+) -> Result<Option<Vec<ArrayData>>> {
+    if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() || outs.is_empty() {
         return Ok(None);
     }
-    let Some(out_s) = storage_type(out_dtype) else {
+    if outs.iter().any(|(_, d)| storage_type(*d).is_none()) {
         return Ok(None);
-    };
+    }
     for (x, &c) in inputs.iter().zip(compute) {
         if storage_type(x.dtype).is_none() || c_compute_type(c).is_none() {
             return Ok(None);
         }
     }
     let n = numel(out_shape);
-    let (buffer, out_ptr) = output(n * out_dtype.size())?;
-    let out = ArrayData {
-        buffer: std::sync::Arc::new(buffer),
-        shape: out_shape.to_vec(),
-        dtype: out_dtype,
-        strides: row_major_strides(out_shape),
-        offset: 0,
-    };
+    let mut results = Vec::with_capacity(outs.len());
+    let mut out_ptrs = Vec::with_capacity(outs.len());
+    for &(_, dtype) in outs {
+        let (buffer, ptr) = output(n * dtype.size())?;
+        out_ptrs.push(ptr);
+        results.push(ArrayData {
+            buffer: std::sync::Arc::new(buffer),
+            shape: out_shape.to_vec(),
+            dtype,
+            strides: row_major_strides(out_shape),
+            offset: 0,
+        });
+    }
     if n == 0 {
-        return Ok(Some(out));
+        return Ok(Some(results));
     }
     let mut operands = Vec::with_capacity(inputs.len());
     for x in inputs {
@@ -110,7 +115,9 @@ pub(crate) fn run_program(
     });
     let g = gpu()?;
     let mut args = Args::default();
-    args.push(out_ptr);
+    for &p in &out_ptrs {
+        args.push(p);
+    }
     for o in &operands {
         match o {
             Operand::Array { ptr, .. } => args.push(*ptr),
@@ -123,13 +130,16 @@ pub(crate) fn run_program(
         .zip(&operands)
         .filter(|(_, o)| matches!(o, Operand::Array { .. }))
         .map(|(x, _)| x.dtype.size())
-        .chain([out_dtype.size()])
+        .chain(outs.iter().map(|(_, d)| d.size()))
         .max()
         .unwrap_or(1);
     let per_thread = (16 / widest).max(1);
     // What the generated source depends on, for the kernel lookup.
-    let mut key = String::with_capacity(64 + stmts.len() + expr.len());
-    let _ = write!(key, "ew|{stmts}|{expr}|{out_dtype:?}|{contiguous}");
+    let mut key = String::with_capacity(64 + stmts.len());
+    let _ = write!(key, "ew|{stmts}|{contiguous}");
+    for (expr, dtype) in outs {
+        let _ = write!(key, "|{expr}>{dtype:?}");
+    }
     for ((x, c), o) in inputs.iter().zip(compute).zip(&operands) {
         let kind = if matches!(o, Operand::Value(_)) {
             'v'
@@ -139,7 +149,7 @@ pub(crate) fn run_program(
         let _ = write!(key, "|{:?}>{c:?}{kind}", x.dtype);
     }
     let (f, work) = if contiguous {
-        let aligned = out_ptr % 16 == 0
+        let aligned = out_ptrs.iter().all(|p| p % 16 == 0)
             && operands.iter().all(|o| match o {
                 Operand::Array { ptr, .. } => ptr % 16 == 0,
                 Operand::Value(_) => true,
@@ -147,17 +157,7 @@ pub(crate) fn run_program(
         args.push(aligned as i32);
         let f = function_for(
             &key,
-            || {
-                source(
-                    inputs,
-                    compute,
-                    &operands,
-                    (stmts, expr),
-                    out_dtype,
-                    out_s,
-                    Some(per_thread),
-                )
-            },
+            || source(inputs, compute, &operands, stmts, outs, Some(per_thread)),
             "umx_elementwise",
         )?;
         (f, n.div_ceil(per_thread))
@@ -168,17 +168,7 @@ pub(crate) fn run_program(
         args.push_bytes(&dims);
         let f = function_for(
             &key,
-            || {
-                source(
-                    inputs,
-                    compute,
-                    &operands,
-                    (stmts, expr),
-                    out_dtype,
-                    out_s,
-                    None,
-                )
-            },
+            || source(inputs, compute, &operands, stmts, outs, None),
             "umx_elementwise",
         )?;
         (f, n)
@@ -193,7 +183,7 @@ pub(crate) fn run_program(
         grid_for(work, THREADS, g.sm_count)
     };
     launch(f, grid, THREADS, 0, &mut args.pointers())?;
-    Ok(Some(out))
+    Ok(Some(results))
 }
 
 /// The kernel's source. `per_thread` is `Some(elements per vector)` for the contiguous kernel.
@@ -201,12 +191,16 @@ fn source(
     inputs: &[ArrayData],
     compute: &[Dtype],
     operands: &[Operand],
-    (stmts, expr): (&str, &str),
-    out_dtype: Dtype,
-    out_s: &str,
+    stmts: &str,
+    outs: &[(&str, Dtype)],
     per_thread: Option<usize>,
 ) -> String {
-    let mut params = format!("{out_s}* __restrict__ out");
+    let out_s = |d: Dtype| storage_type(d).unwrap_or("void");
+    let mut params = String::new();
+    for (k, (_, d)) in outs.iter().enumerate() {
+        let sep = if k == 0 { "" } else { ", " };
+        params += &format!("{sep}{}* __restrict__ out{k}", out_s(*d));
+    }
     let mut loads_at = String::new(); // for index i (contiguous) or offsets o0.. (strided)
     let mut k = 0; // array operands so far
     for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
@@ -232,10 +226,12 @@ fn source(
             }
         }
     }
-    let body = format!(
-        "{loads_at}{stmts}    out[i] = {};\n",
-        store(out_dtype, expr)
-    );
+    let stores: String = outs
+        .iter()
+        .enumerate()
+        .map(|(k, (expr, d))| format!("    out{k}[i] = {};\n", store(*d, expr)))
+        .collect();
+    let body = format!("{loads_at}{stmts}{stores}");
     let mut src = format!("{HEADER}{PRELUDE}\n");
     match per_thread {
         Some(e) => {
@@ -261,6 +257,14 @@ fn source(
                 vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
             }
             vbody += stmts;
+            let mut rdecl = String::new();
+            let mut rstore = String::new();
+            for (k, (expr, d)) in outs.iter().enumerate() {
+                let os = out_s(*d);
+                rdecl += &format!("        umx_pack<{os}, {e}> r{k};\n");
+                vbody += &format!("          r{k}.v[k] = {};\n", store(*d, expr));
+                rstore += &format!("        ((umx_pack<{os}, {e}>*)out{k})[j] = r{k};\n");
+            }
             src += &format!(
                 r#"
 extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {{
@@ -279,12 +283,10 @@ extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {
       for (int u = 0; u < {UNROLL}; u++) {{
         long long j = j0 + u * step;
         if (j >= nv) break;
-        umx_pack<{out_s}, {e}> r;
-        #pragma unroll
+{rdecl}        #pragma unroll
         for (int k = 0; k < {e}; k++) {{
-{vbody}          r.v[k] = {st};
-        }}
-        ((umx_pack<{out_s}, {e}>*)out)[j] = r;
+{vbody}        }}
+{rstore}
       }}
     }}
     done = nv * {e};
@@ -292,8 +294,7 @@ extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {
   for (long long i = done + tid; i < n; i += step) {{
 {body}  }}
 }}
-"#,
-                st = store(out_dtype, expr),
+"#
             );
         }
         None => {

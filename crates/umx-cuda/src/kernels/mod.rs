@@ -221,10 +221,14 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let last = format!("t{}", op.program.len().saturating_sub(1));
     let compute: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
     let Some(r) = &op.reduce else {
-        return Ok(elementwise::run_program(
-            inputs, &compute, &stmts, &last, &out.shape, out.dtype,
-        )?
-        .map(|o| vec![o]));
+        // Every output: the last instruction, then the extra ones, each stored as its dtype.
+        let names: Vec<(String, Dtype)> = op
+            .output_instrs()
+            .into_iter()
+            .map(|i| (format!("t{i}"), op.program[i].dtype))
+            .collect();
+        let outs: Vec<(&str, Dtype)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        return elementwise::run_program(inputs, &compute, &stmts, &outs, &out.shape);
     };
     // A reduction prologue: one pass where the layout allows it, else the program's result
     // stored and reduced.
@@ -241,11 +245,20 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     for x in inputs {
         shape = umx_core::shape::broadcast_shapes("fused", &shape, &x.shape)?;
     }
-    let Some(full) =
-        elementwise::run_program(inputs, &compute, &stmts, &last, &shape, op.program_dtype())?
+    let Some(full) = elementwise::run_program(
+        inputs,
+        &compute,
+        &stmts,
+        &[(&last, op.program_dtype())],
+        &shape,
+    )?
     else {
         return Ok(None);
     };
+    let full = full
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Device("fused: no output".into()))?;
     let reduce = umx_core::primitives::reduce::ReduceOp::Reduce {
         kind: r.kind,
         axes: r.axes.clone(),

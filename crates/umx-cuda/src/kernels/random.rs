@@ -216,7 +216,7 @@ fn sample(
         }
     }
     let (stmts, expr) = program(dist, t);
-    run_program(&inputs, &compute, &stmts, &expr, &out.shape, t)
+    Ok(run_program(&inputs, &compute, &stmts, &[(&expr, t)], &out.shape)?.map(|mut o| o.remove(0)))
 }
 
 /// The C statements and the final expression of one sample: core's scalar function over the

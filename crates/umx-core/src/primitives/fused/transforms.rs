@@ -9,8 +9,8 @@ use crate::transforms::rules::*;
 use crate::{Array, Result};
 
 impl FusedOp {
-    /// The program as ordinary (unfused) nodes over `inputs`.
-    pub(crate) fn expand(&self, inputs: &[Array]) -> Result<Array> {
+    /// The program as ordinary (unfused) nodes over `inputs`: the node's outputs.
+    pub(crate) fn expand(&self, inputs: &[Array]) -> Result<Vec<Array>> {
         let mut values: Vec<Array> = Vec::with_capacity(self.program.len());
         for ins in self.program.iter() {
             let args: Vec<Array> = ins
@@ -32,11 +32,15 @@ impl FusedOp {
                 ins.dtype,
             )?);
         }
-        let v = values
-            .pop()
-            .ok_or_else(|| crate::Error::Invalid("compile: an empty fused program".into()))?;
+        let Some(v) = values.last().cloned() else {
+            return Err(crate::Error::Invalid(
+                "compile: an empty fused program".into(),
+            ));
+        };
         match &self.reduce {
-            None => Ok(v),
+            None => Ok(std::iter::once(v)
+                .chain(self.extra.iter().map(|&i| values[i].clone()))
+                .collect()),
             Some(r) => {
                 let shape = r.shape(v.shape());
                 let dtype = r.kind.output_dtype(v.dtype());
@@ -44,7 +48,7 @@ impl FusedOp {
                     kind: r.kind,
                     axes: r.axes.clone(),
                 });
-                Array::from_primitive(prim, vec![v], shape, dtype)
+                Ok(vec![Array::from_primitive(prim, vec![v], shape, dtype)?])
             }
         }
     }
@@ -64,7 +68,7 @@ impl FusedOp {
         for (&i, x) in idx.iter().zip(xs) {
             full[i] = x.clone();
         }
-        Ok(vec![self.expand(&full)?])
+        self.expand(&full)
     }
 
     pub(crate) fn vjp(
@@ -127,11 +131,7 @@ impl FusedOp {
             return elementwise_vmap(Primitive::Fused(self.clone()), inputs, axes, outputs);
         }
         let in_axes: Vec<Option<i64>> = axes.iter().map(|a| a.map(|a| a as i64)).collect();
-        let f = crate::transforms::vmap(
-            |xs: &[Array]| Ok(vec![self.expand(xs)?]),
-            &in_axes,
-            &[Some(0)],
-        );
+        let f = crate::transforms::vmap(|xs: &[Array]| self.expand(xs), &in_axes, &[Some(0)]);
         Ok((f(inputs)?, vec![Some(0)]))
     }
 }
