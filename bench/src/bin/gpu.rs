@@ -157,6 +157,8 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
         queue / 5.0 * 1e3,
         total / 5.0 * 1e3
     );
+    let (launch, launched) = umx::cuda::launch_cost(1000)?;
+    println!("an empty kernel, us per launch: host {launch:.2}, with the card {launched:.2}");
 
     // One training step of the MLP.
     random::seed(0);

@@ -222,3 +222,25 @@ pub(crate) fn launch(
     unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream, args) }
         .map_err(|e| driver_err("launching a kernel", e))
 }
+
+/// Diagnostics: the host time of one launch of an empty kernel, in microseconds, over `n`
+/// back-to-back launches (the floor under any op's cost), and the time per launch once the
+/// card has run them all.
+pub fn launch_cost(n: usize) -> Result<(f64, f64)> {
+    let f = function(
+        r#"extern "C" __global__ void umx_empty(int x) {}"#,
+        "umx_empty",
+    )?;
+    let g = gpu()?;
+    g.synchronize()?;
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        let mut v = i as i32;
+        launch(f, 1, 32, 0, &mut [&mut v as *mut i32 as *mut c_void])?;
+    }
+    let queued = t0.elapsed().as_secs_f64();
+    g.synchronize()?;
+    let done = t0.elapsed().as_secs_f64();
+    let per = |t: f64| t / n.max(1) as f64 * 1e6;
+    Ok((per(queued), per(done)))
+}

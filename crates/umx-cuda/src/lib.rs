@@ -22,7 +22,7 @@ mod pool;
 mod profile;
 mod storage;
 
-pub use compile::kernel_cache_stats;
+pub use compile::{kernel_cache_stats, launch_cost};
 pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
 pub use kernels::matmul::set_tf32;

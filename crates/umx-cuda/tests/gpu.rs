@@ -185,6 +185,16 @@ fn reductions_agree_with_the_cpu_over_every_axis_set() {
             }
         }
     }
+    // Few long columns: the reduced axis splits into parts, reduced again.
+    let x = input(&[1000, 10], Dtype::Float32, 7);
+    let (c, g) = both(|| ops::sum(&x, 0, false));
+    assert_close("sum of long columns", &c, &g, 1e-5);
+    let (c, g) = both(|| ops::mean(&x, 0, true));
+    assert_close("mean of long columns", &c, &g, 1e-5);
+    let (c, g) = both(|| ops::max(&x, 0, false));
+    assert_close("max of long columns", &c, &g, 0.0);
+    let (c, g) = both(|| ops::any(&ops::greater(&x, 3.5)?, 0, false));
+    assert_close("any of long columns", &c, &g, 0.0);
     // all/any test truth: 0.5 is true.
     let h = Array::from_slice(&[0.5f32, 2.0, 0.0, -1.0, 0.5, 0.25], &[2, 3]).unwrap();
     for axes in [Axes::All, Axes::List(vec![0]), Axes::List(vec![1])] {

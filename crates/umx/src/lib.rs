@@ -21,8 +21,8 @@ pub use umx_optim as optim;
 /// a kernel-time profile by primitive.
 pub mod cuda {
     pub use umx_cuda::{
-        ProfileLine, device_count, device_info, fallback_ops, kernel_cache_stats, memory,
-        profile_report, set_profiling, set_tf32,
+        ProfileLine, device_count, device_info, fallback_ops, kernel_cache_stats, launch_cost,
+        memory, profile_report, set_profiling, set_tf32,
     };
 }
 

@@ -312,8 +312,8 @@ fn simplify(p: &mut Program) {
 /// function of the chain's shape, which the fused step then also outputs.
 fn fuse(p: &mut Program) {
     let n = p.steps.len();
-    // Uses of each step's value by other steps, and by the function's outputs.
-    let mut uses = vec![0usize; n];
+    // The steps that use each step's value, and its uses by the function's outputs.
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut out_uses = vec![0usize; n];
     let live = reachable(p);
     for (i, s) in p.steps.iter().enumerate() {
@@ -322,7 +322,7 @@ fn fuse(p: &mut Program) {
         }
         for r in &s.args {
             if let Ref::Step(j, _) = r {
-                uses[*j] += 1;
+                users[*j].push(i);
             }
         }
     }
@@ -332,17 +332,21 @@ fn fuse(p: &mut Program) {
         }
     }
     let fusable = |s: &Step| FusedOp::fusable(&s.prim) && s.outputs.len() == 1;
-    // A step that may join a region: element-wise, used by one step, and not an output.
-    let joins = |j: usize, absorbed: &[bool]| {
-        fusable(&p.steps[j]) && uses[j] == 1 && out_uses[j] == 0 && !absorbed[j]
+    // A step that may join a region: element-wise, used only by steps of the region, and
+    // not an output.
+    let joins = |j: usize, region: &[usize], absorbed: &[bool]| {
+        fusable(&p.steps[j])
+            && out_uses[j] == 0
+            && !absorbed[j]
+            && users[j].iter().all(|u| region.contains(u))
     };
     // A step that may join a region as an extra output: as above, but also an output of the
     // function, with the root's output shape.
-    let joins_as_output = |j: usize, root: usize, absorbed: &[bool]| {
+    let joins_as_output = |j: usize, root: usize, region: &[usize], absorbed: &[bool]| {
         fusable(&p.steps[j])
-            && uses[j] == 1
             && out_uses[j] > 0
             && !absorbed[j]
+            && users[j].iter().all(|u| region.contains(u))
             && p.steps[j].outputs[0].shape == p.steps[root].outputs[0].shape
     };
     let mut moved: HashMap<Ref, Ref> = HashMap::new();
@@ -355,7 +359,7 @@ fn fuse(p: &mut Program) {
         // A reduction of an element-wise result takes that result's region as its prologue.
         let (top, reduce) = match (&p.steps[root].prim, p.steps[root].args.as_slice()) {
             (Primitive::Reduce(ReduceOp::Reduce { kind, axes }), [Ref::Step(j, 0)])
-                if !axes.is_empty() && joins(*j, &absorbed) =>
+                if !axes.is_empty() && joins(*j, &[root], &absorbed) =>
             {
                 let ndim = p.steps[*j].outputs[0].shape.len();
                 let keepdims = p.steps[root].outputs[0].shape.len() == ndim;
@@ -369,26 +373,39 @@ fn fuse(p: &mut Program) {
             _ if fusable(&p.steps[root]) => (root, None),
             _ => continue,
         };
-        // Grow the region from its top through single-use element-wise producers (and, for a
-        // region without a reduction, producers that are also outputs).
+        // Grow the region from its top through element-wise producers whose users are all in
+        // the region (and, for a region without a reduction, producers that are also
+        // outputs), until nothing more joins: a value used twice joins once both users have.
         let mut region: Vec<usize> = vec![top];
+        if reduce.is_some() {
+            region.push(root);
+        }
         let mut extra_steps: Vec<usize> = Vec::new();
-        let mut frontier = vec![top];
-        while let Some(s) = frontier.pop() {
-            for r in &p.steps[s].args {
-                let Ref::Step(j, 0) = *r else { continue };
-                if region.contains(&j) {
-                    continue;
-                }
-                if joins(j, &absorbed) {
-                    region.push(j);
-                    frontier.push(j);
-                } else if reduce.is_none() && joins_as_output(j, root, &absorbed) {
-                    region.push(j);
-                    extra_steps.push(j);
-                    frontier.push(j);
+        loop {
+            let mut grew = false;
+            for k in 0..region.len() {
+                for r in &p.steps[region[k]].args {
+                    let Ref::Step(j, 0) = *r else { continue };
+                    if region.contains(&j) {
+                        continue;
+                    }
+                    if joins(j, &region, &absorbed) {
+                        region.push(j);
+                        grew = true;
+                    } else if reduce.is_none() && joins_as_output(j, root, &region, &absorbed) {
+                        region.push(j);
+                        extra_steps.push(j);
+                        grew = true;
+                    }
                 }
             }
+            if !grew {
+                break;
+            }
+        }
+        if reduce.is_some() {
+            // The reduction is not an instruction of the program.
+            region.retain(|&s| s != root);
         }
         if region.len() < 2 && reduce.is_none() {
             continue;

@@ -12,7 +12,7 @@
 //! and the mean as the sum times `1/n`. Arg-reductions are still on the fallback.
 
 use super::contiguous;
-use super::source::{Args, HEADER, grid_for, load, storage_type, store};
+use super::source::{Args, HEADER, load, storage_type, store};
 use crate::compile::{function, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
@@ -32,6 +32,8 @@ const UNROLL: usize = 4;
 /// 2^16 elements.
 const SPLIT_CHUNK: usize = 1 << 14;
 const SPLIT_BLOCKS_PER_SM: usize = 128;
+/// Fewest rows one part of a split column reduction takes.
+const COL_MIN_PART: usize = 16;
 
 /// Combines two accumulator values (C expressions); the flag says float semantics.
 type Comb = fn(&str, &str, bool) -> String;
@@ -282,19 +284,52 @@ fn launch_reduce(
         }
     };
     if inner > 1 {
-        let src = col_source(red, &values.prologue(), out.dtype, scale);
-        let f = function(&src, "umx_reduce_col")?;
-        let mut args = Args::default();
-        args.push(out_ptr);
-        with_inputs(&mut args);
-        args.push(outer as i64).push(k as i64).push(inner as i64);
-        launch(
-            f,
-            grid_for(n_out, THREADS, g.sm_count),
-            THREADS,
-            0,
-            &mut args.pointers(),
-        )?;
+        // Columns. Too few outputs to fill the card: split the reduced axis into parts (a
+        // thread per output and part), then reduce the parts the same way.
+        let want = g.sm_count as usize * 2048;
+        let parts = want.div_ceil(n_out).min(k / COL_MIN_PART).max(1);
+        let chunk = k.div_ceil(parts);
+        let parts = k.div_ceil(chunk.max(1)).max(1);
+        let bpp = n_out
+            .div_ceil(THREADS as usize)
+            .min(g.sm_count as usize * 16)
+            .max(1);
+        let col = |src: String,
+                   out_ptr: u64,
+                   ins: &[u64],
+                   (outer, k, inner, chunk): (usize, usize, usize, usize),
+                   parts: usize|
+         -> Result<()> {
+            let f = function(&src, "umx_reduce_col")?;
+            let mut args = Args::default();
+            args.push(out_ptr);
+            for &p in ins {
+                args.push(p);
+            }
+            args.push(outer as i64)
+                .push(k as i64)
+                .push(inner as i64)
+                .push(chunk as i64)
+                .push(bpp as i64);
+            launch(f, (bpp * parts) as u32, THREADS, 0, &mut args.pointers())
+        };
+        if parts == 1 {
+            let src = col_source(red, &values.prologue(), out.dtype, scale);
+            col(src, out_ptr, &ptrs, (outer, k, inner, k), 1)?;
+        } else {
+            let (scratch, scratch_ptr) = output(parts * n_out * red.acc.size())?;
+            let src1 = col_source(red, &values.prologue(), red.acc, None);
+            col(src1, scratch_ptr, &ptrs, (outer, k, inner, chunk), parts)?;
+            let partials = Prologue {
+                dtypes: vec![red.acc],
+                stmts: "",
+                value: "x0",
+            };
+            let src2 = col_source(red, &partials, out.dtype, scale);
+            col(src2, out_ptr, &[scratch_ptr], (1, parts, n_out, parts), 1)?;
+            // Back to the pool; the stream orders its reuse after these launches.
+            drop(scratch);
+        }
         return Ok(result);
     }
     // Rows. Few long rows: split each over several blocks, then combine the parts.
@@ -508,14 +543,19 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
     let from_cols = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
     format!(
         r#"{HEADER}{PRELUDE}
-extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner) {{
-  long long step = (long long)gridDim.x * blockDim.x;
-  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < outer * inner; t += step) {{
+/* Part p = blockIdx.x / bpp reduces rows [p * chunk, (p + 1) * chunk) of every column into
+   out[p * outer * inner + column]. */
+extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long bpp) {{
+  long long part = blockIdx.x / bpp, b = blockIdx.x % bpp;
+  long long k0 = part * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
+  long long n = outer * inner;
+  long long step = bpp * blockDim.x;
+  for (long long t = b * blockDim.x + threadIdx.x; t < n; t += step) {{
     long long o = t / inner, i = t % inner;
     long long base = o * K * inner + i;
     {a} acc = {init};
-    for (long long k = 0; k < K; k++) {{ {from_cols} acc = {c}; }}
-    out[t] = {fin};
+    for (long long k = k0; k < k1; k++) {{ {from_cols} acc = {c}; }}
+    out[part * n + t] = {fin};
   }}
 }}
 "#,

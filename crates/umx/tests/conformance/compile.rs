@@ -268,6 +268,24 @@ fn chain_values_that_are_also_outputs_come_out_of_one_fused_node() {
     }
 }
 
+/// A value used twice inside a chain (as GELU's gradient uses `x / sqrt 2`) stays inside one
+/// fused node.
+#[test]
+fn values_used_twice_within_a_chain_stay_in_one_fused_node() {
+    let f = |a: &[Array]| -> umx::Result<Vec<Array>> {
+        let h = ops::multiply(&a[0], 2.0)?;
+        Ok(vec![ops::add(&h, ops::exp(&h)?)?])
+    };
+    let cf = compile(f, false);
+    let x = rand(&[6, 5], 5);
+    let got = cf(std::slice::from_ref(&x)).unwrap();
+    match got[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => assert_eq!(op.program.len(), 3),
+        other => panic!("not one fused node: {other:?}"),
+    }
+    same(&got[0], &f(std::slice::from_ref(&x)).unwrap()[0]);
+}
+
 #[test]
 fn a_reduction_takes_its_element_wise_producers_as_a_prologue() {
     let cf = compile(

@@ -125,8 +125,8 @@ impl MatmulOp {
             MatmulOp::AddMm { alpha, beta } => argnums
                 .iter()
                 .map(|&i| match i {
-                    0 => unbroadcast(&ops::multiply(g, *beta)?, inputs[0].shape()),
-                    _ => ops::multiply(matmul_vjp(&inputs[1], &inputs[2], g, i - 1)?, *alpha),
+                    0 => unbroadcast(&scaled(g, *beta)?, inputs[0].shape()),
+                    _ => scaled(&matmul_vjp(&inputs[1], &inputs[2], g, i - 1)?, *alpha),
                 })
                 .collect(),
         }
@@ -143,12 +143,9 @@ impl MatmulOp {
             MatmulOp::Matmul => matmul_jvp(&inputs[0], &inputs[1], &tangents[0], &tangents[1])?,
             MatmulOp::AddMm { alpha, beta } => {
                 let p = matmul_jvp(&inputs[1], &inputs[2], &tangents[1], &tangents[2])?
-                    .map(|p| ops::multiply(&p, *alpha))
+                    .map(|p| scaled(&p, *alpha))
                     .transpose()?;
-                let c = tangents[0]
-                    .as_ref()
-                    .map(|t| ops::multiply(t, *beta))
-                    .transpose()?;
+                let c = tangents[0].as_ref().map(|t| scaled(t, *beta)).transpose()?;
                 match (p, c) {
                     (Some(p), Some(c)) => Some(ops::add(&p, &c)?),
                     (p, c) => p.or(c),
@@ -187,5 +184,15 @@ impl MatmulOp {
             }
         };
         Ok((vec![out], vec![Some(0)]))
+    }
+}
+
+/// `x * s`; `x` itself when `s` is 1 and `x` is a float array (the common `addmm` with
+/// `alpha = beta = 1` then costs no pass over its gradients).
+fn scaled(x: &Array, s: f64) -> Result<Array> {
+    if s == 1.0 && x.dtype().is_inexact() {
+        Ok(x.clone())
+    } else {
+        ops::multiply(x, s)
     }
 }
