@@ -6,13 +6,16 @@
 //! `storage.rs` (device copies of buffers), `pool.rs` (device memory), `compile.rs` (NVRTC and
 //! the kernel cache) and `kernels/elementwise.rs`.
 //!
-//! What runs on the GPU today: element-wise unary, binary and ternary ops and casts (every
-//! real dtype), copies, `full`, reductions (sum, prod, max, min, mean, all, any), matmul and
-//! addmm (float32, float16, bfloat16, float64), and fused programs (compiled element-wise
-//! chains, with a reduction at their end or not) as generated kernels, and random bits and
-//! samples (the CPU's numbers: threefry bits bit for bit). View primitives (transpose, broadcast, reshape, slice, ...)
-//! only restride and never move bytes. Everything else runs on the CPU fallback
-//! ([`fallback_ops`] lists what did).
+//! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every real
+//! dtype), copies, `full`, `eye`, `tri`, reductions (sum, prod, max, min, mean, all, any) and
+//! arg-reductions, scans, sort/argsort/partition/topk (lanes up to 2048), gathers and scatters
+//! (take, take_along_axis, gather, scatter in every mode, put_along_axis, slice_update),
+//! concatenate and constant pad, triangles, matmul and addmm (float32, float16, bfloat16,
+//! float64), random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused
+//! programs (compiled element-wise chains, with a reduction at their end or several outputs)
+//! as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
+//! restride and never move bytes. The rest (complex64, longer sort lanes, arange/linspace,
+//! linalg, fft, ...) runs on the CPU fallback ([`fallback_ops`] lists what did).
 
 mod compile;
 mod fallback;

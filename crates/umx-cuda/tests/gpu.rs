@@ -596,8 +596,8 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
         "argmax",
         "cumsum",
         "concatenate",
+        // (not "sort": another test sorts a lane too long for the GPU on purpose)
         "argsort",
-        "sort",
     ] {
         assert!(
             !fell_back.contains(&op),
