@@ -282,7 +282,12 @@ fn simplify(p: &mut Program) {
                     | Primitive::Unary(UnaryOp::AsType(_))
             )
             && in_spec(args[0]) == Some((s.outputs[0].shape.clone(), s.outputs[0].dtype));
-        if noop {
+        // The identity nodes a transformation traced inside `f` starts from (a vjp's
+        // tracers): they would only cut element-wise chains in two.
+        let tracer = matches!(s.prim, Primitive::Transform(TransformOp::Depends { n: 1 }))
+            && args.len() == 1
+            && s.outputs.len() == 1;
+        if noop || tracer {
             rename.insert(Ref::Step(i, 0), args[0]);
             continue;
         }

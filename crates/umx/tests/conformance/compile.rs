@@ -286,6 +286,41 @@ fn values_used_twice_within_a_chain_stay_in_one_fused_node() {
     same(&got[0], &f(std::slice::from_ref(&x)).unwrap()[0]);
 }
 
+/// nn's activations are compiled; the gradient of a fused node is traced and fused as well,
+/// with the program's constants held fixed: GELU's backward pass is one fused node over the
+/// input and the cotangent, equal to the gradient of the uncompiled GELU.
+#[test]
+fn a_compiled_activations_gradient_is_one_fused_node() {
+    let x = rand(&[8, 16], 9);
+    let loss = |f: fn(&Array) -> Result<Array>| {
+        move |x: &Array| -> Result<Array> { ops::sum(&f(x)?, None, false) }
+    };
+    let g = grad(loss(umx::nn::gelu))(&x).unwrap();
+    match g.primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => assert!(op.program.len() > 5),
+        other => panic!("not fused: {other:?}"),
+    }
+    let unfused = g.inputs().iter().any(|i| {
+        matches!(
+            i.primitive(),
+            Some(umx::primitives::Primitive::Unary(_) | umx::primitives::Primitive::Binary(_))
+        )
+    });
+    assert!(!unfused, "an element-wise op outside the fused gradient");
+    let plain = |x: &Array| -> Result<Array> {
+        let cdf = ops::multiply(
+            ops::add(
+                ops::erf(&ops::multiply(x, std::f64::consts::FRAC_1_SQRT_2)?)?,
+                1.0,
+            )?,
+            0.5,
+        )?;
+        ops::multiply(x, &cdf)
+    };
+    let want = grad(loss(plain))(&x).unwrap();
+    close(&g, &want, 1e-6);
+}
+
 #[test]
 fn a_reduction_takes_its_element_wise_producers_as_a_prologue() {
     let cf = compile(

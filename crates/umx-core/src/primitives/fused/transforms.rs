@@ -78,10 +78,14 @@ impl FusedOp {
         argnums: &[usize],
         _outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        let (idx, picked) = self.float_inputs(inputs);
+        // Only the inputs asked for are differentiated; the others (the program's constants,
+        // say) are held fixed, so no gradient is traced for them.
+        let (all, _) = self.float_inputs(inputs);
+        let idx: Vec<usize> = all.into_iter().filter(|i| argnums.contains(i)).collect();
+        let picked: Vec<Array> = idx.iter().map(|&i| inputs[i].clone()).collect();
         // The gradient of a fused program is itself an element-wise chain (with a broadcast
         // of the cotangent for a reduction): traced and fused too, so a compiled activation's
-        // backward pass is a kernel or two, not a dozen.
+        // backward pass is one kernel, not a dozen.
         let k = picked.len();
         let mut args = picked;
         args.extend(cotangents.iter().cloned());
