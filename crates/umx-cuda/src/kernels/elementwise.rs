@@ -24,7 +24,8 @@ pub const MAX_INPUTS: usize = 16;
 /// Threads per block and vectors each thread of the contiguous path loads before it computes.
 /// On the H100 (eager (x*2+5)/3 over 2^28 float32, three kernels): 128 threads with one
 /// 16-byte vector each took 2.139 ms, 256 with four 2.161 ms, 256 with eight 2.196 ms (torch
-/// 2.145 in the same run).
+/// 2.145 in the same run). The AdamW update (4 inputs, 3 outputs of 4096x4096 float32) took
+/// 274 us with one vector and 279 us with four at 128 threads (1.6 TB/s: one to look at).
 const THREADS: u32 = 128;
 const UNROLL: usize = 1;
 
