@@ -6,7 +6,9 @@
 //! a = mx.array([1, 2, 3, 4]); b = a * 2; c = b + 5; d = mx.sum(c); mx.eval(d)
 //! ```
 //!
-//! Run with `cargo run --release --example seed`.
+//! Run with `cargo run --release --example seed`. With a CUDA GPU it runs there (the default
+//! device), with no copy in the program: the bytes move when a processor needs them, and the
+//! counts printed at the end say how many moved each way.
 
 use umx::prelude::*;
 
@@ -25,5 +27,19 @@ fn main() -> Result<()> {
     let d = ops::sum(&c, Axes::All, false)?;
     eval([&d])?;
     println!("d = {d}");
+    println!(
+        "device {}: {} bytes moved to the device, {} to the host; host memory peak {} bytes",
+        umx::device::default_device(),
+        umx::memory::bytes_to_device(),
+        umx::memory::bytes_to_host(),
+        umx::memory::peak_memory()
+    );
+    if umx::cuda::device_count() > 0 {
+        println!(
+            "gpu memory: active {} bytes, peak {} bytes",
+            umx::cuda::memory::active_memory(),
+            umx::cuda::memory::peak_memory()
+        );
+    }
     Ok(())
 }
