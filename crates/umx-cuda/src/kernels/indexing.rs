@@ -1,5 +1,6 @@
 //! Gathers and scatters: take, take_along_axis, gather, scatter (every mode), put_along_axis,
-//! slice_update, triangles and diagonal matrices.
+//! slice_update, triangles and diagonal matrices; concatenate and constant pad as copies into
+//! regions of a new array.
 //!
 //! Every gather and scatter is one generated kernel over an iteration shape: each element's
 //! source and destination offsets are dot products of its coordinates with two stride lists,
@@ -10,9 +11,9 @@
 //! in an unspecified order; `Assign` keeps the last update of each destination, as on the CPU
 //! (a first pass records the latest update per destination, a second stores it).
 //!
-//! Index values are checked without reading out of bounds. Indices still on the host are
+//! Index values are checked without reading out of bounds. Indices with a host copy are
 //! checked there before the launch, so the op fails at once with the CPU's message. Indices
-//! made on the device are checked by the kernel: an element whose index is out of range is
+//! only on the device are checked by the kernel: an element whose index is out of range is
 //! skipped (a gather writes 0 there), and the first such index is recorded on the device and
 //! reported as an `Err` by the next host read or synchronisation in the thread that queued the
 //! kernel (`take_index_error`), as CUDA reports asynchronous errors, without stalling the
@@ -141,15 +142,13 @@ fn run(p: Plan) -> Result<Option<()>> {
                 p.op, ix.data.dtype
             )));
         }
-        if ix.data.buffer.residency().device.is_none() {
+        if ix.data.buffer.residency().host {
             check_on_host(p.op, ix)?;
         }
     }
     let code = OPS.iter().position(|&o| o == p.op).map_or(0, |i| i + 1) as i32;
-    let device_indices = p
-        .indices
-        .iter()
-        .any(|ix| ix.data.buffer.residency().device.is_some());
+    // Indices with no host copy are checked by the kernel only.
+    let device_indices = p.indices.iter().any(|ix| !ix.data.buffer.residency().host);
     let g = gpu()?;
     let err = error_block(device_indices)?;
 
