@@ -179,7 +179,7 @@ pub fn rope(
         );
     }
     let d = x.shape()[x.ndim() - 1];
-    if dims == 0 || dims % 2 != 0 || dims > d {
+    if dims == 0 || !dims.is_multiple_of(2) || dims > d {
         bail!(
             "rope: dims must be even, positive and at most the last axis of input {}, not {dims}",
             fmt_shape(x.shape())

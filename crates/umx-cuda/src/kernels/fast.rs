@@ -78,6 +78,9 @@ fn row_major(x: &ArrayData) -> Result<Option<ArrayData>> {
     super::contiguous(x, x.dtype)
 }
 
+/// NVRTC without headers has no INFINITY.
+const INF: &str = "#define INFINITY __int_as_float(0x7f800000)\n";
+
 const BLOCK_REDUCE: &str = r#"
 UMX_FN float umx_warp_sum(float v) {
   for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -168,8 +171,16 @@ fn rows(
     let bp = params.get(weight as usize).filter(|_| bias);
     let bs = bp.map_or("float", |b| storage_type(b.dtype).unwrap_or("void"));
     let bd = bp.map_or(Dtype::Float32, |b| b.dtype);
+    let w_ptr = if weight { input_ptr(&params[0])? } else { 0 };
+    let b_ptr = match bp {
+        Some(b) => input_ptr(b)?,
+        None => 0,
+    };
+    // Weight and bias come in vectors too when their addresses allow it.
+    let packed = |ptr: u64, d: Dtype| ptr == 0 || ptr % (vec * d.size()) as u64 == 0;
+    let wvec = packed(w_ptr, wd) && packed(b_ptr, bd);
     let key = format!(
-        "fast-rows|{kind:?}|{:?}|{:?}|{wd:?}|{bd:?}|{weight}|{bias}|{vec}|{chunks}",
+        "fast-rows|{kind:?}|{:?}|{:?}|{wd:?}|{bd:?}|{weight}|{bias}|{vec}|{chunks}|{wvec}",
         x.dtype, out.dtype
     );
     let f = function_for(
@@ -183,15 +194,11 @@ fn rows(
                 (bs, bd, bias),
                 vec,
                 chunks,
+                wvec,
             )
         },
         "umx_fast_rows",
     )?;
-    let w_ptr = if weight { input_ptr(&params[0])? } else { 0 };
-    let b_ptr = match bp {
-        Some(b) => input_ptr(b)?,
-        None => 0,
-    };
     let mut args = Args::default();
     args.push(out_ptr)
         .push(x_ptr)
@@ -213,6 +220,7 @@ fn rows_source(
     (bs, bd, bias): (&str, Dtype, bool),
     vec: usize,
     chunks: usize,
+    wvec: bool,
 ) -> String {
     let lx = load(xd, "px.v[e]", "float");
     let reg = chunks > 0;
@@ -233,9 +241,16 @@ fn rows_source(
             )
         };
         let (pre, post) = if write {
-            ("OP po;", "*(OP*)(yr + j) = po;")
+            let mut pre = String::from("OP po;");
+            if wvec && weight {
+                pre += " WP pw = *(const WP*)(w + j);";
+            }
+            if wvec && bias {
+                pre += " BP pb = *(const BP*)(b + j);";
+            }
+            (pre, "*(OP*)(yr + j) = po;")
         } else {
-            ("", "")
+            (String::new(), "")
         };
         format!(
             "{open} {pre} for (int e = 0; e < VEC; e++) {{ float val = {value}; {body} }} {post} }}"
@@ -254,11 +269,16 @@ fn rows_source(
     };
     let affine = {
         let mut s = String::from("y = umx_round_out(y);");
+        let (wv, bv) = if wvec {
+            ("pw.v[e]", "pb.v[e]")
+        } else {
+            ("w[j + e]", "b[j + e]")
+        };
         if weight {
-            s += &format!(" y = umx_round_out(y * {});", load(wd, "w[j + e]", "float"));
+            s += &format!(" y = umx_round_out(y * {});", load(wd, wv, "float"));
         }
         if bias {
-            s += &format!(" y = umx_round_out(y + {});", load(bd, "b[j + e]", "float"));
+            s += &format!(" y = umx_round_out(y + {});", load(bd, bv, "float"));
         }
         s
     };
@@ -300,19 +320,32 @@ fn rows_source(
   float s = umx_block_sum(acc, sh);
   {write}",
             max = over("m = fmaxf(m, val);", false),
-            sum = over("acc += expf(val - m);", false),
+            // Held in registers, each exponential is computed once.
+            sum = over(
+                if reg {
+                    "float ex = expf(val - m); v[c][e] = ex; acc += ex;"
+                } else {
+                    "acc += expf(val - m);"
+                },
+                false
+            ),
             write = over(
-                &format!("float y = expf(val - m) / s; po.v[e] = {st};"),
+                &format!(
+                    "float y = {} / s; po.v[e] = {st};",
+                    if reg { "val" } else { "expf(val - m)" }
+                ),
                 true
             ),
         ),
     };
     format!(
-        r#"{HEADER}{BLOCK_REDUCE}
+        r#"{HEADER}{INF}{BLOCK_REDUCE}
 #define VEC {vec}
 #define CHUNKS {chunks}
 typedef umx_pack<{xs}, VEC> XP;
 typedef umx_pack<{os}, VEC> OP;
+typedef umx_pack<{ws}, VEC> WP;
+typedef umx_pack<{bs}, VEC> BP;
 UMX_FN float umx_round_out(float v) {{ return {round}; }}
 extern "C" __global__ void umx_fast_rows({os}* out, const {xs}* x, const {ws}* w, const {bs}* b,
     long long d, float eps) {{
@@ -357,13 +390,18 @@ fn rope(
     if work == 0 {
         return Ok(Some(vec![result]));
     }
-    let freqs_ptr = if freqs {
+    // A copy of strided freqs must live until the launch is queued.
+    let freqs_data = if freqs {
         match row_major(&inputs[2])? {
-            Some(f) => input_ptr(&f)?,
+            Some(f) => Some(f),
             None => return Ok(None),
         }
     } else {
-        0
+        None
+    };
+    let freqs_ptr = match &freqs_data {
+        Some(f) => input_ptr(f)?,
+        None => 0,
     };
     // The leading axes (all but the features), outermost first.
     let mut words = [0i64; 2 * MAX_DIMS + 1];
@@ -519,8 +557,8 @@ fn attention(
     let g = gpu()?;
     // Split the keys so the card has a few blocks per SM, each over at least 32 keys.
     let base_blocks = b * hk * row_blocks;
-    let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
-    let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
+    let want = (16 * g.sm_count as usize).div_ceil(base_blocks.max(1));
+    let splits = want.clamp(1, lk.div_ceil(16).max(1)).min(512);
     let chunk = lk.div_ceil(splits).max(1);
     let splits = lk.div_ceil(chunk).max(1);
 
@@ -552,7 +590,7 @@ fn attention(
     let sink_load = load(sd, "sinks[h]", "float");
     let make = || {
         format!(
-            r#"{HEADER}
+            r#"{HEADER}{INF}
 #define R {r}
 #define WARPS {ATTN_WARPS}
 #define D {d}
@@ -599,19 +637,28 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
     mx[rr] = -INFINITY; l[rr] = 0.f;
     for (int t = 0; t < DVPL; t++) acc[rr][t] = 0.f;
   }}
-  for (long long j = j0 + warp; j < j1; j += WARPS) {{
+  /* Two keys per step: both rows' loads are in flight before either is used. */
+  for (long long j2 = j0 + warp; j2 < j1; j2 += 2 * WARPS) {{
+   float kv2[2][DPL], vv2[2][DVPL];
+   for (int u = 0; u < 2; u++) {{
+    long long j = j2 + u * WARPS;
+    bool ok = j < j1;
     const {ks}* kp = k + bi * kst.s[0] + kh * kst.s[1] + j * kst.s[2];
     const {vs}* vp = v + bi * vst.s[0] + kh * vst.s[1] + j * vst.s[2];
-    float kv[DPL];
     for (int t = 0; t < DPL; t++) {{
       int c = lane + 32 * t;
-      kv[t] = c < D ? {lk_} : 0.f;
+      kv2[u][t] = (ok && c < D) ? {lk_} : 0.f;
     }}
-    float vv[DVPL];
     for (int t = 0; t < DVPL; t++) {{
       int c = lane + 32 * t;
-      vv[t] = c < DV ? {lv_} : 0.f;
+      vv2[u][t] = (ok && c < DV) ? {lv_} : 0.f;
     }}
+   }}
+   for (int u = 0; u < 2; u++) {{
+    long long j = j2 + u * WARPS;
+    if (j >= j1) break;
+    float* kv = kv2[u];
+    float* vv = vv2[u];
     for (int rr = 0; rr < R; rr++) {{
       float sc = 0.f;
       for (int t = 0; t < DPL; t++) sc += qr[rr][t] * kv[t];
@@ -625,6 +672,7 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
       for (int t = 0; t < DVPL; t++) acc[rr][t] = acc[rr][t] * corr + p * vv[t];
       mx[rr] = nm;
     }}
+   }}
   }}
   for (int rr = 0; rr < R; rr++) {{
     if (lane == 0) {{ sh_m[warp][rr] = mx[rr]; sh_l[warp][rr] = l[rr]; }}
