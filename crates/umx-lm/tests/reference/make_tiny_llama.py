@@ -39,16 +39,18 @@ VARIANTS = {
 }
 
 
-def randomize(model, seed):
+def randomize(model, seed, embed_std):
     """Weights large enough that the logits differ clearly between tokens (Hugging Face's
-    own initialisation, std 0.02, gives nearly uniform logits)."""
+    own initialisation, std 0.02, gives nearly uniform logits). A tied model gets a smaller
+    embedding: with std 1 each token's own row dominates its logits and greedy decoding only
+    repeats the last prompt token."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=g))
+                p.copy_(embed_std * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
 
@@ -57,7 +59,7 @@ def build(name, kwargs, seed):
     torch.manual_seed(seed)
     config = LlamaConfig(**kwargs, attn_implementation="eager")
     model = LlamaForCausalLM(config).float().eval()
-    randomize(model, seed)
+    randomize(model, seed, 0.1 if kwargs["tie_word_embeddings"] else 1.0)
     out = os.path.join(DATA, name)
     os.makedirs(out, exist_ok=True)
     try:
