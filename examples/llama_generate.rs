@@ -15,6 +15,7 @@
 //! rotating cache), `--seed N`, `--prompt-tokens N` (random model: a prompt of N random ids).
 
 use std::io::Write;
+use umx::bail;
 use umx::nn::ModuleExt;
 use umx::prelude::*;
 use umx_lm::{GenerateOptions, Llama, LlamaConfig, Sampler};
@@ -89,18 +90,20 @@ fn ids_from_text(prompt: &str, vocab: usize) -> Result<Vec<u32>> {
     match numbers {
         Some(ids) if !ids.is_empty() => Ok(ids),
         _ if vocab >= 256 => Ok(prompt.bytes().map(u32::from).collect()),
-        _ => bail!("llama_generate: the prompt is not token ids, and the vocabulary is too small for bytes"),
+        _ => bail!(
+            "llama_generate: the prompt is not token ids, and the vocabulary is too small for bytes"
+        ),
     }
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
     random::seed(args.seed);
-    println!("device: {:?}", default_device());
+    println!("device: {:?}", umx::default_device());
     let model = match &args.model {
         Some(dir) => {
             let t = std::time::Instant::now();
-            let m = Llama::load(dir, args.dtype.unwrap_or(Dtype::BFloat16))?;
+            let m = Llama::load(dir, args.dtype.unwrap_or(Dtype::Bfloat16))?;
             println!(
                 "loaded {dir}: {} parameters in {:.1} s",
                 m.num_parameters(),
@@ -137,12 +140,14 @@ fn main() -> Result<()> {
     #[cfg(not(feature = "tokenizer"))]
     let tokenizer: Option<()> = None;
     if args.model.is_some() && tokenizer.is_none() {
-        println!("no tokenizer (build with --features tokenizer and keep tokenizer.json beside the weights): token ids in and out");
+        println!(
+            "no tokenizer (build with --features tokenizer and keep tokenizer.json beside the weights): token ids in and out"
+        );
     }
 
     let vocab = model.config.vocab_size;
     let prompt: Vec<u32> = match (&args.prompt, args.prompt_tokens) {
-        (_, Some(n)) => random::randint(0, vocab as i64, &[n], Dtype::UInt32, None)?.to_vec()?,
+        (_, Some(n)) => random::randint(0, vocab as i64, &[n], Dtype::Uint32, None)?.to_vec()?,
         (Some(text), None) => {
             #[cfg(feature = "tokenizer")]
             if let Some(tok) = &tokenizer {

@@ -20,8 +20,9 @@
 //! `--targets qv|attention` (attention), `--dtype float32|bfloat16|float16`, `--seed N`.
 
 use std::time::Instant;
-use umx::nn::losses::{self, Reduction};
+use umx::bail;
 use umx::nn::ModuleExt;
+use umx::nn::losses::{self, Reduction};
 use umx::optim::{self, Optimizer};
 use umx::prelude::*;
 use umx_lm::{Llama, LlamaConfig, LoraConfig, LoraTargets};
@@ -44,7 +45,11 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut a = Args {
         model: None,
-        data: concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sonnets.txt").into(),
+        data: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/data/sonnets.txt"
+        )
+        .into(),
         steps: 120,
         batch: 8,
         context: 64,
@@ -195,7 +200,11 @@ fn main() -> Result<()> {
     println!(
         "model: {} parameters, {} of them trainable (LoRA rank {} on {:?} of {} layers)",
         model.num_parameters(),
-        model.trainable_parameters().values().map(|p| p.size()).sum::<usize>(),
+        model
+            .trainable_parameters()
+            .values()
+            .map(|p| p.size())
+            .sum::<usize>(),
         lora.rank,
         lora.targets,
         lora.num_layers.min(model.model.layers.len()),
@@ -267,7 +276,11 @@ fn main() -> Result<()> {
     println!(
         "adapters saved ({bytes} bytes) and reloaded: validation loss {again:.5} (trained {val:.5}); fused into the weights: {fused_loss:.5}"
     );
-    let tolerance = if args.dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+    let tolerance = if args.dtype == Dtype::Float32 {
+        1e-4
+    } else {
+        2e-2
+    };
     if (again - val).abs() > 1e-5 || (fused_loss - val).abs() > tolerance {
         bail!("lora: the reloaded or fused adapters give another loss");
     }

@@ -9,6 +9,7 @@
 //! Both keep their arrays in position order, so the rotary offset is simply the number of
 //! positions seen.
 
+use umx::bail;
 use umx::prelude::*;
 
 /// One layer's cache of keys and values, `(B, kv_heads, S, D)`.

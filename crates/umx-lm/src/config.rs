@@ -205,7 +205,10 @@ impl LlamaConfig {
                 return bad(format!("{name} must be positive"));
             }
         }
-        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
@@ -388,7 +391,10 @@ mod tests {
         let missing = LlamaConfig::from_json(r#"{"hidden_size": 8}"#)
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("num_attention_heads is missing"), "{missing}");
+        assert!(
+            missing.contains("num_attention_heads is missing"),
+            "{missing}"
+        );
     }
 
     #[test]

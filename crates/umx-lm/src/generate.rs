@@ -4,6 +4,7 @@
 
 use crate::model::Llama;
 use std::time::Instant;
+use umx::bail;
 use umx::prelude::*;
 
 /// How the next token is chosen from the logits.
@@ -58,9 +59,9 @@ impl Sampler {
 ///
 /// ```
 /// use umx::prelude::*;
-/// // probabilities 0.5, 0.3, 0.15, 0.05: the first two reach 0.8.
+/// // probabilities 0.5, 0.3, 0.15, 0.05: the first two reach 0.7.
 /// let p = Array::from_slice(&[0.15f32, 0.5, 0.05, 0.3], &[4])?;
-/// let kept = umx_lm::top_p_filter(&ops::log(&p)?, 0.8)?;
+/// let kept = umx_lm::top_p_filter(&ops::log(&p)?, 0.7)?;
 /// let finite: Vec<bool> = ops::isfinite(&kept)?.to_vec()?;
 /// assert_eq!(finite, [false, true, false, true]);
 /// # Ok::<(), umx::Error>(())

@@ -5,6 +5,7 @@ use crate::config::LlamaConfig;
 use crate::model::Llama;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use umx::bail;
 use umx::io::SafeTensors;
 use umx::nn::{ModuleExt, Params};
 use umx::prelude::*;
@@ -14,7 +15,7 @@ use umx::prelude::*;
 pub fn parse_dtype(name: &str) -> Result<Dtype> {
     match name.to_ascii_lowercase().as_str() {
         "float32" | "f32" | "fp32" => Ok(Dtype::Float32),
-        "bfloat16" | "bf16" => Ok(Dtype::BFloat16),
+        "bfloat16" | "bf16" => Ok(Dtype::Bfloat16),
         "float16" | "f16" | "fp16" | "half" => Ok(Dtype::Float16),
         _ => bail!("dtype {name:?} is not float32, bfloat16 or float16"),
     }
@@ -93,7 +94,8 @@ fn shard_names(index_path: &Path) -> Result<Vec<String>> {
 
 /// Names in a checkpoint that hold no parameter and are skipped.
 fn ignorable(name: &str, config: &LlamaConfig) -> bool {
-    name.ends_with(".rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight")
+    name.ends_with(".rotary_emb.inv_freq")
+        || (config.tie_word_embeddings && name == "lm_head.weight")
 }
 
 impl Llama {

@@ -9,6 +9,7 @@
 use crate::model::{Llama, Projection};
 use std::collections::BTreeMap;
 use std::path::Path;
+use umx::bail;
 use umx::nn::{self, Forward, Module, ModuleExt, Param, Params};
 use umx::prelude::*;
 
@@ -262,11 +263,7 @@ pub fn load_adapters(model: &mut Llama, path: impl AsRef<Path>) -> Result<LoraCo
         problems.push(format!("{extra} is not an adapter of this model"));
     }
     if !problems.is_empty() {
-        bail!(
-            "load_adapters: {}: {}",
-            path.display(),
-            problems.join("; ")
-        );
+        bail!("load_adapters: {}: {}", path.display(), problems.join("; "));
     }
     trial.update(&values)?;
     eval(&values.values().cloned().collect::<Vec<_>>())?;
@@ -299,7 +296,11 @@ mod tests {
     }
 
     fn max_diff(a: &Array, b: &Array) -> f32 {
-        let d = ops::max(&ops::abs(&ops::subtract(a, b).unwrap()).unwrap(), None, false);
+        let d = ops::max(
+            &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
+            None,
+            false,
+        );
         d.unwrap().item::<f32>().unwrap()
     }
 

@@ -7,6 +7,7 @@
 use crate::cache::KvCache;
 use crate::config::{LlamaConfig, RopeScaling};
 use crate::lora::LoRALinear;
+use umx::bail;
 use umx::nn::{self, Forward, Module, Param};
 use umx::prelude::*;
 
@@ -102,8 +103,8 @@ impl Rope {
                         } else if wavelen > low_wavelen {
                             f / factor
                         } else {
-                            let smooth =
-                                (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                            let smooth = (old / wavelen - low_freq_factor)
+                                / (high_freq_factor - low_freq_factor);
                             (1.0 - smooth) * f / factor + smooth * f
                         };
                         f as f32
@@ -317,7 +318,11 @@ impl Llama {
             lm_head: if config.tie_word_embeddings {
                 None
             } else {
-                Some(nn::Linear::new(config.hidden_size, config.vocab_size, false)?)
+                Some(nn::Linear::new(
+                    config.hidden_size,
+                    config.vocab_size,
+                    false,
+                )?)
             },
             config: config.clone(),
         })
