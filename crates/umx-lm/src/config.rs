@@ -127,12 +127,12 @@ impl LlamaConfig {
                 )));
             }
         }
-        if let Some(act) = o.get("hidden_act").or_else(|| o.get("hidden_activation")) {
-            if act.as_str() != Some("silu") {
-                return Err(Error::Invalid(format!(
-                    "config: hidden_act {act} is not supported (only \"silu\")"
-                )));
-            }
+        if let Some(act) = o.get("hidden_act").or_else(|| o.get("hidden_activation"))
+            && act.as_str() != Some("silu")
+        {
+            return Err(Error::Invalid(format!(
+                "config: hidden_act {act} is not supported (only \"silu\")"
+            )));
         }
         if let Some(w) = o.get("sliding_window").filter(|w| !w.is_null()) {
             return Err(Error::Invalid(format!(
