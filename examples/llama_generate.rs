@@ -72,7 +72,7 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
-/// The model used without a checkpoint: about 6.5M parameters, byte-sized vocabulary.
+/// The model used without a checkpoint: about 3M parameters, a byte-sized vocabulary.
 fn builtin_config() -> Result<LlamaConfig> {
     let mut c = LlamaConfig::new(256, 256, 704, 4, 8, 2)?;
     c.rms_norm_eps = 1e-5;
