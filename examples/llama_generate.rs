@@ -166,6 +166,7 @@ fn main() -> Result<()> {
         stop_tokens: model.config.eos_token_ids.clone(),
         max_kv_size: args.max_kv_size,
         seed: Some(args.seed),
+        ..Default::default()
     };
 
     println!("prompt: {} tokens", prompt.len());

@@ -95,8 +95,11 @@ impl LlamaConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Invalid(format!("config: {}: cannot read: {e}", path.display())))?;
-        LlamaConfig::from_json(&text)
-            .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), strip(e))))
+        LlamaConfig::from_json(&text).map_err(|e| {
+            let m = e.to_string();
+            let m = m.strip_prefix("config: ").unwrap_or(&m);
+            Error::Invalid(format!("config: {}: {m}", path.display()))
+        })
     }
 
     /// Parses the text of a Hugging Face `config.json`. Architectures other than Llama, an
@@ -243,15 +246,6 @@ impl LlamaConfig {
             self.vocab_size * h
         };
         self.vocab_size * h + self.num_hidden_layers * layer + h + head
-    }
-}
-
-/// Drops the leading `config: ` of an error made here, so the file's path can lead.
-fn strip(e: Error) -> String {
-    let s = e.to_string();
-    match s.find("config: ") {
-        Some(i) => format!("config: {}", &s[i + 8..]),
-        None => s,
     }
 }
 

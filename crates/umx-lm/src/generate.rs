@@ -92,10 +92,13 @@ pub struct GenerateOptions {
     pub max_kv_size: Option<usize>,
     /// The seed of the sampling key (the global random state when `None`).
     pub seed: Option<u64>,
+    /// The prompt goes through the model in pieces of at most this many tokens (bounding the
+    /// attention scores' memory on long prompts).
+    pub prefill_step_size: usize,
 }
 
 impl Default for GenerateOptions {
-    /// 256 greedy tokens, no stop tokens, a concatenating cache.
+    /// 256 greedy tokens, no stop tokens, a concatenating cache, prefill in steps of 2048.
     fn default() -> Self {
         GenerateOptions {
             max_tokens: 256,
@@ -103,6 +106,7 @@ impl Default for GenerateOptions {
             stop_tokens: Vec::new(),
             max_kv_size: None,
             seed: None,
+            prefill_step_size: 2048,
         }
     }
 }
@@ -198,7 +202,23 @@ pub fn generate(
 
     let start = Instant::now();
     let ids: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
-    let mut token = step(&Array::from_slice(&ids, &[1, ids.len()])?, &mut cache)?;
+    let pieces: Vec<&[i32]> = ids.chunks(options.prefill_step_size.max(1)).collect();
+    let (last, before) = pieces
+        .split_last()
+        .ok_or_else(|| Error::Invalid("generate: the prompt has no tokens".into()))?;
+    for piece in before {
+        model.hidden_states(
+            &Array::from_slice(piece, &[1, piece.len()])?,
+            Some(&mut cache),
+        )?;
+        let state: Vec<Array> = cache
+            .iter()
+            .filter_map(|c| c.state())
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect();
+        eval(&state)?;
+    }
+    let mut token = step(&Array::from_slice(last, &[1, last.len()])?, &mut cache)?;
     let mut out = Vec::new();
     let mut first_at = None;
     while out.len() < options.max_tokens {

@@ -102,7 +102,61 @@ fn greedy_tokens_match_transformers() {
         assert_eq!(streamed, r.greedy, "{name}: the callback saw every token");
         assert_eq!(stats.prompt_tokens, r.prompt.len());
         assert_eq!(stats.generation_tokens, r.greedy.len());
+        // The prompt in pieces of 5 tokens, and a rotating cache that holds everything.
+        let pieces = GenerateOptions {
+            prefill_step_size: 5,
+            max_kv_size: Some(r.prompt.len() + r.greedy.len()),
+            ..options
+        };
+        let (got, _) = umx_lm::generate(&model, &r.prompt, &pieces, |_| Ok(true)).unwrap();
+        assert_eq!(got, r.greedy, "{name}: prefill in pieces");
     }
+}
+
+#[test]
+fn generation_stops_at_a_stop_token_or_when_the_callback_says() {
+    let r = reference(VARIANTS[0]);
+    let model = Llama::load(data(VARIANTS[0]), Dtype::Float32).unwrap();
+    let options = GenerateOptions {
+        max_tokens: r.greedy.len(),
+        stop_tokens: vec![r.greedy[3]],
+        ..Default::default()
+    };
+    let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| Ok(true)).unwrap();
+    assert_eq!(got, r.greedy[..4]);
+    let options = GenerateOptions {
+        max_tokens: r.greedy.len(),
+        ..Default::default()
+    };
+    let mut seen = 0;
+    let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| {
+        seen += 1;
+        Ok(seen < 2)
+    })
+    .unwrap();
+    assert_eq!(got, r.greedy[..2]);
+    let err = umx_lm::generate(&model, &[1, 999], &options, |_| Ok(true)).unwrap_err();
+    assert!(err.to_string().contains("token 999"), "{err}");
+}
+
+#[test]
+fn sampling_with_a_seed_is_reproducible() {
+    let r = reference(VARIANTS[1]);
+    let model = Llama::load(data(VARIANTS[1]), Dtype::Float32).unwrap();
+    let options = GenerateOptions {
+        max_tokens: 12,
+        sampler: umx_lm::Sampler::new(1.0, 0.9).unwrap(),
+        seed: Some(42),
+        ..Default::default()
+    };
+    let (a, _) = umx_lm::generate(&model, &r.prompt, &options, |_| Ok(true)).unwrap();
+    let (b, _) = umx_lm::generate(&model, &r.prompt, &options, |_| Ok(true)).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(
+        a,
+        r.greedy[..12],
+        "temperature 1 should leave the greedy path"
+    );
 }
 
 #[test]
