@@ -228,6 +228,24 @@ fn bfloat16_and_float16_stay_close_to_float32() {
         println!("{dtype}: max |logits - transformers fp32| = {d:.3} (logits up to {range:.1})");
         assert!(d < 0.05 * range, "{dtype}: {d}");
     }
+    // A checkpoint stored in bfloat16 (as most are) loads as bfloat16 and as float32.
+    let bf16 = Llama::load(data(name), Dtype::Bfloat16).unwrap();
+    let dir = scratch_copy(name, "bf16");
+    umx::io::save_weights(&bf16, dir.join("model.safetensors")).unwrap();
+    let file = umx::io::SafeTensors::open(dir.join("model.safetensors")).unwrap();
+    assert_eq!(file.info("model.norm.weight").unwrap().file_dtype, "BF16");
+    drop(file);
+    let want = logits_of(&bf16, &r.prompt);
+    let again = Llama::load(&dir, Dtype::Bfloat16).unwrap();
+    assert_eq!(logits_of(&again, &r.prompt), want);
+    let wide = Llama::load(&dir, Dtype::Float32).unwrap();
+    assert!(
+        wide.parameters()
+            .values()
+            .all(|p| p.dtype() == Dtype::Float32)
+    );
+    assert!(max_abs_diff(&logits_of(&wide, &r.prompt), &want) < 0.1);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A copy of a test model's directory in a fresh temporary folder.

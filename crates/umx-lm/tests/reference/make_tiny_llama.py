@@ -1,6 +1,8 @@
 """Builds tiny random Llama models with Hugging Face transformers and writes what umx-lm's
 tests compare against: each model directory (config.json + model.safetensors, float32) and
-reference.json beside them (the logits of a fixed prompt and its greedy continuation).
+reference.json beside them (the logits of a fixed prompt and its greedy continuation). The
+first model also gets a byte-level tokenizer.json (256 tokens, the model's vocabulary) and the
+ids it gives a test text.
 
 Run from anywhere (needs torch, transformers, safetensors):
     python crates/umx-lm/tests/reference/make_tiny_llama.py
@@ -55,6 +57,23 @@ def randomize(model, seed, embed_std):
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
 
 
+TOKENIZER_TEXT = "Shall I compare thee to a summer's day?\n  Caf\u00e9 \u2014 na\u00efve, 1609."
+
+
+def write_tokenizer(out):
+    """A GPT-2-style byte-level tokenizer with no merges: 256 tokens, one per byte, split by
+    the byte-level regex (which needs look-ahead)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.save(os.path.join(out, "tokenizer.json"))
+    ids = tok.encode(TOKENIZER_TEXT).ids
+    assert tok.decode(ids) == TOKENIZER_TEXT
+    return {"text": TOKENIZER_TEXT, "ids": ids}
+
+
 def build(name, kwargs, seed):
     torch.manual_seed(seed)
     config = LlamaConfig(**kwargs, attn_implementation="eager")
@@ -85,6 +104,8 @@ def build(name, kwargs, seed):
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
+    if name == "tiny_llama":
+        ref["tokenizer"] = write_tokenizer(out)
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f)
     size = os.path.getsize(os.path.join(out, "model.safetensors"))
