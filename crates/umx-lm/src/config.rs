@@ -12,13 +12,20 @@ use umx::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     /// Positions divided by `factor` (`"rope_type": "linear"`).
-    Linear { factor: f64 },
+    Linear {
+        /// The divisor of positions.
+        factor: f64,
+    },
     /// Llama 3.1's frequency-dependent scaling (`"rope_type": "llama3"`): high frequencies are
     /// kept, low ones divided by `factor`, and the band between smoothly interpolated.
     Llama3 {
+        /// The divisor of low frequencies.
         factor: f64,
+        /// Wavelengths above `original / low_freq_factor` are divided by `factor`.
         low_freq_factor: f64,
+        /// Wavelengths below `original / high_freq_factor` are kept.
         high_freq_factor: f64,
+        /// The context length the model was first trained for.
         original_max_position_embeddings: usize,
     },
 }

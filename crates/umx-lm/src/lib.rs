@@ -16,6 +16,8 @@
 //! the examples `llama_generate` and `lora` (in the repository's `examples/`) show the whole
 //! flow, and `tests/hf_reference.rs` checks the model against Hugging Face transformers.
 
+#![warn(missing_docs)]
+
 mod cache;
 mod config;
 mod generate;

@@ -20,10 +20,13 @@ use umx::prelude::*;
 pub struct LoRALinear {
     /// The base layer (frozen).
     pub linear: nn::Linear,
+    /// `A (input_dims, rank)`.
     pub lora_a: Param,
+    /// `B (rank, output_dims)`.
     pub lora_b: Param,
     /// `alpha / rank`.
     pub scale: f64,
+    /// Dropout on the adapter's input (active in training mode).
     pub dropout: nn::Dropout,
 }
 

@@ -138,13 +138,21 @@ impl Rope {
 /// Grouped-query self-attention with rotary positions.
 #[derive(Clone, Debug, Module)]
 pub struct Attention {
+    /// Queries: hidden -> heads * head_dim.
     pub q_proj: Projection,
+    /// Keys: hidden -> kv_heads * head_dim.
     pub k_proj: Projection,
+    /// Values: hidden -> kv_heads * head_dim.
     pub v_proj: Projection,
+    /// Output: heads * head_dim -> hidden.
     pub o_proj: Projection,
+    /// Query heads.
     pub num_heads: usize,
+    /// Key and value heads (each shared by `num_heads / num_kv_heads` query heads).
     pub num_kv_heads: usize,
+    /// Features per head.
     pub head_dim: usize,
+    /// The rotary embedding of queries and keys.
     #[module(skip)]
     pub rope: Rope,
 }
@@ -206,8 +214,11 @@ impl Attention {
 /// The SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`.
 #[derive(Clone, Debug, Module)]
 pub struct Mlp {
+    /// hidden -> intermediate, through SiLU.
     pub gate_proj: Projection,
+    /// hidden -> intermediate, multiplying the gate.
     pub up_proj: Projection,
+    /// intermediate -> hidden.
     pub down_proj: Projection,
 }
 
@@ -238,9 +249,13 @@ impl Mlp {
 /// One decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 #[derive(Clone, Debug, Module)]
 pub struct DecoderLayer {
+    /// The attention block.
     pub self_attn: Attention,
+    /// The feed-forward block.
     pub mlp: Mlp,
+    /// The norm before the attention.
     pub input_layernorm: nn::RMSNorm,
+    /// The norm before the MLP.
     pub post_attention_layernorm: nn::RMSNorm,
 }
 
@@ -278,8 +293,11 @@ impl DecoderLayer {
 /// The decoder stack: embedding, layers, final norm (Hugging Face's `LlamaModel`).
 #[derive(Clone, Debug, Module)]
 pub struct LlamaModel {
+    /// The token embedding table `(vocab, hidden)`.
     pub embed_tokens: nn::Embedding,
+    /// The decoder layers.
     pub layers: Vec<DecoderLayer>,
+    /// The final norm.
     pub norm: nn::RMSNorm,
 }
 
@@ -296,9 +314,11 @@ pub struct LlamaModel {
 /// ```
 #[derive(Clone, Debug, Module)]
 pub struct Llama {
+    /// The decoder stack.
     pub model: LlamaModel,
     /// The output projection; `None` when tied to the embedding table.
     pub lm_head: Option<nn::Linear>,
+    /// The hyper-parameters it was built from.
     #[module(skip)]
     pub config: LlamaConfig,
 }
