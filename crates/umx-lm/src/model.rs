@@ -59,14 +59,16 @@ impl Module for Projection {
 }
 
 /// Rotary position embedding in Hugging Face's layout (the two halves of each head rotated
-/// together, "rotate half"). Without scaling (or with linear scaling) it is `nn::RoPE`; with
-/// Llama 3's scaling the frequencies are computed here, as `nn::RoPE` takes no custom ones.
+/// together, "rotate half"). Without scaling (or with linear scaling) it is `nn::RoPE`; Llama
+/// 3's scaling changes each frequency, so it goes to `umx::fast::rope` with the frequencies
+/// computed here.
 #[derive(Clone, Debug)]
 pub enum Rope {
     /// `nn::RoPE`, not traditional.
     Standard(nn::RoPE),
-    /// Given inverse frequencies (float32, `head_dim / 2` of them).
-    Frequencies(Array),
+    /// Each feature pair `i` turns by `position / periods[i]` (float32, `head_dim / 2` of
+    /// them; `fast::rope`'s `freqs`).
+    Periods(Array),
 }
 
 impl Rope {
@@ -92,9 +94,11 @@ impl Rope {
                 high_freq_factor,
                 original_max_position_embeddings,
             }) => {
+                // transformers' `_compute_llama3_parameters`: long wavelengths are stretched by
+                // `factor`, short ones kept, the band between interpolated.
                 let old = *original_max_position_embeddings as f64;
                 let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
-                let freqs: Vec<f32> = (0..dims / 2)
+                let periods: Vec<f32> = (0..dims / 2)
                     .map(|i| {
                         let f = 1.0 / config.rope_theta.powf((2 * i) as f64 / dims as f64);
                         let wavelen = 2.0 * std::f64::consts::PI / f;
@@ -107,10 +111,10 @@ impl Rope {
                                 / (high_freq_factor - low_freq_factor);
                             (1.0 - smooth) * f / factor + smooth * f
                         };
-                        f as f32
+                        (1.0 / f) as f32
                     })
                     .collect();
-                Ok(Rope::Frequencies(Array::from_slice(&freqs, &[dims / 2])?))
+                Ok(Rope::Periods(Array::from_slice(&periods, &[dims / 2])?))
             }
         }
     }
@@ -119,17 +123,18 @@ impl Rope {
     pub fn forward_at(&self, x: &Array, offset: usize) -> Result<Array> {
         match self {
             Rope::Standard(r) => r.forward_at(x, offset),
-            Rope::Frequencies(freqs) => {
-                let l = x.dim(-2)?;
-                let pos = ops::arange(offset as f64, (offset + l) as f64, 1.0, Dtype::Float32)?;
-                let theta = ops::multiply(ops::expand_dims(&pos, 1)?, ops::expand_dims(freqs, 0)?)?;
-                let cos = ops::cos(&theta)?.astype(x.dtype())?;
-                let sin = ops::sin(&theta)?.astype(x.dtype())?;
-                let halves = ops::split(x, 2usize, -1)?;
-                let (a, b) = (&halves[0], &halves[1]);
-                let ra = ops::subtract(ops::multiply(a, &cos)?, ops::multiply(b, &sin)?)?;
-                let rb = ops::add(ops::multiply(a, &sin)?, ops::multiply(b, &cos)?)?;
-                ops::concatenate(&[ra, rb], -1)
+            Rope::Periods(periods) => {
+                let offset = i32::try_from(offset)
+                    .map_err(|_| Error::Invalid(format!("Rope: offset {offset} is too large")))?;
+                umx::fast::rope(
+                    x,
+                    2 * periods.size(),
+                    false,
+                    None,
+                    1.0,
+                    offset,
+                    Some(periods),
+                )
             }
         }
     }
