@@ -219,19 +219,31 @@ pub fn generate(
         eval(&state)?;
     }
     let mut token = step(&Array::from_slice(last, &[1, last.len()])?, &mut cache)?;
+    async_eval([&token])?;
     let mut out = Vec::new();
     let mut first_at = None;
     while out.len() < options.max_tokens {
+        // The next step is queued before this token is read, from the token still being
+        // computed, so building its graph overlaps the device's work (as mlx-lm does). The
+        // step queued after the last token is wasted work, and its position stays in the
+        // cache, which is dropped here.
+        let next = if out.len() + 1 < options.max_tokens {
+            let n = step(&ops::reshape(&token, &[1, 1])?, &mut cache)?;
+            async_eval([&n])?;
+            Some(n)
+        } else {
+            None
+        };
         let t = token.item::<u32>()?;
         if first_at.is_none() {
             first_at = Some(Instant::now());
         }
         out.push(t);
         let more = on_token(t)?;
-        if !more || options.stop_tokens.contains(&t) || out.len() == options.max_tokens {
-            break;
+        match next {
+            Some(n) if more && !options.stop_tokens.contains(&t) => token = n,
+            _ => break,
         }
-        token = step(&Array::from_slice(&[t as i32], &[1, 1])?, &mut cache)?;
     }
     let end = Instant::now();
     let first_at = first_at.unwrap_or(end);
