@@ -224,9 +224,9 @@ pub fn generate(
     let mut first_at = None;
     while out.len() < options.max_tokens {
         // The next step is queued before this token is read, from the token still being
-        // computed, so building its graph overlaps the device's work (as mlx-lm does). The
-        // step queued after the last token is wasted work, and its position stays in the
-        // cache, which is dropped here.
+        // computed, so building its graph overlaps the device's work (as mlx-lm does). When
+        // a stop token or the callback ends generation, that queued step is wasted work (and
+        // its position stays in the cache, which ends with this call).
         let next = if out.len() + 1 < options.max_tokens {
             let n = step(&ops::reshape(&token, &[1, 1])?, &mut cache)?;
             async_eval([&n])?;
