@@ -11,7 +11,8 @@
 //!
 //! Options: `--prompt TEXT` (without a tokenizer: token ids separated by spaces or commas, or
 //! text taken as byte ids), `--max-tokens N` (100), `--temp X` (0: greedy), `--top-p X` (1),
-//! `--dtype float32|bfloat16|float16` (bfloat16 for a checkpoint), `--max-kv-size N` (a
+//! `--dtype float32|bfloat16|float16` (a checkpoint: bfloat16 on a GPU, float32 on the CPU,
+//! where bfloat16 matmuls are several times slower), `--max-kv-size N` (a
 //! rotating cache), `--seed N`, `--prompt-tokens N` (random model: a prompt of N random ids).
 
 use std::io::Write;
@@ -103,7 +104,11 @@ fn main() -> Result<()> {
     let model = match &args.model {
         Some(dir) => {
             let t = std::time::Instant::now();
-            let m = Llama::load(dir, args.dtype.unwrap_or(Dtype::Bfloat16))?;
+            let dtype = args.dtype.unwrap_or(match umx::default_device() {
+                Device::Cpu => Dtype::Float32,
+                _ => Dtype::Bfloat16,
+            });
+            let m = Llama::load(dir, dtype)?;
             println!(
                 "loaded {dir}: {} parameters in {:.1} s",
                 m.num_parameters(),
