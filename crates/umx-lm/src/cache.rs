@@ -1,0 +1,225 @@
+//! [`KvCache`]: the keys and values of the positions a layer has seen, so decoding a token
+//! attends to them without recomputing them.
+//!
+//! Two kinds, as mlx-lm's `KVCache` and `RotatingKVCache`:
+//! - concatenating: every position is kept (memory grows with the sequence);
+//! - rotating: at most `max_size` positions are attended to; older ones are dropped, and the
+//!   attention is a sliding window of `max_size` positions (memory stays bounded).
+//!
+//! Both keep their arrays in position order, so the rotary offset is simply the number of
+//! positions seen.
+
+use umx::bail;
+use umx::prelude::*;
+
+/// One layer's cache of keys and values, `(B, kv_heads, S, D)`.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    keys: Option<Array>,
+    values: Option<Array>,
+    offset: usize,
+    max_size: Option<usize>,
+}
+
+impl KvCache {
+    /// A cache that keeps every position.
+    pub fn concatenating() -> KvCache {
+        KvCache {
+            keys: None,
+            values: None,
+            offset: 0,
+            max_size: None,
+        }
+    }
+
+    /// A cache that attends to at most the last `max_size` positions (a sliding window).
+    pub fn rotating(max_size: usize) -> Result<KvCache> {
+        if max_size == 0 {
+            bail!("KvCache: a rotating cache needs room for at least one position");
+        }
+        Ok(KvCache {
+            max_size: Some(max_size),
+            ..KvCache::concatenating()
+        })
+    }
+
+    /// The number of positions seen so far: the rotary position of the next token.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The most positions attended to, for a rotating cache.
+    pub fn max_size(&self) -> Option<usize> {
+        self.max_size
+    }
+
+    /// The number of positions held now.
+    pub fn len(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.shape()[2])
+    }
+
+    /// Whether the cache holds no positions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The positions' keys and values held now, `(B, kv_heads, len, D)` each.
+    pub fn state(&self) -> Option<(&Array, &Array)> {
+        self.keys.as_ref().zip(self.values.as_ref())
+    }
+
+    /// The positions a rotating cache keeps before new ones arrive: a query sees `max_size`
+    /// keys counting itself, so `max_size - 1` old ones.
+    fn kept(&self) -> usize {
+        match self.max_size {
+            Some(m) => self.len().min(m - 1),
+            None => self.len(),
+        }
+    }
+
+    /// Appends `keys` and `values` `(B, kv_heads, L, D)` of the next `L` positions and returns
+    /// what attention must see: the kept positions followed by the new ones.
+    pub fn update(&mut self, keys: &Array, values: &Array) -> Result<(Array, Array)> {
+        if keys.ndim() != 4 || keys.shape() != values.shape() {
+            bail!(
+                "KvCache: keys and values must be (B, heads, L, D) of one shape, not {:?} and {:?}",
+                keys.shape(),
+                values.shape()
+            );
+        }
+        let l = keys.shape()[2];
+        let (k, v) = match (&self.keys, &self.values) {
+            (Some(ok), Some(ov)) => {
+                if ok.shape()[..2] != keys.shape()[..2] || ok.shape()[3] != keys.shape()[3] {
+                    bail!(
+                        "KvCache: new keys {:?} do not fit the cached {:?}",
+                        keys.shape(),
+                        ok.shape()
+                    );
+                }
+                let (len, kept) = (self.len() as i64, self.kept() as i64);
+                let tail = |a: &Array| -> Result<Array> {
+                    if kept == len {
+                        Ok(a.clone())
+                    } else {
+                        let s = a.shape();
+                        ops::slice(
+                            a,
+                            &[0, 0, len - kept, 0],
+                            &[s[0] as i64, s[1] as i64, len, s[3] as i64],
+                            &[],
+                        )
+                    }
+                };
+                let k = ops::concatenate(&[tail(ok)?, keys.clone()], 2)?;
+                let v = ops::concatenate(&[tail(ov)?, values.clone()], 2)?;
+                (k, v)
+            }
+            _ => (keys.clone(), values.clone()),
+        };
+        self.keys = Some(k.clone());
+        self.values = Some(v.clone());
+        self.offset += l;
+        Ok((k, v))
+    }
+
+    /// The attention mask for the next `l` positions, as [`KvCache::update`] will line up the
+    /// keys: boolean `(l, kept + l)`, true where a query may see a key (causal, and within the
+    /// window of a rotating cache). `None` when every query sees every key.
+    pub fn mask(&self, l: usize) -> Result<Option<Array>> {
+        let kept = self.kept();
+        let keys = kept + l;
+        // Key j holds position offset - kept + j; query i is at position offset + i.
+        let visible = |i: usize, j: usize| {
+            let (q, k) = (kept + i, j);
+            k <= q && self.max_size.is_none_or(|m| q - k < m)
+        };
+        if (0..l).all(|i| (0..keys).all(|j| visible(i, j))) {
+            return Ok(None);
+        }
+        let mut m = Vec::with_capacity(l * keys);
+        for i in 0..l {
+            m.extend((0..keys).map(|j| visible(i, j)));
+        }
+        Ok(Some(Array::from_slice(&m, &[l, keys])?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys whose every element is the position's number, `(1, 1, n, 1)`.
+    fn positions(from: usize, n: usize) -> Array {
+        let v: Vec<f32> = (from..from + n).map(|p| p as f32).collect();
+        Array::from_slice(&v, &[1, 1, n, 1]).unwrap()
+    }
+
+    fn held(c: &KvCache) -> Vec<f32> {
+        c.state().unwrap().0.to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn concatenating_cache_keeps_every_position() {
+        let mut c = KvCache::concatenating();
+        c.update(&positions(0, 3), &positions(0, 3)).unwrap();
+        let (k, _) = c.update(&positions(3, 1), &positions(3, 1)).unwrap();
+        assert_eq!(k.to_vec::<f32>().unwrap(), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(c.offset(), 4);
+        assert!(c.mask(1).unwrap().is_none());
+    }
+
+    #[test]
+    fn rotating_cache_attends_to_the_last_max_size_positions() {
+        let mut c = KvCache::rotating(3).unwrap();
+        for p in 0..6 {
+            let (k, _) = c.update(&positions(p, 1), &positions(p, 1)).unwrap();
+            let seen: Vec<f32> = (p.saturating_sub(2)..=p).map(|q| q as f32).collect();
+            assert_eq!(k.to_vec::<f32>().unwrap(), seen, "at position {p}");
+        }
+        assert_eq!(c.offset(), 6);
+        assert_eq!(held(&c), [3.0, 4.0, 5.0]);
+        // The next step sees the last two old positions and itself: no mask needed.
+        assert!(c.mask(1).unwrap().is_none());
+    }
+
+    #[test]
+    fn rotating_cache_masks_a_long_update_as_a_sliding_window() {
+        let mut c = KvCache::rotating(2).unwrap();
+        c.update(&positions(0, 2), &positions(0, 2)).unwrap();
+        // One old key (position 1) and three new ones (2, 3, 4).
+        let mask = c.mask(3).unwrap().unwrap();
+        assert_eq!(mask.shape(), &[3, 4]);
+        #[rustfmt::skip]
+        let want = [
+            true, true, false, false,
+            false, true, true, false,
+            false, false, true, true,
+        ];
+        assert_eq!(mask.to_vec::<bool>().unwrap(), want);
+        let (k, _) = c.update(&positions(2, 3), &positions(2, 3)).unwrap();
+        assert_eq!(k.to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn prompt_mask_is_causal() {
+        let mask = KvCache::concatenating().mask(3).unwrap().unwrap();
+        #[rustfmt::skip]
+        let want = [
+            true, false, false,
+            true, true, false,
+            true, true, true,
+        ];
+        assert_eq!(mask.to_vec::<bool>().unwrap(), want);
+    }
+
+    #[test]
+    fn mismatched_keys_are_an_error() {
+        let mut c = KvCache::concatenating();
+        c.update(&positions(0, 2), &positions(0, 2)).unwrap();
+        let wide = ops::zeros(&[1, 2, 1, 1], Dtype::Float32).unwrap();
+        let err = c.update(&wide, &wide).unwrap_err().to_string();
+        assert!(err.contains("do not fit"), "{err}");
+        assert!(KvCache::rotating(0).is_err());
+    }
+}

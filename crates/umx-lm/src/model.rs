@@ -1,0 +1,416 @@
+//! [`Llama`]: token embedding, decoder layers (RMSNorm, rotary GQA attention, SwiGLU MLP, each
+//! residual), a final RMSNorm and the output projection (its own, or the embedding table).
+//!
+//! Fields are named as Hugging Face names the weights, so a parameter's dotted name in umx
+//! (`model.layers.0.self_attn.q_proj.weight`) is its name in the checkpoint.
+
+use crate::cache::KvCache;
+use crate::config::{LlamaConfig, RopeScaling};
+use crate::lora::LoRALinear;
+use umx::bail;
+use umx::nn::{self, Forward, Module, Param};
+use umx::prelude::*;
+
+/// A projection of the attention or the MLP: a plain linear layer, or one with a LoRA adapter.
+#[derive(Clone, Debug)]
+pub enum Projection {
+    /// `x W^T (+ b)`.
+    Linear(nn::Linear),
+    /// A frozen linear layer plus a trainable low-rank update.
+    LoRA(LoRALinear),
+}
+
+impl Projection {
+    /// Applies the projection to `x (..., input_dims)`.
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        match self {
+            Projection::Linear(l) => l.forward(x),
+            Projection::LoRA(l) => l.forward(x),
+        }
+    }
+
+    /// The base linear layer (for a LoRA projection, the frozen one it adapts).
+    pub fn base(&self) -> &nn::Linear {
+        match self {
+            Projection::Linear(l) => l,
+            Projection::LoRA(l) => &l.linear,
+        }
+    }
+}
+
+impl Module for Projection {
+    fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
+        match self {
+            Projection::Linear(l) => l.visit_params(prefix, f),
+            Projection::LoRA(l) => l.visit_params(prefix, f),
+        }
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        match self {
+            Projection::Linear(l) => l.visit_params_mut(prefix, f),
+            Projection::LoRA(l) => l.visit_params_mut(prefix, f),
+        }
+    }
+    fn set_training(&mut self, training: bool) {
+        if let Projection::LoRA(l) = self {
+            l.set_training(training)
+        }
+    }
+}
+
+/// Rotary position embedding in Hugging Face's layout (the two halves of each head rotated
+/// together, "rotate half"). Without scaling (or with linear scaling) it is `nn::RoPE`; Llama
+/// 3's scaling changes each frequency, so it goes to `umx::fast::rope` with the frequencies
+/// computed here.
+#[derive(Clone, Debug)]
+pub enum Rope {
+    /// `nn::RoPE`, not traditional.
+    Standard(nn::RoPE),
+    /// Each feature pair `i` turns by `position / periods[i]` (float32, `head_dim / 2` of
+    /// them; `fast::rope`'s `freqs`).
+    Periods(Array),
+}
+
+impl Rope {
+    /// The rotary embedding `config` asks for.
+    pub fn new(config: &LlamaConfig) -> Result<Rope> {
+        let dims = config.head_dim;
+        match &config.rope_scaling {
+            None => Ok(Rope::Standard(nn::RoPE::new(
+                dims,
+                false,
+                config.rope_theta,
+                1.0,
+            )?)),
+            Some(RopeScaling::Linear { factor }) => Ok(Rope::Standard(nn::RoPE::new(
+                dims,
+                false,
+                config.rope_theta,
+                1.0 / factor,
+            )?)),
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                // transformers' `_compute_llama3_parameters`: long wavelengths are stretched by
+                // `factor`, short ones kept, the band between interpolated.
+                let old = *original_max_position_embeddings as f64;
+                let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+                let periods: Vec<f32> = (0..dims / 2)
+                    .map(|i| {
+                        let f = 1.0 / config.rope_theta.powf((2 * i) as f64 / dims as f64);
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        let f = if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low_freq_factor)
+                                / (high_freq_factor - low_freq_factor);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        };
+                        (1.0 / f) as f32
+                    })
+                    .collect();
+                Ok(Rope::Periods(Array::from_slice(&periods, &[dims / 2])?))
+            }
+        }
+    }
+
+    /// Rotates `x (B, heads, L, D)` for positions `offset, offset + 1, ...`.
+    pub fn forward_at(&self, x: &Array, offset: usize) -> Result<Array> {
+        match self {
+            Rope::Standard(r) => r.forward_at(x, offset),
+            Rope::Periods(periods) => {
+                let offset = i32::try_from(offset)
+                    .map_err(|_| Error::Invalid(format!("Rope: offset {offset} is too large")))?;
+                umx::fast::rope(
+                    x,
+                    2 * periods.size(),
+                    false,
+                    None,
+                    1.0,
+                    offset,
+                    Some(periods),
+                )
+            }
+        }
+    }
+}
+
+/// Grouped-query self-attention with rotary positions.
+#[derive(Clone, Debug, Module)]
+pub struct Attention {
+    /// Queries: hidden -> heads * head_dim.
+    pub q_proj: Projection,
+    /// Keys: hidden -> kv_heads * head_dim.
+    pub k_proj: Projection,
+    /// Values: hidden -> kv_heads * head_dim.
+    pub v_proj: Projection,
+    /// Output: heads * head_dim -> hidden.
+    pub o_proj: Projection,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key and value heads (each shared by `num_heads / num_kv_heads` query heads).
+    pub num_kv_heads: usize,
+    /// Features per head.
+    pub head_dim: usize,
+    /// The rotary embedding of queries and keys.
+    #[module(skip)]
+    pub rope: Rope,
+}
+
+impl Attention {
+    /// Random weights (nn::Linear's initialisation) of `config`'s shapes.
+    pub fn new(config: &LlamaConfig) -> Result<Attention> {
+        let (h, d, bias) = (config.hidden_size, config.head_dim, config.attention_bias);
+        let (nq, nkv) = (config.num_attention_heads, config.num_key_value_heads);
+        let linear = |i, o| Ok::<_, Error>(Projection::Linear(nn::Linear::new(i, o, bias)?));
+        Ok(Attention {
+            q_proj: linear(h, nq * d)?,
+            k_proj: linear(h, nkv * d)?,
+            v_proj: linear(h, nkv * d)?,
+            o_proj: linear(nq * d, h)?,
+            num_heads: nq,
+            num_kv_heads: nkv,
+            head_dim: d,
+            rope: Rope::new(config)?,
+        })
+    }
+
+    /// Attends `x (B, L, hidden)` over itself and, with a cache, over the cached positions
+    /// (the cache is updated). `mask` is boolean, true where a query may see a key.
+    pub fn forward(
+        &self,
+        x: &Array,
+        mask: Option<&Array>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Array> {
+        let (b, l) = (x.dim(0)?, x.dim(1)?);
+        // (B, L, heads * D) -> (B, heads, L, D)
+        let heads = |y: Array, n: usize| {
+            ops::transpose(
+                &ops::reshape(&y, &[b as i64, l as i64, n as i64, self.head_dim as i64])?,
+                [0i64, 2, 1, 3],
+            )
+        };
+        let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
+        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
+        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
+        let offset = cache.as_ref().map_or(0, |c| c.offset());
+        let q = self.rope.forward_at(&q, offset)?;
+        let k = self.rope.forward_at(&k, offset)?;
+        let (k, v) = match cache {
+            Some(c) => c.update(&k, &v)?,
+            None => (k, v),
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let o = nn::scaled_dot_product_attention(&q, &k, &v, scale, mask)?;
+        let o = ops::reshape(
+            &ops::transpose(&o, [0i64, 2, 1, 3])?,
+            &[b as i64, l as i64, (self.num_heads * self.head_dim) as i64],
+        )?;
+        self.o_proj.forward(&o)
+    }
+}
+
+/// The SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`.
+#[derive(Clone, Debug, Module)]
+pub struct Mlp {
+    /// hidden -> intermediate, through SiLU.
+    pub gate_proj: Projection,
+    /// hidden -> intermediate, multiplying the gate.
+    pub up_proj: Projection,
+    /// intermediate -> hidden.
+    pub down_proj: Projection,
+}
+
+impl Mlp {
+    /// Random weights of `config`'s shapes.
+    pub fn new(config: &LlamaConfig) -> Result<Mlp> {
+        let (h, i, bias) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.mlp_bias,
+        );
+        let linear = |a, b| Ok::<_, Error>(Projection::Linear(nn::Linear::new(a, b, bias)?));
+        Ok(Mlp {
+            gate_proj: linear(h, i)?,
+            up_proj: linear(h, i)?,
+            down_proj: linear(i, h)?,
+        })
+    }
+
+    /// Applies the block to `x (..., hidden)`.
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let g = nn::silu(&self.gate_proj.forward(x)?)?;
+        self.down_proj
+            .forward(&ops::multiply(&g, &self.up_proj.forward(x)?)?)
+    }
+}
+
+/// One decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+#[derive(Clone, Debug, Module)]
+pub struct DecoderLayer {
+    /// The attention block.
+    pub self_attn: Attention,
+    /// The feed-forward block.
+    pub mlp: Mlp,
+    /// The norm before the attention.
+    pub input_layernorm: nn::RMSNorm,
+    /// The norm before the MLP.
+    pub post_attention_layernorm: nn::RMSNorm,
+}
+
+impl DecoderLayer {
+    /// Random weights of `config`'s shapes.
+    pub fn new(config: &LlamaConfig) -> Result<DecoderLayer> {
+        Ok(DecoderLayer {
+            self_attn: Attention::new(config)?,
+            mlp: Mlp::new(config)?,
+            input_layernorm: nn::RMSNorm::new(config.hidden_size, config.rms_norm_eps)?,
+            post_attention_layernorm: nn::RMSNorm::new(config.hidden_size, config.rms_norm_eps)?,
+        })
+    }
+
+    /// Applies the layer (see [`Attention::forward`] for `mask` and `cache`).
+    pub fn forward(
+        &self,
+        x: &Array,
+        mask: Option<&Array>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Array> {
+        let h = ops::add(
+            x,
+            self.self_attn
+                .forward(&self.input_layernorm.forward(x)?, mask, cache)?,
+        )?;
+        ops::add(
+            &h,
+            self.mlp
+                .forward(&self.post_attention_layernorm.forward(&h)?)?,
+        )
+    }
+}
+
+/// The decoder stack: embedding, layers, final norm (Hugging Face's `LlamaModel`).
+#[derive(Clone, Debug, Module)]
+pub struct LlamaModel {
+    /// The token embedding table `(vocab, hidden)`.
+    pub embed_tokens: nn::Embedding,
+    /// The decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// The final norm.
+    pub norm: nn::RMSNorm,
+}
+
+/// A Llama-architecture causal language model (Hugging Face's `LlamaForCausalLM`).
+///
+/// ```
+/// use umx::prelude::*;
+/// use umx_lm::{Llama, LlamaConfig};
+/// let config = LlamaConfig::new(256, 32, 64, 2, 4, 2)?;
+/// let model = Llama::new(&config)?; // random weights
+/// let tokens = Array::from_slice(&[1u32, 2, 3], &[1, 3])?;
+/// assert_eq!(model.forward(&tokens, None)?.shape(), &[1, 3, 256]);
+/// # Ok::<(), umx::Error>(())
+/// ```
+#[derive(Clone, Debug, Module)]
+pub struct Llama {
+    /// The decoder stack.
+    pub model: LlamaModel,
+    /// The output projection; `None` when tied to the embedding table.
+    pub lm_head: Option<nn::Linear>,
+    /// The hyper-parameters it was built from.
+    #[module(skip)]
+    pub config: LlamaConfig,
+}
+
+impl Llama {
+    /// A model of `config`'s shapes with random weights (umx-nn's initialisations; float32).
+    pub fn new(config: &LlamaConfig) -> Result<Llama> {
+        config.validate()?;
+        Ok(Llama {
+            model: LlamaModel {
+                embed_tokens: nn::Embedding::new(config.vocab_size, config.hidden_size)?,
+                layers: (0..config.num_hidden_layers)
+                    .map(|_| DecoderLayer::new(config))
+                    .collect::<Result<_>>()?,
+                norm: nn::RMSNorm::new(config.hidden_size, config.rms_norm_eps)?,
+            },
+            lm_head: if config.tie_word_embeddings {
+                None
+            } else {
+                Some(nn::Linear::new(
+                    config.hidden_size,
+                    config.vocab_size,
+                    false,
+                )?)
+            },
+            config: config.clone(),
+        })
+    }
+
+    /// One empty concatenating cache per layer.
+    pub fn new_cache(&self) -> Vec<KvCache> {
+        (0..self.model.layers.len())
+            .map(|_| KvCache::concatenating())
+            .collect()
+    }
+
+    /// One empty rotating cache of at most `max_size` positions per layer.
+    pub fn new_rotating_cache(&self, max_size: usize) -> Result<Vec<KvCache>> {
+        (0..self.model.layers.len())
+            .map(|_| KvCache::rotating(max_size))
+            .collect()
+    }
+
+    /// The final hidden states `(B, L, hidden)` of integer `tokens (B, L)`, after the
+    /// positions held in `cache` (which is updated), if given.
+    pub fn hidden_states(&self, tokens: &Array, cache: Option<&mut [KvCache]>) -> Result<Array> {
+        if tokens.ndim() != 2 || !tokens.dtype().is_integer() {
+            bail!(
+                "Llama: tokens must be integers of shape (batch, length), not {} of shape {:?}",
+                tokens.dtype(),
+                tokens.shape()
+            );
+        }
+        let l = tokens.dim(1)?;
+        let n = self.model.layers.len();
+        let mut x = self.model.embed_tokens.forward(tokens)?;
+        match cache {
+            Some(cache) => {
+                if cache.len() != n {
+                    bail!("Llama: the cache has {} layers, the model {n}", cache.len());
+                }
+                let mask = cache.first().map(|c| c.mask(l)).transpose()?.flatten();
+                for (layer, c) in self.model.layers.iter().zip(cache.iter_mut()) {
+                    x = layer.forward(&x, mask.as_ref(), Some(c))?;
+                }
+            }
+            None => {
+                let mask = KvCache::concatenating().mask(l)?;
+                for layer in &self.model.layers {
+                    x = layer.forward(&x, mask.as_ref(), None)?;
+                }
+            }
+        }
+        self.model.norm.forward(&x)
+    }
+
+    /// The output projection of hidden states `(..., hidden)`: logits `(..., vocab)`.
+    pub fn logits(&self, hidden: &Array) -> Result<Array> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => self.model.embed_tokens.as_linear(hidden),
+        }
+    }
+
+    /// Logits `(B, L, vocab)` of integer `tokens (B, L)`; with a cache, the tokens follow the
+    /// positions it holds, and it is updated.
+    pub fn forward(&self, tokens: &Array, cache: Option<&mut [KvCache]>) -> Result<Array> {
+        self.logits(&self.hidden_states(tokens, cache)?)
+    }
+}
