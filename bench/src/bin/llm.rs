@@ -1,0 +1,120 @@
+//! LLM benchmark (issue 8) on the GPU: a Llama of TinyLlama's shape (1.1B parameters: 22
+//! layers, hidden 2048, 32 query and 4 key/value heads, vocabulary 32000) with random
+//! bfloat16 weights, in umx-lm beside Hugging Face transformers (bench/peers_llm.py) in the
+//! same invocation on the same card.
+//!
+//! ```sh
+//! cargo build --release -p umx-bench --bin llm     # here; then on the GPU machine:
+//! target/release/llm                               # runs bench/peers_llm.py for torch
+//! ```
+//!
+//! Prompt processing of 1024 tokens (tokens/s over the time to the first generated token)
+//! and greedy generation of 128 tokens at batch 1 (tokens/s after the first). The bound on
+//! generation is the bytes each token must read (weights and KV cache) over the card's copy
+//! bandwidth (2995 GB/s measured on the H100).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use umx::nn::ModuleExt;
+use umx::prelude::*;
+use umx_lm::{GenerateOptions, Llama, LlamaConfig, generate};
+
+const PROMPT: usize = 1024;
+const GENERATE: usize = 128;
+const COPY_GBS: f64 = 2995.0;
+
+fn main() -> Result<()> {
+    umx::init();
+    if umx::cuda::device_count() == 0 {
+        eprintln!("llm: no CUDA device found");
+        std::process::exit(1);
+    }
+    let config = LlamaConfig::new(32000, 2048, 5632, 22, 32, 4)?;
+    random::seed(0);
+    let mut model = Llama::new(&config)?;
+    model.set_dtype(Dtype::Bfloat16)?;
+    let params: Vec<Array> = model.parameters().into_values().collect();
+    eval(&params)?;
+    let weight_bytes: usize = params.iter().map(Array::nbytes).sum();
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 32000).collect();
+    let options = GenerateOptions {
+        max_tokens: GENERATE,
+        ..Default::default()
+    };
+    // A warm-up call compiles the kernels; the second is timed.
+    generate(
+        &model,
+        &prompt[..64],
+        &GenerateOptions {
+            max_tokens: 8,
+            ..Default::default()
+        },
+        |_| Ok(true),
+    )?;
+    let (tokens, stats) = generate(&model, &prompt, &options, |_| Ok(true))?;
+    let mut times: BTreeMap<String, f64> = BTreeMap::new();
+    times.insert("prefill/umx".into(), stats.prompt_tps);
+    times.insert("generate/umx".into(), stats.generation_tps);
+    drop(model);
+    umx::cuda::memory::clear_cache()?;
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_llm.py");
+    let script = if std::path::Path::new(script).exists() {
+        script.to_string()
+    } else {
+        "bench/peers_llm.py".to_string()
+    };
+    match Command::new("python3").arg(&script).output() {
+        Ok(out) => match serde_json::from_slice::<BTreeMap<String, Value>>(&out.stdout) {
+            Ok(peers) => {
+                for (k, v) in peers {
+                    match v.as_f64() {
+                        Some(x) => {
+                            times.insert(k, x);
+                        }
+                        None => eprintln!("peer {k}: {v}"),
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "peers: no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        },
+        Err(e) => eprintln!("peers: python3 did not run: {e}"),
+    }
+    let card = umx::cuda::device_info()
+        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
+        .unwrap_or_default();
+    println!("card: {card}");
+    println!(
+        "model: {:.2}B parameters, {:.2} GB of bfloat16 weights; {} tokens generated",
+        config.num_parameters() as f64 / 1e9,
+        weight_bytes as f64 / 1e9,
+        tokens.len()
+    );
+    // KV bytes read by a token in the middle of generation: 2 (K, V) * layers * kv heads *
+    // head dim * positions * 2 bytes.
+    let kv = 2.0 * 22.0 * 4.0 * 64.0 * (PROMPT + GENERATE / 2) as f64 * 2.0;
+    let bound = COPY_GBS * 1e9 / (weight_bytes as f64 + kv);
+    println!("generation bound: {bound:.0} tokens/s (weights + KV over {COPY_GBS} GB/s)");
+    println!(
+        "{:<10} {:>12} {:>14} {:>12}",
+        "tokens/s", "umx", "transformers", "umx / peer"
+    );
+    for w in ["prefill", "generate"] {
+        let u = times.get(&format!("{w}/umx")).copied().unwrap_or(f64::NAN);
+        let t = times
+            .get(&format!("{w}/transformers"))
+            .copied()
+            .unwrap_or(f64::NAN);
+        println!("{w:<10} {u:>12.1} {t:>14.1} {:>12.2}", u / t);
+    }
+    if let Some(g) = times.get("generate/umx") {
+        println!("umx generation: {:.0}% of the bound", g / bound * 100.0);
+    }
+    println!("{stats}");
+    println!("ops on the CPU fallback: {:?}", umx::cuda::fallback_ops());
+    Ok(())
+}
