@@ -7,11 +7,16 @@
 //! operand that is transposed (its columns contiguous) is passed with a transpose flag; any
 //! other layout is copied to contiguous first. Integer products are still on the
 //! fallback.
+//!
+//! Plans (descriptor, layouts and the algorithm cuBLASLt's heuristic picks) are cached by the
+//! product's shape: asking the heuristic costs tens of microseconds, more than a decoding
+//! step's matrix-vector product takes on the card.
 
 use super::contiguous;
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
 use cudarc::cublaslt::{result as lt, sys as ltsys};
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,6 +42,47 @@ struct Blas {
     /// Kept alive for as long as the handle: cuBLASLt's scratch memory.
     _workspace: Buffer,
     workspace_ptr: u64,
+    plans: HashMap<PlanKey, Plan>,
+}
+
+/// Plans kept at most; past this the cache starts over (shapes in a program are few).
+const MAX_PLANS: usize = 512;
+
+/// What a plan depends on: the dtypes and compute mode, each operand's layout, the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PlanKey {
+    dtype: Dtype,
+    tf32: bool,
+    a: (bool, u64, u64, i64, i64),
+    b: (bool, u64, u64, i64, i64),
+    m: usize,
+    n: usize,
+    count: usize,
+}
+
+/// A product's cuBLASLt descriptors and algorithm, reusable for any pointers.
+#[derive(Clone, Copy)]
+struct Plan {
+    desc: ltsys::cublasLtMatmulDesc_t,
+    la: ltsys::cublasLtMatrixLayout_t,
+    lb: ltsys::cublasLtMatrixLayout_t,
+    lc: ltsys::cublasLtMatrixLayout_t,
+    algo: ltsys::cublasLtMatmulAlgo_t,
+}
+
+impl Plan {
+    /// Frees the descriptors.
+    ///
+    /// # Safety
+    /// No queued or later call may use the plan.
+    unsafe fn destroy(self) {
+        unsafe {
+            let _ = lt::destroy_matrix_layout(self.la);
+            let _ = lt::destroy_matrix_layout(self.lb);
+            let _ = lt::destroy_matrix_layout(self.lc);
+            let _ = lt::destroy_matmul_desc(self.desc);
+        }
+    }
 }
 
 // SAFETY: the handle is used under the mutex below, one call at a time.
@@ -58,6 +104,7 @@ fn blas() -> Result<&'static Mutex<Blas>> {
             handle,
             _workspace: workspace,
             workspace_ptr,
+            plans: HashMap::new(),
         }))
     })
     .as_ref()
@@ -285,96 +332,150 @@ pub fn eval(
         return Ok(None);
     };
     let blas = blas()?;
-    let blas = blas.lock().unwrap_or_else(|e| e.into_inner());
+    let mut blas = blas.lock().unwrap_or_else(|e| e.into_inner());
     let g = gpu()?;
-    // SAFETY: descriptors are created, used and destroyed here; pointers are device memory
-    // alive until the stream has run the product (the pool reuses it only in stream order).
+    let key = PlanKey {
+        dtype: dt,
+        tf32: compute == ltsys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        a: (ob.trans, ob.rows, ob.cols, ob.ld, ob.batch_stride),
+        b: (oa.trans, oa.rows, oa.cols, oa.ld, oa.batch_stride),
+        m,
+        n,
+        count,
+    };
+    let plan = match blas.plans.get(&key) {
+        Some(p) => *p,
+        None => {
+            // SAFETY: the descriptors made here are kept in the cache (or freed on error).
+            let p = unsafe { make_plan(blas.handle, &key, (data_type, compute, scale_type)) }?;
+            if blas.plans.len() >= MAX_PLANS {
+                // The stream may still hold products queued with old plans: wait for them.
+                let _ = unsafe { cudarc::driver::result::stream::synchronize(g.stream) };
+                for (_, old) in blas.plans.drain() {
+                    // SAFETY: the stream has finished every product.
+                    unsafe { old.destroy() };
+                }
+            }
+            blas.plans.insert(key, p);
+            p
+        }
+    };
+    let (alpha32, beta32) = (alpha as f32, beta as f32);
+    let (alpha, beta): (*const c_void, *const c_void) = if dt == Dtype::Float64 {
+        (&alpha as *const f64 as _, &beta as *const f64 as _)
+    } else {
+        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
+    };
+    // SAFETY: the plan's descriptors are alive (cached); pointers are device memory alive
+    // until the stream has run the product (the pool reuses it only in stream order).
+    unsafe {
+        lt::matmul(
+            blas.handle,
+            plan.desc,
+            alpha,
+            beta,
+            ob.ptr as *const c_void,
+            plan.la,
+            oa.ptr as *const c_void,
+            plan.lb,
+            out_ptr as *const c_void,
+            plan.lc,
+            out_ptr as *mut c_void,
+            plan.lc,
+            &plan.algo,
+            blas.workspace_ptr as *mut c_void,
+            WORKSPACE,
+            g.stream as ltsys::cudaStream_t,
+        )
+    }
+    .map_err(|e| blas_err("matmul", e))?;
+    Ok(Some(vec![result]))
+}
+
+/// Descriptors and the heuristic's algorithm for the product `key` describes.
+///
+/// # Safety
+/// `handle` is a live cuBLASLt handle.
+unsafe fn make_plan(
+    handle: ltsys::cublasLtHandle_t,
+    key: &PlanKey,
+    (data_type, compute, scale_type): (
+        ltsys::cudaDataType,
+        ltsys::cublasComputeType_t,
+        ltsys::cudaDataType,
+    ),
+) -> Result<Plan> {
+    let layout = |(_, rows, cols, ld, stride): (bool, u64, u64, i64, i64)| -> Result<_> {
+        let l = lt::create_matrix_layout(data_type, rows, cols, ld)
+            .map_err(|e| blas_err("layout", e))?;
+        unsafe { set_batch(l, key.count, stride)? };
+        Ok(l)
+    };
     unsafe {
         let desc = lt::create_matmul_desc(compute, scale_type).map_err(|e| blas_err("desc", e))?;
-        let set_trans = |attr, t: bool| {
-            let v: i32 = t as i32;
-            lt::set_matmul_desc_attribute(desc, attr, &v as *const i32 as *const c_void, 4)
-        };
-        let mk = |o: &Operand| -> Result<ltsys::cublasLtMatrixLayout_t> {
-            let l = lt::create_matrix_layout(data_type, o.rows, o.cols, o.ld)
-                .map_err(|e| blas_err("layout", e))?;
-            set_batch(l, count, o.batch_stride)?;
-            Ok(l)
-        };
-        let run = (|| -> Result<()> {
-            set_trans(
-                ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
-                ob.trans,
-            )
-            .map_err(|e| blas_err("transa", e))?;
-            set_trans(
-                ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB,
-                oa.trans,
-            )
-            .map_err(|e| blas_err("transb", e))?;
-            let la = mk(&ob)?;
-            let lb = mk(&oa)?;
-            let lc = lt::create_matrix_layout(data_type, n as u64, m as u64, n as i64)
-                .map_err(|e| blas_err("layout", e))?;
-            set_batch(lc, count, (m * n) as i64)?;
+        let mut made: Vec<ltsys::cublasLtMatrixLayout_t> = Vec::new();
+        let r = (|| -> Result<Plan> {
+            for (attr, t) in [
+                (
+                    ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
+                    key.a.0,
+                ),
+                (
+                    ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB,
+                    key.b.0,
+                ),
+            ] {
+                let v: i32 = t as i32;
+                lt::set_matmul_desc_attribute(desc, attr, &v as *const i32 as *const c_void, 4)
+                    .map_err(|e| blas_err("transpose", e))?;
+            }
+            let la = layout(key.a)?;
+            made.push(la);
+            let lb = layout(key.b)?;
+            made.push(lb);
+            let (m, n) = (key.m, key.n);
+            let lc = layout((false, n as u64, m as u64, n as i64, (m * n) as i64))?;
+            made.push(lc);
             let pref = lt::create_matmul_pref().map_err(|e| blas_err("pref", e))?;
             let ws = WORKSPACE as u64;
-            lt::set_matmul_pref_attribute(
+            let mut set = lt::set_matmul_pref_attribute(
                 pref,
                 ltsys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                 &ws as *const u64 as *const c_void,
                 8,
-            )
-            .map_err(|e| blas_err("pref", e))?;
-            // Split-K partial sums may be combined in the compute type (float32) only, never in
-            // the output type: float16 products then round once, as on the CPU.
+            );
+            // Split-K partial sums may be combined in the compute type (float32) only, never
+            // in the output type: float16 products then round once, as on the CPU.
             let scheme: u32 = 2; // CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE (NONE is always allowed)
-            lt::set_matmul_pref_attribute(
-                pref,
-                ltsys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-                &scheme as *const u32 as *const c_void,
-                4,
-            )
-            .map_err(|e| blas_err("pref", e))?;
-            let heur = lt::get_matmul_algo_heuristic(blas.handle, desc, la, lb, lc, lc, pref)
-                .map_err(|e| blas_err("no algorithm for this product", e));
-            let r = heur.and_then(|h| {
-                let (alpha32, beta32) = (alpha as f32, beta as f32);
-                let (alpha, beta): (*const c_void, *const c_void) = if dt == Dtype::Float64 {
-                    (&alpha as *const f64 as _, &beta as *const f64 as _)
-                } else {
-                    (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
-                };
-                lt::matmul(
-                    blas.handle,
-                    desc,
-                    alpha,
-                    beta,
-                    ob.ptr as *const c_void,
-                    la,
-                    oa.ptr as *const c_void,
-                    lb,
-                    out_ptr as *const c_void,
-                    lc,
-                    out_ptr as *mut c_void,
-                    lc,
-                    &h.algo,
-                    blas.workspace_ptr as *mut c_void,
-                    WORKSPACE,
-                    g.stream as ltsys::cudaStream_t,
-                )
-                .map_err(|e| blas_err("matmul", e))
+            if set.is_ok() {
+                set = lt::set_matmul_pref_attribute(
+                    pref,
+                    ltsys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                    &scheme as *const u32 as *const c_void,
+                    4,
+                );
+            }
+            let heur = set.map_err(|e| blas_err("pref", e)).and_then(|_| {
+                lt::get_matmul_algo_heuristic(handle, desc, la, lb, lc, lc, pref)
+                    .map_err(|e| blas_err("no algorithm for this product", e))
             });
             let _ = lt::destroy_matmul_pref(pref);
-            let _ = lt::destroy_matrix_layout(la);
-            let _ = lt::destroy_matrix_layout(lb);
-            let _ = lt::destroy_matrix_layout(lc);
-            r
+            Ok(Plan {
+                desc,
+                la,
+                lb,
+                lc,
+                algo: heur?.algo,
+            })
         })();
-        let _ = lt::destroy_matmul_desc(desc);
-        run?;
+        if r.is_err() {
+            for l in made {
+                let _ = lt::destroy_matrix_layout(l);
+            }
+            let _ = lt::destroy_matmul_desc(desc);
+        }
+        r
     }
-    Ok(Some(vec![result]))
 }
 
 unsafe fn set_batch(l: ltsys::cublasLtMatrixLayout_t, count: usize, stride: i64) -> Result<()> {
