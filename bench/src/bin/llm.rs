@@ -53,6 +53,24 @@ fn main() -> Result<()> {
         |_| Ok(true),
     )?;
     let (tokens, stats) = generate(&model, &prompt, &options, |_| Ok(true))?;
+    if std::env::args().any(|a| a == "--profile") {
+        // Where a decoding step's time goes on the card: 32 tokens after a short prompt.
+        let short = GenerateOptions {
+            max_tokens: 32,
+            ..Default::default()
+        };
+        umx::cuda::set_profiling(true);
+        let t = std::time::Instant::now();
+        generate(&model, &prompt[..16], &short, |_| Ok(true))?;
+        let wall = t.elapsed().as_secs_f64() * 1e3;
+        umx::cuda::set_profiling(false);
+        let report = umx::cuda::profile_report()?;
+        let kernels: f64 = report.iter().map(|l| l.total_ms).sum();
+        println!("32 tokens: {wall:.1} ms wall, {kernels:.1} ms of kernels; by primitive:");
+        for l in report.iter().take(15) {
+            println!("{:>9.3} {:>6}  {}", l.total_ms, l.count, l.label);
+        }
+    }
     let mut times: BTreeMap<String, f64> = BTreeMap::new();
     times.insert("prefill/umx".into(), stats.prompt_tps);
     times.insert("generate/umx".into(), stats.generation_tps);

@@ -557,8 +557,8 @@ fn attention(
     let g = gpu()?;
     // Split the keys so the card has a few blocks per SM, each over at least 32 keys.
     let base_blocks = b * hk * row_blocks;
-    let want = (16 * g.sm_count as usize).div_ceil(base_blocks.max(1));
-    let splits = want.clamp(1, lk.div_ceil(16).max(1)).min(512);
+    let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
+    let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
     let splits = lk.div_ceil(chunk).max(1);
 
