@@ -98,6 +98,7 @@ fn gpu_kernel(
         }
         Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
         Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
+        Primitive::Quantized(op) => quantized::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
         Primitive::Fused(op) => fused(op, inputs, outputs),
         Primitive::Creation(op) => creation(op, inputs, outputs),

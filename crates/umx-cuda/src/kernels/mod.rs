@@ -5,6 +5,7 @@ pub mod argreduce;
 pub mod elementwise;
 pub mod indexing;
 pub mod matmul;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan;
