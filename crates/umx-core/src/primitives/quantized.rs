@@ -118,7 +118,8 @@ impl QuantOp {
 ///
 /// The scale spans the group's range over `2^bits - 1` steps; it is signed so that the edge
 /// with the larger magnitude (the minimum or the maximum) is exactly representable, and then
-/// nudged so that edge lands on a code (`edge / q0`), with the bias that edge itself.
+/// nudged so that edge lands on a code (`edge / q0`), with the bias that edge itself. One bit
+/// is MLX's exception: scale `max - min`, bias `min`.
 ///
 /// ```
 /// # use umx_core::primitives::quantized::quantize_group;
@@ -133,6 +134,14 @@ pub fn quantize_group(w: &[f32], bits: usize, codes: &mut [u32]) -> (f32, f32) {
     for &v in w {
         w_max = w_max.max(v);
         w_min = w_min.min(v);
+    }
+    if bits == 1 {
+        // MLX's one-bit rule: the two codes are the group's minimum and maximum.
+        let scale = (w_max - w_min).max(1e-7);
+        for (c, &v) in codes.iter_mut().zip(w) {
+            *c = ((v - w_min) / scale).round_ties_even().clamp(0.0, 1.0) as u32;
+        }
+        return (scale, w_min);
     }
     let mask = w_min.abs() > w_max.abs();
     let mut scale = ((w_max - w_min) / n_bins).max(1e-7);
