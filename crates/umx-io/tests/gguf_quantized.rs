@@ -48,7 +48,10 @@ fn q4_block(d: f32, m: Option<f32>, q: &[u8; 32]) -> Vec<u8> {
 }
 
 fn values(x: &Array) -> Vec<f32> {
-    ops::astype(x, Dtype::Float32).unwrap().to_vec::<f32>().unwrap()
+    ops::astype(x, Dtype::Float32)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -84,11 +87,18 @@ fn q4_0_q4_1_and_q8_0_blocks_dequantize_to_ggml_values() {
     let g = Gguf::open(&path).unwrap();
 
     let (w, s, b, bits) = g.get_quantized("a.weight").unwrap();
-    assert_eq!((w.shape(), s.shape(), s.dtype(), bits), (&[2, 8][..], &[2, 2][..], Dtype::Float16, 4));
+    assert_eq!(
+        (w.shape(), s.shape(), s.dtype(), bits),
+        (&[2, 8][..], &[2, 2][..], Dtype::Float16, 4)
+    );
     let x = values(&ops::dequantize(&w, &s, &b, 32, bits).unwrap());
     for (blk, d) in [0.5f32, -0.25, 1.0, 2.0].iter().enumerate() {
         for j in 0..32 {
-            assert_eq!(x[blk * 32 + j], d * (codes[j] as f32 - 8.0), "Q4_0 block {blk} {j}");
+            assert_eq!(
+                x[blk * 32 + j],
+                d * (codes[j] as f32 - 8.0),
+                "Q4_0 block {blk} {j}"
+            );
         }
     }
     let (w, s, b, _) = g.get_quantized("b.weight").unwrap();
@@ -98,7 +108,11 @@ fn q4_0_q4_1_and_q8_0_blocks_dequantize_to_ggml_values() {
         .enumerate()
     {
         for j in 0..32 {
-            assert_eq!(x[blk * 32 + j], d * codes[j] as f32 + m, "Q4_1 block {blk} {j}");
+            assert_eq!(
+                x[blk * 32 + j],
+                d * codes[j] as f32 + m,
+                "Q4_1 block {blk} {j}"
+            );
         }
     }
     let (w, s, b, bits) = g.get_quantized("c.weight").unwrap();
@@ -121,8 +135,16 @@ fn q4_0_q4_1_and_q8_0_blocks_dequantize_to_ggml_values() {
     );
     // A quantized product straight from the file.
     let xin = ops::ones(&[1, 64], Dtype::Float16).unwrap();
-    let y = ops::quantized_matmul(&xin, &all["a.weight"], &all["a.scales"], &all["a.biases"], true, 32, 4)
-        .unwrap();
+    let y = ops::quantized_matmul(
+        &xin,
+        &all["a.weight"],
+        &all["a.scales"],
+        &all["a.biases"],
+        true,
+        32,
+        4,
+    )
+    .unwrap();
     assert_eq!(y.shape(), &[1, 2]);
     drop(g);
     std::fs::remove_file(&path).unwrap();

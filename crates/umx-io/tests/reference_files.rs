@@ -229,13 +229,22 @@ fn gguf_q8_0_tensors_load_as_codes_scales_and_biases() {
     assert_eq!(q.shape, [1, 32]);
     assert_eq!(q.file_range.as_ref().map(|r| r.len()), Some(34));
     // `get` gives one array, so it points at `get_quantized`.
-    assert_err_mentions(file.get("t.q8_0"), &["gguf", "t.q8_0", "Q8_0", "get_quantized"]);
+    assert_err_mentions(
+        file.get("t.q8_0"),
+        &["gguf", "t.q8_0", "Q8_0", "get_quantized"],
+    );
     // The block is a scale of 0.5 and the int8 values 0..31.
     let (w, s, b, bits) = file.get_quantized("t.q8_0").unwrap();
     assert_eq!((w.shape(), s.shape(), bits), (&[1, 8][..], &[1, 1][..], 8));
     let x = umx_core::ops::dequantize(&w, &s, &b, 32, bits).unwrap();
     let want: Vec<f32> = (0..32).map(|i| 0.5 * i as f32).collect();
-    assert_eq!(umx_core::ops::astype(&x, Dtype::Float32).unwrap().to_vec::<f32>().unwrap(), want);
+    assert_eq!(
+        umx_core::ops::astype(&x, Dtype::Float32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        want
+    );
     // Loading everything gives the codes under the tensor's name, and its scales and biases.
     let all = load_gguf(&path).unwrap();
     assert!(all.contains_key("t.q8_0.scales") && all.contains_key("t.q8_0.biases"));

@@ -77,7 +77,11 @@ impl Module for Linear {
             }
         }
     }
-    fn visit_quantizable_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Quantizable)) {
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn Quantizable),
+    ) {
         f(prefix, self)
     }
 }
@@ -210,7 +214,11 @@ impl Module for Embedding {
             None => self.weight.visit_params_mut(&join(prefix, "weight"), f),
         }
     }
-    fn visit_quantizable_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Quantizable)) {
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn Quantizable),
+    ) {
         f(prefix, self)
     }
 }

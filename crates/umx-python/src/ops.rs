@@ -1322,7 +1322,9 @@ pub fn quantized_matmul(
 ) -> Out {
     affine("quantized_matmul", mode)?;
     out(on(stream, || {
-        ops::quantized_matmul(&x.0, &w.0, &scales.0, &biases.0, transpose, group_size, bits)
+        ops::quantized_matmul(
+            &x.0, &w.0, &scales.0, &biases.0, transpose, group_size, bits,
+        )
     }))
 }
 

@@ -18,9 +18,7 @@ fn check_params(op: &str, group_size: usize, bits: usize) -> Result<()> {
         );
     }
     if !SUPPORTED_BITS.contains(&bits) {
-        bail!(
-            "{op}: {bits} bits are not supported; the supported bits are 1, 2, 3, 4, 5, 6 and 8"
-        );
+        bail!("{op}: {bits} bits are not supported; the supported bits are 1, 2, 3, 4, 5, 6 and 8");
     }
     Ok(())
 }

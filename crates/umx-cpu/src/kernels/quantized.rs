@@ -275,7 +275,11 @@ impl Qmm {
         let batched = qn > 2;
         // x as (batch, m, k) rows, contiguous.
         let x = contiguous(x.clone())?;
-        let nb = if batched { numel(&q.shape[..qn - 2]) } else { 1 };
+        let nb = if batched {
+            numel(&q.shape[..qn - 2])
+        } else {
+            1
+        };
         let m = if nb == 0 || k == 0 {
             0
         } else {
@@ -389,7 +393,9 @@ impl Qmm {
             dtype: out.dtype,
         };
         let mut r = matmul::eval(&MatmulOp::Matmul, vec![xm, w], &[spec])?;
-        let mut y = r.pop().ok_or_else(|| Error::Device("qmm: no output".into()))?;
+        let mut y = r
+            .pop()
+            .ok_or_else(|| Error::Device("qmm: no output".into()))?;
         y.shape = out.shape.clone();
         y.strides = row_major_strides(&out.shape);
         Ok(vec![y])

@@ -37,13 +37,14 @@ pub fn eval(op: &QuantOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
                 return Ok(None);
             };
             let k = out.shape.last().copied().unwrap_or(0);
-            Ok(dequantize(&q, &s, &b, k, group_size, bits, &out.shape, out.dtype)?.map(|o| vec![o]))
+            Ok(
+                dequantize(&q, &s, &b, k, group_size, bits, &out.shape, out.dtype)?
+                    .map(|o| vec![o]),
+            )
         }
-        (
-            QuantOp::QuantizedMatmul { transpose, .. },
-            [x, q, s, b],
-            [out],
-        ) => qmm(x, q, s, b, *transpose, group_size, bits, out),
+        (QuantOp::QuantizedMatmul { transpose, .. }, [x, q, s, b], [out]) => {
+            qmm(x, q, s, b, *transpose, group_size, bits, out)
+        }
         (QuantOp::Quantize { .. }, _, _) => Ok(None),
         _ => Err(Error::Device(format!(
             "{}: {} inputs and {} outputs",
@@ -77,7 +78,8 @@ fn packed_operands(
     if q.dtype != Dtype::Uint32 || !is_float(dtype) {
         return Ok(None);
     }
-    let (Some(q), Some(s), Some(b)) = (dense(q, Dtype::Uint32)?, dense(s, dtype)?, dense(b, dtype)?)
+    let (Some(q), Some(s), Some(b)) =
+        (dense(q, Dtype::Uint32)?, dense(s, dtype)?, dense(b, dtype)?)
     else {
         return Ok(None);
     };
@@ -151,7 +153,13 @@ extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, cons
         .push(input_ptr(b)?)
         .push(n as i64)
         .push(k as i64);
-    launch(f, grid_for(n, THREADS, g.sm_count), THREADS, 0, &mut args.pointers())?;
+    launch(
+        f,
+        grid_for(n, THREADS, g.sm_count),
+        THREADS,
+        0,
+        &mut args.pointers(),
+    )?;
     Ok(Some(result))
 }
 
@@ -176,7 +184,11 @@ fn qmm(
     }
     let (rows, wpr) = (q.shape[qn - 2], q.shape[qn - 1]);
     let k_row = wpr * 32 / bits;
-    let (k, n) = if transpose { (k_row, rows) } else { (rows, k_row) };
+    let (k, n) = if transpose {
+        (k_row, rows)
+    } else {
+        (rows, k_row)
+    };
     let batches = numel(&q.shape[..qn - 2]);
     let total = numel(&out.shape);
     let m = if batches == 0 || n == 0 {

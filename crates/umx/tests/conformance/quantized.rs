@@ -109,7 +109,10 @@ fn quantized_matmul_equals_the_dequantized_product_for_every_width() {
                 let y = ops::quantized_matmul(&x, &q, &s, &b, transpose, gs, bits).unwrap();
                 let want = reference_product(&x, &q, &s, &b, transpose, gs, bits);
                 let d = max_diff(&y, &want);
-                assert!(d < 1e-4, "bits {bits} gs {gs} transpose {transpose} rows {rows}: {d}");
+                assert!(
+                    d < 1e-4,
+                    "bits {bits} gs {gs} transpose {transpose} rows {rows}: {d}"
+                );
             }
         }
     }
@@ -224,7 +227,10 @@ fn gradients_of_scales_and_biases_match_finite_differences() {
         .unwrap()
         .item::<f32>()
         .unwrap();
-        assert!((lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()), "{lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()),
+            "{lhs} vs {rhs}"
+        );
     }
 }
 
@@ -280,11 +286,19 @@ fn gradient_with_respect_to_the_codes_is_an_error() {
     });
     let inputs = [x.clone(), q.clone(), s.clone(), b.clone()];
     let err = prim
-        .vjp(&inputs, std::slice::from_ref(&c), &[1], std::slice::from_ref(&y))
+        .vjp(
+            &inputs,
+            std::slice::from_ref(&c),
+            &[1],
+            std::slice::from_ref(&y),
+        )
         .map(|_| ())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("quantized_matmul") && err.contains("w_q"), "{err}");
+    assert!(
+        err.contains("quantized_matmul") && err.contains("w_q"),
+        "{err}"
+    );
     // The others are fine.
     let g = prim.vjp(&inputs, &[c], &[0, 2, 3], &[y]).unwrap();
     assert_eq!(g[0].shape(), x.shape());
@@ -333,13 +347,21 @@ fn vmap_matches_a_loop() {
         )?])
     };
     // Only x batched; only the weights batched; everything batched.
-    check_vmap(&qmm, &[x.clone(), q0.clone(), s0.clone(), b0.clone()], &[true, false, false, false]);
+    check_vmap(
+        &qmm,
+        &[x.clone(), q0.clone(), s0.clone(), b0.clone()],
+        &[true, false, false, false],
+    );
     check_vmap(
         &qmm,
         &[values(&[2, 64], 73), q.clone(), s.clone(), b.clone()],
         &[false, true, true, true],
     );
-    check_vmap(&qmm, &[x.clone(), q.clone(), s.clone(), b.clone()], &[true; 4]);
+    check_vmap(
+        &qmm,
+        &[x.clone(), q.clone(), s.clone(), b.clone()],
+        &[true; 4],
+    );
     // A vector x per example, batched weights.
     check_vmap(
         &qmm,
@@ -354,8 +376,16 @@ fn vmap_matches_a_loop() {
         &[false, false, true, false],
     );
     let deq = |a: &[Array]| Ok(vec![ops::dequantize(&a[0], &a[1], &a[2], 32, 4)?]);
-    check_vmap(&deq, &[q.clone(), s.clone(), b.clone()], &[true, true, true]);
-    check_vmap(&deq, &[q0.clone(), s.clone(), b0.clone()], &[false, true, false]);
+    check_vmap(
+        &deq,
+        &[q.clone(), s.clone(), b.clone()],
+        &[true, true, true],
+    );
+    check_vmap(
+        &deq,
+        &[q0.clone(), s.clone(), b0.clone()],
+        &[false, true, false],
+    );
     let quant = |a: &[Array]| Ok(vec![ops::quantize(&a[0], 32, 4)?.1]);
     check_vmap(&quant, &[w.clone()], &[true]);
     let codes = |a: &[Array]| {
@@ -412,8 +442,19 @@ fn bad_arguments_are_errors_that_name_the_op() {
     let w = values(&[4, 64], 100);
     let (q, s, b) = ops::quantize(&w, 32, 4).unwrap();
     let e = |r: Result<Array>| r.map(|_| ()).unwrap_err().to_string();
-    let msg = e(ops::quantized_matmul(&values(&[2, 63], 1), &q, &s, &b, true, 32, 4));
-    assert!(msg.starts_with("quantized_matmul:") && msg.contains("(2, 63)"), "{msg}");
+    let msg = e(ops::quantized_matmul(
+        &values(&[2, 63], 1),
+        &q,
+        &s,
+        &b,
+        true,
+        32,
+        4,
+    ));
+    assert!(
+        msg.starts_with("quantized_matmul:") && msg.contains("(2, 63)"),
+        "{msg}"
+    );
     let msg = e(ops::quantized_matmul(&w, &q, &s, &b, true, 32, 5));
     assert!(msg.contains("do not fit"), "{msg}");
     let msg = e(ops::dequantize(&q, &s, &b, 48, 4));
@@ -439,5 +480,68 @@ fn bad_arguments_are_errors_that_name_the_op() {
         32,
         4,
     ));
-    assert!(msg.contains("gather_qmm") && msg.contains("integer"), "{msg}");
+    assert!(
+        msg.contains("gather_qmm") && msg.contains("integer"),
+        "{msg}"
+    );
+}
+
+/// Decode speed of a 4-bit product against the dense bfloat16 one (run on the GPU machine with
+/// `--ignored --nocapture`): 64 independent matrix-vector products per evaluation, so launch
+/// costs overlap and the time is the weights' reading.
+#[test]
+#[ignore]
+fn quantized_decode_speed() {
+    use std::time::Instant;
+    let (n, k, reps) = (8192usize, 8192usize, 64);
+    let w = ops::astype(&values(&[n, k], 200), Dtype::Bfloat16).unwrap();
+    let (q, s, b) = ops::quantize(&w, 64, 4).unwrap();
+    umx::eval(&[q.clone(), s.clone(), b.clone(), w.clone()]).unwrap();
+    let xs: Vec<Array> = (0..reps)
+        .map(|i| ops::astype(&values(&[1, k], 300 + i as u64), Dtype::Bfloat16).unwrap())
+        .collect();
+    umx::eval(&xs).unwrap();
+    let time = |f: &dyn Fn(&Array) -> Array| {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let ys: Vec<Array> = xs.iter().map(f).collect();
+            let total = ys
+                .iter()
+                .fold(ops::zeros(&[1, n], Dtype::Float32).unwrap(), |acc, y| {
+                    ops::add(&acc, y).unwrap()
+                });
+            total.eval().unwrap();
+            let _ = total.to_vec::<f32>().unwrap();
+            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        best
+    };
+    let tq = time(&|x| ops::quantized_matmul(x, &q, &s, &b, true, 64, 4).unwrap());
+    let wt = w.t().unwrap();
+    let td = time(&|x| ops::matmul(x, &wt).unwrap());
+    let qbytes = (q.nbytes() + s.nbytes() + b.nbytes()) as f64;
+    println!(
+        "decode {n}x{k} on {:?}: 4-bit {:.1} us ({:.0} GB/s of weights), bf16 {:.1} us ({:.0} \
+         GB/s), 4-bit is {:.2}x faster",
+        umx::default_device(),
+        tq * 1e6,
+        qbytes / tq / 1e9,
+        td * 1e6,
+        w.nbytes() as f64 / td / 1e9,
+        td / tq
+    );
+    let y = ops::quantized_matmul(&xs[0], &q, &s, &b, true, 64, 4).unwrap();
+    let want = ops::matmul(
+        &ops::astype(&xs[0], Dtype::Float32).unwrap(),
+        &ops::dequantize(&q, &s, &b, 64, 4)
+            .unwrap()
+            .astype(Dtype::Float32)
+            .unwrap()
+            .t()
+            .unwrap(),
+    )
+    .unwrap();
+    let d = max_diff(&ops::astype(&y, Dtype::Float32).unwrap(), &want);
+    assert!(d < 0.5, "{d}");
 }

@@ -115,9 +115,8 @@ impl QuantOp {
                     .iter()
                     .map(|&i| match i {
                         0 => {
-                            let dx = ops::quantized_matmul(
-                                g, w_q, s, b, !transpose, group_size, bits,
-                            )?;
+                            let dx =
+                                ops::quantized_matmul(g, w_q, s, b, !transpose, group_size, bits)?;
                             ops::astype(&unbroadcast(&dx, x.shape())?, x.dtype())
                         }
                         1 => no_code_derivative(self).map(|mut v| v.remove(0)),
@@ -234,13 +233,7 @@ impl QuantOp {
                 }
                 let y = if axes[1..].iter().all(Option::is_none) {
                     ops::quantized_matmul(
-                        &xf,
-                        &inputs[1],
-                        &inputs[2],
-                        &inputs[3],
-                        transpose,
-                        group_size,
-                        bits,
+                        &xf, &inputs[1], &inputs[2], &inputs[3], transpose, group_size, bits,
                     )?
                 } else {
                     let w_rank = inputs[1].ndim() - axes[1].is_some() as usize;
