@@ -110,13 +110,35 @@ fn dequantize(
     if n == 0 {
         return Ok(Some(result));
     }
-    let st = storage_type(dtype).unwrap_or("void");
     let key = format!("dequantize|{dtype:?}|{bits}|{group_size}");
     let f = function_for(
         &key,
-        || {
-            format!(
-                r#"{HEADER}
+        || dequantize_source(dtype, bits, group_size),
+        "umx_dequantize",
+    )?;
+    let g = gpu()?;
+    let mut args = Args::default();
+    args.push(ptr)
+        .push(input_ptr(q)?)
+        .push(input_ptr(s)?)
+        .push(input_ptr(b)?)
+        .push(n as i64)
+        .push(k as i64);
+    launch(
+        f,
+        grid_for(n, THREADS, g.sm_count),
+        THREADS,
+        0,
+        &mut args.pointers(),
+    )?;
+    Ok(Some(result))
+}
+
+/// The CUDA source of the dequantize kernel.
+fn dequantize_source(dtype: Dtype, bits: usize, group_size: usize) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    format!(
+        r#"{HEADER}
 #define BITS {bits}
 #define GS {group_size}
 extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, const {st}* sc,
@@ -138,29 +160,96 @@ extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, cons
   }}
 }}
 "#,
-                s = load(dtype, "sc[g]", "float"),
-                b = load(dtype, "bi[g]", "float"),
-                o = store(dtype, "r"),
-            )
-        },
-        "umx_dequantize",
-    )?;
-    let g = gpu()?;
-    let mut args = Args::default();
-    args.push(ptr)
-        .push(input_ptr(q)?)
-        .push(input_ptr(s)?)
-        .push(input_ptr(b)?)
-        .push(n as i64)
-        .push(k as i64);
-    launch(
-        f,
-        grid_for(n, THREADS, g.sm_count),
-        THREADS,
-        0,
-        &mut args.pointers(),
-    )?;
-    Ok(Some(result))
+        s = load(dtype, "sc[g]", "float"),
+        b = load(dtype, "bi[g]", "float"),
+        o = store(dtype, "r"),
+    )
+}
+
+/// The CUDA source of the matrix-vector kernel for `rows` rows of `x`.
+fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize) -> String {
+    let m = rows;
+    let st = storage_type(dtype).unwrap_or("void");
+    let xv = 16 / dtype.size(); // x elements per 16-byte load
+    // The `bits` words of a chunk of 32 codes, in the widest loads their alignment allows.
+    let load_words = match bits % 4 {
+        0 => {
+            "for (int i = 0; i < BITS / 4; i++) { umx_pack<unsigned int, 4> t = \
+             ((const umx_pack<unsigned int, 4>*)wc)[i]; \
+             for (int e = 0; e < 4; e++) w[4 * i + e] = t.v[e]; }"
+        }
+        2 => {
+            "for (int i = 0; i < BITS / 2; i++) { umx_pack<unsigned int, 2> t = \
+             ((const umx_pack<unsigned int, 2>*)wc)[i]; \
+             for (int e = 0; e < 2; e++) w[2 * i + e] = t.v[e]; }"
+        }
+        _ => "for (int i = 0; i < BITS; i++) w[i] = wc[i];",
+    };
+    format!(
+        r#"{HEADER}
+#define BITS {bits}
+#define GS {group_size}
+#define ROWS {m}
+#define XV {xv}
+extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
+    const {st}* sc, const {st}* bi, long long n, long long k, long long batches) {{
+  int lane = threadIdx.x & 31;
+  long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (warp >= batches * n) return;
+  long long bat = warp / n, col = warp - bat * n;
+  long long words = k * BITS / 32, groups = k / GS;
+  const unsigned int* wr = q + (bat * n + col) * words;
+  const {st}* sr = sc + (bat * n + col) * groups;
+  const {st}* br = bi + (bat * n + col) * groups;
+  const {st}* xb = x + bat * ROWS * k;
+  float acc[ROWS];
+  #pragma unroll
+  for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
+  long long chunks = k / 32;
+  for (long long c = lane; c < chunks; c += 32) {{
+    const unsigned int* wc = wr + c * BITS;
+    unsigned int w[BITS];
+    {load_words}
+    float qv[32];
+    #pragma unroll
+    for (int j = 0; j < 32; j++) {{
+      const int bit = j * BITS, wi = bit >> 5, sh = bit & 31;
+      unsigned int v = w[wi] >> sh;
+      if (sh + BITS > 32) v |= w[wi + 1] << (32 - sh);
+      qv[j] = (float)(v & ((1u << BITS) - 1u));
+    }}
+    long long g = c * 32 / GS;
+    float s = {s}, b = {b};
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) {{
+      const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);
+      float dot = 0.f, sum = 0.f;
+      #pragma unroll
+      for (int i = 0; i < 32 / XV; i++) {{
+umx_pack<{st}, XV> p = xp[i];
+#pragma unroll
+for (int e = 0; e < XV; e++) {{
+  float xv = {xe};
+  dot += xv * qv[i * XV + e];
+  sum += xv;
+}}
+      }}
+      acc[r] += s * dot + b * sum;
+    }}
+  }}
+  #pragma unroll
+  for (int r = 0; r < ROWS; r++) {{
+    float v = acc[r];
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) out[(bat * ROWS + r) * n + col] = {o};
+  }}
+}}
+"#,
+        s = load(dtype, "sr[g]", "float"),
+        b = load(dtype, "br[g]", "float"),
+        xe = load(dtype, "p.v[e]", "float"),
+        o = store(dtype, "v"),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -271,94 +360,8 @@ fn qmv(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
-    let st = storage_type(dtype).unwrap_or("void");
-    let xv = 16 / dtype.size(); // x elements per 16-byte load
-    // The `bits` words of a chunk of 32 codes, in the widest loads their alignment allows.
-    let load_words = match bits % 4 {
-        0 => {
-            "for (int i = 0; i < BITS / 4; i++) { umx_pack<unsigned int, 4> t = \
-             ((const umx_pack<unsigned int, 4>*)wc)[i]; \
-             for (int e = 0; e < 4; e++) w[4 * i + e] = t.v[e]; }"
-        }
-        2 => {
-            "for (int i = 0; i < BITS / 2; i++) { umx_pack<unsigned int, 2> t = \
-             ((const umx_pack<unsigned int, 2>*)wc)[i]; \
-             for (int e = 0; e < 2; e++) w[2 * i + e] = t.v[e]; }"
-        }
-        _ => "for (int i = 0; i < BITS; i++) w[i] = wc[i];",
-    };
     let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}");
-    let f = function_for(
-        &key,
-        || {
-            format!(
-                r#"{HEADER}
-#define BITS {bits}
-#define GS {group_size}
-#define ROWS {m}
-#define XV {xv}
-extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
-    const {st}* sc, const {st}* bi, long long n, long long k, long long batches) {{
-  int lane = threadIdx.x & 31;
-  long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (warp >= batches * n) return;
-  long long bat = warp / n, col = warp - bat * n;
-  long long words = k * BITS / 32, groups = k / GS;
-  const unsigned int* wr = q + (bat * n + col) * words;
-  const {st}* sr = sc + (bat * n + col) * groups;
-  const {st}* br = bi + (bat * n + col) * groups;
-  const {st}* xb = x + bat * ROWS * k;
-  float acc[ROWS];
-  #pragma unroll
-  for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
-  long long chunks = k / 32;
-  for (long long c = lane; c < chunks; c += 32) {{
-    const unsigned int* wc = wr + c * BITS;
-    unsigned int w[BITS];
-    {load_words}
-    float qv[32];
-    #pragma unroll
-    for (int j = 0; j < 32; j++) {{
-      const int bit = j * BITS, wi = bit >> 5, sh = bit & 31;
-      unsigned int v = w[wi] >> sh;
-      if (sh + BITS > 32) v |= w[wi + 1] << (32 - sh);
-      qv[j] = (float)(v & ((1u << BITS) - 1u));
-    }}
-    long long g = c * 32 / GS;
-    float s = {s}, b = {b};
-    #pragma unroll
-    for (int r = 0; r < ROWS; r++) {{
-      const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);
-      float dot = 0.f, sum = 0.f;
-      #pragma unroll
-      for (int i = 0; i < 32 / XV; i++) {{
-        umx_pack<{st}, XV> p = xp[i];
-        #pragma unroll
-        for (int e = 0; e < XV; e++) {{
-          float xv = {xe};
-          dot += xv * qv[i * XV + e];
-          sum += xv;
-        }}
-      }}
-      acc[r] += s * dot + b * sum;
-    }}
-  }}
-  #pragma unroll
-  for (int r = 0; r < ROWS; r++) {{
-    float v = acc[r];
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) out[(bat * ROWS + r) * n + col] = {o};
-  }}
-}}
-"#,
-                s = load(dtype, "sr[g]", "float"),
-                b = load(dtype, "br[g]", "float"),
-                xe = load(dtype, "p.v[e]", "float"),
-                o = store(dtype, "v"),
-            )
-        },
-        "umx_qmv",
-    )?;
+    let f = function_for(&key, || qmv_source(dtype, bits, group_size, m), "umx_qmv")?;
     let warps = batches * n;
     let per_block = (THREADS / 32) as usize;
     let blocks = warps.div_ceil(per_block).max(1) as u32;
@@ -373,4 +376,42 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
         .push(batches as i64);
     launch(f, blocks, THREADS, 0, &mut args.pointers())?;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every generated source has balanced braces and parentheses, and names its kernel; with
+    /// `UMX_DUMP_QUANTIZED_SOURCES=dir` they are also written there (to check them with a C++
+    /// compiler where no NVRTC is at hand).
+    #[test]
+    fn generated_sources_are_well_formed() {
+        let dump = std::env::var("UMX_DUMP_QUANTIZED_SOURCES").ok();
+        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+            for bits in [1, 2, 3, 4, 5, 6, 8] {
+                for gs in [32, 64, 128] {
+                    let mut sources = vec![(
+                        format!("deq_{dtype:?}_{bits}_{gs}"),
+                        dequantize_source(dtype, bits, gs),
+                    )];
+                    for rows in [1, 8] {
+                        sources.push((
+                            format!("qmv_{dtype:?}_{bits}_{gs}_{rows}"),
+                            qmv_source(dtype, bits, gs, rows),
+                        ));
+                    }
+                    for (name, src) in sources {
+                        let count = |c: char| src.chars().filter(|&x| x == c).count();
+                        assert_eq!(count('{'), count('}'), "{name}");
+                        assert_eq!(count('('), count(')'), "{name}");
+                        assert!(src.contains("extern \"C\" __global__"), "{name}");
+                        if let Some(dir) = &dump {
+                            std::fs::write(format!("{dir}/{name}.cu"), &src).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
