@@ -223,6 +223,9 @@ impl QuantizedEmbedding {
     }
 }
 
+/// Which layers [`quantize`] quantizes: called with each layer's dotted path and the layer.
+pub type QuantizePredicate = dyn Fn(&str, &dyn Quantizable) -> bool;
+
 /// Quantizes, in place, every [`Linear`] and [`Embedding`] of `model` (mlx.nn.quantize) for
 /// which `predicate(path, layer)` holds (`None`: every layer not quantized yet). A layer whose
 /// weight does not fit the group size is an error naming the layer; nothing after it is
@@ -247,7 +250,7 @@ pub fn quantize<M: Module + ?Sized>(
     model: &mut M,
     group_size: usize,
     bits: usize,
-    predicate: Option<&dyn Fn(&str, &dyn Quantizable) -> bool>,
+    predicate: Option<&QuantizePredicate>,
 ) -> Result<()> {
     let mut err = None;
     model.visit_quantizable_mut("", &mut |path, layer| {

@@ -71,7 +71,7 @@ pub fn quantize(w: &Array, group_size: usize, bits: usize) -> Result<(Array, Arr
         );
     }
     let k = w.shape()[w.ndim() - 1];
-    if k % group_size != 0 {
+    if !k.is_multiple_of(group_size) {
         bail!(
             "quantize: the last dimension of w (shape {}) must be divisible by the group size \
              {group_size}",
@@ -133,7 +133,10 @@ fn check_quantized(
     if let Some(l) = want.last_mut() {
         *l = k / group_size;
     }
-    if (words * 32) % bits != 0 || k % group_size != 0 || scales.shape() != &want[..] {
+    if !(words * 32).is_multiple_of(bits)
+        || !k.is_multiple_of(group_size)
+        || scales.shape() != &want[..]
+    {
         bail!(
             "{op}: the shapes of the quantized matrix {} and of its scales and biases {} do not \
              fit with group_size={group_size} and bits={bits} (expected scales of shape {})",

@@ -12,7 +12,9 @@ use crate::kernels::matmul;
 use crate::strided::{PARALLEL_THRESHOLD, alloc, contiguous};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
-use umx_core::primitives::quantized::{pack_codes, quantize_group, unpack_codes};
+use umx_core::primitives::quantized::{
+    SUPPORTED_BITS, SUPPORTED_GROUP_SIZES, pack_codes, quantize_group, unpack_codes,
+};
 use umx_core::primitives::{MatmulOp, QuantOp};
 use umx_core::shape::{numel, row_major_strides};
 use umx_core::{ArrayData, Buffer, Dtype, Element, Error, Result, bf16, f16};
@@ -89,6 +91,26 @@ pub fn eval(op: &QuantOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
             outputs.len()
         ))
     };
+    // The ops check these; a primitive built by hand must not reach a panicking slice.
+    if !SUPPORTED_GROUP_SIZES.contains(&group_size) || !SUPPORTED_BITS.contains(&bits) {
+        return Err(Error::Invalid(format!(
+            "{}: group size {group_size} and {bits} bits are not supported",
+            op.name()
+        )));
+    }
+    let (codes_at, min_rank) = match op {
+        QuantOp::QuantizedMatmul { .. } => (1, 2),
+        _ => (0, 1),
+    };
+    if inputs
+        .get(codes_at)
+        .is_some_and(|q| q.shape.len() < min_rank)
+    {
+        return Err(Error::Invalid(format!(
+            "{}: the quantized matrix has too few dimensions",
+            op.name()
+        )));
+    }
     match (op, &inputs[..], outputs) {
         (QuantOp::Quantize { .. }, [w], [oq, os, ob]) => {
             let w = contiguous(w.clone())?;
@@ -127,6 +149,9 @@ pub fn eval(op: &QuantOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
     }
 }
 
+/// One group's input, packed words, scale and bias, as the zipped iterators give them.
+type GroupOut<'a, T> = (((&'a [T], &'a mut [u32]), &'a mut T), &'a mut T);
+
 fn quantize<T: Float>(
     w: &ArrayData,
     group_size: usize,
@@ -141,7 +166,7 @@ fn quantize<T: Float>(
     let mut q = Buffer::zeroed(n_groups * words_per_group * 4)?;
     let mut s = alloc::<T>(n_groups)?;
     let mut b = alloc::<T>(n_groups)?;
-    let work = |(((g, words), s), b): (((&[T], &mut [u32]), &mut T), &mut T)| {
+    let work = |(((g, words), s), b): GroupOut<'_, T>| {
         let mut wf = [0f32; 128];
         let mut codes = [0u32; 128];
         for (d, &v) in wf.iter_mut().zip(g) {

@@ -296,7 +296,7 @@ fn qmm(
     let Some(x) = dense(x, dtype)? else {
         return Ok(None);
     };
-    if transpose && m <= QMV_MAX_ROWS && k % 32 == 0 {
+    if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(&x, &q, &s, &b, m, n, k, batches, group_size, bits, out).map(|o| Some(vec![o]));
     }
     // Dequantize to the activation dtype, then one (batched) cuBLASLt product.

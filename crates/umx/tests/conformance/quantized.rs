@@ -159,8 +159,8 @@ fn gradient_with_respect_to_x_matches_the_dequantized_product() {
                 .item::<f32>()
                 .unwrap()
         };
-        let xp = ops::add(&x, &ops::multiply(&v, eps).unwrap()).unwrap();
-        let xm = ops::subtract(&x, &ops::multiply(&v, eps).unwrap()).unwrap();
+        let xp = ops::add(&x, ops::multiply(&v, eps).unwrap()).unwrap();
+        let xm = ops::subtract(&x, ops::multiply(&v, eps).unwrap()).unwrap();
         let fd = (l(&xp) - l(&xm)) / (2.0 * eps);
         let an = ops::sum(&ops::multiply(&g[0], &v).unwrap(), None, false)
             .unwrap()
@@ -195,8 +195,8 @@ fn gradients_of_scales_and_biases_match_finite_differences() {
         for (i, p) in [&s, &b].into_iter().enumerate() {
             let v = values(p.shape(), 20 + i as u64);
             let eps = 0.25f32;
-            let plus = ops::add(p, &ops::multiply(&v, eps).unwrap()).unwrap();
-            let minus = ops::subtract(p, &ops::multiply(&v, eps).unwrap()).unwrap();
+            let plus = ops::add(p, ops::multiply(&v, eps).unwrap()).unwrap();
+            let minus = ops::subtract(p, ops::multiply(&v, eps).unwrap()).unwrap();
             let (lp, lm) = if i == 0 {
                 (l(&plus, &b), l(&minus, &b))
             } else {
@@ -221,8 +221,8 @@ fn gradients_of_scales_and_biases_match_finite_differences() {
             .item::<f32>()
             .unwrap();
         let rhs = ops::add(
-            &ops::sum(&ops::multiply(&g[0], &ts).unwrap(), None, false).unwrap(),
-            &ops::sum(&ops::multiply(&g[1], &tb).unwrap(), None, false).unwrap(),
+            ops::sum(&ops::multiply(&g[0], &ts).unwrap(), None, false).unwrap(),
+            ops::sum(&ops::multiply(&g[1], &tb).unwrap(), None, false).unwrap(),
         )
         .unwrap()
         .item::<f32>()
@@ -387,7 +387,7 @@ fn vmap_matches_a_loop() {
         &[false, true, false],
     );
     let quant = |a: &[Array]| Ok(vec![ops::quantize(&a[0], 32, 4)?.1]);
-    check_vmap(&quant, &[w.clone()], &[true]);
+    check_vmap(&quant, std::slice::from_ref(&w), &[true]);
     let codes = |a: &[Array]| {
         Ok(vec![ops::astype(
             &ops::quantize(&a[0], 32, 4)?.0,
