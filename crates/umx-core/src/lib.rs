@@ -23,7 +23,7 @@ pub use device::{Device, Stream, default_device, default_stream, with_device, wi
 pub use dtype::{Dtype, Element, promote_types};
 pub use error::{Error, Result};
 pub use eval::{async_eval, eval};
-pub use ops::{fft, linalg, random};
+pub use ops::{fast, fft, linalg, random};
 pub use shape::{Axes, Shape, Strides};
 pub use transforms::{
     Tree, checkpoint, custom_function, grad, jvp, stop_gradient, value_and_grad, vjp, vmap,

@@ -6,7 +6,8 @@ use crate::pool::POOL;
 use cudarc::driver::{result, sys};
 use std::any::Any;
 use umx_core::buffer::DeviceStorage;
-use umx_core::{ArrayData, Buffer, Device, Error, Result};
+use umx_core::shape::{numel, row_major_strides};
+use umx_core::{ArrayData, Buffer, Device, Dtype, Error, Result};
 
 /// A block of device memory holding a buffer's bytes.
 pub struct CudaStorage {
@@ -109,4 +110,19 @@ pub(crate) fn output(size: usize) -> Result<(Buffer, sys::CUdeviceptr)> {
     let s = CudaStorage::alloc(size)?;
     let ptr = s.ptr;
     Ok((Buffer::from_device(Box::new(s)), ptr))
+}
+
+/// A fresh row-major device output of `shape`: (data, pointer).
+pub(crate) fn fresh(shape: &[usize], dtype: Dtype) -> Result<(ArrayData, sys::CUdeviceptr)> {
+    let (buffer, ptr) = output(numel(shape) * dtype.size())?;
+    Ok((
+        ArrayData {
+            buffer: std::sync::Arc::new(buffer),
+            shape: shape.to_vec(),
+            dtype,
+            strides: row_major_strides(shape),
+            offset: 0,
+        },
+        ptr,
+    ))
 }

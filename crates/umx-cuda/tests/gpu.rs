@@ -790,3 +790,89 @@ fn random_bits_and_samples_match_the_cpu() {
         "random ran on the CPU fallback: {fell_back:?}"
     );
 }
+
+#[test]
+fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
+    use umx_core::fast::{self, AttentionMask};
+    if !setup() {
+        return;
+    }
+    for (dt, tol) in [
+        (Dtype::Float32, 2e-5),
+        (Dtype::Bfloat16, 2e-2),
+        (Dtype::Float16, 4e-3),
+    ] {
+        // Row lengths: one warp, a vector per thread, registers, and past registers (re-read).
+        for d in [7, 96, 4096, 70000] {
+            let x = input(&[3, d], dt, d as u64);
+            let w = input(&[d], dt, 1);
+            let b = input(&[d], Dtype::Float32, 2);
+            let what = format!("{dt} d={d}");
+            let (c, g) = both(|| fast::rms_norm(&x, Some(&w), 1e-5));
+            assert_close(&format!("rms_norm {what}"), &c, &g, tol);
+            let (c, g) = both(|| fast::layer_norm(&x, Some(&w), Some(&b), 1e-5));
+            assert_close(&format!("layer_norm {what}"), &c, &g, tol);
+            let (c, g) = both(|| ops::softmax(&x, -1, true));
+            assert_close(&format!("softmax {what}"), &c, &g, tol);
+        }
+        // Rope on a transposed view (B, H, L, D) of (B, L, H, D), offsets per sequence.
+        let x = input(&[2, 5, 3, 32], dt, 3);
+        let offsets = Array::from_slice(&[4i32, 900], &[2]).unwrap();
+        for traditional in [false, true] {
+            let (c, g) = both(|| {
+                let xt = ops::transpose(&x, &[0, 2, 1, 3])?;
+                fast::rope(&xt, 24, traditional, Some(1e4), 0.5, &offsets, None)
+            });
+            assert_close(&format!("rope {dt} {traditional}"), &c, &g, tol);
+        }
+        // Decoding attention against a slice of a preallocated cache, grouped heads.
+        let q = input(&[2, 8, 1, 128], dt, 4);
+        let cache = input(&[2, 2, 1000, 128], dt, 5);
+        let sinks = input(&[8], Dtype::Float32, 6);
+        let mask = with_device(Device::Cpu, || {
+            ops::less(&input(&[2, 1, 3, 700], Dtype::Float32, 7), 1.5)
+        })
+        .unwrap();
+        for lq in [1usize, 3] {
+            let q = with_device(Device::Cpu, || {
+                ops::slice(
+                    &ops::repeat(&q, lq, 2)?,
+                    &[0, 0, 0, 0],
+                    &[2, 8, lq as i64, 128],
+                    &[],
+                )
+            })
+            .unwrap();
+            let cases: Vec<(AttentionMask, Option<&Array>)> = vec![
+                (AttentionMask::None, None),
+                (AttentionMask::Causal, Some(&sinks)),
+            ];
+            for (m, s) in cases {
+                let (c, g) = both(|| {
+                    let kv = ops::slice(&cache, &[0, 0, 0, 0], &[2, 2, 700, 128], &[])?;
+                    fast::scaled_dot_product_attention(&q, &kv, &kv, 0.088, m, s)
+                });
+                assert_close(
+                    &format!("attention {dt} lq={lq} {m:?}"),
+                    &c,
+                    &g,
+                    tol.max(1e-3),
+                );
+            }
+            if lq == 3 {
+                let (c, g) = both(|| {
+                    let kv = ops::slice(&cache, &[0, 0, 0, 0], &[2, 2, 700, 128], &[])?;
+                    fast::scaled_dot_product_attention(
+                        &q,
+                        &kv,
+                        &kv,
+                        0.088,
+                        AttentionMask::Array(&mask),
+                        None,
+                    )
+                });
+                assert_close(&format!("attention {dt} bool mask"), &c, &g, tol.max(1e-3));
+            }
+        }
+    }
+}

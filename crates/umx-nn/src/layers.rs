@@ -367,7 +367,12 @@ fn affine(x: Array, w: &Option<Param>, b: &Option<Param>) -> Result<Array> {
 
 impl Forward for LayerNorm {
     fn forward(&self, x: &Array) -> Result<Array> {
-        affine(standardize(x, &[-1], self.eps)?, &self.weight, &self.bias)
+        umx_core::fast::layer_norm(
+            x,
+            self.weight.as_ref().map(|w| &w.value),
+            self.bias.as_ref().map(|b| &b.value),
+            self.eps as f32,
+        )
     }
 }
 
@@ -392,11 +397,7 @@ impl RMSNorm {
 
 impl Forward for RMSNorm {
     fn forward(&self, x: &Array) -> Result<Array> {
-        let ms = ops::mean(&ops::square(x)?, -1, true)?;
-        ops::multiply(
-            ops::multiply(x, ops::rsqrt(&ops::add(&ms, self.eps)?)?)?,
-            &self.weight.value,
-        )
+        umx_core::fast::rms_norm(x, Some(&self.weight.value), self.eps as f32)
     }
 }
 

@@ -30,51 +30,25 @@ impl RoPE {
     }
 
     /// Applies the rotation to positions `offset, offset + 1, ...` along the second to last
-    /// axis.
+    /// axis (one fused [`umx_core::fast::rope`]).
     pub fn forward_at(&self, x: &Array, offset: usize) -> Result<Array> {
-        if x.ndim() < 2 || x.shape()[x.ndim() - 1] < self.dims {
-            bail!(
-                "RoPE: input must be (..., L, D) with D >= {}, not shape {:?}",
-                self.dims,
-                x.shape()
-            );
-        }
-        let l = x.shape()[x.ndim() - 2];
-        let half = self.dims / 2;
-        let pos = ops::multiply(
-            ops::arange(offset as f64, (offset + l) as f64, 1.0, Dtype::Float32)?,
-            self.scale,
-        )?;
-        let freqs = ops::exp(&ops::multiply(
-            ops::arange(0.0, half as f64, 1.0, Dtype::Float32)?,
-            -(self.base.ln()) * 2.0 / self.dims as f64,
-        )?)?;
-        let theta = ops::multiply(ops::expand_dims(&pos, 1)?, ops::expand_dims(&freqs, 0)?)?;
-        let (cos, sin) = (
-            ops::cos(&theta)?.astype(x.dtype())?,
-            ops::sin(&theta)?.astype(x.dtype())?,
-        );
-        let d = x.shape()[x.ndim() - 1];
-        let parts = ops::split(x, [self.dims], -1)?;
-        let (rot, rest) = (&parts[0], parts.get(1).filter(|_| d > self.dims));
-        let rotated = if self.traditional {
-            let pairs = ops::unflatten(rot, -1, &[half as i64, 2])?;
-            let xy = ops::split(&pairs, 2usize, -1)?;
-            let (a, b) = (ops::squeeze(&xy[0], -1)?, ops::squeeze(&xy[1], -1)?);
-            let ra = ops::subtract(ops::multiply(&a, &cos)?, ops::multiply(&b, &sin)?)?;
-            let rb = ops::add(ops::multiply(&a, &sin)?, ops::multiply(&b, &cos)?)?;
-            ops::flatten(&ops::stack(&[ra, rb], -1)?, -2, -1)?
-        } else {
-            let ab = ops::split(rot, 2usize, -1)?;
-            let (a, b) = (&ab[0], &ab[1]);
-            let ra = ops::subtract(ops::multiply(a, &cos)?, ops::multiply(b, &sin)?)?;
-            let rb = ops::add(ops::multiply(a, &sin)?, ops::multiply(b, &cos)?)?;
-            ops::concatenate(&[ra, rb], -1)?
-        };
-        match rest {
-            Some(r) => ops::concatenate(&[rotated, r.clone()], -1),
-            None => Ok(rotated),
-        }
+        let offset = i32::try_from(offset)
+            .map_err(|_| umx_core::Error::Invalid(format!("RoPE: offset {offset} is too large")))?;
+        self.forward_offset(x, &Array::scalar(offset))
+    }
+
+    /// [`RoPE::forward_at`] with the offset as an integer array: a scalar, or one per index
+    /// of the first axis. An array offset lets a compiled decoding step serve every position.
+    pub fn forward_offset(&self, x: &Array, offset: &Array) -> Result<Array> {
+        umx_core::fast::rope(
+            x,
+            self.dims,
+            self.traditional,
+            Some(self.base as f32),
+            self.scale as f32,
+            offset,
+            None,
+        )
     }
 }
 

@@ -3,11 +3,12 @@
 
 use crate::activations::relu;
 use crate::layers::{Dropout, Forward, LayerNorm, Linear};
-use umx_core::{Array, Dtype, Result, bail, ops};
+use umx_core::{Array, Dtype, Result, bail, fast, ops};
 
 /// `softmax(q k^T * scale + mask) v` over `(B, heads, L, D)` inputs; `mask` is additive (or
 /// boolean: false positions are excluded). Keys and values may have fewer heads than the
-/// queries (grouped-query attention) when the counts divide.
+/// queries (grouped-query attention) when the counts divide. See
+/// [`umx_core::fast::scaled_dot_product_attention`] for causal masks and attention sinks.
 pub fn scaled_dot_product_attention(
     q: &Array,
     k: &Array,
@@ -15,33 +16,11 @@ pub fn scaled_dot_product_attention(
     scale: f64,
     mask: Option<&Array>,
 ) -> Result<Array> {
-    if q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4 {
-        bail!(
-            "scaled_dot_product_attention: queries, keys and values must be (B, heads, L, D), not {:?}, {:?}, {:?}",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        );
-    }
-    let (hq, hk) = (q.shape()[1], k.shape()[1]);
-    if hk == 0 || hq % hk != 0 {
-        bail!("scaled_dot_product_attention: {hq} query heads cannot share {hk} key heads");
-    }
-    let (k, v) = if hq != hk {
-        let r = hq / hk;
-        (ops::repeat(k, r, 1)?, ops::repeat(v, r, 1)?)
-    } else {
-        (k.clone(), v.clone())
+    let mask = match mask {
+        Some(m) => fast::AttentionMask::Array(m),
+        None => fast::AttentionMask::None,
     };
-    let mut scores = ops::matmul(&ops::multiply(q, scale)?, &ops::swapaxes(&k, -1, -2)?)?;
-    if let Some(m) = mask {
-        scores = if m.dtype() == Dtype::Bool {
-            ops::where_(m, &scores, f32::MIN as f64)?
-        } else {
-            ops::add(&scores, m)?
-        };
-    }
-    ops::matmul(&ops::softmax(&scores, -1, true)?, &v)
+    fast::scaled_dot_product_attention(q, k, v, scale as f32, mask, None)
 }
 
 /// Multi-head attention with query, key, value and output projections (no bias by default, as

@@ -14,6 +14,7 @@ mod convert;
 mod device;
 mod dtype;
 mod error;
+mod fast;
 mod indexing;
 mod io;
 mod ops;
@@ -130,5 +131,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
 
     add_submodule(m, &random::module(py)?)?;
+    add_submodule(m, &fast::module(py)?)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod creation;
 pub mod elementwise;
+pub mod fast;
 pub mod fft;
 pub mod indexing;
 pub mod linalg;

@@ -328,6 +328,21 @@ pub fn logsumexp(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Arr
 pub fn softmax(a: &Array, axes: impl Into<Axes>, precise: bool) -> Result<Array> {
     a.check()?;
     let axes = axes.into().resolve("softmax", a.ndim())?;
+    let rows = a.ndim() > 0 && axes == [a.ndim() - 1];
+    if rows && crate::fast::has_kernel(a.dtype()) && a.size() > 0 {
+        // One pass per row (computed in float32, whatever `precise` says).
+        return crate::fast::softmax_rows(a);
+    }
+    softmax_over(a, axes, precise)
+}
+
+/// Softmax over the last axis as ordinary ops: the fast kernel's fallback.
+pub(crate) fn softmax_composite(a: &Array, precise: bool) -> Result<Array> {
+    let axes = Axes::from(-1).resolve("softmax", a.ndim())?;
+    softmax_over(a, axes, precise)
+}
+
+fn softmax_over(a: &Array, axes: Vec<usize>, precise: bool) -> Result<Array> {
     let (compute, out) = compute_dtypes(a);
     let compute = if precise { compute } else { out };
     let x = crate::ops::astype(a, compute)?;

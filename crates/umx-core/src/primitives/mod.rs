@@ -10,6 +10,7 @@ use crate::{Array, Result};
 pub mod binary;
 pub mod codegen;
 pub mod creation;
+pub mod fast;
 pub mod fft;
 pub mod fused;
 pub mod indexing;
@@ -27,6 +28,7 @@ pub mod unary;
 
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
+pub use fast::FastOp;
 pub use fft::{FftKind, FftOp};
 pub use fused::FusedOp;
 pub use indexing::IndexOp;
@@ -61,6 +63,7 @@ pub enum Primitive {
     Fft(FftOp),
     Transform(TransformOp),
     Fused(FusedOp),
+    Fast(FastOp),
 }
 
 impl Primitive {
@@ -83,6 +86,7 @@ impl Primitive {
             Primitive::Fft(_) => "fft",
             Primitive::Transform(_) => "transform",
             Primitive::Fused(_) => "fused",
+            Primitive::Fast(_) => "fast",
         }
     }
 
@@ -98,6 +102,7 @@ impl Primitive {
             Primitive::Shape(op) => op.name(),
             Primitive::Sort(op) => op.name(),
             Primitive::Quantized(op) => op.name(),
+            Primitive::Fast(op) => op.name(),
             _ => self.family(),
         }
     }
@@ -131,6 +136,7 @@ impl Primitive {
             Primitive::Fft(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Fused(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Fast(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
 
@@ -159,6 +165,7 @@ impl Primitive {
             Primitive::Fft(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Fused(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Fast(op) => op.jvp(inputs, tangents, outputs),
         }
     }
 
@@ -188,6 +195,7 @@ impl Primitive {
             Primitive::Fft(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
             Primitive::Fused(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Fast(op) => op.vmap(inputs, axes, outputs),
         }
     }
 }

@@ -543,6 +543,9 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
         let inputs: Vec<Array> = s.args.iter().map(|&r| get(r, &values)).collect();
         let specs = if same_shapes {
             s.outputs.clone()
+        } else if let Primitive::Fast(op) = &s.prim {
+            // Fast ops keep the shape rule of their rows.
+            vec![op.output(&inputs)]
         } else {
             // A reducing fused step's axes hold only for the shapes it was traced with.
             let elementwise = match &s.prim {

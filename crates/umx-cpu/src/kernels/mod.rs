@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod creation;
+pub mod fast;
 pub mod fft;
 pub mod fused;
 pub mod indexing;

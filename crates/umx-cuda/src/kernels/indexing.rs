@@ -23,10 +23,9 @@ use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use super::{contiguous, first_out};
 use crate::compile::{function_for, launch};
 use crate::gpu::{driver_err, gpu};
-use crate::storage::{input_ptr, output};
+use crate::storage::{fresh, input_ptr};
 use cudarc::driver::result;
 use std::cell::RefCell;
-use std::sync::Arc;
 use umx_core::device::OutSpec;
 use umx_core::primitives::BinaryOp;
 use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
@@ -459,21 +458,6 @@ pub(crate) fn take_index_error() -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // The ops
-
-/// A fresh row-major device output of `shape`: (data, pointer).
-fn fresh(shape: &[usize], dtype: Dtype) -> Result<(ArrayData, u64)> {
-    let (buffer, ptr) = output(numel(shape) * dtype.size())?;
-    Ok((
-        ArrayData {
-            buffer: Arc::new(buffer),
-            shape: shape.to_vec(),
-            dtype,
-            strides: row_major_strides(shape),
-            offset: 0,
-        },
-        ptr,
-    ))
-}
 
 /// A row-major copy of `a` on the device that this op may write into.
 fn writable_copy(a: &ArrayData) -> Result<Option<(ArrayData, u64)>> {

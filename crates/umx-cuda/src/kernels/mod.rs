@@ -3,6 +3,7 @@
 
 pub mod argreduce;
 pub mod elementwise;
+pub mod fast;
 pub mod indexing;
 pub mod matmul;
 pub mod quantized;

@@ -8,6 +8,7 @@ mod common;
 mod fd;
 
 mod compile;
+mod fast;
 mod fft;
 mod graph;
 mod linalg;

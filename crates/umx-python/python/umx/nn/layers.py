@@ -261,14 +261,9 @@ class LayerNorm(Module):
         self.dims = dims
 
     def __call__(self, x):
-        mean = mx.mean(x, axis=-1, keepdims=True)
-        var = mx.var(x, axis=-1, keepdims=True)
-        x = (x - mean) * mx.rsqrt(var + self.eps)
-        if "weight" in self:
-            x = x * self.weight
-        if "bias" in self:
-            x = x + self.bias
-        return x
+        weight = self.weight if "weight" in self else None
+        bias = self.bias if "bias" in self else None
+        return mx.fast.layer_norm(x, weight, bias, self.eps)
 
 
 class RMSNorm(Module):
@@ -280,8 +275,7 @@ class RMSNorm(Module):
         self.eps = eps
 
     def __call__(self, x):
-        ms = mx.mean(mx.square(x), axis=-1, keepdims=True)
-        return self.weight * (x * mx.rsqrt(ms + self.eps))
+        return mx.fast.rms_norm(x, self.weight, self.eps)
 
 
 def _pair(v, n):

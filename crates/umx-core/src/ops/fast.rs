@@ -1,0 +1,360 @@
+//! Fused operations for the hot spots of transformers (MLX's `mx.fast`): [`rms_norm`],
+//! [`layer_norm`], [`rope`] and [`scaled_dot_product_attention`] (softmax over the last axis
+//! takes the same path through [`crate::ops::softmax`]).
+//!
+//! Each is one [`FastOp`] node that a backend computes in one pass over each row, in float32,
+//! rounding once. Gradients and batching go through the op's fallback (the same computation
+//! as ordinary ops; `primitives/fast.rs`). float64 inputs and attention over long query blocks
+//! take the fallback directly.
+
+use crate::array::IntoArray;
+use crate::primitives::{FastOp, Primitive};
+use crate::shape::{broadcast_shapes, fmt_shape};
+use crate::{Array, Dtype, Result, bail, ops};
+
+/// Query blocks up to this long take the fused attention kernel (decoding, speculative
+/// steps); longer ones are matmuls and a softmax.
+pub const ATTENTION_QUERY_BLOCK: usize = 16;
+/// The largest head dimension of the fused attention kernel.
+pub const ATTENTION_MAX_HEAD_DIM: usize = 256;
+
+/// Whether the fast kernels take inputs of `dtype` (float32, float16, bfloat16).
+pub(crate) fn has_kernel(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+}
+
+fn node(op: FastOp, inputs: Vec<Array>) -> Result<Array> {
+    let spec = op.output(&inputs);
+    Array::from_primitive(Primitive::Fast(op), inputs, spec.shape, spec.dtype)
+}
+
+/// The fallback's value, for inputs without a kernel.
+fn fallback(op: FastOp, inputs: &[Array]) -> Result<Array> {
+    Ok(op.fallback(inputs)?.remove(0))
+}
+
+fn check_float(op: &str, what: &str, a: &Array) -> Result<()> {
+    a.check()?;
+    if !a.dtype().is_inexact() || a.dtype().is_complex() {
+        bail!(
+            "{op}: {what} must be a real floating-point array, not {}",
+            a.dtype()
+        );
+    }
+    Ok(())
+}
+
+/// A per-feature parameter: shape `(d,)`.
+fn check_feature(op: &str, what: &str, a: &Array, x: &Array) -> Result<()> {
+    check_float(op, what, a)?;
+    let d = x.shape()[x.ndim() - 1];
+    if a.shape() != [d] {
+        bail!(
+            "{op}: the {what} must have shape ({d},) for input {}, not {}",
+            fmt_shape(x.shape()),
+            fmt_shape(a.shape())
+        );
+    }
+    Ok(())
+}
+
+fn check_rows(op: &str, x: &Array) -> Result<()> {
+    check_float(op, "input", x)?;
+    if x.ndim() == 0 {
+        bail!("{op}: the input must have at least one axis, not a scalar");
+    }
+    Ok(())
+}
+
+/// `x / sqrt(mean(x^2) + eps) * weight` over the last axis (MLX's `mx.fast.rms_norm`),
+/// computed in float32; the weight `(D,)` is optional. The output dtype is the promotion of
+/// the inputs'.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast};
+/// let x = Array::from_slice(&[3.0f32, 4.0], &[1, 2])?;
+/// let w = Array::from_slice(&[1.0f32, 2.0], &[2])?;
+/// let y = fast::rms_norm(&x, Some(&w), 0.0)?.to_vec::<f32>()?;
+/// let r = (12.5f32).sqrt();
+/// assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 8.0 / r).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f32) -> Result<Array> {
+    check_rows("rms_norm", x)?;
+    let mut inputs = vec![x.clone()];
+    if let Some(w) = weight {
+        check_feature("rms_norm", "weight", w, x)?;
+        inputs.push(w.clone());
+    }
+    let op = FastOp::RmsNorm {
+        eps,
+        weight: weight.is_some(),
+    };
+    if inputs.iter().all(|a| has_kernel(a.dtype())) {
+        node(op, inputs)
+    } else {
+        fallback(op, &inputs)
+    }
+}
+
+/// `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (MLX's
+/// `mx.fast.layer_norm`), computed in float32; weight and bias `(D,)` are optional.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast};
+/// let x = Array::from_slice(&[1.0f32, 3.0], &[2])?;
+/// let y = fast::layer_norm(&x, None, None, 0.0)?.to_vec::<f32>()?;
+/// assert_eq!(y, vec![-1.0, 1.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn layer_norm(
+    x: &Array,
+    weight: Option<&Array>,
+    bias: Option<&Array>,
+    eps: f32,
+) -> Result<Array> {
+    check_rows("layer_norm", x)?;
+    let mut inputs = vec![x.clone()];
+    for (what, p) in [("weight", weight), ("bias", bias)] {
+        if let Some(p) = p {
+            check_feature("layer_norm", what, p, x)?;
+            inputs.push(p.clone());
+        }
+    }
+    let op = FastOp::LayerNorm {
+        eps,
+        weight: weight.is_some(),
+        bias: bias.is_some(),
+    };
+    if inputs.iter().all(|a| has_kernel(a.dtype())) {
+        node(op, inputs)
+    } else {
+        fallback(op, &inputs)
+    }
+}
+
+/// Softmax over the last axis of a float32/float16/bfloat16 array with elements: the fast
+/// kernel behind [`crate::ops::softmax`].
+pub(crate) fn softmax_rows(x: &Array) -> Result<Array> {
+    node(FastOp::Softmax, vec![x.clone()])
+}
+
+/// Rotary positional embedding (MLX's `mx.fast.rope`) of the first `dims` features of
+/// `(..., L, D)` inputs, at positions `offset, offset + 1, ...` along the second-to-last axis,
+/// times `scale`.
+///
+/// Feature pair `i` turns by `position * base^(-2i / dims)`, or by `position / freqs[i]`
+/// when `freqs` (`(dims / 2,)`) is given instead of `base`. `traditional` pairs neighbours
+/// `(2i, 2i + 1)`; otherwise the halves `(i, i + dims / 2)` (Hugging Face's Llama layout).
+/// `offset` is an integer: a scalar, or one per index of the first axis (`(x.shape[0],)`,
+/// for batches of sequences at different positions). Features past `dims` pass through.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast};
+/// // One feature pair at position 1 with base 1: a turn of 1 radian.
+/// let x = Array::from_slice(&[1.0f32, 0.0], &[1, 1, 2])?;
+/// let y = fast::rope(&x, 2, false, Some(1.0), 1.0, 1, None)?.to_vec::<f32>()?;
+/// assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn rope(
+    x: &Array,
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: impl IntoArray,
+    freqs: Option<&Array>,
+) -> Result<Array> {
+    check_float("rope", "input", x)?;
+    let offset = offset.into_array();
+    offset.check()?;
+    if x.ndim() < 2 {
+        bail!(
+            "rope: the input must be (..., L, D), not {}",
+            fmt_shape(x.shape())
+        );
+    }
+    let d = x.shape()[x.ndim() - 1];
+    if dims == 0 || dims % 2 != 0 || dims > d {
+        bail!(
+            "rope: dims must be even, positive and at most the last axis of input {}, not {dims}",
+            fmt_shape(x.shape())
+        );
+    }
+    if !offset.dtype().is_integer() {
+        bail!(
+            "rope: the offset must be an integer, not {}",
+            offset.dtype()
+        );
+    }
+    let per_row = offset.ndim() == 1 && x.ndim() >= 3 && offset.shape()[0] == x.shape()[0];
+    if offset.ndim() != 0 && !per_row {
+        bail!(
+            "rope: the offset must be a scalar or have shape ({},) (one per index of the first axis, for inputs of three or more axes), not {} for input {}",
+            x.shape()[0],
+            fmt_shape(offset.shape()),
+            fmt_shape(x.shape())
+        );
+    }
+    let base = match (base, freqs) {
+        (Some(b), None) => b,
+        (None, Some(f)) => {
+            check_float("rope", "freqs", f)?;
+            if f.shape() != [dims / 2] {
+                bail!(
+                    "rope: freqs must have shape ({},) for dims {dims}, not {}",
+                    dims / 2,
+                    fmt_shape(f.shape())
+                );
+            }
+            0.0
+        }
+        _ => bail!("rope: give exactly one of base and freqs"),
+    };
+    let mut inputs = vec![x.clone(), offset.astype(Dtype::Int32)?];
+    if let Some(f) = freqs {
+        inputs.push(f.astype(Dtype::Float32)?);
+    }
+    let op = FastOp::Rope {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs: freqs.is_some(),
+    };
+    if has_kernel(x.dtype()) {
+        node(op, inputs)
+    } else {
+        fallback(op, &inputs)
+    }
+}
+
+/// The mask of [`scaled_dot_product_attention`].
+#[derive(Clone, Copy, Debug, Default)]
+pub enum AttentionMask<'a> {
+    /// Every query sees every key.
+    #[default]
+    None,
+    /// Query `i` sees keys up to `i + Lk - Lq` (the queries are the last `Lq` positions).
+    Causal,
+    /// Broadcastable to `(B, Hq, Lq, Lk)`: boolean (false: not seen) or added to the scores.
+    Array(&'a Array),
+}
+
+/// `softmax(q k^T * scale + mask) v` (MLX's `mx.fast.scaled_dot_product_attention`) over
+/// queries `(B, Hq, Lq, D)`, keys `(B, Hk, Lk, D)` and values `(B, Hk, Lk, Dv)`: grouped-query
+/// attention when `Hk` divides `Hq` (query head `h` uses key head `h / (Hq / Hk)`). `sinks`
+/// `(Hq,)` adds a logit per head to every row's softmax that takes weight but gives no value
+/// (attention sinks). A row that sees no key gives NaN, as the softmax of nothing.
+///
+/// Query blocks of up to [`ATTENTION_QUERY_BLOCK`] (decoding) with head dims up to
+/// [`ATTENTION_MAX_HEAD_DIM`] run as one fused kernel; longer ones as matmuls and a softmax.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast::{self, AttentionMask}};
+/// let q = Array::from_slice(&[1.0f32, 0.0], &[1, 1, 1, 2])?;
+/// let k = Array::from_slice(&[1.0f32, 0.0, 0.0, 1.0], &[1, 1, 2, 2])?;
+/// let v = Array::from_slice(&[1.0f32, 2.0], &[1, 1, 2, 1])?;
+/// let o = fast::scaled_dot_product_attention(&q, &k, &v, 1.0, AttentionMask::None, None)?;
+/// let p = 1.0 / (1.0 + (-1f32).exp()); // softmax([1, 0])[0]
+/// assert!((o.item::<f32>()? - (p + 2.0 * (1.0 - p))).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn scaled_dot_product_attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    mask: AttentionMask<'_>,
+    sinks: Option<&Array>,
+) -> Result<Array> {
+    const OP: &str = "scaled_dot_product_attention";
+    for (what, a) in [("queries", q), ("keys", k), ("values", v)] {
+        check_float(OP, what, a)?;
+    }
+    let shapes = || {
+        format!(
+            "queries {}, keys {}, values {}",
+            fmt_shape(q.shape()),
+            fmt_shape(k.shape()),
+            fmt_shape(v.shape())
+        )
+    };
+    if q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4 {
+        bail!("{OP}: inputs must be (B, heads, L, D), not {}", shapes());
+    }
+    let (b, hq, lq, d) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
+    let (hk, lk) = (k.shape()[1], k.shape()[2]);
+    if k.shape()[0] != b || v.shape()[0] != b {
+        bail!("{OP}: batch sizes differ: {}", shapes());
+    }
+    if k.shape()[3] != d {
+        bail!(
+            "{OP}: queries and keys must share the head dim: {}",
+            shapes()
+        );
+    }
+    if v.shape()[1] != hk || v.shape()[2] != lk {
+        bail!(
+            "{OP}: keys and values must have the same heads and length: {}",
+            shapes()
+        );
+    }
+    if hk == 0 || hq % hk != 0 {
+        bail!(
+            "{OP}: {hq} query heads cannot be shared by {hk} key heads: {}",
+            shapes()
+        );
+    }
+    let mut inputs = vec![q.clone(), k.clone(), v.clone()];
+    let full = [b, hq, lq, lk];
+    if let AttentionMask::Array(m) = mask {
+        m.check()?;
+        if m.dtype() != Dtype::Bool && !m.dtype().is_inexact() {
+            bail!(
+                "{OP}: the mask must be boolean or floating-point, not {}",
+                m.dtype()
+            );
+        }
+        let s = broadcast_shapes(OP, m.shape(), &full)?;
+        if s != full {
+            bail!(
+                "{OP}: mask {} does not broadcast to the scores' shape {}",
+                fmt_shape(m.shape()),
+                fmt_shape(&full)
+            );
+        }
+        inputs.push(ops::broadcast_to(m, &full)?);
+    }
+    if let Some(s) = sinks {
+        check_float(OP, "sinks", s)?;
+        if s.shape() != [hq] {
+            bail!(
+                "{OP}: sinks must have shape ({hq},) (one per query head), not {}",
+                fmt_shape(s.shape())
+            );
+        }
+        inputs.push(s.clone());
+    }
+    let op = FastOp::Attention {
+        scale,
+        causal: matches!(mask, AttentionMask::Causal),
+        mask: matches!(mask, AttentionMask::Array(_)),
+        sinks: sinks.is_some(),
+    };
+    let fused = lq <= ATTENTION_QUERY_BLOCK
+        && d.max(v.shape()[3]) <= ATTENTION_MAX_HEAD_DIM
+        && inputs
+            .iter()
+            .all(|a| has_kernel(a.dtype()) || a.dtype() == Dtype::Bool);
+    if fused {
+        node(op, inputs)
+    } else {
+        fallback(op, &inputs)
+    }
+}

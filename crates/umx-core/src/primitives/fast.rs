@@ -1,0 +1,285 @@
+//! `Fast`: the fused kernels of [`crate::fast`] (MLX's `mx.fast`): normalisations, softmax,
+//! rotary embeddings and attention, each one pass over its rows where the composite would
+//! take several.
+//!
+//! Every fast primitive has a *fallback*, the same computation as ordinary ops
+//! ([`FastOp::fallback`]): transformations differentiate and batch through it, and its values
+//! are the semantics the kernels follow. Kernels compute in float32 and round once, where the
+//! fallback does the same, so the two agree to the rounding of the output dtype.
+
+mod transforms;
+
+use crate::device::OutSpec;
+use crate::{Array, Dtype, Result, ops};
+
+/// The fast primitives. Inputs are listed with each.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FastOp {
+    /// `x * rsqrt(mean(x^2, -1) + eps)`, rounded to the output dtype, times the weight when
+    /// there is one. Inputs: `x`, then the weight `(D,)` when `weight`.
+    RmsNorm { eps: f32, weight: bool },
+    /// `(x - mean) * rsqrt(var + eps)` over the last axis, rounded to the output dtype, times
+    /// the weight and plus the bias present. Inputs: `x`, then the weight and the bias `(D,)`
+    /// that are present.
+    LayerNorm { eps: f32, weight: bool, bias: bool },
+    /// Softmax over the last axis, computed in float32. Input: `x`.
+    Softmax,
+    /// Rotary embedding of the first `dims` features of `(..., L, D)` inputs at positions
+    /// `offset + l` (times `scale`). `traditional` rotates neighbours `(2i, 2i + 1)`, else
+    /// the halves `(i, i + dims / 2)`. The angle of pair `i` is `position / freqs[i]`, with
+    /// `freqs` an input when `freqs`, else `base^(2i / dims)`. Inputs: `x`, the offset (an
+    /// int32 scalar, or one per leading index: shape `(x.shape[0],)`), then `freqs`
+    /// `(dims / 2,)` when given.
+    Rope {
+        dims: usize,
+        traditional: bool,
+        base: f32,
+        scale: f32,
+        freqs: bool,
+    },
+    /// `softmax(q k^T * scale + mask) v` over `(B, heads, L, D)` inputs, keys and values
+    /// shared by groups of query heads. `causal` lets query `i` see the keys up to `i + Lk -
+    /// Lq` (aligned at the end, as MLX). Inputs: `q`, `k`, `v`, then the mask (boolean: false
+    /// positions excluded; else added to the scores) broadcast to `(B, Hq, Lq, Lk)` when
+    /// `mask`, then the sinks `(Hq,)` when `sinks` (a logit per head that joins each row's
+    /// softmax but carries no value).
+    Attention {
+        scale: f32,
+        causal: bool,
+        mask: bool,
+        sinks: bool,
+    },
+}
+
+impl FastOp {
+    /// The op's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FastOp::RmsNorm { .. } => "rms_norm",
+            FastOp::LayerNorm { .. } => "layer_norm",
+            FastOp::Softmax => "softmax",
+            FastOp::Rope { .. } => "rope",
+            FastOp::Attention { .. } => "scaled_dot_product_attention",
+        }
+    }
+
+    /// The output for these inputs (checked by the op functions).
+    pub fn output(&self, inputs: &[Array]) -> OutSpec {
+        let x = &inputs[0];
+        match self {
+            FastOp::RmsNorm { .. } | FastOp::LayerNorm { .. } => OutSpec {
+                shape: x.shape().to_vec(),
+                dtype: inputs[1..]
+                    .iter()
+                    .fold(x.dtype(), |d, w| crate::promote_types(d, w.dtype())),
+            },
+            FastOp::Softmax | FastOp::Rope { .. } => OutSpec {
+                shape: x.shape().to_vec(),
+                dtype: x.dtype(),
+            },
+            FastOp::Attention { .. } => {
+                let mut shape = x.shape().to_vec();
+                shape[3] = inputs[2].shape()[3];
+                OutSpec {
+                    shape,
+                    dtype: x.dtype(),
+                }
+            }
+        }
+    }
+
+    /// The computation as ordinary ops: what transformations see, and the values the kernels
+    /// follow.
+    pub fn fallback(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        let out = self.output(inputs).dtype;
+        let x = &inputs[0];
+        // float64 computes in float64; the rest in float32.
+        let compute = if x.dtype() == Dtype::Float64 {
+            Dtype::Float64
+        } else {
+            Dtype::Float32
+        };
+        let y = match *self {
+            FastOp::RmsNorm { eps, weight } => {
+                let x = x.astype(compute)?;
+                let ms = ops::mean(&ops::square(&x)?, -1, true)?;
+                let y = ops::multiply(&x, ops::rsqrt(&ops::add(&ms, eps as f64)?)?)?.astype(out)?;
+                if weight {
+                    ops::multiply(&y, &inputs[1])?
+                } else {
+                    y
+                }
+            }
+            FastOp::LayerNorm { eps, weight, bias } => {
+                let x = x.astype(compute)?;
+                let xc = ops::subtract(&x, ops::mean(&x, -1, true)?)?;
+                let var = ops::mean(&ops::square(&xc)?, -1, true)?;
+                let mut y =
+                    ops::multiply(&xc, ops::rsqrt(&ops::add(&var, eps as f64)?)?)?.astype(out)?;
+                let mut next = 1;
+                if weight {
+                    y = ops::multiply(&y, &inputs[next])?;
+                    next += 1;
+                }
+                if bias {
+                    y = ops::add(&y, &inputs[next])?;
+                }
+                y
+            }
+            FastOp::Softmax => ops::reduce::softmax_composite(x, true)?,
+            FastOp::Rope {
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            } => rope_fallback(
+                x,
+                compute,
+                &inputs[1],
+                freqs.then(|| &inputs[2]),
+                dims,
+                traditional,
+                base,
+                scale,
+            )?,
+            FastOp::Attention {
+                scale,
+                causal,
+                mask,
+                sinks,
+            } => {
+                let mut next = 3;
+                let m = mask.then(|| {
+                    next += 1;
+                    &inputs[next - 1]
+                });
+                let s = sinks.then(|| &inputs[next]);
+                attention_fallback(x, &inputs[1], &inputs[2], scale, causal, m, s)?
+            }
+        };
+        Ok(vec![y])
+    }
+}
+
+/// Rotary embedding as ordinary ops, in float32, rounded once.
+#[allow(clippy::too_many_arguments)]
+fn rope_fallback(
+    x: &Array,
+    compute: Dtype,
+    offset: &Array,
+    freqs: Option<&Array>,
+    dims: usize,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+) -> Result<Array> {
+    let nd = x.ndim();
+    let (l, d) = (x.shape()[nd - 2], x.shape()[nd - 1]);
+    let half = dims / 2;
+    // Positions (L,) or, with an offset per leading index, (B, 1.., L) to broadcast over x.
+    let offset = offset.astype(compute)?;
+    let mut pos = ops::arange(0.0, l as f64, 1.0, compute)?;
+    if offset.ndim() == 1 {
+        let mut shape = vec![offset.shape()[0] as i64];
+        shape.extend(std::iter::repeat_n(1, nd - 2));
+        pos = ops::add(&pos, &ops::reshape(&offset, &shape)?)?;
+    } else {
+        pos = ops::add(&pos, &offset)?;
+    }
+    let pos = ops::multiply(&pos, scale as f64)?;
+    let inv_freqs = match freqs {
+        Some(f) => ops::reciprocal(&f.astype(compute)?)?,
+        None => ops::exp(&ops::multiply(
+            ops::arange(0.0, half as f64, 1.0, compute)?,
+            -(base as f64).ln() / half as f64,
+        )?)?,
+    };
+    // theta: (..., L, half)
+    let theta = ops::multiply(ops::expand_dims(&pos, -1)?, &inv_freqs)?;
+    let (cos, sin) = (ops::cos(&theta)?, ops::sin(&theta)?);
+    let xf = x.astype(compute)?;
+    let parts = ops::split(&xf, [dims], -1)?;
+    let rot = &parts[0];
+    let rotated = if traditional {
+        let pairs = ops::unflatten(rot, -1, &[half as i64, 2])?;
+        let ab = ops::split(&pairs, 2usize, -1)?;
+        let (a, b) = (ops::squeeze(&ab[0], -1)?, ops::squeeze(&ab[1], -1)?);
+        let ra = ops::subtract(ops::multiply(&a, &cos)?, ops::multiply(&b, &sin)?)?;
+        let rb = ops::add(ops::multiply(&a, &sin)?, ops::multiply(&b, &cos)?)?;
+        ops::flatten(&ops::stack(&[ra, rb], -1)?, -2, -1)?
+    } else {
+        let ab = ops::split(rot, 2usize, -1)?;
+        let (a, b) = (&ab[0], &ab[1]);
+        let ra = ops::subtract(ops::multiply(a, &cos)?, ops::multiply(b, &sin)?)?;
+        let rb = ops::add(ops::multiply(a, &sin)?, ops::multiply(b, &cos)?)?;
+        ops::concatenate(&[ra, rb], -1)?
+    };
+    let y = if d > dims {
+        ops::concatenate(&[rotated, parts[1].clone()], -1)?
+    } else {
+        rotated
+    };
+    y.astype(x.dtype())
+}
+
+/// Attention as ordinary ops, as MLX's fallback: scores in the inputs' dtype, a float32
+/// softmax rounded to it, then the weighted values.
+fn attention_fallback(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    causal: bool,
+    mask: Option<&Array>,
+    sinks: Option<&Array>,
+) -> Result<Array> {
+    let (b, hq, lq) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+    let (hk, lk) = (k.shape()[1], k.shape()[2]);
+    let r = hq / hk;
+    // Groups of query heads share a key head: (B, Hk, r * Lq, D) against (B, Hk, Lk, D).
+    let qs = ops::multiply(q, Array::scalar(scale).astype(q.dtype())?)?;
+    let qg = ops::reshape(&qs, &[b as i64, hk as i64, (r * lq) as i64, -1])?;
+    let scores = ops::matmul(&qg, &ops::swapaxes(k, -1, -2)?)?;
+    let mut scores = ops::reshape(&scores, &[b as i64, hq as i64, lq as i64, lk as i64])?;
+    if causal {
+        // Query i sees keys j <= i + lk - lq.
+        let qi = ops::arange(0.0, lq as f64, 1.0, Dtype::Int32)?;
+        let kj = ops::arange(0.0, lk as f64, 1.0, Dtype::Int32)?;
+        let seen = ops::less_equal(
+            ops::expand_dims(&kj, 0)?,
+            ops::add(ops::expand_dims(&qi, 1)?, lk as f64 - lq as f64)?,
+        )?;
+        scores = ops::where_(&seen, &scores, f64::NEG_INFINITY)?;
+    }
+    if let Some(m) = mask {
+        scores = if m.dtype() == Dtype::Bool {
+            ops::where_(m, &scores, f64::NEG_INFINITY)?
+        } else {
+            ops::add(&scores, m)?
+        };
+    }
+    let p = match sinks {
+        None => ops::reduce::softmax_composite(&scores, true)?,
+        Some(s) => {
+            // The sink joins each row's softmax as one more logit, then is dropped.
+            let s = ops::broadcast_to(
+                &ops::reshape(&s.astype(scores.dtype())?, &[1, hq as i64, 1, 1])?,
+                &[b, hq, lq, 1],
+            )?;
+            let all = ops::reduce::softmax_composite(&ops::concatenate(&[s, scores], -1)?, true)?;
+            ops::slice(
+                &all,
+                &[0, 0, 0, 1],
+                &[b as i64, hq as i64, lq as i64, lk as i64 + 1],
+                &[],
+            )?
+        }
+    };
+    let pg = ops::reshape(
+        &p.astype(v.dtype())?,
+        &[b as i64, hk as i64, (r * lq) as i64, lk as i64],
+    )?;
+    let o = ops::matmul(&pg, v)?;
+    ops::reshape(&o, &[b as i64, hq as i64, lq as i64, -1])?.astype(q.dtype())
+}

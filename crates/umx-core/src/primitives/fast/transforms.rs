@@ -1,0 +1,115 @@
+//! vjp, jvp and vmap rules of the fast primitives. Softmax has its own closed-form vjp; the
+//! others differentiate their fallback (traced and fused, so a normalisation's backward pass
+//! is a few fused kernels). Batching keeps the fast kernel when only the rows' input is
+//! batched (the kernels take any leading dimensions), and batches the fallback otherwise.
+
+use super::FastOp;
+use crate::primitives::Primitive;
+use crate::transforms::rules::*;
+use crate::{Array, Result, ops};
+
+impl FastOp {
+    /// The fallback with the inputs numbered `idx` replaced by `xs`.
+    fn fallback_with(&self, inputs: &[Array], idx: &[usize], xs: &[Array]) -> Result<Vec<Array>> {
+        let mut full = inputs.to_vec();
+        for (&i, x) in idx.iter().zip(xs) {
+            full[i] = x.clone();
+        }
+        self.fallback(&full)
+    }
+
+    pub(crate) fn vjp(
+        &self,
+        inputs: &[Array],
+        cotangents: &[Array],
+        argnums: &[usize],
+        outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        if *self == FastOp::Softmax {
+            // d softmax: s * (g - sum(g * s)), in float32.
+            let s = outputs[0].astype(crate::Dtype::Float32)?;
+            let g = cotangents[0].astype(crate::Dtype::Float32)?;
+            let gs = ops::multiply(&g, &s)?;
+            let dx = ops::subtract(&gs, ops::multiply(&s, ops::sum(&gs, -1, true)?)?)?;
+            let dx = dx.astype(inputs[0].dtype())?;
+            return argnums
+                .iter()
+                .map(|&i| match i {
+                    0 => Ok(dx.clone()),
+                    _ => ops::zeros_like(&inputs[i]),
+                })
+                .collect();
+        }
+        let idx: Vec<usize> = argnums
+            .iter()
+            .copied()
+            .filter(|&i| inputs[i].dtype().is_inexact())
+            .collect();
+        let k = idx.len();
+        let mut args: Vec<Array> = idx.iter().map(|&i| inputs[i].clone()).collect();
+        args.extend(cotangents.iter().cloned());
+        let grads = crate::transforms::compile_once(
+            &|a: &[Array]| {
+                let (_, g) = crate::transforms::vjp(
+                    |xs| self.fallback_with(inputs, &idx, xs),
+                    &a[..k],
+                    &a[k..],
+                )?;
+                Ok(g)
+            },
+            &args,
+        )?;
+        argnums
+            .iter()
+            .map(|&i| match idx.iter().position(|&j| j == i) {
+                Some(j) => Ok(grads[j].clone()),
+                None => ops::zeros_like(&inputs[i]),
+            })
+            .collect()
+    }
+
+    pub(crate) fn jvp(
+        &self,
+        inputs: &[Array],
+        tangents: &[Option<Array>],
+        _outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        let idx: Vec<usize> = (0..inputs.len())
+            .filter(|&i| inputs[i].dtype().is_inexact() && tangents[i].is_some())
+            .collect();
+        let picked: Vec<Array> = idx.iter().map(|&i| inputs[i].clone()).collect();
+        let tans = idx
+            .iter()
+            .map(|&i| tangent_or_zeros(inputs, tangents, i))
+            .collect::<Result<Vec<_>>>()?;
+        let (_, t) =
+            crate::transforms::jvp(|xs| self.fallback_with(inputs, &idx, xs), &picked, &tans)?;
+        Ok(t)
+    }
+
+    pub(crate) fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+        outputs: &[Array],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let only_rows = axes[1..].iter().all(Option::is_none);
+        let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
+        let four_d = matches!(self, FastOp::Attention { .. });
+        if only_rows && !per_row_offset && !four_d {
+            let mut args = inputs.to_vec();
+            args[0] = to_front(&inputs[0], axes[0])?;
+            let shape = args[0].shape().to_vec();
+            let y = Array::from_primitive(
+                Primitive::Fast(self.clone()),
+                args,
+                shape,
+                outputs[0].dtype(),
+            )?;
+            return Ok((vec![y], vec![Some(0)]));
+        }
+        let in_axes: Vec<Option<i64>> = axes.iter().map(|a| a.map(|a| a as i64)).collect();
+        let f = crate::transforms::vmap(|xs: &[Array]| self.fallback(xs), &in_axes, &[Some(0)]);
+        Ok((f(inputs)?, vec![Some(0)]))
+    }
+}

@@ -1,0 +1,329 @@
+//! CPU kernels of the fast primitives (`umx_core::fast`): each row (the last axis) in one
+//! pass, in float32, rows shared across threads. Inputs are read into float32 rows first
+//! (any layout, any of float32/float16/bfloat16); the output is rounded once to its dtype,
+//! then multiplied by the weight and plus the bias in that dtype, as the fallback does.
+
+use crate::strided::{PARALLEL_THRESHOLD, alloc};
+use rayon::prelude::*;
+use umx_core::device::OutSpec;
+use umx_core::primitives::FastOp;
+use umx_core::{ArrayData, Dtype, Element, Error, Result, bf16, dispatch_dtype, f16};
+
+pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+    let out = outputs
+        .first()
+        .ok_or_else(|| Error::Device(format!("{}: expects one output", op.name())))?;
+    let x = inputs
+        .first()
+        .ok_or_else(|| Error::Device(format!("{}: expects inputs", op.name())))?;
+    let values = match *op {
+        FastOp::RmsNorm { eps, weight } => {
+            let w = weight.then(|| floats(&inputs[1]));
+            let normed = |row: &[f32], y: &mut [f32]| {
+                let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+                let n = 1.0 / (ms + eps).sqrt();
+                for (y, v) in y.iter_mut().zip(row) {
+                    *y = v * n;
+                }
+            };
+            norm(
+                &floats(x),
+                row_len(x),
+                out.dtype,
+                w.as_deref(),
+                None,
+                normed,
+            )
+        }
+        FastOp::LayerNorm { eps, weight, bias } => {
+            let w = weight.then(|| floats(&inputs[1]));
+            let b = bias.then(|| floats(&inputs[1 + weight as usize]));
+            let normed = |row: &[f32], y: &mut [f32]| {
+                let d = row.len() as f32;
+                let mean = row.iter().sum::<f32>() / d;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+                let n = 1.0 / (var + eps).sqrt();
+                for (y, v) in y.iter_mut().zip(row) {
+                    *y = (v - mean) * n;
+                }
+            };
+            norm(
+                &floats(x),
+                row_len(x),
+                out.dtype,
+                w.as_deref(),
+                b.as_deref(),
+                normed,
+            )
+        }
+        FastOp::Softmax => {
+            let xs = floats(x);
+            let mut ys = vec![0f32; xs.len()];
+            rows(&xs, &mut ys, row_len(x), |row, y| {
+                let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                // An all -inf row gives 0 / 0 (NaN), as MLX; a +inf gives NaN too.
+                let m = if m == f32::NEG_INFINITY { 0.0 } else { m };
+                let mut s = 0.0;
+                for (y, v) in y.iter_mut().zip(row) {
+                    *y = (v - m).exp();
+                    s += *y;
+                }
+                for y in y.iter_mut() {
+                    *y /= s;
+                }
+            });
+            ys
+        }
+        FastOp::Rope {
+            dims,
+            traditional,
+            base,
+            scale,
+            freqs,
+        } => rope(
+            x,
+            &inputs[1],
+            freqs.then(|| floats(&inputs[2])),
+            dims,
+            traditional,
+            base,
+            scale,
+        )?,
+        FastOp::Attention {
+            scale,
+            causal,
+            mask,
+            sinks,
+        } => {
+            let mut next = 3;
+            let m = mask.then(|| {
+                next += 1;
+                &inputs[next - 1]
+            });
+            let s = sinks.then(|| floats(&inputs[next]));
+            attention(&inputs[..3], scale, causal, m, s.as_deref())
+        }
+    };
+    Ok(vec![store(&values, out)?])
+}
+
+fn row_len(x: &ArrayData) -> usize {
+    x.shape.last().copied().unwrap_or(1)
+}
+
+/// The elements of a float (or integer) input in row-major order, as float32.
+fn floats(x: &ArrayData) -> Vec<f32> {
+    dispatch_dtype!(x.dtype, T => {
+        let src = x.buffer.as_slice::<T>();
+        let mut out = Vec::with_capacity(x.size());
+        x.for_each_index(|i| out.push(src[i].cast::<f32>()));
+        out
+    })
+}
+
+/// `values` rounded to the output's dtype in a fresh row-major array.
+fn store(values: &[f32], out: &OutSpec) -> Result<ArrayData> {
+    fn go<T: Element>(values: &[f32], out: &OutSpec) -> Result<ArrayData> {
+        let mut buf = alloc::<T>(values.len())?;
+        for (d, &v) in buf.as_mut_slice::<T>().iter_mut().zip(values) {
+            *d = v.cast::<T>();
+        }
+        Ok(ArrayData::contiguous(buf, &out.shape, out.dtype))
+    }
+    match out.dtype {
+        Dtype::Float32 => go::<f32>(values, out),
+        Dtype::Float16 => go::<f16>(values, out),
+        Dtype::Bfloat16 => go::<bf16>(values, out),
+        d => Err(Error::Device(format!("fast: no kernel for {d} outputs"))),
+    }
+}
+
+/// `v` rounded to `dtype` (and back to float32).
+fn round(v: f32, dtype: Dtype) -> f32 {
+    match dtype {
+        Dtype::Float16 => v.cast::<f16>().cast::<f32>(),
+        Dtype::Bfloat16 => v.cast::<bf16>().cast::<f32>(),
+        _ => v,
+    }
+}
+
+/// Runs `f(row, out_row)` over rows of `n`, in parallel when the work is large.
+fn rows(xs: &[f32], ys: &mut [f32], n: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) {
+    if n == 0 {
+        return;
+    }
+    if xs.len() >= PARALLEL_THRESHOLD {
+        ys.par_chunks_mut(n)
+            .zip(xs.par_chunks(n))
+            .for_each(|(y, x)| f(x, y));
+    } else {
+        for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+            f(x, y);
+        }
+    }
+}
+
+/// A normalisation: `f` writes the normalised row; the weight and bias apply after rounding
+/// to the output dtype.
+fn norm(
+    xs: &[f32],
+    n: usize,
+    dtype: Dtype,
+    w: Option<&[f32]>,
+    b: Option<&[f32]>,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut ys = vec![0f32; xs.len()];
+    rows(xs, &mut ys, n, |row, y| {
+        f(row, y);
+        for (j, y) in y.iter_mut().enumerate() {
+            let mut v = round(*y, dtype);
+            if let Some(w) = w {
+                v = round(v * w[j], dtype);
+            }
+            if let Some(b) = b {
+                v = round(v + b[j], dtype);
+            }
+            *y = v;
+        }
+    });
+    ys
+}
+
+fn rope(
+    x: &ArrayData,
+    offset: &ArrayData,
+    freqs: Option<Vec<f32>>,
+    dims: usize,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+) -> Result<Vec<f32>> {
+    let xs = floats(x);
+    let offsets: Vec<f32> = floats(offset);
+    let nd = x.shape.len();
+    let (l, d) = (x.shape[nd - 2], x.shape[nd - 1]);
+    let half = dims / 2;
+    // Rows of one index of the first axis (for a per-row offset).
+    let per_first: usize = x.shape[1..nd - 1].iter().product();
+    let inv_freqs: Vec<f32> = match freqs {
+        Some(f) => f.iter().map(|f| 1.0 / f).collect(),
+        None => {
+            let k = -base.ln() / half as f32;
+            (0..half).map(|i| (i as f32 * k).exp()).collect()
+        }
+    };
+    let mut ys = xs.clone();
+    let rows_n = if d == 0 { 0 } else { xs.len() / d };
+    let row = |r: usize, y: &mut [f32]| {
+        let off = if offsets.len() == 1 {
+            offsets[0]
+        } else {
+            offsets[r / per_first.max(1)]
+        };
+        let pos = (off + (r % l) as f32) * scale;
+        for (i, inv) in inv_freqs.iter().enumerate() {
+            let theta = pos * inv;
+            let (s, c) = theta.sin_cos();
+            let (a, b) = if traditional {
+                (2 * i, 2 * i + 1)
+            } else {
+                (i, i + half)
+            };
+            let (xa, xb) = (y[a], y[b]);
+            y[a] = xa * c - xb * s;
+            y[b] = xa * s + xb * c;
+        }
+    };
+    if rows_n == 0 {
+        return Ok(ys);
+    }
+    if xs.len() >= PARALLEL_THRESHOLD {
+        ys.par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(r, y)| row(r, y));
+    } else {
+        for (r, y) in ys.chunks_mut(d).enumerate() {
+            row(r, y);
+        }
+    }
+    Ok(ys)
+}
+
+/// Attention row by row: the scores of one query against its keys, a softmax (with the sink
+/// in its denominator), then the weighted sum of the values.
+fn attention(
+    qkv: &[ArrayData],
+    scale: f32,
+    causal: bool,
+    mask: Option<&ArrayData>,
+    sinks: Option<&[f32]>,
+) -> Vec<f32> {
+    let (q, k, v) = (floats(&qkv[0]), floats(&qkv[1]), floats(&qkv[2]));
+    let [b, hq, lq, d] = qkv[0].shape[..] else {
+        return Vec::new();
+    };
+    let (hk, lk, dv) = (qkv[1].shape[1], qkv[1].shape[2], qkv[2].shape[3]);
+    let group = hq / hk.max(1);
+    // The mask as float32: boolean false becomes -inf.
+    let m: Option<Vec<f32>> = mask.map(|m| {
+        if m.dtype == Dtype::Bool {
+            let src = m.buffer.as_slice::<bool>();
+            let mut out = Vec::with_capacity(m.size());
+            m.for_each_index(|i| out.push(if src[i] { 0.0 } else { f32::NEG_INFINITY }));
+            out
+        } else {
+            floats(m)
+        }
+    });
+    let mut out = vec![0f32; b * hq * lq * dv];
+    let row = |r: usize, o: &mut [f32]| {
+        let (bh, i) = (r / lq, r % lq);
+        let (bi, h) = (bh / hq, bh % hq);
+        let kh = bi * hk + h / group;
+        let qrow = &q[r * d..(r + 1) * d];
+        let seen = if causal {
+            (i + lk + 1).saturating_sub(lq).min(lk)
+        } else {
+            lk
+        };
+        let mut s = vec![f32::NEG_INFINITY; seen];
+        for (j, s) in s.iter_mut().enumerate() {
+            let krow = &k[(kh * lk + j) * d..(kh * lk + j + 1) * d];
+            let mut dot = qrow.iter().zip(krow).map(|(a, b)| a * b).sum::<f32>() * scale;
+            if let Some(m) = &m {
+                dot += m[r * lk + j];
+            }
+            *s = dot;
+        }
+        let sink = sinks.map(|sk| sk[h]);
+        let mx = s
+            .iter()
+            .copied()
+            .chain(sink)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut den = sink.map_or(0.0, |sk| (sk - mx).exp());
+        o.fill(0.0);
+        for (j, &sj) in s.iter().enumerate() {
+            let p = (sj - mx).exp();
+            if p == 0.0 {
+                continue;
+            }
+            den += p;
+            let vrow = &v[(kh * lk + j) * dv..(kh * lk + j + 1) * dv];
+            for (o, &x) in o.iter_mut().zip(vrow) {
+                *o += p * x;
+            }
+        }
+        for o in o.iter_mut() {
+            *o /= den;
+        }
+    };
+    if dv == 0 {
+        return out;
+    }
+    out.par_chunks_mut(dv)
+        .enumerate()
+        .for_each(|(r, o)| row(r, o));
+    out
+}

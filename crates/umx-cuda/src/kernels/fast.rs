@@ -1,0 +1,770 @@
+//! The fast primitives (`umx_core::fast`) on the GPU.
+//!
+//! - Rows (rms_norm, layer_norm, softmax): one block per row. The row is loaded once into
+//!   registers with 16-byte vector loads, reduced with warp shuffles and a shared-memory
+//!   step, and written once: one read and one write of the data. Rows too long for
+//!   registers are read again from the cache for each pass.
+//! - Rope: a thread per feature pair (and per passed-through feature), any input strides.
+//! - Attention for short query blocks (decoding): split-K "flash decoding". A block takes up
+//!   to [`ATTN_ROWS`] query rows that share a key head (the group of grouped-query heads) and
+//!   one chunk of the keys, so each key and value row is read once for the whole group; its
+//!   warps keep online-softmax running values; a second kernel merges the chunks.
+//!
+//! Everything computes in float32 and rounds once, as the CPU kernels and the fallback do.
+
+use super::first_out;
+use super::source::{Args, HEADER, load, storage_type, store};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{fresh, input_ptr};
+use umx_core::device::OutSpec;
+use umx_core::primitives::FastOp;
+use umx_core::{ArrayData, Dtype, Error, Result};
+
+type Outs = Result<Option<Vec<ArrayData>>>;
+
+/// Query rows one attention block serves.
+pub const ATTN_ROWS: usize = 8;
+const ATTN_WARPS: usize = 4;
+/// Leading axes a strided rope input may have (more: copied first).
+const MAX_DIMS: usize = 8;
+
+pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    let out = first_out(op.name(), outputs)?;
+    if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
+        return Ok(None);
+    }
+    match *op {
+        FastOp::RmsNorm { eps, weight } => rows(Row::Rms, eps, inputs, weight, false, out),
+        FastOp::LayerNorm { eps, weight, bias } => rows(Row::Layer, eps, inputs, weight, bias, out),
+        FastOp::Softmax => rows(Row::Softmax, 0.0, inputs, false, false, out),
+        FastOp::Rope {
+            dims,
+            traditional,
+            base,
+            scale,
+            freqs,
+        } => rope(inputs, out, dims, traditional, base, scale, freqs),
+        FastOp::Attention {
+            scale,
+            causal,
+            mask,
+            sinks,
+        } => attention(inputs, out, scale, causal, mask, sinks),
+    }
+}
+
+fn supported(d: Dtype) -> bool {
+    matches!(
+        d,
+        Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16 | Dtype::Int32 | Dtype::Bool
+    )
+}
+
+/// C code rounding a float to `d` and back (the value the fallback holds in that dtype).
+fn round_fn(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Float16 => "umx_h2f(umx_f2h(v))",
+        Dtype::Bfloat16 => "umx_bf2f(umx_f2bf(v))",
+        _ => "v",
+    }
+}
+
+/// A row-major input on the device (a copy when `x` is a view that is not).
+fn row_major(x: &ArrayData) -> Result<Option<ArrayData>> {
+    if x.is_row_contiguous() || umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+        return Ok(Some(x.clone()));
+    }
+    super::contiguous(x, x.dtype)
+}
+
+const BLOCK_REDUCE: &str = r#"
+UMX_FN float umx_warp_sum(float v) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+UMX_FN float umx_warp_max(float v) {
+  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+/* The block's total (every thread gets it); `sh` holds 32 floats. */
+UMX_FN float umx_block_sum(float v, float* sh) {
+  v = umx_warp_sum(v);
+  int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  v = l < (int)(blockDim.x / 32) ? sh[l] : 0.f;
+  return umx_warp_sum(v);
+}
+UMX_FN float umx_block_max(float v, float* sh) {
+  v = umx_warp_max(v);
+  int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  v = l < (int)(blockDim.x / 32) ? sh[l] : -INFINITY;
+  return umx_warp_max(v);
+}
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Row {
+    Rms,
+    Layer,
+    Softmax,
+}
+
+/// Rows held in registers up to this many vectors per thread.
+const MAX_CHUNKS: usize = 8;
+
+fn rows(
+    kind: Row,
+    eps: f32,
+    inputs: &[ArrayData],
+    weight: bool,
+    bias: bool,
+    out: &OutSpec,
+) -> Outs {
+    let Some(x) = row_major(&inputs[0])? else {
+        return Ok(None);
+    };
+    let params: Vec<ArrayData> = match inputs[1..]
+        .iter()
+        .map(row_major)
+        .collect::<Result<Option<Vec<_>>>>()?
+    {
+        Some(p) => p,
+        None => return Ok(None),
+    };
+    let d = x.shape.last().copied().unwrap_or(1);
+    let n_rows = if d == 0 { 0 } else { x.size() / d };
+    let (result, out_ptr) = fresh(&out.shape, out.dtype)?;
+    if n_rows == 0 {
+        return Ok(Some(vec![result]));
+    }
+    let x_ptr = input_ptr(&x)?;
+    // The widest vector (at most 16 bytes of input or output) that rows split into evenly
+    // and that the input's address allows.
+    let widest = x.dtype.size().max(out.dtype.size());
+    let mut vec = 16 / widest;
+    while vec > 1 && (d % vec != 0 || x_ptr % (vec * x.dtype.size()) as u64 != 0) {
+        vec /= 2;
+    }
+    let vecs = d / vec;
+    let threads = (vecs.div_ceil(4).div_ceil(32) * 32).clamp(32, 1024);
+    let chunks = vecs.div_ceil(threads);
+    let chunks = if chunks <= MAX_CHUNKS { chunks } else { 0 };
+    let xs = storage_type(x.dtype).unwrap_or("void");
+    let os = storage_type(out.dtype).unwrap_or("void");
+    let ws = params
+        .first()
+        .filter(|_| weight)
+        .map_or("float", |w| storage_type(w.dtype).unwrap_or("void"));
+    let wd = params
+        .first()
+        .filter(|_| weight)
+        .map_or(Dtype::Float32, |w| w.dtype);
+    let bp = params.get(weight as usize).filter(|_| bias);
+    let bs = bp.map_or("float", |b| storage_type(b.dtype).unwrap_or("void"));
+    let bd = bp.map_or(Dtype::Float32, |b| b.dtype);
+    let key = format!(
+        "fast-rows|{kind:?}|{:?}|{:?}|{wd:?}|{bd:?}|{weight}|{bias}|{vec}|{chunks}",
+        x.dtype, out.dtype
+    );
+    let f = function_for(
+        &key,
+        || {
+            rows_source(
+                kind,
+                (xs, x.dtype),
+                (os, out.dtype),
+                (ws, wd, weight),
+                (bs, bd, bias),
+                vec,
+                chunks,
+            )
+        },
+        "umx_fast_rows",
+    )?;
+    let w_ptr = if weight { input_ptr(&params[0])? } else { 0 };
+    let b_ptr = match bp {
+        Some(b) => input_ptr(b)?,
+        None => 0,
+    };
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(x_ptr)
+        .push(w_ptr)
+        .push(b_ptr)
+        .push(d as i64)
+        .push(eps);
+    launch(f, n_rows as u32, threads as u32, 0, &mut args.pointers())?;
+    Ok(Some(vec![result]))
+}
+
+/// The source of one row kernel: `chunks` vectors per thread held in registers (0: read the
+/// row again for each pass).
+fn rows_source(
+    kind: Row,
+    (xs, xd): (&str, Dtype),
+    (os, od): (&str, Dtype),
+    (ws, wd, weight): (&str, Dtype, bool),
+    (bs, bd, bias): (&str, Dtype, bool),
+    vec: usize,
+    chunks: usize,
+) -> String {
+    let lx = load(xd, "px.v[e]", "float");
+    let reg = chunks > 0;
+    // A loop over the thread's vectors; `body` sees `val` (the element as float), `j + e`
+    // (its index in the row) and, when it writes, fills `po.v[e]`.
+    let over = |body: &str, write: bool| -> String {
+        let (open, value) = if reg {
+            (
+                "for (int c = 0; c < CHUNKS; c++) { long long j = ((long long)c * blockDim.x + threadIdx.x) * VEC; if (j >= d) break;".to_string(),
+                "v[c][e]".to_string(),
+            )
+        } else {
+            (
+                format!(
+                    "for (long long j = (long long)threadIdx.x * VEC; j < d; j += (long long)blockDim.x * VEC) {{ XP px = *(const XP*)(xr + j);"
+                ),
+                lx.clone(),
+            )
+        };
+        let (pre, post) = if write {
+            ("OP po;", "*(OP*)(yr + j) = po;")
+        } else {
+            ("", "")
+        };
+        format!(
+            "{open} {pre} for (int e = 0; e < VEC; e++) {{ float val = {value}; {body} }} {post} }}"
+        )
+    };
+    let loads = if reg {
+        format!(
+            "float v[CHUNKS][VEC];
+  for (int c = 0; c < CHUNKS; c++) {{
+    long long j = ((long long)c * blockDim.x + threadIdx.x) * VEC;
+    if (j < d) {{ XP px = *(const XP*)(xr + j); for (int e = 0; e < VEC; e++) v[c][e] = {lx}; }}
+  }}"
+        )
+    } else {
+        String::new()
+    };
+    let affine = {
+        let mut s = String::from("y = umx_round_out(y);");
+        if weight {
+            s += &format!(" y = umx_round_out(y * {});", load(wd, "w[j + e]", "float"));
+        }
+        if bias {
+            s += &format!(" y = umx_round_out(y + {});", load(bd, "b[j + e]", "float"));
+        }
+        s
+    };
+    let st = store(od, "y");
+    let body = match kind {
+        Row::Rms => format!(
+            "float acc = 0.f;
+  {sum}
+  float n = 1.0f / sqrtf(umx_block_sum(acc, sh) / (float)d + eps);
+  {write}",
+            sum = over("acc += val * val;", false),
+            write = over(
+                &format!("float y = val * n; {affine} po.v[e] = {st};"),
+                true
+            ),
+        ),
+        Row::Layer => format!(
+            "float acc = 0.f;
+  {sum}
+  float mean = umx_block_sum(acc, sh) / (float)d;
+  acc = 0.f;
+  {sq}
+  float n = 1.0f / sqrtf(umx_block_sum(acc, sh) / (float)d + eps);
+  {write}",
+            sum = over("acc += val;", false),
+            sq = over("acc += (val - mean) * (val - mean);", false),
+            write = over(
+                &format!("float y = (val - mean) * n; {affine} po.v[e] = {st};"),
+                true
+            ),
+        ),
+        Row::Softmax => format!(
+            "float m = -INFINITY;
+  {max}
+  m = umx_block_max(m, sh);
+  if (m == -INFINITY) m = 0.f;
+  float acc = 0.f;
+  {sum}
+  float s = umx_block_sum(acc, sh);
+  {write}",
+            max = over("m = fmaxf(m, val);", false),
+            sum = over("acc += expf(val - m);", false),
+            write = over(
+                &format!("float y = expf(val - m) / s; po.v[e] = {st};"),
+                true
+            ),
+        ),
+    };
+    format!(
+        r#"{HEADER}{BLOCK_REDUCE}
+#define VEC {vec}
+#define CHUNKS {chunks}
+typedef umx_pack<{xs}, VEC> XP;
+typedef umx_pack<{os}, VEC> OP;
+UMX_FN float umx_round_out(float v) {{ return {round}; }}
+extern "C" __global__ void umx_fast_rows({os}* out, const {xs}* x, const {ws}* w, const {bs}* b,
+    long long d, float eps) {{
+  __shared__ float sh[32];
+  const {xs}* xr = x + (long long)blockIdx.x * d;
+  {os}* yr = out + (long long)blockIdx.x * d;
+  {loads}
+  {body}
+}}
+"#,
+        round = round_fn(od),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rope(
+    inputs: &[ArrayData],
+    out: &OutSpec,
+    dims: usize,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+    freqs: bool,
+) -> Outs {
+    let mut x = inputs[0].clone();
+    let nd = x.shape.len();
+    if nd - 1 > MAX_DIMS {
+        match row_major(&x)? {
+            Some(c) => x = c,
+            None => return Ok(None),
+        }
+    }
+    let Some(offsets) = row_major(&inputs[1])? else {
+        return Ok(None);
+    };
+    let (result, out_ptr) = fresh(&out.shape, out.dtype)?;
+    let (l, d) = (x.shape[nd - 2], x.shape[nd - 1]);
+    let n_rows = if d == 0 { 0 } else { x.size() / d };
+    let half = dims / 2;
+    let per_row = half + (d - dims);
+    let work = n_rows * per_row;
+    if work == 0 {
+        return Ok(Some(vec![result]));
+    }
+    let freqs_ptr = if freqs {
+        match row_major(&inputs[2])? {
+            Some(f) => input_ptr(&f)?,
+            None => return Ok(None),
+        }
+    } else {
+        0
+    };
+    // The leading axes (all but the features), outermost first.
+    let mut words = [0i64; 2 * MAX_DIMS + 1];
+    for a in 0..nd - 1 {
+        words[a] = x.shape[a] as i64;
+        words[MAX_DIMS + a] = x.strides[a] as i64;
+    }
+    words[2 * MAX_DIMS] = (nd - 1) as i64;
+    let lead: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let per_first: usize = x.shape[1..nd - 1].iter().product();
+    let xs = storage_type(x.dtype).unwrap_or("void");
+    let os = storage_type(out.dtype).unwrap_or("void");
+    let key = format!(
+        "fast-rope|{:?}|{:?}|{dims}|{traditional}|{freqs}",
+        x.dtype, out.dtype
+    );
+    let lx = |v: &str| load(x.dtype, v, "float");
+    let f = function_for(
+        &key,
+        || {
+            format!(
+                r#"{HEADER}
+struct umx_lead {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_DIMS}]; long long ndim; }};
+extern "C" __global__ void umx_rope({os}* out, const {xs}* x, const int* offsets,
+    const float* freqs, long long work, long long l, long long d, long long per_first,
+    int n_off, float scale, float k, long long last, umx_lead ld) {{
+  const long long half = {half}, dims = {dims}, per_row = half + (d - dims);
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < work;
+       t += (long long)gridDim.x * blockDim.x) {{
+    long long r = t / per_row, i = t % per_row;
+    long long base = 0, rest = r;
+    for (int a = (int)ld.ndim - 1; a >= 0; a--) {{
+      base += (rest % ld.shape[a]) * ld.strides[a];
+      rest /= ld.shape[a];
+    }}
+    {os}* yr = out + r * d;
+    if (i < half) {{
+      int off = n_off == 1 ? offsets[0] : offsets[r / per_first];
+      float pos = ((float)off + (float)(r % l)) * scale;
+      float inv = {inv};
+      float s, c;
+      sincosf(pos * inv, &s, &c);
+      long long a = {a}, b = {b};
+      float xa = {xa}, xb = {xb};
+      yr[a] = {ya};
+      yr[b] = {yb};
+    }} else {{
+      long long j = dims + (i - half);
+      yr[j] = {yj};
+    }}
+  }}
+}}
+"#,
+                inv = if freqs {
+                    "1.0f / freqs[i]"
+                } else {
+                    "expf((float)i * k)"
+                },
+                a = if traditional { "2 * i" } else { "i" },
+                b = if traditional { "2 * i + 1" } else { "i + half" },
+                xa = lx("x[base + a * last]"),
+                xb = lx("x[base + b * last]"),
+                ya = store(out.dtype, "xa * c - xb * s"),
+                yb = store(out.dtype, "xa * s + xb * c"),
+                yj = store(out.dtype, &lx("x[base + j * last]")),
+            )
+        },
+        "umx_rope",
+    )?;
+    let g = gpu()?;
+    let threads = 256u32;
+    let blocks = work
+        .div_ceil(threads as usize)
+        .min(g.sm_count as usize * 32) as u32;
+    let k = if freqs { 0.0 } else { -base.ln() / half as f32 };
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(input_ptr(&x)?)
+        .push(input_ptr(&offsets)?)
+        .push(freqs_ptr)
+        .push(work as i64)
+        .push(l as i64)
+        .push(d as i64)
+        .push(per_first.max(1) as i64)
+        .push(offsets.size() as i32)
+        .push(scale)
+        .push(k)
+        .push(x.strides[nd - 1] as i64);
+    args.push_bytes(&lead);
+    launch(f, blocks, threads, 0, &mut args.pointers())?;
+    Ok(Some(vec![result]))
+}
+
+/// Strides (in elements) of a 4-d operand, for the attention kernels.
+fn strides4(a: &ArrayData) -> [i64; 4] {
+    [
+        a.strides[0] as i64,
+        a.strides[1] as i64,
+        a.strides[2] as i64,
+        a.strides[3] as i64,
+    ]
+}
+
+/// `a` with unit stride along its last axis (a copy when it has not).
+fn unit_last(a: &ArrayData) -> Result<Option<ArrayData>> {
+    if a.shape[3] <= 1 || a.strides[3] == 1 {
+        return Ok(Some(a.clone()));
+    }
+    super::contiguous(a, a.dtype)
+}
+
+fn attention(
+    inputs: &[ArrayData],
+    out: &OutSpec,
+    scale: f32,
+    causal: bool,
+    mask: bool,
+    sinks: bool,
+) -> Outs {
+    let (Some(q), Some(k), Some(v)) = (
+        unit_last(&inputs[0])?,
+        unit_last(&inputs[1])?,
+        unit_last(&inputs[2])?,
+    ) else {
+        return Ok(None);
+    };
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Err(Error::Device("attention: queries must be 4-d".into()));
+    };
+    let (hk, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
+    if d > 256 || dv > 256 || hk == 0 {
+        return Ok(None);
+    }
+    let m = mask.then(|| &inputs[3]);
+    let s = if sinks {
+        match row_major(&inputs[3 + mask as usize])? {
+            Some(s) => Some(s),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
+    let (result, out_ptr) = fresh(&out.shape, out.dtype)?;
+    let n_rows = b * hq * lq;
+    if n_rows == 0 || dv == 0 {
+        return Ok(Some(vec![result]));
+    }
+    let group = hq / hk;
+    // Rows of one key head: `group` heads times `lq` queries, in blocks of up to ATTN_ROWS.
+    let rows_per_kh = group * lq;
+    let r = rows_per_kh.min(ATTN_ROWS);
+    let row_blocks = rows_per_kh.div_ceil(r);
+    let g = gpu()?;
+    // Split the keys so the card has a few blocks per SM, each over at least 32 keys.
+    let base_blocks = b * hk * row_blocks;
+    let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
+    let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
+    let chunk = lk.div_ceil(splits).max(1);
+    let splits = lk.div_ceil(chunk).max(1);
+
+    let qs = storage_type(q.dtype).unwrap_or("void");
+    let ks = storage_type(k.dtype).unwrap_or("void");
+    let vs = storage_type(v.dtype).unwrap_or("void");
+    let os = storage_type(out.dtype).unwrap_or("void");
+    let ms = m.map_or("float", |m| storage_type(m.dtype).unwrap_or("void"));
+    let ss = s
+        .as_ref()
+        .map_or("float", |s| storage_type(s.dtype).unwrap_or("void"));
+    let md = m.map_or(Dtype::Float32, |m| m.dtype);
+    let sd = s.as_ref().map_or(Dtype::Float32, |s| s.dtype);
+    let dpl = d.div_ceil(32).max(1);
+    let dvpl = dv.div_ceil(32);
+    let key = format!(
+        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}",
+        q.dtype, k.dtype, v.dtype, out.dtype
+    );
+    let mask_term = if mask {
+        if md == Dtype::Bool {
+            "if (!mrow[rr][j * ms3]) sc = -INFINITY;".to_string()
+        } else {
+            format!("sc += {};", load(md, "mrow[rr][j * ms3]", "float"))
+        }
+    } else {
+        String::new()
+    };
+    let sink_load = load(sd, "sinks[h]", "float");
+    let make = || {
+        format!(
+            r#"{HEADER}
+#define R {r}
+#define WARPS {ATTN_WARPS}
+#define D {d}
+#define DV {dv}
+#define DPL {dpl}
+#define DVPL {dvpl}
+struct umx_s4 {{ long long s[4]; }};
+/* Merges running (m, l) pairs: the weight of a part with maximum `m` against `M`. */
+UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : expf(m - M); }}
+extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
+    const {vs}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
+    long long lk, long long group, long long row_blocks, long long chunk, int splits,
+    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
+  __shared__ float sh_m[WARPS][R], sh_l[WARPS][R], sh_acc[WARPS][R][DV];
+  long long blk = blockIdx.x;
+  int split = (int)(blk % splits); blk /= splits;
+  long long rb = blk % row_blocks; blk /= row_blocks;
+  long long kh = blk % hk, bi = blk / hk;
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float qr[R][DPL];
+  long long seen[R];
+  long long hrow[R];
+  const {ms}* mrow[R];
+  bool live[R];
+  long long jend = 0;
+  for (int rr = 0; rr < R; rr++) {{
+    long long g = rb * R + rr;
+    live[rr] = g < group * lq;
+    long long h = kh * group + (live[rr] ? g / lq : 0), i = live[rr] ? g % lq : 0;
+    hrow[rr] = (bi * hq + h) * lq + i;
+    const {qs}* qp = q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2];
+    for (int t = 0; t < DPL; t++) {{
+      int c = lane + 32 * t;
+      qr[rr][t] = (live[rr] && c < D) ? {lq_} * scale : 0.f;
+    }}
+    seen[rr] = {seen};
+    if (!live[rr]) seen[rr] = 0;
+    if (seen[rr] > jend) jend = seen[rr];
+    mrow[rr] = mk ? mk + bi * mst.s[0] + h * mst.s[1] + i * mst.s[2] : 0;
+  }}
+  long long j0 = (long long)split * chunk, j1 = min(jend, j0 + chunk);
+  float mx[R], l[R], acc[R][DVPL];
+  for (int rr = 0; rr < R; rr++) {{
+    mx[rr] = -INFINITY; l[rr] = 0.f;
+    for (int t = 0; t < DVPL; t++) acc[rr][t] = 0.f;
+  }}
+  for (long long j = j0 + warp; j < j1; j += WARPS) {{
+    const {ks}* kp = k + bi * kst.s[0] + kh * kst.s[1] + j * kst.s[2];
+    const {vs}* vp = v + bi * vst.s[0] + kh * vst.s[1] + j * vst.s[2];
+    float kv[DPL];
+    for (int t = 0; t < DPL; t++) {{
+      int c = lane + 32 * t;
+      kv[t] = c < D ? {lk_} : 0.f;
+    }}
+    float vv[DVPL];
+    for (int t = 0; t < DVPL; t++) {{
+      int c = lane + 32 * t;
+      vv[t] = c < DV ? {lv_} : 0.f;
+    }}
+    for (int rr = 0; rr < R; rr++) {{
+      float sc = 0.f;
+      for (int t = 0; t < DPL; t++) sc += qr[rr][t] * kv[t];
+      for (int o = 16; o > 0; o /= 2) sc += __shfl_xor_sync(0xffffffffu, sc, o);
+      if (j >= seen[rr]) continue;
+      {mask_term}
+      if (sc == -INFINITY) continue;
+      float nm = fmaxf(mx[rr], sc);
+      float corr = umx_w(mx[rr], nm), p = expf(sc - nm);
+      l[rr] = l[rr] * corr + p;
+      for (int t = 0; t < DVPL; t++) acc[rr][t] = acc[rr][t] * corr + p * vv[t];
+      mx[rr] = nm;
+    }}
+  }}
+  for (int rr = 0; rr < R; rr++) {{
+    if (lane == 0) {{ sh_m[warp][rr] = mx[rr]; sh_l[warp][rr] = l[rr]; }}
+    for (int t = 0; t < DVPL; t++) {{
+      int c = lane + 32 * t;
+      if (c < DV) sh_acc[warp][rr][c] = acc[rr][t];
+    }}
+  }}
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < R * DV; idx += blockDim.x) {{
+    int rr = idx / DV, c = idx % DV;
+    if (!live[rr]) continue;
+    float M = -INFINITY;
+    for (int w = 0; w < WARPS; w++) M = fmaxf(M, sh_m[w][rr]);
+    float L = 0.f, A = 0.f;
+    for (int w = 0; w < WARPS; w++) {{
+      float wt = umx_w(sh_m[w][rr], M);
+      L += sh_l[w][rr] * wt;
+      A += sh_acc[w][rr][c] * wt;
+    }}
+    long long row = hrow[rr];
+    if (splits == 1) {{
+      if (sinks) {{
+        long long h = (row / lq) % hq;
+        float sk = {sink_load};
+        float M2 = fmaxf(M, sk);
+        float wt = umx_w(M, M2);
+        L = L * wt + expf(sk - M2);
+        A *= wt;
+      }}
+      float y = A / L;
+      out[row * DV + c] = {store_y};
+    }} else {{
+      float* pp = part + (row * splits + split) * (DV + 2);
+      if (c == 0) {{ pp[0] = M; pp[1] = L; }}
+      pp[2 + c] = A;
+    }}
+  }}
+}}
+extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
+    long long rows, long long hq, long long lq, int splits) {{
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < rows * DV;
+       idx += (long long)gridDim.x * blockDim.x) {{
+    long long row = idx / DV, c = idx % DV;
+    const float* pp = part + row * splits * (DV + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, pp[s * (DV + 2)]);
+    if (sinks) {{
+      long long h = (row / lq) % hq;
+      M = fmaxf(M, {sink_load});
+    }}
+    float L = 0.f, A = 0.f;
+    for (int s = 0; s < splits; s++) {{
+      float wt = umx_w(pp[s * (DV + 2)], M);
+      L += pp[s * (DV + 2) + 1] * wt;
+      A += pp[s * (DV + 2) + 2 + c] * wt;
+    }}
+    if (sinks) {{
+      long long h = (row / lq) % hq;
+      L += umx_w({sink_load}, M);
+    }}
+    float y = A / L;
+    out[idx] = {store_y};
+  }}
+}}
+"#,
+            lq_ = load(q.dtype, "qp[c]", "float"),
+            lk_ = load(k.dtype, "kp[c]", "float"),
+            lv_ = load(v.dtype, "vp[c]", "float"),
+            seen = if causal {
+                "min(lk, max(0LL, i + lk - lq + 1))"
+            } else {
+                "lk"
+            },
+            store_y = store(out.dtype, "y"),
+        )
+    };
+    let f = function_for(&key, make, "umx_attn")?;
+    let scratch = if splits > 1 {
+        Some(crate::storage::output(n_rows * splits * (dv + 2) * 4)?)
+    } else {
+        None
+    };
+    let part_ptr = scratch.as_ref().map_or(0, |s| s.1);
+    let m_ptr = match m {
+        Some(m) => input_ptr(m)?,
+        None => 0,
+    };
+    let s_ptr = match &s {
+        Some(s) => input_ptr(s)?,
+        None => 0,
+    };
+    let s4 = |a: [i64; 4]| -> Vec<u8> { a.iter().flat_map(|w| w.to_le_bytes()).collect() };
+    let mst = m.map_or([0; 4], strides4);
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(part_ptr)
+        .push(input_ptr(&q)?)
+        .push(input_ptr(&k)?)
+        .push(input_ptr(&v)?)
+        .push(m_ptr)
+        .push(s_ptr)
+        .push(hq as i64)
+        .push(hk as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push(group as i64)
+        .push(row_blocks as i64)
+        .push(chunk as i64)
+        .push(splits as i32)
+        .push(scale)
+        .push(mst[3]);
+    args.push_bytes(&s4(strides4(&q)))
+        .push_bytes(&s4(strides4(&k)))
+        .push_bytes(&s4(strides4(&v)))
+        .push_bytes(&s4(mst));
+    let blocks = base_blocks * splits;
+    launch(
+        f,
+        blocks as u32,
+        (ATTN_WARPS * 32) as u32,
+        0,
+        &mut args.pointers(),
+    )?;
+    if splits > 1 {
+        // The merge kernel is in the same source (so the same module).
+        let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
+        let mut args = Args::default();
+        args.push(out_ptr)
+            .push(part_ptr)
+            .push(s_ptr)
+            .push(n_rows as i64)
+            .push(hq as i64)
+            .push(lq as i64)
+            .push(splits as i32);
+        let work = n_rows * dv;
+        let blocks = work.div_ceil(256).min(g.sm_count as usize * 16) as u32;
+        launch(merge, blocks, 256, 0, &mut args.pointers())?;
+    }
+    // The scratch goes back to the pool; the stream orders its reuse after these launches.
+    drop(scratch);
+    Ok(Some(vec![result]))
+}

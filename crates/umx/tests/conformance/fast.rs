@@ -1,0 +1,418 @@
+//! umx::fast against mlx.core.fast (tests/reference/fast.py records the values and the
+//! gradients), on contiguous, transposed and strided inputs; plus the fused kernels against
+//! their fallbacks on larger inputs, batching against a loop, derivatives against finite
+//! differences, compile, and errors.
+
+use crate::common;
+use crate::fd::{Dom, Pos, Rng, Tol, VmapInput, build, check_jvp, check_vjp, check_vmap};
+
+use common::{Layout, kw_bool, kw_f64, kw_i64, kw_str};
+use serde_json::Value;
+use umx::fast::{self, AttentionMask};
+use umx::prelude::*;
+use umx::primitives::{FastOp, Primitive};
+
+fn vjp_of(
+    f: impl Fn(&[Array]) -> Result<Array>,
+    primals: &[Array],
+    cot: &Array,
+) -> Result<Vec<Array>> {
+    let (_, g) = vjp(
+        |xs: &[Array]| Ok(vec![f(xs)?]),
+        primals,
+        std::slice::from_ref(cot),
+    )?;
+    Ok(g)
+}
+
+fn vin(shape: &[usize], mapped: bool) -> VmapInput {
+    vin_of(shape, mapped, Dtype::Float32)
+}
+
+/// A float64 input takes the fallback (no kernel), which batches a batched weight.
+fn vin_of(shape: &[usize], mapped: bool, dtype: Dtype) -> VmapInput {
+    VmapInput {
+        shape: shape.to_vec(),
+        dtype,
+        layout: Layout::Contiguous,
+        dom: Dom::Real(-2.0, 2.0),
+        mapped,
+    }
+}
+
+fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
+    let f = |k: &str| kw_f64(kw, k).unwrap() as f32;
+    let mask = || match kw_str(kw, "mask") {
+        Some("causal") => AttentionMask::Causal,
+        _ => AttentionMask::None,
+    };
+    let rope = |x: &Array, offset: Array, freqs: Option<&Array>| {
+        let base = freqs.is_none().then(|| f("base"));
+        fast::rope(
+            x,
+            kw_i64(kw, "dims").unwrap() as usize,
+            kw_bool(kw, "traditional").unwrap(),
+            base,
+            f("scale"),
+            offset,
+            freqs,
+        )
+    };
+    let offset = || Array::scalar(kw_i64(kw, "offset").unwrap_or(0) as i32);
+    let layer_norm = |xs: &[Array]| {
+        let (w, b) = match (kw_bool(kw, "weight"), kw_bool(kw, "bias")) {
+            (Some(true), Some(true)) => (Some(&xs[1]), Some(&xs[2])),
+            (Some(true), _) => (Some(&xs[1]), None),
+            (_, Some(true)) => (None, Some(&xs[1])),
+            _ => (None, None),
+        };
+        fast::layer_norm(&xs[0], w, b, f("eps"))
+    };
+    Ok(match name {
+        "rms_norm" => vec![fast::rms_norm(&a[0], a.get(1), f("eps"))?],
+        "rms_norm_vjp" => vjp_of(
+            |xs| fast::rms_norm(&xs[0], Some(&xs[1]), f("eps")),
+            &a[..2],
+            &a[2],
+        )?,
+        "layer_norm" => vec![layer_norm(a)?],
+        "layer_norm_vjp" => vjp_of(
+            |xs| fast::layer_norm(&xs[0], Some(&xs[1]), Some(&xs[2]), f("eps")),
+            &a[..3],
+            &a[3],
+        )?,
+        "softmax" => vec![ops::softmax(&a[0], -1, true)?],
+        "softmax_vjp" => vjp_of(|xs| ops::softmax(&xs[0], -1, true), &a[..1], &a[1])?,
+        "rope" => vec![rope(&a[0], offset(), None)?],
+        "rope_freqs" => vec![rope(&a[0], offset(), Some(&a[1]))?],
+        "rope_offsets" => vec![rope(&a[0], a[1].clone(), None)?],
+        "rope_vjp" => vjp_of(|xs| rope(&xs[0], offset(), None), &a[..1], &a[1])?,
+        "sdpa" => vec![fast::scaled_dot_product_attention(
+            &a[0],
+            &a[1],
+            &a[2],
+            f("scale"),
+            mask(),
+            None,
+        )?],
+        "sdpa_mask" => vec![fast::scaled_dot_product_attention(
+            &a[0],
+            &a[1],
+            &a[2],
+            f("scale"),
+            AttentionMask::Array(&a[3]),
+            None,
+        )?],
+        "sdpa_sinks" => vec![fast::scaled_dot_product_attention(
+            &a[0],
+            &a[1],
+            &a[2],
+            f("scale"),
+            mask(),
+            Some(&a[3]),
+        )?],
+        "sdpa_vjp" => vjp_of(
+            |xs| {
+                fast::scaled_dot_product_attention(&xs[0], &xs[1], &xs[2], f("scale"), mask(), None)
+            },
+            &a[..3],
+            &a[3],
+        )?,
+        other => panic!("no op {other}"),
+    })
+}
+
+#[test]
+fn fast_ops_match_mlx() {
+    let n = common::run_reference("fast", &run);
+    assert!(n >= 50, "{n} cases");
+}
+
+fn random(shape: &[usize], dtype: Dtype, seed: u64) -> Array {
+    let mut rng = Rng::new(seed);
+    let v = rng.draw(Dom::Real(-2.0, 2.0), shape.iter().product());
+    build(&v, shape, dtype, Layout::Contiguous)
+}
+
+fn assert_close(got: &Array, want: &Array, tol: f64, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    assert_eq!(got.dtype(), want.dtype(), "{what}");
+    let (g, w) = (got.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * (1.0 + b.abs());
+        assert!(ok, "{what}: element {i}: {a} vs {b}");
+    }
+}
+
+/// The node a fast op made, and its fallback's value for the same inputs.
+fn fused_and_fallback(y: &Array) -> (FastOp, Array) {
+    let Some(Primitive::Fast(op)) = y.primitive() else {
+        panic!("not a fast node: {:?}", y.primitive());
+    };
+    let inputs = y.inputs();
+    let want = op.fallback(&inputs).unwrap().remove(0);
+    (op, want)
+}
+
+#[test]
+fn fused_kernels_agree_with_their_fallbacks_on_long_rows_and_every_dtype() {
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 2e-3),
+        (Dtype::Bfloat16, 1e-2),
+    ] {
+        let x = random(&[5, 3000], dt, 1);
+        let w = random(&[3000], dt, 2);
+        let b = random(&[3000], Dtype::Float32, 3);
+        for y in [
+            fast::rms_norm(&x, Some(&w), 1e-5).unwrap(),
+            fast::layer_norm(&x, Some(&w), Some(&b), 1e-5).unwrap(),
+            ops::softmax(&x, -1, false).unwrap(),
+            fast::rope(
+                &x.reshape(&[5, 30, 100]).unwrap(),
+                64,
+                false,
+                Some(1e4),
+                1.0,
+                7,
+                None,
+            )
+            .unwrap(),
+        ] {
+            let (op, want) = fused_and_fallback(&y);
+            assert_close(&y, &want, tol, &format!("{} {dt}", op.name()));
+        }
+        // Attention for decoding: one query against many keys, grouped heads, every mask.
+        let q = random(&[2, 8, 1, 64], dt, 4);
+        let k = random(&[2, 2, 500, 64], dt, 5);
+        let v = random(&[2, 2, 500, 64], dt, 6);
+        let m = random(&[2, 1, 1, 500], Dtype::Float32, 7);
+        let sinks = random(&[8], Dtype::Float32, 8);
+        for (mask, s) in [
+            (AttentionMask::None, None),
+            (AttentionMask::Causal, Some(&sinks)),
+            (AttentionMask::Array(&m), None),
+        ] {
+            let y = fast::scaled_dot_product_attention(&q, &k, &v, 0.125, mask, s).unwrap();
+            let (op, want) = fused_and_fallback(&y);
+            assert_close(&y, &want, tol.max(2e-3), &format!("{op:?} {dt}"));
+        }
+    }
+}
+
+#[test]
+fn fast_ops_with_float64_or_long_queries_take_the_fallback() {
+    let x = random(&[3, 8], Dtype::Float64, 1);
+    let y = fast::rms_norm(&x, None, 1e-5).unwrap();
+    assert!(!matches!(y.primitive(), Some(Primitive::Fast(_))));
+    let q = random(&[1, 2, 40, 8], Dtype::Float32, 2);
+    let y =
+        fast::scaled_dot_product_attention(&q, &q, &q, 0.3, AttentionMask::Causal, None).unwrap();
+    assert!(!matches!(y.primitive(), Some(Primitive::Fast(_))));
+    // The same values through the fused kernel, a block of queries at a time.
+    let parts: Vec<Array> = (0..40)
+        .step_by(10)
+        .map(|s| {
+            let qs = ops::slice(&q, &[0, 0, s, 0], &[1, 2, s + 10, 8], &[]).unwrap();
+            // Keys up to the block's end; causal alignment is at the end.
+            let ks = ops::slice(&q, &[0, 0, 0, 0], &[1, 2, s + 10, 8], &[]).unwrap();
+            fast::scaled_dot_product_attention(&qs, &ks, &ks, 0.3, AttentionMask::Causal, None)
+                .unwrap()
+        })
+        .collect();
+    assert_close(&ops::concatenate(&parts, 2).unwrap(), &y, 1e-5, "blocks");
+}
+
+#[test]
+fn fast_ops_batch_like_a_loop() {
+    let x = || vin(&[4, 6], true);
+    let w_shared = || vin(&[6], false);
+    let (x64, w64) = (
+        || vin_of(&[4, 6], true, Dtype::Float64),
+        || vin_of(&[6], true, Dtype::Float64),
+    );
+    let rms = |a: &[Array]| Ok(vec![fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?]);
+    let ln = |a: &[Array]| Ok(vec![fast::layer_norm(&a[0], Some(&a[1]), None, 1e-5)?]);
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        check_vmap(&rms, &[x(), w_shared()], pos, 3, 1).unwrap();
+        check_vmap(&rms, &[x64(), w64()], pos, 3, 2).unwrap();
+        check_vmap(&ln, &[x(), w_shared()], pos, 3, 3).unwrap();
+        check_vmap(&ln, &[x64(), w64()], pos, 3, 6).unwrap();
+    }
+    let rope = |a: &[Array]| Ok(vec![fast::rope(&a[0], 4, true, Some(100.0), 1.0, 2, None)?]);
+    check_vmap(&rope, &[vin(&[2, 3, 6], true)], Pos::Middle, 3, 4).unwrap();
+    let sdpa = |a: &[Array]| {
+        Ok(vec![fast::scaled_dot_product_attention(
+            &a[0],
+            &a[1],
+            &a[2],
+            0.5,
+            AttentionMask::Causal,
+            None,
+        )?])
+    };
+    // Batched attention runs its fallback (float64 here, so the loop computes the same way).
+    let f64_in = |s: &[usize], m| vin_of(s, m, Dtype::Float64);
+    let (q, k, v) = (
+        f64_in(&[1, 2, 2, 4], true),
+        f64_in(&[1, 1, 5, 4], true),
+        f64_in(&[1, 1, 5, 4], false),
+    );
+    check_vmap(&sdpa, &[q, k, v], Pos::First, 3, 5).unwrap();
+}
+
+#[test]
+fn fast_op_derivatives_match_finite_differences() {
+    let tol = Tol::default();
+    let x = random(&[3, 5], Dtype::Float64, 1);
+    let w = random(&[5], Dtype::Float64, 2);
+    let f = |a: &[Array]| Ok(vec![fast::layer_norm(&a[0], Some(&a[1]), None, 1e-5)?]);
+    check_vjp(&f, &[x.clone(), w.clone()], 1, tol).unwrap();
+    check_jvp(&f, &[x.clone(), w.clone()], 2, tol).unwrap();
+    let f = |a: &[Array]| Ok(vec![fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?]);
+    check_vjp(&f, &[x.clone(), w], 3, tol).unwrap();
+    let q = random(&[1, 2, 3, 4], Dtype::Float64, 4);
+    let k = random(&[1, 1, 6, 4], Dtype::Float64, 5);
+    let s = random(&[2], Dtype::Float64, 6);
+    let f = |a: &[Array]| {
+        Ok(vec![fast::scaled_dot_product_attention(
+            &a[0],
+            &a[1],
+            &a[2],
+            0.7,
+            AttentionMask::Causal,
+            Some(&a[3]),
+        )?])
+    };
+    check_vjp(&f, &[q.clone(), k.clone(), k.clone(), s.clone()], 7, tol).unwrap();
+    check_jvp(&f, &[q, k.clone(), k, s], 8, tol).unwrap();
+    // The float32 kernels' jvp (through the fallback) against float64's.
+    let x32 = random(&[2, 7], Dtype::Float32, 9);
+    let t = random(&[2, 7], Dtype::Float32, 10);
+    let (_, got) = jvp(
+        |a: &[Array]| Ok(vec![fast::rms_norm(&a[0], None, 1e-5)?]),
+        std::slice::from_ref(&x32),
+        std::slice::from_ref(&t),
+    )
+    .unwrap();
+    let (_, want) = jvp(
+        |a: &[Array]| Ok(vec![fast::rms_norm(&a[0], None, 1e-5)?]),
+        &[x32.astype(Dtype::Float64).unwrap()],
+        &[t.astype(Dtype::Float64).unwrap()],
+    )
+    .unwrap();
+    assert_close(
+        &got[0].astype(Dtype::Float64).unwrap(),
+        &want[0],
+        1e-5,
+        "jvp",
+    );
+}
+
+#[test]
+fn compiled_fast_ops_equal_the_uncompiled_ones_over_several_shapes() {
+    let block = |a: &[Array]| -> Result<Vec<Array>> {
+        let h = fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+        let r = fast::rope(&h, 8, false, Some(1e4), 1.0, 3, None)?;
+        Ok(vec![ops::softmax(&ops::multiply(&r, 2.0)?, -1, true)?])
+    };
+    let compiled = umx::transforms::compile(block, true);
+    for l in [3, 5, 9] {
+        let x = random(&[2, l, 8], Dtype::Float32, l as u64);
+        let w = random(&[8], Dtype::Float32, 99);
+        let got = compiled(&[x.clone(), w.clone()]).unwrap();
+        let want = block(&[x, w]).unwrap();
+        assert_close(&got[0], &want[0], 1e-6, &format!("L = {l}"));
+    }
+}
+
+#[test]
+fn fast_ops_reject_bad_input_by_name() {
+    let x = random(&[2, 4], Dtype::Float32, 1);
+    let err = |r: Result<Array>| r.unwrap_err().to_string();
+    let e = err(fast::rms_norm(
+        &x,
+        Some(&random(&[3], Dtype::Float32, 2)),
+        1e-5,
+    ));
+    assert!(
+        e.contains("rms_norm") && e.contains("(4,)") && e.contains("(3,)"),
+        "{e}"
+    );
+    let e = err(fast::rms_norm(
+        &Array::from_slice(&[1i32, 2], &[2]).unwrap(),
+        None,
+        1e-5,
+    ));
+    assert!(e.contains("rms_norm") && e.contains("int32"), "{e}");
+    let e = err(fast::layer_norm(&Array::scalar(1.0f32), None, None, 1e-5));
+    assert!(e.contains("layer_norm") && e.contains("scalar"), "{e}");
+    let e = err(fast::rope(&x, 3, false, Some(1e4), 1.0, 0, None));
+    assert!(e.contains("rope") && e.contains("even"), "{e}");
+    let e = err(fast::rope(&x, 4, false, None, 1.0, 0, None));
+    assert!(e.contains("rope") && e.contains("base and freqs"), "{e}");
+    let e = err(fast::rope(&x, 4, false, Some(1e4), 1.0, 0.5f32, None));
+    assert!(e.contains("rope") && e.contains("integer"), "{e}");
+    let q = random(&[1, 3, 1, 4], Dtype::Float32, 3);
+    let k = random(&[1, 2, 5, 4], Dtype::Float32, 4);
+    let e = err(fast::scaled_dot_product_attention(
+        &q,
+        &k,
+        &k,
+        1.0,
+        AttentionMask::None,
+        None,
+    ));
+    assert!(
+        e.contains("scaled_dot_product_attention") && e.contains("3 query heads"),
+        "{e}"
+    );
+    let q = random(&[1, 2, 1, 4], Dtype::Float32, 5);
+    let m = random(&[3, 5], Dtype::Float32, 6);
+    let e = err(fast::scaled_dot_product_attention(
+        &q,
+        &k,
+        &k,
+        1.0,
+        AttentionMask::Array(&m),
+        None,
+    ));
+    assert!(e.contains("mask") && e.contains("(3, 5)"), "{e}");
+    let e = err(fast::scaled_dot_product_attention(
+        &q,
+        &k,
+        &k,
+        1.0,
+        AttentionMask::None,
+        Some(&random(&[3], Dtype::Float32, 7)),
+    ));
+    assert!(e.contains("sinks") && e.contains("(2,)"), "{e}");
+}
+
+#[test]
+fn a_row_that_sees_no_key_is_nan_and_empty_inputs_work() {
+    let q = random(&[1, 1, 2, 4], Dtype::Float32, 1);
+    let k = random(&[1, 1, 3, 4], Dtype::Float32, 2);
+    let m = Array::from_slice(&[false, false, false, true, true, false], &[2, 3]).unwrap();
+    let y = fast::scaled_dot_product_attention(&q, &k, &k, 1.0, AttentionMask::Array(&m), None)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(y[..4].iter().all(|v| v.is_nan()) && y[4..].iter().all(|v| v.is_finite()));
+    let empty = random(&[1, 1, 0, 4], Dtype::Float32, 3);
+    let y =
+        fast::scaled_dot_product_attention(&empty, &k, &k, 1.0, AttentionMask::None, None).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 0, 4]);
+    y.eval().unwrap();
+    let y = fast::rope(
+        &random(&[0, 3, 4], Dtype::Float32, 4),
+        4,
+        false,
+        Some(1e4),
+        1.0,
+        0,
+        None,
+    )
+    .unwrap();
+    assert_eq!(y.to_vec::<f32>().unwrap().len(), 0);
+}
