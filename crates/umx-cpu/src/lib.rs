@@ -47,6 +47,7 @@ impl Backend for CpuBackend {
             Primitive::Sort(op) => sort::eval(op, inputs, outputs),
             Primitive::Random(op) => random::eval(op, inputs, outputs),
             Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
+            Primitive::Quantized(op) => quantized::eval(op, inputs, outputs),
             Primitive::Linalg(op) => linalg::eval(op, inputs, outputs),
             Primitive::Fft(op) => fft::eval(op, inputs, outputs),
             Primitive::Transform(op) => op.passthrough(inputs, outputs.len()),

@@ -11,11 +11,12 @@
 //! arg-reductions, scans, sort/argsort/partition/topk (lanes up to 2048), gathers and scatters
 //! (take, take_along_axis, gather, scatter in every mode, put_along_axis, slice_update),
 //! concatenate and constant pad, triangles, matmul and addmm (float32, float16, bfloat16,
-//! float64), random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused
-//! programs (compiled element-wise chains, with a reduction at their end or several outputs)
-//! as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
+//! float64), `dequantize` and `quantized_matmul` (a matrix-vector kernel for decode, else
+//! dequantize + cuBLASLt), random bits and samples (the CPU's numbers: threefry bits bit for
+//! bit), and fused programs (compiled element-wise chains, with a reduction at their end or
+//! several outputs) as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
 //! restride and never move bytes. The rest (complex64, longer sort lanes, arange/linspace,
-//! linalg, fft, ...) runs on the CPU fallback ([`fallback_ops`] lists what did).
+//! linalg, fft, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what did).
 
 mod compile;
 mod fallback;
@@ -98,6 +99,7 @@ fn gpu_kernel(
         }
         Primitive::Reduce(op) => reduce::eval(op, inputs, outputs),
         Primitive::Matmul(op) => matmul::eval(op, inputs, outputs),
+        Primitive::Quantized(op) => quantized::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
         Primitive::Fused(op) => fused(op, inputs, outputs),
         Primitive::Fast(op) => fast::eval(op, inputs, outputs),

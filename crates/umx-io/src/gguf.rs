@@ -12,15 +12,22 @@
 //!
 //! GGUF lists dimensions innermost first (ggml's `ne`); umx shapes are outermost first, so a
 //! tensor with dims `[4, 3]` loads with shape `[3, 4]` (as MLX and the `gguf` Python package
-//! load it). Tensors of type F32, F16, BF16, F64, I8, I16, I32 and I64 load as arrays;
-//! quantized block types (Q4_0, Q8_0, the K-quants, ...) are listed with their infos, and
-//! loading one is an error naming its type until umx has quantized arrays.
+//! load it). Tensors of type F32, F16, BF16, F64, I8, I16, I32 and I64 load as arrays.
+//!
+//! Tensors of the block types Q4_0, Q4_1 and Q8_0 load into umx's affine quantization (MLX's,
+//! see `umx_core::ops::quantize`), as MLX's `mx.load` does: group size 32, 4 or 8 bits, float16
+//! scales and biases. A tensor `x.weight` gives the codes `x.weight` and the arrays
+//! `x.scales` and `x.biases` ([`Gguf::get_quantized`], [`Gguf::load_all`]), the names a
+//! quantized linear layer takes. ggml's blocks map exactly: Q4_0 (`d * (q - 8)`) has bias
+//! `-8 d`, Q4_1 (`d * q + m`) has bias `m`, Q8_0 (`d * q`, `q` signed) has codes `q + 128`
+//! and bias `-128 d`. Other block types (the K-quants, ...) are listed with their infos, and
+//! loading one is an error naming its type.
 
 use crate::bytes::{ByteOrder, array_from_bytes, checked_nbytes};
 use crate::{format_error, map_file};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use umx_core::{Array, Dtype, Error, Result};
+use umx_core::{Array, Dtype, Error, Result, f16};
 
 const FORMAT: &str = "gguf";
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -156,6 +163,7 @@ impl GgmlType {
     pub const F32: GgmlType = GgmlType(0);
     pub const F16: GgmlType = GgmlType(1);
     pub const Q4_0: GgmlType = GgmlType(2);
+    pub const Q4_1: GgmlType = GgmlType(3);
     pub const Q8_0: GgmlType = GgmlType(8);
     pub const BF16: GgmlType = GgmlType(30);
 
@@ -328,7 +336,8 @@ impl Gguf {
     }
 
     /// Tensor `name`, copied out of the mapped file into a new array (in umx's shape order,
-    /// see the module docs). Quantized types are an error naming the type.
+    /// see the module docs). Quantized types are an error naming the type (Q4_0, Q4_1 and Q8_0
+    /// load with [`Gguf::get_quantized`]).
     pub fn get(&self, name: &str) -> Result<Array> {
         let Some(info) = self.tensor_info(name) else {
             return Err(Error::Index(format!(
@@ -340,11 +349,19 @@ impl Gguf {
         let err = |p: String| format_error(FORMAT, &self.path, format!("tensor {name:?}: {p}"));
         let Some(dtype) = info.ggml_type.dtype() else {
             return Err(err(if info.ggml_type.is_quantized() {
-                format!(
-                    "its type {} is a quantized block type, which umx cannot load yet (its info \
-                     is listed by Gguf::tensors)",
-                    info.ggml_type
-                )
+                if quantized_kind(info.ggml_type).is_some() {
+                    format!(
+                        "its type {} is a quantized block type: load it with \
+                         Gguf::get_quantized (codes, scales and biases)",
+                        info.ggml_type
+                    )
+                } else {
+                    format!(
+                        "its type {} is a quantized block type umx cannot load yet (Q4_0, Q4_1 \
+                         and Q8_0 load; its info is listed by Gguf::tensors)",
+                        info.ggml_type
+                    )
+                }
             } else {
                 format!("its type ({}) is not one umx knows", info.ggml_type)
             }));
@@ -357,13 +374,163 @@ impl Gguf {
         array_from_bytes(bytes, &info.shape, dtype, self.byte_order)
     }
 
-    /// Every tensor, copied out, by name. Fails on the first quantized one.
-    pub fn load_all(&self) -> Result<BTreeMap<String, Array>> {
-        self.tensors
-            .iter()
-            .map(|t| Ok((t.name.clone(), self.get(&t.name)?)))
-            .collect()
+    /// Tensor `name` of type Q4_0, Q4_1 or Q8_0 in umx's affine quantization: `(w_q,
+    /// scales, biases)` for `umx_core::ops::dequantize(.., 32, bits)` or a quantized layer,
+    /// with bits 4 (Q4_0, Q4_1) or 8 (Q8_0) and float16 scales and biases; also the bits.
+    pub fn get_quantized(&self, name: &str) -> Result<(Array, Array, Array, usize)> {
+        let Some(info) = self.tensor_info(name) else {
+            return Err(Error::Index(format!(
+                "{FORMAT}: {}: no tensor named {name:?} (the file has {} tensors)",
+                self.path.display(),
+                self.tensors.len()
+            )));
+        };
+        let err = |p: String| format_error(FORMAT, &self.path, format!("tensor {name:?}: {p}"));
+        let Some(kind) = quantized_kind(info.ggml_type) else {
+            return Err(err(format!(
+                "its type {} is not Q4_0, Q4_1 or Q8_0",
+                info.ggml_type
+            )));
+        };
+        if info.shape.is_empty() {
+            return Err(err("a quantized tensor needs at least one dimension".into()));
+        }
+        let bytes = info
+            .file_range
+            .clone()
+            .and_then(|r| self.map.get(r))
+            .ok_or_else(|| err("its data lies past the end of the file".into()))?;
+        let (q, s, b) = unpack_blocks(kind, bytes, self.byte_order);
+        let mut q_shape = info.shape.clone();
+        let mut s_shape = info.shape.clone();
+        let last = q_shape.len() - 1;
+        q_shape[last] = q_shape[last] * kind.bits() / 32;
+        s_shape[last] /= 32;
+        Ok((
+            Array::from_slice(&q, &q_shape)?,
+            Array::from_slice(&s, &s_shape)?,
+            Array::from_slice(&b, &s_shape)?,
+            kind.bits(),
+        ))
     }
+
+    /// Every tensor, copied out, by name; a Q4_0, Q4_1 or Q8_0 tensor `x.weight` as the three
+    /// arrays `x.weight` (codes), `x.scales` and `x.biases` (see the module docs). Fails on
+    /// the first tensor of another quantized type.
+    pub fn load_all(&self) -> Result<BTreeMap<String, Array>> {
+        let mut out = BTreeMap::new();
+        let mut put = |k: String, v: Array| {
+            if out.insert(k.clone(), v).is_some() {
+                return Err(format_error(
+                    FORMAT,
+                    &self.path,
+                    format!("tensor {k:?} is both in the file and made by a quantized tensor"),
+                ));
+            }
+            Ok(())
+        };
+        for t in &self.tensors {
+            if quantized_kind(t.ggml_type).is_some() {
+                let (q, s, b, _) = self.get_quantized(&t.name)?;
+                let prefix = t.name.strip_suffix(".weight").unwrap_or(&t.name);
+                put(t.name.clone(), q)?;
+                put(format!("{prefix}.scales"), s)?;
+                put(format!("{prefix}.biases"), b)?;
+            } else {
+                put(t.name.clone(), self.get(&t.name)?)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The ggml block types that load into umx's affine quantization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuantKind {
+    Q4_0,
+    Q4_1,
+    Q8_0,
+}
+
+impl QuantKind {
+    fn bits(self) -> usize {
+        match self {
+            QuantKind::Q4_0 | QuantKind::Q4_1 => 4,
+            QuantKind::Q8_0 => 8,
+        }
+    }
+}
+
+fn quantized_kind(t: GgmlType) -> Option<QuantKind> {
+    match t {
+        GgmlType::Q4_0 => Some(QuantKind::Q4_0),
+        GgmlType::Q4_1 => Some(QuantKind::Q4_1),
+        GgmlType::Q8_0 => Some(QuantKind::Q8_0),
+        _ => None,
+    }
+}
+
+/// ggml's blocks of 32 as umx codes (uint32 words), float16 scales and biases. Every block
+/// is 32 elements: one group.
+fn unpack_blocks(kind: QuantKind, data: &[u8], order: ByteOrder) -> (Vec<u32>, Vec<f16>, Vec<f16>) {
+    let f16_at = |b: &[u8]| {
+        let pair = [b[0], b[1]];
+        f16::from_bits(match order {
+            ByteOrder::Little => u16::from_le_bytes(pair),
+            ByteOrder::Big => u16::from_be_bytes(pair),
+        })
+    };
+    let block_bytes = match kind {
+        QuantKind::Q4_0 => 18,
+        QuantKind::Q4_1 => 20,
+        QuantKind::Q8_0 => 34,
+    };
+    let n = data.len() / block_bytes;
+    let words = 32 * kind.bits() / 32;
+    let mut q = Vec::with_capacity(n * words);
+    let mut s = Vec::with_capacity(n);
+    let mut b = Vec::with_capacity(n);
+    for block in data.chunks_exact(block_bytes) {
+        let d = f16_at(block);
+        match kind {
+            QuantKind::Q4_0 | QuantKind::Q4_1 => {
+                let (bias, nibbles) = if kind == QuantKind::Q4_0 {
+                    (f16::from_f32(-8.0 * d.to_f32()), &block[2..18])
+                } else {
+                    (f16_at(&block[2..]), &block[4..20])
+                };
+                // ggml keeps element j in the low nibble of byte j and element j + 16 in its
+                // high nibble; umx's stream keeps element i in nibble i.
+                let mut codes = [0u8; 32];
+                for (j, &byte) in nibbles.iter().enumerate() {
+                    codes[j] = byte & 0x0f;
+                    codes[j + 16] = byte >> 4;
+                }
+                for w in 0..4 {
+                    let mut word = 0u32;
+                    for k in 0..8 {
+                        word |= (codes[w * 8 + k] as u32) << (4 * k);
+                    }
+                    q.push(word);
+                }
+                s.push(d);
+                b.push(bias);
+            }
+            QuantKind::Q8_0 => {
+                // Signed int8 codes, shifted to unsigned by flipping the sign bit (+128).
+                for w in 0..8 {
+                    let mut word = 0u32;
+                    for k in 0..4 {
+                        word |= ((block[2 + w * 4 + k] ^ 0x80) as u32) << (8 * k);
+                    }
+                    q.push(word);
+                }
+                s.push(d);
+                b.push(f16::from_f32(-128.0 * d.to_f32()));
+            }
+        }
+    }
+    (q, s, b)
 }
 
 impl std::fmt::Debug for Gguf {
@@ -377,8 +544,9 @@ impl std::fmt::Debug for Gguf {
     }
 }
 
-/// Every tensor of the GGUF file at `path`, by name (see the module docs for shapes).
-/// Quantized tensors are an error; [`Gguf::open`] lists them and gives the metadata.
+/// Every tensor of the GGUF file at `path`, by name (see the module docs for shapes). Q4_0,
+/// Q4_1 and Q8_0 tensors load as codes, scales and biases ([`Gguf::load_all`]); other
+/// quantized types are an error, and [`Gguf::open`] lists them and gives the metadata.
 pub fn load_gguf(path: impl AsRef<Path>) -> Result<BTreeMap<String, Array>> {
     Gguf::open(path)?.load_all()
 }

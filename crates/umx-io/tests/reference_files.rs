@@ -218,7 +218,7 @@ fn gguf_big_endian_files_are_detected_and_read() {
 }
 
 #[test]
-fn gguf_quantized_tensors_are_listed_and_loading_one_names_its_type() {
+fn gguf_q8_0_tensors_load_as_codes_scales_and_biases() {
     umx_cpu::register();
     let path = reference_dir().join("v3.gguf");
     let file = Gguf::open(&path).unwrap();
@@ -228,9 +228,26 @@ fn gguf_quantized_tensors_are_listed_and_loading_one_names_its_type() {
     assert!(q.ggml_type.is_quantized());
     assert_eq!(q.shape, [1, 32]);
     assert_eq!(q.file_range.as_ref().map(|r| r.len()), Some(34));
-    assert_err_mentions(file.get("t.q8_0"), &["gguf", "t.q8_0", "Q8_0", "quantized"]);
-    // Loading everything stops at the quantized tensor, with the same message.
-    assert_err_mentions(load_gguf(&path), &["Q8_0", "quantized"]);
+    // `get` gives one array, so it points at `get_quantized`.
+    assert_err_mentions(
+        file.get("t.q8_0"),
+        &["gguf", "t.q8_0", "Q8_0", "get_quantized"],
+    );
+    // The block is a scale of 0.5 and the int8 values 0..31.
+    let (w, s, b, bits) = file.get_quantized("t.q8_0").unwrap();
+    assert_eq!((w.shape(), s.shape(), bits), (&[1, 8][..], &[1, 1][..], 8));
+    let x = umx_core::ops::dequantize(&w, &s, &b, 32, bits).unwrap();
+    let want: Vec<f32> = (0..32).map(|i| 0.5 * i as f32).collect();
+    assert_eq!(
+        umx_core::ops::astype(&x, Dtype::Float32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        want
+    );
+    // Loading everything gives the codes under the tensor's name, and its scales and biases.
+    let all = load_gguf(&path).unwrap();
+    assert!(all.contains_key("t.q8_0.scales") && all.contains_key("t.q8_0.biases"));
     // A version 2 file with plain tensors loads whole.
     assert_eq!(load_gguf(reference_dir().join("v2.gguf")).unwrap().len(), 3);
 }

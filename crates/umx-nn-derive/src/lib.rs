@@ -42,6 +42,7 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
     let mut visit = Vec::new();
     let mut visit_mut = Vec::new();
     let mut training = Vec::new();
+    let mut quantizable = Vec::new();
     let fields: Vec<(syn::Member, String, &syn::Field)> = match &data.fields {
         Fields::Named(f) => f
             .named
@@ -89,6 +90,9 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
         training.push(quote! {
             #krate::Module::set_training(&mut self.#member, training);
         });
+        quantizable.push(quote! {
+            #krate::Module::visit_quantizable_mut(&mut self.#member, &#krate::join(prefix, #label), f);
+        });
     }
     quote! {
         impl #impl_generics #krate::Module for #name #ty_generics #where_clause {
@@ -101,6 +105,14 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
             fn set_training(&mut self, training: bool) {
                 let _ = training;
                 #(#training)*
+            }
+            fn visit_quantizable_mut(
+                &mut self,
+                prefix: &str,
+                f: &mut dyn FnMut(&str, &mut dyn #krate::Quantizable),
+            ) {
+                let _ = (prefix, &f);
+                #(#quantizable)*
             }
         }
     }

@@ -2,7 +2,8 @@
 //! normalisations ([`LayerNorm`], [`RMSNorm`], [`GroupNorm`], [`BatchNorm`],
 //! [`InstanceNorm`]) and [`Dropout`], with mlx.nn's parameter names and initialisation.
 
-use crate::module::{Module, Param};
+use crate::module::{Module, Param, join};
+use crate::quantized::{Quantizable, QuantizedEmbedding, QuantizedLinear};
 use umx_core::{Array, Dtype, Result, bail, ops, random};
 
 /// A layer with one input and one output.
@@ -43,11 +44,46 @@ fn uniform(shape: &[usize], scale: f64) -> Result<Array> {
 
 /// `y = x W^T + b`, with `W` of shape `(output_dims, input_dims)` (mlx.nn.Linear).
 /// Parameters start uniform in `±1/sqrt(input_dims)`.
-#[derive(Clone, Debug, crate::Module)]
-#[module(crate = "crate")]
+///
+/// A linear layer can be quantized in place ([`Quantizable::quantize`], or
+/// [`quantize`](crate::quantize) over a whole model): it then computes through the
+/// [`QuantizedLinear`] it holds, whose parameters (`weight` codes, `scales`, `biases`, `bias`)
+/// take the layer's names, so a quantized checkpoint saved by MLX loads into it.
+#[derive(Clone, Debug)]
 pub struct Linear {
     pub weight: Param,
     pub bias: Option<Param>,
+    /// The quantized form, once quantized (`weight` and `bias` above are then unused and
+    /// emptied).
+    pub quantized: Option<QuantizedLinear>,
+}
+
+impl Module for Linear {
+    fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
+        match &self.quantized {
+            Some(q) => q.visit_params(prefix, f),
+            None => {
+                self.weight.visit_params(&join(prefix, "weight"), f);
+                self.bias.visit_params(&join(prefix, "bias"), f);
+            }
+        }
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        match &mut self.quantized {
+            Some(q) => q.visit_params_mut(prefix, f),
+            None => {
+                self.weight.visit_params_mut(&join(prefix, "weight"), f);
+                self.bias.visit_params_mut(&join(prefix, "bias"), f);
+            }
+        }
+    }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn Quantizable),
+    ) {
+        f(prefix, self)
+    }
 }
 
 impl Linear {
@@ -61,16 +97,42 @@ impl Linear {
             } else {
                 None
             },
+            quantized: None,
         })
     }
 
     /// Applies the layer to `x` of shape `(..., input_dims)`.
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        if let Some(q) = &self.quantized {
+            return q.forward(x);
+        }
         let wt = ops::transpose(&self.weight, [1i64, 0])?;
         match &self.bias {
             Some(b) => ops::addmm(b, x, &wt, 1.0, 1.0),
             None => ops::matmul(x, &wt),
         }
+    }
+}
+
+impl Quantizable for Linear {
+    fn weight_shape(&self) -> Vec<usize> {
+        match &self.quantized {
+            Some(q) => q.weight.shape().to_vec(),
+            None => self.weight.shape().to_vec(),
+        }
+    }
+    fn is_quantized(&self) -> bool {
+        self.quantized.is_some()
+    }
+    fn quantize(&mut self, group_size: usize, bits: usize) -> Result<()> {
+        if self.quantized.is_some() {
+            bail!("Linear: the layer is already quantized");
+        }
+        self.quantized = Some(QuantizedLinear::from_linear(self, group_size, bits)?);
+        let empty = ops::zeros(&[0], Dtype::Float32)?;
+        self.weight = Param::frozen(empty);
+        self.bias = None;
+        Ok(())
     }
 }
 
@@ -130,11 +192,35 @@ impl Forward for Identity {
 }
 
 /// A lookup table of `num_embeddings` vectors of `dims` features (mlx.nn.Embedding), initialised
-/// from a normal distribution of standard deviation `1/sqrt(dims)`.
-#[derive(Clone, Debug, crate::Module)]
-#[module(crate = "crate")]
+/// from a normal distribution of standard deviation `1/sqrt(dims)`. Quantizable in place, as
+/// [`Linear`] is (through a [`QuantizedEmbedding`]).
+#[derive(Clone, Debug)]
 pub struct Embedding {
     pub weight: Param,
+    /// The quantized form, once quantized (`weight` above is then unused and emptied).
+    pub quantized: Option<QuantizedEmbedding>,
+}
+
+impl Module for Embedding {
+    fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
+        match &self.quantized {
+            Some(q) => q.visit_params(prefix, f),
+            None => self.weight.visit_params(&join(prefix, "weight"), f),
+        }
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        match &mut self.quantized {
+            Some(q) => q.visit_params_mut(prefix, f),
+            None => self.weight.visit_params_mut(&join(prefix, "weight"), f),
+        }
+    }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn Quantizable),
+    ) {
+        f(prefix, self)
+    }
 }
 
 impl Embedding {
@@ -149,11 +235,15 @@ impl Embedding {
                 scale,
                 None,
             )?),
+            quantized: None,
         })
     }
 
     /// The rows of the table for integer indices `x` (shape `x.shape + (dims,)`).
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        if let Some(q) = &self.quantized {
+            return q.forward(x);
+        }
         if !x.dtype().is_integer() {
             bail!("Embedding: indices must be integers, not {}", x.dtype());
         }
@@ -162,7 +252,30 @@ impl Embedding {
 
     /// The layer used as an output projection: `x W^T` (weight tying).
     pub fn as_linear(&self, x: &Array) -> Result<Array> {
+        if let Some(q) = &self.quantized {
+            return q.as_linear(x);
+        }
         ops::matmul(x, &ops::transpose(&self.weight, [1i64, 0])?)
+    }
+}
+
+impl Quantizable for Embedding {
+    fn weight_shape(&self) -> Vec<usize> {
+        match &self.quantized {
+            Some(q) => q.weight.shape().to_vec(),
+            None => self.weight.shape().to_vec(),
+        }
+    }
+    fn is_quantized(&self) -> bool {
+        self.quantized.is_some()
+    }
+    fn quantize(&mut self, group_size: usize, bits: usize) -> Result<()> {
+        if self.quantized.is_some() {
+            bail!("Embedding: the layer is already quantized");
+        }
+        self.quantized = Some(QuantizedEmbedding::from_embedding(self, group_size, bits)?);
+        self.weight = Param::frozen(ops::zeros(&[0], Dtype::Float32)?);
+        Ok(())
     }
 }
 

@@ -79,6 +79,18 @@ pub trait Module {
     fn set_training(&mut self, training: bool) {
         let _ = training;
     }
+
+    /// Calls `f` on every layer that can be quantized ([`Linear`](crate::Linear),
+    /// [`Embedding`](crate::Embedding)) here and in every submodule, with its dotted name:
+    /// how [`quantize`](crate::quantize) finds them. Containers and derived modules forward it;
+    /// a leaf that holds no such layer keeps this default.
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn crate::Quantizable),
+    ) {
+        let _ = (prefix, f);
+    }
 }
 
 /// The operations every module has, in terms of [`Module`]'s visitors.
@@ -216,6 +228,15 @@ impl<T: Module> Module for Vec<T> {
     fn set_training(&mut self, training: bool) {
         self.iter_mut().for_each(|m| m.set_training(training))
     }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn crate::Quantizable),
+    ) {
+        for (i, m) in self.iter_mut().enumerate() {
+            m.visit_quantizable_mut(&join(prefix, &i.to_string()), f);
+        }
+    }
 }
 
 impl<T: Module> Module for Option<T> {
@@ -234,6 +255,15 @@ impl<T: Module> Module for Option<T> {
             m.set_training(training)
         }
     }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn crate::Quantizable),
+    ) {
+        if let Some(m) = self {
+            m.visit_quantizable_mut(prefix, f)
+        }
+    }
 }
 
 impl<T: Module> Module for BTreeMap<String, T> {
@@ -250,6 +280,15 @@ impl<T: Module> Module for BTreeMap<String, T> {
     fn set_training(&mut self, training: bool) {
         self.values_mut().for_each(|m| m.set_training(training))
     }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn crate::Quantizable),
+    ) {
+        for (k, m) in self.iter_mut() {
+            m.visit_quantizable_mut(&join(prefix, k), f);
+        }
+    }
 }
 
 impl<T: Module + ?Sized> Module for Box<T> {
@@ -261,6 +300,13 @@ impl<T: Module + ?Sized> Module for Box<T> {
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
+    }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn crate::Quantizable),
+    ) {
+        (**self).visit_quantizable_mut(prefix, f)
     }
 }
 

@@ -101,6 +101,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         where_, clip, nan_to_num, round, isclose, allclose, array_equal, result_type,
         conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,
         conv_general,
+        quantize, dequantize, quantized_matmul, gather_qmm,
         eval, async_eval, get_active_memory, get_peak_memory, reset_peak_memory,
         get_cache_memory, clear_cache, set_memory_limit, set_cache_limit,
     );

@@ -1258,3 +1258,108 @@ pub fn set_memory_limit(limit: usize) -> usize {
 pub fn set_cache_limit(limit: usize) -> usize {
     umx::memory::set_cache_limit(limit)
 }
+
+// ---- quantization --------------------------------------------------------------------------
+
+/// Only MLX's affine mode is implemented.
+fn affine(op: &str, mode: &str) -> PyResult<()> {
+    if mode != "affine" {
+        return Err(PyValueError::new_err(format!(
+            "{op}: mode {mode:?} is not supported; only \"affine\" is"
+        )));
+    }
+    Ok(())
+}
+
+/// `(w_q, scales, biases)`: `w` quantized with MLX's affine scheme, as `mx.quantize`.
+#[pyfunction]
+#[pyo3(signature = (w, /, group_size=64, bits=4, mode="affine", *, stream=None))]
+pub fn quantize<'py>(
+    py: Python<'py>,
+    w: Operand,
+    group_size: usize,
+    bits: usize,
+    mode: &str,
+    stream: Option<StreamArg>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    affine("quantize", mode)?;
+    let (q, s, b) = on(stream, || ops::quantize(&w.0, group_size, bits))?;
+    tuple_out(py, vec![q, s, b])
+}
+
+/// The matrix `quantize` packed, as `mx.dequantize`.
+#[pyfunction]
+#[pyo3(signature = (w, /, scales, biases, group_size=64, bits=4, mode="affine", *, stream=None))]
+pub fn dequantize(
+    w: Operand,
+    scales: Operand,
+    biases: Operand,
+    group_size: usize,
+    bits: usize,
+    mode: &str,
+    stream: Option<StreamArg>,
+) -> Out {
+    affine("dequantize", mode)?;
+    out(on(stream, || {
+        ops::dequantize(&w.0, &scales.0, &biases.0, group_size, bits)
+    }))
+}
+
+/// `x @ W.T` (or `x @ W`) with `W` quantized, as `mx.quantized_matmul`.
+#[pyfunction]
+#[pyo3(signature = (x, w, /, scales, biases, transpose=true, group_size=64, bits=4, mode="affine", *, stream=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn quantized_matmul(
+    x: Operand,
+    w: Operand,
+    scales: Operand,
+    biases: Operand,
+    transpose: bool,
+    group_size: usize,
+    bits: usize,
+    mode: &str,
+    stream: Option<StreamArg>,
+) -> Out {
+    affine("quantized_matmul", mode)?;
+    out(on(stream, || {
+        ops::quantized_matmul(
+            &x.0, &w.0, &scales.0, &biases.0, transpose, group_size, bits,
+        )
+    }))
+}
+
+/// A quantized product with gathered operands, as `mx.gather_qmm`.
+#[pyfunction]
+#[pyo3(signature = (x, w, /, scales, biases, lhs_indices=None, rhs_indices=None, transpose=true,
+    group_size=64, bits=4, mode="affine", *, sorted_indices=false, stream=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn gather_qmm(
+    x: Operand,
+    w: Operand,
+    scales: Operand,
+    biases: Operand,
+    lhs_indices: Option<Operand>,
+    rhs_indices: Option<Operand>,
+    transpose: bool,
+    group_size: usize,
+    bits: usize,
+    mode: &str,
+    sorted_indices: bool,
+    stream: Option<StreamArg>,
+) -> Out {
+    affine("gather_qmm", mode)?;
+    let _ = sorted_indices; // a hint for MLX's kernels; the result is the same
+    out(on(stream, || {
+        ops::gather_qmm(
+            &x.0,
+            &w.0,
+            &scales.0,
+            &biases.0,
+            lhs_indices.as_ref().map(|i| &i.0),
+            rhs_indices.as_ref().map(|i| &i.0),
+            transpose,
+            group_size,
+            bits,
+        )
+    }))
+}

@@ -10,6 +10,7 @@ pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod operators;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan;
@@ -23,6 +24,7 @@ pub use elementwise::*;
 pub use indexing::*;
 // Only the products: the rest of linalg is used as `linalg::inv`, as in MLX and NumPy.
 pub use linalg::{TensordotAxes, addmm, einsum, einsum_path, inner, matmul, outer, tensordot};
+pub use quantized::*;
 pub use reduce::*;
 pub use scan::*;
 pub use shape::*;

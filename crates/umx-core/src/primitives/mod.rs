@@ -16,6 +16,7 @@ pub mod fused;
 pub mod indexing;
 pub mod linalg;
 pub mod matmul;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan;
@@ -33,6 +34,7 @@ pub use fused::FusedOp;
 pub use indexing::IndexOp;
 pub use linalg::LinalgOp;
 pub use matmul::MatmulOp;
+pub use quantized::QuantOp;
 pub use random::RandomOp;
 pub use reduce::ReduceOp;
 pub use scan::ScanOp;
@@ -56,6 +58,7 @@ pub enum Primitive {
     Sort(SortOp),
     Random(RandomOp),
     Matmul(MatmulOp),
+    Quantized(QuantOp),
     Linalg(LinalgOp),
     Fft(FftOp),
     Transform(TransformOp),
@@ -78,6 +81,7 @@ impl Primitive {
             Primitive::Sort(_) => "sort",
             Primitive::Random(_) => "random",
             Primitive::Matmul(_) => "matmul",
+            Primitive::Quantized(_) => "quantized",
             Primitive::Linalg(_) => "linalg",
             Primitive::Fft(_) => "fft",
             Primitive::Transform(_) => "transform",
@@ -97,6 +101,7 @@ impl Primitive {
             Primitive::Scan(op) => op.name(),
             Primitive::Shape(op) => op.name(),
             Primitive::Sort(op) => op.name(),
+            Primitive::Quantized(op) => op.name(),
             Primitive::Fast(op) => op.name(),
             _ => self.family(),
         }
@@ -126,6 +131,7 @@ impl Primitive {
             Primitive::Sort(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Random(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Matmul(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::Quantized(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Linalg(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Fft(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
@@ -154,6 +160,7 @@ impl Primitive {
             Primitive::Sort(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Random(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Matmul(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::Quantized(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Linalg(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Fft(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
@@ -183,6 +190,7 @@ impl Primitive {
             Primitive::Sort(op) => op.vmap(inputs, axes, outputs),
             Primitive::Random(op) => op.vmap(inputs, axes, outputs),
             Primitive::Matmul(op) => op.vmap(inputs, axes, outputs),
+            Primitive::Quantized(op) => op.vmap(inputs, axes, outputs),
             Primitive::Linalg(op) => op.vmap(inputs, axes, outputs),
             Primitive::Fft(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),

@@ -9,6 +9,7 @@ pub mod fused;
 pub mod indexing;
 pub mod linalg;
 pub mod matmul;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan;

@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod fast;
 pub mod indexing;
 pub mod matmul;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan;

@@ -22,6 +22,7 @@ mod ops_reduce;
 mod ops_sort;
 mod ops_unary;
 mod ops_views;
+mod quantized;
 mod transforms;
 mod transforms_indexing;
 mod transforms_linalg;

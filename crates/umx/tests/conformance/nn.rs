@@ -93,11 +93,13 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
         "linear" => nn::Linear {
             weight: param(&a[1]),
             bias: Some(param(&a[2])),
+            quantized: None,
         }
         .forward(x)?,
         "linear_nobias" => nn::Linear {
             weight: param(&a[1]),
             bias: None,
+            quantized: None,
         }
         .forward(x)?,
         "bilinear" => nn::Bilinear {
@@ -142,6 +144,7 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
         }
         "embedding" => nn::Embedding {
             weight: param(&a[1]),
+            quantized: None,
         }
         .forward(x)?,
         "conv1d_layer" => nn::Conv1d {
@@ -210,6 +213,7 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
             let lin = |w: &Array| nn::Linear {
                 weight: param(w),
                 bias: None,
+                quantized: None,
             };
             let m = nn::MultiHeadAttention {
                 query_proj: lin(&a[2]),
@@ -228,6 +232,7 @@ fn run(name: &str, a: &[Array], kw: &Value) -> Result<Vec<Array>> {
             let lin = |w: &Array, b: Option<&Array>| nn::Linear {
                 weight: param(w),
                 bias: b.map(param),
+                quantized: None,
             };
             let ln = |w: &Array, b: &Array| nn::LayerNorm {
                 weight: Some(param(w)),

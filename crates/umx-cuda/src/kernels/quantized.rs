@@ -1,0 +1,417 @@
+//! GPU kernels of the quantization primitives (the format: `umx_core::primitives::quantized`).
+//!
+//! - `dequantize`: one thread per element, grid-stride; the code's bits are read from one or
+//!   two words (3, 5 and 6 bits cross words).
+//! - `quantized_matmul`, transposed, with at most [`QMV_MAX_ROWS`] rows of `x` per weight
+//!   matrix (decode): a matrix-vector kernel. Each warp computes one output column for every
+//!   row of `x`; each lane takes chunks of 32 codes of the weight row (`bits` words, read with
+//!   16-byte loads for 4 and 8 bits, 8-byte loads for 2 and 6), decodes them into registers
+//!   and accumulates `s * Σ x q + b * Σ x` in float32; the warp then sums its lanes. The
+//!   weights are read once: the kernel runs at the speed of reading them.
+//! - every other product (more rows, or `W` not transposed): the weights are dequantized to
+//!   the activation dtype and multiplied by cuBLASLt (`kernels/matmul.rs`).
+//! - `quantize` runs on the CPU (the fallback): it is done once per weight.
+
+use super::source::{Args, HEADER, grid_for, load, storage_type, store};
+use super::{contiguous, matmul};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{input_ptr, output};
+use std::sync::Arc;
+use umx_core::device::OutSpec;
+use umx_core::primitives::{MatmulOp, QuantOp};
+use umx_core::shape::{is_row_contiguous, numel, row_major_strides};
+use umx_core::{ArrayData, Dtype, Error, Result};
+
+/// Products with at most this many rows of `x` per weight matrix use the matrix-vector kernel.
+pub const QMV_MAX_ROWS: usize = 8;
+const THREADS: u32 = 256;
+
+type Outs = Result<Option<Vec<ArrayData>>>;
+
+pub fn eval(op: &QuantOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    let (group_size, bits) = op.params();
+    match (op, inputs, outputs) {
+        (QuantOp::Dequantize { .. }, [q, s, b], [out]) => {
+            let Some((q, s, b)) = packed_operands(q, s, b, out.dtype)? else {
+                return Ok(None);
+            };
+            let k = out.shape.last().copied().unwrap_or(0);
+            Ok(
+                dequantize(&q, &s, &b, k, group_size, bits, &out.shape, out.dtype)?
+                    .map(|o| vec![o]),
+            )
+        }
+        (QuantOp::QuantizedMatmul { transpose, .. }, [x, q, s, b], [out]) => {
+            qmm(x, q, s, b, *transpose, group_size, bits, out)
+        }
+        (QuantOp::Quantize { .. }, _, _) => Ok(None),
+        _ => Err(Error::Device(format!(
+            "{}: {} inputs and {} outputs",
+            op.name(),
+            inputs.len(),
+            outputs.len()
+        ))),
+    }
+}
+
+fn is_float(d: Dtype) -> bool {
+    matches!(d, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+}
+
+/// `x` row-contiguous, starting 16-byte aligned, in `dtype` (copied when it is not).
+fn dense(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
+    let aligned = (x.offset * x.dtype.size() as isize) % 16 == 0;
+    if x.dtype == dtype && aligned && is_row_contiguous(&x.shape, &x.strides) {
+        return Ok(Some(x.clone()));
+    }
+    contiguous(x, dtype)
+}
+
+/// The codes, scales and biases dense and aligned, scales and biases in `dtype`.
+fn packed_operands(
+    q: &ArrayData,
+    s: &ArrayData,
+    b: &ArrayData,
+    dtype: Dtype,
+) -> Result<Option<(ArrayData, ArrayData, ArrayData)>> {
+    if q.dtype != Dtype::Uint32 || !is_float(dtype) {
+        return Ok(None);
+    }
+    let (Some(q), Some(s), Some(b)) =
+        (dense(q, Dtype::Uint32)?, dense(s, dtype)?, dense(b, dtype)?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((q, s, b)))
+}
+
+/// Dequantizes dense rows of `k` elements into a new array of `shape` and `dtype`.
+#[allow(clippy::too_many_arguments)]
+fn dequantize(
+    q: &ArrayData,
+    s: &ArrayData,
+    b: &ArrayData,
+    k: usize,
+    group_size: usize,
+    bits: usize,
+    shape: &[usize],
+    dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    let n = numel(shape);
+    let (buffer, ptr) = output(n * dtype.size())?;
+    let result = ArrayData {
+        buffer: Arc::new(buffer),
+        shape: shape.to_vec(),
+        dtype,
+        strides: row_major_strides(shape),
+        offset: 0,
+    };
+    if n == 0 {
+        return Ok(Some(result));
+    }
+    let key = format!("dequantize|{dtype:?}|{bits}|{group_size}");
+    let f = function_for(
+        &key,
+        || dequantize_source(dtype, bits, group_size),
+        "umx_dequantize",
+    )?;
+    let g = gpu()?;
+    let mut args = Args::default();
+    args.push(ptr)
+        .push(input_ptr(q)?)
+        .push(input_ptr(s)?)
+        .push(input_ptr(b)?)
+        .push(n as i64)
+        .push(k as i64);
+    launch(
+        f,
+        grid_for(n, THREADS, g.sm_count),
+        THREADS,
+        0,
+        &mut args.pointers(),
+    )?;
+    Ok(Some(result))
+}
+
+/// The CUDA source of the dequantize kernel.
+fn dequantize_source(dtype: Dtype, bits: usize, group_size: usize) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    format!(
+        r#"{HEADER}
+#define BITS {bits}
+#define GS {group_size}
+extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, const {st}* sc,
+    const {st}* bi, long long n, long long k) {{
+  long long words = k * BITS / 32, groups = k / GS;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {{
+    long long row = i / k, col = i - row * k;
+    const unsigned int* w = q + row * words;
+    long long bit = col * BITS;
+    long long wi = bit >> 5;
+    int sh = (int)(bit & 31);
+    unsigned int v = w[wi] >> sh;
+    if (sh + BITS > 32) v |= w[wi + 1] << (32 - sh);
+    v &= (1u << BITS) - 1u;
+    long long g = row * groups + col / GS;
+    float r = {s} * (float)v + {b};
+    out[i] = {o};
+  }}
+}}
+"#,
+        s = load(dtype, "sc[g]", "float"),
+        b = load(dtype, "bi[g]", "float"),
+        o = store(dtype, "r"),
+    )
+}
+
+/// The CUDA source of the matrix-vector kernel for `rows` rows of `x`.
+fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize) -> String {
+    let m = rows;
+    let st = storage_type(dtype).unwrap_or("void");
+    let xv = 16 / dtype.size(); // x elements per 16-byte load
+    // The `bits` words of a chunk of 32 codes, in the widest loads their alignment allows.
+    let load_words = match bits % 4 {
+        0 => {
+            "for (int i = 0; i < BITS / 4; i++) { umx_pack<unsigned int, 4> t = \
+             ((const umx_pack<unsigned int, 4>*)wc)[i]; \
+             for (int e = 0; e < 4; e++) w[4 * i + e] = t.v[e]; }"
+        }
+        2 => {
+            "for (int i = 0; i < BITS / 2; i++) { umx_pack<unsigned int, 2> t = \
+             ((const umx_pack<unsigned int, 2>*)wc)[i]; \
+             for (int e = 0; e < 2; e++) w[2 * i + e] = t.v[e]; }"
+        }
+        _ => "for (int i = 0; i < BITS; i++) w[i] = wc[i];",
+    };
+    format!(
+        r#"{HEADER}
+#define BITS {bits}
+#define GS {group_size}
+#define ROWS {m}
+#define XV {xv}
+extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
+    const {st}* sc, const {st}* bi, long long n, long long k, long long batches) {{
+  int lane = threadIdx.x & 31;
+  long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (warp >= batches * n) return;
+  long long bat = warp / n, col = warp - bat * n;
+  long long words = k * BITS / 32, groups = k / GS;
+  const unsigned int* wr = q + (bat * n + col) * words;
+  const {st}* sr = sc + (bat * n + col) * groups;
+  const {st}* br = bi + (bat * n + col) * groups;
+  const {st}* xb = x + bat * ROWS * k;
+  float acc[ROWS];
+  #pragma unroll
+  for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
+  long long chunks = k / 32;
+  for (long long c = lane; c < chunks; c += 32) {{
+    const unsigned int* wc = wr + c * BITS;
+    unsigned int w[BITS];
+    {load_words}
+    float qv[32];
+    #pragma unroll
+    for (int j = 0; j < 32; j++) {{
+      const int bit = j * BITS, wi = bit >> 5, sh = bit & 31;
+      unsigned int v = w[wi] >> sh;
+      if (sh + BITS > 32) v |= w[wi + 1] << (32 - sh);
+      qv[j] = (float)(v & ((1u << BITS) - 1u));
+    }}
+    long long g = c * 32 / GS;
+    float s = {s}, b = {b};
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) {{
+      const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);
+      float dot = 0.f, sum = 0.f;
+      #pragma unroll
+      for (int i = 0; i < 32 / XV; i++) {{
+umx_pack<{st}, XV> p = xp[i];
+#pragma unroll
+for (int e = 0; e < XV; e++) {{
+  float xv = {xe};
+  dot += xv * qv[i * XV + e];
+  sum += xv;
+}}
+      }}
+      acc[r] += s * dot + b * sum;
+    }}
+  }}
+  #pragma unroll
+  for (int r = 0; r < ROWS; r++) {{
+    float v = acc[r];
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) out[(bat * ROWS + r) * n + col] = {o};
+  }}
+}}
+"#,
+        s = load(dtype, "sr[g]", "float"),
+        b = load(dtype, "br[g]", "float"),
+        xe = load(dtype, "p.v[e]", "float"),
+        o = store(dtype, "v"),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn qmm(
+    x: &ArrayData,
+    q: &ArrayData,
+    s: &ArrayData,
+    b: &ArrayData,
+    transpose: bool,
+    group_size: usize,
+    bits: usize,
+    out: &OutSpec,
+) -> Outs {
+    let dtype = out.dtype;
+    if !is_float(dtype) || x.dtype != dtype {
+        return Ok(None);
+    }
+    let qn = q.shape.len();
+    if qn < 2 {
+        return Ok(None);
+    }
+    let (rows, wpr) = (q.shape[qn - 2], q.shape[qn - 1]);
+    let k_row = wpr * 32 / bits;
+    let (k, n) = if transpose {
+        (k_row, rows)
+    } else {
+        (rows, k_row)
+    };
+    let batches = numel(&q.shape[..qn - 2]);
+    let total = numel(&out.shape);
+    let m = if batches == 0 || n == 0 {
+        0
+    } else {
+        total / n / batches
+    };
+    if total == 0 || k == 0 {
+        // Nothing to compute, or an empty sum: the CPU writes zeros without a round trip of
+        // weights only when there are none; both are rare.
+        return Ok(None);
+    }
+    let Some((q, s, b)) = packed_operands(q, s, b, dtype)? else {
+        return Ok(None);
+    };
+    let Some(x) = dense(x, dtype)? else {
+        return Ok(None);
+    };
+    if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
+        return qmv(&x, &q, &s, &b, m, n, k, batches, group_size, bits, out).map(|o| Some(vec![o]));
+    }
+    // Dequantize to the activation dtype, then one (batched) cuBLASLt product.
+    let mut wshape = q.shape.clone();
+    wshape[qn - 1] = k_row;
+    let Some(mut w) = dequantize(&q, &s, &b, k_row, group_size, bits, &wshape, dtype)? else {
+        return Ok(None);
+    };
+    if transpose {
+        w.shape.swap(qn - 1, qn - 2);
+        w.strides.swap(qn - 1, qn - 2);
+    }
+    let mut xm = x.clone();
+    if qn == 2 {
+        // Every leading dim of x is a row.
+        xm.shape = vec![x.size() / k, k];
+        xm.strides = row_major_strides(&xm.shape);
+    }
+    let mut mshape = xm.shape.clone();
+    if let Some(l) = mshape.last_mut() {
+        *l = n;
+    }
+    let spec = OutSpec {
+        shape: mshape,
+        dtype,
+    };
+    let Some(mut r) = matmul::eval(&MatmulOp::Matmul, &[xm, w], &[spec])? else {
+        return Ok(None);
+    };
+    let mut y = r
+        .pop()
+        .ok_or_else(|| Error::Device("quantized_matmul: no product".into()))?;
+    y.shape = out.shape.clone();
+    y.strides = row_major_strides(&out.shape);
+    Ok(Some(vec![y]))
+}
+
+/// The matrix-vector kernel: `out (batches, m, n) = x (batches, m, k) @ W^T`, `W` `(batches,
+/// n, k)` quantized, all dense.
+#[allow(clippy::too_many_arguments)]
+fn qmv(
+    x: &ArrayData,
+    q: &ArrayData,
+    s: &ArrayData,
+    b: &ArrayData,
+    m: usize,
+    n: usize,
+    k: usize,
+    batches: usize,
+    group_size: usize,
+    bits: usize,
+    out: &OutSpec,
+) -> Result<ArrayData> {
+    let dtype = out.dtype;
+    let total = numel(&out.shape);
+    let (buffer, ptr) = output(total * dtype.size())?;
+    let result = ArrayData {
+        buffer: Arc::new(buffer),
+        shape: out.shape.clone(),
+        dtype,
+        strides: row_major_strides(&out.shape),
+        offset: 0,
+    };
+    let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}");
+    let f = function_for(&key, || qmv_source(dtype, bits, group_size, m), "umx_qmv")?;
+    let warps = batches * n;
+    let per_block = (THREADS / 32) as usize;
+    let blocks = warps.div_ceil(per_block).max(1) as u32;
+    let mut args = Args::default();
+    args.push(ptr)
+        .push(input_ptr(x)?)
+        .push(input_ptr(q)?)
+        .push(input_ptr(s)?)
+        .push(input_ptr(b)?)
+        .push(n as i64)
+        .push(k as i64)
+        .push(batches as i64);
+    launch(f, blocks, THREADS, 0, &mut args.pointers())?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every generated source has balanced braces and parentheses, and names its kernel; with
+    /// `UMX_DUMP_QUANTIZED_SOURCES=dir` they are also written there (to check them with a C++
+    /// compiler where no NVRTC is at hand).
+    #[test]
+    fn generated_sources_are_well_formed() {
+        let dump = std::env::var("UMX_DUMP_QUANTIZED_SOURCES").ok();
+        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+            for bits in [1, 2, 3, 4, 5, 6, 8] {
+                for gs in [32, 64, 128] {
+                    let mut sources = vec![(
+                        format!("deq_{dtype:?}_{bits}_{gs}"),
+                        dequantize_source(dtype, bits, gs),
+                    )];
+                    for rows in [1, 8] {
+                        sources.push((
+                            format!("qmv_{dtype:?}_{bits}_{gs}_{rows}"),
+                            qmv_source(dtype, bits, gs, rows),
+                        ));
+                    }
+                    for (name, src) in sources {
+                        let count = |c: char| src.chars().filter(|&x| x == c).count();
+                        assert_eq!(count('{'), count('}'), "{name}");
+                        assert_eq!(count('('), count(')'), "{name}");
+                        assert!(src.contains("extern \"C\" __global__"), "{name}");
+                        if let Some(dir) = &dump {
+                            std::fs::write(format!("{dir}/{name}.cu"), &src).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
