@@ -810,7 +810,7 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
             let what = format!("{dt} d={d}");
             // The CPU sums a row one element after another: over 70000 float32 its rounding
             // error passes the tree sums' (the GPU's) by more than the usual tolerance.
-            let tol = if d > 10000 { tol.max(1e-4) } else { tol };
+            let tol: f64 = if d > 10000 { f64::max(tol, 1e-4) } else { tol };
             let (c, g) = both(|| fast::rms_norm(&x, Some(&w), 1e-5));
             assert_close(&format!("rms_norm {what}"), &c, &g, tol);
             let (c, g) = both(|| fast::layer_norm(&x, Some(&w), Some(&b), 1e-5));
