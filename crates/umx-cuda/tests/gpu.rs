@@ -823,7 +823,7 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
         let offsets = Array::from_slice(&[4i32, 900], &[2]).unwrap();
         for traditional in [false, true] {
             let (c, g) = both(|| {
-                let xt = ops::transpose(&x, &[0, 2, 1, 3])?;
+                let xt = ops::transpose(&x, [0, 2, 1, 3])?;
                 fast::rope(&xt, 24, traditional, Some(1e4), 0.5, &offsets, None)
             });
             assert_close(&format!("rope {dt} {traditional}"), &c, &g, tol);
@@ -833,7 +833,7 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
         let cache = input(&[2, 2, 1000, 128], dt, 5);
         let sinks = input(&[8], Dtype::Float32, 6);
         let mask = with_device(Device::Cpu, || {
-            ops::less(&input(&[2, 1, 3, 700], Dtype::Float32, 7), 1.5)
+            ops::less(input(&[2, 1, 3, 700], Dtype::Float32, 7), 1.5)
         })
         .unwrap();
         for lq in [1usize, 3] {

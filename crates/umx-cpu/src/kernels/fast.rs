@@ -214,7 +214,7 @@ fn rope(
         }
     };
     let mut ys = xs.clone();
-    let rows_n = if d == 0 { 0 } else { xs.len() / d };
+    let rows_n = xs.len().checked_div(d).unwrap_or(0);
     let row = |r: usize, y: &mut [f32]| {
         let off = if offsets.len() == 1 {
             offsets[0]

@@ -141,7 +141,7 @@ fn rows(
         None => return Ok(None),
     };
     let d = x.shape.last().copied().unwrap_or(1);
-    let n_rows = if d == 0 { 0 } else { x.size() / d };
+    let n_rows = x.size().checked_div(d).unwrap_or(0);
     let (result, out_ptr) = fresh(&out.shape, out.dtype)?;
     if n_rows == 0 {
         return Ok(Some(vec![result]));
@@ -177,7 +177,7 @@ fn rows(
         None => 0,
     };
     // Weight and bias come in vectors too when their addresses allow it.
-    let packed = |ptr: u64, d: Dtype| ptr == 0 || ptr % (vec * d.size()) as u64 == 0;
+    let packed = |ptr: u64, d: Dtype| ptr == 0 || ptr.is_multiple_of((vec * d.size()) as u64);
     let wvec = packed(w_ptr, wd) && packed(b_ptr, bd);
     let key = format!(
         "fast-rows|{kind:?}|{:?}|{:?}|{wd:?}|{bd:?}|{weight}|{bias}|{vec}|{chunks}|{wvec}",
@@ -212,6 +212,7 @@ fn rows(
 
 /// The source of one row kernel: `chunks` vectors per thread held in registers (0: read the
 /// row again for each pass).
+#[allow(clippy::too_many_arguments)]
 fn rows_source(
     kind: Row,
     (xs, xd): (&str, Dtype),
@@ -234,9 +235,7 @@ fn rows_source(
             )
         } else {
             (
-                format!(
-                    "for (long long j = (long long)threadIdx.x * VEC; j < d; j += (long long)blockDim.x * VEC) {{ XP px = *(const XP*)(xr + j);"
-                ),
+                "for (long long j = (long long)threadIdx.x * VEC; j < d; j += (long long)blockDim.x * VEC) { XP px = *(const XP*)(xr + j);".to_string(),
                 lx.clone(),
             )
         };
@@ -383,7 +382,7 @@ fn rope(
     };
     let (result, out_ptr) = fresh(&out.shape, out.dtype)?;
     let (l, d) = (x.shape[nd - 2], x.shape[nd - 1]);
-    let n_rows = if d == 0 { 0 } else { x.size() / d };
+    let n_rows = x.size().checked_div(d).unwrap_or(0);
     let half = dims / 2;
     let per_row = half + (d - dims);
     let work = n_rows * per_row;
