@@ -214,8 +214,16 @@ fn unpack_whole_words<const BITS: usize>(words: &[u32], first: usize, out: &mut 
     let per = 32 / BITS;
     let mask = (1u32 << BITS) - 1;
     let w0 = first / per;
-    for (chunk, &word) in out.chunks_mut(per).zip(&words[w0..]) {
+    let mut chunks = out.chunks_exact_mut(per);
+    let mut src = words[w0..].iter();
+    for (chunk, &word) in (&mut chunks).zip(&mut src) {
         for (k, o) in chunk.iter_mut().enumerate() {
+            *o = ((word >> (k * BITS)) & mask) as f32;
+        }
+    }
+    // A tail shorter than a word (callers pass whole groups, so none in practice).
+    if let (Some(&word), rest) = (src.next(), chunks.into_remainder()) {
+        for (k, o) in rest.iter_mut().enumerate() {
             *o = ((word >> (k * BITS)) & mask) as f32;
         }
     }
