@@ -194,23 +194,37 @@ pub fn unpack_code(words: &[u32], bits: usize, i: usize) -> u32 {
 /// multiple of 32), as floats: the inner loop of every dequantizing kernel.
 #[inline]
 pub fn unpack_codes(words: &[u32], bits: usize, first: usize, out: &mut [f32]) {
+    // Codes never cross a word for 1, 2, 4 and 8 bits: whole words at a time, with the
+    // shifts known at compile time so the loop vectorizes.
     match bits {
-        // Codes never cross a word: eight, four or two at a time per word.
-        1 | 2 | 4 | 8 => {
-            let per = 32 / bits;
-            let mask = (1u32 << bits) - 1;
-            let w0 = first / per;
-            for (j, chunk) in out.chunks_mut(per).enumerate() {
-                let word = words[w0 + j];
-                for (k, o) in chunk.iter_mut().enumerate() {
-                    *o = ((word >> (k * bits)) & mask) as f32;
-                }
-            }
-        }
+        1 => unpack_whole_words::<1>(words, first, out),
+        2 => unpack_whole_words::<2>(words, first, out),
+        4 => unpack_whole_words::<4>(words, first, out),
+        8 => unpack_whole_words::<8>(words, first, out),
         _ => {
             for (k, o) in out.iter_mut().enumerate() {
                 *o = unpack_code(words, bits, first + k) as f32;
             }
+        }
+    }
+}
+
+#[inline(always)]
+fn unpack_whole_words<const BITS: usize>(words: &[u32], first: usize, out: &mut [f32]) {
+    let per = 32 / BITS;
+    let mask = (1u32 << BITS) - 1;
+    let w0 = first / per;
+    let mut chunks = out.chunks_exact_mut(per);
+    let mut src = words[w0..].iter();
+    for (chunk, &word) in (&mut chunks).zip(&mut src) {
+        for (k, o) in chunk.iter_mut().enumerate() {
+            *o = ((word >> (k * BITS)) & mask) as f32;
+        }
+    }
+    // A tail shorter than a word (callers pass whole groups, so none in practice).
+    if let (Some(&word), rest) = (src.next(), chunks.into_remainder()) {
+        for (k, o) in rest.iter_mut().enumerate() {
+            *o = ((word >> (k * BITS)) & mask) as f32;
         }
     }
 }

@@ -427,6 +427,19 @@ impl Qmm {
     }
 }
 
+/// `Σ a b` over slices whose length is a multiple of 8, with eight running sums (one float32
+/// sum would be one long chain of dependent adds; eight vectorize).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    acc.iter().sum()
+}
+
 /// The packed weights of one matrix: `rows` rows of `words_per_row` words.
 struct Packed<'a, T> {
     q: &'a [u32],
@@ -450,13 +463,32 @@ impl<T: Float> Packed<'_, T> {
             let mut acc = [0f32; DIRECT_MAX_ROWS];
             let mut codes = [0f32; 128];
             let qr = &self.q[j * self.words_per_row..(j + 1) * self.words_per_row];
+            if self.bits == 4 {
+                // The common case, fused: each word is eight codes, one per running sum.
+                let wpg = gs / 8;
+                for g in 0..gpr {
+                    let (sc, bi) = (self.s[j * gpr + g].f32(), self.b[j * gpr + g].f32());
+                    let words = &qr[g * wpg..(g + 1) * wpg];
+                    for (i, a) in acc.iter_mut().enumerate().take(m) {
+                        let xg = &x[i * k + g * gs..i * k + (g + 1) * gs];
+                        let mut lanes = [0f32; 8];
+                        for (&w, xs) in words.iter().zip(xg.chunks_exact(8)) {
+                            for (l, (lane, &xv)) in lanes.iter_mut().zip(xs).enumerate() {
+                                *lane += xv * ((w >> (4 * l)) & 15) as f32;
+                            }
+                        }
+                        *a += sc * lanes.iter().sum::<f32>() + bi * xsum[i * gpr + g];
+                    }
+                }
+                return acc;
+            }
             for g in 0..gpr {
                 unpack_codes(qr, self.bits, g * gs, &mut codes[..gs]);
                 let (sc, bi) = (self.s[j * gpr + g].f32(), self.b[j * gpr + g].f32());
                 for (i, a) in acc.iter_mut().enumerate().take(m) {
                     let xg = &x[i * k + g * gs..i * k + (g + 1) * gs];
-                    let dot: f32 = xg.iter().zip(&codes[..gs]).map(|(a, b)| a * b).sum();
-                    *a += sc * dot + bi * xsum[i * gpr + g];
+                    let xq = dot(xg, &codes[..gs]);
+                    *a += sc * xq + bi * xsum[i * gpr + g];
                 }
             }
             acc

@@ -493,12 +493,17 @@ fn bad_arguments_are_errors_that_name_the_op() {
 #[ignore]
 fn quantized_decode_speed() {
     use std::time::Instant;
-    let (n, k, reps) = (8192usize, 8192usize, 64);
-    let w = ops::astype(&values(&[n, k], 200), Dtype::Bfloat16).unwrap();
+    // UMX_QDECODE=n,k,reps,dtype (float32 or bfloat16) for other sizes, as on the CPU.
+    let spec = std::env::var("UMX_QDECODE").unwrap_or_else(|_| "8192,8192,64,bfloat16".into());
+    let parts: Vec<&str> = spec.split(',').collect();
+    let num = |i: usize, d: usize| parts.get(i).and_then(|p| p.parse().ok()).unwrap_or(d);
+    let (n, k, reps) = (num(0, 8192), num(1, 8192), num(2, 64));
+    let dt = Dtype::from_name(parts.get(3).copied().unwrap_or("bfloat16")).unwrap();
+    let w = ops::astype(&values(&[n, k], 200), dt).unwrap();
     let (q, s, b) = ops::quantize(&w, 64, 4).unwrap();
     umx::eval(&[q.clone(), s.clone(), b.clone(), w.clone()]).unwrap();
     let xs: Vec<Array> = (0..reps)
-        .map(|i| ops::astype(&values(&[1, k], 300 + i as u64), Dtype::Bfloat16).unwrap())
+        .map(|i| ops::astype(&values(&[1, k], 300 + i as u64), dt).unwrap())
         .collect();
     umx::eval(&xs).unwrap();
     let time = |f: &dyn Fn(&Array) -> Array| {
@@ -522,7 +527,7 @@ fn quantized_decode_speed() {
     let td = time(&|x| ops::matmul(x, &wt).unwrap());
     let qbytes = (q.nbytes() + s.nbytes() + b.nbytes()) as f64;
     println!(
-        "decode {n}x{k} on {:?}: 4-bit {:.1} us ({:.0} GB/s of weights), bf16 {:.1} us ({:.0} \
+        "decode {n}x{k} on {:?}: 4-bit {:.1} us ({:.0} GB/s of weights), {dt} {:.1} us ({:.0} \
          GB/s), 4-bit is {:.2}x faster",
         umx::default_device(),
         tq * 1e6,
