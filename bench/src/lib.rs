@@ -30,3 +30,44 @@ pub fn values(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Runs a peer script of `bench/` (`peers_gpu.py`, ...) with python3 and adds the timings it
+/// prints as JSON (`{"workload/peer": number}`) to `times`. Entries that are not numbers (a
+/// peer's error) and a script that fails are reported on stderr, not fatal.
+pub fn run_peers(script: &str, times: &mut std::collections::BTreeMap<String, f64>) {
+    use std::collections::BTreeMap;
+    let built = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
+    // On the GPU machine the binary runs from the repository root of a copied tree.
+    let path = if std::path::Path::new(&built).exists() {
+        built
+    } else {
+        format!("bench/{script}")
+    };
+    match std::process::Command::new("python3").arg(&path).output() {
+        Ok(out) => match serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&out.stdout)
+        {
+            Ok(peers) => {
+                for (k, v) in peers {
+                    match v.as_f64() {
+                        Some(x) => {
+                            times.insert(k, x);
+                        }
+                        None => eprintln!("peer {k}: {v}"),
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "peers: no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        },
+        Err(e) => eprintln!("peers: python3 did not run: {e}"),
+    }
+}
+
+/// The GPU's name, architecture and memory, for the tables' heading.
+pub fn card() -> String {
+    umx::cuda::device_info()
+        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
+        .unwrap_or_default()
+}

@@ -12,9 +12,7 @@
 //! is the mean of back-to-back calls after a warm-up with one synchronisation at the end, for
 //! umx and torch alike; graph building and launches are inside the time.
 
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Instant;
 use umx::fast::{self, AttentionMask};
 use umx::prelude::*;
@@ -92,34 +90,8 @@ fn main() -> Result<()> {
     run_umx(&mut times)?;
     let fallbacks = umx::cuda::fallback_ops();
     umx::cuda::memory::clear_cache()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_fast.py");
-    let script = if std::path::Path::new(script).exists() {
-        script.to_string()
-    } else {
-        "bench/peers_fast.py".to_string()
-    };
-    match Command::new("python3").arg(&script).output() {
-        Ok(out) => match serde_json::from_slice::<BTreeMap<String, Value>>(&out.stdout) {
-            Ok(peers) => {
-                for (k, v) in peers {
-                    match v.as_f64() {
-                        Some(ms) => {
-                            times.insert(k, ms);
-                        }
-                        None => eprintln!("peer {k}: {v}"),
-                    }
-                }
-            }
-            Err(e) => eprintln!(
-                "peers: no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        },
-        Err(e) => eprintln!("peers: python3 did not run: {e}"),
-    }
-    let card = umx::cuda::device_info()
-        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
-        .unwrap_or_default();
+    umx_bench::run_peers("peers_fast.py", &mut times);
+    let card = umx_bench::card();
     println!("card: {card}");
     println!(
         "{:<12} {:>10} {:>10} {:>12} {:>12} {:>13}",

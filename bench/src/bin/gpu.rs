@@ -17,9 +17,7 @@
 //! and the peers alike. The table gives milliseconds and the ratio of the best peer to umx's
 //! best (above 1: umx is faster).
 
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Instant;
 use umx::nn::losses::{self, Reduction};
 use umx::nn::{self, ModuleExt};
@@ -246,35 +244,9 @@ fn main() -> Result<()> {
     let fallbacks = umx::cuda::fallback_ops();
     umx::cuda::memory::clear_cache()?;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_gpu.py");
-    let script = if std::path::Path::new(script).exists() {
-        script.to_string()
-    } else {
-        "bench/peers_gpu.py".to_string()
-    };
-    match Command::new("python3").arg(&script).output() {
-        Ok(out) => match serde_json::from_slice::<BTreeMap<String, Value>>(&out.stdout) {
-            Ok(peers) => {
-                for (k, v) in peers {
-                    match v.as_f64() {
-                        Some(ms) => {
-                            times.insert(k, ms);
-                        }
-                        None => eprintln!("peer {k}: {v}"),
-                    }
-                }
-            }
-            Err(e) => eprintln!(
-                "peers: no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        },
-        Err(e) => eprintln!("peers: python3 did not run: {e}"),
-    }
+    umx_bench::run_peers("peers_gpu.py", &mut times);
 
-    let card = umx::cuda::device_info()
-        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
-        .unwrap_or_default();
+    let card = umx_bench::card();
     println!("card: {card}");
     let cols = ["umx", "umx compiled", "torch", "torch.compile", "jax.jit"];
     print!("{:<12}", "ms");

@@ -13,9 +13,7 @@
 //! generation is the bytes each token must read (weights and KV cache) over the card's copy
 //! bandwidth (2995 GB/s measured on the H100).
 
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::Command;
 use umx::nn::ModuleExt;
 use umx::prelude::*;
 use umx_lm::{GenerateOptions, Llama, LlamaConfig, generate};
@@ -77,34 +75,8 @@ fn main() -> Result<()> {
     drop(model);
     umx::cuda::memory::clear_cache()?;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_llm.py");
-    let script = if std::path::Path::new(script).exists() {
-        script.to_string()
-    } else {
-        "bench/peers_llm.py".to_string()
-    };
-    match Command::new("python3").arg(&script).output() {
-        Ok(out) => match serde_json::from_slice::<BTreeMap<String, Value>>(&out.stdout) {
-            Ok(peers) => {
-                for (k, v) in peers {
-                    match v.as_f64() {
-                        Some(x) => {
-                            times.insert(k, x);
-                        }
-                        None => eprintln!("peer {k}: {v}"),
-                    }
-                }
-            }
-            Err(e) => eprintln!(
-                "peers: no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        },
-        Err(e) => eprintln!("peers: python3 did not run: {e}"),
-    }
-    let card = umx::cuda::device_info()
-        .map(|(name, arch, mem)| format!("{name}, sm_{}{}, {} GiB", arch.0, arch.1, mem >> 30))
-        .unwrap_or_default();
+    umx_bench::run_peers("peers_llm.py", &mut times);
+    let card = umx_bench::card();
     println!("card: {card}");
     println!(
         "model: {:.2}B parameters, {:.2} GB of bfloat16 weights; {} tokens generated",
