@@ -337,6 +337,12 @@ impl Array {
             _ => Vec::new(),
         }
     }
+    /// A number that identifies the array: equal for handles of the same array (clones),
+    /// different for arrays alive at the same time.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Whether two handles are the same array.
     pub fn same(&self, other: &Array) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

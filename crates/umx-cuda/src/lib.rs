@@ -21,6 +21,7 @@
 mod compile;
 mod fallback;
 mod gpu;
+mod graph;
 pub mod kernels;
 mod pool;
 mod profile;
@@ -29,6 +30,7 @@ mod storage;
 pub use compile::{kernel_cache_stats, launch_cost};
 pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
+pub use graph::CudaGraph;
 pub use kernels::matmul::set_tf32;
 pub use pool::memory;
 pub use profile::{ProfileLine, profile_report, set_profiling};
@@ -56,11 +58,17 @@ impl Backend for CudaBackend {
         _stream: Stream,
     ) -> Result<Vec<ArrayData>> {
         gpu::gpu()?;
-        let start = profile::mark()?;
+        let _guard = graph::stream_guard();
+        let capturing = graph::capturing();
+        let start = if capturing { None } else { profile::mark()? };
         let mut on_cpu = false;
         let outs = match gpu_kernel(prim, &inputs, outputs)? {
             Some(outs) => outs,
             None if umx_cpu::is_view(prim) => view(prim, inputs, outputs)?,
+            None if capturing => {
+                let what = format!("{} (no GPU kernel for these inputs)", prim.name());
+                return Err(graph::not_capturable(&what));
+            }
             None => {
                 on_cpu = true;
                 fallback::eval(prim, inputs, outputs)?
@@ -78,6 +86,10 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self, _stream: Stream) -> Result<()> {
+        let _guard = graph::stream_guard();
+        if graph::capturing() {
+            return Err(graph::not_capturable("waiting for the GPU"));
+        }
         gpu::gpu()?.synchronize()?;
         kernels::indexing::take_index_error()
     }

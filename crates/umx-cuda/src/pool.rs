@@ -4,12 +4,16 @@
 //! Reuse is safe without events because all of a device's work runs on one stream: a block
 //! freed while a queued kernel still reads it is handed out again only to work queued after
 //! that kernel. Blocks really freed (`cuMemFree`) are freed after a stream sync.
+//!
+//! While a CUDA graph is captured (`graph.rs`) the pool keeps what the captured work frees
+//! apart: those blocks are reused only by the same capture (its kernels run in one order on
+//! every replay) and then belong to the graph, which returns them when it is dropped.
 
 use crate::gpu::{driver_err, gpu};
 use cudarc::driver::{result, sys};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use umx_core::{Error, Result};
 
 /// Rounds a request to its cache bucket: powers of two (at least 256 bytes, the driver's
@@ -26,8 +30,19 @@ fn bucket(size: usize) -> usize {
     }
 }
 
+/// The blocks a graph capture freed: reusable within the capture, except `reserved` ones
+/// (the graph's state, which its last nodes write), which are only kept.
+#[derive(Default)]
+struct Captured {
+    free: BTreeMap<usize, Vec<sys::CUdeviceptr>>,
+    reserved: HashSet<sys::CUdeviceptr>,
+    kept: Vec<(sys::CUdeviceptr, usize)>,
+}
+
 pub(crate) struct Pool {
     cache: Mutex<BTreeMap<usize, Vec<sys::CUdeviceptr>>>,
+    capturing: AtomicBool,
+    captured: Mutex<Option<Captured>>,
     active: AtomicUsize,
     peak: AtomicUsize,
     cached: AtomicUsize,
@@ -38,6 +53,8 @@ pub(crate) struct Pool {
 
 pub(crate) static POOL: Pool = Pool {
     cache: Mutex::new(BTreeMap::new()),
+    capturing: AtomicBool::new(false),
+    captured: Mutex::new(None),
     active: AtomicUsize::new(0),
     peak: AtomicUsize::new(0),
     cached: AtomicUsize::new(0),
@@ -56,6 +73,12 @@ impl Pool {
         let capacity = bucket(size);
         if capacity == 0 {
             return Ok((0, 0));
+        }
+        if self.capturing.load(Ordering::Acquire)
+            && let Some(c) = self.captured().as_mut()
+            && let Some(p) = c.free.get_mut(&capacity).and_then(|v| v.pop())
+        {
+            return Ok((p, capacity));
         }
         if let Some(p) = self.lock().get_mut(&capacity).and_then(|v| v.pop()) {
             self.cached.fetch_sub(capacity, Ordering::Relaxed);
@@ -99,9 +122,46 @@ impl Pool {
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
+    fn captured(&self) -> std::sync::MutexGuard<'_, Option<Captured>> {
+        self.captured.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts keeping freed blocks for a graph capture; blocks in `reserved` are only kept.
+    pub fn begin_capture(&self, reserved: impl IntoIterator<Item = sys::CUdeviceptr>) {
+        *self.captured() = Some(Captured {
+            reserved: reserved.into_iter().collect(),
+            ..Captured::default()
+        });
+        self.capturing.store(true, Ordering::Release);
+    }
+
+    /// Ends a capture: the blocks it freed, which now belong to the graph (still counted as
+    /// active until the graph gives them back).
+    pub fn end_capture(&self) -> Vec<(sys::CUdeviceptr, usize)> {
+        self.capturing.store(false, Ordering::Release);
+        let Some(c) = self.captured().take() else {
+            return Vec::new();
+        };
+        let mut blocks = c.kept;
+        for (capacity, ptrs) in c.free {
+            blocks.extend(ptrs.into_iter().map(|p| (p, capacity)));
+        }
+        blocks
+    }
+
     /// Returns a block to the cache, or to the driver when the cache is full.
     pub fn give_back(&self, ptr: sys::CUdeviceptr, capacity: usize) {
         if capacity == 0 {
+            return;
+        }
+        if self.capturing.load(Ordering::Acquire)
+            && let Some(c) = self.captured().as_mut()
+        {
+            if c.reserved.contains(&ptr) {
+                c.kept.push((ptr, capacity));
+            } else {
+                c.free.entry(capacity).or_default().push(ptr);
+            }
             return;
         }
         self.active.fetch_sub(capacity, Ordering::Relaxed);

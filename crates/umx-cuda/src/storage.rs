@@ -34,6 +34,10 @@ impl CudaStorage {
 
     /// A copy of `bytes` in device memory.
     pub fn upload(bytes: &[u8]) -> Result<CudaStorage> {
+        let _guard = crate::graph::stream_guard();
+        if crate::graph::capturing() {
+            return Err(crate::graph::not_capturable("a copy from the host"));
+        }
         let s = CudaStorage::alloc(bytes.len())?;
         if !bytes.is_empty() {
             let g = gpu()?;
@@ -69,6 +73,10 @@ impl DeviceStorage for CudaStorage {
         }
         if self.size == 0 {
             return Ok(());
+        }
+        let _guard = crate::graph::stream_guard();
+        if crate::graph::capturing() {
+            return Err(crate::graph::not_capturable("a copy to the host"));
         }
         let g = gpu()?;
         // SAFETY: both sides hold `size` bytes; the copy is ordered after every kernel queued

@@ -145,6 +145,98 @@ impl KvCache {
     }
 }
 
+/// Every layer's keys and values in buffers of a fixed number of positions, `(B, kv heads,
+/// capacity, D)`, written at a position given as an array ([`Llama::decode_fixed`]): a
+/// decoding step then has the same shapes and the same buffers at every position, which is
+/// what lets it be captured once as a CUDA graph and replayed. Positions past the one being
+/// decoded are masked out; the attention reads all `capacity` rows.
+///
+/// [`Llama::decode_fixed`]: crate::Llama::decode_fixed
+#[derive(Clone, Debug)]
+pub struct FixedCache {
+    /// Each layer's keys.
+    pub keys: Vec<Array>,
+    /// Each layer's values.
+    pub values: Vec<Array>,
+    /// 0, 1, ..., capacity - 1 (int32), against which the position is compared.
+    positions: Array,
+}
+
+impl FixedCache {
+    /// The positions of concatenating `caches` (after a prefill), copied into buffers of
+    /// `capacity` positions (zeros after them).
+    pub fn from_caches(caches: &[KvCache], capacity: usize) -> Result<FixedCache> {
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for (i, c) in caches.iter().enumerate() {
+            if c.max_size().is_some() {
+                bail!("FixedCache: layer {i} has a rotating cache; only concatenating caches fit");
+            }
+            let Some((k, v)) = c.state() else {
+                bail!("FixedCache: layer {i} holds no positions yet");
+            };
+            if k.dim(2)? > capacity {
+                bail!(
+                    "FixedCache: layer {i} holds {} positions, more than the capacity {capacity}",
+                    k.dim(2)?
+                );
+            }
+            let widen = |a: &Array| -> Result<Array> {
+                let s = a.shape();
+                let room = ops::zeros(&[s[0], s[1], capacity, s[3]], a.dtype())?;
+                ops::slice_update(
+                    &room,
+                    a,
+                    &[0, 0, 0, 0],
+                    &[s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64],
+                    &[],
+                )
+            };
+            keys.push(widen(k)?);
+            values.push(widen(v)?);
+        }
+        let capacity = i32::try_from(capacity)
+            .map_err(|_| Error::Invalid(format!("FixedCache: capacity {capacity} is too large")))?;
+        let positions = ops::arange(0, capacity, 1, Dtype::Int32)?;
+        let positions = ops::reshape(&positions, &[1, 1, 1, capacity as i64])?;
+        let cache = FixedCache {
+            keys,
+            values,
+            positions,
+        };
+        eval(cache.arrays().iter())?;
+        Ok(cache)
+    }
+
+    /// The positions each layer has room for.
+    pub fn capacity(&self) -> usize {
+        self.positions.size()
+    }
+
+    /// The attention mask of the query at `position`: true up to and including it.
+    pub fn mask(&self, position: &Array) -> Result<Array> {
+        ops::less_equal(&self.positions, position)
+    }
+
+    /// This cache with other keys and values (the same positions).
+    pub fn with(&self, keys: Vec<Array>, values: Vec<Array>) -> FixedCache {
+        FixedCache {
+            keys,
+            values,
+            positions: self.positions.clone(),
+        }
+    }
+
+    /// Its arrays: the positions, then each layer's keys and values.
+    pub fn arrays(&self) -> Vec<Array> {
+        let mut a = vec![self.positions.clone()];
+        for (k, v) in self.keys.iter().zip(&self.values) {
+            a.push(k.clone());
+            a.push(v.clone());
+        }
+        a
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

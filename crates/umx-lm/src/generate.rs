@@ -2,6 +2,7 @@
 //! ([`generate`]: prefill of the prompt, then one token at a time through the KV cache, each
 //! token handed to a callback as soon as it is known).
 
+use crate::cache::FixedCache;
 use crate::model::Llama;
 use std::time::Instant;
 use umx::bail;
@@ -95,10 +96,33 @@ pub struct GenerateOptions {
     /// The prompt goes through the model in pieces of at most this many tokens (bounding the
     /// attention scores' memory on long prompts).
     pub prefill_step_size: usize,
+    /// How each token after the first is computed.
+    pub decoding: Decoding,
+}
+
+/// How [`generate`] computes each token after the prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoding {
+    /// [`Decoding::Graph`] when the default device is a GPU and the cache keeps every
+    /// position, else [`Decoding::Eager`].
+    Auto,
+    /// Each step builds and evaluates its graph; the cache grows by concatenation (or
+    /// rotates). Works everywhere.
+    Eager,
+    /// Each step runs against a [`FixedCache`] of the prompt's and the new tokens'
+    /// positions: the same shapes at every position (what [`Decoding::Graph`] captures),
+    /// evaluated step by step.
+    Fixed,
+    /// The [`Decoding::Fixed`] step captured once as a CUDA graph and replayed for each
+    /// token: one launch per token instead of one per op. The capture happens before the
+    /// first token is returned (its time counts as prompt time). Top-p sampling and other
+    /// steps with ops the GPU cannot capture fall back to [`Decoding::Fixed`].
+    Graph,
 }
 
 impl Default for GenerateOptions {
-    /// 256 greedy tokens, no stop tokens, a concatenating cache, prefill in steps of 2048.
+    /// 256 greedy tokens, no stop tokens, a concatenating cache, prefill in steps of 2048,
+    /// decoding chosen by the device.
     fn default() -> Self {
         GenerateOptions {
             max_tokens: 256,
@@ -107,12 +131,13 @@ impl Default for GenerateOptions {
             max_kv_size: None,
             seed: None,
             prefill_step_size: 2048,
+            decoding: Decoding::Auto,
         }
     }
 }
 
 /// How a [`generate`] call went.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GenerationStats {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
@@ -126,6 +151,10 @@ pub struct GenerationStats {
     pub peak_host_memory: usize,
     /// The highest GPU memory held by umx buffers during the call, in bytes (0 without a GPU).
     pub peak_device_memory: usize,
+    /// How the tokens after the first were computed.
+    pub decoding: Decoding,
+    /// Why the decoding asked for did not run (a capture that failed), if it did not.
+    pub fallback: Option<String>,
 }
 
 impl std::fmt::Display for GenerationStats {
@@ -219,30 +248,129 @@ pub fn generate(
         eval(&state)?;
     }
     let mut token = step(&Array::from_slice(last, &[1, last.len()])?, &mut cache)?;
-    async_eval([&token])?;
     let mut out = Vec::new();
     let mut first_at = None;
-    while out.len() < options.max_tokens {
-        // The next step is queued before this token is read, from the token still being
-        // computed, so building its graph overlaps the device's work (as mlx-lm does). When
-        // a stop token or the callback ends generation, that queued step is wasted work (and
-        // its position stays in the cache, which ends with this call).
-        let next = if out.len() + 1 < options.max_tokens {
-            let n = step(&ops::reshape(&token, &[1, 1])?, &mut cache)?;
-            async_eval([&n])?;
-            Some(n)
-        } else {
-            None
-        };
-        let t = token.item::<u32>()?;
-        if first_at.is_none() {
-            first_at = Some(Instant::now());
+    let mut decoding = match options.decoding {
+        Decoding::Auto
+            if options.max_kv_size.is_none()
+                && matches!(umx::device::default_device(), Device::Gpu(_)) =>
+        {
+            Decoding::Graph
         }
+        Decoding::Auto => Decoding::Eager,
+        d => d,
+    };
+    let mut fallback = None;
+    if decoding != Decoding::Eager && options.max_tokens > 1 {
+        if options.max_kv_size.is_some() {
+            bail!(
+                "generate: {decoding:?} decoding keeps every position; it cannot rotate the cache"
+            );
+        }
+        // The state of a step: the token, its position, the sampling key (when sampling)
+        // and the fixed cache.
+        let capacity = prompt.len() + options.max_tokens;
+        let fixed = FixedCache::from_caches(&cache, capacity)?;
+        drop(cache);
+        let sampling = options.sampler.temperature > 0.0;
+        let mut state = vec![
+            ops::reshape(&token.astype(Dtype::Uint32)?, &[1, 1])?,
+            Array::scalar(prompt.len() as i32),
+        ];
+        if sampling {
+            state.push(match &key {
+                Some(k) => k.clone(),
+                None => random::bits(&[2], 4, None)?,
+            });
+        }
+        let kv_from = state.len();
+        for (k, v) in fixed.keys.iter().zip(&fixed.values) {
+            state.push(k.clone());
+            state.push(v.clone());
+        }
+        let sampler = &options.sampler;
+        let decode = |s: &[Array]| -> Result<Vec<Array>> {
+            let kv = &s[kv_from..];
+            let cache = fixed.with(
+                kv.iter().step_by(2).cloned().collect(),
+                kv.iter().skip(1).step_by(2).cloned().collect(),
+            );
+            let (logits, cache) = model.decode_fixed(&s[0], &s[1], &cache)?;
+            let mut next = Vec::with_capacity(s.len());
+            let sample_key = if sampling {
+                let ks = random::split(&s[2], 2)?;
+                let parts = ops::split(&ks, 2usize, 0)?;
+                next.push(ops::squeeze(&parts[0], 0)?);
+                Some(ops::squeeze(&parts[1], 0)?)
+            } else {
+                None
+            };
+            let t = sampler.sample(&logits, sample_key.as_ref())?;
+            let t = ops::reshape(&t.astype(Dtype::Uint32)?, &[1, 1])?;
+            let mut head = vec![t, ops::add(&s[1], 1)?];
+            head.append(&mut next);
+            for (k, v) in cache.keys.into_iter().zip(cache.values) {
+                head.push(k);
+                head.push(v);
+            }
+            Ok(head)
+        };
+        let mut graph = None;
+        if decoding == Decoding::Graph {
+            match umx::cuda::CudaGraph::capture(decode, state.clone()) {
+                Ok(g) => graph = Some(g),
+                Err(e) => {
+                    decoding = Decoding::Fixed;
+                    fallback = Some(e.to_string());
+                }
+            }
+        }
+        let t = token.item::<u32>()?;
+        first_at = Some(Instant::now());
         out.push(t);
-        let more = on_token(t)?;
-        match next {
-            Some(n) if more && !options.stop_tokens.contains(&t) => token = n,
-            _ => break,
+        let mut more = on_token(t)? && !options.stop_tokens.contains(&t);
+        while more && out.len() < options.max_tokens {
+            let t = match &mut graph {
+                Some(g) => {
+                    if out.len() > 1 {
+                        g.replay()?;
+                    }
+                    g.read(0)?.item::<u32>()?
+                }
+                None => {
+                    state = decode(&state)?;
+                    eval(&state)?;
+                    state[0].item::<u32>()?
+                }
+            };
+            out.push(t);
+            more = on_token(t)? && !options.stop_tokens.contains(&t);
+        }
+    } else {
+        decoding = Decoding::Eager;
+        async_eval([&token])?;
+        while out.len() < options.max_tokens {
+            // The next step is queued before this token is read, from the token still being
+            // computed, so building its graph overlaps the device's work (as mlx-lm does).
+            // When a stop token or the callback ends generation, that queued step is wasted
+            // work (and its position stays in the cache, which ends with this call).
+            let next = if out.len() + 1 < options.max_tokens {
+                let n = step(&ops::reshape(&token, &[1, 1])?, &mut cache)?;
+                async_eval([&n])?;
+                Some(n)
+            } else {
+                None
+            };
+            let t = token.item::<u32>()?;
+            if first_at.is_none() {
+                first_at = Some(Instant::now());
+            }
+            out.push(t);
+            let more = on_token(t)?;
+            match next {
+                Some(n) if more && !options.stop_tokens.contains(&t) => token = n,
+                _ => break,
+            }
         }
     }
     let end = Instant::now();
@@ -260,6 +388,8 @@ pub fn generate(
         },
         peak_host_memory: umx::memory::peak_memory(),
         peak_device_memory: umx::cuda::memory::peak_memory(),
+        decoding,
+        fallback,
     };
     Ok((out, stats))
 }

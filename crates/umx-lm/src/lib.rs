@@ -27,9 +27,9 @@ mod model;
 #[cfg(feature = "tokenizer")]
 mod tokenizer;
 
-pub use cache::KvCache;
+pub use cache::{FixedCache, KvCache};
 pub use config::{LlamaConfig, RopeScaling};
-pub use generate::{GenerateOptions, GenerationStats, Sampler, generate, top_p_filter};
+pub use generate::{Decoding, GenerateOptions, GenerationStats, Sampler, generate, top_p_filter};
 pub use load::parse_dtype;
 pub use lora::{
     LoRALinear, LoraConfig, LoraTargets, apply_lora, fuse_lora, load_adapters, lora_parameters,

@@ -4,7 +4,7 @@
 //! Fields are named as Hugging Face names the weights, so a parameter's dotted name in umx
 //! (`model.layers.0.self_attn.q_proj.weight`) is its name in the checkpoint.
 
-use crate::cache::KvCache;
+use crate::cache::{FixedCache, KvCache};
 use crate::config::{LlamaConfig, RopeScaling};
 use crate::lora::LoRALinear;
 use umx::bail;
@@ -121,21 +121,25 @@ impl Rope {
 
     /// Rotates `x (B, heads, L, D)` for positions `offset, offset + 1, ...`.
     pub fn forward_at(&self, x: &Array, offset: usize) -> Result<Array> {
+        let offset = i32::try_from(offset)
+            .map_err(|_| Error::Invalid(format!("Rope: offset {offset} is too large")))?;
+        self.forward_offset(x, &Array::scalar(offset))
+    }
+
+    /// [`Rope::forward_at`] with the offset as an integer array (a decoding step whose
+    /// position is data, not part of its graph).
+    pub fn forward_offset(&self, x: &Array, offset: &Array) -> Result<Array> {
         match self {
-            Rope::Standard(r) => r.forward_at(x, offset),
-            Rope::Periods(periods) => {
-                let offset = i32::try_from(offset)
-                    .map_err(|_| Error::Invalid(format!("Rope: offset {offset} is too large")))?;
-                umx::fast::rope(
-                    x,
-                    2 * periods.size(),
-                    false,
-                    None,
-                    1.0,
-                    offset,
-                    Some(periods),
-                )
-            }
+            Rope::Standard(r) => r.forward_offset(x, offset),
+            Rope::Periods(periods) => umx::fast::rope(
+                x,
+                2 * periods.size(),
+                false,
+                None,
+                1.0,
+                offset,
+                Some(periods),
+            ),
         }
     }
 }
@@ -188,6 +192,47 @@ impl Attention {
         mask: Option<&Array>,
         cache: Option<&mut KvCache>,
     ) -> Result<Array> {
+        let offset = cache.as_ref().map_or(0, |c| c.offset());
+        let offset = Array::scalar(
+            i32::try_from(offset)
+                .map_err(|_| Error::Invalid(format!("Attention: offset {offset} is too large")))?,
+        );
+        let (q, k, v) = self.queries_keys_values(x, &offset)?;
+        let (k, v) = match cache {
+            Some(c) => c.update(&k, &v)?,
+            None => (k, v),
+        };
+        self.attend(&q, &k, &v, mask)
+    }
+
+    /// One decoding position against a [`FixedCache`](crate::FixedCache) layer: `x (B, 1,
+    /// hidden)` at `position` (an int32 scalar); its keys and values are written into `keys`
+    /// and `values` `(B, kv heads, capacity, D)` at `position`, and `mask (1, 1, 1,
+    /// capacity)` hides the positions after it. Returns the output and the updated keys and
+    /// values.
+    pub fn forward_fixed(
+        &self,
+        x: &Array,
+        position: &Array,
+        mask: &Array,
+        keys: &Array,
+        values: &Array,
+    ) -> Result<(Array, Array, Array)> {
+        let (q, k, v) = self.queries_keys_values(x, position)?;
+        let at = [ops::reshape(position, &[1])?];
+        let window = |a: &Array| {
+            let s = a.shape();
+            ops::reshape(a, &[1, s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64])
+        };
+        let keys = ops::scatter(keys, &at, &window(&k)?, &[2])?;
+        let values = ops::scatter(values, &at, &window(&v)?, &[2])?;
+        let o = self.attend(&q, &keys, &values, Some(mask))?;
+        Ok((o, keys, values))
+    }
+
+    /// Queries, keys and values `(B, heads, L, D)` of `x (B, L, hidden)`, rotated for
+    /// positions from `offset` on.
+    fn queries_keys_values(&self, x: &Array, offset: &Array) -> Result<(Array, Array, Array)> {
         let (b, l) = (x.dim(0)?, x.dim(1)?);
         // (B, L, heads * D) -> (B, heads, L, D)
         let heads = |y: Array, n: usize| {
@@ -199,15 +244,16 @@ impl Attention {
         let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
-        let offset = cache.as_ref().map_or(0, |c| c.offset());
-        let q = self.rope.forward_at(&q, offset)?;
-        let k = self.rope.forward_at(&k, offset)?;
-        let (k, v) = match cache {
-            Some(c) => c.update(&k, &v)?,
-            None => (k, v),
-        };
+        let q = self.rope.forward_offset(&q, offset)?;
+        let k = self.rope.forward_offset(&k, offset)?;
+        Ok((q, k, v))
+    }
+
+    /// Attention of `q` over `k` and `v`, through the output projection: `(B, L, hidden)`.
+    fn attend(&self, q: &Array, k: &Array, v: &Array, mask: Option<&Array>) -> Result<Array> {
+        let (b, l) = (q.dim(0)?, q.dim(2)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let o = nn::scaled_dot_product_attention(&q, &k, &v, scale, mask)?;
+        let o = nn::scaled_dot_product_attention(q, k, v, scale, mask)?;
         let o = ops::reshape(
             &ops::transpose(&o, [0i64, 2, 1, 3])?,
             &[b as i64, l as i64, (self.num_heads * self.head_dim) as i64],
@@ -292,6 +338,33 @@ impl DecoderLayer {
             self.mlp
                 .forward(&self.post_attention_layernorm.forward(&h)?)?,
         )
+    }
+
+    /// [`DecoderLayer::forward`] for one position against a fixed cache (see
+    /// [`Attention::forward_fixed`]): the output and the updated keys and values.
+    pub fn forward_fixed(
+        &self,
+        x: &Array,
+        position: &Array,
+        mask: &Array,
+        keys: &Array,
+        values: &Array,
+    ) -> Result<(Array, Array, Array)> {
+        let (a, keys, values) = self.self_attn.forward_fixed(
+            &self.input_layernorm.forward(x)?,
+            position,
+            mask,
+            keys,
+            values,
+        )?;
+        let h = ops::add(x, &a)?;
+        let out = ops::add(
+            &h,
+            &self
+                .mlp
+                .forward(&self.post_attention_layernorm.forward(&h)?)?,
+        )?;
+        Ok((out, keys, values))
     }
 }
 
@@ -412,5 +485,43 @@ impl Llama {
     /// positions it holds, and it is updated.
     pub fn forward(&self, tokens: &Array, cache: Option<&mut [KvCache]>) -> Result<Array> {
         self.logits(&self.hidden_states(tokens, cache)?)
+    }
+
+    /// One decoding step against a [`FixedCache`]: the logits `(B, vocab)` of `tokens (B, 1)`
+    /// at `position` (an int32 scalar array), and the cache with their keys and values
+    /// written there. Every shape is the same at every position, so the step can be captured
+    /// once and replayed (see [`generate`](crate::generate)).
+    pub fn decode_fixed(
+        &self,
+        tokens: &Array,
+        position: &Array,
+        cache: &FixedCache,
+    ) -> Result<(Array, FixedCache)> {
+        if tokens.ndim() != 2 || tokens.dim(1)? != 1 || !tokens.dtype().is_integer() {
+            bail!(
+                "Llama::decode_fixed: tokens must be integers of shape (batch, 1), not {} of shape {:?}",
+                tokens.dtype(),
+                tokens.shape()
+            );
+        }
+        if cache.keys.len() != self.model.layers.len() {
+            bail!(
+                "Llama::decode_fixed: the cache has {} layers, the model {}",
+                cache.keys.len(),
+                self.model.layers.len()
+            );
+        }
+        let mask = cache.mask(position)?;
+        let mut x = self.model.embed_tokens.forward(tokens)?;
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for ((layer, k), v) in self.model.layers.iter().zip(&cache.keys).zip(&cache.values) {
+            let (y, k, v) = layer.forward_fixed(&x, position, &mask, k, v)?;
+            x = y;
+            keys.push(k);
+            values.push(v);
+        }
+        let h = self.model.norm.forward(&x)?;
+        let logits = self.logits(&ops::squeeze(&h, 1)?)?;
+        Ok((logits, cache.with(keys, values)))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use umx::nn::ModuleExt;
 use umx::prelude::*;
-use umx_lm::{GenerateOptions, KvCache, Llama};
+use umx_lm::{Decoding, GenerateOptions, KvCache, Llama};
 
 const VARIANTS: [&str; 2] = ["tiny_llama", "tiny_llama3_tied"];
 
@@ -92,16 +92,27 @@ fn greedy_tokens_match_transformers() {
             max_tokens: r.greedy.len(),
             ..Default::default()
         };
-        let mut streamed = Vec::new();
-        let (got, stats) = umx_lm::generate(&model, &r.prompt, &options, |t| {
-            streamed.push(t);
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(got, r.greedy, "{name}");
-        assert_eq!(streamed, r.greedy, "{name}: the callback saw every token");
-        assert_eq!(stats.prompt_tokens, r.prompt.len());
-        assert_eq!(stats.generation_tokens, r.greedy.len());
+        // Auto is a CUDA graph on a GPU, eager decoding on the CPU.
+        for decoding in [Decoding::Auto, Decoding::Eager, Decoding::Fixed] {
+            let options = GenerateOptions {
+                decoding,
+                ..options.clone()
+            };
+            let mut streamed = Vec::new();
+            let (got, stats) = umx_lm::generate(&model, &r.prompt, &options, |t| {
+                streamed.push(t);
+                Ok(true)
+            })
+            .unwrap();
+            assert_eq!(got, r.greedy, "{name}, {decoding:?}");
+            assert_eq!(streamed, r.greedy, "{name}: the callback saw every token");
+            assert_eq!(stats.prompt_tokens, r.prompt.len());
+            assert_eq!(stats.generation_tokens, r.greedy.len());
+            assert_eq!(stats.fallback, None, "{name}, {decoding:?}");
+            if decoding != Decoding::Auto {
+                assert_eq!(stats.decoding, decoding);
+            }
+        }
         // The prompt in pieces of 5 tokens, and a rotating cache that holds everything.
         let pieces = GenerateOptions {
             prefill_step_size: 5,
@@ -117,24 +128,39 @@ fn greedy_tokens_match_transformers() {
 fn generation_stops_at_a_stop_token_or_when_the_callback_says() {
     let r = reference(VARIANTS[0]);
     let model = Llama::load(data(VARIANTS[0]), Dtype::Float32).unwrap();
+    for decoding in [Decoding::Auto, Decoding::Eager, Decoding::Fixed] {
+        let options = GenerateOptions {
+            max_tokens: r.greedy.len(),
+            stop_tokens: vec![r.greedy[3]],
+            decoding,
+            ..Default::default()
+        };
+        let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| Ok(true)).unwrap();
+        assert_eq!(got, r.greedy[..4], "{decoding:?}");
+        let options = GenerateOptions {
+            max_tokens: r.greedy.len(),
+            decoding,
+            ..Default::default()
+        };
+        let mut seen = 0;
+        let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| {
+            seen += 1;
+            Ok(seen < 2)
+        })
+        .unwrap();
+        assert_eq!(got, r.greedy[..2], "{decoding:?}");
+    }
     let options = GenerateOptions {
         max_tokens: r.greedy.len(),
-        stop_tokens: vec![r.greedy[3]],
         ..Default::default()
     };
-    let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| Ok(true)).unwrap();
-    assert_eq!(got, r.greedy[..4]);
-    let options = GenerateOptions {
-        max_tokens: r.greedy.len(),
-        ..Default::default()
+    let rotating = GenerateOptions {
+        max_kv_size: Some(8),
+        decoding: Decoding::Fixed,
+        ..options.clone()
     };
-    let mut seen = 0;
-    let (got, _) = umx_lm::generate(&model, &r.prompt, &options, |_| {
-        seen += 1;
-        Ok(seen < 2)
-    })
-    .unwrap();
-    assert_eq!(got, r.greedy[..2]);
+    let err = umx_lm::generate(&model, &r.prompt, &rotating, |_| Ok(true)).unwrap_err();
+    assert!(err.to_string().contains("rotate"), "{err}");
     let err = umx_lm::generate(&model, &[1, 999], &options, |_| Ok(true)).unwrap_err();
     assert!(err.to_string().contains("token 999"), "{err}");
 }
@@ -157,6 +183,26 @@ fn sampling_with_a_seed_is_reproducible() {
         r.greedy[..12],
         "temperature 1 should leave the greedy path"
     );
+    // Without top-p, every decoding draws the same tokens from the same key sequence (on a
+    // GPU, Auto captures the sampling in the graph too).
+    let plain = GenerateOptions {
+        sampler: umx_lm::Sampler::new(0.8, 1.0).unwrap(),
+        ..options
+    };
+    let runs: Vec<Vec<u32>> = [Decoding::Eager, Decoding::Fixed, Decoding::Auto]
+        .into_iter()
+        .map(|decoding| {
+            let o = GenerateOptions {
+                decoding,
+                ..plain.clone()
+            };
+            umx_lm::generate(&model, &r.prompt, &o, |_| Ok(true))
+                .unwrap()
+                .0
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1], "fixed against eager");
+    assert_eq!(runs[0], runs[2], "auto against eager");
 }
 
 #[test]

@@ -420,6 +420,12 @@ fn error_block(arm: bool) -> Result<u64> {
     })
 }
 
+/// Makes this thread's index-error record now, so a graph capture does not capture its
+/// zeroing.
+pub(crate) fn ensure_error_record() -> Result<()> {
+    error_block(false).map(|_| ())
+}
+
 /// After the stream has been synchronised: the out-of-range index a kernel queued from this
 /// thread recorded since the last look, as an `Err` naming the op (the record is cleared).
 /// Costs nothing unless such a kernel checked indices made on the device.
@@ -461,6 +467,17 @@ pub(crate) fn take_index_error() -> Result<()> {
 
 /// A row-major copy of `a` on the device that this op may write into.
 fn writable_copy(a: &ArrayData) -> Result<Option<(ArrayData, u64)>> {
+    // Donation: an input whose buffer nothing else holds (the op's own handle is the last) is
+    // updated in place, as MLX does, so a cache updated one row at a time is not copied whole.
+    if std::sync::Arc::strong_count(&a.buffer) == 1
+        && a.is_row_contiguous()
+        && a.buffer.size() == a.size() * a.dtype.size()
+        && !a.buffer.residency().host
+        && a.buffer.residency().device.is_some()
+    {
+        let p = input_ptr(a)?;
+        return Ok(Some((a.clone(), p)));
+    }
     let Some(c) = contiguous(a, a.dtype)? else {
         return Ok(None);
     };
@@ -681,7 +698,8 @@ fn scatter(
         src_strides: updates.strides.clone(),
         indices,
         mode: Some(mode),
-        atomic: true,
+        // One index per axis (a single window) writes each destination once.
+        atomic: idx.iter().any(|ix| ix.size() > 1),
         out_len: a.size(),
     };
     Ok(run(plan)?.map(|()| out))
