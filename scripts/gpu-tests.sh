@@ -17,11 +17,12 @@ build)
     dest=${2:-gpu-bin}
     root=$(cd "$(dirname "$0")/.." && pwd)
     cd "$root" || exit 1
-    # The test crates: umx's integration tests (the op conformance suite) and umx-cuda's.
+    # The test crates: umx's integration tests (the op conformance suite), umx-cuda's, and
+    # umx-lm's (generation through CUDA graphs against transformers' tokens).
     # The dev profile (dependencies at opt-level 3) reuses the build `cargo test` makes anyway;
     # GPU_TESTS_PROFILE=release builds optimised binaries instead. Debug info is stripped.
     profile=${GPU_TESTS_PROFILE:-dev}
-    out=$(cargo test --profile "$profile" -p umx -p umx-cuda --no-run \
+    out=$(cargo test --profile "$profile" -p umx -p umx-cuda -p umx-lm --no-run \
         --message-format=json 2>/dev/null) || { echo "build failed"; exit 1; }
     rm -rf "$dest" && mkdir -p "$dest/bin"
     echo "$out" | python3 -c '
@@ -38,6 +39,7 @@ for line in sys.stdin:
     # Compressed: a dozen binaries that share most of their code shrink several times over.
     XZ_OPT="-9 -T1" tar cJf "$dest/bin.tar.xz" -C "$dest" bin && rm -rf "$dest/bin"
     cp -r tests/reference "$dest/reference"
+    cp -r crates/umx-lm/tests/data "$dest/lm-data"
     cp "$0" "$dest/gpu-tests.sh"
     echo "$root" > "$dest/built-at"
     du -sh "$dest"
@@ -49,6 +51,9 @@ run)
     # Tests open $built/crates/umx/../../tests/reference.
     mkdir -p "$built/crates/umx" && rm -rf "$built/tests" && mkdir -p "$built/tests" \
         && ln -s "$here/reference" "$built/tests/reference"
+    # umx-lm's tests open $built/crates/umx-lm/tests/data.
+    mkdir -p "$built/crates/umx-lm/tests" && rm -rf "$built/crates/umx-lm/tests/data" \
+        && ln -s "$here/lm-data" "$built/crates/umx-lm/tests/data"
     export UMX_DEFAULT_DEVICE=gpu UMX_KERNEL_CACHE=${UMX_KERNEL_CACHE:-/tmp/umx-kernels}
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/card: /'
     date -u +"date: %Y-%m-%d %H:%M UTC"

@@ -9,14 +9,15 @@
 //! ```
 //!
 //! Prompt processing of 1024 tokens (tokens/s over the time to the first generated token)
-//! and greedy generation of 128 tokens at batch 1 (tokens/s after the first). The bound on
+//! and greedy generation of 128 tokens at batch 1 (tokens/s after the first), decoding
+//! through a CUDA graph (generate's default on a GPU), then eagerly, then with 4-bit weights. The bound on
 //! generation is the bytes each token must read (weights and KV cache) over the card's copy
 //! bandwidth (2995 GB/s measured on the H100).
 
 use std::collections::BTreeMap;
 use umx::nn::ModuleExt;
 use umx::prelude::*;
-use umx_lm::{GenerateOptions, Llama, LlamaConfig, generate};
+use umx_lm::{Decoding, GenerateOptions, Llama, LlamaConfig, generate};
 
 const PROMPT: usize = 1024;
 const GENERATE: usize = 128;
@@ -51,10 +52,34 @@ fn main() -> Result<()> {
         |_| Ok(true),
     )?;
     let (tokens, stats) = generate(&model, &prompt, &options, |_| Ok(true))?;
+    // The same without the CUDA graph: every op of every step dispatched from the host.
+    let eager_options = GenerateOptions {
+        decoding: Decoding::Eager,
+        ..options.clone()
+    };
+    let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
+    // 4-bit weights (group size 64, MLX's default), embedding and head included.
+    let mut q4 = model.clone();
+    umx::nn::quantize(&mut q4, 64, 4, None)?;
+    eval(q4.parameters().values())?;
+    let q4_bytes: usize = q4.parameters().values().map(Array::nbytes).sum();
+    generate(
+        &q4,
+        &prompt[..64],
+        &GenerateOptions {
+            max_tokens: 8,
+            ..Default::default()
+        },
+        |_| Ok(true),
+    )?;
+    let (_, q4_stats) = generate(&q4, &prompt, &options, |_| Ok(true))?;
+    drop(q4);
     if std::env::args().any(|a| a == "--profile") {
-        // Where a decoding step's time goes on the card: 32 tokens after a short prompt.
+        // Where an eager decoding step's time goes on the card: 32 tokens after a short
+        // prompt.
         let short = GenerateOptions {
             max_tokens: 32,
+            decoding: Decoding::Eager,
             ..Default::default()
         };
         umx::cuda::set_profiling(true);
@@ -102,8 +127,35 @@ fn main() -> Result<()> {
         println!("{w:<10} {u:>12.1} {t:>14.1} {:>12.2}", u / t);
     }
     if let Some(g) = times.get("generate/umx") {
-        println!("umx generation: {:.0}% of the bound", g / bound * 100.0);
+        println!(
+            "umx generation ({:?}): {:.0}% of the bound",
+            stats.decoding,
+            g / bound * 100.0
+        );
     }
+    if let Some(why) = &stats.fallback {
+        println!("the graph was not used: {why}");
+    }
+    let same = if eager_tokens == tokens {
+        "the same"
+    } else {
+        "DIFFERENT"
+    };
+    println!(
+        "umx eager decoding: {:.1} tokens/s ({same} tokens)",
+        eager.generation_tps
+    );
+    let q4_bound = COPY_GBS * 1e9 / (q4_bytes as f64 + kv);
+    println!(
+        "umx 4-bit ({:.2} GB of weights, {:?}): prompt {:.1} tokens/s, generation {:.1} tokens/s \
+         ({:.2}x bfloat16; {:.0}% of its bound {q4_bound:.0})",
+        q4_bytes as f64 / 1e9,
+        q4_stats.decoding,
+        q4_stats.prompt_tps,
+        q4_stats.generation_tps,
+        q4_stats.generation_tps / stats.generation_tps,
+        q4_stats.generation_tps / q4_bound * 100.0
+    );
     println!("{stats}");
     println!("ops on the CPU fallback: {:?}", umx::cuda::fallback_ops());
     Ok(())

@@ -56,6 +56,16 @@ impl Module for Projection {
             l.set_training(training)
         }
     }
+    fn visit_quantizable_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut dyn nn::Quantizable),
+    ) {
+        match self {
+            Projection::Linear(l) => l.visit_quantizable_mut(prefix, f),
+            Projection::LoRA(l) => l.visit_quantizable_mut(prefix, f),
+        }
+    }
 }
 
 /// Rotary position embedding in Hugging Face's layout (the two halves of each head rotated

@@ -409,3 +409,49 @@ fn lora_adapters_save_load_and_fuse_on_a_real_checkpoint() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn quantizing_reaches_every_projection_and_every_decoding_agrees() {
+    let r = reference(VARIANTS[0]);
+    let mut model = Llama::load(data(VARIANTS[0]), Dtype::Float32).unwrap();
+    // The MLP's down projection has 172 inputs, which no group size divides: it stays.
+    let fits = |_: &str, l: &dyn umx::nn::Quantizable| l.weight_shape()[1] % 32 == 0;
+    umx::nn::quantize(&mut model, 32, 4, Some(&fits)).unwrap();
+    let names: Vec<String> = model.parameters().into_keys().collect();
+    for p in [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+    ] {
+        let n = format!("model.layers.1.self_attn.{p}.scales");
+        let m = format!("model.layers.1.mlp.{p}.scales");
+        assert!(
+            names.contains(&n) || names.contains(&m),
+            "{p} was not quantized"
+        );
+    }
+    assert!(!names.iter().any(|n| n.contains("down_proj.scales")));
+    // 4-bit weights stay near the float32 logits.
+    let got = logits_of(&model, &r.prompt);
+    let range = r.logits.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let d = max_abs_diff(&got, &r.logits);
+    assert!(d < 0.2 * range, "4-bit logits off by {d} (range {range})");
+    let runs: Vec<Vec<u32>> = [Decoding::Eager, Decoding::Fixed, Decoding::Auto]
+        .into_iter()
+        .map(|decoding| {
+            let o = GenerateOptions {
+                max_tokens: 10,
+                decoding,
+                ..Default::default()
+            };
+            umx_lm::generate(&model, &r.prompt, &o, |_| Ok(true))
+                .unwrap()
+                .0
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
+}
