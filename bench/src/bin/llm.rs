@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use umx::nn::ModuleExt;
 use umx::prelude::*;
-use umx_lm::{Decoding, GenerateOptions, Llama, LlamaConfig, generate};
+use umx_lm::{Decoding, FixedCache, GenerateOptions, Llama, LlamaConfig, generate};
 
 const PROMPT: usize = 1024;
 const GENERATE: usize = 128;
@@ -58,6 +58,19 @@ fn main() -> Result<()> {
         ..options.clone()
     };
     let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
+    // And with cuBLASLt for the matrix-vector products instead of umx's kernel.
+    umx::cuda::set_gemv(false);
+    generate(
+        &model,
+        &prompt[..64],
+        &GenerateOptions {
+            max_tokens: 8,
+            ..Default::default()
+        },
+        |_| Ok(true),
+    )?;
+    let (_, lt) = generate(&model, &prompt, &options, |_| Ok(true))?;
+    umx::cuda::set_gemv(true);
     // 4-bit weights (group size 64, MLX's default), embedding and head included.
     let mut q4 = model.clone();
     umx::nn::quantize(&mut q4, 64, 4, None)?;
@@ -74,26 +87,7 @@ fn main() -> Result<()> {
     )?;
     let (_, q4_stats) = generate(&q4, &prompt, &options, |_| Ok(true))?;
     drop(q4);
-    if std::env::args().any(|a| a == "--profile") {
-        // Where an eager decoding step's time goes on the card: 32 tokens after a short
-        // prompt.
-        let short = GenerateOptions {
-            max_tokens: 32,
-            decoding: Decoding::Eager,
-            ..Default::default()
-        };
-        umx::cuda::set_profiling(true);
-        let t = std::time::Instant::now();
-        generate(&model, &prompt[..16], &short, |_| Ok(true))?;
-        let wall = t.elapsed().as_secs_f64() * 1e3;
-        umx::cuda::set_profiling(false);
-        let report = umx::cuda::profile_report()?;
-        let kernels: f64 = report.iter().map(|l| l.total_ms).sum();
-        println!("32 tokens: {wall:.1} ms wall, {kernels:.1} ms of kernels; by primitive:");
-        for l in report.iter().take(15) {
-            println!("{:>9.3} {:>6}  {}", l.total_ms, l.count, l.label);
-        }
-    }
+    let step_ms = graph_step(&model, &prompt, std::env::args().any(|a| a == "--profile"))?;
     let mut times: BTreeMap<String, f64> = BTreeMap::new();
     times.insert("prefill/umx".into(), stats.prompt_tps);
     times.insert("generate/umx".into(), stats.generation_tps);
@@ -133,6 +127,10 @@ fn main() -> Result<()> {
             g / bound * 100.0
         );
     }
+    println!(
+        "one decoding step replayed back to back: {step_ms:.3} ms on the card ({:.0}% of the bound)",
+        1e3 / step_ms / bound * 100.0
+    );
     if let Some(why) = &stats.fallback {
         println!("the graph was not used: {why}");
     }
@@ -144,6 +142,10 @@ fn main() -> Result<()> {
     println!(
         "umx eager decoding: {:.1} tokens/s ({same} tokens)",
         eager.generation_tps
+    );
+    println!(
+        "umx with cuBLASLt's matrix-vector products: {:.1} tokens/s ({:?})",
+        lt.generation_tps, lt.decoding
     );
     let q4_bound = COPY_GBS * 1e9 / (q4_bytes as f64 + kv);
     println!(
@@ -159,4 +161,68 @@ fn main() -> Result<()> {
     println!("{stats}");
     println!("ops on the CPU fallback: {:?}", umx::cuda::fallback_ops());
     Ok(())
+}
+
+/// The card's time for one decoding step (a graph replay, back to back, at position 1024);
+/// with `profile`, also the time of each primitive in one replay (events captured as graph
+/// nodes, so no host time is counted).
+fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
+    let mut cache = model.new_cache();
+    model.hidden_states(
+        &Array::from_slice(prompt, &[1, prompt.len()])?,
+        Some(&mut cache),
+    )?;
+    let fixed = FixedCache::from_caches(&cache, prompt.len() + GENERATE)?;
+    drop(cache);
+    let mut state = vec![
+        Array::from_slice(&[7u32], &[1, 1])?,
+        Array::scalar(prompt.len() as i32),
+    ];
+    for (k, v) in fixed.keys.iter().zip(&fixed.values) {
+        state.push(k.clone());
+        state.push(v.clone());
+    }
+    let step = |s: &[Array]| -> Result<Vec<Array>> {
+        let kv = &s[2..];
+        let cache = fixed.with(
+            kv.iter().step_by(2).cloned().collect(),
+            kv.iter().skip(1).step_by(2).cloned().collect(),
+        );
+        let (logits, cache) = model.decode_fixed(&s[0], &s[1], &cache)?;
+        let t = ops::reshape(&ops::argmax(&logits, Some(-1), false)?, &[1, 1])?;
+        // The position stays: every replay decodes at the same place.
+        let mut out = vec![t, s[1].clone()];
+        for (k, v) in cache.keys.into_iter().zip(cache.values) {
+            out.push(k);
+            out.push(v);
+        }
+        Ok(out)
+    };
+    umx::cuda::set_profiling(profile);
+    let mut g = umx::cuda::CudaGraph::capture(step, state)?;
+    if profile {
+        let report = umx::cuda::profile_report()?;
+        umx::cuda::set_profiling(false);
+        let total: f64 = report.iter().map(|l| l.total_ms).sum();
+        println!(
+            "one decoding step ({} graph nodes): {:.3} ms of primitives; by primitive:",
+            g.nodes(),
+            total
+        );
+        for l in report.iter().take(24) {
+            println!("{:>9.4} {:>6}  {}", l.total_ms, l.count, l.label);
+        }
+        // A graph without the event nodes for the timing below.
+        drop(g);
+        return graph_step(model, prompt, false);
+    }
+    g.replay()?;
+    g.read(0)?.item::<u32>()?;
+    let n = 50;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        g.replay()?;
+    }
+    g.read(0)?.item::<u32>()?;
+    Ok(t.elapsed().as_secs_f64() * 1e3 / n as f64)
 }

@@ -31,6 +31,7 @@ pub use compile::{kernel_cache_stats, launch_cost};
 pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
 pub use graph::CudaGraph;
+pub use kernels::gemv::set_gemv;
 pub use kernels::matmul::set_tf32;
 pub use pool::memory;
 pub use profile::{ProfileLine, profile_report, set_profiling};
@@ -60,13 +61,17 @@ impl Backend for CudaBackend {
         gpu::gpu()?;
         let _guard = graph::stream_guard();
         let capturing = graph::capturing();
-        let start = if capturing { None } else { profile::mark()? };
+        let start = profile::mark()?;
         let mut on_cpu = false;
         let outs = match gpu_kernel(prim, &inputs, outputs)? {
             Some(outs) => outs,
             None if umx_cpu::is_view(prim) => view(prim, inputs, outputs)?,
             None if capturing => {
-                let what = format!("{} (no GPU kernel for these inputs)", prim.name());
+                let mut what = format!("{prim:?}");
+                if what.len() > 120 {
+                    what = format!("{}...", &what[..what.floor_char_boundary(120)]);
+                }
+                what.push_str(" (no GPU kernel for these inputs)");
                 return Err(graph::not_capturable(&what));
             }
             None => {

@@ -4,6 +4,9 @@
 //! before and after each primitive it runs; [`profile_report`] waits for the stream and sums
 //! the time between each pair by label (the primitive's name, `+cpu` when it ran on the CPU
 //! fallback). Events cost about a microsecond of host time each, so profile on purpose only.
+//! A [`CudaGraph`](crate::CudaGraph) captured with profiling on holds its events as nodes:
+//! the report then gives the GPU time of each primitive in the graph's last replay, with no
+//! host time between kernels.
 
 use crate::gpu::{driver_err, gpu};
 use cudarc::driver::{result, sys};
@@ -42,9 +45,22 @@ pub(crate) fn mark() -> Result<Option<sys::CUevent>> {
     let g = gpu()?;
     let e = result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
         .map_err(|e| driver_err("creating an event", e))?;
-    // SAFETY: a fresh event and the live stream.
-    unsafe { result::event::record(e, g.stream) }
-        .map_err(|e| driver_err("recording an event", e))?;
+    // SAFETY: a fresh event and the live stream. While a graph is captured the event
+    // becomes a node of the graph (recorded by every replay; the report reads the last).
+    if crate::graph::capturing() {
+        unsafe {
+            sys::cuEventRecordWithFlags(
+                e,
+                g.stream,
+                sys::CUevent_record_flags::CU_EVENT_RECORD_EXTERNAL as u32,
+            )
+        }
+        .result()
+        .map_err(|e| driver_err("recording an event in a graph", e))?;
+    } else {
+        unsafe { result::event::record(e, g.stream) }
+            .map_err(|e| driver_err("recording an event", e))?;
+    }
     Ok(Some(e))
 }
 

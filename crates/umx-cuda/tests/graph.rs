@@ -41,8 +41,10 @@ fn mixed_step() -> (Vec<Array>, Step) {
         Some(&random::key(2).unwrap()),
     )
     .unwrap();
+    let ramp = ops::arange(0, 4, 1, Dtype::Float32).unwrap();
     w.eval().unwrap();
     x.eval().unwrap();
+    ramp.eval().unwrap();
     let state = vec![
         Array::scalar(0i32),
         ops::zeros(&[64], Dtype::Float32).unwrap(),
@@ -56,10 +58,7 @@ fn mixed_step() -> (Vec<Array>, Step) {
         let sum = ops::add(&s[1], &ops::sin(&ops::multiply(&x, &nf)?)?)?;
         let m = ops::tanh(&ops::add(&ops::matmul(&s[2], &w)?, 0.1)?)?;
         let at = ops::reshape(&ops::remainder(n, 8)?, &[1])?;
-        let row = ops::reshape(
-            &ops::add(&ops::arange(0, 4, 1, Dtype::Float32)?, &nf)?,
-            &[1, 1, 4],
-        )?;
+        let row = ops::reshape(&ops::add(&ramp, &nf)?, &[1, 1, 4])?;
         let rows = ops::scatter(&s[3], &[at.clone()], &row, &[0])?;
         let picked = ops::add(
             &ops::sum(&rows, &[0][..], false)?,
@@ -119,7 +118,19 @@ fn a_step_the_gpu_cannot_run_fails_to_capture_and_the_program_goes_on() {
     }
     with_device(Device::Gpu(0), || {
         let a = ops::add(&ops::eye(4, None, 0, Dtype::Float32)?, 1.0)?;
-        // Factorizations run on the CPU fallback: nothing a graph can hold.
+        // Factorizations run on the CPU fallback, and so does arange: nothing a graph can
+        // hold.
+        let err = CudaGraph::capture(
+            |s| {
+                Ok(vec![ops::add(
+                    &s[0],
+                    &ops::arange(0, 4, 1, Dtype::Float32)?,
+                )?])
+            },
+            vec![a.clone()],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Arange"), "{err}");
         let err = CudaGraph::capture(|s| Ok(vec![umx_core::linalg::inv(&s[0])?]), vec![a.clone()])
             .unwrap_err();
         assert!(err.to_string().contains("cannot be captured"), "{err}");

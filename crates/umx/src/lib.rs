@@ -23,7 +23,7 @@ pub use umx_optim as optim;
 pub mod cuda {
     pub use umx_cuda::{
         CudaGraph, ProfileLine, device_count, device_info, fallback_ops, kernel_cache_stats,
-        launch_cost, memory, profile_report, set_profiling, set_tf32,
+        launch_cost, memory, profile_report, set_gemv, set_profiling, set_tf32,
     };
 }
 

@@ -1,5 +1,6 @@
 //! argmax and argmin along one axis: one warp per output element, each lane keeping the best
-//! of a strided share of the axis, then warp shuffles. The CPU's rules: the first NaN wins,
+//! of a strided share of the axis, then warp shuffles; a few long rows (the logits of a
+//! decoding step) get a block each instead. The CPU's rules: the first NaN wins,
 //! then the first extreme (ties go to the lower index); indices are uint32.
 
 use super::first_out;
@@ -87,19 +88,17 @@ pub fn eval(
     let float = x.dtype.is_float();
     let value = load(x.dtype, "x[at]", ct);
     let key = format!("arg|{:?}|{max}", x.dtype);
-    let f = function_for(
-        &key,
-        || {
-            let nan = |v: &str| {
-                if float {
-                    format!("({v} != {v})")
-                } else {
-                    "false".into()
-                }
-            };
-            let cmp = if max { ">" } else { "<" };
-            format!(
-                r#"{HEADER}
+    let make = || {
+        let nan = |v: &str| {
+            if float {
+                format!("({v} != {v})")
+            } else {
+                "false".into()
+            }
+        };
+        let cmp = if max { ">" } else { "<" };
+        format!(
+            r#"{HEADER}
 struct umx_kept {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_DIMS}]; long long ndim; }};
 /* Whether (v, i) should replace (b, j): the first NaN, then the first extreme. */
 __device__ __forceinline__ bool umx_better({ct} v, unsigned int i, {ct} b, unsigned int j) {{
@@ -133,18 +132,72 @@ extern "C" __global__ void umx_argreduce(unsigned int* out, const {s}* x, long l
     if (lane == 0) out[o] = bi;
   }}
 }}
+/* Few long rows (a vocabulary's logits): a block of BLOCK threads per output, each thread
+   with four loads in flight, then warps, then the block through shared memory. */
+#define BLOCK 1024
+extern "C" __global__ void __launch_bounds__(BLOCK) umx_argreduce_block(unsigned int* out,
+    const {s}* x, long long n_out, long long len, long long astride, umx_kept d) {{
+  __shared__ {ct} sv[BLOCK / 32];
+  __shared__ unsigned int si[BLOCK / 32];
+  int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  for (long long o = blockIdx.x; o < n_out; o += gridDim.x) {{
+    long long base = 0, rest = o;
+    for (int a = (int)d.ndim - 1; a >= 0; a--) {{
+      base += (rest % d.shape[a]) * d.strides[a];
+      rest /= d.shape[a];
+    }}
+    {ct} best = 0; unsigned int bi = 0xffffffffu;
+    long long k = threadIdx.x;
+    for (; k + 3 * BLOCK < len; k += 4 * BLOCK) {{
+      {ct} vs[4];
+      for (int u = 0; u < 4; u++) {{ long long at = base + (k + u * BLOCK) * astride; vs[u] = {value}; }}
+      for (int u = 0; u < 4; u++) {{
+        unsigned int i = (unsigned int)(k + u * BLOCK);
+        if (bi == 0xffffffffu || umx_better(vs[u], i, best, bi)) {{ best = vs[u]; bi = i; }}
+      }}
+    }}
+    for (; k < len; k += BLOCK) {{
+      long long at = base + k * astride;
+      {ct} v = {value};
+      if (bi == 0xffffffffu || umx_better(v, (unsigned int)k, best, bi)) {{ best = v; bi = (unsigned int)k; }}
+    }}
+    for (int off = 16; off > 0; off /= 2) {{
+      {ct} ov = __shfl_down_sync(0xffffffffu, best, off);
+      unsigned int oi = __shfl_down_sync(0xffffffffu, bi, off);
+      if (oi != 0xffffffffu && (bi == 0xffffffffu || umx_better(ov, oi, best, bi))) {{ best = ov; bi = oi; }}
+    }}
+    if (lane == 0) {{ sv[w] = best; si[w] = bi; }}
+    __syncthreads();
+    if (w == 0) {{
+      best = sv[lane]; bi = si[lane];
+      for (int off = 16; off > 0; off /= 2) {{
+        {ct} ov = __shfl_down_sync(0xffffffffu, best, off);
+        unsigned int oi = __shfl_down_sync(0xffffffffu, bi, off);
+        if (oi != 0xffffffffu && (bi == 0xffffffffu || umx_better(ov, oi, best, bi))) {{ best = ov; bi = oi; }}
+      }}
+      if (lane == 0) out[o] = bi;
+    }}
+    __syncthreads();
+  }}
+}}
 "#,
-                vn = nan("v"),
-                bn = nan("b"),
-            )
-        },
-        "umx_argreduce",
-    )?;
+            vn = nan("v"),
+            bn = nan("b"),
+        )
+    };
     let g = gpu()?;
-    let threads = WARPS * 32;
-    let blocks = (n_out.div_ceil(WARPS as usize))
-        .min(g.sm_count as usize * 32)
-        .max(1) as u32;
+    // Fewer rows than the card has warps to spare, each long: a block per row.
+    let by_block = len >= 4096 && n_out < g.sm_count as usize * 8;
+    let (f, threads, blocks) = if by_block {
+        let f = function_for(&format!("{key}|block"), make, "umx_argreduce_block")?;
+        (f, 1024, n_out.min(g.sm_count as usize * 8).max(1) as u32)
+    } else {
+        let f = function_for(&key, make, "umx_argreduce")?;
+        let blocks = (n_out.div_ceil(WARPS as usize))
+            .min(g.sm_count as usize * 32)
+            .max(1) as u32;
+        (f, WARPS * 32, blocks)
+    };
     let mut args = Args::default();
     args.push(ptr)
         .push(input_ptr(x)?)

@@ -554,8 +554,10 @@ fn attention(
     let r = rows_per_kh.min(ATTN_ROWS);
     let row_blocks = rows_per_kh.div_ceil(r);
     let g = gpu()?;
-    // Split the keys so the card has a few blocks per SM, each over at least 32 keys.
     let base_blocks = b * hk * row_blocks;
+    // Split the keys so the card has a few blocks per SM, each over at least 32 keys: a
+    // warp keeps only two keys in flight, so long splits wait on memory. The merge reads
+    // the splits in parallel.
     let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
     let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
@@ -711,30 +713,49 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
     }}
   }}
 }}
+/* One block per row: the splits' maxima and weights once in shared memory, then each thread
+   one output column, its loads over the splits independent of each other. */
 extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
     long long rows, long long hq, long long lq, int splits) {{
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < rows * DV;
-       idx += (long long)gridDim.x * blockDim.x) {{
-    long long row = idx / DV, c = idx % DV;
+  __shared__ float w[256];
+  __shared__ float sM, sL;
+  int lane = threadIdx.x % 32;
+  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
     const float* pp = part + row * splits * (DV + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, pp[s * (DV + 2)]);
-    if (sinks) {{
-      long long h = (row / lq) % hq;
-      M = fmaxf(M, {sink_load});
+    if (threadIdx.x < 32) {{
+      float m = -INFINITY;
+      for (int s = lane; s < splits; s += 32) m = fmaxf(m, pp[s * (DV + 2)]);
+      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      if (sinks) {{
+        long long h = (row / lq) % hq;
+        m = fmaxf(m, {sink_load});
+      }}
+      if (lane == 0) sM = m;
     }}
-    float L = 0.f, A = 0.f;
-    for (int s = 0; s < splits; s++) {{
-      float wt = umx_w(pp[s * (DV + 2)], M);
-      L += pp[s * (DV + 2) + 1] * wt;
-      A += pp[s * (DV + 2) + 2 + c] * wt;
+    __syncthreads();
+    float M = sM;
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) w[s] = umx_w(pp[s * (DV + 2)], M);
+    __syncthreads();
+    if (threadIdx.x < 32) {{
+      float l = 0.f;
+      for (int s = lane; s < splits; s += 32) l += pp[s * (DV + 2) + 1] * w[s];
+      for (int o = 16; o > 0; o /= 2) l += __shfl_xor_sync(0xffffffffu, l, o);
+      if (sinks) {{
+        long long h = (row / lq) % hq;
+        l += umx_w({sink_load}, M);
+      }}
+      if (lane == 0) sL = l;
     }}
-    if (sinks) {{
-      long long h = (row / lq) % hq;
-      L += umx_w({sink_load}, M);
+    __syncthreads();
+    float L = sL;
+    for (int c = threadIdx.x; c < DV; c += blockDim.x) {{
+      float A = 0.f;
+#pragma unroll 8
+      for (int s = 0; s < splits; s++) A += pp[s * (DV + 2) + 2 + c] * w[s];
+      float y = A / L;
+      out[row * DV + c] = {store_y};
     }}
-    float y = A / L;
-    out[idx] = {store_y};
+    __syncthreads();
   }}
 }}
 "#,
@@ -807,9 +828,9 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
             .push(hq as i64)
             .push(lq as i64)
             .push(splits as i32);
-        let work = n_rows * dv;
-        let blocks = work.div_ceil(256).min(g.sm_count as usize * 16) as u32;
-        launch(merge, blocks, 256, 0, &mut args.pointers())?;
+        let threads = dv.next_multiple_of(32).clamp(32, 256) as u32;
+        let blocks = n_rows.min(g.sm_count as usize * 16) as u32;
+        launch(merge, blocks, threads, 0, &mut args.pointers())?;
     }
     // The scratch goes back to the pool; the stream orders its reuse after these launches.
     drop(scratch);

@@ -6,7 +6,8 @@
 //! `Cᵀ = Bᵀ Aᵀ`: a row-major matrix is its transpose in column-major order, for free. An
 //! operand that is transposed (its columns contiguous) is passed with a transpose flag; any
 //! other layout is copied to contiguous first. Integer products are still on the
-//! fallback.
+//! fallback. Products of a few rows against a row-major weight (decoding) go to the
+//! matrix-vector kernel of `gemv.rs` instead.
 //!
 //! Plans (descriptor, layouts and the algorithm cuBLASLt's heuristic picks) are cached by the
 //! product's shape: asking the heuristic costs tens of microseconds, more than a decoding
@@ -290,6 +291,11 @@ pub fn eval(
     let batch: Vec<usize> = umx_core::shape::broadcast_shapes("matmul", &da.batch, &db.batch)
         .map_err(|_| Error::Device("matmul: batch dims do not broadcast".into()))?;
     debug_assert_eq!(batch.len(), batch_len);
+    if c.is_none()
+        && let Some(o) = super::gemv::try_gemv(a, b, &out.shape, dt)?
+    {
+        return Ok(Some(vec![o]));
+    }
     let (result, out_ptr) = match c {
         Some(c) if beta != 0.0 => {
             let Some(init) =

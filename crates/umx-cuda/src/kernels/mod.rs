@@ -4,6 +4,7 @@
 pub mod argreduce;
 pub mod elementwise;
 pub mod fast;
+pub mod gemv;
 pub mod indexing;
 pub mod matmul;
 pub mod quantized;

@@ -1,0 +1,174 @@
+//! Matrix-vector products: `x (M, K) @ W.T` for a few rows `M` (up to [`MAX_ROWS`]) and a
+//! weight stored row-major as `(N, K)` (what a Linear layer's `x @ weight.T` is), the product
+//! of every decoding step of a language model. Reading the weight once at the card's bandwidth
+//! is all the work, so the kernel is built for that: each warp owns output columns (or, for
+//! few columns, a block's warps share each one), its lanes read 16-byte vectors of a weight
+//! row, keep four in flight, and accumulate in float32 for all rows at once; warp shuffles
+//! (and shared memory across warps) sum them. cuBLASLt picks its kernels for
+//! products with many rows; with one row it leaves bandwidth unused (see bench/RESULTS.md).
+
+use super::source::{Args, HEADER, load, storage_type, store};
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{fresh, input_ptr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use umx_core::shape::row_major_strides;
+use umx_core::{ArrayData, Dtype, Result};
+
+/// The most rows of `x` a product may have to take this path.
+pub const MAX_ROWS: usize = 8;
+/// Warps per block: each computes one output column at a time, or all share one.
+const WARPS: u32 = 4;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Sends products with at most 8 rows against a row-major weight to umx's matrix-vector
+/// kernel (the default) or, off, to cuBLASLt. Returns the previous setting.
+pub fn set_gemv(enabled: bool) -> bool {
+    ENABLED.swap(enabled, Ordering::Relaxed)
+}
+
+/// `a @ b` by the matrix-vector kernel when it fits: `a` has at most [`MAX_ROWS`] rows in all
+/// (leading axes included) stored row-major, `b` is the transpose of a row-major `(N, K)`
+/// matrix (one matrix, no batch), both of `dtype`, and `K` fills whole 16-byte vectors.
+/// `None` otherwise.
+pub(crate) fn try_gemv(
+    a: &ArrayData,
+    b: &ArrayData,
+    out_shape: &[usize],
+    dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    if !ENABLED.load(Ordering::Relaxed)
+        || !matches!(dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+        || a.dtype != dtype
+        || b.dtype != dtype
+        || a.shape.is_empty()
+        || b.shape.len() < 2
+    {
+        return Ok(None);
+    }
+    let k = *a.shape.last().unwrap_or(&0);
+    let nb = b.shape.len();
+    let (kb, n) = (b.shape[nb - 2], b.shape[nb - 1]);
+    let m = a.size().checked_div(k).unwrap_or(0);
+    let per_vec = 16 / dtype.size();
+    if kb != k
+        || k == 0
+        || n == 0
+        || m == 0
+        || m > MAX_ROWS
+        || !k.is_multiple_of(per_vec)
+        // One weight matrix: any leading axes of b are 1.
+        || b.shape[..nb - 2].iter().any(|&d| d != 1)
+        // b[kk, nn] at nn * k + kk: the transpose of a row-major (N, K) matrix.
+        || b.strides[nb - 2] != 1
+        || (n > 1 && b.strides[nb - 1] != k as isize)
+        || !a.is_row_contiguous()
+    {
+        return Ok(None);
+    }
+    let (xp, wp) = (input_ptr(a)?, input_ptr(b)?);
+    if xp % 16 != 0 || wp % 16 != 0 {
+        return Ok(None);
+    }
+    let (out, yp) = fresh(out_shape, dtype)?;
+    debug_assert_eq!(out.strides, row_major_strides(out_shape));
+    let g = gpu()?;
+    // Few columns: a block's warps share each one, so enough loads are in flight.
+    let split = if n < g.sm_count as usize * 16 {
+        WARPS
+    } else {
+        1
+    };
+    let key = format!("gemv|{dtype:?}|{m}|{split}");
+    let f = function_for(&key, || source(dtype, m, split), "umx_gemv")?;
+    let mut args = Args::default();
+    args.push(yp)
+        .push(xp)
+        .push(wp)
+        .push(n as i64)
+        .push((k / per_vec) as i64);
+    // Enough blocks to fill the card; each strides over the columns.
+    let per_block = (WARPS / split) as u64;
+    let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
+    launch(f, blocks, WARPS * 32, 0, &mut args.pointers())?;
+    Ok(Some(out))
+}
+
+fn source(dtype: Dtype, rows: usize, split: u32) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    let per_vec = 16 / dtype.size();
+    let to_f = |v: &str| load(dtype, v, "float");
+    let y = store(dtype, "s");
+    let xv = to_f("xe[e]");
+    let wv = to_f("we[e]");
+    format!(
+        r#"{HEADER}
+#define ROWS {rows}
+#define E {per_vec}
+#define WARPS {WARPS}
+/* Warps sharing one column: 1, or the whole block (each a share of the row). */
+#define SPLIT {split}
+#define STEP (SPLIT * 32)
+/* 16 bytes: E elements. */
+typedef uint4 vec_t;
+/* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
+extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const {st}* x,
+    const {st}* w, long long n_cols, long long kv) {{
+  __shared__ float part[WARPS][ROWS];
+  int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
+  int group = wb / SPLIT, share = wb % SPLIT;
+  const int per_block = WARPS / SPLIT;
+  const vec_t* xs = (const vec_t*)x;
+  for (long long n = (long long)blockIdx.x * per_block + group; n < n_cols;
+       n += (long long)gridDim.x * per_block) {{
+    const vec_t* wr = (const vec_t*)w + n * kv;
+    float acc[ROWS];
+    for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
+    long long j = share * 32 + lane;
+    /* Four vectors a lane in flight before any is used. */
+    for (; j + 3 * STEP < kv; j += 4 * STEP) {{
+      vec_t wq[4];
+      for (int u = 0; u < 4; u++) wq[u] = __ldg(&wr[j + STEP * u]);
+      for (int u = 0; u < 4; u++) {{
+        const {st}* we = reinterpret_cast<const {st}*>(&wq[u]);
+        for (int r = 0; r < ROWS; r++) {{
+          vec_t xq = xs[r * kv + j + STEP * u];
+          const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+          for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
+        }}
+      }}
+    }}
+    for (; j < kv; j += STEP) {{
+      vec_t wq = __ldg(&wr[j]);
+      const {st}* we = reinterpret_cast<const {st}*>(&wq);
+      for (int r = 0; r < ROWS; r++) {{
+        vec_t xq = xs[r * kv + j];
+        const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+        for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
+      }}
+    }}
+    for (int r = 0; r < ROWS; r++) {{
+      float s = acc[r];
+      for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+      acc[r] = s;
+    }}
+    if (SPLIT == 1) {{
+      if (lane == 0)
+        for (int r = 0; r < ROWS; r++) {{ float s = acc[r]; y[r * n_cols + n] = {y}; }}
+    }} else {{
+      if (lane == 0)
+        for (int r = 0; r < ROWS; r++) part[wb][r] = acc[r];
+      __syncthreads();
+      if (wb == 0 && lane < ROWS) {{
+        float s = 0.f;
+        for (int q = 0; q < SPLIT; q++) s += part[q][lane];
+        y[lane * n_cols + n] = {y};
+      }}
+      __syncthreads();
+    }}
+  }}
+}}
+"#
+    )
+}
