@@ -199,7 +199,8 @@ fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
         Ok(out)
     };
     umx::cuda::set_profiling(profile);
-    let mut g = umx::cuda::CudaGraph::capture(step, state)?;
+    let fused = |s: &[Array]| umx::transforms::compile_once(&step, s);
+    let mut g = umx::cuda::CudaGraph::capture(fused, state)?;
     if profile {
         let report = umx::cuda::profile_report()?;
         umx::cuda::set_profiling(false);

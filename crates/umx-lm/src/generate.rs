@@ -113,10 +113,11 @@ pub enum Decoding {
     /// positions: the same shapes at every position (what [`Decoding::Graph`] captures),
     /// evaluated step by step.
     Fixed,
-    /// The [`Decoding::Fixed`] step captured once as a CUDA graph and replayed for each
-    /// token: one launch per token instead of one per op. The capture happens before the
-    /// first token is returned (its time counts as prompt time). Top-p sampling and other
-    /// steps with ops the GPU cannot capture fall back to [`Decoding::Fixed`].
+    /// The [`Decoding::Fixed`] step, compiled (element-wise chains fused), captured once as a
+    /// CUDA graph and replayed for each token: one launch per token instead of one per op.
+    /// The capture happens before the first token is returned (its time counts as prompt
+    /// time). Top-p sampling and other steps with ops the GPU cannot capture fall back to
+    /// [`Decoding::Fixed`].
     Graph,
 }
 
@@ -317,7 +318,9 @@ pub fn generate(
         };
         let mut graph = None;
         if decoding == Decoding::Graph {
-            match umx::cuda::CudaGraph::capture(decode, state.clone()) {
+            // Traced and fused first (compile_once), so element-wise chains are one node.
+            let fused = |s: &[Array]| umx::transforms::compile_once(&decode, s);
+            match umx::cuda::CudaGraph::capture(fused, state.clone()) {
                 Ok(g) => graph = Some(g),
                 Err(e) => {
                     decoding = Decoding::Fixed;

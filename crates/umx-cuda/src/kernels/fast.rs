@@ -617,12 +617,14 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
   const {ms}* mrow[R];
   bool live[R];
   long long jend = 0;
+  #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
     long long g = rb * R + rr;
     live[rr] = g < group * lq;
     long long h = kh * group + (live[rr] ? g / lq : 0), i = live[rr] ? g % lq : 0;
     hrow[rr] = (bi * hq + h) * lq + i;
     const {qs}* qp = q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2];
+    #pragma unroll
     for (int t = 0; t < DPL; t++) {{
       int c = lane + 32 * t;
       qr[rr][t] = (live[rr] && c < D) ? {lq_} * scale : 0.f;
@@ -634,35 +636,41 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
   }}
   long long j0 = (long long)split * chunk, j1 = min(jend, j0 + chunk);
   float mx[R], l[R], acc[R][DVPL];
+  #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
     mx[rr] = -INFINITY; l[rr] = 0.f;
+    #pragma unroll
     for (int t = 0; t < DVPL; t++) acc[rr][t] = 0.f;
   }}
   /* Two keys per step: both rows' loads are in flight before either is used. */
   for (long long j2 = j0 + warp; j2 < j1; j2 += 2 * WARPS) {{
    float kv2[2][DPL], vv2[2][DVPL];
+   #pragma unroll
    for (int u = 0; u < 2; u++) {{
     long long j = j2 + u * WARPS;
     bool ok = j < j1;
     const {ks}* kp = k + bi * kst.s[0] + kh * kst.s[1] + j * kst.s[2];
     const {vs}* vp = v + bi * vst.s[0] + kh * vst.s[1] + j * vst.s[2];
+    #pragma unroll
     for (int t = 0; t < DPL; t++) {{
       int c = lane + 32 * t;
       kv2[u][t] = (ok && c < D) ? {lk_} : 0.f;
     }}
+    #pragma unroll
     for (int t = 0; t < DVPL; t++) {{
       int c = lane + 32 * t;
       vv2[u][t] = (ok && c < DV) ? {lv_} : 0.f;
     }}
    }}
+   #pragma unroll
    for (int u = 0; u < 2; u++) {{
     long long j = j2 + u * WARPS;
-    if (j >= j1) break;
-    float* kv = kv2[u];
-    float* vv = vv2[u];
+    if (j < j1) {{
+    #pragma unroll
     for (int rr = 0; rr < R; rr++) {{
       float sc = 0.f;
-      for (int t = 0; t < DPL; t++) sc += qr[rr][t] * kv[t];
+      #pragma unroll
+      for (int t = 0; t < DPL; t++) sc += qr[rr][t] * kv2[u][t];
       for (int o = 16; o > 0; o /= 2) sc += __shfl_xor_sync(0xffffffffu, sc, o);
       if (j >= seen[rr]) continue;
       {mask_term}
@@ -670,13 +678,17 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
       float nm = fmaxf(mx[rr], sc);
       float corr = umx_w(mx[rr], nm), p = expf(sc - nm);
       l[rr] = l[rr] * corr + p;
-      for (int t = 0; t < DVPL; t++) acc[rr][t] = acc[rr][t] * corr + p * vv[t];
+      #pragma unroll
+      for (int t = 0; t < DVPL; t++) acc[rr][t] = acc[rr][t] * corr + p * vv2[u][t];
       mx[rr] = nm;
+    }}
     }}
    }}
   }}
+  #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
     if (lane == 0) {{ sh_m[warp][rr] = mx[rr]; sh_l[warp][rr] = l[rr]; }}
+    #pragma unroll
     for (int t = 0; t < DVPL; t++) {{
       int c = lane + 32 * t;
       if (c < DV) sh_acc[warp][rr][c] = acc[rr][t];
@@ -687,8 +699,10 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
     int rr = idx / DV, c = idx % DV;
     if (!live[rr]) continue;
     float M = -INFINITY;
+    #pragma unroll
     for (int w = 0; w < WARPS; w++) M = fmaxf(M, sh_m[w][rr]);
     float L = 0.f, A = 0.f;
+    #pragma unroll
     for (int w = 0; w < WARPS; w++) {{
       float wt = umx_w(sh_m[w][rr], M);
       L += sh_l[w][rr] * wt;

@@ -124,17 +124,22 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
        n += (long long)gridDim.x * per_block) {{
     const vec_t* wr = (const vec_t*)w + n * kv;
     float acc[ROWS];
+    #pragma unroll
     for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
     long long j = share * 32 + lane;
     /* Four vectors a lane in flight before any is used. */
     for (; j + 3 * STEP < kv; j += 4 * STEP) {{
       vec_t wq[4];
+      #pragma unroll
       for (int u = 0; u < 4; u++) wq[u] = __ldg(&wr[j + STEP * u]);
+      #pragma unroll
       for (int u = 0; u < 4; u++) {{
         const {st}* we = reinterpret_cast<const {st}*>(&wq[u]);
+        #pragma unroll
         for (int r = 0; r < ROWS; r++) {{
           vec_t xq = xs[r * kv + j + STEP * u];
           const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+          #pragma unroll
           for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
         }}
       }}
@@ -142,12 +147,15 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
     for (; j < kv; j += STEP) {{
       vec_t wq = __ldg(&wr[j]);
       const {st}* we = reinterpret_cast<const {st}*>(&wq);
+      #pragma unroll
       for (int r = 0; r < ROWS; r++) {{
         vec_t xq = xs[r * kv + j];
         const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+        #pragma unroll
         for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
       }}
     }}
+    #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
       float s = acc[r];
       for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -155,9 +163,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
     }}
     if (SPLIT == 1) {{
       if (lane == 0)
+        #pragma unroll
         for (int r = 0; r < ROWS; r++) {{ float s = acc[r]; y[r * n_cols + n] = {y}; }}
     }} else {{
       if (lane == 0)
+        #pragma unroll
         for (int r = 0; r < ROWS; r++) part[wb][r] = acc[r];
       __syncthreads();
       if (wb == 0 && lane < ROWS) {{
