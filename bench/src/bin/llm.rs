@@ -37,6 +37,13 @@ fn main() -> Result<()> {
     eval(&params)?;
     let weight_bytes: usize = params.iter().map(Array::nbytes).sum();
     let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 32000).collect();
+    if std::env::args().any(|a| a == "--step") {
+        // Only the card's time for one decoding step (and its profile with --profile).
+        let profile = std::env::args().any(|a| a == "--profile");
+        let ms = graph_step(&model, &prompt, profile)?;
+        println!("decoding step: {ms:.3} ms");
+        return Ok(());
+    }
     let options = GenerateOptions {
         max_tokens: GENERATE,
         ..Default::default()

@@ -25,6 +25,8 @@ type Outs = Result<Option<Vec<ArrayData>>>;
 
 /// Query rows one attention block serves.
 pub const ATTN_ROWS: usize = 8;
+/// Warps of an attention block when values are wider than 128 (8 otherwise, which hides more
+/// of the memory latency; the block's partial sums must fit shared memory).
 const ATTN_WARPS: usize = 4;
 /// Leading axes a strided rope input may have (more: copied first).
 const MAX_DIMS: usize = 8;
@@ -556,8 +558,9 @@ fn attention(
     let g = gpu()?;
     let base_blocks = b * hk * row_blocks;
     // Split the keys so the card has a few blocks per SM, each over at least 32 keys: a
-    // warp keeps only two keys in flight, so long splits wait on memory. The merge reads
-    // the splits in parallel.
+    // warp keeps only two keys in flight, so long splits wait on memory (one split of 1152
+    // keys took 210 us in a decoding step, 36 splits 17 us). The merge reads the splits in
+    // parallel.
     let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
     let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
@@ -575,13 +578,18 @@ fn attention(
     let sd = s.as_ref().map_or(Dtype::Float32, |s| s.dtype);
     let dpl = d.div_ceil(32).max(1);
     let dvpl = dv.div_ceil(32);
+    // More warps a block hide more latency; the block's partial sums must fit shared memory.
+    let warps = if dv <= 128 { 8 } else { ATTN_WARPS };
+    // Keys a warp loads at once. Four (more registers) and other shapes of the block (2 or 4
+    // rows, 16 or 32 warps, longer splits) were no faster in a decoding step on the H100.
+    let keys = 2;
     let key = format!(
-        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}",
+        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}|{warps}|{keys}",
         q.dtype, k.dtype, v.dtype, out.dtype
     );
     let mask_term = if mask {
         if md == Dtype::Bool {
-            "if (!mrow[rr][j * ms3]) sc = -INFINITY;".to_string()
+            "ok = ok && (mrow[rr][j * ms3] != 0);".to_string()
         } else {
             format!("sc += {};", load(md, "mrow[rr][j * ms3]", "float"))
         }
@@ -593,7 +601,8 @@ fn attention(
         format!(
             r#"{HEADER}{INF}
 #define R {r}
-#define WARPS {ATTN_WARPS}
+#define KEYS {keys}
+#define WARPS {warps}
 #define D {d}
 #define DV {dv}
 #define DPL {dpl}
@@ -601,7 +610,7 @@ fn attention(
 struct umx_s4 {{ long long s[4]; }};
 /* Merges running (m, l) pairs: the weight of a part with maximum `m` against `M`. */
 UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : expf(m - M); }}
-extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
+extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
     const {vs}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
     long long lk, long long group, long long row_blocks, long long chunk, int splits,
     float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
@@ -642,11 +651,11 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
     #pragma unroll
     for (int t = 0; t < DVPL; t++) acc[rr][t] = 0.f;
   }}
-  /* Two keys per step: both rows' loads are in flight before either is used. */
-  for (long long j2 = j0 + warp; j2 < j1; j2 += 2 * WARPS) {{
-   float kv2[2][DPL], vv2[2][DVPL];
+  /* KEYS keys per step: all their loads are in flight before any is used. */
+  for (long long j2 = j0 + warp; j2 < j1; j2 += KEYS * WARPS) {{
+   float kv2[KEYS][DPL], vv2[KEYS][DVPL];
    #pragma unroll
-   for (int u = 0; u < 2; u++) {{
+   for (int u = 0; u < KEYS; u++) {{
     long long j = j2 + u * WARPS;
     bool ok = j < j1;
     const {ks}* kp = k + bi * kst.s[0] + kh * kst.s[1] + j * kst.s[2];
@@ -663,20 +672,32 @@ extern "C" __global__ void umx_attn({os}* out, float* part, const {qs}* q, const
     }}
    }}
    #pragma unroll
-   for (int u = 0; u < 2; u++) {{
+   for (int u = 0; u < KEYS; u++) {{
     long long j = j2 + u * WARPS;
     if (j < j1) {{
+    /* Every row's score first, their shuffles interleaved, then branch-free updates: the
+       rows' dependency chains overlap instead of running one after another. */
+    float scs[R];
     #pragma unroll
     for (int rr = 0; rr < R; rr++) {{
       float sc = 0.f;
       #pragma unroll
       for (int t = 0; t < DPL; t++) sc += qr[rr][t] * kv2[u][t];
-      for (int o = 16; o > 0; o /= 2) sc += __shfl_xor_sync(0xffffffffu, sc, o);
-      if (j >= seen[rr]) continue;
+      scs[rr] = sc;
+    }}
+    #pragma unroll
+    for (int o = 16; o > 0; o /= 2) {{
+      #pragma unroll
+      for (int rr = 0; rr < R; rr++) scs[rr] += __shfl_xor_sync(0xffffffffu, scs[rr], o);
+    }}
+    #pragma unroll
+    for (int rr = 0; rr < R; rr++) {{
+      float sc = scs[rr];
+      bool ok = j < seen[rr];
       {mask_term}
-      if (sc == -INFINITY) continue;
+      sc = ok ? sc : -INFINITY;
       float nm = fmaxf(mx[rr], sc);
-      float corr = umx_w(mx[rr], nm), p = expf(sc - nm);
+      float corr = umx_w(mx[rr], nm), p = sc == -INFINITY ? 0.f : expf(sc - nm);
       l[rr] = l[rr] * corr + p;
       #pragma unroll
       for (int t = 0; t < DVPL; t++) acc[rr][t] = acc[rr][t] * corr + p * vv2[u][t];
@@ -824,14 +845,33 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
         .push_bytes(&s4(strides4(&v)))
         .push_bytes(&s4(mst));
     let blocks = base_blocks * splits;
+    // With profiling on, each kernel's own time too (inside the primitive's).
+    let start = crate::profile::mark()?;
     launch(
         f,
         blocks as u32,
-        (ATTN_WARPS * 32) as u32,
+        (warps * 32) as u32,
         0,
         &mut args.pointers(),
     )?;
+    if start.is_some() {
+        let attr = |a| {
+            let mut v = 0i32;
+            // SAFETY: a loaded function and one out-parameter.
+            unsafe { cudarc::driver::sys::cuFuncGetAttribute(&mut v, a, f) };
+            v
+        };
+        use cudarc::driver::sys::CUfunction_attribute::*;
+        let label = format!(
+            " attention: {blocks} blocks over {splits} splits; {} registers, {} B local, {} B shared",
+            attr(CU_FUNC_ATTRIBUTE_NUM_REGS),
+            attr(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES),
+            attr(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+        );
+        crate::profile::span(label, start)?;
+    }
     if splits > 1 {
+        let start = crate::profile::mark()?;
         // The merge kernel is in the same source (so the same module).
         let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
         let mut args = Args::default();
@@ -845,6 +885,7 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
         let threads = dv.next_multiple_of(32).clamp(32, 256) as u32;
         let blocks = n_rows.min(g.sm_count as usize * 16) as u32;
         launch(merge, blocks, threads, 0, &mut args.pointers())?;
+        crate::profile::span(format!(" attention merge: {blocks} blocks"), start)?;
     }
     // The scratch goes back to the pool; the stream orders its reuse after these launches.
     drop(scratch);

@@ -74,7 +74,8 @@ pub(crate) fn try_gemv(
     let (out, yp) = fresh(out_shape, dtype)?;
     debug_assert_eq!(out.strides, row_major_strides(out_shape));
     let g = gpu()?;
-    // Few columns: a block's warps share each one, so enough loads are in flight.
+    // Few columns: a block's warps share each one, so enough loads are in flight (two
+    // warps a column, or a split chosen by the vectors each lane loads, were slower).
     let split = if n < g.sm_count as usize * 16 {
         WARPS
     } else {
@@ -120,9 +121,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
   int group = wb / SPLIT, share = wb % SPLIT;
   const int per_block = WARPS / SPLIT;
   const vec_t* xs = (const vec_t*)x;
-  for (long long n = (long long)blockIdx.x * per_block + group; n < n_cols;
-       n += (long long)gridDim.x * per_block) {{
-    const vec_t* wr = (const vec_t*)w + n * kv;
+  /* Every warp of a block runs the same iterations (they meet at barriers); a group past
+     the last column reads column 0 and writes nothing. */
+  for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
+       base += (long long)gridDim.x * per_block) {{
+    long long n = base + group;
+    bool live = n < n_cols;
+    const vec_t* wr = (const vec_t*)w + (live ? n : 0) * kv;
     float acc[ROWS];
     #pragma unroll
     for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
@@ -162,17 +167,19 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
       acc[r] = s;
     }}
     if (SPLIT == 1) {{
-      if (lane == 0)
+      if (lane == 0 && live) {{
         #pragma unroll
         for (int r = 0; r < ROWS; r++) {{ float s = acc[r]; y[r * n_cols + n] = {y}; }}
+      }}
     }} else {{
-      if (lane == 0)
+      if (lane == 0) {{
         #pragma unroll
         for (int r = 0; r < ROWS; r++) part[wb][r] = acc[r];
+      }}
       __syncthreads();
-      if (wb == 0 && lane < ROWS) {{
+      if (share == 0 && lane < ROWS && live) {{
         float s = 0.f;
-        for (int q = 0; q < SPLIT; q++) s += part[q][lane];
+        for (int q = 0; q < SPLIT; q++) s += part[group * SPLIT + q][lane];
         y[lane * n_cols + n] = {y};
       }}
       __syncthreads();
