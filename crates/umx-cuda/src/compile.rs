@@ -98,8 +98,43 @@ pub(crate) fn function_for(
     Ok(f)
 }
 
+/// What every kernel starts with on cards that have programmatic dependent launch (sm_90):
+/// wait for the kernels before it (the launch lets it start early, see [`launch`]), then let
+/// the next one start. A kernel touches no memory before the wait, so an early start only
+/// overlaps launch latency with the previous kernel's tail.
+const PDL_PROLOGUE: &str = "\n#if __CUDA_ARCH__ >= 900\nasm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\nasm volatile(\"griddepcontrol.launch_dependents;\");\n#endif\n";
+
+/// `source` with [`PDL_PROLOGUE`] at the top of every kernel's body.
+fn with_prologue(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 256);
+    let mut rest = source;
+    while let Some(at) = rest.find("__global__") {
+        // A kernel's parameter list has no braces: its body opens at the next one.
+        let Some(open) = rest[at..].find('{') else {
+            break;
+        };
+        let end = at + open + 1;
+        out.push_str(&rest[..end]);
+        out.push_str(PDL_PROLOGUE);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether launches let the next kernel start early (sm_90 and later, unless
+/// `UMX_NO_PDL=1`).
+fn pdl() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let off = std::env::var("UMX_NO_PDL").is_ok_and(|v| !v.is_empty() && v != "0");
+        !off && gpu().is_ok_and(|g| g.arch.0 >= 9)
+    })
+}
+
 /// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
 pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
+    let source = &with_prologue(source);
     let g = gpu()?;
     let arch = format!("sm_{}{}", g.arch.0, g.arch.1);
     let key = fnv128(&[
@@ -217,6 +252,32 @@ pub(crate) fn launch(
         return Ok(());
     }
     let g = gpu()?;
+    if pdl() {
+        // Programmatic stream serialization: the kernel may be scheduled before the previous
+        // one ends; its prologue waits for it (every umx kernel has one).
+        // SAFETY: a zeroed attribute is a valid value of the union; the id picks the field.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: grid,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: shared,
+            hStream: g.stream,
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        // SAFETY: as below; the config and attribute live across the call.
+        return unsafe {
+            sys::cuLaunchKernelEx(&config, f, args.as_mut_ptr(), std::ptr::null_mut())
+        }
+        .result()
+        .map_err(|e| driver_err("launching a kernel", e));
+    }
     // SAFETY: the caller passes arguments matching the kernel's signature, pointing at device
     // memory that outlives the queued work (the pool reuses memory only in stream order).
     unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream, args) }
