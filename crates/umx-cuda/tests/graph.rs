@@ -22,7 +22,7 @@ type Step = Box<dyn Fn(&[Array]) -> umx_core::Result<Vec<Array>> + Send + Sync>;
 /// gather at a position held on the device.
 fn mixed_step() -> (Vec<Array>, Step) {
     let w = ops::multiply(
-        &random::normal(
+        random::normal(
             &[16, 16],
             Dtype::Float32,
             0.0,
@@ -59,7 +59,7 @@ fn mixed_step() -> (Vec<Array>, Step) {
         let m = ops::tanh(&ops::add(&ops::matmul(&s[2], &w)?, 0.1)?)?;
         let at = ops::reshape(&ops::remainder(n, 8)?, &[1])?;
         let row = ops::reshape(&ops::add(&ramp, &nf)?, &[1, 1, 4])?;
-        let rows = ops::scatter(&s[3], &[at.clone()], &row, &[0])?;
+        let rows = ops::scatter(&s[3], std::slice::from_ref(&at), &row, &[0])?;
         let picked = ops::add(
             &ops::sum(&rows, &[0][..], false)?,
             &ops::squeeze(&ops::take(&rows, &at, Some(0))?, 0)?,
@@ -229,7 +229,7 @@ fn scatter_into_an_array_nothing_else_holds_updates_it_in_place() {
         let u = Array::from_slice(&[7.0f32, 8.0, 9.0], &[1, 1, 3])?;
         let i = Array::from_slice(&[4i32], &[1])?;
         // `a` is still held: a copy.
-        let b = ops::scatter(&a, &[i.clone()], &u, &[0])?;
+        let b = ops::scatter(&a, std::slice::from_ref(&i), &u, &[0])?;
         drop(a);
         let expect: Vec<f64> = (0..18)
             .map(|k| if k / 3 == 4 { (7 + k % 3) as f64 } else { 1.0 })
