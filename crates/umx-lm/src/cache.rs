@@ -180,20 +180,48 @@ impl FixedCache {
                     k.dim(2)?
                 );
             }
-            let widen = |a: &Array| -> Result<Array> {
-                let s = a.shape();
-                let room = ops::zeros(&[s[0], s[1], capacity, s[3]], a.dtype())?;
-                ops::slice_update(
-                    &room,
-                    a,
-                    &[0, 0, 0, 0],
-                    &[s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64],
-                    &[],
-                )
-            };
-            keys.push(widen(k)?);
-            values.push(widen(v)?);
+            keys.push(k.clone());
+            values.push(v.clone());
         }
+        FixedCache::from_arrays(keys, values, capacity)
+    }
+
+    /// This cache's positions (`keys` and `values` `(B, kv heads, capacity, D)` a layer, its
+    /// state after some steps) in buffers of `capacity` positions.
+    pub fn grown(
+        &self,
+        keys: Vec<Array>,
+        values: Vec<Array>,
+        capacity: usize,
+    ) -> Result<FixedCache> {
+        if capacity < self.capacity() {
+            bail!(
+                "FixedCache: cannot shrink from {} to {capacity} positions",
+                self.capacity()
+            );
+        }
+        FixedCache::from_arrays(keys, values, capacity)
+    }
+
+    /// Each layer's `(B, kv heads, L, D)` keys and values copied into buffers of `capacity`
+    /// positions (zeros after them).
+    fn from_arrays(keys: Vec<Array>, values: Vec<Array>, capacity: usize) -> Result<FixedCache> {
+        let widen = |a: &Array| -> Result<Array> {
+            let s = a.shape();
+            if s.len() != 4 {
+                bail!("FixedCache: keys and values must be (B, heads, L, D), not {s:?}");
+            }
+            let room = ops::zeros(&[s[0], s[1], capacity, s[3]], a.dtype())?;
+            ops::slice_update(
+                &room,
+                a,
+                &[0, 0, 0, 0],
+                &[s[0] as i64, s[1] as i64, s[2] as i64, s[3] as i64],
+                &[],
+            )
+        };
+        let keys = keys.iter().map(widen).collect::<Result<Vec<_>>>()?;
+        let values = values.iter().map(widen).collect::<Result<Vec<_>>>()?;
         let capacity = i32::try_from(capacity)
             .map_err(|_| Error::Invalid(format!("FixedCache: capacity {capacity} is too large")))?;
         let positions = ops::arange(0, capacity, 1, Dtype::Int32)?;

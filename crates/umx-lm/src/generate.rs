@@ -98,6 +98,10 @@ pub struct GenerateOptions {
     pub prefill_step_size: usize,
     /// How each token after the first is computed.
     pub decoding: Decoding,
+    /// Positions a fixed cache ([`Decoding::Fixed`], [`Decoding::Graph`]) makes room for at
+    /// a time, as mlx-lm's cache step (256 by default). When it is full, it grows by this
+    /// much and the graph is captured again.
+    pub cache_step: usize,
 }
 
 /// How [`generate`] computes each token after the prompt.
@@ -133,6 +137,7 @@ impl Default for GenerateOptions {
             seed: None,
             prefill_step_size: 2048,
             decoding: Decoding::Auto,
+            cache_step: 256,
         }
     }
 }
@@ -270,8 +275,12 @@ pub fn generate(
         }
         // The state of a step: the token, its position, the sampling key (when sampling)
         // and the fixed cache.
-        let capacity = prompt.len() + options.max_tokens;
-        let fixed = FixedCache::from_caches(&cache, capacity)?;
+        // Room for `cache_step` more positions at a time (all of them when fewer are asked
+        // for): the attention reads every position of the cache, so a cache much longer than
+        // the text would slow each step down.
+        let grow_by = options.cache_step.max(1);
+        let mut fixed =
+            FixedCache::from_caches(&cache, prompt.len() + options.max_tokens.min(grow_by))?;
         drop(cache);
         let sampling = options.sampler.temperature > 0.0;
         let mut state = vec![
@@ -290,7 +299,7 @@ pub fn generate(
             state.push(v.clone());
         }
         let sampler = &options.sampler;
-        let decode = |s: &[Array]| -> Result<Vec<Array>> {
+        let decode = |fixed: &FixedCache, s: &[Array]| -> Result<Vec<Array>> {
             let kv = &s[kv_from..];
             let cache = fixed.with(
                 kv.iter().step_by(2).cloned().collect(),
@@ -316,16 +325,30 @@ pub fn generate(
             }
             Ok(head)
         };
-        let mut graph = None;
-        if decoding == Decoding::Graph {
+        // The step captured as a graph, which runs it once (None when it cannot be captured).
+        let capture = |fixed: &FixedCache,
+                       state: &[Array],
+                       fallback: &mut Option<String>|
+         -> Option<umx::cuda::CudaGraph> {
             // Traced and fused first (compile_once), so element-wise chains are one node.
-            let fused = |s: &[Array]| umx::transforms::compile_once(&decode, s);
-            match umx::cuda::CudaGraph::capture(fused, state.clone()) {
-                Ok(g) => graph = Some(g),
+            let step =
+                |s: &[Array]| umx::transforms::compile_once(&|s: &[Array]| decode(fixed, s), s);
+            match umx::cuda::CudaGraph::capture(step, state.to_vec()) {
+                Ok(g) => Some(g),
                 Err(e) => {
-                    decoding = Decoding::Fixed;
-                    fallback = Some(e.to_string());
+                    *fallback = Some(e.to_string());
+                    None
                 }
+            }
+        };
+        let mut graph = None;
+        // Whether the step that writes the next position has run already (a capture runs it).
+        let mut ran = false;
+        if decoding == Decoding::Graph {
+            graph = capture(&fixed, &state, &mut fallback);
+            ran = graph.is_some();
+            if graph.is_none() {
+                decoding = Decoding::Fixed;
             }
         }
         let t = token.item::<u32>()?;
@@ -333,19 +356,48 @@ pub fn generate(
         out.push(t);
         let mut more = on_token(t)? && !options.stop_tokens.contains(&t);
         while more && out.len() < options.max_tokens {
+            // This step writes the position of the last token.
+            let at = prompt.len() + out.len() - 1;
+            if !ran && at >= fixed.capacity() {
+                // Full: the state (read out of the graph) moves into a longer cache.
+                if let Some(g) = graph.take() {
+                    state = (0..g.state_len())
+                        .map(|i| g.read(i))
+                        .collect::<Result<_>>()?;
+                }
+                let kv = &state[kv_from..];
+                fixed = fixed.grown(
+                    kv.iter().step_by(2).cloned().collect(),
+                    kv.iter().skip(1).step_by(2).cloned().collect(),
+                    fixed.capacity() + grow_by.min(options.max_tokens - out.len()),
+                )?;
+                state.truncate(kv_from);
+                for (k, v) in fixed.keys.iter().zip(&fixed.values) {
+                    state.push(k.clone());
+                    state.push(v.clone());
+                }
+                if decoding == Decoding::Graph {
+                    graph = capture(&fixed, &state, &mut fallback);
+                    ran = graph.is_some();
+                    if graph.is_none() {
+                        decoding = Decoding::Fixed;
+                    }
+                }
+            }
             let t = match &mut graph {
                 Some(g) => {
-                    if out.len() > 1 {
+                    if !ran {
                         g.replay()?;
                     }
                     g.read(0)?.item::<u32>()?
                 }
                 None => {
-                    state = decode(&state)?;
+                    state = decode(&fixed, &state)?;
                     eval(&state)?;
                     state[0].item::<u32>()?
                 }
             };
+            ran = false;
             out.push(t);
             more = on_token(t)? && !options.stop_tokens.contains(&t);
         }

@@ -92,11 +92,24 @@ fn greedy_tokens_match_transformers() {
             max_tokens: r.greedy.len(),
             ..Default::default()
         };
-        // Auto is a CUDA graph on a GPU, eager decoding on the CPU.
-        for decoding in [Decoding::Auto, Decoding::Eager, Decoding::Fixed] {
+        // Auto is a CUDA graph on a GPU, eager decoding on the CPU. A fixed cache that
+        // makes room for 3 positions at a time grows (and the graph is captured again) 4 times.
+        let grows = |decoding| GenerateOptions {
+            decoding,
+            cache_step: 3,
+            ..options.clone()
+        };
+        let runs = [
+            (Decoding::Auto, options.clone()),
+            (Decoding::Eager, options.clone()),
+            (Decoding::Fixed, options.clone()),
+            (Decoding::Fixed, grows(Decoding::Fixed)),
+            (Decoding::Auto, grows(Decoding::Auto)),
+        ];
+        for (decoding, options) in runs {
             let options = GenerateOptions {
                 decoding,
-                ..options.clone()
+                ..options
             };
             let mut streamed = Vec::new();
             let (got, stats) = umx_lm::generate(&model, &r.prompt, &options, |t| {
