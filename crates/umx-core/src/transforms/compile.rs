@@ -336,7 +336,13 @@ fn fuse(p: &mut Program) {
             out_uses[*j] += 1;
         }
     }
-    let fusable = |s: &Step| FusedOp::fusable(&s.prim) && s.outputs.len() == 1;
+    // Element-wise steps, and fused element-wise steps already made (a compiled activation
+    // inside the function), whose programs are spliced into the region's.
+    let fusable = |s: &Step| {
+        s.outputs.len() == 1
+            && (FusedOp::fusable(&s.prim)
+                || matches!(&s.prim, Primitive::Fused(op) if op.reduce.is_none() && op.extra.is_empty()))
+    };
     // A step that may join a region: element-wise, used only by steps of the region, and
     // not an output.
     let joins = |j: usize, region: &[usize], absorbed: &[bool]| {
@@ -421,7 +427,7 @@ fn fuse(p: &mut Program) {
         let mut program = Vec::with_capacity(region.len());
         for &s in &region {
             let step = &p.steps[s];
-            let args = step
+            let args: Vec<FusedArg> = step
                 .args
                 .iter()
                 .map(|r| match r {
@@ -435,6 +441,28 @@ fn fuse(p: &mut Program) {
                     }
                 })
                 .collect();
+            if let Primitive::Fused(inner) = &step.prim {
+                // Its instructions, reading the region's values for its inputs; its value is
+                // its last instruction's.
+                let base = program.len();
+                for ins in inner.program.iter() {
+                    let ins_args = ins
+                        .args
+                        .iter()
+                        .map(|a| match *a {
+                            FusedArg::Input(i) => args[i],
+                            FusedArg::Instr(k) => FusedArg::Instr(base + k),
+                        })
+                        .collect();
+                    program.push(FusedInstr {
+                        prim: ins.prim.clone(),
+                        args: ins_args,
+                        dtype: ins.dtype,
+                    });
+                }
+                instr_of.insert(s, program.len() - 1);
+                continue;
+            }
             instr_of.insert(s, program.len());
             program.push(FusedInstr {
                 prim: step.prim.clone(),

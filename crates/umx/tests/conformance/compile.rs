@@ -321,6 +321,37 @@ fn a_compiled_activations_gradient_is_one_fused_node() {
     close(&g, &want, 1e-6);
 }
 
+/// A compiled function that calls a compiled activation (a fused node already) fuses across
+/// it: SwiGLU's `silu(g) * u` is one node, with the same values and gradients.
+#[test]
+fn compiled_activations_inside_a_compiled_function_fuse_with_their_neighbours() {
+    let f = |a: &[Array]| -> umx::Result<Vec<Array>> {
+        Ok(vec![ops::multiply(umx::nn::silu(&a[0])?, &a[1])?])
+    };
+    let cf = Arc::new(compile(f, false));
+    let args = [rand(&[6, 9], 31), rand(&[6, 9], 32)];
+    let got = cf(&args).unwrap();
+    match got[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => assert!(op.program.len() >= 3),
+        other => panic!("not fused: {other:?}"),
+    }
+    assert!(
+        got[0]
+            .inputs()
+            .iter()
+            .all(|i| !matches!(i.primitive(), Some(umx::primitives::Primitive::Fused(_)))),
+        "the activation stayed a node of its own"
+    );
+    same(&got[0], &f(&args).unwrap()[0]);
+    let seed = [ops::ones(&[6, 9], Dtype::Float32).unwrap()];
+    let c = cf.clone();
+    let (_, gc) = umx::transforms::vjp(|a| c(a), &args, &seed).unwrap();
+    let (_, gu) = umx::transforms::vjp(f, &args, &seed).unwrap();
+    for (x, y) in gc.iter().zip(&gu) {
+        close(x, y, 1e-6);
+    }
+}
+
 #[test]
 fn a_reduction_takes_its_element_wise_producers_as_a_prologue() {
     let cf = compile(
