@@ -134,6 +134,11 @@ impl CudaGraph {
         state: Vec<Array>,
     ) -> Result<CudaGraph> {
         let g = gpu()?;
+        if DEPTH.with(|d| d.get()) > 0 {
+            return Err(Error::Device(
+                "CudaGraph::capture: called from inside GPU work (a capture waits for it)".into(),
+            ));
+        }
         // Private, contiguous device copies of the state: the graph owns these buffers.
         umx_core::eval(&state)?;
         let mut copies = Vec::with_capacity(state.len());
