@@ -113,9 +113,9 @@ pub enum Decoding {
     /// Each step builds and evaluates its graph; the cache grows by concatenation (or
     /// rotates). Works everywhere.
     Eager,
-    /// Each step runs against a [`FixedCache`] of the prompt's and the new tokens'
-    /// positions: the same shapes at every position (what [`Decoding::Graph`] captures),
-    /// evaluated step by step.
+    /// Each step runs against a [`FixedCache`] with room for the prompt and the next
+    /// `cache_step` tokens: the same shapes at every position until it grows (what
+    /// [`Decoding::Graph`] captures), evaluated step by step.
     Fixed,
     /// The [`Decoding::Fixed`] step, compiled (element-wise chains fused), captured once as a
     /// CUDA graph and replayed for each token: one launch per token instead of one per op.
@@ -168,14 +168,19 @@ impl std::fmt::Display for GenerationStats {
         let gb = |b: usize| b as f64 / 1e9;
         write!(
             f,
-            "prompt: {} tokens, {:.1} tokens/s\ngeneration: {} tokens, {:.1} tokens/s\npeak memory: {:.3} GB host, {:.3} GB device",
+            "prompt: {} tokens, {:.1} tokens/s\ngeneration: {} tokens, {:.1} tokens/s ({:?} decoding)\npeak memory: {:.3} GB host, {:.3} GB device",
             self.prompt_tokens,
             self.prompt_tps,
             self.generation_tokens,
             self.generation_tps,
+            self.decoding,
             gb(self.peak_host_memory),
             gb(self.peak_device_memory)
-        )
+        )?;
+        match &self.fallback {
+            Some(why) => write!(f, "\nno graph: {why}"),
+            None => Ok(()),
+        }
     }
 }
 
