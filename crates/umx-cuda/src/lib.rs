@@ -7,16 +7,18 @@
 //! the kernel cache) and `kernels/elementwise.rs`.
 //!
 //! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every real
-//! dtype), copies, `full`, `eye`, `tri`, reductions (sum, prod, max, min, mean, all, any) and
-//! arg-reductions, scans, sort/argsort/partition/topk (lanes up to 2048), gathers and scatters
-//! (take, take_along_axis, gather, scatter in every mode, put_along_axis, slice_update),
-//! concatenate and constant pad, triangles, matmul and addmm (float32, float16, bfloat16,
-//! float64), `dequantize` and `quantized_matmul` (a matrix-vector kernel for decode, else
-//! dequantize + cuBLASLt), random bits and samples (the CPU's numbers: threefry bits bit for
-//! bit), and fused programs (compiled element-wise chains, with a reduction at their end or
-//! several outputs) as generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
-//! restride and never move bytes. The rest (complex64, longer sort lanes, arange/linspace,
-//! linalg, fft, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what did).
+//! dtype), copies, `full`, `eye`, `tri`, integer `arange`, reductions (sum, prod, max, min,
+//! mean, all, any) and arg-reductions, scans, sort/argsort/partition/topk (lanes up to 2048),
+//! gathers and scatters (take, take_along_axis, gather, scatter in every mode,
+//! put_along_axis, slice_update), concatenate and constant pad, triangles, matmul and addmm
+//! (float32, float16, bfloat16, float64; a matrix-vector kernel for decoding), `dequantize`
+//! and `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt),
+//! random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused programs
+//! (compiled element-wise chains, with a reduction at their end or several outputs) as
+//! generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
+//! restride and never move bytes. The rest (complex64, longer sort lanes, float arange,
+//! linspace, linalg, fft, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists
+//! what did). [`CudaGraph`] captures a step of GPU work once and replays it.
 
 mod compile;
 mod fallback;

@@ -131,6 +131,13 @@ fn a_step_the_gpu_cannot_run_fails_to_capture_and_the_program_goes_on() {
         )
         .unwrap_err();
         assert!(err.to_string().contains("Arange"), "{err}");
+        // An integer range has a kernel: it is captured (and recomputed by every replay).
+        let ints = Array::from_slice(&[10i32, 20, 30, 40], &[4])?;
+        let g = CudaGraph::capture(
+            |s| Ok(vec![ops::add(&s[0], &ops::arange(0, 4, 1, Dtype::Int32)?)?]),
+            vec![ints],
+        )?;
+        assert_eq!(g.read(0)?.to_vec::<i32>()?, [10, 21, 32, 43]);
         let err = CudaGraph::capture(|s| Ok(vec![umx_core::linalg::inv(&s[0])?]), vec![a.clone()])
             .unwrap_err();
         assert!(err.to_string().contains("cannot be captured"), "{err}");

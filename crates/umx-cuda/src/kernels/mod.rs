@@ -121,10 +121,63 @@ pub fn creation(op: &CreationOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> O
         (CreationOp::Full, [x]) if x.dtype != Dtype::Complex64 => {
             Ok(elementwise::run(inputs, &[x.dtype], "x0", &out.shape, out.dtype)?.map(|o| vec![o]))
         }
+        (CreationOp::Arange { start, step }, []) => arange_int(out, *start, *step),
         (CreationOp::Eye { k }, []) => Ok(Some(vec![matrix(out, "j - i == k", *k)?])),
         (CreationOp::Tri { k }, []) => Ok(Some(vec![matrix(out, "j <= i + k", *k)?])),
         _ => Ok(None),
     }
+}
+
+/// `arange` of an integer dtype: element `e` is `first + e * d` wrapped to the dtype, which is
+/// what the CPU's running sum of wrapping adds gives (`first` and `first + d` are `start` and
+/// `start + step` cast as Rust casts them). Float ranges round at each add on the CPU, a
+/// sequence no parallel formula reproduces bit for bit: they stay there.
+fn arange_int(out: &OutSpec, start: f64, step: f64) -> Outs {
+    let cast = |v: f64| -> Option<i64> {
+        Some(match out.dtype {
+            Dtype::Int8 => v as i8 as i64,
+            Dtype::Int16 => v as i16 as i64,
+            Dtype::Int32 => v as i32 as i64,
+            Dtype::Int64 => v as i64,
+            Dtype::Uint8 => v as u8 as i64,
+            Dtype::Uint16 => v as u16 as i64,
+            Dtype::Uint32 => v as u32 as i64,
+            Dtype::Uint64 => v as u64 as i64,
+            _ => return None,
+        })
+    };
+    let (Some(first), Some(next)) = (cast(start), cast(start + step)) else {
+        return Ok(None);
+    };
+    let d = next.wrapping_sub(first);
+    let n = umx_core::shape::numel(&out.shape);
+    let (data, ptr) = crate::storage::fresh(&out.shape, out.dtype)?;
+    if n == 0 {
+        return Ok(Some(vec![data]));
+    }
+    let s = source::storage_type(out.dtype).unwrap_or("void");
+    let f = crate::compile::function_for(
+        &format!("arange|{:?}", out.dtype),
+        || {
+            format!(
+                r#"{}
+extern "C" __global__ void umx_arange({s}* out, long long n, long long first, long long d) {{
+  long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride)
+    out[e] = ({s})((unsigned long long)first + (unsigned long long)e * (unsigned long long)d);
+}}
+"#,
+                source::HEADER
+            )
+        },
+        "umx_arange",
+    )?;
+    let g = crate::gpu::gpu()?;
+    let mut args = source::Args::default();
+    args.push(ptr).push(n as i64).push(first).push(d);
+    let blocks = n.div_ceil(256).min(g.sm_count as usize * 8) as u32;
+    crate::compile::launch(f, blocks, 256, 0, &mut args.pointers())?;
+    Ok(Some(vec![data]))
 }
 
 /// A 2-D array of ones where `cond` (over row `i`, column `j` and `k`) holds, zeros elsewhere.
