@@ -49,15 +49,7 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     // A warm-up call compiles the kernels; the second is timed.
-    generate(
-        &model,
-        &prompt[..64],
-        &GenerateOptions {
-            max_tokens: 8,
-            ..Default::default()
-        },
-        |_| Ok(true),
-    )?;
+    warm_up(&model, &prompt)?;
     let (tokens, stats) = generate(&model, &prompt, &options, |_| Ok(true))?;
     // The same without the CUDA graph: every op of every step dispatched from the host.
     let eager_options = GenerateOptions {
@@ -67,15 +59,7 @@ fn main() -> Result<()> {
     let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
     // And with cuBLASLt for the matrix-vector products instead of umx's kernel.
     umx::cuda::set_gemv(false);
-    generate(
-        &model,
-        &prompt[..64],
-        &GenerateOptions {
-            max_tokens: 8,
-            ..Default::default()
-        },
-        |_| Ok(true),
-    )?;
+    warm_up(&model, &prompt)?;
     let (_, lt) = generate(&model, &prompt, &options, |_| Ok(true))?;
     umx::cuda::set_gemv(true);
     // 4-bit weights (group size 64, MLX's default), embedding and head included.
@@ -83,15 +67,7 @@ fn main() -> Result<()> {
     umx::nn::quantize(&mut q4, 64, 4, None)?;
     eval(q4.parameters().values())?;
     let q4_bytes: usize = q4.parameters().values().map(Array::nbytes).sum();
-    generate(
-        &q4,
-        &prompt[..64],
-        &GenerateOptions {
-            max_tokens: 8,
-            ..Default::default()
-        },
-        |_| Ok(true),
-    )?;
+    warm_up(&q4, &prompt)?;
     let (_, q4_stats) = generate(&q4, &prompt, &options, |_| Ok(true))?;
     drop(q4);
     let step_ms = graph_step(&model, &prompt, std::env::args().any(|a| a == "--profile"))?;
@@ -168,6 +144,16 @@ fn main() -> Result<()> {
     println!("{stats}");
     println!("ops on the CPU fallback: {:?}", umx::cuda::fallback_ops());
     Ok(())
+}
+
+/// A short generation, so the timed call after it finds its kernels compiled and its
+/// cuBLASLt plans made.
+fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
+    let options = GenerateOptions {
+        max_tokens: 8,
+        ..Default::default()
+    };
+    generate(model, &prompt[..64], &options, |_| Ok(true)).map(|_| ())
 }
 
 /// The card's time for one decoding step (a graph replay, back to back, at position 1024);

@@ -134,13 +134,15 @@ fn pdl() -> bool {
 
 /// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
 pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
-    let source = &with_prologue(source);
     let g = gpu()?;
     let arch = format!("sm_{}{}", g.arch.0, g.arch.1);
+    // The prologue goes in only when a module is compiled (some kernels look their module up
+    // by source at every launch); it is part of the key, so a changed prologue recompiles.
     let key = fnv128(&[
         source.as_bytes(),
         arch.as_bytes(),
         OPTIONS.join(" ").as_bytes(),
+        PDL_PROLOGUE.as_bytes(),
     ]);
     let mut modules = MODULES
         .get_or_init(Default::default)
@@ -181,7 +183,7 @@ fn cubin(source: &str, arch: &str, key: u128) -> Result<Vec<u8>> {
         FROM_DISK.fetch_add(1, Ordering::Relaxed);
         return Ok(bytes);
     }
-    let bytes = compile(source, arch)?;
+    let bytes = compile(&with_prologue(source), arch)?;
     COMPILED.fetch_add(1, Ordering::Relaxed);
     if let Some(f) = file
         && let Some(dir) = f.parent()
