@@ -1,9 +1,12 @@
-//! CPU benchmark of `umx::linalg` and `umx::fft` (issue 9): batched 64×64 and single
-//! 4096×4096 solve, QR, SVD and eigh (float32), and a 2^24-point complex FFT, beside NumPy and
-//! MLX's CPU build run in the same invocation (`bench/peers_linalg_fft.py`).
+//! Benchmark of `umx::linalg` and `umx::fft` (issue 9): batched 64×64 and single 4096×4096
+//! solve, QR, SVD and eigh (float32), and a 2^24-point complex FFT. On the CPU beside NumPy and
+//! MLX's CPU build (`bench/peers_linalg_fft.py`); with `--gpu`, on GPU 0 (cuSOLVER, cuFFT)
+//! beside PyTorch on the same card (`bench/peers_linalg_fft_gpu.py`). Peers run in the same
+//! invocation, on the same workloads.
 //!
-//! `cargo run --release -p umx-bench --bin linalg_fft`; `UMX_BENCH_N` and `UMX_BENCH_BATCH`
-//! shrink the single and batched sizes (the peers get the same), `UMX_BENCH_FFT_LOG2` the FFT.
+//! `cargo run --release -p umx-bench --bin linalg_fft [-- --gpu]`; `UMX_BENCH_N` and
+//! `UMX_BENCH_BATCH` shrink the single and batched sizes (the peers get the same),
+//! `UMX_BENCH_FFT_LOG2` the FFT.
 
 use serde_json::Value;
 use std::process::Command;
@@ -29,6 +32,16 @@ fn matrices(shape: &[usize], seed: u64) -> Result<(Array, Array)> {
     Ok((a, s))
 }
 
+/// Evaluates `arrays` and, on the GPU, waits for the work to finish.
+fn run(arrays: &[Array]) -> Result<()> {
+    eval(arrays)?;
+    let device = umx::device::default_device();
+    if device != Device::Cpu {
+        umx::device::backend(device)?.synchronize(umx::Stream::default_of(device))?;
+    }
+    Ok(())
+}
+
 /// `(workload, umx seconds)` for the four factorizations of `shape`.
 fn factorizations(label: &str, shape: &[usize], reps: usize) -> Result<Vec<(String, f64)>> {
     let (a, s) = matrices(shape, 7)?;
@@ -39,31 +52,35 @@ fn factorizations(label: &str, shape: &[usize], reps: usize) -> Result<Vec<(Stri
     Ok(vec![
         (
             format!("solve {label}"),
-            median(reps, || linalg::solve(&a, &b)?.eval())?,
+            median(reps, || run(&[linalg::solve(&a, &b)?]))?,
         ),
         (
             format!("qr {label}"),
             median(reps, || {
                 let (q, r) = linalg::qr(&a)?;
-                eval(&[q, r])
+                run(&[q, r])
             })?,
         ),
         (
             format!("svd {label}"),
-            median(reps, || eval(&linalg::svd(&a, true)?))?,
+            median(reps, || run(&linalg::svd(&a, true)?))?,
         ),
         (
             format!("eigh {label}"),
             median(reps, || {
                 let (w, v) = linalg::eigh(&s, "L")?;
-                eval(&[w, v])
+                run(&[w, v])
             })?,
         ),
     ])
 }
 
-fn run_peers(n: usize, batch: usize, fft_log2: usize) -> Option<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft.py");
+fn run_peers(gpu: bool, n: usize, batch: usize, fft_log2: usize) -> Option<Value> {
+    let script = if gpu {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft_gpu.py")
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft.py")
+    };
     let out = Command::new("python3")
         .arg(script)
         .args([n.to_string(), batch.to_string(), fft_log2.to_string()])
@@ -80,6 +97,15 @@ fn run_peers(n: usize, batch: usize, fft_log2: usize) -> Option<Value> {
 }
 
 fn main() -> Result<()> {
+    let gpu = std::env::args().any(|a| a == "--gpu");
+    umx::init();
+    if gpu {
+        if umx::cuda::device_count() == 0 {
+            eprintln!("linalg_fft: no CUDA device found");
+            std::process::exit(1);
+        }
+        umx::device::set_default_device(Device::Gpu(0))?;
+    }
     let n = env("UMX_BENCH_N", 4096);
     let batch = env("UMX_BENCH_BATCH", 128);
     let fft_log2 = env("UMX_BENCH_FFT_LOG2", 24);
@@ -91,17 +117,36 @@ fn main() -> Result<()> {
     x.eval()?;
     rows.push((
         format!("fft 2^{fft_log2} complex64"),
-        median(5, || fft::fft(&x, None, -1, "backward")?.eval())?,
+        median(5, || run(&[fft::fft(&x, None, -1, "backward")?]))?,
     ));
-    let peers = run_peers(n, batch, fft_log2);
-    let cores = std::thread::available_parallelism()
-        .map(|c| c.get())
-        .unwrap_or(1);
+    if gpu {
+        let fell_back = umx::cuda::fallback_ops();
+        if !fell_back.is_empty() {
+            println!("CPU fallback: {fell_back:?}");
+        }
+        umx::cuda::memory::clear_cache()?;
+    }
+    let peers = run_peers(gpu, n, batch, fft_log2);
+    let (where_, names) = if gpu {
+        let (name, ..) = umx::cuda::device_info()?;
+        (name, ["torch", "torch (cuda)", "jax", "JAX"])
+    } else {
+        let cores = std::thread::available_parallelism()
+            .map(|c| c.get())
+            .unwrap_or(1);
+        (
+            format!("CPU, {cores} cores"),
+            ["numpy", "NumPy", "mlx", "MLX (cpu)"],
+        )
+    };
     println!(
-        "umx linalg/fft CPU benchmark ({cores} cores), float32, median times in ms; ratio = peer / umx (> 1: umx faster)"
+        "umx linalg/fft benchmark ({where_}), float32, median times in ms; ratio = peer / umx (> 1: umx faster)"
     );
     println!();
-    println!("| workload | umx | NumPy | ratio | MLX (cpu) | ratio |");
+    println!(
+        "| workload | umx | {} | ratio | {} | ratio |",
+        names[1], names[3]
+    );
     println!("|---|---|---|---|---|---|");
     for (i, (name, t)) in rows.iter().enumerate() {
         let peer = |k: &str| {
@@ -116,8 +161,8 @@ fn main() -> Result<()> {
             Some(p) => (format!("{:.2}", p * 1e3), format!("{:.2}", p / t)),
             None => ("-".into(), "-".into()),
         };
-        let (np, np_r) = cell(peer("numpy"));
-        let (mx, mx_r) = cell(peer("mlx"));
+        let (np, np_r) = cell(peer(names[0]));
+        let (mx, mx_r) = cell(peer(names[2]));
         println!(
             "| {name} | {:.2} | {np} | {np_r} | {mx} | {mx_r} |",
             t * 1e3
@@ -125,7 +170,7 @@ fn main() -> Result<()> {
     }
     if peers.is_none() {
         println!();
-        println!("(peers did not run: python3 with numpy is needed)");
+        println!("(peers did not run: python3 with numpy, or torch for --gpu, is needed)");
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! Its inputs are copied to the host (once per buffer: the host mirror stays), the CPU kernel
 //! runs, and the outputs stay on the host until a GPU op reads them (then they are uploaded
 //! once). Every move is counted in `umx::memory::bytes_to_host`/`bytes_to_device`. Which
-//! primitives took this path is recorded, so tests and notes can list them.
+//! primitives took this path is recorded, so tests and notes can list them; with
+//! `UMX_LOG_FALLBACK=1` each primitive and input dtypes that takes it is also printed to
+//! stderr, once.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -12,6 +14,12 @@ use umx_core::primitives::Primitive;
 use umx_core::{ArrayData, Device, Result, Stream};
 
 static USED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+static LOGGED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn log_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("UMX_LOG_FALLBACK").is_ok_and(|v| !v.is_empty() && v != "0"))
+}
 
 /// Runs `prim` with the CPU backend's kernels.
 pub(crate) fn eval(
@@ -22,6 +30,17 @@ pub(crate) fn eval(
     USED.lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(prim.name());
+    if log_enabled() {
+        let dtypes: Vec<String> = inputs.iter().map(|x| x.dtype.to_string()).collect();
+        let what = format!("{} ({})", prim.name(), dtypes.join(", "));
+        if LOGGED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what.clone())
+        {
+            eprintln!("umx: {what} ran on the CPU fallback");
+        }
+    }
     umx_cpu::CpuBackend.eval(prim, inputs, outputs, Stream::default_of(Device::Cpu))
 }
 

@@ -1,5 +1,6 @@
-//! umx-cuda: the CUDA backend. cudarc loads the driver, NVRTC and cuBLASLt at run time, so this
-//! crate builds (and a program using it runs, on the CPU) where no CUDA is installed.
+//! umx-cuda: the CUDA backend. cudarc loads the driver, NVRTC, cuBLAS(Lt), cuSOLVER and cuFFT at
+//! run time, so this crate builds (and a program using it runs, on the CPU) where no CUDA is
+//! installed.
 //!
 //! Depends on `umx-core` (the `Backend` and `DeviceStorage` traits) and `umx-cpu` (the
 //! fallback for primitives without a GPU kernel yet). Start reading at [`CudaBackend`], then
@@ -15,10 +16,11 @@
 //! and `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt),
 //! random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused programs
 //! (compiled element-wise chains, with a reduction at their end or several outputs) as
-//! generated kernels. View primitives (transpose, broadcast, reshape, slice, ...) only
-//! restride and never move bytes. The rest (complex64, longer sort lanes, float arange,
-//! linspace, linalg, fft, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists
-//! what did). [`CudaGraph`] captures a step of GPU work once and replays it.
+//! generated kernels, the factorizations of `linalg` but `eig` through cuSOLVER and cuBLAS
+//! (float32 and float64), and the Fourier transforms through cuFFT. View primitives
+//! (transpose, broadcast, reshape, slice, ...) only restride and never move bytes. The rest
+//! (complex64 arithmetic, longer sort lanes, float arange, linspace, `eig`, `quantize`, ...)
+//! runs on the CPU fallback ([`fallback_ops`] lists what did). [`CudaGraph`] captures a step of GPU work once and replays it.
 
 mod compile;
 mod fallback;
@@ -127,8 +129,8 @@ fn gpu_kernel(
         Primitive::Scan(op) => scan::eval(op, inputs, outputs),
         Primitive::Sort(op) => sort::eval(op, inputs, outputs),
         Primitive::Random(op) => random::eval(op, inputs, outputs),
-        // Factorizations and Fourier transforms run on the CPU until cuSOLVER and cuFFT land.
-        Primitive::Linalg(_) | Primitive::Fft(_) => Ok(None),
+        Primitive::Linalg(op) => linalg::eval(op, inputs, outputs),
+        Primitive::Fft(op) => fft::eval(op, inputs, outputs),
         // Transformation nodes pass their inputs through, wherever they are.
         Primitive::Transform(op) => op.passthrough(inputs.to_vec(), outputs.len()).map(Some),
     }

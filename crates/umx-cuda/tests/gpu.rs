@@ -879,3 +879,222 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
         }
     }
 }
+
+/// `f` on both devices, complex results as their real and imaginary parts.
+fn both_complex(f: impl Fn() -> umx_core::Result<Array>) -> (Vec<f64>, Vec<f64>) {
+    let parts = |x: Array| -> Vec<f64> {
+        if x.dtype() == Dtype::Complex64 {
+            let mut v = ops::real(&x).unwrap().to_vec::<f64>().unwrap();
+            v.extend(ops::imag(&x).unwrap().to_vec::<f64>().unwrap());
+            v
+        } else {
+            x.to_vec::<f64>().unwrap()
+        }
+    };
+    let cpu = with_device(Device::Cpu, &f).unwrap();
+    let gpu = with_device(Device::Gpu(0), &f).unwrap();
+    assert_eq!((cpu.shape(), cpu.dtype()), (gpu.shape(), gpu.dtype()));
+    (parts(cpu), parts(gpu))
+}
+
+#[test]
+fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::linalg;
+    let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
+    for dtype in [Dtype::Float32, Dtype::Float64] {
+        let tol = if dtype == Dtype::Float32 { 2e-3 } else { 1e-8 };
+        // A batch of small matrices (the batched library calls), one big matrix, a batch of
+        // big ones (one call each), a strided batch.
+        for (shape, seed) in [
+            (vec![6, 5, 5], 1u64),
+            (vec![200, 200], 2),
+            (vec![2, 150, 150], 3),
+            (vec![3, 1, 4, 4], 4),
+        ] {
+            let nd = shape.len();
+            let n = shape[nd - 1];
+            let what = |op: &str| format!("{op} {dtype} {shape:?}");
+            let eye = cpu(&|| ops::eye(n, None, 0, dtype));
+            // Well conditioned: a random matrix plus n on the diagonal.
+            let a = cpu(&|| ops::add(input(&shape, dtype, seed), &ops::multiply(&eye, n as f64)?));
+            let spd = cpu(&|| ops::add(&ops::matmul(&a, &ops::swapaxes(&a, -1, -2)?)?, &eye));
+            let mut bs = shape.clone();
+            bs[nd - 1] = 3;
+            let b = input(&bs, dtype, seed + 10);
+            let at = cpu(&|| ops::swapaxes(&a, -1, -2)); // a transposed view
+            let cases: Vec<Case> = vec![
+                ("solve", Box::new(|| linalg::solve(&a, &b))),
+                ("solve of a view", Box::new(|| linalg::solve(&at, &b))),
+                ("inv", Box::new(|| linalg::inv(&a))),
+                (
+                    "solve_triangular lower",
+                    Box::new(|| linalg::solve_triangular(&a, &b, false)),
+                ),
+                (
+                    "solve_triangular upper",
+                    Box::new(|| linalg::solve_triangular(&at, &b, true)),
+                ),
+                ("cholesky lower", Box::new(|| linalg::cholesky(&spd, false))),
+                ("cholesky upper", Box::new(|| linalg::cholesky(&spd, true))),
+                (
+                    "qr: q r",
+                    Box::new(|| {
+                        let (q, r) = linalg::qr(&a)?;
+                        ops::matmul(&q, &r)
+                    }),
+                ),
+                ("qr: |r|", Box::new(|| ops::abs(&linalg::qr(&at)?.1))),
+                (
+                    "svd values",
+                    Box::new(|| Ok(linalg::svd(&a, false)?.remove(0))),
+                ),
+                (
+                    "svd: u s vt",
+                    Box::new(|| {
+                        let usv = linalg::svd(&a, true)?;
+                        let us = ops::multiply(&usv[0], &ops::expand_dims(&usv[1], -2)?)?;
+                        ops::matmul(&us, &usv[2])
+                    }),
+                ),
+                ("eigvalsh", Box::new(|| linalg::eigvalsh(&spd, "L"))),
+                (
+                    "eigh: v w vt",
+                    Box::new(|| {
+                        let (w, v) = linalg::eigh(&spd, "U")?;
+                        let vw = ops::multiply(&v, &ops::expand_dims(&w, -2)?)?;
+                        ops::matmul(&vw, &ops::swapaxes(&v, -1, -2)?)
+                    }),
+                ),
+                ("lu_factor: lu", Box::new(|| Ok(linalg::lu_factor(&a)?.0))),
+                (
+                    "lu_factor: pivots",
+                    Box::new(|| Ok(linalg::lu_factor(&a)?.1)),
+                ),
+                ("lu: p", Box::new(|| Ok(linalg::lu(&at)?.0))),
+                ("det", Box::new(|| linalg::det(&a))),
+            ];
+            for (name, f) in &cases {
+                let (c, g) = both(f);
+                let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                let c: Vec<f64> = c.iter().map(|v| v / scale).collect();
+                let g: Vec<f64> = g.iter().map(|v| v / scale).collect();
+                assert_close(&what(name), &c, &g, tol);
+            }
+        }
+        // Wide and tall matrices.
+        for shape in [vec![4, 7, 3], vec![3, 9]] {
+            let a = input(&shape, dtype, 7);
+            let (c, g) = both(|| Ok(linalg::svd(&a, false)?.remove(0)));
+            assert_close(&format!("svd values {shape:?}"), &c, &g, tol);
+            let (c, g) = both(|| {
+                let usv = linalg::svd(&a, true)?;
+                let k = usv[1].shape()[usv[1].ndim() - 1];
+                let nd = a.ndim();
+                let mut stop: Vec<i64> = usv[0].shape().iter().map(|&d| d as i64).collect();
+                stop[nd - 1] = k as i64;
+                let uk = ops::slice(&usv[0], &vec![0; nd], &stop, &[])?;
+                let mut stop: Vec<i64> = usv[2].shape().iter().map(|&d| d as i64).collect();
+                stop[nd - 2] = k as i64;
+                let vk = ops::slice(&usv[2], &vec![0; nd], &stop, &[])?;
+                ops::matmul(&ops::multiply(&uk, &ops::expand_dims(&usv[1], -2)?)?, &vk)
+            });
+            assert_close(&format!("svd u s vt {shape:?}"), &c, &g, tol * 10.0);
+            let (c, g) = both(|| {
+                let (q, r) = linalg::qr(&a)?;
+                ops::matmul(&q, &r)
+            });
+            assert_close(&format!("qr {shape:?}"), &c, &g, tol * 10.0);
+            let (c, g) = both(|| Ok(linalg::lu(&a)?.2));
+            assert_close(&format!("lu u {shape:?}"), &c, &g, tol * 10.0);
+        }
+        // NumPy's answers to bad input, from the GPU kernels.
+        let z = cpu(&|| ops::zeros(&[2, 3, 3], dtype));
+        let err = with_device(Device::Gpu(0), || linalg::solve(&z, &z))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("Singular matrix"), "{err}");
+        let not_pd = cpu(&|| ops::multiply(&ops::eye(4, None, 0, dtype)?, -1.0));
+        let err = with_device(Device::Gpu(0), || linalg::cholesky(&not_pd, false))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("not positive definite"), "{err}");
+        let inf = cpu(&|| ops::multiply(&ops::ones(&[2, 2], dtype)?, f64::INFINITY));
+        let err = with_device(Device::Gpu(0), || Ok(linalg::svd(&inf, true)?.remove(1)))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("did not converge"), "{err}");
+        let w = with_device(Device::Gpu(0), || linalg::eigvalsh(&inf, "L")).unwrap();
+        assert!(w.to_vec::<f64>().unwrap().iter().all(|v| v.is_nan()));
+    }
+    // Only `eig` (not asked for here) is left to the CPU.
+    assert!(
+        !umx_cuda::fallback_ops().contains(&"linalg"),
+        "{:?}",
+        umx_cuda::fallback_ops()
+    );
+}
+
+#[test]
+fn fourier_transforms_run_on_the_gpu_and_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::fft;
+    for dtype in [Dtype::Float32, Dtype::Float64] {
+        let x = input(&[3, 16, 5], dtype, 11);
+        let xt = with_device(Device::Cpu, || ops::swapaxes(&x, 0, 2)).unwrap();
+        for axis in [0i64, 1, 2, -1] {
+            for norm in ["backward", "ortho", "forward"] {
+                let cases: Vec<Case> = vec![
+                    ("fft", Box::new(|| fft::fft(&x, None, axis, norm))),
+                    ("fft n=7", Box::new(|| fft::fft(&x, Some(7), axis, norm))),
+                    (
+                        "fft of a view",
+                        Box::new(|| fft::fft(&xt, Some(13), axis, norm)),
+                    ),
+                    (
+                        "ifft",
+                        Box::new(|| {
+                            fft::ifft(&fft::fft(&x, None, axis, "backward")?, None, axis, norm)
+                        }),
+                    ),
+                    ("rfft", Box::new(|| fft::rfft(&x, None, axis, norm))),
+                    ("rfft n=9", Box::new(|| fft::rfft(&xt, Some(9), axis, norm))),
+                    (
+                        "irfft",
+                        Box::new(|| {
+                            fft::irfft(&fft::rfft(&x, None, axis, "backward")?, None, axis, norm)
+                        }),
+                    ),
+                    (
+                        "irfft n=11",
+                        Box::new(|| {
+                            fft::irfft(&fft::fft(&x, None, axis, "backward")?, Some(11), axis, norm)
+                        }),
+                    ),
+                ];
+                for (name, f) in &cases {
+                    let (c, g) = both_complex(f);
+                    let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    let c: Vec<f64> = c.iter().map(|v| v / scale).collect();
+                    let g: Vec<f64> = g.iter().map(|v| v / scale).collect();
+                    assert_close(&format!("{name} {dtype} axis {axis} {norm}"), &c, &g, 1e-5);
+                }
+            }
+        }
+        let (c, g) = both_complex(|| fft::fftn(&x, None, None, "backward"));
+        assert_close(&format!("fftn {dtype}"), &c, &g, 1e-4);
+    }
+    // A long signal.
+    let long = input(&[1 << 20], Dtype::Float32, 12);
+    let (c, g) = both_complex(|| fft::fft(&long, None, -1, "ortho"));
+    assert_close("fft 2^20", &c, &g, 1e-3);
+    assert!(
+        !umx_cuda::fallback_ops().contains(&"fft"),
+        "{:?}",
+        umx_cuda::fallback_ops()
+    );
+}

@@ -4,8 +4,10 @@
 pub mod argreduce;
 pub mod elementwise;
 pub mod fast;
+pub mod fft;
 pub mod gemv;
 pub mod indexing;
+pub mod linalg;
 pub mod matmul;
 pub mod quantized;
 pub mod random;

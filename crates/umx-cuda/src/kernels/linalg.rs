@@ -1,0 +1,1620 @@
+//! The linear-algebra primitives on the GPU: cuSOLVER's dense factorizations and cuBLAS's
+//! batched LU and triangular solves, giving what the CPU's kernels give
+//! (`umx-cpu/src/kernels/linalg.rs`), NumPy's answers to bad input included.
+//!
+//! umx's matrices are row-major and the libraries' column-major: a row-major buffer read
+//! column-major is the matrix's transpose. Each op uses that where it can:
+//! - `solve`, `lu_factor`, `qr` and `svd` factor `A` itself, from a column-major copy (one
+//!   transposing copy kernel; the libraries overwrite their input anyway).
+//! - `cholesky` and `eigh` read one triangle of a symmetric matrix: the row-major copy read
+//!   column-major holds that triangle as the other one, so the library is told the other.
+//! - `solve_triangular` solves `Xᵀ Aᵀ = Bᵀ` (a right-side `trsm`) on the row-major buffers.
+//! - Results a library leaves column-major are returned as transposed views, not copied.
+//!
+//! Batches of small square matrices go through the batched calls (`getrfBatched` and
+//! `getrsBatched`, `potrfBatched`, `trsmBatched`); the rest are factored one matrix after
+//! another on the stream. Each factorization's `info` is read back once the stream is idle:
+//! a zero pivot in `solve` is "Singular matrix", a matrix that is not positive definite fails
+//! `cholesky`, and non-finite input fails `svd` and `cholesky` and gives NaNs from `eigh`,
+//! all before any library sees it, as on the CPU. The general eigendecomposition (`eig`),
+//! empty matrices and other dtypes stay on the CPU fallback, and nothing here runs while a
+//! CUDA graph is captured (each op waits for the GPU to read its `info`).
+
+// The library calls keep LAPACK's argument lists.
+#![allow(clippy::too_many_arguments)]
+
+use super::source;
+use crate::compile::{function_for, launch};
+use crate::gpu::{driver_err, gpu};
+use crate::storage::{CudaStorage, input_ptr, output};
+use cudarc::cublas::sys as blas;
+use cudarc::cusolver::sys as dn;
+use cudarc::driver::result;
+use std::ffi::c_int;
+use std::sync::{Arc, Mutex, OnceLock};
+use umx_core::device::OutSpec;
+use umx_core::primitives::LinalgOp;
+use umx_core::shape::numel;
+use umx_core::{ArrayData, Buffer, Dtype, Error, Result};
+
+/// Square matrices at most this big go through the batched cuBLAS / cuSOLVER calls when the
+/// batch has more than one; bigger ones are factored one at a time.
+const BATCHED_MAX_N: usize = 128;
+
+pub fn eval(
+    op: &LinalgOp,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Option<Vec<ArrayData>>> {
+    let Some(a) = inputs.first() else {
+        return Err(Error::Device(format!("{}: no input", op.name())));
+    };
+    let nd = a.shape.len();
+    if nd < 2 || crate::graph::capturing() || matches!(op, LinalgOp::Eig { .. }) {
+        return Ok(None);
+    }
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
+    let count = numel(&a.shape[..nd - 2]);
+    // Empty matrices and batches have tiny (or empty) results the CPU makes at once.
+    if m == 0 || n == 0 || count == 0 || outputs.iter().any(|o| numel(&o.shape) == 0) {
+        return Ok(None);
+    }
+    if m > c_int::MAX as usize / 2 || n > c_int::MAX as usize / 2 || count > c_int::MAX as usize {
+        return Ok(None);
+    }
+    let job = Job {
+        count,
+        m,
+        n,
+        batch: a.shape[..nd - 2].to_vec(),
+    };
+    match a.dtype {
+        Dtype::Float32 => run::<f32>(op, &job, inputs, outputs).map(Some),
+        Dtype::Float64 => run::<f64>(op, &job, inputs, outputs).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The batch and the matrices' size.
+struct Job {
+    count: usize,
+    m: usize,
+    n: usize,
+    batch: Vec<usize>,
+}
+
+impl Job {
+    fn shape(&self, dims: &[usize]) -> Vec<usize> {
+        let mut s = self.batch.clone();
+        s.extend_from_slice(dims);
+        s
+    }
+}
+
+fn run<T: Float>(
+    op: &LinalgOp,
+    job: &Job,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Vec<ArrayData>> {
+    let lock = handles()?;
+    let h = lock.lock().unwrap_or_else(|e| e.into_inner());
+    match *op {
+        LinalgOp::Solve => solve::<T>(&h, job, &inputs[0], input(op, inputs, 1)?),
+        LinalgOp::SolveTriangular { upper } => {
+            solve_triangular::<T>(&h, job, &inputs[0], input(op, inputs, 1)?, upper)
+        }
+        LinalgOp::Cholesky { upper } => cholesky::<T>(&h, job, &inputs[0], upper),
+        LinalgOp::Qr => qr::<T>(&h, job, &inputs[0]),
+        LinalgOp::Svd { compute_uv } => svd::<T>(&h, job, &inputs[0], compute_uv),
+        LinalgOp::Eigh { upper, vectors } => eigh::<T>(&h, job, &inputs[0], upper, vectors),
+        LinalgOp::LuFactor => lu_factor::<T>(&h, job, &inputs[0]),
+        LinalgOp::Eig { .. } => Err(Error::Device("eig: no GPU kernel".into())),
+    }
+    .and_then(|outs| {
+        if outs.len() != outputs.len()
+            || outs
+                .iter()
+                .zip(outputs)
+                .any(|(o, s)| o.shape != s.shape || o.dtype != s.dtype)
+        {
+            return Err(Error::Device(format!(
+                "{}: the gpu kernel's outputs do not match {outputs:?}",
+                op.name()
+            )));
+        }
+        Ok(outs)
+    })
+}
+
+fn input<'a>(op: &LinalgOp, inputs: &'a [ArrayData], i: usize) -> Result<&'a ArrayData> {
+    inputs
+        .get(i)
+        .ok_or_else(|| Error::Device(format!("{}: input {i} is missing", op.name())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handles and library calls
+
+struct Handles {
+    dn: dn::cusolverDnHandle_t,
+    blas: blas::cublasHandle_t,
+}
+
+// SAFETY: the handles are used under the mutex below, one call at a time.
+unsafe impl Send for Handles {}
+
+fn handles() -> Result<&'static Mutex<Handles>> {
+    static H: OnceLock<Result<Mutex<Handles>>> = OnceLock::new();
+    H.get_or_init(|| {
+        let g = gpu()?;
+        // SAFETY: only check for the libraries (cudarc panics when one is missing).
+        if !unsafe { dn::is_culib_present() } {
+            return Err(Error::Device(
+                "gpu: cuSOLVER (libcusolver) was not found".into(),
+            ));
+        }
+        if !unsafe { blas::is_culib_present() } {
+            return Err(Error::Device(
+                "gpu: cuBLAS (libcublas) was not found".into(),
+            ));
+        }
+        let mut d = std::ptr::null_mut();
+        let mut b = std::ptr::null_mut();
+        // SAFETY: out-parameters, then the live stream.
+        unsafe {
+            dn_ok("creating a handle", dn::cusolverDnCreate(&mut d))?;
+            dn_ok(
+                "setting the stream",
+                dn::cusolverDnSetStream(d, g.stream as dn::cudaStream_t),
+            )?;
+            blas_ok("creating a handle", blas::cublasCreate_v2(&mut b))?;
+            blas_ok(
+                "setting the stream",
+                blas::cublasSetStream_v2(b, g.stream as blas::cudaStream_t),
+            )?;
+        }
+        Ok(Mutex::new(Handles { dn: d, blas: b }))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+fn dn_ok(what: &str, s: dn::cusolverStatus_t) -> Result<()> {
+    if s == dn::cusolverStatus_t::CUSOLVER_STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(Error::Device(format!("cusolver: {what}: {s:?}")))
+    }
+}
+
+fn blas_ok(what: &str, s: blas::cublasStatus_t) -> Result<()> {
+    if s == blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(Error::Device(format!("cublas: {what}: {s:?}")))
+    }
+}
+
+type Ptr = u64;
+
+/// The element types cuSOLVER factors, with their single- or double-precision routines. The
+/// arguments are LAPACK's; pointers are device addresses.
+trait Float: Copy + Default + Nan + 'static {
+    const DTYPE: Dtype;
+    const C: &'static str;
+    unsafe fn getrf_size(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        lw: &mut c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn getrf(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        work: Ptr,
+        ipiv: Ptr,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn getrs(
+        h: dn::cusolverDnHandle_t,
+        n: c_int,
+        nrhs: c_int,
+        a: Ptr,
+        lda: c_int,
+        ipiv: Ptr,
+        b: Ptr,
+        ldb: c_int,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn potrf_size(
+        h: dn::cusolverDnHandle_t,
+        uplo: dn::cublasFillMode_t,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        lw: &mut c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn potrf(
+        h: dn::cusolverDnHandle_t,
+        uplo: dn::cublasFillMode_t,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        work: Ptr,
+        lwork: c_int,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn potrf_batched(
+        h: dn::cusolverDnHandle_t,
+        uplo: dn::cublasFillMode_t,
+        n: c_int,
+        arr: Ptr,
+        lda: c_int,
+        info: Ptr,
+        count: c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn geqrf_size(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        lw: &mut c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn geqrf(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        tau: Ptr,
+        work: Ptr,
+        lwork: c_int,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn orgqr_size(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        a: Ptr,
+        lda: c_int,
+        tau: Ptr,
+        lw: &mut c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn orgqr(
+        h: dn::cusolverDnHandle_t,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        a: Ptr,
+        lda: c_int,
+        tau: Ptr,
+        work: Ptr,
+        lwork: c_int,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn gesvdj_size(
+        h: dn::cusolverDnHandle_t,
+        jobz: dn::cusolverEigMode_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        s: Ptr,
+        u: Ptr,
+        ldu: c_int,
+        v: Ptr,
+        ldv: c_int,
+        lw: &mut c_int,
+        p: dn::gesvdjInfo_t,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn gesvdj(
+        h: dn::cusolverDnHandle_t,
+        jobz: dn::cusolverEigMode_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        s: Ptr,
+        u: Ptr,
+        ldu: c_int,
+        v: Ptr,
+        ldv: c_int,
+        work: Ptr,
+        lwork: c_int,
+        info: Ptr,
+        p: dn::gesvdjInfo_t,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn syevd_size(
+        h: dn::cusolverDnHandle_t,
+        jobz: dn::cusolverEigMode_t,
+        uplo: dn::cublasFillMode_t,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        w: Ptr,
+        lw: &mut c_int,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn syevd(
+        h: dn::cusolverDnHandle_t,
+        jobz: dn::cusolverEigMode_t,
+        uplo: dn::cublasFillMode_t,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        w: Ptr,
+        work: Ptr,
+        lwork: c_int,
+        info: Ptr,
+    ) -> dn::cusolverStatus_t;
+    unsafe fn getrf_batched(
+        h: blas::cublasHandle_t,
+        n: c_int,
+        arr: Ptr,
+        lda: c_int,
+        ipiv: Ptr,
+        info: Ptr,
+        count: c_int,
+    ) -> blas::cublasStatus_t;
+    unsafe fn getrs_batched(
+        h: blas::cublasHandle_t,
+        n: c_int,
+        nrhs: c_int,
+        arr: Ptr,
+        lda: c_int,
+        ipiv: Ptr,
+        barr: Ptr,
+        ldb: c_int,
+        info: &mut c_int,
+        count: c_int,
+    ) -> blas::cublasStatus_t;
+    unsafe fn trsm(
+        h: blas::cublasHandle_t,
+        uplo: blas::cublasFillMode_t,
+        m: c_int,
+        n: c_int,
+        a: Ptr,
+        lda: c_int,
+        b: Ptr,
+        ldb: c_int,
+    ) -> blas::cublasStatus_t;
+    unsafe fn trsm_batched(
+        h: blas::cublasHandle_t,
+        uplo: blas::cublasFillMode_t,
+        m: c_int,
+        n: c_int,
+        arr: Ptr,
+        lda: c_int,
+        barr: Ptr,
+        ldb: c_int,
+        count: c_int,
+    ) -> blas::cublasStatus_t;
+}
+
+macro_rules! float_impl {
+    ($t:ty, $dtype:expr, $c:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident,
+     $potrf:ident, $potrf_batched:ident, $geqrf_size:ident, $geqrf:ident, $orgqr_size:ident,
+     $orgqr:ident, $gesvdj_size:ident, $gesvdj:ident, $syevd_size:ident, $syevd:ident,
+     $getrf_batched:ident, $getrs_batched:ident, $trsm:ident, $trsm_batched:ident) => {
+        impl Float for $t {
+            const DTYPE: Dtype = $dtype;
+            const C: &'static str = $c;
+            unsafe fn getrf_size(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                lw: &mut c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe { dn::$getrf_size(h, m, n, a as *mut $t, lda, lw) }
+            }
+            unsafe fn getrf(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                work: Ptr,
+                ipiv: Ptr,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$getrf(
+                        h,
+                        m,
+                        n,
+                        a as *mut $t,
+                        lda,
+                        work as *mut $t,
+                        ipiv as *mut c_int,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn getrs(
+                h: dn::cusolverDnHandle_t,
+                n: c_int,
+                nrhs: c_int,
+                a: Ptr,
+                lda: c_int,
+                ipiv: Ptr,
+                b: Ptr,
+                ldb: c_int,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$getrs(
+                        h,
+                        dn::cublasOperation_t::CUBLAS_OP_N,
+                        n,
+                        nrhs,
+                        a as *const $t,
+                        lda,
+                        ipiv as *const c_int,
+                        b as *mut $t,
+                        ldb,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn potrf_size(
+                h: dn::cusolverDnHandle_t,
+                uplo: dn::cublasFillMode_t,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                lw: &mut c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe { dn::$potrf_size(h, uplo, n, a as *mut $t, lda, lw) }
+            }
+            unsafe fn potrf(
+                h: dn::cusolverDnHandle_t,
+                uplo: dn::cublasFillMode_t,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                work: Ptr,
+                lwork: c_int,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$potrf(
+                        h,
+                        uplo,
+                        n,
+                        a as *mut $t,
+                        lda,
+                        work as *mut $t,
+                        lwork,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn potrf_batched(
+                h: dn::cusolverDnHandle_t,
+                uplo: dn::cublasFillMode_t,
+                n: c_int,
+                arr: Ptr,
+                lda: c_int,
+                info: Ptr,
+                count: c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$potrf_batched(
+                        h,
+                        uplo,
+                        n,
+                        arr as *mut *mut $t,
+                        lda,
+                        info as *mut c_int,
+                        count,
+                    )
+                }
+            }
+            unsafe fn geqrf_size(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                lw: &mut c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe { dn::$geqrf_size(h, m, n, a as *mut $t, lda, lw) }
+            }
+            unsafe fn geqrf(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                tau: Ptr,
+                work: Ptr,
+                lwork: c_int,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$geqrf(
+                        h,
+                        m,
+                        n,
+                        a as *mut $t,
+                        lda,
+                        tau as *mut $t,
+                        work as *mut $t,
+                        lwork,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn orgqr_size(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                k: c_int,
+                a: Ptr,
+                lda: c_int,
+                tau: Ptr,
+                lw: &mut c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe { dn::$orgqr_size(h, m, n, k, a as *const $t, lda, tau as *const $t, lw) }
+            }
+            unsafe fn orgqr(
+                h: dn::cusolverDnHandle_t,
+                m: c_int,
+                n: c_int,
+                k: c_int,
+                a: Ptr,
+                lda: c_int,
+                tau: Ptr,
+                work: Ptr,
+                lwork: c_int,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$orgqr(
+                        h,
+                        m,
+                        n,
+                        k,
+                        a as *mut $t,
+                        lda,
+                        tau as *const $t,
+                        work as *mut $t,
+                        lwork,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn gesvdj_size(
+                h: dn::cusolverDnHandle_t,
+                jobz: dn::cusolverEigMode_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                s: Ptr,
+                u: Ptr,
+                ldu: c_int,
+                v: Ptr,
+                ldv: c_int,
+                lw: &mut c_int,
+                p: dn::gesvdjInfo_t,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$gesvdj_size(
+                        h,
+                        jobz,
+                        0,
+                        m,
+                        n,
+                        a as *const $t,
+                        lda,
+                        s as *const $t,
+                        u as *const $t,
+                        ldu,
+                        v as *const $t,
+                        ldv,
+                        lw,
+                        p,
+                    )
+                }
+            }
+            unsafe fn gesvdj(
+                h: dn::cusolverDnHandle_t,
+                jobz: dn::cusolverEigMode_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                s: Ptr,
+                u: Ptr,
+                ldu: c_int,
+                v: Ptr,
+                ldv: c_int,
+                work: Ptr,
+                lwork: c_int,
+                info: Ptr,
+                p: dn::gesvdjInfo_t,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$gesvdj(
+                        h,
+                        jobz,
+                        0,
+                        m,
+                        n,
+                        a as *mut $t,
+                        lda,
+                        s as *mut $t,
+                        u as *mut $t,
+                        ldu,
+                        v as *mut $t,
+                        ldv,
+                        work as *mut $t,
+                        lwork,
+                        info as *mut c_int,
+                        p,
+                    )
+                }
+            }
+            unsafe fn syevd_size(
+                h: dn::cusolverDnHandle_t,
+                jobz: dn::cusolverEigMode_t,
+                uplo: dn::cublasFillMode_t,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                w: Ptr,
+                lw: &mut c_int,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$syevd_size(h, jobz, uplo, n, a as *const $t, lda, w as *const $t, lw)
+                }
+            }
+            unsafe fn syevd(
+                h: dn::cusolverDnHandle_t,
+                jobz: dn::cusolverEigMode_t,
+                uplo: dn::cublasFillMode_t,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                w: Ptr,
+                work: Ptr,
+                lwork: c_int,
+                info: Ptr,
+            ) -> dn::cusolverStatus_t {
+                unsafe {
+                    dn::$syevd(
+                        h,
+                        jobz,
+                        uplo,
+                        n,
+                        a as *mut $t,
+                        lda,
+                        w as *mut $t,
+                        work as *mut $t,
+                        lwork,
+                        info as *mut c_int,
+                    )
+                }
+            }
+            unsafe fn getrf_batched(
+                h: blas::cublasHandle_t,
+                n: c_int,
+                arr: Ptr,
+                lda: c_int,
+                ipiv: Ptr,
+                info: Ptr,
+                count: c_int,
+            ) -> blas::cublasStatus_t {
+                unsafe {
+                    blas::$getrf_batched(
+                        h,
+                        n,
+                        arr as *const *mut $t,
+                        lda,
+                        ipiv as *mut c_int,
+                        info as *mut c_int,
+                        count,
+                    )
+                }
+            }
+            unsafe fn getrs_batched(
+                h: blas::cublasHandle_t,
+                n: c_int,
+                nrhs: c_int,
+                arr: Ptr,
+                lda: c_int,
+                ipiv: Ptr,
+                barr: Ptr,
+                ldb: c_int,
+                info: &mut c_int,
+                count: c_int,
+            ) -> blas::cublasStatus_t {
+                unsafe {
+                    blas::$getrs_batched(
+                        h,
+                        blas::cublasOperation_t::CUBLAS_OP_N,
+                        n,
+                        nrhs,
+                        arr as *const *const $t,
+                        lda,
+                        ipiv as *const c_int,
+                        barr as *const *mut $t,
+                        ldb,
+                        info,
+                        count,
+                    )
+                }
+            }
+            unsafe fn trsm(
+                h: blas::cublasHandle_t,
+                uplo: blas::cublasFillMode_t,
+                m: c_int,
+                n: c_int,
+                a: Ptr,
+                lda: c_int,
+                b: Ptr,
+                ldb: c_int,
+            ) -> blas::cublasStatus_t {
+                let one: $t = 1.0;
+                unsafe {
+                    blas::$trsm(
+                        h,
+                        blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT,
+                        uplo,
+                        blas::cublasOperation_t::CUBLAS_OP_N,
+                        blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT,
+                        m,
+                        n,
+                        &one,
+                        a as *const $t,
+                        lda,
+                        b as *mut $t,
+                        ldb,
+                    )
+                }
+            }
+            unsafe fn trsm_batched(
+                h: blas::cublasHandle_t,
+                uplo: blas::cublasFillMode_t,
+                m: c_int,
+                n: c_int,
+                arr: Ptr,
+                lda: c_int,
+                barr: Ptr,
+                ldb: c_int,
+                count: c_int,
+            ) -> blas::cublasStatus_t {
+                let one: $t = 1.0;
+                unsafe {
+                    blas::$trsm_batched(
+                        h,
+                        blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT,
+                        uplo,
+                        blas::cublasOperation_t::CUBLAS_OP_N,
+                        blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT,
+                        m,
+                        n,
+                        &one,
+                        arr as *const *const $t,
+                        lda,
+                        barr as *const *mut $t,
+                        ldb,
+                        count,
+                    )
+                }
+            }
+        }
+    };
+}
+
+float_impl!(
+    f32,
+    Dtype::Float32,
+    "float",
+    cusolverDnSgetrf_bufferSize,
+    cusolverDnSgetrf,
+    cusolverDnSgetrs,
+    cusolverDnSpotrf_bufferSize,
+    cusolverDnSpotrf,
+    cusolverDnSpotrfBatched,
+    cusolverDnSgeqrf_bufferSize,
+    cusolverDnSgeqrf,
+    cusolverDnSorgqr_bufferSize,
+    cusolverDnSorgqr,
+    cusolverDnSgesvdj_bufferSize,
+    cusolverDnSgesvdj,
+    cusolverDnSsyevd_bufferSize,
+    cusolverDnSsyevd,
+    cublasSgetrfBatched,
+    cublasSgetrsBatched,
+    cublasStrsm_v2,
+    cublasStrsmBatched
+);
+float_impl!(
+    f64,
+    Dtype::Float64,
+    "double",
+    cusolverDnDgetrf_bufferSize,
+    cusolverDnDgetrf,
+    cusolverDnDgetrs,
+    cusolverDnDpotrf_bufferSize,
+    cusolverDnDpotrf,
+    cusolverDnDpotrfBatched,
+    cusolverDnDgeqrf_bufferSize,
+    cusolverDnDgeqrf,
+    cusolverDnDorgqr_bufferSize,
+    cusolverDnDorgqr,
+    cusolverDnDgesvdj_bufferSize,
+    cusolverDnDgesvdj,
+    cusolverDnDsyevd_bufferSize,
+    cusolverDnDsyevd,
+    cublasDgetrfBatched,
+    cublasDgetrsBatched,
+    cublasDtrsm_v2,
+    cublasDtrsmBatched
+);
+
+// ---------------------------------------------------------------------------------------------
+// Device memory and the small kernels around the library calls
+
+/// A fresh device array of `shape`, row-major.
+fn fresh(shape: &[usize], dtype: Dtype) -> Result<(ArrayData, Ptr)> {
+    crate::storage::fresh(shape, dtype)
+}
+
+/// Scratch device memory of `bytes` bytes (at least one).
+fn scratch(bytes: usize) -> Result<(Buffer, Ptr)> {
+    output(bytes.max(1))
+}
+
+/// A row-major copy of `x` (the libraries write over their input).
+fn row_major<T: Float>(x: &ArrayData) -> Result<(ArrayData, Ptr)> {
+    let c = super::contiguous(x, T::DTYPE)?
+        .ok_or_else(|| Error::Device(format!("linalg: no copy kernel for {}", x.dtype)))?;
+    let p = input_ptr(&c)?;
+    Ok((c, p))
+}
+
+/// A copy of `x (…, r, c)` with each matrix column-major: matrix `b` starts at `b·r·c`, with
+/// leading dimension `r`.
+fn col_major<T: Float>(x: &ArrayData) -> Result<(ArrayData, Ptr)> {
+    let nd = x.shape.len();
+    let mut t = x.clone();
+    t.shape.swap(nd - 2, nd - 1);
+    t.strides.swap(nd - 2, nd - 1);
+    row_major::<T>(&t)
+}
+
+/// `data` (holding column-major `r × c` matrices `stride` elements apart, the first at
+/// `offset`) as the row-major array `(…, r, c)`.
+fn col_major_view(data: &ArrayData, job: &Job, r: usize, c: usize, stride: usize) -> ArrayData {
+    let shape = job.shape(&[r, c]);
+    let mut strides = vec![0isize; shape.len()];
+    let nb = job.batch.len();
+    let mut s = stride as isize;
+    for k in (0..nb).rev() {
+        strides[k] = s;
+        s *= job.batch[k] as isize;
+    }
+    strides[nb] = 1;
+    strides[nb + 1] = r as isize;
+    ArrayData {
+        buffer: Arc::clone(&data.buffer),
+        shape,
+        dtype: data.dtype,
+        strides,
+        offset: 0,
+    }
+}
+
+/// The addresses `base + i·step·size_of::<T>()` for each matrix, on the device (for the
+/// batched calls). The buffer must outlive the queued call.
+fn pointer_array<T>(base: Ptr, step: usize, count: usize) -> Result<(CudaStorage, Ptr)> {
+    let bytes: Vec<u8> = (0..count)
+        .flat_map(|i| (base + (i * step * std::mem::size_of::<T>()) as u64).to_le_bytes())
+        .collect();
+    let s = CudaStorage::upload(&bytes)?;
+    let p = s.ptr();
+    Ok((s, p))
+}
+
+/// `count` device ints, zeroed.
+fn ints(count: usize) -> Result<(Buffer, Ptr)> {
+    let (b, p) = scratch(count * 4)?;
+    let g = gpu()?;
+    // SAFETY: the buffer holds count ints; the stream is live.
+    unsafe { result::memset_d8_async(p, 0, count * 4, g.stream) }
+        .map_err(|e| driver_err("clearing info", e))?;
+    Ok((b, p))
+}
+
+/// Waits for the stream and reads `count` device ints.
+fn read_ints(p: Ptr, count: usize) -> Result<Vec<c_int>> {
+    gpu()?.synchronize()?;
+    let mut bytes = vec![0u8; count * 4];
+    // SAFETY: the stream is idle and `p` holds count ints.
+    unsafe { result::memcpy_dtoh_sync(&mut bytes, p) }
+        .map_err(|e| driver_err("reading info", e))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| c_int::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect())
+}
+
+/// The source of the helper kernels for element type `t` (`float` or `double`).
+fn helpers(t: &str) -> String {
+    format!(
+        r#"{header}
+typedef {t} T;
+#define UMX_LOOP(total) \
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < (total); \
+       e += (long long)gridDim.x * blockDim.x)
+// flags[b] = 1 when matrix b (per elements, contiguous) holds an inf or a NaN.
+extern "C" __global__ void umx_la_nonfinite(const T* x, long long per, long long total, int* flags) {{
+  UMX_LOOP(total) {{ T v = x[e]; if (!(v - v == (T)0)) flags[e / per] = 1; }}
+}}
+// Zeroes the strictly upper (upper != 0) or strictly lower triangle of row-major n x n matrices.
+extern "C" __global__ void umx_la_zero_triangle(T* a, long long n, long long total, int upper) {{
+  UMX_LOOP(total) {{
+    long long i = (e / n) % n, j = e % n;
+    if (upper ? j > i : j < i) a[e] = (T)0;
+  }}
+}}
+// r (row-major k x n) = the upper triangle of the first k rows of column-major m x n matrices.
+extern "C" __global__ void umx_la_upper_rows(const T* a, T* r, long long m, long long n, long long k, long long total) {{
+  UMX_LOOP(total) {{
+    long long b = e / (k * n), i = (e / n) % k, j = e % n;
+    r[e] = j >= i ? a[b * m * n + i + j * m] : (T)0;
+  }}
+}}
+extern "C" __global__ void umx_la_fill(T* a, long long total, T v) {{
+  UMX_LOOP(total) {{ a[e] = v; }}
+}}
+// LAPACK's 1-based row swaps ipiv (k per matrix) as 0-based uint32 pivots, and MLX's
+// permutation (row i of a is row perm[i] of L U); order is scratch (m per matrix).
+extern "C" __global__ void umx_la_pivots(const int* ipiv, unsigned* piv, unsigned* perm, int* order, long long m, long long k, long long count) {{
+  UMX_LOOP(count) {{
+    const int* s = ipiv + e * k;
+    int* o = order + e * m;
+    for (long long i = 0; i < m; i++) o[i] = (int)i;
+    for (long long i = 0; i < k; i++) {{
+      int r = s[i] - 1;
+      piv[e * k + i] = (unsigned)r;
+      int t = o[i]; o[i] = o[r]; o[r] = t;
+    }}
+    for (long long i = 0; i < m; i++) perm[e * m + o[i]] = (unsigned)i;
+  }}
+}}
+"#,
+        header = source::HEADER
+    )
+}
+
+/// Launches helper `name` for `T` over `total` items with these arguments.
+fn helper<T: Float>(name: &str, total: usize, args: &mut source::Args) -> Result<()> {
+    if total == 0 {
+        return Ok(());
+    }
+    let f = function_for(&format!("linalg|{name}|{}", T::C), || helpers(T::C), name)?;
+    let g = gpu()?;
+    launch(
+        f,
+        source::grid_for(total, 256, g.sm_count),
+        256,
+        0,
+        &mut args.pointers(),
+    )
+}
+
+/// For each matrix of a contiguous batch (`per` elements each), whether it holds an inf or a
+/// NaN. Waits for the stream.
+fn non_finite<T: Float>(p: Ptr, per: usize, count: usize) -> Result<Vec<bool>> {
+    let (_flags, fp) = ints(count)?;
+    let mut args = source::Args::default();
+    args.push(p)
+        .push(per as i64)
+        .push((per * count) as i64)
+        .push(fp);
+    helper::<T>("umx_la_nonfinite", per * count, &mut args)?;
+    Ok(read_ints(fp, count)?.into_iter().map(|f| f != 0).collect())
+}
+
+fn fill<T: Float>(p: Ptr, len: usize, v: T) -> Result<()> {
+    let mut args = source::Args::default();
+    args.push(p).push(len as i64).push(v);
+    helper::<T>("umx_la_fill", len, &mut args)
+}
+
+/// The `lwork` a `_bufferSize` call reports.
+fn size(what: &str, f: impl FnOnce(&mut c_int) -> dn::cusolverStatus_t) -> Result<usize> {
+    let mut lw: c_int = 0;
+    dn_ok(what, f(&mut lw))?;
+    Ok(lw.max(1) as usize)
+}
+
+fn ci(v: usize) -> c_int {
+    v as c_int
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ops
+
+fn solve<T: Float>(h: &Handles, job: &Job, a: &ArrayData, b: &ArrayData) -> Result<Vec<ArrayData>> {
+    let n = job.n;
+    let nd = b.shape.len();
+    let k = b.shape[nd - 1];
+    if b.shape[..nd - 2] != job.batch[..] || b.shape[nd - 2] != n {
+        return Err(Error::Device(format!(
+            "solve: the gpu kernel got a {:?} and b {:?}",
+            a.shape, b.shape
+        )));
+    }
+    let count = job.count;
+    let (lu, ap) = col_major::<T>(a)?;
+    let (x, bp) = col_major::<T>(b)?;
+    let (_ipiv, ipiv) = scratch(count * n * 4)?;
+    let (_info, info) = ints(count)?;
+    let sz = std::mem::size_of::<T>();
+    if count > 1 && n <= BATCHED_MAX_N {
+        let (_aa, arr) = pointer_array::<T>(ap, n * n, count)?;
+        // SAFETY: `count` column-major n x n matrices, their pointers, n pivots and one info
+        // each; all buffers live until the stream is waited for below.
+        unsafe {
+            blas_ok(
+                "getrfBatched",
+                T::getrf_batched(h.blas, ci(n), arr, ci(n), ipiv, info, ci(count)),
+            )?;
+        }
+        check_singular(info, count)?;
+        let (_ba, barr) = pointer_array::<T>(bp, n * k, count)?;
+        let mut arg_info: c_int = 0;
+        // SAFETY: as above, with the right-hand sides' pointers.
+        unsafe {
+            blas_ok(
+                "getrsBatched",
+                T::getrs_batched(
+                    h.blas,
+                    ci(n),
+                    ci(k),
+                    arr,
+                    ci(n),
+                    ipiv,
+                    barr,
+                    ci(n),
+                    &mut arg_info,
+                    ci(count),
+                ),
+            )?;
+        }
+        gpu()?.synchronize()?;
+        if arg_info != 0 {
+            return Err(Error::Device(format!(
+                "solve: getrsBatched argument {arg_info}"
+            )));
+        }
+    } else {
+        let lwork = size("getrf_bufferSize", |lw| unsafe {
+            T::getrf_size(h.dn, ci(n), ci(n), ap, ci(n), lw)
+        })?;
+        let (_work, work) = scratch(lwork * sz)?;
+        for i in 0..count {
+            let (am, ip, inf) = (
+                ap + (i * n * n * sz) as u64,
+                ipiv + (i * n * 4) as u64,
+                info + (i * 4) as u64,
+            );
+            // SAFETY: matrix i, its pivots and info, and the workspace the library asked for.
+            unsafe {
+                dn_ok(
+                    "getrf",
+                    T::getrf(h.dn, ci(n), ci(n), am, ci(n), work, ip, inf),
+                )?;
+            }
+        }
+        check_singular(info, count)?;
+        for i in 0..count {
+            let (am, ip, bm, inf) = (
+                ap + (i * n * n * sz) as u64,
+                ipiv + (i * n * 4) as u64,
+                bp + (i * n * k * sz) as u64,
+                info + (i * 4) as u64,
+            );
+            // SAFETY: the factors of matrix i and its right-hand sides.
+            unsafe {
+                dn_ok(
+                    "getrs",
+                    T::getrs(h.dn, ci(n), ci(k), am, ci(n), ip, bm, ci(n), inf),
+                )?;
+            }
+        }
+        gpu()?.synchronize()?;
+    }
+    drop(lu);
+    Ok(vec![col_major_view(&x, job, n, k, n * k)])
+}
+
+/// NumPy's "Singular matrix" for the first matrix whose LU met an exactly zero pivot.
+fn check_singular(info: Ptr, count: usize) -> Result<()> {
+    let infos = read_ints(info, count)?;
+    if let Some((b, &row)) = infos.iter().enumerate().find(|(_, i)| **i != 0) {
+        if row < 0 {
+            return Err(Error::Device(format!("solve: getrf argument {}", -row)));
+        }
+        return Err(Error::Invalid(format!(
+            "solve: Singular matrix (the LU factorization of matrix {b} of the batch has a zero \
+             pivot at row {})",
+            row - 1
+        )));
+    }
+    Ok(())
+}
+
+fn solve_triangular<T: Float>(
+    h: &Handles,
+    job: &Job,
+    a: &ArrayData,
+    b: &ArrayData,
+    upper: bool,
+) -> Result<Vec<ArrayData>> {
+    let (n, count) = (job.n, job.count);
+    let nd = b.shape.len();
+    let k = b.shape[nd - 1];
+    if b.shape[..nd - 2] != job.batch[..] || b.shape[nd - 2] != n {
+        return Err(Error::Device(format!(
+            "solve_triangular: the gpu kernel got a {:?} and b {:?}",
+            a.shape, b.shape
+        )));
+    }
+    let (at, ap) = row_major::<T>(a)?;
+    let (x, bp) = row_major::<T>(b)?;
+    // Row-major A read column-major is Aᵀ: its other triangle holds A's.
+    let uplo = if upper {
+        blas::cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
+    } else {
+        blas::cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
+    };
+    let sz = std::mem::size_of::<T>();
+    if count > 1 && n <= BATCHED_MAX_N {
+        let (_aa, arr) = pointer_array::<T>(ap, n * n, count)?;
+        let (_ba, barr) = pointer_array::<T>(bp, n * k, count)?;
+        // SAFETY: `count` n x n matrices and n x k right-hand sides (k x n column-major), and
+        // their pointers, alive until the wait below.
+        unsafe {
+            blas_ok(
+                "trsmBatched",
+                T::trsm_batched(
+                    h.blas,
+                    uplo,
+                    ci(k),
+                    ci(n),
+                    arr,
+                    ci(n),
+                    barr,
+                    ci(k),
+                    ci(count),
+                ),
+            )?;
+        }
+    } else {
+        for i in 0..count {
+            let (am, bm) = (ap + (i * n * n * sz) as u64, bp + (i * n * k * sz) as u64);
+            // SAFETY: matrix i and its right-hand sides.
+            unsafe {
+                blas_ok(
+                    "trsm",
+                    T::trsm(h.blas, uplo, ci(k), ci(n), am, ci(n), bm, ci(k)),
+                )?;
+            }
+        }
+    }
+    gpu()?.synchronize()?;
+    drop(at);
+    Ok(vec![x])
+}
+
+fn cholesky<T: Float>(
+    h: &Handles,
+    job: &Job,
+    a: &ArrayData,
+    upper: bool,
+) -> Result<Vec<ArrayData>> {
+    let (n, count) = (job.n, job.count);
+    // The factorization reads the lower triangle of a column-major matrix: for the lower
+    // factor that is a column-major copy of A (the factor comes back column-major); for the
+    // upper one a row-major copy, whose lower triangle read column-major is A's upper one,
+    // and whose factor L read row-major is Lᵀ, the upper factor asked for.
+    let (l, ap) = if upper {
+        row_major::<T>(a)?
+    } else {
+        col_major::<T>(a)?
+    };
+    if let Some(b) = non_finite::<T>(ap, n * n, count)?.iter().position(|&f| f) {
+        return Err(not_positive_definite(b));
+    }
+    let uplo = dn::cublasFillMode_t::CUBLAS_FILL_MODE_LOWER;
+    let (_info, info) = ints(count)?;
+    let sz = std::mem::size_of::<T>();
+    if count > 1 && n <= BATCHED_MAX_N {
+        let (_aa, arr) = pointer_array::<T>(ap, n * n, count)?;
+        // SAFETY: `count` n x n matrices, their pointers and one info each.
+        unsafe {
+            dn_ok(
+                "potrfBatched",
+                T::potrf_batched(h.dn, uplo, ci(n), arr, ci(n), info, ci(count)),
+            )?;
+        }
+        gpu()?.synchronize()?;
+    } else {
+        let lwork = size("potrf_bufferSize", |lw| unsafe {
+            T::potrf_size(h.dn, uplo, ci(n), ap, ci(n), lw)
+        })?;
+        let (_work, work) = scratch(lwork * sz)?;
+        for i in 0..count {
+            // SAFETY: matrix i, the workspace and matrix i's info.
+            unsafe {
+                dn_ok(
+                    "potrf",
+                    T::potrf(
+                        h.dn,
+                        uplo,
+                        ci(n),
+                        ap + (i * n * n * sz) as u64,
+                        ci(n),
+                        work,
+                        ci(lwork),
+                        info + (i * 4) as u64,
+                    ),
+                )?;
+            }
+        }
+    }
+    if let Some(b) = read_ints(info, count)?.iter().position(|&i| i != 0) {
+        return Err(not_positive_definite(b));
+    }
+    // The library leaves the column-major upper triangle as it was: in the buffer's row-major
+    // order, the strictly lower one.
+    let mut args = source::Args::default();
+    args.push(ap)
+        .push(n as i64)
+        .push((n * n * count) as i64)
+        .push(0 as c_int);
+    helper::<T>("umx_la_zero_triangle", n * n * count, &mut args)?;
+    Ok(vec![if upper {
+        l
+    } else {
+        col_major_view(&l, job, n, n, n * n)
+    }])
+}
+
+fn not_positive_definite(b: usize) -> Error {
+    Error::Invalid(format!(
+        "cholesky: Matrix is not positive definite (matrix {b} of the batch)"
+    ))
+}
+
+fn qr<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>> {
+    let (m, n, count) = (job.m, job.n, job.count);
+    let k = m.min(n);
+    let sz = std::mem::size_of::<T>();
+    let (q, ap) = col_major::<T>(a)?;
+    let (_tau, tau) = scratch(count * k * sz)?;
+    let (_info, info) = ints(count)?;
+    let lwork = size("geqrf_bufferSize", |lw| unsafe {
+        T::geqrf_size(h.dn, ci(m), ci(n), ap, ci(m), lw)
+    })?
+    .max(size("orgqr_bufferSize", |lw| unsafe {
+        T::orgqr_size(h.dn, ci(m), ci(k), ci(k), ap, ci(m), tau, lw)
+    })?);
+    let (_work, work) = scratch(lwork * sz)?;
+    let at = |i: usize| ap + (i * m * n * sz) as u64;
+    let tau_at = |i: usize| tau + (i * k * sz) as u64;
+    for i in 0..count {
+        // SAFETY: matrix i, its k reflector scales, the workspace and its info.
+        unsafe {
+            dn_ok(
+                "geqrf",
+                T::geqrf(
+                    h.dn,
+                    ci(m),
+                    ci(n),
+                    at(i),
+                    ci(m),
+                    tau_at(i),
+                    work,
+                    ci(lwork),
+                    info + (i * 4) as u64,
+                ),
+            )?;
+        }
+    }
+    let (r, rp) = fresh(&job.shape(&[k, n]), T::DTYPE)?;
+    let mut args = source::Args::default();
+    args.push(ap)
+        .push(rp)
+        .push(m as i64)
+        .push(n as i64)
+        .push(k as i64)
+        .push((count * k * n) as i64);
+    helper::<T>("umx_la_upper_rows", count * k * n, &mut args)?;
+    for i in 0..count {
+        // SAFETY: as above; Q's k columns replace the reflectors.
+        unsafe {
+            dn_ok(
+                "orgqr",
+                T::orgqr(
+                    h.dn,
+                    ci(m),
+                    ci(k),
+                    ci(k),
+                    at(i),
+                    ci(m),
+                    tau_at(i),
+                    work,
+                    ci(lwork),
+                    info + (i * 4) as u64,
+                ),
+            )?;
+        }
+    }
+    if let Some(&bad) = read_ints(info, count)?.iter().find(|&&i| i != 0) {
+        return Err(Error::Device(format!("qr: geqrf/orgqr info {bad}")));
+    }
+    Ok(vec![col_major_view(&q, job, m, k, m * n), r])
+}
+
+fn svd<T: Float>(
+    h: &Handles,
+    job: &Job,
+    a: &ArrayData,
+    compute_uv: bool,
+) -> Result<Vec<ArrayData>> {
+    let (m, n, count) = (job.m, job.n, job.count);
+    let k = m.min(n);
+    let sz = std::mem::size_of::<T>();
+    let (_a, ap) = col_major::<T>(a)?;
+    if let Some(b) = non_finite::<T>(ap, m * n, count)?.iter().position(|&f| f) {
+        return Err(svd_failed(b));
+    }
+    let (s, sp) = fresh(&job.shape(&[k]), T::DTYPE)?;
+    let jobz = if compute_uv {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_VECTOR
+    } else {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_NOVECTOR
+    };
+    // U is m x m column-major (returned as a transposed view); V is n x n column-major, which
+    // read row-major is Vᵀ, the output itself. Without vectors the library still wants room
+    // for one matrix's U and V (it works in them), shared by the batch.
+    let (u, vt, up, vp, u_step, v_step);
+    if compute_uv {
+        let (d, p) = fresh(&job.shape(&[m, m]), T::DTYPE)?;
+        let (e, q) = fresh(&job.shape(&[n, n]), T::DTYPE)?;
+        (u, vt, up, vp, u_step, v_step) = (Some(d), Some(e), p, q, m * m * sz, n * n * sz);
+    } else {
+        let (d, p) = fresh(&[m, m], T::DTYPE)?;
+        let (e, q) = fresh(&[n, n], T::DTYPE)?;
+        (u, vt, up, vp, u_step, v_step) = (Some(d), Some(e), p, q, 0, 0);
+    }
+    let mut params: dn::gesvdjInfo_t = std::ptr::null_mut();
+    // SAFETY: an out-parameter; destroyed below.
+    dn_ok("gesvdjInfo", unsafe {
+        dn::cusolverDnCreateGesvdjInfo(&mut params)
+    })?;
+    let result = (|| {
+        let lwork = size("gesvdj_bufferSize", |lw| unsafe {
+            T::gesvdj_size(
+                h.dn,
+                jobz,
+                ci(m),
+                ci(n),
+                ap,
+                ci(m),
+                sp,
+                up,
+                ci(m),
+                vp,
+                ci(n),
+                lw,
+                params,
+            )
+        })?;
+        let (_work, work) = scratch(lwork * sz)?;
+        let (_info, info) = ints(count)?;
+        for i in 0..count {
+            let (ui, vi) = (up + (i * u_step) as u64, vp + (i * v_step) as u64);
+            // SAFETY: matrix i, its k singular values, U and V (when asked for), the
+            // workspace and its info.
+            unsafe {
+                dn_ok(
+                    "gesvdj",
+                    T::gesvdj(
+                        h.dn,
+                        jobz,
+                        ci(m),
+                        ci(n),
+                        ap + (i * m * n * sz) as u64,
+                        ci(m),
+                        sp + (i * k * sz) as u64,
+                        ui,
+                        ci(m),
+                        vi,
+                        ci(n),
+                        work,
+                        ci(lwork),
+                        info + (i * 4) as u64,
+                        params,
+                    ),
+                )?;
+            }
+        }
+        match read_ints(info, count)?.iter().position(|&i| i != 0) {
+            Some(b) => Err(svd_failed(b)),
+            None => Ok(()),
+        }
+    })();
+    // SAFETY: the stream was waited for (or the calls failed); nothing uses the params now.
+    unsafe { dn::cusolverDnDestroyGesvdjInfo(params) };
+    result?;
+    Ok(match (u, vt) {
+        (Some(u), Some(vt)) if compute_uv => vec![col_major_view(&u, job, m, m, m * m), s, vt],
+        _ => vec![s],
+    })
+}
+
+fn svd_failed(b: usize) -> Error {
+    Error::Invalid(format!(
+        "svd: SVD did not converge (matrix {b} of the batch)"
+    ))
+}
+
+fn eigh<T: Float>(
+    h: &Handles,
+    job: &Job,
+    a: &ArrayData,
+    upper: bool,
+    vectors: bool,
+) -> Result<Vec<ArrayData>> {
+    let (n, count) = (job.n, job.count);
+    let sz = std::mem::size_of::<T>();
+    let (v, ap) = row_major::<T>(a)?;
+    let bad = non_finite::<T>(ap, n * n, count)?;
+    let (w, wp) = fresh(&job.shape(&[n]), T::DTYPE)?;
+    let jobz = if vectors {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_VECTOR
+    } else {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_NOVECTOR
+    };
+    // As in `cholesky`: the column-major reading holds the triangle as the other one. The
+    // eigenvectors overwrite it column-major.
+    let uplo = if upper {
+        dn::cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
+    } else {
+        dn::cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
+    };
+    let lwork = size("syevd_bufferSize", |lw| unsafe {
+        T::syevd_size(h.dn, jobz, uplo, ci(n), ap, ci(n), wp, lw)
+    })?;
+    let (_work, work) = scratch(lwork * sz)?;
+    let (_info, info) = ints(count)?;
+    let nan = T::nan();
+    for (i, &bad) in bad.iter().enumerate() {
+        let (am, wm) = (ap + (i * n * n * sz) as u64, wp + (i * n * sz) as u64);
+        if bad {
+            // NumPy's answer to non-finite input: NaNs, not an error.
+            fill::<T>(wm, n, nan)?;
+            fill::<T>(am, n * n, nan)?;
+            continue;
+        }
+        // SAFETY: matrix i, its n eigenvalues, the workspace and its info.
+        unsafe {
+            dn_ok(
+                "syevd",
+                T::syevd(
+                    h.dn,
+                    jobz,
+                    uplo,
+                    ci(n),
+                    am,
+                    ci(n),
+                    wm,
+                    work,
+                    ci(lwork),
+                    info + (i * 4) as u64,
+                ),
+            )?;
+        }
+    }
+    if let Some(b) = read_ints(info, count)?.iter().position(|&i| i != 0) {
+        return Err(Error::Invalid(format!(
+            "eigh: no convergence (matrix {b} of the batch)"
+        )));
+    }
+    Ok(if vectors {
+        vec![w, col_major_view(&v, job, n, n, n * n)]
+    } else {
+        vec![w]
+    })
+}
+
+fn lu_factor<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>> {
+    let (m, n, count) = (job.m, job.n, job.count);
+    let k = m.min(n);
+    let sz = std::mem::size_of::<T>();
+    let (lu, ap) = col_major::<T>(a)?;
+    let (_ipiv, ipiv) = scratch(count * k * 4)?;
+    let (_info, info) = ints(count)?;
+    if count > 1 && m == n && n <= BATCHED_MAX_N {
+        let (_aa, arr) = pointer_array::<T>(ap, n * n, count)?;
+        // SAFETY: `count` n x n matrices, their pointers, n pivots and one info each.
+        unsafe {
+            blas_ok(
+                "getrfBatched",
+                T::getrf_batched(h.blas, ci(n), arr, ci(n), ipiv, info, ci(count)),
+            )?;
+        }
+        gpu()?.synchronize()?;
+    } else {
+        let lwork = size("getrf_bufferSize", |lw| unsafe {
+            T::getrf_size(h.dn, ci(m), ci(n), ap, ci(m), lw)
+        })?;
+        let (_work, work) = scratch(lwork * sz)?;
+        for i in 0..count {
+            // SAFETY: matrix i, its k pivots and info, and the workspace.
+            unsafe {
+                dn_ok(
+                    "getrf",
+                    T::getrf(
+                        h.dn,
+                        ci(m),
+                        ci(n),
+                        ap + (i * m * n * sz) as u64,
+                        ci(m),
+                        work,
+                        ipiv + (i * k * 4) as u64,
+                        info + (i * 4) as u64,
+                    ),
+                )?;
+            }
+        }
+    }
+    // A zero pivot (info > 0) is kept, as LAPACK leaves it; only argument errors fail.
+    if let Some(&bad) = read_ints(info, count)?.iter().find(|&&i| i < 0) {
+        return Err(Error::Device(format!("lu_factor: getrf argument {}", -bad)));
+    }
+    let (piv, pp) = fresh(&job.shape(&[k]), Dtype::Uint32)?;
+    let (perm, permp) = fresh(&job.shape(&[m]), Dtype::Uint32)?;
+    let (_order, order) = scratch(count * m * 4)?;
+    let mut args = source::Args::default();
+    args.push(ipiv)
+        .push(pp)
+        .push(permp)
+        .push(order)
+        .push(m as i64)
+        .push(k as i64)
+        .push(count as i64);
+    helper::<T>("umx_la_pivots", count, &mut args)?;
+    Ok(vec![col_major_view(&lu, job, m, n, m * n), piv, perm])
+}
+
+trait Nan {
+    fn nan() -> Self;
+}
+impl Nan for f32 {
+    fn nan() -> f32 {
+        f32::NAN
+    }
+}
+impl Nan for f64 {
+    fn nan() -> f64 {
+        f64::NAN
+    }
+}
