@@ -76,13 +76,20 @@ fn factorizations(label: &str, shape: &[usize], reps: usize) -> Result<Vec<(Stri
 }
 
 fn run_peers(gpu: bool, n: usize, batch: usize, fft_log2: usize) -> Option<Value> {
-    let script = if gpu {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft_gpu.py")
+    let name = if gpu {
+        "peers_linalg_fft_gpu.py"
     } else {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/peers_linalg_fft.py")
+        "peers_linalg_fft.py"
+    };
+    // On the GPU machine the binary runs from the repository root of a copied tree.
+    let built = format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let script = if std::path::Path::new(&built).exists() {
+        built
+    } else {
+        format!("bench/{name}")
     };
     let out = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .args([n.to_string(), batch.to_string(), fft_log2.to_string()])
         .env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")

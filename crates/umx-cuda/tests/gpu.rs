@@ -905,7 +905,7 @@ fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
     use umx_core::linalg;
     let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
     for dtype in [Dtype::Float32, Dtype::Float64] {
-        let tol = if dtype == Dtype::Float32 { 2e-3 } else { 1e-8 };
+        let tol: f64 = if dtype == Dtype::Float32 { 2e-3 } else { 1e-8 };
         // A batch of small matrices (the batched library calls), one big matrix, a batch of
         // big ones (one call each), a strided batch.
         for (shape, seed) in [
@@ -975,12 +975,30 @@ fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
                 ),
                 ("lu: p", Box::new(|| Ok(linalg::lu(&at)?.0))),
                 ("det", Box::new(|| linalg::det(&a))),
+                ("eigvals", Box::new(|| ops::sort(&linalg::eigvals(&a)?, -1))),
+                (
+                    "eig residual",
+                    Box::new(|| {
+                        let (w, v) = linalg::eig(&a)?;
+                        let ac = ops::astype(&a, Dtype::Complex64)?;
+                        let av = ops::matmul(&ac, &v)?;
+                        let r =
+                            ops::subtract(&av, &ops::multiply(&v, &ops::expand_dims(&w, -2)?)?)?;
+                        ops::divide(&ops::abs(&r)?, 2.0 * n as f64)
+                    }),
+                ),
             ];
             for (name, f) in &cases {
-                let (c, g) = both(f);
+                let (c, g) = both_complex(f);
                 let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
                 let c: Vec<f64> = c.iter().map(|v| v / scale).collect();
                 let g: Vec<f64> = g.iter().map(|v| v / scale).collect();
+                // Eigenvectors are complex64 whatever the input's precision.
+                let tol = if name.starts_with("eig") {
+                    tol.max(2e-5)
+                } else {
+                    tol
+                };
                 assert_close(&what(name), &c, &g, tol);
             }
         }
@@ -1029,7 +1047,6 @@ fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
         let w = with_device(Device::Gpu(0), || linalg::eigvalsh(&inf, "L")).unwrap();
         assert!(w.to_vec::<f64>().unwrap().iter().all(|v| v.is_nan()));
     }
-    // Only `eig` (not asked for here) is left to the CPU.
     assert!(
         !umx_cuda::fallback_ops().contains(&"linalg"),
         "{:?}",

@@ -16,9 +16,11 @@
 //! another on the stream. Each factorization's `info` is read back once the stream is idle:
 //! a zero pivot in `solve` is "Singular matrix", a matrix that is not positive definite fails
 //! `cholesky`, and non-finite input fails `svd` and `cholesky` and gives NaNs from `eigh`,
-//! all before any library sees it, as on the CPU. The general eigendecomposition (`eig`),
-//! empty matrices and other dtypes stay on the CPU fallback, and nothing here runs while a
-//! CUDA graph is captured (each op waits for the GPU to read its `info`).
+//! all before any library sees it, as on the CPU. LU (`solve`, `lu_factor`) of non-finite
+//! input is left to the CPU, whose pivoting spreads infs and NaNs as LAPACK's does. `eig` of real matrices is cuSOLVER's
+//! `Xgeev`, its packed real eigenvectors unpacked into complex64 ones by a kernel. Complex64
+//! input, empty matrices and other dtypes stay on the CPU fallback, and nothing here runs
+//! while a CUDA graph is captured (each op waits for the GPU to read its `info`).
 
 // The library calls keep LAPACK's argument lists.
 #![allow(clippy::too_many_arguments)]
@@ -50,7 +52,7 @@ pub fn eval(
         return Err(Error::Device(format!("{}: no input", op.name())));
     };
     let nd = a.shape.len();
-    if nd < 2 || crate::graph::capturing() || matches!(op, LinalgOp::Eig { .. }) {
+    if nd < 2 || crate::graph::capturing() {
         return Ok(None);
     }
     let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
@@ -69,8 +71,8 @@ pub fn eval(
         batch: a.shape[..nd - 2].to_vec(),
     };
     match a.dtype {
-        Dtype::Float32 => run::<f32>(op, &job, inputs, outputs).map(Some),
-        Dtype::Float64 => run::<f64>(op, &job, inputs, outputs).map(Some),
+        Dtype::Float32 => run::<f32>(op, &job, inputs, outputs),
+        Dtype::Float64 => run::<f64>(op, &job, inputs, outputs),
         _ => Ok(None),
     }
 }
@@ -91,16 +93,20 @@ impl Job {
     }
 }
 
+/// The op's outputs, or `None` where the CPU's answer is the one to give.
 fn run<T: Float>(
     op: &LinalgOp,
     job: &Job,
     inputs: &[ArrayData],
     outputs: &[OutSpec],
-) -> Result<Vec<ArrayData>> {
+) -> Result<Option<Vec<ArrayData>>> {
     let lock = handles()?;
     let h = lock.lock().unwrap_or_else(|e| e.into_inner());
-    match *op {
-        LinalgOp::Solve => solve::<T>(&h, job, &inputs[0], input(op, inputs, 1)?),
+    let outs = match *op {
+        LinalgOp::Solve => match solve::<T>(&h, job, &inputs[0], input(op, inputs, 1)?)? {
+            Some(outs) => Ok(outs),
+            None => return Ok(None),
+        },
         LinalgOp::SolveTriangular { upper } => {
             solve_triangular::<T>(&h, job, &inputs[0], input(op, inputs, 1)?, upper)
         }
@@ -108,10 +114,13 @@ fn run<T: Float>(
         LinalgOp::Qr => qr::<T>(&h, job, &inputs[0]),
         LinalgOp::Svd { compute_uv } => svd::<T>(&h, job, &inputs[0], compute_uv),
         LinalgOp::Eigh { upper, vectors } => eigh::<T>(&h, job, &inputs[0], upper, vectors),
-        LinalgOp::LuFactor => lu_factor::<T>(&h, job, &inputs[0]),
-        LinalgOp::Eig { .. } => Err(Error::Device("eig: no GPU kernel".into())),
-    }
-    .and_then(|outs| {
+        LinalgOp::LuFactor => match lu_factor::<T>(&h, job, &inputs[0])? {
+            Some(outs) => Ok(outs),
+            None => return Ok(None),
+        },
+        LinalgOp::Eig { vectors } => eig::<T>(&h, job, &inputs[0], vectors),
+    };
+    outs.and_then(|outs| {
         if outs.len() != outputs.len()
             || outs
                 .iter()
@@ -123,7 +132,7 @@ fn run<T: Float>(
                 op.name()
             )));
         }
-        Ok(outs)
+        Ok(Some(outs))
     })
 }
 
@@ -203,6 +212,9 @@ type Ptr = u64;
 trait Float: Copy + Default + Nan + 'static {
     const DTYPE: Dtype;
     const C: &'static str;
+    /// The real and complex CUDA data types of this precision.
+    const REAL: dn::cudaDataType;
+    const COMPLEX: dn::cudaDataType;
     unsafe fn getrf_size(
         h: dn::cusolverDnHandle_t,
         m: c_int,
@@ -399,13 +411,15 @@ trait Float: Copy + Default + Nan + 'static {
 }
 
 macro_rules! float_impl {
-    ($t:ty, $dtype:expr, $c:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident,
+    ($t:ty, $dtype:expr, $c:expr, $real:expr, $complex:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident,
      $potrf:ident, $potrf_batched:ident, $geqrf_size:ident, $geqrf:ident, $orgqr_size:ident,
      $orgqr:ident, $gesvdj_size:ident, $gesvdj:ident, $syevd_size:ident, $syevd:ident,
      $getrf_batched:ident, $getrs_batched:ident, $trsm:ident, $trsm_batched:ident) => {
         impl Float for $t {
             const DTYPE: Dtype = $dtype;
             const C: &'static str = $c;
+            const REAL: dn::cudaDataType = $real;
+            const COMPLEX: dn::cudaDataType = $complex;
             unsafe fn getrf_size(
                 h: dn::cusolverDnHandle_t,
                 m: c_int,
@@ -821,6 +835,8 @@ float_impl!(
     f32,
     Dtype::Float32,
     "float",
+    dn::cudaDataType::CUDA_R_32F,
+    dn::cudaDataType::CUDA_C_32F,
     cusolverDnSgetrf_bufferSize,
     cusolverDnSgetrf,
     cusolverDnSgetrs,
@@ -844,6 +860,8 @@ float_impl!(
     f64,
     Dtype::Float64,
     "double",
+    dn::cudaDataType::CUDA_R_64F,
+    dn::cudaDataType::CUDA_C_64F,
     cusolverDnDgetrf_bufferSize,
     cusolverDnDgetrf,
     cusolverDnDgetrs,
@@ -977,6 +995,23 @@ extern "C" __global__ void umx_la_upper_rows(const T* a, T* r, long long m, long
     r[e] = j >= i ? a[b * m * n + i + j * m] : (T)0;
   }}
 }}
+// Eigenvectors of real matrices as LAPACK packs them (a complex pair's vectors as the real
+// and imaginary parts in two columns, the eigenvalue with positive imaginary part first) into
+// row-major complex64 matrices; w holds the complex eigenvalues.
+extern "C" __global__ void umx_la_eig_vectors(const T* w, const T* vr, float* v, long long n, long long total) {{
+  UMX_LOOP(total) {{
+    long long b = e / (n * n), i = (e / n) % n, j = e % n;
+    const T* vb = vr + b * n * n;
+    T im = w[(b * n + j) * 2 + 1], re_v, im_v;
+    if (im > (T)0 && j + 1 < n) {{ re_v = vb[i + j * n]; im_v = vb[i + (j + 1) * n]; }}
+    else if (im < (T)0 && j > 0) {{ re_v = vb[i + (j - 1) * n]; im_v = -vb[i + j * n]; }}
+    else {{ re_v = vb[i + j * n]; im_v = (T)0; }}
+    v[2 * e] = (float)re_v; v[2 * e + 1] = (float)im_v;
+  }}
+}}
+extern "C" __global__ void umx_la_narrow(const T* x, float* y, long long total) {{
+  UMX_LOOP(total) {{ y[e] = (float)x[e]; }}
+}}
 extern "C" __global__ void umx_la_fill(T* a, long long total, T v) {{
   UMX_LOOP(total) {{ a[e] = v; }}
 }}
@@ -1049,7 +1084,14 @@ fn ci(v: usize) -> c_int {
 // ---------------------------------------------------------------------------------------------
 // The ops
 
-fn solve<T: Float>(h: &Handles, job: &Job, a: &ArrayData, b: &ArrayData) -> Result<Vec<ArrayData>> {
+/// `None` when `a` holds an inf or a NaN: how those spread through LAPACK's pivoting is what
+/// NumPy answers, and the CPU's LU reproduces it where cuSOLVER's does not.
+fn solve<T: Float>(
+    h: &Handles,
+    job: &Job,
+    a: &ArrayData,
+    b: &ArrayData,
+) -> Result<Option<Vec<ArrayData>>> {
     let n = job.n;
     let nd = b.shape.len();
     let k = b.shape[nd - 1];
@@ -1061,6 +1103,9 @@ fn solve<T: Float>(h: &Handles, job: &Job, a: &ArrayData, b: &ArrayData) -> Resu
     }
     let count = job.count;
     let (lu, ap) = col_major::<T>(a)?;
+    if non_finite::<T>(ap, n * n, count)?.contains(&true) {
+        return Ok(None);
+    }
     let (x, bp) = col_major::<T>(b)?;
     let (_ipiv, ipiv) = scratch(count * n * 4)?;
     let (_info, info) = ints(count)?;
@@ -1140,7 +1185,7 @@ fn solve<T: Float>(h: &Handles, job: &Job, a: &ArrayData, b: &ArrayData) -> Resu
         gpu()?.synchronize()?;
     }
     drop(lu);
-    Ok(vec![col_major_view(&x, job, n, k, n * k)])
+    Ok(Some(vec![col_major_view(&x, job, n, k, n * k)]))
 }
 
 /// NumPy's "Singular matrix" for the first matrix whose LU met an exactly zero pivot.
@@ -1545,11 +1590,15 @@ fn eigh<T: Float>(
     })
 }
 
-fn lu_factor<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>> {
+/// `None` for non-finite input, as [`solve`].
+fn lu_factor<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Option<Vec<ArrayData>>> {
     let (m, n, count) = (job.m, job.n, job.count);
     let k = m.min(n);
     let sz = std::mem::size_of::<T>();
     let (lu, ap) = col_major::<T>(a)?;
+    if non_finite::<T>(ap, m * n, count)?.contains(&true) {
+        return Ok(None);
+    }
     let (_ipiv, ipiv) = scratch(count * k * 4)?;
     let (_info, info) = ints(count)?;
     if count > 1 && m == n && n <= BATCHED_MAX_N {
@@ -1602,7 +1651,122 @@ fn lu_factor<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<Arra
         .push(k as i64)
         .push(count as i64);
     helper::<T>("umx_la_pivots", count, &mut args)?;
-    Ok(vec![col_major_view(&lu, job, m, n, m * n), piv, perm])
+    Ok(Some(vec![col_major_view(&lu, job, m, n, m * n), piv, perm]))
+}
+
+fn eig<T: Float>(h: &Handles, job: &Job, a: &ArrayData, vectors: bool) -> Result<Vec<ArrayData>> {
+    let (n, count) = (job.n, job.count);
+    let sz = std::mem::size_of::<T>();
+    let (_a, ap) = col_major::<T>(a)?;
+    if let Some(b) = non_finite::<T>(ap, n * n, count)?.iter().position(|&f| f) {
+        return Err(Error::Invalid(format!(
+            "eig: Array must not contain infs or NaNs (matrix {b} of the batch)"
+        )));
+    }
+    // The eigenvalues in this precision (complex), the real packed eigenvectors.
+    let (_w, wp) = scratch(count * n * 2 * sz)?;
+    let (_vr, vrp) = scratch(if vectors { count * n * n * sz } else { sz })?;
+    let jobvr = if vectors {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_VECTOR
+    } else {
+        dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_NOVECTOR
+    };
+    let novector = dn::cusolverEigMode_t::CUSOLVER_EIG_MODE_NOVECTOR;
+    let mut params: dn::cusolverDnParams_t = std::ptr::null_mut();
+    // SAFETY: an out-parameter; destroyed below.
+    dn_ok("params", unsafe { dn::cusolverDnCreateParams(&mut params) })?;
+    let result = (|| {
+        let (mut dev_bytes, mut host_bytes) = (0usize, 0usize);
+        // SAFETY: sizes for an n x n matrix of this precision.
+        dn_ok("geev_bufferSize", unsafe {
+            dn::cusolverDnXgeev_bufferSize(
+                h.dn,
+                params,
+                novector,
+                jobvr,
+                n as i64,
+                T::REAL,
+                ap as *const _,
+                n as i64,
+                T::COMPLEX,
+                wp as *const _,
+                T::REAL,
+                std::ptr::null(),
+                1,
+                T::REAL,
+                vrp as *const _,
+                n as i64,
+                T::REAL,
+                &mut dev_bytes,
+                &mut host_bytes,
+            )
+        })?;
+        let (_work, work) = scratch(dev_bytes)?;
+        let mut host = vec![0u8; host_bytes.max(1)];
+        let (_info, info) = ints(count)?;
+        for i in 0..count {
+            let vri = if vectors {
+                vrp + (i * n * n * sz) as u64
+            } else {
+                vrp
+            };
+            // SAFETY: matrix i, its n complex eigenvalues and packed vectors, the workspaces
+            // (the host one lives until the stream is waited for) and its info.
+            dn_ok("geev", unsafe {
+                dn::cusolverDnXgeev(
+                    h.dn,
+                    params,
+                    novector,
+                    jobvr,
+                    n as i64,
+                    T::REAL,
+                    (ap + (i * n * n * sz) as u64) as *mut _,
+                    n as i64,
+                    T::COMPLEX,
+                    (wp + (i * n * 2 * sz) as u64) as *mut _,
+                    T::REAL,
+                    std::ptr::null_mut(),
+                    1,
+                    T::REAL,
+                    vri as *mut _,
+                    n as i64,
+                    T::REAL,
+                    work as *mut _,
+                    dev_bytes,
+                    host.as_mut_ptr() as *mut _,
+                    host_bytes,
+                    (info + (i * 4) as u64) as *mut c_int,
+                )
+            })?;
+        }
+        let infos = read_ints(info, count)?;
+        drop(host);
+        match infos.iter().position(|&i| i != 0) {
+            Some(b) => Err(Error::Invalid(format!(
+                "eig: Eigenvalues did not converge (matrix {b} of the batch)"
+            ))),
+            None => Ok(()),
+        }
+    })();
+    // SAFETY: the stream was waited for (or the calls failed); nothing uses the params now.
+    unsafe { dn::cusolverDnDestroyParams(params) };
+    result?;
+    let (w, wout) = fresh(&job.shape(&[n]), Dtype::Complex64)?;
+    let mut args = source::Args::default();
+    args.push(wp).push(wout).push((count * n * 2) as i64);
+    helper::<T>("umx_la_narrow", count * n * 2, &mut args)?;
+    if !vectors {
+        return Ok(vec![w]);
+    }
+    let (v, vout) = fresh(&job.shape(&[n, n]), Dtype::Complex64)?;
+    let mut args = source::Args::default();
+    args.push(wp)
+        .push(vrp)
+        .push(vout)
+        .push(n as i64)
+        .push((count * n * n) as i64);
+    helper::<T>("umx_la_eig_vectors", count * n * n, &mut args)?;
+    Ok(vec![w, v])
 }
 
 trait Nan {
