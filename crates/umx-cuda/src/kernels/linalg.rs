@@ -11,9 +11,9 @@
 //! - `solve_triangular` solves `Xᵀ Aᵀ = Bᵀ` (a right-side `trsm`) on the row-major buffers.
 //! - Results a library leaves column-major are returned as transposed views, not copied.
 //!
-//! Batches of small square matrices go through the batched calls (`getrfBatched` and
-//! `getrsBatched`, `potrfBatched`, `trsmBatched`); the rest are factored one matrix after
-//! another on the stream. Each factorization's `info` is read back once the stream is idle:
+//! Batches of small matrices go through the batched calls (`getrfBatched` and `getrsBatched`,
+//! `potrfBatched`, `trsmBatched`, `syevBatched`, and `geqrfBatched` with Q formed from the
+//! reflectors by a kernel); the rest are factored one matrix after another on the stream. Each factorization's `info` is read back once the stream is idle:
 //! a zero pivot in `solve` is "Singular matrix", a matrix that is not positive definite fails
 //! `cholesky`, and non-finite input fails `svd` and `cholesky` and gives NaNs from `eigh`,
 //! all before any library sees it, as on the CPU. LU (`solve`, `lu_factor`) of non-finite
@@ -387,6 +387,16 @@ trait Float: Copy + Default + Nan + 'static {
         info: &mut c_int,
         count: c_int,
     ) -> blas::cublasStatus_t;
+    unsafe fn geqrf_batched(
+        h: blas::cublasHandle_t,
+        m: c_int,
+        n: c_int,
+        arr: Ptr,
+        lda: c_int,
+        tau_arr: Ptr,
+        info: &mut c_int,
+        count: c_int,
+    ) -> blas::cublasStatus_t;
     unsafe fn trsm(
         h: blas::cublasHandle_t,
         uplo: blas::cublasFillMode_t,
@@ -414,7 +424,8 @@ macro_rules! float_impl {
     ($t:ty, $dtype:expr, $c:expr, $real:expr, $complex:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident,
      $potrf:ident, $potrf_batched:ident, $geqrf_size:ident, $geqrf:ident, $orgqr_size:ident,
      $orgqr:ident, $gesvdj_size:ident, $gesvdj:ident, $syevd_size:ident, $syevd:ident,
-     $getrf_batched:ident, $getrs_batched:ident, $trsm:ident, $trsm_batched:ident) => {
+     $getrf_batched:ident, $getrs_batched:ident, $geqrf_batched:ident, $trsm:ident,
+     $trsm_batched:ident) => {
         impl Float for $t {
             const DTYPE: Dtype = $dtype;
             const C: &'static str = $c;
@@ -769,6 +780,29 @@ macro_rules! float_impl {
                     )
                 }
             }
+            unsafe fn geqrf_batched(
+                h: blas::cublasHandle_t,
+                m: c_int,
+                n: c_int,
+                arr: Ptr,
+                lda: c_int,
+                tau_arr: Ptr,
+                info: &mut c_int,
+                count: c_int,
+            ) -> blas::cublasStatus_t {
+                unsafe {
+                    blas::$geqrf_batched(
+                        h,
+                        m,
+                        n,
+                        arr as *const *mut $t,
+                        lda,
+                        tau_arr as *const *mut $t,
+                        info,
+                        count,
+                    )
+                }
+            }
             unsafe fn trsm(
                 h: blas::cublasHandle_t,
                 uplo: blas::cublasFillMode_t,
@@ -853,6 +887,7 @@ float_impl!(
     cusolverDnSsyevd,
     cublasSgetrfBatched,
     cublasSgetrsBatched,
+    cublasSgeqrfBatched,
     cublasStrsm_v2,
     cublasStrsmBatched
 );
@@ -878,6 +913,7 @@ float_impl!(
     cusolverDnDsyevd,
     cublasDgetrfBatched,
     cublasDgetrsBatched,
+    cublasDgeqrfBatched,
     cublasDtrsm_v2,
     cublasDtrsmBatched
 );
@@ -1011,6 +1047,39 @@ extern "C" __global__ void umx_la_eig_vectors(const T* w, const T* vr, float* v,
 }}
 extern "C" __global__ void umx_la_narrow(const T* x, float* y, long long total) {{
   UMX_LOOP(total) {{ y[e] = (float)x[e]; }}
+}}
+// Q (row-major m x k) = H_0 ... H_(k-1) I[:, :k] from the reflectors geqrf leaves below the
+// diagonal of column-major m x n matrices (LAPACK's org2r), one block per matrix; v is m
+// values of shared memory.
+extern "C" __global__ void umx_la_orgqr(const T* a, const T* tau, T* q, long long m, long long n, long long k) {{
+  extern __shared__ unsigned char umx_smem[];
+  T* v = (T*)umx_smem;
+  const T* ab = a + blockIdx.x * m * n;
+  T* qb = q + blockIdx.x * m * k;
+  for (long long e = threadIdx.x; e < m * k; e += blockDim.x) qb[e] = (e / k == e % k) ? (T)1 : (T)0;
+  for (long long i = k - 1; i >= 0; i--) {{
+    __syncthreads();
+    for (long long r = threadIdx.x; r < m; r += blockDim.x) v[r] = r < i ? (T)0 : (r == i ? (T)1 : ab[r + i * m]);
+    __syncthreads();
+    T t = tau[blockIdx.x * k + i];
+    // Columns before i are zero in rows i and below: H_i leaves them.
+    for (long long c = i + threadIdx.x; c < k; c += blockDim.x) {{
+      T w = (T)0;
+      for (long long r = i; r < m; r++) w += v[r] * qb[r * k + c];
+      w *= t;
+      for (long long r = i; r < m; r++) qb[r * k + c] -= w * v[r];
+    }}
+  }}
+}}
+// Flips each column of column-major n x n matrices whose largest-magnitude entry (the first
+// such) is negative, so eigenvectors do not depend on which library call found them.
+extern "C" __global__ void umx_la_sign_columns(T* a, long long n, long long total) {{
+  UMX_LOOP(total) {{
+    T* col = a + e * n;
+    T best = (T)0, big = (T)-1;
+    for (long long i = 0; i < n; i++) {{ T x = col[i], m = x < (T)0 ? -x : x; if (m > big) {{ big = m; best = x; }} }}
+    if (best < (T)0) for (long long i = 0; i < n; i++) col[i] = -col[i];
+  }}
 }}
 extern "C" __global__ void umx_la_fill(T* a, long long total, T v) {{
   UMX_LOOP(total) {{ a[e] = v; }}
@@ -1349,6 +1418,9 @@ fn not_positive_definite(b: usize) -> Error {
 
 fn qr<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>> {
     let (m, n, count) = (job.m, job.n, job.count);
+    if count > 1 && m >= n && m <= BATCHED_MAX_N {
+        return qr_batched::<T>(h, job, a);
+    }
     let k = m.min(n);
     let sz = std::mem::size_of::<T>();
     let (q, ap) = col_major::<T>(a)?;
@@ -1415,6 +1487,65 @@ fn qr<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>>
         return Err(Error::Device(format!("qr: geqrf/orgqr info {bad}")));
     }
     Ok(vec![col_major_view(&q, job, m, k, m * n), r])
+}
+
+/// QR of a batch of small matrices with at least as many rows as columns: cuBLAS's batched
+/// Householder factorization, then Q formed from the reflectors by one block per matrix.
+fn qr_batched<T: Float>(h: &Handles, job: &Job, a: &ArrayData) -> Result<Vec<ArrayData>> {
+    let (m, n, count) = (job.m, job.n, job.count);
+    let sz = std::mem::size_of::<T>();
+    let (_a, ap) = col_major::<T>(a)?;
+    let (_tau, tau) = scratch(count * n * sz)?;
+    let (_aa, arr) = pointer_array::<T>(ap, m * n, count)?;
+    let (_ta, tau_arr) = pointer_array::<T>(tau, n, count)?;
+    let mut arg_info: c_int = 0;
+    // SAFETY: `count` column-major m x n matrices and n reflector scales each, their
+    // pointers, alive until the stream is waited for below.
+    unsafe {
+        blas_ok(
+            "geqrfBatched",
+            T::geqrf_batched(
+                h.blas,
+                ci(m),
+                ci(n),
+                arr,
+                ci(m),
+                tau_arr,
+                &mut arg_info,
+                ci(count),
+            ),
+        )?;
+    }
+    if arg_info != 0 {
+        return Err(Error::Device(format!(
+            "qr: geqrfBatched argument {arg_info}"
+        )));
+    }
+    let (r, rp) = fresh(&job.shape(&[n, n]), T::DTYPE)?;
+    let mut args = source::Args::default();
+    args.push(ap)
+        .push(rp)
+        .push(m as i64)
+        .push(n as i64)
+        .push(n as i64)
+        .push((count * n * n) as i64);
+    helper::<T>("umx_la_upper_rows", count * n * n, &mut args)?;
+    let (q, qp) = fresh(&job.shape(&[m, n]), T::DTYPE)?;
+    let f = function_for(
+        &format!("linalg|umx_la_orgqr|{}", T::C),
+        || helpers(T::C),
+        "umx_la_orgqr",
+    )?;
+    let mut args = source::Args::default();
+    args.push(ap)
+        .push(tau)
+        .push(qp)
+        .push(m as i64)
+        .push(n as i64)
+        .push(n as i64);
+    launch(f, count as u32, 128, (m * sz) as u32, &mut args.pointers())?;
+    gpu()?.synchronize()?;
+    Ok(vec![q, r])
 }
 
 fn svd<T: Float>(
@@ -1545,40 +1676,108 @@ fn eigh<T: Float>(
     } else {
         dn::cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
     };
-    let lwork = size("syevd_bufferSize", |lw| unsafe {
-        T::syevd_size(h.dn, jobz, uplo, ci(n), ap, ci(n), wp, lw)
-    })?;
-    let (_work, work) = scratch(lwork * sz)?;
     let (_info, info) = ints(count)?;
-    let nan = T::nan();
-    for (i, &bad) in bad.iter().enumerate() {
-        let (am, wm) = (ap + (i * n * n * sz) as u64, wp + (i * n * sz) as u64);
-        if bad {
-            // NumPy's answer to non-finite input: NaNs, not an error.
-            fill::<T>(wm, n, nan)?;
-            fill::<T>(am, n * n, nan)?;
-            continue;
-        }
-        // SAFETY: matrix i, its n eigenvalues, the workspace and its info.
-        unsafe {
-            dn_ok(
-                "syevd",
-                T::syevd(
+    let at = |i: usize| ap + (i * n * n * sz) as u64;
+    // Matrices holding an inf or a NaN are not factored (they are zeroed for the batched
+    // call): their eigenvalues and vectors are NaNs, NumPy's answer, not an error.
+    for (i, _) in bad.iter().enumerate().filter(|(_, b)| **b) {
+        fill::<T>(at(i), n * n, T::default())?;
+    }
+    if count > 1 && n <= BATCHED_MAX_N {
+        let mut params: dn::cusolverDnParams_t = std::ptr::null_mut();
+        // SAFETY: an out-parameter; destroyed below.
+        dn_ok("params", unsafe { dn::cusolverDnCreateParams(&mut params) })?;
+        let result = (|| {
+            let (mut dev_bytes, mut host_bytes) = (0usize, 0usize);
+            // SAFETY: sizes for `count` n x n matrices of this precision.
+            dn_ok("syevBatched_bufferSize", unsafe {
+                dn::cusolverDnXsyevBatched_bufferSize(
                     h.dn,
+                    params,
                     jobz,
                     uplo,
-                    ci(n),
-                    am,
-                    ci(n),
-                    wm,
-                    work,
-                    ci(lwork),
-                    info + (i * 4) as u64,
-                ),
-            )?;
+                    n as i64,
+                    T::REAL,
+                    ap as *const _,
+                    n as i64,
+                    T::REAL,
+                    wp as *const _,
+                    T::REAL,
+                    &mut dev_bytes,
+                    &mut host_bytes,
+                    count as i64,
+                )
+            })?;
+            let (_work, work) = scratch(dev_bytes)?;
+            let mut host = vec![0u8; host_bytes.max(1)];
+            // SAFETY: the batch, its eigenvalues, the workspaces (the host one lives until
+            // the stream is waited for) and one info each.
+            dn_ok("syevBatched", unsafe {
+                dn::cusolverDnXsyevBatched(
+                    h.dn,
+                    params,
+                    jobz,
+                    uplo,
+                    n as i64,
+                    T::REAL,
+                    ap as *mut _,
+                    n as i64,
+                    T::REAL,
+                    wp as *mut _,
+                    T::REAL,
+                    work as *mut _,
+                    dev_bytes,
+                    host.as_mut_ptr() as *mut _,
+                    host_bytes,
+                    info as *mut c_int,
+                    count as i64,
+                )
+            })?;
+            gpu()?.synchronize()?;
+            drop(host);
+            Ok(())
+        })();
+        // SAFETY: the stream was waited for (or the call failed).
+        unsafe { dn::cusolverDnDestroyParams(params) };
+        result?;
+    } else {
+        let lwork = size("syevd_bufferSize", |lw| unsafe {
+            T::syevd_size(h.dn, jobz, uplo, ci(n), ap, ci(n), wp, lw)
+        })?;
+        let (_work, work) = scratch(lwork * sz)?;
+        for (i, _) in bad.iter().enumerate().filter(|(_, b)| !**b) {
+            // SAFETY: matrix i, its n eigenvalues, the workspace and its info.
+            unsafe {
+                dn_ok(
+                    "syevd",
+                    T::syevd(
+                        h.dn,
+                        jobz,
+                        uplo,
+                        ci(n),
+                        at(i),
+                        ci(n),
+                        wp + (i * n * sz) as u64,
+                        work,
+                        ci(lwork),
+                        info + (i * 4) as u64,
+                    ),
+                )?;
+            }
         }
     }
-    if let Some(b) = read_ints(info, count)?.iter().position(|&i| i != 0) {
+    if vectors {
+        // The batched and the one-matrix calls pick different signs: one convention for both.
+        let mut args = source::Args::default();
+        args.push(ap).push(n as i64).push((count * n) as i64);
+        helper::<T>("umx_la_sign_columns", count * n, &mut args)?;
+    }
+    let infos = read_ints(info, count)?;
+    for (i, _) in bad.iter().enumerate().filter(|(_, b)| **b) {
+        fill::<T>(wp + (i * n * sz) as u64, n, T::nan())?;
+        fill::<T>(at(i), n * n, T::nan())?;
+    }
+    if let Some(b) = (0..count).find(|&i| infos[i] != 0 && !bad[i]) {
         return Err(Error::Invalid(format!(
             "eigh: no convergence (matrix {b} of the batch)"
         )));
