@@ -5,7 +5,7 @@
 //! once). Every move is counted in `umx::memory::bytes_to_host`/`bytes_to_device`. Which
 //! primitives took this path is recorded, so tests and notes can list them; with
 //! `UMX_LOG_FALLBACK=1` each primitive and input dtypes that takes it is also printed to
-//! stderr, once.
+//! stderr, once (`UMX_LOG_FALLBACK=PATH`: appended to that file instead).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -16,9 +16,32 @@ use umx_core::{ArrayData, Device, Result, Stream};
 static USED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
 static LOGGED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-fn log_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("UMX_LOG_FALLBACK").is_ok_and(|v| !v.is_empty() && v != "0"))
+/// Where fallbacks are logged: `None` (not at all), `Some(None)` (stderr) or a file.
+fn log_target() -> &'static Option<Option<String>> {
+    static TARGET: std::sync::OnceLock<Option<Option<String>>> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| match std::env::var("UMX_LOG_FALLBACK") {
+        Ok(v) if v.is_empty() || v == "0" => None,
+        Ok(v) if v == "1" => Some(None),
+        Ok(path) => Some(Some(path)),
+        Err(_) => None,
+    })
+}
+
+fn log(line: &str) {
+    match log_target() {
+        None => {}
+        Some(None) => eprintln!("{line}"),
+        Some(Some(path)) => {
+            use std::io::Write;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            if let Ok(mut f) = file {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    }
 }
 
 /// Runs `prim` with the CPU backend's kernels.
