@@ -53,7 +53,7 @@ pub(crate) fn eval(
     USED.lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(prim.name());
-    if log_enabled() {
+    if log_target().is_some() {
         let dtypes: Vec<String> = inputs.iter().map(|x| x.dtype.to_string()).collect();
         let what = format!("{} ({})", prim.name(), dtypes.join(", "));
         if LOGGED
@@ -61,7 +61,7 @@ pub(crate) fn eval(
             .unwrap_or_else(|e| e.into_inner())
             .insert(what.clone())
         {
-            eprintln!("umx: {what} ran on the CPU fallback");
+            log(&format!("umx: {what} ran on the CPU fallback"));
         }
     }
     umx_cpu::CpuBackend.eval(prim, inputs, outputs, Stream::default_of(Device::Cpu))
