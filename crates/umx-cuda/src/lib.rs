@@ -16,11 +16,13 @@
 //! and `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt),
 //! random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused programs
 //! (compiled element-wise chains, with a reduction at their end or several outputs) as
-//! generated kernels, the factorizations of `linalg` but `eig` through cuSOLVER and cuBLAS
-//! (float32 and float64), and the Fourier transforms through cuFFT. View primitives
-//! (transpose, broadcast, reshape, slice, ...) only restride and never move bytes. The rest
-//! (complex64 arithmetic, longer sort lanes, float arange, linspace, `eig`, `quantize`, ...)
-//! runs on the CPU fallback ([`fallback_ops`] lists what did). [`CudaGraph`] captures a step of GPU work once and replays it.
+//! generated kernels, the factorizations of `linalg` through cuSOLVER and cuBLAS (float32 and
+//! float64), and the Fourier transforms through cuFFT. View primitives
+//! (transpose, broadcast, reshape, slice, ...) only restride and never move bytes. complex64
+//! element-wise arithmetic, `abs`/`real`/`imag`/`conj`, `sqrt`/`exp`/`log` and casts run in
+//! generated kernels too. The rest (complex64 trigonometry, reductions and gathers, longer
+//! sort lanes, float arange, linspace, `searchsorted`, edge padding, `quantize`, ...) runs on
+//! the CPU fallback ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a step of GPU work once and replays it.
 
 mod compile;
 mod fallback;

@@ -8,12 +8,13 @@
 //! passed by value as a kernel argument instead of being uploaded (the weak scalars of
 //! `x * 2.0`).
 
-use super::source::{Args, HEADER, grid_for, load, storage_type, store};
+use super::source::{Args, HEADER, grid_for};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
 use std::fmt::Write;
-use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
+use umx_core::primitives::codegen::PRELUDE;
+use umx_core::primitives::{BinaryOp, UnaryOp};
 use umx_core::shape::{broadcast_strides, is_row_contiguous, numel, row_major_strides};
 use umx_core::{ArrayData, Dtype, Error, Result};
 
@@ -64,11 +65,11 @@ pub(crate) fn run_program(
     if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() || outs.is_empty() {
         return Ok(None);
     }
-    if outs.iter().any(|(_, d)| storage_type(*d).is_none()) {
+    if outs.iter().any(|(_, d)| stype(*d).is_none()) {
         return Ok(None);
     }
     for (x, &c) in inputs.iter().zip(compute) {
-        if storage_type(x.dtype).is_none() || c_compute_type(c).is_none() {
+        if stype(x.dtype).is_none() || ctype(c).is_none() {
             return Ok(None);
         }
     }
@@ -199,7 +200,7 @@ fn source(
     outs: &[(&str, Dtype)],
     per_thread: Option<usize>,
 ) -> String {
-    let out_s = |d: Dtype| storage_type(d).unwrap_or("void");
+    let out_s = |d: Dtype| stype(d).unwrap_or("void");
     let mut params = String::new();
     for (k, (_, d)) in outs.iter().enumerate() {
         let sep = if k == 0 { "" } else { ", " };
@@ -208,8 +209,8 @@ fn source(
     let mut loads_at = String::new(); // for index i (contiguous) or offsets o0.. (strided)
     let mut k = 0; // array operands so far
     for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
-        let s = storage_type(x.dtype).unwrap_or("void");
-        let ct = c_compute_type(c).unwrap_or("void");
+        let s = stype(x.dtype).unwrap_or("void");
+        let ct = ctype(c).unwrap_or("void");
         match o {
             Operand::Array { .. } => {
                 params += &format!(", const {s}* __restrict__ in{i}");
@@ -220,23 +221,35 @@ fn source(
                 };
                 loads_at += &format!(
                     "    {ct} x{i} = {};\n",
-                    load(x.dtype, &format!("in{i}[{at}]"), ct)
+                    cload(x.dtype, &format!("in{i}[{at}]"), ct)
                 );
                 k += 1;
             }
             Operand::Value(_) => {
                 params += &format!(", {s} v{i}");
-                loads_at += &format!("    {ct} x{i} = {};\n", load(x.dtype, &format!("v{i}"), ct));
+                loads_at += &format!(
+                    "    {ct} x{i} = {};\n",
+                    cload(x.dtype, &format!("v{i}"), ct)
+                );
             }
         }
     }
     let stores: String = outs
         .iter()
         .enumerate()
-        .map(|(k, (expr, d))| format!("    out{k}[i] = {};\n", store(*d, expr)))
+        .map(|(k, (expr, d))| format!("    out{k}[i] = {};\n", cstore(*d, expr)))
         .collect();
     let body = format!("{loads_at}{stmts}{stores}");
-    let mut src = format!("{HEADER}{PRELUDE}\n");
+    let complex = inputs
+        .iter()
+        .map(|x| x.dtype)
+        .chain(compute.iter().copied())
+        .chain(outs.iter().map(|(_, d)| *d))
+        .any(|d| d == Dtype::Complex64);
+    let mut src = format!(
+        "{HEADER}{PRELUDE}{}\n",
+        if complex { COMPLEX_PRELUDE } else { "" }
+    );
     match per_thread {
         Some(e) => {
             // Vector path: each thread moves `e` elements of every array with one wide load.
@@ -245,7 +258,7 @@ fn source(
             let mut vbody = String::new();
             for (i, (x, o)) in inputs.iter().zip(operands).enumerate() {
                 if let Operand::Array { .. } = o {
-                    let s = storage_type(x.dtype).unwrap_or("void");
+                    let s = stype(x.dtype).unwrap_or("void");
                     vdecl += &format!("    umx_pack<{s}, {e}> p{i}[{UNROLL}];\n");
                     vloads += &format!(
                         "        if (j < nv) p{i}[u] = ((const umx_pack<{s}, {e}>*)in{i})[j];\n"
@@ -253,12 +266,12 @@ fn source(
                 }
             }
             for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
-                let ct = c_compute_type(c).unwrap_or("void");
+                let ct = ctype(c).unwrap_or("void");
                 let v = match o {
                     Operand::Array { .. } => format!("p{i}[u].v[k]"),
                     Operand::Value(_) => format!("v{i}"),
                 };
-                vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
+                vbody += &format!("        {ct} x{i} = {};\n", cload(x.dtype, &v, ct));
             }
             vbody += stmts;
             let mut rdecl = String::new();
@@ -266,7 +279,7 @@ fn source(
             for (k, (expr, d)) in outs.iter().enumerate() {
                 let os = out_s(*d);
                 rdecl += &format!("        umx_pack<{os}, {e}> r{k};\n");
-                vbody += &format!("          r{k}.v[k] = {};\n", store(*d, expr));
+                vbody += &format!("          r{k}.v[k] = {};\n", cstore(*d, expr));
                 rstore += &format!("        ((umx_pack<{os}, {e}>*)out{k})[j] = r{k};\n");
             }
             src += &format!(
@@ -374,4 +387,134 @@ fn merged_dims(shape: &[usize], operands: &[Operand]) -> Option<Vec<u8>> {
     }
     words[MAX_DIMS + MAX_INPUTS * MAX_DIMS] = dims.len() as i64;
     Some(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// complex64
+
+/// complex64 in generated code: a pair of floats with the arithmetic of `num_complex` (which
+/// the CPU kernels use: the same textbook formulas, division included), conversions with C++
+/// `static_cast` semantics as umx's casts (a real value has a zero imaginary part; a complex
+/// value cast to a real type keeps its real part; to bool, whether either part is nonzero).
+pub const COMPLEX_PRELUDE: &str = r#"
+struct __align__(8) umx_c64 {
+  float re, im;
+  UMX_FN umx_c64() {}
+  UMX_FN umx_c64(float r, float i) : re(r), im(i) {}
+  template<class T> UMX_FN umx_c64(T r) : re((float)r), im(0.0f) {}
+  UMX_FN explicit operator bool() const { return re != 0.0f || im != 0.0f; }
+  template<class T> UMX_FN explicit operator T() const { return (T)re; }
+};
+UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
+UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
+UMX_FN umx_c64 operator-(umx_c64 a) { return umx_c64(-a.re, -a.im); }
+UMX_FN umx_c64 operator*(umx_c64 a, umx_c64 b) {
+  return umx_c64(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+}
+UMX_FN umx_c64 operator/(umx_c64 a, umx_c64 b) {
+  float d = b.re * b.re + b.im * b.im;
+  return umx_c64((a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d);
+}
+UMX_FN float umx_finf() { return __int_as_float(0x7f800000); }
+UMX_FN bool operator==(umx_c64 a, umx_c64 b) { return a.re == b.re && a.im == b.im; }
+UMX_FN bool operator!=(umx_c64 a, umx_c64 b) { return !(a == b); }
+UMX_FN float umx_cabs(umx_c64 z) { return hypotf(z.re, z.im); }
+UMX_FN umx_c64 umx_cexp(umx_c64 z) { float e = expf(z.re); return umx_c64(e * cosf(z.im), e * sinf(z.im)); }
+UMX_FN umx_c64 umx_clog(umx_c64 z) { return umx_c64(logf(umx_cabs(z)), atan2f(z.im, z.re)); }
+UMX_FN umx_c64 umx_csqrt(umx_c64 z) {
+  if (z.im == 0.0f) {
+    if (z.re >= 0.0f) return umx_c64(sqrtf(z.re), z.im);
+    return umx_c64(0.0f, copysignf(sqrtf(-z.re), z.im));
+  }
+  float r = sqrtf(umx_cabs(z)), t = atan2f(z.im, z.re) * 0.5f;
+  return umx_c64(r * cosf(t), r * sinf(t));
+}
+UMX_FN umx_c64 umx_csign(umx_c64 z) {
+  float r = umx_cabs(z);
+  return r == 0.0f ? umx_c64(0.0f, 0.0f) : umx_c64(z.re / r, z.im / r);
+}
+"#;
+
+/// The C type a dtype is stored as, complex64 included.
+fn stype(d: Dtype) -> Option<&'static str> {
+    match d {
+        Dtype::Complex64 => Some("umx_c64"),
+        _ => super::source::storage_type(d),
+    }
+}
+
+/// The C type a dtype is computed in, complex64 included.
+fn ctype(d: Dtype) -> Option<&'static str> {
+    match d {
+        Dtype::Complex64 => Some("umx_c64"),
+        _ => umx_core::primitives::codegen::c_compute_type(d),
+    }
+}
+
+/// [`super::source::load`], complex64 included (converted by its constructor).
+fn cload(from: Dtype, v: &str, to_c: &str) -> String {
+    super::source::load(from, v, to_c)
+}
+
+/// [`super::source::store`], complex64 included.
+fn cstore(to: Dtype, x: &str) -> String {
+    match to {
+        Dtype::Complex64 => format!("((umx_c64)({x}))"),
+        _ => super::source::store(to, x),
+    }
+}
+
+/// A unary op on a complex64 value `x`, as an expression of the output's compute type
+/// (`out`: complex64, float32 for `abs`/`real`/`imag`, bool for predicates). `None` for the
+/// ops left to the CPU (the trigonometric and hyperbolic families, `log2`, ...).
+pub fn complex_unary(op: &UnaryOp, out: Dtype, x: &str) -> Option<String> {
+    use UnaryOp::*;
+    if out == Dtype::Bool {
+        return Some(match op {
+            IsNan => format!("(isnan({x}.re) || isnan({x}.im))"),
+            IsInf => format!("(isinf({x}.re) || isinf({x}.im))"),
+            IsPosInf => format!("({x}.re == umx_finf() && {x}.im == 0.0f)"),
+            IsNegInf => format!("({x}.re == -umx_finf() && {x}.im == 0.0f)"),
+            IsFinite => format!("(isfinite({x}.re) && isfinite({x}.im))"),
+            LogicalNot => format!("({x}.re == 0.0f && {x}.im == 0.0f)"),
+            _ => return None,
+        });
+    }
+    if out != Dtype::Complex64 {
+        return Some(match op {
+            Abs => format!("umx_cabs({x})"),
+            Imag => format!("{x}.im"),
+            _ => format!("{x}.re"),
+        });
+    }
+    let one = "umx_c64(1.0f, 0.0f)";
+    Some(match op {
+        Negative => format!("(-{x})"),
+        Sign => format!("umx_csign({x})"),
+        Sqrt => format!("umx_csqrt({x})"),
+        Rsqrt => format!("({one} / umx_csqrt({x}))"),
+        Square => format!("({x} * {x})"),
+        Reciprocal => format!("({one} / {x})"),
+        Exp => format!("umx_cexp({x})"),
+        Log => format!("umx_clog({x})"),
+        Conj => format!("umx_c64({x}.re, -{x}.im)"),
+        Abs => format!("umx_c64(umx_cabs({x}), 0.0f)"),
+        Real => format!("umx_c64({x}.re, 0.0f)"),
+        Imag => format!("umx_c64({x}.im, 0.0f)"),
+        _ => return None,
+    })
+}
+
+/// A binary op on complex64 values, or `None` for the ops left to the CPU.
+pub fn complex_binary(op: &BinaryOp, a: &str, b: &str) -> Option<String> {
+    use BinaryOp::*;
+    Some(match op {
+        Add => format!("({a} + {b})"),
+        Subtract => format!("({a} - {b})"),
+        Multiply => format!("({a} * {b})"),
+        Divide => format!("({a} / {b})"),
+        Equal => format!("({a} == {b})"),
+        NotEqual => format!("({a} != {b})"),
+        _ => return None,
+    })
 }

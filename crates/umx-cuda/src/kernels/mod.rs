@@ -40,11 +40,10 @@ pub fn unary(op: &UnaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         )));
     };
     let out = first_out(op.name(), outputs)?;
-    if out.dtype == Dtype::Complex64 || x.dtype == Dtype::Complex64 {
-        return Ok(None);
-    }
     let expr = match (op.class(), op) {
         (UnaryClass::Cast, _) => Some("x0".to_string()),
+        _ if x.dtype == Dtype::Complex64 => elementwise::complex_unary(op, out.dtype, "x0"),
+        _ if out.dtype == Dtype::Complex64 => None,
         _ => op.c_expr(x.dtype, "x0"),
     };
     let Some(expr) = expr else { return Ok(None) };
@@ -80,7 +79,12 @@ pub fn binary(op: &BinaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs 
     }
     let mut outs = Vec::new();
     for (part, spec) in parts.iter().zip(outputs) {
-        let Some(expr) = part.c_expr(compute, "x0", "x1") else {
+        let expr = if compute == Dtype::Complex64 {
+            elementwise::complex_binary(part, "x0", "x1")
+        } else {
+            part.c_expr(compute, "x0", "x1")
+        };
+        let Some(expr) = expr else {
             return Ok(None);
         };
         match elementwise::run(inputs, &[compute, compute], &expr, &spec.shape, spec.dtype)? {
