@@ -1217,3 +1217,69 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
         assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
     }
 }
+
+#[test]
+fn searchsorted_edge_padding_and_as_strided_run_on_the_gpu() {
+    if !setup() {
+        return;
+    }
+    use ops::PadMode;
+    for dtype in [Dtype::Float32, Dtype::Float64, Dtype::Int32, Dtype::Float16] {
+        let x = input(&[3, 4, 5], dtype, 31);
+        let sorted = with_device(Device::Cpu, || {
+            ops::sort(&ops::reshape(&input(&[40], dtype, 32), &[40])?, Some(0))
+        })
+        .unwrap();
+        let cases: Vec<Case> = vec![
+            (
+                "searchsorted left",
+                Box::new(|| ops::searchsorted(&sorted, &x, "left")),
+            ),
+            (
+                "searchsorted right",
+                Box::new(|| ops::searchsorted(&sorted, &x, "right")),
+            ),
+            (
+                "searchsorted of a view",
+                Box::new(|| ops::searchsorted(&sorted, &ops::transpose(&x, None)?, "right")),
+            ),
+            (
+                "edge pad",
+                Box::new(|| ops::pad(&x, &[(1, 2), (0, 3), (2, 0)], 0, PadMode::Edge)),
+            ),
+            (
+                "edge pad of a view",
+                Box::new(|| {
+                    ops::pad(
+                        &ops::transpose(&x, None)?,
+                        &[(2, 2), (1, 1), (0, 1)],
+                        0,
+                        PadMode::Edge,
+                    )
+                }),
+            ),
+            (
+                "as_strided",
+                Box::new(|| ops::as_strided(&x, &[4, 3], &[5, 2], 7)),
+            ),
+            (
+                "as_strided of a view",
+                Box::new(|| ops::as_strided(&ops::transpose(&x, None)?, &[2, 2, 3], &[0, 1, 6], 3)),
+            ),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            assert_close(&format!("{name} {dtype}"), &c, &g, 0.0);
+        }
+    }
+    let with_nan = Array::from_slice(&[1.0f32, 2.0, f32::NAN], &[3]).unwrap();
+    let v = Array::from_slice(&[0.5f32, 2.0, f32::NAN, 9.0], &[4]).unwrap();
+    for side in ["left", "right"] {
+        let (c, g) = both(|| ops::searchsorted(&with_nan, &v, side));
+        assert_eq!(c, g, "NaNs sort last ({side})");
+    }
+    let fell_back = umx_cuda::fallback_ops();
+    for op in ["searchsorted", "pad", "as_strided"] {
+        assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
+    }
+}

@@ -429,6 +429,16 @@ UMX_FN umx_c64 umx_csqrt(umx_c64 z) {
   float r = sqrtf(umx_cabs(z)), t = atan2f(z.im, z.re) * 0.5f;
   return umx_c64(r * cosf(t), r * sinf(t));
 }
+UMX_FN umx_c64 umx_cscale(float re, float im, float d) { return umx_c64(re / d, im / d); }
+UMX_FN umx_c64 umx_clogb(umx_c64 z, float ln_base) { umx_c64 l = umx_clog(z); return umx_cscale(l.re, l.im, ln_base); }
+UMX_FN umx_c64 umx_ctan(umx_c64 z) {
+  float a = z.re + z.re, b = z.im + z.im;
+  return umx_cscale(sinf(a), sinhf(b), cosf(a) + coshf(b));
+}
+UMX_FN umx_c64 umx_ctanh(umx_c64 z) {
+  float a = z.re + z.re, b = z.im + z.im;
+  return umx_cscale(sinhf(a), sinf(b), coshf(a) + cosf(b));
+}
 UMX_FN umx_c64 umx_csign(umx_c64 z) {
   float r = umx_cabs(z);
   return r == 0.0f ? umx_c64(0.0f, 0.0f) : umx_c64(z.re / r, z.im / r);
@@ -465,8 +475,9 @@ fn cstore(to: Dtype, x: &str) -> String {
 }
 
 /// A unary op on a complex64 value `x`, as an expression of the output's compute type
-/// (`out`: complex64, float32 for `abs`/`real`/`imag`, bool for predicates). `None` for the
-/// ops left to the CPU (the trigonometric and hyperbolic families, `log2`, ...).
+/// (`out`: complex64, float32 for `abs`/`real`/`imag`, bool for predicates), with
+/// `num_complex`'s formulas. `None` for the ops left to the CPU (the inverse trigonometric
+/// and hyperbolic functions).
 pub fn complex_unary(op: &UnaryOp, out: Dtype, x: &str) -> Option<String> {
     use UnaryOp::*;
     if out == Dtype::Bool {
@@ -497,6 +508,22 @@ pub fn complex_unary(op: &UnaryOp, out: Dtype, x: &str) -> Option<String> {
         Reciprocal => format!("({one} / {x})"),
         Exp => format!("umx_cexp({x})"),
         Log => format!("umx_clog({x})"),
+        Expm1 => format!("(umx_cexp({x}) - {one})"),
+        Log1p => format!("umx_clog({x} + {one})"),
+        Log2 => format!("umx_clogb({x}, 0.6931471805599453f)"),
+        Log10 => format!("umx_clogb({x}, 2.302585092994046f)"),
+        Sin => format!("umx_c64(sinf({x}.re) * coshf({x}.im), cosf({x}.re) * sinhf({x}.im))"),
+        Cos => format!("umx_c64(cosf({x}.re) * coshf({x}.im), -sinf({x}.re) * sinhf({x}.im))"),
+        Tan => format!("umx_ctan({x})"),
+        Sinh => format!("umx_c64(sinhf({x}.re) * cosf({x}.im), coshf({x}.re) * sinf({x}.im))"),
+        Cosh => format!("umx_c64(coshf({x}.re) * cosf({x}.im), sinhf({x}.re) * sinf({x}.im))"),
+        Tanh => format!("umx_ctanh({x})"),
+        // Applied to both parts, as the CPU does.
+        Round { .. } | Degrees | Radians | NanToNum { .. } => {
+            let re = op.c_expr(Dtype::Float32, &format!("{x}.re"))?;
+            let im = op.c_expr(Dtype::Float32, &format!("{x}.im"))?;
+            format!("umx_c64({re}, {im})")
+        }
         Conj => format!("umx_c64({x}.re, -{x}.im)"),
         Abs => format!("umx_c64(umx_cabs({x}), 0.0f)"),
         Real => format!("umx_c64({x}.re, 0.0f)"),

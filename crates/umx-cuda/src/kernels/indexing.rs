@@ -956,3 +956,64 @@ pub fn pad_constant(x: &ArrayData, value: &ArrayData, low: &[usize], spec: &OutS
     }
     Ok(Some(out))
 }
+
+/// `x` padded by repeating its edge values `low`/`high` times along each axis: the input
+/// copied into the middle, then, axis by axis, the edge rows of the output broadcast over the
+/// borders (after the axes done before, whose borders are filled, and inside the interior of
+/// the ones after).
+pub fn pad_edge(x: &ArrayData, low: &[usize], spec: &OutSpec) -> Outs1 {
+    let nd = x.shape.len();
+    if spec.shape.len() != nd
+        || low.len() != nd
+        || (0..nd).any(|d| spec.shape[d] < x.shape[d] + low[d])
+    {
+        return Err(Error::Device("pad: widths do not fit the input".into()));
+    }
+    if storage_type(spec.dtype).is_none() || x.dtype != spec.dtype || x.size() == 0 {
+        return Ok(None);
+    }
+    let (out, ptr) = fresh(&spec.shape, spec.dtype)?;
+    if copy_into(x, (ptr, spec.dtype), &spec.shape, low)?.is_none() {
+        return Ok(None);
+    }
+    let rm = row_major_strides(&spec.shape);
+    let offset_of =
+        |at: &[usize]| -> isize { rm.iter().zip(at).map(|(&s, &k)| s * k as isize).sum() };
+    for d in 0..nd {
+        let high = spec.shape[d] - low[d] - x.shape[d];
+        for (width, start, edge) in [
+            (low[d], 0, low[d]),
+            (high, low[d] + x.shape[d], low[d] + x.shape[d] - 1),
+        ] {
+            if width == 0 {
+                continue;
+            }
+            let mut shape = Vec::with_capacity(nd);
+            let mut at = Vec::with_capacity(nd);
+            for (a, ((&full, &inner), &lo)) in spec.shape.iter().zip(&x.shape).zip(low).enumerate()
+            {
+                let (n, k) = match a.cmp(&d) {
+                    std::cmp::Ordering::Less => (full, 0),
+                    std::cmp::Ordering::Equal => (width, start),
+                    std::cmp::Ordering::Greater => (inner, lo),
+                };
+                shape.push(n);
+                at.push(k);
+            }
+            let mut src_at = at.clone();
+            src_at[d] = edge;
+            let mut strides = rm.clone();
+            strides[d] = 0;
+            let edge_rows = ArrayData {
+                shape,
+                strides,
+                offset: offset_of(&src_at),
+                ..out.clone()
+            };
+            if copy_into(&edge_rows, (ptr, spec.dtype), &spec.shape, &at)?.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(out))
+}

@@ -240,9 +240,9 @@ pub fn contiguous(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
 }
 
 /// The shape primitives that move data: copies (and casts), and reshapes of views that cannot
-/// be restrided, concatenation and constant padding. The views themselves need no kernel (the
-/// CPU backend's view code only computes strides); the rest (edge padding, `as_strided` and
-/// `view` copies) is still on the fallback.
+/// be restrided, concatenation, padding, and `as_strided` of an input that is not one
+/// row-major run. The views themselves need no kernel (the CPU backend's view code only
+/// computes strides); `view` (a reinterpreting copy) is still on the fallback.
 pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out(op.name(), outputs)?;
     match (op, inputs) {
@@ -260,8 +260,64 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         ) if x.dtype != Dtype::Complex64 && v.dtype != Dtype::Complex64 => {
             Ok(indexing::pad_constant(x, v, low, out)?.map(|o| vec![o]))
         }
+        (
+            ShapeOp::Pad {
+                low,
+                mode: PadMode::Edge,
+                ..
+            },
+            [x],
+        ) => Ok(indexing::pad_edge(x, low, out)?.map(|o| vec![o])),
+        (
+            ShapeOp::AsStrided {
+                shape,
+                strides,
+                offset,
+            },
+            [x],
+        ) => as_strided(x, shape, strides, *offset).map(|o| Some(vec![o])),
         _ => Ok(None),
     }
+}
+
+/// `as_strided`: the view of `x`'s elements (row-major, copied into one run first when they
+/// are not) with these shape, strides and offset; an `Err` when it would reach outside them.
+fn as_strided(
+    x: &ArrayData,
+    shape: &[usize],
+    strides: &[isize],
+    offset: usize,
+) -> Result<ArrayData> {
+    let x = if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+        x.clone()
+    } else {
+        contiguous(x, x.dtype)?
+            .ok_or_else(|| Error::Device(format!("as_strided: no copy kernel for {}", x.dtype)))?
+    };
+    let data = ArrayData {
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+        offset: x.offset + offset as isize,
+        ..x
+    };
+    if data.size() > 0 {
+        let (mut lo, mut hi) = (data.offset, data.offset);
+        for (&d, &s) in data.shape.iter().zip(&data.strides) {
+            let reach = (d as isize - 1) * s;
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        let len = data.buffer.len_of(data.dtype) as isize;
+        if lo < 0 || hi >= len {
+            return Err(Error::Index(format!(
+                "as_strided: the view reaches elements {lo}..={hi} of a buffer of {len}"
+            )));
+        }
+    }
+    Ok(data)
 }
 
 /// A fused element-wise program (what `compile` makes of an element-wise chain) as one

@@ -42,7 +42,7 @@ pub fn eval(
             }
             (axis, false, n - k)
         }
-        SortOp::SearchSorted { .. } => return Ok(None),
+        SortOp::SearchSorted { right } => return search_sorted(right, inputs, outputs),
     };
     let name = op.name();
     let [x] = inputs else {
@@ -191,5 +191,110 @@ extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict
         .push(first as u32);
     args.push_bytes(&dims);
     launch(f, blocks, threads, shared as u32, &mut args.pointers())?;
+    Ok(Some(vec![result]))
+}
+
+/// For every element of `v`, where it would go into the sorted 1-D `a` (before equal elements,
+/// or after them when `right`), in the sort order above (NaNs last): a binary search per
+/// element, one thread each.
+fn search_sorted(
+    right: bool,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Option<Vec<ArrayData>>> {
+    let [a, v] = inputs else {
+        return Err(Error::Device(format!(
+            "searchsorted: {} inputs, not 2",
+            inputs.len()
+        )));
+    };
+    let out = first_out("searchsorted", outputs)?;
+    if a.dtype != v.dtype || a.dtype == Dtype::Complex64 || a.shape.len() != 1 {
+        return Ok(None);
+    }
+    if out.dtype != Dtype::Uint32 || out.shape != v.shape {
+        return Err(Error::Device(format!(
+            "searchsorted: output {:?} {} does not fit values {:?}",
+            out.shape, out.dtype, v.shape
+        )));
+    }
+    let key_t = match a.dtype {
+        Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
+        d => d,
+    };
+    let (Some(ct), Some(s)) = (c_compute_type(key_t), storage_type(a.dtype)) else {
+        return Ok(None);
+    };
+    let (result, rp) = crate::storage::fresh(&out.shape, Dtype::Uint32)?;
+    let n = v.size();
+    if n == 0 {
+        return Ok(Some(vec![result]));
+    }
+    let values = if umx_core::shape::is_row_contiguous(&v.shape, &v.strides) {
+        v.clone()
+    } else {
+        match super::contiguous(v, v.dtype)? {
+            Some(c) => c,
+            None => return Ok(None),
+        }
+    };
+    let nan = |x: &str| {
+        if key_t.is_float() {
+            format!("({x} != {x})")
+        } else {
+            "false".into()
+        }
+    };
+    let f = function_for(
+        &format!("searchsorted|{:?}", a.dtype),
+        || {
+            format!(
+                r#"{HEADER}
+/* x before y in the sort order: NaNs last. */
+__device__ __forceinline__ bool umx_less({ct} x, {ct} y) {{
+  bool nx = {nx}, ny = {ny};
+  if (nx || ny) return !nx && ny;
+  return x < y;
+}}
+extern "C" __global__ void umx_searchsorted(const {s}* __restrict__ a, long long len, long long astride,
+    const {s}* __restrict__ v, unsigned int* __restrict__ out, long long n, int right) {{
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n;
+       e += (long long)gridDim.x * blockDim.x) {{
+    {ct} x = {load_v};
+    long long lo = 0, hi = len;
+    while (lo < hi) {{
+      long long mid = (lo + hi) >> 1;
+      {ct} y = {load_a};
+      bool after = right ? !umx_less(x, y) : umx_less(y, x);
+      if (after) lo = mid + 1; else hi = mid;
+    }}
+    out[e] = (unsigned int)lo;
+  }}
+}}
+"#,
+                nx = nan("x"),
+                ny = nan("y"),
+                load_v = load(a.dtype, "v[e]", ct),
+                load_a = load(a.dtype, "a[mid * astride]", ct),
+            )
+        },
+        "umx_searchsorted",
+    )?;
+    let g = gpu()?;
+    let mut args = Args::default();
+    args.push(input_ptr(a)?)
+        .push(a.shape[0] as i64)
+        .push(a.strides[0] as i64)
+        .push(input_ptr(&values)?)
+        .push(rp)
+        .push(n as i64)
+        .push(right as i32);
+    launch(
+        f,
+        super::source::grid_for(n, 256, g.sm_count),
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
     Ok(Some(vec![result]))
 }
