@@ -894,6 +894,17 @@ fn copy_into(
 ) -> Result<Option<()>> {
     let rm = row_major_strides(out_shape);
     let base: isize = rm.iter().zip(at).map(|(&s, &k)| s * k as isize).sum();
+    // A copy moves bits: complex64 values move as the 8-byte words they are.
+    let words;
+    let (x, dtype) = if x.dtype == Dtype::Complex64 && dtype == Dtype::Complex64 {
+        words = ArrayData {
+            dtype: Dtype::Uint64,
+            ..x.clone()
+        };
+        (&words, Dtype::Uint64)
+    } else {
+        (x, dtype)
+    };
     run(Plan {
         op: "copy",
         shape: x.shape.clone(),
@@ -913,8 +924,8 @@ fn copy_into(
 
 /// The inputs joined along `axis` into a new array of `spec`.
 pub fn concatenate(inputs: &[ArrayData], axis: usize, spec: &OutSpec) -> Outs1 {
-    if storage_type(spec.dtype).is_none() || inputs.iter().any(|x| storage_type(x.dtype).is_none())
-    {
+    let movable = |d: Dtype| storage_type(d).is_some() || d == Dtype::Complex64;
+    if !movable(spec.dtype) || inputs.iter().any(|x| !movable(x.dtype)) {
         return Ok(None);
     }
     let (out, ptr) = fresh(&spec.shape, spec.dtype)?;
@@ -969,7 +980,8 @@ pub fn pad_edge(x: &ArrayData, low: &[usize], spec: &OutSpec) -> Outs1 {
     {
         return Err(Error::Device("pad: widths do not fit the input".into()));
     }
-    if storage_type(spec.dtype).is_none() || x.dtype != spec.dtype || x.size() == 0 {
+    let movable = storage_type(spec.dtype).is_some() || spec.dtype == Dtype::Complex64;
+    if !movable || x.dtype != spec.dtype || x.size() == 0 {
         return Ok(None);
     }
     let (out, ptr) = fresh(&spec.shape, spec.dtype)?;

@@ -120,13 +120,11 @@ pub fn ternary(op: &TernaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Out
 /// parallel kernel would not reproduce bit for bit; they are uploaded when a kernel reads them.
 pub fn creation(op: &CreationOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out("full", outputs)?;
-    if out.dtype == Dtype::Complex64 {
-        return Ok(None);
-    }
     match (op, inputs) {
-        (CreationOp::Full, [x]) if x.dtype != Dtype::Complex64 => {
+        (CreationOp::Full, [x]) => {
             Ok(elementwise::run(inputs, &[x.dtype], "x0", &out.shape, out.dtype)?.map(|o| vec![o]))
         }
+        _ if out.dtype == Dtype::Complex64 => Ok(None),
         (CreationOp::Arange { start, step }, []) => arange_int(out, *start, *step),
         (CreationOp::Eye { k }, []) => Ok(Some(vec![matrix(out, "j - i == k", *k)?])),
         (CreationOp::Tri { k }, []) => Ok(Some(vec![matrix(out, "j <= i + k", *k)?])),
@@ -257,9 +255,7 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
                 ..
             },
             [x, v],
-        ) if x.dtype != Dtype::Complex64 && v.dtype != Dtype::Complex64 => {
-            Ok(indexing::pad_constant(x, v, low, out)?.map(|o| vec![o]))
-        }
+        ) => Ok(indexing::pad_constant(x, v, low, out)?.map(|o| vec![o])),
         (
             ShapeOp::Pad {
                 low,
