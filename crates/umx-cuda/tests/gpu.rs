@@ -1199,6 +1199,40 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
             "where",
             Box::new(|| ops::where_(&ops::greater(&x, 0.0)?, &z()?, &w()?)),
         ),
+        ("sin", Box::new(|| ops::sin(&z()?))),
+        ("cos", Box::new(|| ops::cos(&z()?))),
+        ("tan", Box::new(|| ops::tan(&z()?))),
+        ("sinh", Box::new(|| ops::sinh(&z()?))),
+        ("cosh", Box::new(|| ops::cosh(&z()?))),
+        ("tanh", Box::new(|| ops::tanh(&z()?))),
+        ("expm1", Box::new(|| ops::expm1(&z()?))),
+        ("log1p", Box::new(|| ops::log1p(&z()?))),
+        ("log2", Box::new(|| ops::log2(&z()?))),
+        ("log10", Box::new(|| ops::log10(&z()?))),
+        ("degrees", Box::new(|| ops::degrees(&z()?))),
+        (
+            "matmul",
+            Box::new(|| ops::matmul(&z()?, &ops::transpose(&w()?, None)?)),
+        ),
+        (
+            "matmul with a real array",
+            Box::new(|| ops::matmul(&ops::transpose(&x, None)?, &z()?)),
+        ),
+        (
+            "take",
+            Box::new(|| {
+                let idx = Array::from_slice(&[3i32, 0, 9, 3], &[4])?;
+                ops::take(&z()?, &idx, Some(1))
+            }),
+        ),
+        (
+            "concatenate",
+            Box::new(|| ops::concatenate(&[z()?, w()?], 0)),
+        ),
+        (
+            "pad",
+            Box::new(|| ops::pad(&z()?, &[(1, 2)], 0, ops::PadMode::Constant)),
+        ),
     ];
     for (name, f) in &cases {
         let (c, g) = both_complex(f);
@@ -1213,6 +1247,12 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
         "exp",
         "log",
         "reciprocal",
+        "sin",
+        "tanh",
+        "log10",
+        "matmul",
+        "concatenate",
+        "pad",
     ] {
         assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
     }

@@ -56,7 +56,19 @@ const OPS: [&str; 10] = [
 
 pub fn eval(op: &IndexOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out("indexing", outputs)?;
-    if out.dtype == Dtype::Complex64 || inputs.iter().any(|x| x.dtype == Dtype::Complex64) {
+    // complex64 values are only moved (gathers, assigning scatters), as 8-byte words (`run`):
+    // the scatters that combine values and the generated triangle/diagonal kernels leave
+    // them to the CPU.
+    let moves_only = match op {
+        IndexOp::Take { .. } | IndexOp::TakeAlongAxis { .. } | IndexOp::Gather { .. } => true,
+        IndexOp::Scatter { mode, .. }
+        | IndexOp::PutAlongAxis { mode, .. }
+        | IndexOp::SliceUpdate { mode, .. } => *mode == ScatterMode::Assign,
+        _ => false,
+    };
+    if (out.dtype == Dtype::Complex64 || inputs.iter().any(|x| x.dtype == Dtype::Complex64))
+        && !(moves_only && out.dtype == Dtype::Complex64)
+    {
         return Ok(None);
     }
     let r = match (op, inputs) {
@@ -123,6 +135,24 @@ struct Plan<'a> {
 }
 
 fn run(p: Plan) -> Result<Option<()>> {
+    // Gathers and assignments move bits: complex64 values move as the 8-byte words they are.
+    let words;
+    let p = if p.out.1 == Dtype::Complex64
+        && p.values.dtype == Dtype::Complex64
+        && matches!(p.mode, None | Some(ScatterMode::Assign))
+    {
+        words = ArrayData {
+            dtype: Dtype::Uint64,
+            ..p.values.clone()
+        };
+        Plan {
+            out: (p.out.0, Dtype::Uint64),
+            values: &words,
+            ..p
+        }
+    } else {
+        p
+    };
     let n = numel(&p.shape);
     if n == 0 {
         return Ok(Some(()));
@@ -894,17 +924,6 @@ fn copy_into(
 ) -> Result<Option<()>> {
     let rm = row_major_strides(out_shape);
     let base: isize = rm.iter().zip(at).map(|(&s, &k)| s * k as isize).sum();
-    // A copy moves bits: complex64 values move as the 8-byte words they are.
-    let words;
-    let (x, dtype) = if x.dtype == Dtype::Complex64 && dtype == Dtype::Complex64 {
-        words = ArrayData {
-            dtype: Dtype::Uint64,
-            ..x.clone()
-        };
-        (&words, Dtype::Uint64)
-    } else {
-        (x, dtype)
-    };
     run(Plan {
         op: "copy",
         shape: x.shape.clone(),

@@ -1,6 +1,6 @@
 //! Matrix products through cuBLASLt: float32 (full precision unless [`set_tf32`] allows
-//! TensorFloat-32), float16, bfloat16 (accumulating in float32) and float64; batched, with
-//! broadcast batches as zero batch strides.
+//! TensorFloat-32), float16, bfloat16 (accumulating in float32), float64 and complex64;
+//! batched, with broadcast batches as zero batch strides.
 //!
 //! umx arrays are row-major and cuBLASLt is column-major, so `C = A @ B` is computed as
 //! `Cᵀ = Bᵀ Aᵀ`: a row-major matrix is its transpose in column-major order, for free. An
@@ -275,6 +275,11 @@ pub fn eval(
             ltsys::cublasComputeType_t::CUBLAS_COMPUTE_64F,
             ltsys::cudaDataType::CUDA_R_64F,
         ),
+        Dtype::Complex64 => (
+            ltsys::cudaDataType::CUDA_C_32F,
+            ltsys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            ltsys::cudaDataType::CUDA_C_32F,
+        ),
         _ => return Ok(None),
     };
     let da = matrix_dims(&a.shape, true);
@@ -366,11 +371,12 @@ pub fn eval(
             p
         }
     };
-    let (alpha32, beta32) = (alpha as f32, beta as f32);
+    // The scale type's alpha and beta: double, float, or a complex float (real part set).
+    let (alpha32, beta32) = ([alpha as f32, 0.0], [beta as f32, 0.0]);
     let (alpha, beta): (*const c_void, *const c_void) = if dt == Dtype::Float64 {
         (&alpha as *const f64 as _, &beta as *const f64 as _)
     } else {
-        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
+        (alpha32.as_ptr() as _, beta32.as_ptr() as _)
     };
     // SAFETY: the plan's descriptors are alive (cached); pointers are device memory alive
     // until the stream has run the product (the pool reuses it only in stream order).
