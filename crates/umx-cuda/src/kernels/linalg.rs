@@ -208,715 +208,176 @@ fn blas_ok(what: &str, s: blas::cublasStatus_t) -> Result<()> {
 type Ptr = u64;
 
 /// The element types cuSOLVER factors, with their single- or double-precision routines. The
-/// arguments are LAPACK's; pointers are device addresses.
+/// arguments are LAPACK's; pointers are device addresses. (Kept one call a line.)
+#[rustfmt::skip]
 trait Float: Copy + Default + Nan + 'static {
     const DTYPE: Dtype;
     const C: &'static str;
     /// The real and complex CUDA data types of this precision.
     const REAL: dn::cudaDataType;
     const COMPLEX: dn::cudaDataType;
-    unsafe fn getrf_size(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        lw: &mut c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn getrf(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        work: Ptr,
-        ipiv: Ptr,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn getrs(
-        h: dn::cusolverDnHandle_t,
-        n: c_int,
-        nrhs: c_int,
-        a: Ptr,
-        lda: c_int,
-        ipiv: Ptr,
-        b: Ptr,
-        ldb: c_int,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn potrf_size(
-        h: dn::cusolverDnHandle_t,
-        uplo: dn::cublasFillMode_t,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        lw: &mut c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn potrf(
-        h: dn::cusolverDnHandle_t,
-        uplo: dn::cublasFillMode_t,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        work: Ptr,
-        lwork: c_int,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn potrf_batched(
-        h: dn::cusolverDnHandle_t,
-        uplo: dn::cublasFillMode_t,
-        n: c_int,
-        arr: Ptr,
-        lda: c_int,
-        info: Ptr,
-        count: c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn geqrf_size(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        lw: &mut c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn geqrf(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        tau: Ptr,
-        work: Ptr,
-        lwork: c_int,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn orgqr_size(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        k: c_int,
-        a: Ptr,
-        lda: c_int,
-        tau: Ptr,
-        lw: &mut c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn orgqr(
-        h: dn::cusolverDnHandle_t,
-        m: c_int,
-        n: c_int,
-        k: c_int,
-        a: Ptr,
-        lda: c_int,
-        tau: Ptr,
-        work: Ptr,
-        lwork: c_int,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn gesvdj_size(
-        h: dn::cusolverDnHandle_t,
-        jobz: dn::cusolverEigMode_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        s: Ptr,
-        u: Ptr,
-        ldu: c_int,
-        v: Ptr,
-        ldv: c_int,
-        lw: &mut c_int,
-        p: dn::gesvdjInfo_t,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn gesvdj(
-        h: dn::cusolverDnHandle_t,
-        jobz: dn::cusolverEigMode_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        s: Ptr,
-        u: Ptr,
-        ldu: c_int,
-        v: Ptr,
-        ldv: c_int,
-        work: Ptr,
-        lwork: c_int,
-        info: Ptr,
-        p: dn::gesvdjInfo_t,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn syevd_size(
-        h: dn::cusolverDnHandle_t,
-        jobz: dn::cusolverEigMode_t,
-        uplo: dn::cublasFillMode_t,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        w: Ptr,
-        lw: &mut c_int,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn syevd(
-        h: dn::cusolverDnHandle_t,
-        jobz: dn::cusolverEigMode_t,
-        uplo: dn::cublasFillMode_t,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        w: Ptr,
-        work: Ptr,
-        lwork: c_int,
-        info: Ptr,
-    ) -> dn::cusolverStatus_t;
-    unsafe fn getrf_batched(
-        h: blas::cublasHandle_t,
-        n: c_int,
-        arr: Ptr,
-        lda: c_int,
-        ipiv: Ptr,
-        info: Ptr,
-        count: c_int,
-    ) -> blas::cublasStatus_t;
-    unsafe fn getrs_batched(
-        h: blas::cublasHandle_t,
-        n: c_int,
-        nrhs: c_int,
-        arr: Ptr,
-        lda: c_int,
-        ipiv: Ptr,
-        barr: Ptr,
-        ldb: c_int,
-        info: &mut c_int,
-        count: c_int,
-    ) -> blas::cublasStatus_t;
-    unsafe fn geqrf_batched(
-        h: blas::cublasHandle_t,
-        m: c_int,
-        n: c_int,
-        arr: Ptr,
-        lda: c_int,
-        tau_arr: Ptr,
-        info: &mut c_int,
-        count: c_int,
-    ) -> blas::cublasStatus_t;
-    unsafe fn trsm(
-        h: blas::cublasHandle_t,
-        uplo: blas::cublasFillMode_t,
-        m: c_int,
-        n: c_int,
-        a: Ptr,
-        lda: c_int,
-        b: Ptr,
-        ldb: c_int,
-    ) -> blas::cublasStatus_t;
-    unsafe fn trsm_batched(
-        h: blas::cublasHandle_t,
-        uplo: blas::cublasFillMode_t,
-        m: c_int,
-        n: c_int,
-        arr: Ptr,
-        lda: c_int,
-        barr: Ptr,
-        ldb: c_int,
-        count: c_int,
-    ) -> blas::cublasStatus_t;
+    unsafe fn getrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS;
+    unsafe fn getrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, work: Ptr, ipiv: Ptr, info: Ptr) -> DnS;
+    unsafe fn getrs(h: DnH, n: c_int, nrhs: c_int, a: Ptr, lda: c_int, ipiv: Ptr, b: Ptr, ldb: c_int, info: Ptr) -> DnS;
+    unsafe fn potrf_size(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS;
+    unsafe fn potrf(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, work: Ptr, lwork: c_int, info: Ptr) -> DnS;
+    unsafe fn potrf_batched(h: DnH, uplo: Fill, n: c_int, arr: Ptr, lda: c_int, info: Ptr, count: c_int) -> DnS;
+    unsafe fn geqrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS;
+    unsafe fn geqrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS;
+    unsafe fn orgqr_size(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, lw: &mut c_int) -> DnS;
+    unsafe fn orgqr(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS;
+    unsafe fn gesvdj_size(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, lw: &mut c_int, p: dn::gesvdjInfo_t) -> DnS;
+    unsafe fn gesvdj(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, work: Ptr, lwork: c_int, info: Ptr, p: dn::gesvdjInfo_t) -> DnS;
+    unsafe fn syevd_size(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, lw: &mut c_int) -> DnS;
+    unsafe fn syevd(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS;
+    unsafe fn getrf_batched(h: BlasH, n: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, info: Ptr, count: c_int) -> BlasS;
+    unsafe fn getrs_batched(h: BlasH, n: c_int, nrhs: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, barr: Ptr, ldb: c_int, info: &mut c_int, count: c_int) -> BlasS;
+    unsafe fn geqrf_batched(h: BlasH, m: c_int, n: c_int, arr: Ptr, lda: c_int, tau_arr: Ptr, info: &mut c_int, count: c_int) -> BlasS;
+    /// `X op(A) = B` with A on the right, not transposed, non-unit diagonal, alpha 1.
+    unsafe fn trsm(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, a: Ptr, lda: c_int, b: Ptr, ldb: c_int) -> BlasS;
+    unsafe fn trsm_batched(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, arr: Ptr, lda: c_int, barr: Ptr, ldb: c_int, count: c_int) -> BlasS;
 }
 
-macro_rules! float_impl {
-    ($t:ty, $dtype:expr, $c:expr, $real:expr, $complex:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident,
-     $potrf:ident, $potrf_batched:ident, $geqrf_size:ident, $geqrf:ident, $orgqr_size:ident,
-     $orgqr:ident, $gesvdj_size:ident, $gesvdj:ident, $syevd_size:ident, $syevd:ident,
-     $getrf_batched:ident, $getrs_batched:ident, $geqrf_batched:ident, $trsm:ident,
-     $trsm_batched:ident) => {
-        impl Float for $t {
-            const DTYPE: Dtype = $dtype;
-            const C: &'static str = $c;
-            const REAL: dn::cudaDataType = $real;
-            const COMPLEX: dn::cudaDataType = $complex;
-            unsafe fn getrf_size(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                lw: &mut c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe { dn::$getrf_size(h, m, n, a as *mut $t, lda, lw) }
-            }
-            unsafe fn getrf(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                work: Ptr,
-                ipiv: Ptr,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$getrf(
-                        h,
-                        m,
-                        n,
-                        a as *mut $t,
-                        lda,
-                        work as *mut $t,
-                        ipiv as *mut c_int,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn getrs(
-                h: dn::cusolverDnHandle_t,
-                n: c_int,
-                nrhs: c_int,
-                a: Ptr,
-                lda: c_int,
-                ipiv: Ptr,
-                b: Ptr,
-                ldb: c_int,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$getrs(
-                        h,
-                        dn::cublasOperation_t::CUBLAS_OP_N,
-                        n,
-                        nrhs,
-                        a as *const $t,
-                        lda,
-                        ipiv as *const c_int,
-                        b as *mut $t,
-                        ldb,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn potrf_size(
-                h: dn::cusolverDnHandle_t,
-                uplo: dn::cublasFillMode_t,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                lw: &mut c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe { dn::$potrf_size(h, uplo, n, a as *mut $t, lda, lw) }
-            }
-            unsafe fn potrf(
-                h: dn::cusolverDnHandle_t,
-                uplo: dn::cublasFillMode_t,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                work: Ptr,
-                lwork: c_int,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$potrf(
-                        h,
-                        uplo,
-                        n,
-                        a as *mut $t,
-                        lda,
-                        work as *mut $t,
-                        lwork,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn potrf_batched(
-                h: dn::cusolverDnHandle_t,
-                uplo: dn::cublasFillMode_t,
-                n: c_int,
-                arr: Ptr,
-                lda: c_int,
-                info: Ptr,
-                count: c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$potrf_batched(
-                        h,
-                        uplo,
-                        n,
-                        arr as *mut *mut $t,
-                        lda,
-                        info as *mut c_int,
-                        count,
-                    )
-                }
-            }
-            unsafe fn geqrf_size(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                lw: &mut c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe { dn::$geqrf_size(h, m, n, a as *mut $t, lda, lw) }
-            }
-            unsafe fn geqrf(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                tau: Ptr,
-                work: Ptr,
-                lwork: c_int,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$geqrf(
-                        h,
-                        m,
-                        n,
-                        a as *mut $t,
-                        lda,
-                        tau as *mut $t,
-                        work as *mut $t,
-                        lwork,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn orgqr_size(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                k: c_int,
-                a: Ptr,
-                lda: c_int,
-                tau: Ptr,
-                lw: &mut c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe { dn::$orgqr_size(h, m, n, k, a as *const $t, lda, tau as *const $t, lw) }
-            }
-            unsafe fn orgqr(
-                h: dn::cusolverDnHandle_t,
-                m: c_int,
-                n: c_int,
-                k: c_int,
-                a: Ptr,
-                lda: c_int,
-                tau: Ptr,
-                work: Ptr,
-                lwork: c_int,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$orgqr(
-                        h,
-                        m,
-                        n,
-                        k,
-                        a as *mut $t,
-                        lda,
-                        tau as *const $t,
-                        work as *mut $t,
-                        lwork,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn gesvdj_size(
-                h: dn::cusolverDnHandle_t,
-                jobz: dn::cusolverEigMode_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                s: Ptr,
-                u: Ptr,
-                ldu: c_int,
-                v: Ptr,
-                ldv: c_int,
-                lw: &mut c_int,
-                p: dn::gesvdjInfo_t,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$gesvdj_size(
-                        h,
-                        jobz,
-                        0,
-                        m,
-                        n,
-                        a as *const $t,
-                        lda,
-                        s as *const $t,
-                        u as *const $t,
-                        ldu,
-                        v as *const $t,
-                        ldv,
-                        lw,
-                        p,
-                    )
-                }
-            }
-            unsafe fn gesvdj(
-                h: dn::cusolverDnHandle_t,
-                jobz: dn::cusolverEigMode_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                s: Ptr,
-                u: Ptr,
-                ldu: c_int,
-                v: Ptr,
-                ldv: c_int,
-                work: Ptr,
-                lwork: c_int,
-                info: Ptr,
-                p: dn::gesvdjInfo_t,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$gesvdj(
-                        h,
-                        jobz,
-                        0,
-                        m,
-                        n,
-                        a as *mut $t,
-                        lda,
-                        s as *mut $t,
-                        u as *mut $t,
-                        ldu,
-                        v as *mut $t,
-                        ldv,
-                        work as *mut $t,
-                        lwork,
-                        info as *mut c_int,
-                        p,
-                    )
-                }
-            }
-            unsafe fn syevd_size(
-                h: dn::cusolverDnHandle_t,
-                jobz: dn::cusolverEigMode_t,
-                uplo: dn::cublasFillMode_t,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                w: Ptr,
-                lw: &mut c_int,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$syevd_size(h, jobz, uplo, n, a as *const $t, lda, w as *const $t, lw)
-                }
-            }
-            unsafe fn syevd(
-                h: dn::cusolverDnHandle_t,
-                jobz: dn::cusolverEigMode_t,
-                uplo: dn::cublasFillMode_t,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                w: Ptr,
-                work: Ptr,
-                lwork: c_int,
-                info: Ptr,
-            ) -> dn::cusolverStatus_t {
-                unsafe {
-                    dn::$syevd(
-                        h,
-                        jobz,
-                        uplo,
-                        n,
-                        a as *mut $t,
-                        lda,
-                        w as *mut $t,
-                        work as *mut $t,
-                        lwork,
-                        info as *mut c_int,
-                    )
-                }
-            }
-            unsafe fn getrf_batched(
-                h: blas::cublasHandle_t,
-                n: c_int,
-                arr: Ptr,
-                lda: c_int,
-                ipiv: Ptr,
-                info: Ptr,
-                count: c_int,
-            ) -> blas::cublasStatus_t {
-                unsafe {
-                    blas::$getrf_batched(
-                        h,
-                        n,
-                        arr as *const *mut $t,
-                        lda,
-                        ipiv as *mut c_int,
-                        info as *mut c_int,
-                        count,
-                    )
-                }
-            }
-            unsafe fn getrs_batched(
-                h: blas::cublasHandle_t,
-                n: c_int,
-                nrhs: c_int,
-                arr: Ptr,
-                lda: c_int,
-                ipiv: Ptr,
-                barr: Ptr,
-                ldb: c_int,
-                info: &mut c_int,
-                count: c_int,
-            ) -> blas::cublasStatus_t {
-                unsafe {
-                    blas::$getrs_batched(
-                        h,
-                        blas::cublasOperation_t::CUBLAS_OP_N,
-                        n,
-                        nrhs,
-                        arr as *const *const $t,
-                        lda,
-                        ipiv as *const c_int,
-                        barr as *const *mut $t,
-                        ldb,
-                        info,
-                        count,
-                    )
-                }
-            }
-            unsafe fn geqrf_batched(
-                h: blas::cublasHandle_t,
-                m: c_int,
-                n: c_int,
-                arr: Ptr,
-                lda: c_int,
-                tau_arr: Ptr,
-                info: &mut c_int,
-                count: c_int,
-            ) -> blas::cublasStatus_t {
-                unsafe {
-                    blas::$geqrf_batched(
-                        h,
-                        m,
-                        n,
-                        arr as *const *mut $t,
-                        lda,
-                        tau_arr as *const *mut $t,
-                        info,
-                        count,
-                    )
-                }
-            }
-            unsafe fn trsm(
-                h: blas::cublasHandle_t,
-                uplo: blas::cublasFillMode_t,
-                m: c_int,
-                n: c_int,
-                a: Ptr,
-                lda: c_int,
-                b: Ptr,
-                ldb: c_int,
-            ) -> blas::cublasStatus_t {
-                let one: $t = 1.0;
-                unsafe {
-                    blas::$trsm(
-                        h,
-                        blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT,
-                        uplo,
-                        blas::cublasOperation_t::CUBLAS_OP_N,
-                        blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT,
-                        m,
-                        n,
-                        &one,
-                        a as *const $t,
-                        lda,
-                        b as *mut $t,
-                        ldb,
-                    )
-                }
-            }
-            unsafe fn trsm_batched(
-                h: blas::cublasHandle_t,
-                uplo: blas::cublasFillMode_t,
-                m: c_int,
-                n: c_int,
-                arr: Ptr,
-                lda: c_int,
-                barr: Ptr,
-                ldb: c_int,
-                count: c_int,
-            ) -> blas::cublasStatus_t {
-                let one: $t = 1.0;
-                unsafe {
-                    blas::$trsm_batched(
-                        h,
-                        blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT,
-                        uplo,
-                        blas::cublasOperation_t::CUBLAS_OP_N,
-                        blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT,
-                        m,
-                        n,
-                        &one,
-                        arr as *const *const $t,
-                        lda,
-                        barr as *const *mut $t,
-                        ldb,
-                        count,
-                    )
-                }
-            }
-        }
-    };
+type DnH = dn::cusolverDnHandle_t;
+type DnS = dn::cusolverStatus_t;
+type BlasH = blas::cublasHandle_t;
+type BlasS = blas::cublasStatus_t;
+type Fill = dn::cublasFillMode_t;
+type Eig = dn::cusolverEigMode_t;
+
+#[rustfmt::skip]
+impl Float for f32 {
+    const DTYPE: Dtype = Dtype::Float32;
+    const C: &'static str = "float";
+    const REAL: dn::cudaDataType = dn::cudaDataType::CUDA_R_32F;
+    const COMPLEX: dn::cudaDataType = dn::cudaDataType::CUDA_C_32F;
+    unsafe fn getrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnSgetrf_bufferSize(h, m, n, a as *mut f32, lda, lw) }
+    }
+    unsafe fn getrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, work: Ptr, ipiv: Ptr, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSgetrf(h, m, n, a as *mut f32, lda, work as *mut f32, ipiv as *mut c_int, info as *mut c_int) }
+    }
+    unsafe fn getrs(h: DnH, n: c_int, nrhs: c_int, a: Ptr, lda: c_int, ipiv: Ptr, b: Ptr, ldb: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSgetrs(h, dn::cublasOperation_t::CUBLAS_OP_N, n, nrhs, a as *const f32, lda, ipiv as *const c_int, b as *mut f32, ldb, info as *mut c_int) }
+    }
+    unsafe fn potrf_size(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnSpotrf_bufferSize(h, uplo, n, a as *mut f32, lda, lw) }
+    }
+    unsafe fn potrf(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSpotrf(h, uplo, n, a as *mut f32, lda, work as *mut f32, lwork, info as *mut c_int) }
+    }
+    unsafe fn potrf_batched(h: DnH, uplo: Fill, n: c_int, arr: Ptr, lda: c_int, info: Ptr, count: c_int) -> DnS {
+        unsafe { dn::cusolverDnSpotrfBatched(h, uplo, n, arr as *mut *mut f32, lda, info as *mut c_int, count) }
+    }
+    unsafe fn geqrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnSgeqrf_bufferSize(h, m, n, a as *mut f32, lda, lw) }
+    }
+    unsafe fn geqrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSgeqrf(h, m, n, a as *mut f32, lda, tau as *mut f32, work as *mut f32, lwork, info as *mut c_int) }
+    }
+    unsafe fn orgqr_size(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnSorgqr_bufferSize(h, m, n, k, a as *const f32, lda, tau as *const f32, lw) }
+    }
+    unsafe fn orgqr(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSorgqr(h, m, n, k, a as *mut f32, lda, tau as *const f32, work as *mut f32, lwork, info as *mut c_int) }
+    }
+    unsafe fn gesvdj_size(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, lw: &mut c_int, p: dn::gesvdjInfo_t) -> DnS {
+        unsafe { dn::cusolverDnSgesvdj_bufferSize(h, jobz, 0, m, n, a as *const f32, lda, s as *const f32, u as *const f32, ldu, v as *const f32, ldv, lw, p) }
+    }
+    unsafe fn gesvdj(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, work: Ptr, lwork: c_int, info: Ptr, p: dn::gesvdjInfo_t) -> DnS {
+        unsafe { dn::cusolverDnSgesvdj(h, jobz, 0, m, n, a as *mut f32, lda, s as *mut f32, u as *mut f32, ldu, v as *mut f32, ldv, work as *mut f32, lwork, info as *mut c_int, p) }
+    }
+    unsafe fn syevd_size(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnSsyevd_bufferSize(h, jobz, uplo, n, a as *const f32, lda, w as *const f32, lw) }
+    }
+    unsafe fn syevd(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnSsyevd(h, jobz, uplo, n, a as *mut f32, lda, w as *mut f32, work as *mut f32, lwork, info as *mut c_int) }
+    }
+    unsafe fn getrf_batched(h: BlasH, n: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, info: Ptr, count: c_int) -> BlasS {
+        unsafe { blas::cublasSgetrfBatched(h, n, arr as *const *mut f32, lda, ipiv as *mut c_int, info as *mut c_int, count) }
+    }
+    unsafe fn getrs_batched(h: BlasH, n: c_int, nrhs: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, barr: Ptr, ldb: c_int, info: &mut c_int, count: c_int) -> BlasS {
+        unsafe { blas::cublasSgetrsBatched(h, blas::cublasOperation_t::CUBLAS_OP_N, n, nrhs, arr as *const *const f32, lda, ipiv as *const c_int, barr as *const *mut f32, ldb, info, count) }
+    }
+    unsafe fn geqrf_batched(h: BlasH, m: c_int, n: c_int, arr: Ptr, lda: c_int, tau_arr: Ptr, info: &mut c_int, count: c_int) -> BlasS {
+        unsafe { blas::cublasSgeqrfBatched(h, m, n, arr as *const *mut f32, lda, tau_arr as *const *mut f32, info, count) }
+    }
+    unsafe fn trsm(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, a: Ptr, lda: c_int, b: Ptr, ldb: c_int) -> BlasS {
+        let one: f32 = 1.0;
+        unsafe { blas::cublasStrsm_v2(h, blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT, uplo, blas::cublasOperation_t::CUBLAS_OP_N, blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT, m, n, &one, a as *const f32, lda, b as *mut f32, ldb) }
+    }
+    unsafe fn trsm_batched(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, arr: Ptr, lda: c_int, barr: Ptr, ldb: c_int, count: c_int) -> BlasS {
+        let one: f32 = 1.0;
+        unsafe { blas::cublasStrsmBatched(h, blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT, uplo, blas::cublasOperation_t::CUBLAS_OP_N, blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT, m, n, &one, arr as *const *const f32, lda, barr as *const *mut f32, ldb, count) }
+    }
 }
 
-float_impl!(
-    f32,
-    Dtype::Float32,
-    "float",
-    dn::cudaDataType::CUDA_R_32F,
-    dn::cudaDataType::CUDA_C_32F,
-    cusolverDnSgetrf_bufferSize,
-    cusolverDnSgetrf,
-    cusolverDnSgetrs,
-    cusolverDnSpotrf_bufferSize,
-    cusolverDnSpotrf,
-    cusolverDnSpotrfBatched,
-    cusolverDnSgeqrf_bufferSize,
-    cusolverDnSgeqrf,
-    cusolverDnSorgqr_bufferSize,
-    cusolverDnSorgqr,
-    cusolverDnSgesvdj_bufferSize,
-    cusolverDnSgesvdj,
-    cusolverDnSsyevd_bufferSize,
-    cusolverDnSsyevd,
-    cublasSgetrfBatched,
-    cublasSgetrsBatched,
-    cublasSgeqrfBatched,
-    cublasStrsm_v2,
-    cublasStrsmBatched
-);
-float_impl!(
-    f64,
-    Dtype::Float64,
-    "double",
-    dn::cudaDataType::CUDA_R_64F,
-    dn::cudaDataType::CUDA_C_64F,
-    cusolverDnDgetrf_bufferSize,
-    cusolverDnDgetrf,
-    cusolverDnDgetrs,
-    cusolverDnDpotrf_bufferSize,
-    cusolverDnDpotrf,
-    cusolverDnDpotrfBatched,
-    cusolverDnDgeqrf_bufferSize,
-    cusolverDnDgeqrf,
-    cusolverDnDorgqr_bufferSize,
-    cusolverDnDorgqr,
-    cusolverDnDgesvdj_bufferSize,
-    cusolverDnDgesvdj,
-    cusolverDnDsyevd_bufferSize,
-    cusolverDnDsyevd,
-    cublasDgetrfBatched,
-    cublasDgetrsBatched,
-    cublasDgeqrfBatched,
-    cublasDtrsm_v2,
-    cublasDtrsmBatched
-);
+#[rustfmt::skip]
+impl Float for f64 {
+    const DTYPE: Dtype = Dtype::Float64;
+    const C: &'static str = "double";
+    const REAL: dn::cudaDataType = dn::cudaDataType::CUDA_R_64F;
+    const COMPLEX: dn::cudaDataType = dn::cudaDataType::CUDA_C_64F;
+    unsafe fn getrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnDgetrf_bufferSize(h, m, n, a as *mut f64, lda, lw) }
+    }
+    unsafe fn getrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, work: Ptr, ipiv: Ptr, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDgetrf(h, m, n, a as *mut f64, lda, work as *mut f64, ipiv as *mut c_int, info as *mut c_int) }
+    }
+    unsafe fn getrs(h: DnH, n: c_int, nrhs: c_int, a: Ptr, lda: c_int, ipiv: Ptr, b: Ptr, ldb: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDgetrs(h, dn::cublasOperation_t::CUBLAS_OP_N, n, nrhs, a as *const f64, lda, ipiv as *const c_int, b as *mut f64, ldb, info as *mut c_int) }
+    }
+    unsafe fn potrf_size(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnDpotrf_bufferSize(h, uplo, n, a as *mut f64, lda, lw) }
+    }
+    unsafe fn potrf(h: DnH, uplo: Fill, n: c_int, a: Ptr, lda: c_int, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDpotrf(h, uplo, n, a as *mut f64, lda, work as *mut f64, lwork, info as *mut c_int) }
+    }
+    unsafe fn potrf_batched(h: DnH, uplo: Fill, n: c_int, arr: Ptr, lda: c_int, info: Ptr, count: c_int) -> DnS {
+        unsafe { dn::cusolverDnDpotrfBatched(h, uplo, n, arr as *mut *mut f64, lda, info as *mut c_int, count) }
+    }
+    unsafe fn geqrf_size(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnDgeqrf_bufferSize(h, m, n, a as *mut f64, lda, lw) }
+    }
+    unsafe fn geqrf(h: DnH, m: c_int, n: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDgeqrf(h, m, n, a as *mut f64, lda, tau as *mut f64, work as *mut f64, lwork, info as *mut c_int) }
+    }
+    unsafe fn orgqr_size(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnDorgqr_bufferSize(h, m, n, k, a as *const f64, lda, tau as *const f64, lw) }
+    }
+    unsafe fn orgqr(h: DnH, m: c_int, n: c_int, k: c_int, a: Ptr, lda: c_int, tau: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDorgqr(h, m, n, k, a as *mut f64, lda, tau as *const f64, work as *mut f64, lwork, info as *mut c_int) }
+    }
+    unsafe fn gesvdj_size(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, lw: &mut c_int, p: dn::gesvdjInfo_t) -> DnS {
+        unsafe { dn::cusolverDnDgesvdj_bufferSize(h, jobz, 0, m, n, a as *const f64, lda, s as *const f64, u as *const f64, ldu, v as *const f64, ldv, lw, p) }
+    }
+    unsafe fn gesvdj(h: DnH, jobz: Eig, m: c_int, n: c_int, a: Ptr, lda: c_int, s: Ptr, u: Ptr, ldu: c_int, v: Ptr, ldv: c_int, work: Ptr, lwork: c_int, info: Ptr, p: dn::gesvdjInfo_t) -> DnS {
+        unsafe { dn::cusolverDnDgesvdj(h, jobz, 0, m, n, a as *mut f64, lda, s as *mut f64, u as *mut f64, ldu, v as *mut f64, ldv, work as *mut f64, lwork, info as *mut c_int, p) }
+    }
+    unsafe fn syevd_size(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, lw: &mut c_int) -> DnS {
+        unsafe { dn::cusolverDnDsyevd_bufferSize(h, jobz, uplo, n, a as *const f64, lda, w as *const f64, lw) }
+    }
+    unsafe fn syevd(h: DnH, jobz: Eig, uplo: Fill, n: c_int, a: Ptr, lda: c_int, w: Ptr, work: Ptr, lwork: c_int, info: Ptr) -> DnS {
+        unsafe { dn::cusolverDnDsyevd(h, jobz, uplo, n, a as *mut f64, lda, w as *mut f64, work as *mut f64, lwork, info as *mut c_int) }
+    }
+    unsafe fn getrf_batched(h: BlasH, n: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, info: Ptr, count: c_int) -> BlasS {
+        unsafe { blas::cublasDgetrfBatched(h, n, arr as *const *mut f64, lda, ipiv as *mut c_int, info as *mut c_int, count) }
+    }
+    unsafe fn getrs_batched(h: BlasH, n: c_int, nrhs: c_int, arr: Ptr, lda: c_int, ipiv: Ptr, barr: Ptr, ldb: c_int, info: &mut c_int, count: c_int) -> BlasS {
+        unsafe { blas::cublasDgetrsBatched(h, blas::cublasOperation_t::CUBLAS_OP_N, n, nrhs, arr as *const *const f64, lda, ipiv as *const c_int, barr as *const *mut f64, ldb, info, count) }
+    }
+    unsafe fn geqrf_batched(h: BlasH, m: c_int, n: c_int, arr: Ptr, lda: c_int, tau_arr: Ptr, info: &mut c_int, count: c_int) -> BlasS {
+        unsafe { blas::cublasDgeqrfBatched(h, m, n, arr as *const *mut f64, lda, tau_arr as *const *mut f64, info, count) }
+    }
+    unsafe fn trsm(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, a: Ptr, lda: c_int, b: Ptr, ldb: c_int) -> BlasS {
+        let one: f64 = 1.0;
+        unsafe { blas::cublasDtrsm_v2(h, blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT, uplo, blas::cublasOperation_t::CUBLAS_OP_N, blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT, m, n, &one, a as *const f64, lda, b as *mut f64, ldb) }
+    }
+    unsafe fn trsm_batched(h: BlasH, uplo: blas::cublasFillMode_t, m: c_int, n: c_int, arr: Ptr, lda: c_int, barr: Ptr, ldb: c_int, count: c_int) -> BlasS {
+        let one: f64 = 1.0;
+        unsafe { blas::cublasDtrsmBatched(h, blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT, uplo, blas::cublasOperation_t::CUBLAS_OP_N, blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT, m, n, &one, arr as *const *const f64, lda, barr as *const *mut f64, ldb, count) }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Device memory and the small kernels around the library calls
