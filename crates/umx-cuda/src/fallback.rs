@@ -37,8 +37,9 @@ fn log(line: &str) {
                 .create(true)
                 .append(true)
                 .open(path);
+            // One write per line, so lines from several threads do not interleave.
             if let Ok(mut f) = file {
-                let _ = writeln!(f, "{line}");
+                let _ = f.write_all(format!("{line}\n").as_bytes());
             }
         }
     }

@@ -1000,10 +1000,17 @@ pub fn pad_edge(x: &ArrayData, low: &[usize], spec: &OutSpec) -> Outs1 {
         return Err(Error::Device("pad: widths do not fit the input".into()));
     }
     let movable = storage_type(spec.dtype).is_some() || spec.dtype == Dtype::Complex64;
-    if !movable || x.dtype != spec.dtype || x.size() == 0 {
+    if !movable || x.dtype != spec.dtype {
         return Ok(None);
     }
     let (out, ptr) = fresh(&spec.shape, spec.dtype)?;
+    if out.size() == 0 {
+        return Ok(Some(out));
+    }
+    if x.size() == 0 {
+        // No edge to repeat: the CPU names the error.
+        return Ok(None);
+    }
     if copy_into(x, (ptr, spec.dtype), &spec.shape, low)?.is_none() {
         return Ok(None);
     }
