@@ -7,22 +7,23 @@
 //! `storage.rs` (device copies of buffers), `pool.rs` (device memory), `compile.rs` (NVRTC and
 //! the kernel cache) and `kernels/elementwise.rs`.
 //!
-//! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every real
-//! dtype), copies, `full`, `eye`, `tri`, integer `arange`, reductions (sum, prod, max, min,
-//! mean, all, any) and arg-reductions, scans, sort/argsort/partition/topk (lanes up to 2048),
-//! gathers and scatters (take, take_along_axis, gather, scatter in every mode,
-//! put_along_axis, slice_update), concatenate and constant pad, triangles, matmul and addmm
-//! (float32, float16, bfloat16, float64; a matrix-vector kernel for decoding), `dequantize`
-//! and `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt),
-//! random bits and samples (the CPU's numbers: threefry bits bit for bit), and fused programs
-//! (compiled element-wise chains, with a reduction at their end or several outputs) as
-//! generated kernels, the factorizations of `linalg` through cuSOLVER and cuBLAS (float32 and
-//! float64), and the Fourier transforms through cuFFT. View primitives
-//! (transpose, broadcast, reshape, slice, ...) only restride and never move bytes. complex64
-//! element-wise arithmetic, `abs`/`real`/`imag`/`conj`, `sqrt`/`exp`/`log` and casts run in
-//! generated kernels too. The rest (complex64 trigonometry, reductions and gathers, longer
-//! sort lanes, float arange, linspace, `searchsorted`, edge padding, `quantize`, ...) runs on
-//! the CPU fallback ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a step of GPU work once and replays it.
+//! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every dtype;
+//! complex64 but its inverse trigonometric functions), copies, `full`, `eye`, `tri`, integer
+//! `arange`, reductions (sum, prod, max, min, mean, all, any) and arg-reductions, scans,
+//! sort/argsort/partition/topk (real dtypes, lanes up to 2048), `searchsorted`, gathers and
+//! scatters (take, take_along_axis, gather, scatter in every mode, put_along_axis,
+//! slice_update; complex64 gathers and assignments), concatenate, constant and edge padding,
+//! `as_strided`, `view`, triangles, matmul and addmm (float32, float16, bfloat16, float64,
+//! complex64; a matrix-vector kernel for decoding), `dequantize` and `quantized_matmul` (a
+//! matrix-vector kernel for decode, else dequantize + cuBLASLt), random bits and samples (the
+//! CPU's numbers: threefry bits bit for bit), fused programs (compiled element-wise chains,
+//! with a reduction at their end or several outputs) as generated kernels, the factorizations
+//! of `linalg` through cuSOLVER and cuBLAS (float32 and float64), and the Fourier transforms
+//! through cuFFT. View primitives (transpose, broadcast, reshape, slice, ...) only restride
+//! and never move bytes. The rest (complex64 reductions and sorts, sort lanes over 2048, float
+//! arange, linspace, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what
+//! did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a step of GPU work once and
+//! replays it.
 
 mod compile;
 mod fallback;

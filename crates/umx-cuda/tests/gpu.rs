@@ -1307,7 +1307,26 @@ fn searchsorted_edge_padding_and_as_strided_run_on_the_gpu() {
                 Box::new(|| ops::as_strided(&ops::transpose(&x, None)?, &[2, 2, 3], &[0, 1, 6], 3)),
             ),
         ];
-        for (name, f) in &cases {
+        let cases2: Vec<Case> = vec![
+            ("view as bytes", Box::new(|| ops::view(&x, Dtype::Uint8))),
+            (
+                "view of a view",
+                Box::new(|| ops::view(&ops::transpose(&x, None)?, Dtype::Int8)),
+            ),
+            (
+                "view at an odd offset",
+                Box::new(|| {
+                    let bytes = ops::reshape(&ops::view(&x, Dtype::Uint8)?, &[-1])?;
+                    let odd = ops::slice(&bytes, &[1], &[9], &[])?;
+                    ops::view(&odd, Dtype::Uint16)
+                }),
+            ),
+            (
+                "view as bool",
+                Box::new(|| ops::view(&ops::view(&x, Dtype::Uint8)?, Dtype::Bool)),
+            ),
+        ];
+        for (name, f) in cases.iter().chain(&cases2) {
             let (c, g) = both(f);
             assert_close(&format!("{name} {dtype}"), &c, &g, 0.0);
         }
@@ -1319,7 +1338,7 @@ fn searchsorted_edge_padding_and_as_strided_run_on_the_gpu() {
         assert_eq!(c, g, "NaNs sort last ({side})");
     }
     let fell_back = umx_cuda::fallback_ops();
-    for op in ["searchsorted", "pad", "as_strided"] {
+    for op in ["searchsorted", "pad", "as_strided", "view"] {
         assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
     }
 }

@@ -238,9 +238,9 @@ pub fn contiguous(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
 }
 
 /// The shape primitives that move data: copies (and casts), and reshapes of views that cannot
-/// be restrided, concatenation, padding, and `as_strided` of an input that is not one
-/// row-major run. The views themselves need no kernel (the CPU backend's view code only
-/// computes strides); `view` (a reinterpreting copy) is still on the fallback.
+/// be restrided, concatenation, padding, and `as_strided` and `view` of an input that is not
+/// one row-major run. The views themselves need no kernel (the CPU backend's view code only
+/// computes strides).
 pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out(op.name(), outputs)?;
     match (op, inputs) {
@@ -272,8 +272,55 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             },
             [x],
         ) => as_strided(x, shape, strides, *offset).map(|o| Some(vec![o])),
+        (ShapeOp::View { dtype }, [x]) => view(x, *dtype, out),
         _ => Ok(None),
     }
+}
+
+/// `view`: `x`'s bytes (row-major, copied into one run first when they are not) read as
+/// `dtype`, as the CPU does: the same buffer when the offset allows, else a copy; bools are
+/// normalised (a nonzero byte is true).
+fn view(x: &ArrayData, dtype: Dtype, spec: &OutSpec) -> Outs {
+    let x = if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+        x.clone()
+    } else {
+        match contiguous(x, x.dtype)? {
+            Some(c) => c,
+            None => return Ok(None),
+        }
+    };
+    let (isize_, osize) = (x.dtype.size(), dtype.size());
+    let nbytes = x.size() * isize_;
+    if umx_core::shape::numel(&spec.shape) * osize != nbytes {
+        return Err(Error::Device(
+            "view: the output does not hold the input's bytes".into(),
+        ));
+    }
+    let byte_offset = x.offset as usize * isize_;
+    let bytes = ArrayData {
+        shape: vec![nbytes],
+        strides: vec![1],
+        dtype: Dtype::Uint8,
+        offset: byte_offset as isize,
+        ..x.clone()
+    };
+    let relabel = |d: ArrayData, offset: isize| ArrayData {
+        shape: spec.shape.clone(),
+        strides: umx_core::shape::row_major_strides(&spec.shape),
+        dtype,
+        offset,
+        ..d
+    };
+    if dtype == Dtype::Bool {
+        return Ok(
+            elementwise::run(&[bytes], &[Dtype::Uint8], "x0", &[nbytes], Dtype::Bool)?
+                .map(|b| vec![relabel(b, 0)]),
+        );
+    }
+    if !byte_offset.is_multiple_of(osize) {
+        return Ok(contiguous(&bytes, Dtype::Uint8)?.map(|b| vec![relabel(b, 0)]));
+    }
+    Ok(Some(vec![relabel(x, (byte_offset / osize) as isize)]))
 }
 
 /// `as_strided`: the view of `x`'s elements (row-major, copied into one run first when they
