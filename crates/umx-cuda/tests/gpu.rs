@@ -307,17 +307,72 @@ fn primitives_without_a_kernel_run_on_the_cpu_fallback() {
     if !setup() {
         return;
     }
-    // Lanes longer than the GPU sort's shared-memory limit go to the CPU.
-    let v: Vec<f32> = (0..3000).rev().map(|i| i as f32).collect();
-    let x = Array::from_slice(&v, &[3000]).unwrap();
-    let s = with_device(Device::Gpu(0), || ops::sort(&x, Some(0))).unwrap();
-    let sorted: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+    // complex64 sorts have no GPU kernel: the CPU sorts them.
+    let v: Vec<f32> = (0..300).rev().map(|i| i as f32).collect();
+    let x = Array::from_slice(&v, &[300]).unwrap();
+    let s = with_device(Device::Gpu(0), || {
+        ops::real(&ops::sort(&ops::astype(&x, Dtype::Complex64)?, Some(0))?)
+    })
+    .unwrap();
+    let sorted: Vec<f32> = (0..300).map(|i| i as f32).collect();
     assert_eq!(s.to_vec::<f32>().unwrap(), sorted);
     assert!(
         umx_cuda::fallback_ops().contains(&"sort"),
         "{:?}",
         umx_cuda::fallback_ops()
     );
+}
+
+#[test]
+fn long_lanes_sort_on_the_gpu_as_on_the_cpu() {
+    if !setup() {
+        return;
+    }
+    // Lanes past shared memory (2048): the network in global memory. Ties, NaNs, several
+    // lanes, the sorted axis first (strided lanes) and last.
+    for dtype in [Dtype::Float32, Dtype::Int32, Dtype::Float16] {
+        for shape in [vec![3, 3000], vec![5000, 2], vec![4097]] {
+            let x = with_device(Device::Cpu, || {
+                let r = ops::round(&input(&shape, Dtype::Float32, 41), 0)?;
+                let nan = ops::equal(&r, 3.0)?;
+                let r = ops::where_(&nan, f32::NAN, &r)?;
+                r.astype(dtype)
+            })
+            .unwrap();
+            let axis = if shape.len() == 2 && shape[0] > shape[1] {
+                0
+            } else {
+                -1
+            };
+            let n = shape[if axis == 0 { 0 } else { shape.len() - 1 }];
+            let cases: Vec<Case> = vec![
+                ("sort", Box::new(|| ops::sort(&x, Some(axis)))),
+                ("argsort", Box::new(|| ops::argsort(&x, Some(axis)))),
+                ("topk", Box::new(|| ops::topk(&x, 17, Some(axis)))),
+                (
+                    "partition: a permutation",
+                    Box::new(|| {
+                        ops::sort(&ops::partition(&x, (n / 2) as i64, Some(axis))?, Some(axis))
+                    }),
+                ),
+                (
+                    "partition: the kth element",
+                    Box::new(|| {
+                        let kth = Array::from_slice(&[(n / 2) as i32], &[1])?;
+                        ops::take(
+                            &ops::partition(&x, (n / 2) as i64, Some(axis))?,
+                            &kth,
+                            Some(axis),
+                        )
+                    }),
+                ),
+            ];
+            for (name, f) in &cases {
+                let (c, g) = both(f);
+                assert_close(&format!("{name} {dtype} {shape:?}"), &c, &g, 0.0);
+            }
+        }
+    }
 }
 
 /// Timings on the card (run with `--ignored --nocapture`): not a test of correctness.

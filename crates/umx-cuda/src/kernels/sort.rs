@@ -3,7 +3,8 @@
 //! with a bitonic network over (value, position) pairs. Ordering is the CPU's: by value with
 //! NaNs last, ties by position, so argsort is stable and equals the CPU's. A partition is
 //! returned fully sorted (a valid partition), and topk gives the `k` largest in ascending
-//! order, as the CPU does. Longer lanes and `searchsorted` run on the CPU fallback.
+//! order, as the CPU does. Longer lanes run the same network in global memory, one launch a
+//! step. `searchsorted` is a binary search per value.
 
 use super::first_out;
 use super::source::{Args, HEADER, load, storage_type, store};
@@ -61,7 +62,7 @@ pub fn eval(
             "{name}: kth {kth} is out of range for axis {axis}"
         )));
     }
-    if x.dtype == Dtype::Complex64 || len > MAX_LANE || x.shape.len() > MAX_DIMS + 1 {
+    if x.dtype == Dtype::Complex64 || x.shape.len() > MAX_DIMS + 1 {
         return Ok(None);
     }
     let out_dtype = if indices { Dtype::Uint32 } else { x.dtype };
@@ -104,6 +105,20 @@ pub fn eval(
     let ct = c_compute_type(key_t).unwrap_or("void");
     let xs = storage_type(x.dtype).unwrap_or("void");
     let os = storage_type(out_dtype).unwrap_or("void");
+    if len > MAX_LANE {
+        let lane = Lanes {
+            x,
+            lanes,
+            len,
+            p,
+            first,
+            dims: &dims,
+            astride: x.strides[axis] as i64,
+            ostride: result.strides[axis] as i64,
+        };
+        sort_global(&lane, key_t, indices, ptr)?;
+        return Ok(Some(vec![result]));
+    }
     let shared = p * (key_t.size() + 4);
     let key = format!("sort|{:?}|{indices}", x.dtype);
     let f = function_for(
@@ -192,6 +207,156 @@ extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict
     args.push_bytes(&dims);
     launch(f, blocks, threads, shared as u32, &mut args.pointers())?;
     Ok(Some(vec![result]))
+}
+
+/// The lanes of one sort and where they go.
+struct Lanes<'a> {
+    x: &'a ArrayData,
+    lanes: usize,
+    len: usize,
+    /// `len` rounded up to a power of two.
+    p: usize,
+    /// The first sorted position written out (topk writes the last `k`).
+    first: usize,
+    /// The other axes (`umx_lanes`'s bytes).
+    dims: &'a [u8],
+    astride: i64,
+    ostride: i64,
+}
+
+/// Lanes longer than shared memory holds: the same bitonic network over (value, position)
+/// pairs, in global memory, one launch per step of the network (`log2(p) (log2(p) + 1) / 2`
+/// launches), every lane at once. Writes to `out` as the shared-memory kernel does.
+fn sort_global(l: &Lanes, key_t: Dtype, indices: bool, out: u64) -> Result<()> {
+    let x = l.x;
+    let out_dtype = if indices { Dtype::Uint32 } else { x.dtype };
+    let ct = c_compute_type(key_t).unwrap_or("void");
+    let xs = storage_type(x.dtype).unwrap_or("void");
+    let os = storage_type(out_dtype).unwrap_or("void");
+    let total = l.lanes * l.p;
+    let (_keys, kp) = output(total * key_t.size())?;
+    let (_idx, ip) = output(total * 4)?;
+    let key = format!("sort_global|{:?}|{indices}", x.dtype);
+    let source = || {
+        let nan = |v: &str| {
+            if key_t.is_float() {
+                format!("({v} != {v})")
+            } else {
+                "false".into()
+            }
+        };
+        let result = if indices {
+            "idx[at]".to_string()
+        } else {
+            store(x.dtype, "key[at]")
+        };
+        format!(
+            r#"{HEADER}
+struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long long out[{MAX_DIMS}]; long long ndim; }};
+__device__ __forceinline__ void umx_lane(long long lane, const umx_lanes& d, long long* ib, long long* ob) {{
+  long long rest = lane; *ib = 0; *ob = 0;
+  for (int a = (int)d.ndim - 1; a >= 0; a--) {{
+    long long c = rest % d.shape[a];
+    rest /= d.shape[a];
+    *ib += c * d.in[a];
+    *ob += c * d.out[a];
+  }}
+}}
+/* (a, ia) before (b, ib): padding last, then NaNs, then by value, ties by position. */
+__device__ __forceinline__ bool umx_before({ct} a, unsigned int ia, {ct} b, unsigned int ib, unsigned int len) {{
+  bool pa = ia >= len, pb = ib >= len;
+  if (pa || pb) return pa != pb ? pb : ia < ib;
+  bool na = {na}, nb = {nb};
+  if (na || nb) return na != nb ? nb : ia < ib;
+  if (a != b) return a < b;
+  return ia < ib;
+}}
+extern "C" __global__ void umx_sort_load(const {xs}* __restrict__ x, {ct}* key, unsigned int* idx,
+    long long total, long long p, long long len, long long astride, umx_lanes d) {{
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+       e += (long long)gridDim.x * blockDim.x) {{
+    long long k = e % p, ib, ob;
+    umx_lane(e / p, d, &ib, &ob);
+    key[e] = k < len ? {value} : ({ct})0;
+    idx[e] = (unsigned int)k;
+  }}
+}}
+extern "C" __global__ void umx_sort_step({ct}* key, unsigned int* idx, long long pairs, long long p,
+    unsigned int len, long long size, long long stride) {{
+  long long half = p / 2;
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < pairs;
+       t += (long long)gridDim.x * blockDim.x) {{
+    long long base = (t / half) * p, tt = t % half;
+    long long i = 2 * tt - (tt & (stride - 1)), j = i + stride;
+    bool up = (i & size) == 0;
+    long long a = base + i, b = base + j;
+    if (umx_before(key[b], idx[b], key[a], idx[a], len) == up) {{
+      {ct} tk = key[a]; key[a] = key[b]; key[b] = tk;
+      unsigned int ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
+    }}
+  }}
+}}
+extern "C" __global__ void umx_sort_store(const {ct}* key, const unsigned int* idx, {os}* __restrict__ out,
+    long long total, long long count, long long p, long long first, long long ostride, umx_lanes d) {{
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+       e += (long long)gridDim.x * blockDim.x) {{
+    long long lane = e / count, k = e % count, ib, ob;
+    umx_lane(lane, d, &ib, &ob);
+    long long at = lane * p + first + k;
+    out[ob + k * ostride] = {result};
+  }}
+}}
+"#,
+            na = nan("a"),
+            nb = nan("b"),
+            value = load(x.dtype, "x[ib + k * astride]", ct),
+        )
+    };
+    let g = gpu()?;
+    let grid = |n: usize| super::source::grid_for(n, 256, g.sm_count);
+    let f = function_for(&format!("{key}|load"), source, "umx_sort_load")?;
+    let mut args = Args::default();
+    args.push(input_ptr(x)?)
+        .push(kp)
+        .push(ip)
+        .push(total as i64)
+        .push(l.p as i64)
+        .push(l.len as i64)
+        .push(l.astride);
+    args.push_bytes(l.dims);
+    launch(f, grid(total), 256, 0, &mut args.pointers())?;
+    let f = function_for(&format!("{key}|step"), source, "umx_sort_step")?;
+    let pairs = total / 2;
+    let mut size = 2;
+    while size <= l.p {
+        let mut stride = size / 2;
+        while stride > 0 {
+            let mut args = Args::default();
+            args.push(kp)
+                .push(ip)
+                .push(pairs as i64)
+                .push(l.p as i64)
+                .push(l.len as u32)
+                .push(size as i64)
+                .push(stride as i64);
+            launch(f, grid(pairs), 256, 0, &mut args.pointers())?;
+            stride /= 2;
+        }
+        size *= 2;
+    }
+    let count = l.len - l.first;
+    let f = function_for(&format!("{key}|store"), source, "umx_sort_store")?;
+    let mut args = Args::default();
+    args.push(kp)
+        .push(ip)
+        .push(out)
+        .push((l.lanes * count) as i64)
+        .push(count as i64)
+        .push(l.p as i64)
+        .push(l.first as i64)
+        .push(l.ostride);
+    args.push_bytes(l.dims);
+    launch(f, grid(l.lanes * count), 256, 0, &mut args.pointers())
 }
 
 /// For every element of `v`, where it would go into the sorted 1-D `a` (before equal elements,
