@@ -1,7 +1,8 @@
 //! sort, argsort, partition, argpartition and topk along one axis, for lanes (the 1-D slices
 //! along the axis) of up to [`MAX_LANE`] elements: one block sorts each lane in shared memory
 //! with a bitonic network over (value, position) pairs. Ordering is the CPU's: by value with
-//! NaNs last, ties by position, so argsort is stable and equals the CPU's. A partition is
+//! NaNs last (complex64: NumPy's order), ties by position, so argsort is stable and equals
+//! the CPU's. A partition is
 //! returned fully sorted (a valid partition), and topk gives the `k` largest in ascending
 //! order, as the CPU does. Longer lanes run the same network in global memory, one launch a
 //! step. `searchsorted` is a binary search per value.
@@ -62,7 +63,7 @@ pub fn eval(
             "{name}: kth {kth} is out of range for axis {axis}"
         )));
     }
-    if x.dtype == Dtype::Complex64 || x.shape.len() > MAX_DIMS + 1 {
+    if x.shape.len() > MAX_DIMS + 1 {
         return Ok(None);
     }
     let out_dtype = if indices { Dtype::Uint32 } else { x.dtype };
@@ -102,9 +103,9 @@ pub fn eval(
         Dtype::Float16 | Dtype::Bfloat16 => Dtype::Float32,
         d => d,
     };
-    let ct = c_compute_type(key_t).unwrap_or("void");
-    let xs = storage_type(x.dtype).unwrap_or("void");
-    let os = storage_type(out_dtype).unwrap_or("void");
+    let ct = key_type(key_t);
+    let xs = stored_type(x.dtype);
+    let os = stored_type(out_dtype);
     if len > MAX_LANE {
         let lane = Lanes {
             x,
@@ -124,31 +125,15 @@ pub fn eval(
     let f = function_for(
         &key,
         || {
-            let nan = |v: &str| {
-                if key_t.is_float() {
-                    format!("({v} != {v})")
-                } else {
-                    "false".into()
-                }
-            };
             let result = if indices {
                 "idx[k]".to_string()
             } else {
-                store(x.dtype, "key[k]")
+                store_key(x.dtype, "key[k]")
             };
             format!(
-                r#"{HEADER}
+                r#"{HEADER}{complex}
 struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long long out[{MAX_DIMS}]; long long ndim; }};
-/* (a, ia) before (b, ib): padding last, then NaNs, then by value, ties by position. */
-__device__ __forceinline__ bool umx_before({ct} a, unsigned int ia, {ct} b, unsigned int ib, unsigned int len) {{
-  bool pa = ia >= len, pb = ib >= len;
-  if (pa || pb) return pa != pb ? pb : ia < ib;
-  bool na = {na}, nb = {nb};
-  if (na || nb) return na != nb ? nb : ia < ib;
-  if (a != b) return a < b;
-  return ia < ib;
-}}
-extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict__ out, long long lanes,
+{before}extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict__ out, long long lanes,
     unsigned int len, unsigned int p, long long astride, long long ostride, unsigned int first, umx_lanes d) {{
   extern __shared__ unsigned long long umx_smem[];
   unsigned int* idx = (unsigned int*)umx_smem;
@@ -185,8 +170,8 @@ extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict
   }}
 }}
 "#,
-                na = nan("a"),
-                nb = nan("b"),
+                before = before(key_t, ct),
+                complex = complex_prelude(key_t),
                 value = load(x.dtype, "x[ib + (long long)k * astride]", ct),
             )
         },
@@ -207,6 +192,77 @@ extern "C" __global__ void umx_sort(const {xs}* __restrict__ x, {os}* __restrict
     args.push_bytes(&dims);
     launch(f, blocks, threads, shared as u32, &mut args.pointers())?;
     Ok(Some(vec![result]))
+}
+
+/// The C type a sort compares keys of `d` in (complex64 as the element-wise kernels' pair).
+fn key_type(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Complex64 => "umx_c64",
+        d => c_compute_type(d).unwrap_or("void"),
+    }
+}
+
+/// The C type values of `d` are stored as, complex64 included.
+fn stored_type(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Complex64 => "umx_c64",
+        d => storage_type(d).unwrap_or("void"),
+    }
+}
+
+fn store_key(d: Dtype, x: &str) -> String {
+    match d {
+        Dtype::Complex64 => format!("((umx_c64)({x}))"),
+        d => store(d, x),
+    }
+}
+
+fn complex_prelude(key_t: Dtype) -> &'static str {
+    if key_t == Dtype::Complex64 {
+        super::elementwise::COMPLEX_PRELUDE
+    } else {
+        ""
+    }
+}
+
+/// The sort order as `umx_before((a, ia), (b, ib))`: padding last, then by value with NaNs
+/// last, ties by position. complex64 is the CPU's (NumPy's) order: by real part, then
+/// imaginary part, with `R + nanj`, `nan + Rj` and `nan + nanj` after every other value, in
+/// that order.
+fn before(key_t: Dtype, ct: &str) -> String {
+    let values = if key_t == Dtype::Complex64 {
+        r#"  int ca = (a.re != a.re ? 2 : 0) + (a.im != a.im ? 1 : 0);
+  int cb = (b.re != b.re ? 2 : 0) + (b.im != b.im ? 1 : 0);
+  if (ca != cb) return ca < cb;
+  if (ca < 2 && a.re != b.re) return a.re < b.re;
+  if ((ca & 1) == 0 && a.im != b.im) return a.im < b.im;
+  return ia < ib;"#
+            .to_string()
+    } else {
+        let nan = |v: &str| {
+            if key_t.is_float() {
+                format!("({v} != {v})")
+            } else {
+                "false".into()
+            }
+        };
+        format!(
+            "  bool na = {}, nb = {};
+  if (na || nb) return na != nb ? nb : ia < ib;
+  if (a != b) return a < b;
+  return ia < ib;",
+            nan("a"),
+            nan("b")
+        )
+    };
+    format!(
+        r#"__device__ __forceinline__ bool umx_before({ct} a, unsigned int ia, {ct} b, unsigned int ib, unsigned int len) {{
+  bool pa = ia >= len, pb = ib >= len;
+  if (pa || pb) return pa != pb ? pb : ia < ib;
+{values}
+}}
+"#
+    )
 }
 
 /// The lanes of one sort and where they go.
@@ -230,28 +286,21 @@ struct Lanes<'a> {
 fn sort_global(l: &Lanes, key_t: Dtype, indices: bool, out: u64) -> Result<()> {
     let x = l.x;
     let out_dtype = if indices { Dtype::Uint32 } else { x.dtype };
-    let ct = c_compute_type(key_t).unwrap_or("void");
-    let xs = storage_type(x.dtype).unwrap_or("void");
-    let os = storage_type(out_dtype).unwrap_or("void");
+    let ct = key_type(key_t);
+    let xs = stored_type(x.dtype);
+    let os = stored_type(out_dtype);
     let total = l.lanes * l.p;
     let (_keys, kp) = output(total * key_t.size())?;
     let (_idx, ip) = output(total * 4)?;
     let key = format!("sort_global|{:?}|{indices}", x.dtype);
     let source = || {
-        let nan = |v: &str| {
-            if key_t.is_float() {
-                format!("({v} != {v})")
-            } else {
-                "false".into()
-            }
-        };
         let result = if indices {
             "idx[at]".to_string()
         } else {
-            store(x.dtype, "key[at]")
+            store_key(x.dtype, "key[at]")
         };
         format!(
-            r#"{HEADER}
+            r#"{HEADER}{complex}
 struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long long out[{MAX_DIMS}]; long long ndim; }};
 __device__ __forceinline__ void umx_lane(long long lane, const umx_lanes& d, long long* ib, long long* ob) {{
   long long rest = lane; *ib = 0; *ob = 0;
@@ -262,16 +311,7 @@ __device__ __forceinline__ void umx_lane(long long lane, const umx_lanes& d, lon
     *ob += c * d.out[a];
   }}
 }}
-/* (a, ia) before (b, ib): padding last, then NaNs, then by value, ties by position. */
-__device__ __forceinline__ bool umx_before({ct} a, unsigned int ia, {ct} b, unsigned int ib, unsigned int len) {{
-  bool pa = ia >= len, pb = ib >= len;
-  if (pa || pb) return pa != pb ? pb : ia < ib;
-  bool na = {na}, nb = {nb};
-  if (na || nb) return na != nb ? nb : ia < ib;
-  if (a != b) return a < b;
-  return ia < ib;
-}}
-extern "C" __global__ void umx_sort_load(const {xs}* __restrict__ x, {ct}* key, unsigned int* idx,
+{before}extern "C" __global__ void umx_sort_load(const {xs}* __restrict__ x, {ct}* key, unsigned int* idx,
     long long total, long long p, long long len, long long astride, umx_lanes d) {{
   for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
        e += (long long)gridDim.x * blockDim.x) {{
@@ -307,8 +347,8 @@ extern "C" __global__ void umx_sort_store(const {ct}* key, const unsigned int* i
   }}
 }}
 "#,
-            na = nan("a"),
-            nb = nan("b"),
+            before = before(key_t, ct),
+            complex = complex_prelude(key_t),
             value = load(x.dtype, "x[ib + k * astride]", ct),
         )
     };
