@@ -1293,8 +1293,11 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
         (
             "argsort",
             Box::new(|| {
-                let nan = ops::divide(&ops::real(&z()?)?, 0.0)?;
-                let zz = ops::where_(&ops::greater(&x, 1.0)?, &nan, &z()?)?;
+                // NaN real parts in some places, NaN imaginary parts in others.
+                let nan_re = ops::add(&z()?, f64::NAN)?;
+                let nan_im = ops::add(&z()?, &ops::multiply(&w()?, f64::NAN)?)?;
+                let zz = ops::where_(&ops::greater(&x, 1.0)?, &nan_re, &z()?)?;
+                let zz = ops::where_(&ops::less(&x, -1.5)?, &nan_im, &zz)?;
                 ops::argsort(&zz, Some(0))
             }),
         ),
