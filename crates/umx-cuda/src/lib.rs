@@ -10,7 +10,7 @@
 //! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every dtype;
 //! complex64 but its inverse trigonometric functions), copies, `full`, `eye`, `tri`, integer
 //! `arange`, reductions (sum, prod, max, min, mean, all, any) and arg-reductions, scans,
-//! sort/argsort/partition/topk (real dtypes, any lane length), `searchsorted`, gathers and
+//! sort/argsort/partition/topk (any dtype, any lane length), `searchsorted`, gathers and
 //! scatters (take, take_along_axis, gather, scatter in every mode, put_along_axis,
 //! slice_update; complex64 gathers and assignments), concatenate, constant and edge padding,
 //! `as_strided`, `view`, triangles, matmul and addmm (float32, float16, bfloat16, float64,
@@ -20,7 +20,7 @@
 //! with a reduction at their end or several outputs) as generated kernels, the factorizations
 //! of `linalg` through cuSOLVER and cuBLAS (float32 and float64), and the Fourier transforms
 //! through cuFFT. View primitives (transpose, broadcast, reshape, slice, ...) only restride
-//! and never move bytes. The rest (complex64 reductions and sorts, float arange, linspace,
+//! and never move bytes. The rest (complex64 reductions, float arange, linspace,
 //! `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what
 //! did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a step of GPU work once and
 //! replays it.
