@@ -20,10 +20,9 @@
 //! with a reduction at their end or several outputs) as generated kernels, the factorizations
 //! of `linalg` through cuSOLVER and cuBLAS (float32 and float64), and the Fourier transforms
 //! through cuFFT. View primitives (transpose, broadcast, reshape, slice, ...) only restride
-//! and never move bytes. The rest (complex64 reductions, float arange, linspace,
-//! `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what
-//! did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a step of GPU work once and
-//! replays it.
+//! and never move bytes. The rest (complex64 reductions, float arange, linspace, `quantize`,
+//! ...) runs on the CPU fallback ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs
+//! it). [`CudaGraph`] captures a step of GPU work once and replays it.
 
 mod compile;
 mod fallback;
