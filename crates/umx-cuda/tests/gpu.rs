@@ -1290,6 +1290,13 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
             "sort",
             Box::new(|| ops::sort(&ops::round(&ops::multiply(&z()?, 2.0)?, 0)?, Some(1))),
         ),
+        ("sum", Box::new(|| ops::sum(&z()?, 1, false))),
+        ("sum of all", Box::new(|| ops::sum(&z()?, None, false))),
+        ("mean over columns", Box::new(|| ops::mean(&z()?, 0, true))),
+        (
+            "prod",
+            Box::new(|| ops::prod(&ops::divide(&z()?, 2.0)?, 1, false)),
+        ),
         (
             "argsort",
             Box::new(|| {
@@ -1323,6 +1330,8 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
         "pad",
         "sort",
         "argsort",
+        "sum",
+        "prod",
     ] {
         assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
     }

@@ -399,12 +399,16 @@ fn merged_dims(shape: &[usize], operands: &[Operand]) -> Option<Vec<u8>> {
 pub const COMPLEX_PRELUDE: &str = r#"
 struct __align__(8) umx_c64 {
   float re, im;
-  UMX_FN umx_c64() {}
+  umx_c64() = default;
   UMX_FN umx_c64(float r, float i) : re(r), im(i) {}
   template<class T> UMX_FN umx_c64(T r) : re((float)r), im(0.0f) {}
   UMX_FN explicit operator bool() const { return re != 0.0f || im != 0.0f; }
   template<class T> UMX_FN explicit operator T() const { return (T)re; }
 };
+/* Warp shuffles of a pair: each part on its own. */
+UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, int delta) {
+  return umx_c64(__shfl_down_sync(mask, v.re, delta), __shfl_down_sync(mask, v.im, delta));
+}
 UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
 UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
 UMX_FN umx_c64 operator-(umx_c64 a) { return umx_c64(-a.re, -a.im); }

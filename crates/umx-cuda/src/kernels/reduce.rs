@@ -51,7 +51,19 @@ struct Red {
 fn plan(kind: ReduceKind, x: Dtype) -> Option<Red> {
     use Dtype::*;
     if x == Complex64 {
-        return None;
+        // Sums and products of complex64 values in the element-wise kernels' pair type; the
+        // orderings (max, min) and truth tests stay on the CPU.
+        let (init, comb): (&str, Comb) = match kind {
+            ReduceKind::Sum | ReduceKind::Mean => ("0", |a, b, _| format!("({a} + {b})")),
+            ReduceKind::Prod => ("1", |a, b, _| format!("({a} * {b})")),
+            _ => return None,
+        };
+        return Some(Red {
+            acc: Complex64,
+            truthy: false,
+            init: format!("((umx_c64){init})"),
+            comb,
+        });
     }
     let acc = match kind {
         ReduceKind::All | ReduceKind::Any => Int32,
@@ -406,12 +418,54 @@ fn c_float(v: f64, t: Dtype) -> String {
     }
 }
 
+/// The C type values of `d` are stored as, complex64 included.
+fn stype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Complex64 => "umx_c64",
+        d => storage_type(d).unwrap_or("void"),
+    }
+}
+
+/// The C type `d` is computed in, complex64 included (`float` for none).
+fn ctype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::Complex64 => "umx_c64",
+        d => c_compute_type(d).unwrap_or("float"),
+    }
+}
+
+/// What every reduction kernel's source starts with (the complex type where it is used).
+fn headers(red: &Red, v: &Prologue) -> String {
+    let complex = red.acc == Dtype::Complex64 || v.dtypes.contains(&Dtype::Complex64);
+    format!(
+        "{HEADER}{PRELUDE}{}",
+        if complex {
+            super::elementwise::COMPLEX_PRELUDE
+        } else {
+            ""
+        }
+    )
+}
+
+/// [`store`], complex64 included.
+fn cstore(to: Dtype, x: &str) -> String {
+    match to {
+        Dtype::Complex64 => format!("((umx_c64)({x}))"),
+        _ => store(to, x),
+    }
+}
+
 /// The final store of an accumulator: scaled for the mean, converted to the output dtype.
 fn finish(red: &Red, out: Dtype, scale: Option<f64>, acc: &str) -> String {
-    let t = c_compute_type(red.acc).unwrap_or("float");
+    let t = ctype(red.acc);
+    let scale_t = if red.acc == Dtype::Complex64 {
+        Dtype::Float32
+    } else {
+        red.acc
+    };
     match scale {
-        Some(s) => store(out, &format!("({acc} * ({t}){})", c_float(s, red.acc))),
-        None => store(out, acc),
+        Some(s) => cstore(out, &format!("({acc} * ({t}){})", c_float(s, scale_t))),
+        None => cstore(out, acc),
     }
 }
 
@@ -420,12 +474,7 @@ fn input_params(dtypes: &[Dtype]) -> String {
     dtypes
         .iter()
         .enumerate()
-        .map(|(i, &d)| {
-            format!(
-                ", const {}* __restrict__ in{i}",
-                storage_type(d).unwrap_or("void")
-            )
-        })
+        .map(|(i, &d)| format!(", const {}* __restrict__ in{i}", stype(d)))
         .collect()
 }
 
@@ -433,10 +482,10 @@ fn input_params(dtypes: &[Dtype]) -> String {
 /// element is `at(i)`: each input loaded in its compute type, the prologue's statements, and
 /// the value converted (to its truth for all/any: 0.5 is true, not 0).
 fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String) -> String {
-    let a = c_compute_type(red.acc).unwrap_or("float");
+    let a = ctype(red.acc);
     let mut s = String::new();
     for (i, &d) in pro.dtypes.iter().enumerate() {
-        let ct = c_compute_type(d).unwrap_or("void");
+        let ct = ctype(d);
         s += &format!("{ct} x{i} = {}; ", load(d, &at(i), ct));
     }
     s += pro.stmts;
@@ -467,8 +516,8 @@ impl Values {
 }
 
 fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize) -> String {
-    let a = c_compute_type(red.acc).unwrap_or("float");
-    let os = storage_type(out).unwrap_or("void");
+    let a = ctype(red.acc);
+    let os = stype(out);
     let f = red.acc.is_float();
     let comb = |x: &str, y: &str| (red.comb)(x, y, f);
     let params = input_params(&v.dtypes);
@@ -477,7 +526,7 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .iter()
         .enumerate()
         .map(|(i, &d)| {
-            let is = storage_type(d).unwrap_or("void");
+            let is = stype(d);
             format!("if (j < hv) q{i}[u] = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
         })
         .collect();
@@ -486,14 +535,14 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .iter()
         .enumerate()
         .map(|(i, &d)| {
-            let is = storage_type(d).unwrap_or("void");
+            let is = stype(d);
             format!("umx_pack<{is}, {e}> q{i}[{UNROLL}]; ")
         })
         .collect();
     let from_packs = value_of(red, v, &|i| format!("q{i}[u].v[k]"));
     let from_rows = value_of(red, v, &|i| format!("in{i}[r * K + idx]"));
     format!(
-        r#"{HEADER}{PRELUDE}
+        r#"{headers}
 extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long long K, long long chunk, int parts, int aligned) {{
   long long r = blockIdx.x / parts;
   long long p = blockIdx.x % parts;
@@ -528,6 +577,7 @@ extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long l
   }}
 }}
 "#,
+        headers = headers(red, v),
         init = red.init,
         c1 = comb("acc", "x"),
         c2 = comb("acc", "o"),
@@ -536,13 +586,13 @@ extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long l
 }
 
 fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String {
-    let a = c_compute_type(red.acc).unwrap_or("float");
-    let os = storage_type(out).unwrap_or("void");
+    let a = ctype(red.acc);
+    let os = stype(out);
     let f = red.acc.is_float();
     let params = input_params(&v.dtypes);
     let from_cols = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
     format!(
-        r#"{HEADER}{PRELUDE}
+        r#"{headers}
 /* Part p = blockIdx.x / bpp reduces rows [p * chunk, (p + 1) * chunk) of every column into
    out[p * outer * inner + column]. */
 extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long bpp) {{
@@ -559,6 +609,7 @@ extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long l
   }}
 }}
 "#,
+        headers = headers(red, v),
         init = red.init,
         c = (red.comb)("acc", "x", f),
         fin = finish(red, out, scale, "acc"),
