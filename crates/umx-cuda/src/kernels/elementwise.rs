@@ -407,7 +407,7 @@ struct __align__(8) umx_c64 {
 };
 /* Warp shuffles of a pair: each part on its own. */
 UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, int delta) {
-  return umx_c64(__shfl_down_sync(mask, v.re, delta), __shfl_down_sync(mask, v.im, delta));
+  return umx_c64(__shfl_down_sync(mask, v.re, (unsigned)delta), __shfl_down_sync(mask, v.im, (unsigned)delta));
 }
 UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
 UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
