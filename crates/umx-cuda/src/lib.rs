@@ -10,20 +10,20 @@
 //! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every dtype;
 //! complex64 but its inverse trigonometric functions), copies, `full`, `eye`, `tri`, integer
 //! `arange`, reductions (sum, prod, max, min, mean, all, any; complex64 sum, prod and mean)
-//! and arg-reductions, scans,
-//! sort/argsort/partition/topk (any dtype, any lane length), `searchsorted`, gathers and
-//! scatters (take, take_along_axis, gather, scatter in every mode, put_along_axis,
-//! slice_update; complex64 gathers and assignments), concatenate, constant and edge padding,
-//! `as_strided`, `view`, triangles, matmul and addmm (float32, float16, bfloat16, float64,
-//! complex64; a matrix-vector kernel for decoding), `dequantize` and `quantized_matmul` (a
-//! matrix-vector kernel for decode, else dequantize + cuBLASLt), random bits and samples (the
-//! CPU's numbers: threefry bits bit for bit), fused programs (compiled element-wise chains,
-//! with a reduction at their end or several outputs) as generated kernels, the factorizations
-//! of `linalg` through cuSOLVER and cuBLAS (float32 and float64), and the Fourier transforms
-//! through cuFFT. View primitives (transpose, broadcast, reshape, slice, ...) only restride
-//! and never move bytes. The rest (complex64 max/min/all/any and combining scatters, float
-//! arange, linspace, `quantize`, ...) runs on the CPU fallback ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs
-//! it). [`CudaGraph`] captures a step of GPU work once and replays it.
+//! and arg-reductions, scans, sort/argsort/partition/topk (any dtype, any lane length),
+//! `searchsorted`, gathers and scatters (take, take_along_axis, gather, scatter in every mode,
+//! put_along_axis, slice_update; complex64 gathers and assignments), concatenate, constant
+//! and edge padding, `as_strided`, `view`, triangles, matmul and addmm (float32, float16,
+//! bfloat16, float64, complex64; a matrix-vector kernel for decoding), `dequantize` and
+//! `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt), random
+//! bits and samples (the CPU's numbers: threefry bits bit for bit), fused programs (compiled
+//! element-wise chains, with a reduction at their end or several outputs) as generated
+//! kernels, the factorizations of `linalg` through cuSOLVER and cuBLAS (float32 and float64),
+//! and the Fourier transforms through cuFFT. View primitives (transpose, broadcast, reshape,
+//! slice, ...) only restride and never move bytes. The rest (complex64 max/min/all/any and
+//! combining scatters, float arange, linspace, `quantize`, ...) runs on the CPU fallback
+//! ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a
+//! step of GPU work once and replays it.
 
 mod compile;
 mod fallback;
