@@ -123,7 +123,7 @@ pub trait Real: Copy + Default + PartialEq + Send + Sync + 'static {
     /// The lower Cholesky factor of the symmetric matrix whose lower triangle `lower` holds.
     fn cholesky(lower: Matrix<Self>) -> Result<Matrix<Self>, Failure>;
     /// The thin QR factorization: `Q` is `m × k` and `R` is `k × n`, `k = min(m, n)`.
-    fn qr(a: Matrix<Self>) -> (Matrix<Self>, Matrix<Self>);
+    fn qr(a: Matrix<Self>, parallel: bool) -> (Matrix<Self>, Matrix<Self>);
     /// The full SVD (`compute_uv`), or the singular values only (then `u` and `v` are empty).
     fn svd(a: Matrix<Self>, compute_uv: bool) -> Result<Svd<Self>, Failure>;
     /// Eigenvalues (ascending) and, with `vectors`, orthonormal eigenvectors of the symmetric
@@ -153,8 +153,8 @@ macro_rules! real {
             fn cholesky(lower: Matrix<$t>) -> Result<Matrix<$t>, Failure> {
                 cholesky(lower)
             }
-            fn qr(a: Matrix<$t>) -> (Matrix<$t>, Matrix<$t>) {
-                qr(a)
+            fn qr(a: Matrix<$t>, parallel: bool) -> (Matrix<$t>, Matrix<$t>) {
+                qr(a, par(parallel))
             }
             fn svd(a: Matrix<$t>, compute_uv: bool) -> Result<Svd<$t>, Failure> {
                 svd(a, compute_uv)
@@ -374,7 +374,17 @@ fn cholesky<T: RealField + Copy + Default>(lower: Matrix<T>) -> Result<Matrix<T>
     ))
 }
 
-fn qr<T: RealField + Copy + Default>(a: Matrix<T>) -> (Matrix<T>, Matrix<T>) {
+/// Householder QR as faer's `Qr` computes it, with the parallelism chosen here (faer's solver
+/// types use the global setting, which would spread each small matrix of a batch that already
+/// runs in parallel over every thread again).
+fn qr<T: RealField + Copy + Default>(a: Matrix<T>, par: Par) -> (Matrix<T>, Matrix<T>) {
+    use faer::linalg::householder::{
+        apply_block_householder_sequence_on_the_left_in_place_scratch as apply_scratch,
+        apply_block_householder_sequence_on_the_left_in_place_with_conj as apply,
+    };
+    use faer::linalg::qr::no_pivoting::factor::{
+        qr_in_place, qr_in_place_scratch, recommended_block_size,
+    };
     let (m, n) = (a.rows, a.cols);
     let k = m.min(n);
     if k == 0 {
@@ -383,11 +393,37 @@ fn qr<T: RealField + Copy + Default>(a: Matrix<T>) -> (Matrix<T>, Matrix<T>) {
             Matrix::from_fn(0, n, |_, _| T::default()),
         );
     }
-    let f = a.faer().qr();
-    let q = f.compute_thin_Q();
-    let r = f.thin_R();
+    let mut qr = a.faer().to_owned();
+    let block = recommended_block_size::<T>(m, n);
+    let mut coeff = Mat::<T>::zeros(block, k);
+    let scratch = qr_in_place_scratch::<T>(m, n, block, par, Default::default())
+        .or(apply_scratch::<T>(m, block, k));
+    let mut mem = MemBuffer::new(scratch);
+    qr_in_place(
+        qr.as_mut(),
+        coeff.as_mut(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    );
     let zero = T::default();
-    let r = Matrix::from_fn(k, n, |i, j| if i <= j { r[(i, j)] } else { zero });
+    let r = Matrix::from_fn(k, n, |i, j| if i <= j { qr[(i, j)] } else { zero });
+    // The reflectors: the strictly lower part of the first k columns, a unit diagonal.
+    let one = T::one_impl();
+    let basis = Mat::<T>::from_fn(m, k, |i, j| match i.cmp(&j) {
+        std::cmp::Ordering::Greater => qr[(i, j)],
+        std::cmp::Ordering::Equal => one,
+        std::cmp::Ordering::Less => zero,
+    });
+    let mut q = Mat::<T>::identity(m, k);
+    apply(
+        basis.as_ref(),
+        coeff.as_ref(),
+        faer::Conj::No,
+        q.as_mut(),
+        par,
+        MemStack::new(&mut mem),
+    );
     (from_faer(q.as_ref()), r)
 }
 
@@ -493,8 +529,10 @@ mod tests {
         });
         let l = f64::cholesky(a.clone()).unwrap();
         let llt = |i: usize, j: usize| (0..3).map(|k| l.get(i, k) * l.get(j, k)).sum::<f64>();
-        let (q, r) = f64::qr(a.clone());
+        let (q, r) = f64::qr(a.clone(), false);
         let qr = |i: usize, j: usize| (0..3).map(|k| q.get(i, k) * r.get(k, j)).sum::<f64>();
+        // The same factors with faer's threads.
+        assert_eq!(f64::qr(a.clone(), true), (q.clone(), r.clone()));
         let e = f64::eigh(a.clone(), true).unwrap();
         let v = e.vectors.unwrap();
         let vwv = |i: usize, j: usize| {

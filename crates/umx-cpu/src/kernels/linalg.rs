@@ -318,7 +318,7 @@ fn cholesky<T: Float>(a: &Matrices<T>, b: usize, upper: bool) -> Result<Vec<Valu
 }
 
 fn qr<T: Float>(a: &Matrices<T>, b: usize) -> Result<Vec<Values>> {
-    let (q, r) = T::qr(a.matrix(b));
+    let (q, r) = T::qr(a.matrix(b), inner_par(a.rows, a.cols));
     Ok(vec![
         T::values(q.to_row_major()),
         T::values(r.to_row_major()),
