@@ -8,7 +8,10 @@
 //! passed by value as a kernel argument instead of being uploaded (the weak scalars of
 //! `x * 2.0`).
 
-use super::source::{Args, HEADER, grid_for};
+use super::source::{
+    Args, HEADER, complex_compute_type, complex_prelude, complex_storage_type, complex_store,
+    grid_for, load,
+};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
@@ -65,11 +68,11 @@ pub(crate) fn run_program(
     if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() || outs.is_empty() {
         return Ok(None);
     }
-    if outs.iter().any(|(_, d)| stype(*d).is_none()) {
+    if outs.iter().any(|(_, d)| complex_storage_type(*d).is_none()) {
         return Ok(None);
     }
     for (x, &c) in inputs.iter().zip(compute) {
-        if stype(x.dtype).is_none() || ctype(c).is_none() {
+        if complex_storage_type(x.dtype).is_none() || complex_compute_type(c).is_none() {
             return Ok(None);
         }
     }
@@ -200,7 +203,7 @@ fn source(
     outs: &[(&str, Dtype)],
     per_thread: Option<usize>,
 ) -> String {
-    let out_s = |d: Dtype| stype(d).unwrap_or("void");
+    let out_s = |d: Dtype| complex_storage_type(d).unwrap_or("void");
     let mut params = String::new();
     for (k, (_, d)) in outs.iter().enumerate() {
         let sep = if k == 0 { "" } else { ", " };
@@ -209,8 +212,8 @@ fn source(
     let mut loads_at = String::new(); // for index i (contiguous) or offsets o0.. (strided)
     let mut k = 0; // array operands so far
     for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
-        let s = stype(x.dtype).unwrap_or("void");
-        let ct = ctype(c).unwrap_or("void");
+        let s = complex_storage_type(x.dtype).unwrap_or("void");
+        let ct = complex_compute_type(c).unwrap_or("void");
         match o {
             Operand::Array { .. } => {
                 params += &format!(", const {s}* __restrict__ in{i}");
@@ -221,23 +224,20 @@ fn source(
                 };
                 loads_at += &format!(
                     "    {ct} x{i} = {};\n",
-                    cload(x.dtype, &format!("in{i}[{at}]"), ct)
+                    load(x.dtype, &format!("in{i}[{at}]"), ct)
                 );
                 k += 1;
             }
             Operand::Value(_) => {
                 params += &format!(", {s} v{i}");
-                loads_at += &format!(
-                    "    {ct} x{i} = {};\n",
-                    cload(x.dtype, &format!("v{i}"), ct)
-                );
+                loads_at += &format!("    {ct} x{i} = {};\n", load(x.dtype, &format!("v{i}"), ct));
             }
         }
     }
     let stores: String = outs
         .iter()
         .enumerate()
-        .map(|(k, (expr, d))| format!("    out{k}[i] = {};\n", cstore(*d, expr)))
+        .map(|(k, (expr, d))| format!("    out{k}[i] = {};\n", complex_store(*d, expr)))
         .collect();
     let body = format!("{loads_at}{stmts}{stores}");
     let complex = inputs
@@ -246,10 +246,7 @@ fn source(
         .chain(compute.iter().copied())
         .chain(outs.iter().map(|(_, d)| *d))
         .any(|d| d == Dtype::Complex64);
-    let mut src = format!(
-        "{HEADER}{PRELUDE}{}\n",
-        if complex { COMPLEX_PRELUDE } else { "" }
-    );
+    let mut src = format!("{HEADER}{PRELUDE}{}\n", complex_prelude(complex));
     match per_thread {
         Some(e) => {
             // Vector path: each thread moves `e` elements of every array with one wide load.
@@ -258,7 +255,7 @@ fn source(
             let mut vbody = String::new();
             for (i, (x, o)) in inputs.iter().zip(operands).enumerate() {
                 if let Operand::Array { .. } = o {
-                    let s = stype(x.dtype).unwrap_or("void");
+                    let s = complex_storage_type(x.dtype).unwrap_or("void");
                     vdecl += &format!("    umx_pack<{s}, {e}> p{i}[{UNROLL}];\n");
                     vloads += &format!(
                         "        if (j < nv) p{i}[u] = ((const umx_pack<{s}, {e}>*)in{i})[j];\n"
@@ -266,12 +263,12 @@ fn source(
                 }
             }
             for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
-                let ct = ctype(c).unwrap_or("void");
+                let ct = complex_compute_type(c).unwrap_or("void");
                 let v = match o {
                     Operand::Array { .. } => format!("p{i}[u].v[k]"),
                     Operand::Value(_) => format!("v{i}"),
                 };
-                vbody += &format!("        {ct} x{i} = {};\n", cload(x.dtype, &v, ct));
+                vbody += &format!("        {ct} x{i} = {};\n", load(x.dtype, &v, ct));
             }
             vbody += stmts;
             let mut rdecl = String::new();
@@ -279,7 +276,7 @@ fn source(
             for (k, (expr, d)) in outs.iter().enumerate() {
                 let os = out_s(*d);
                 rdecl += &format!("        umx_pack<{os}, {e}> r{k};\n");
-                vbody += &format!("          r{k}.v[k] = {};\n", cstore(*d, expr));
+                vbody += &format!("          r{k}.v[k] = {};\n", complex_store(*d, expr));
                 rstore += &format!("        ((umx_pack<{os}, {e}>*)out{k})[j] = r{k};\n");
             }
             src += &format!(
@@ -390,93 +387,7 @@ fn merged_dims(shape: &[usize], operands: &[Operand]) -> Option<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// complex64
-
-/// complex64 in generated code: a pair of floats with the arithmetic of `num_complex` (which
-/// the CPU kernels use: the same textbook formulas, division included), conversions with C++
-/// `static_cast` semantics as umx's casts (a real value has a zero imaginary part; a complex
-/// value cast to a real type keeps its real part; to bool, whether either part is nonzero).
-pub const COMPLEX_PRELUDE: &str = r#"
-struct __align__(8) umx_c64 {
-  float re, im;
-  umx_c64() = default;
-  UMX_FN umx_c64(float r, float i) : re(r), im(i) {}
-  template<class T> UMX_FN umx_c64(T r) : re((float)r), im(0.0f) {}
-  UMX_FN explicit operator bool() const { return re != 0.0f || im != 0.0f; }
-  template<class T> UMX_FN explicit operator T() const { return (T)re; }
-};
-/* Warp shuffles of a pair: each part on its own. */
-UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, int delta) {
-  return umx_c64(__shfl_down_sync(mask, v.re, (unsigned)delta), __shfl_down_sync(mask, v.im, (unsigned)delta));
-}
-UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
-UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
-UMX_FN umx_c64 operator-(umx_c64 a) { return umx_c64(-a.re, -a.im); }
-UMX_FN umx_c64 operator*(umx_c64 a, umx_c64 b) {
-  return umx_c64(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
-}
-UMX_FN umx_c64 operator/(umx_c64 a, umx_c64 b) {
-  float d = b.re * b.re + b.im * b.im;
-  return umx_c64((a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d);
-}
-UMX_FN float umx_finf() { return __int_as_float(0x7f800000); }
-UMX_FN bool operator==(umx_c64 a, umx_c64 b) { return a.re == b.re && a.im == b.im; }
-UMX_FN bool operator!=(umx_c64 a, umx_c64 b) { return !(a == b); }
-UMX_FN float umx_cabs(umx_c64 z) { return hypotf(z.re, z.im); }
-UMX_FN umx_c64 umx_cexp(umx_c64 z) { float e = expf(z.re); return umx_c64(e * cosf(z.im), e * sinf(z.im)); }
-UMX_FN umx_c64 umx_clog(umx_c64 z) { return umx_c64(logf(umx_cabs(z)), atan2f(z.im, z.re)); }
-UMX_FN umx_c64 umx_csqrt(umx_c64 z) {
-  if (z.im == 0.0f) {
-    if (z.re >= 0.0f) return umx_c64(sqrtf(z.re), z.im);
-    return umx_c64(0.0f, copysignf(sqrtf(-z.re), z.im));
-  }
-  float r = sqrtf(umx_cabs(z)), t = atan2f(z.im, z.re) * 0.5f;
-  return umx_c64(r * cosf(t), r * sinf(t));
-}
-UMX_FN umx_c64 umx_cscale(float re, float im, float d) { return umx_c64(re / d, im / d); }
-UMX_FN umx_c64 umx_clogb(umx_c64 z, float ln_base) { umx_c64 l = umx_clog(z); return umx_cscale(l.re, l.im, ln_base); }
-UMX_FN umx_c64 umx_ctan(umx_c64 z) {
-  float a = z.re + z.re, b = z.im + z.im;
-  return umx_cscale(sinf(a), sinhf(b), cosf(a) + coshf(b));
-}
-UMX_FN umx_c64 umx_ctanh(umx_c64 z) {
-  float a = z.re + z.re, b = z.im + z.im;
-  return umx_cscale(sinhf(a), sinf(b), coshf(a) + cosf(b));
-}
-UMX_FN umx_c64 umx_csign(umx_c64 z) {
-  float r = umx_cabs(z);
-  return r == 0.0f ? umx_c64(0.0f, 0.0f) : umx_c64(z.re / r, z.im / r);
-}
-"#;
-
-/// The C type a dtype is stored as, complex64 included.
-fn stype(d: Dtype) -> Option<&'static str> {
-    match d {
-        Dtype::Complex64 => Some("umx_c64"),
-        _ => super::source::storage_type(d),
-    }
-}
-
-/// The C type a dtype is computed in, complex64 included.
-fn ctype(d: Dtype) -> Option<&'static str> {
-    match d {
-        Dtype::Complex64 => Some("umx_c64"),
-        _ => umx_core::primitives::codegen::c_compute_type(d),
-    }
-}
-
-/// [`super::source::load`], complex64 included (converted by its constructor).
-fn cload(from: Dtype, v: &str, to_c: &str) -> String {
-    super::source::load(from, v, to_c)
-}
-
-/// [`super::source::store`], complex64 included.
-fn cstore(to: Dtype, x: &str) -> String {
-    match to {
-        Dtype::Complex64 => format!("((umx_c64)({x}))"),
-        _ => super::source::store(to, x),
-    }
-}
+// complex64 expressions
 
 /// A unary op on a complex64 value `x`, as an expression of the output's compute type
 /// (`out`: complex64, float32 for `abs`/`real`/`imag`, bool for predicates), with

@@ -295,34 +295,8 @@ extern "C" __global__ void umx_fft_narrow(const double* x, float* y, long long n
     )
 }
 
-/// A row-major copy of `x`. A complex64 array is copied as the float32 pairs it holds.
+/// A row-major copy of `x`.
 fn copy(x: &ArrayData) -> Result<ArrayData> {
-    let pairs = x.dtype == Dtype::Complex64;
-    let view = if pairs {
-        let mut shape = x.shape.clone();
-        shape.push(2);
-        let mut strides: Vec<isize> = x.strides.iter().map(|s| s * 2).collect();
-        strides.push(1);
-        ArrayData {
-            buffer: Arc::clone(&x.buffer),
-            shape,
-            dtype: Dtype::Float32,
-            strides,
-            offset: x.offset * 2,
-        }
-    } else {
-        x.clone()
-    };
-    let c = super::contiguous(&view, view.dtype)?
-        .ok_or_else(|| Error::Device(format!("fft: no copy kernel for {}", x.dtype)))?;
-    Ok(if pairs {
-        ArrayData {
-            shape: x.shape.clone(),
-            strides: row_major_strides(&x.shape),
-            dtype: Dtype::Complex64,
-            ..c
-        }
-    } else {
-        c
-    })
+    super::contiguous(x, x.dtype)?
+        .ok_or_else(|| Error::Device(format!("fft: no copy kernel for {}", x.dtype)))
 }

@@ -28,7 +28,7 @@
 use super::source;
 use crate::compile::{function_for, launch};
 use crate::gpu::{driver_err, gpu};
-use crate::storage::{CudaStorage, input_ptr, output};
+use crate::storage::{CudaStorage, fresh, input_ptr, output};
 use cudarc::cublas::sys as blas;
 use cudarc::cusolver::sys as dn;
 use cudarc::driver::result;
@@ -382,11 +382,6 @@ impl Float for f64 {
 // ---------------------------------------------------------------------------------------------
 // Device memory and the small kernels around the library calls
 
-/// A fresh device array of `shape`, row-major.
-fn fresh(shape: &[usize], dtype: Dtype) -> Result<(ArrayData, Ptr)> {
-    crate::storage::fresh(shape, dtype)
-}
-
 /// Scratch device memory of `bytes` bytes (at least one).
 fn scratch(bytes: usize) -> Result<(Buffer, Ptr)> {
     output(bytes.max(1))
@@ -462,7 +457,7 @@ fn read_ints(p: Ptr, count: usize) -> Result<Vec<c_int>> {
         .map_err(|e| driver_err("reading info", e))?;
     Ok(bytes
         .chunks_exact(4)
-        .map(|c| c_int::from_le_bytes(c.try_into().expect("4 bytes")))
+        .map(|c| c_int::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
 

@@ -264,14 +264,7 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             },
             [x],
         ) => Ok(indexing::pad_edge(x, low, out)?.map(|o| vec![o])),
-        (
-            ShapeOp::AsStrided {
-                shape,
-                strides,
-                offset,
-            },
-            [x],
-        ) => as_strided(x, shape, strides, *offset).map(|o| Some(vec![o])),
+        (ShapeOp::AsStrided { .. }, [x]) => as_strided(op, x, outputs),
         (ShapeOp::View { dtype }, [x]) => view(x, *dtype, out),
         _ => Ok(None),
     }
@@ -323,44 +316,19 @@ fn view(x: &ArrayData, dtype: Dtype, spec: &OutSpec) -> Outs {
     Ok(Some(vec![relabel(x, (byte_offset / osize) as isize)]))
 }
 
-/// `as_strided`: the view of `x`'s elements (row-major, copied into one run first when they
-/// are not) with these shape, strides and offset; an `Err` when it would reach outside them.
-fn as_strided(
-    x: &ArrayData,
-    shape: &[usize],
-    strides: &[isize],
-    offset: usize,
-) -> Result<ArrayData> {
+/// `as_strided`: the input made one row-major run on the GPU when it is not, then the CPU
+/// kernel, which for such an input only computes the strides (and checks the view stays
+/// inside the buffer), leaving the bytes on the device.
+fn as_strided(op: &ShapeOp, x: &ArrayData, outputs: &[OutSpec]) -> Outs {
     let x = if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
         x.clone()
     } else {
-        contiguous(x, x.dtype)?
-            .ok_or_else(|| Error::Device(format!("as_strided: no copy kernel for {}", x.dtype)))?
-    };
-    let data = ArrayData {
-        shape: shape.to_vec(),
-        strides: strides.to_vec(),
-        offset: x.offset + offset as isize,
-        ..x
-    };
-    if data.size() > 0 {
-        let (mut lo, mut hi) = (data.offset, data.offset);
-        for (&d, &s) in data.shape.iter().zip(&data.strides) {
-            let reach = (d as isize - 1) * s;
-            if reach < 0 {
-                lo += reach;
-            } else {
-                hi += reach;
-            }
+        match contiguous(x, x.dtype)? {
+            Some(c) => c,
+            None => return Ok(None),
         }
-        let len = data.buffer.len_of(data.dtype) as isize;
-        if lo < 0 || hi >= len {
-            return Err(Error::Index(format!(
-                "as_strided: the view reaches elements {lo}..={hi} of a buffer of {len}"
-            )));
-        }
-    }
-    Ok(data)
+    };
+    umx_cpu::kernels::shape::eval(op, vec![x], outputs).map(Some)
 }
 
 /// A fused element-wise program (what `compile` makes of an element-wise chain) as one

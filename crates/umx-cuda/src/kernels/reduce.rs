@@ -12,7 +12,9 @@
 //! and the mean as the sum times `1/n`. Arg-reductions are still on the fallback.
 
 use super::contiguous;
-use super::source::{Args, HEADER, load, storage_type, store};
+use super::source::{
+    Args, HEADER, complex_compute_type, complex_prelude, complex_storage_type, complex_store, load,
+};
 use crate::compile::{function, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
@@ -418,41 +420,19 @@ fn c_float(v: f64, t: Dtype) -> String {
     }
 }
 
-/// The C type values of `d` are stored as, complex64 included.
 fn stype(d: Dtype) -> &'static str {
-    match d {
-        Dtype::Complex64 => "umx_c64",
-        d => storage_type(d).unwrap_or("void"),
-    }
+    complex_storage_type(d).unwrap_or("void")
 }
 
-/// The C type `d` is computed in, complex64 included (`float` for none).
+/// The accumulator's (or an input's) compute type, `float` for none.
 fn ctype(d: Dtype) -> &'static str {
-    match d {
-        Dtype::Complex64 => "umx_c64",
-        d => c_compute_type(d).unwrap_or("float"),
-    }
+    complex_compute_type(d).unwrap_or("float")
 }
 
 /// What every reduction kernel's source starts with (the complex type where it is used).
 fn headers(red: &Red, v: &Prologue) -> String {
     let complex = red.acc == Dtype::Complex64 || v.dtypes.contains(&Dtype::Complex64);
-    format!(
-        "{HEADER}{PRELUDE}{}",
-        if complex {
-            super::elementwise::COMPLEX_PRELUDE
-        } else {
-            ""
-        }
-    )
-}
-
-/// [`store`], complex64 included.
-fn cstore(to: Dtype, x: &str) -> String {
-    match to {
-        Dtype::Complex64 => format!("((umx_c64)({x}))"),
-        _ => store(to, x),
-    }
+    format!("{HEADER}{PRELUDE}{}", complex_prelude(complex))
 }
 
 /// The final store of an accumulator: scaled for the mean, converted to the output dtype.
@@ -464,8 +444,8 @@ fn finish(red: &Red, out: Dtype, scale: Option<f64>, acc: &str) -> String {
         red.acc
     };
     match scale {
-        Some(s) => cstore(out, &format!("({acc} * ({t}){})", c_float(s, scale_t))),
-        None => cstore(out, acc),
+        Some(s) => complex_store(out, &format!("({acc} * ({t}){})", c_float(s, scale_t))),
+        None => complex_store(out, acc),
     }
 }
 

@@ -8,7 +8,10 @@
 //! step. `searchsorted` is a binary search per value.
 
 use super::first_out;
-use super::source::{Args, HEADER, load, storage_type, store};
+use super::source::{
+    Args, HEADER, complex_compute_type, complex_prelude, complex_storage_type, complex_store, load,
+    storage_type,
+};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
@@ -128,7 +131,7 @@ pub fn eval(
             let result = if indices {
                 "idx[k]".to_string()
             } else {
-                store_key(x.dtype, "key[k]")
+                complex_store(x.dtype, "key[k]")
             };
             format!(
                 r#"{HEADER}{complex}
@@ -171,7 +174,7 @@ struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long 
 }}
 "#,
                 before = before(key_t, ct),
-                complex = complex_prelude(key_t),
+                complex = complex_prelude(key_t == Dtype::Complex64),
                 value = load(x.dtype, "x[ib + (long long)k * astride]", ct),
             )
         },
@@ -194,35 +197,13 @@ struct umx_lanes {{ long long shape[{MAX_DIMS}]; long long in[{MAX_DIMS}]; long 
     Ok(Some(vec![result]))
 }
 
-/// The C type a sort compares keys of `d` in (complex64 as the element-wise kernels' pair).
+/// The C type a sort compares keys of `d` in.
 fn key_type(d: Dtype) -> &'static str {
-    match d {
-        Dtype::Complex64 => "umx_c64",
-        d => c_compute_type(d).unwrap_or("void"),
-    }
+    complex_compute_type(d).unwrap_or("void")
 }
 
-/// The C type values of `d` are stored as, complex64 included.
 fn stored_type(d: Dtype) -> &'static str {
-    match d {
-        Dtype::Complex64 => "umx_c64",
-        d => storage_type(d).unwrap_or("void"),
-    }
-}
-
-fn store_key(d: Dtype, x: &str) -> String {
-    match d {
-        Dtype::Complex64 => format!("((umx_c64)({x}))"),
-        d => store(d, x),
-    }
-}
-
-fn complex_prelude(key_t: Dtype) -> &'static str {
-    if key_t == Dtype::Complex64 {
-        super::elementwise::COMPLEX_PRELUDE
-    } else {
-        ""
-    }
+    complex_storage_type(d).unwrap_or("void")
 }
 
 /// The sort order as `umx_before((a, ia), (b, ib))`: padding last, then by value with NaNs
@@ -297,7 +278,7 @@ fn sort_global(l: &Lanes, key_t: Dtype, indices: bool, out: u64) -> Result<()> {
         let result = if indices {
             "idx[at]".to_string()
         } else {
-            store_key(x.dtype, "key[at]")
+            complex_store(x.dtype, "key[at]")
         };
         format!(
             r#"{HEADER}{complex}
@@ -348,7 +329,7 @@ extern "C" __global__ void umx_sort_store(const {ct}* key, const unsigned int* i
 }}
 "#,
             before = before(key_t, ct),
-            complex = complex_prelude(key_t),
+            complex = complex_prelude(key_t == Dtype::Complex64),
             value = load(x.dtype, "x[ib + k * astride]", ct),
         )
     };

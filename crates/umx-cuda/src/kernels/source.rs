@@ -109,3 +109,90 @@ pub fn grid_for(work: usize, threads: u32, sm_count: u32) -> u32 {
     let want = work.div_ceil(threads as usize);
     want.min(sm_count as usize * 16).max(1) as u32
 }
+
+/// complex64 in generated code: a pair of floats with the arithmetic of `num_complex` (which
+/// the CPU kernels use: the same textbook formulas, division included), conversions with C++
+/// `static_cast` semantics as umx's casts (a real value has a zero imaginary part; a complex
+/// value cast to a real type keeps its real part; to bool, whether either part is nonzero).
+pub const COMPLEX_PRELUDE: &str = r#"
+struct __align__(8) umx_c64 {
+  float re, im;
+  umx_c64() = default;
+  UMX_FN umx_c64(float r, float i) : re(r), im(i) {}
+  template<class T> UMX_FN umx_c64(T r) : re((float)r), im(0.0f) {}
+  UMX_FN explicit operator bool() const { return re != 0.0f || im != 0.0f; }
+  template<class T> UMX_FN explicit operator T() const { return (T)re; }
+};
+/* Warp shuffles of a pair: each part on its own. */
+UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, int delta) {
+  return umx_c64(__shfl_down_sync(mask, v.re, (unsigned)delta), __shfl_down_sync(mask, v.im, (unsigned)delta));
+}
+UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
+UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
+UMX_FN umx_c64 operator-(umx_c64 a) { return umx_c64(-a.re, -a.im); }
+UMX_FN umx_c64 operator*(umx_c64 a, umx_c64 b) {
+  return umx_c64(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+}
+UMX_FN umx_c64 operator/(umx_c64 a, umx_c64 b) {
+  float d = b.re * b.re + b.im * b.im;
+  return umx_c64((a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d);
+}
+UMX_FN float umx_finf() { return __int_as_float(0x7f800000); }
+UMX_FN bool operator==(umx_c64 a, umx_c64 b) { return a.re == b.re && a.im == b.im; }
+UMX_FN bool operator!=(umx_c64 a, umx_c64 b) { return !(a == b); }
+UMX_FN float umx_cabs(umx_c64 z) { return hypotf(z.re, z.im); }
+UMX_FN umx_c64 umx_cexp(umx_c64 z) { float e = expf(z.re); return umx_c64(e * cosf(z.im), e * sinf(z.im)); }
+UMX_FN umx_c64 umx_clog(umx_c64 z) { return umx_c64(logf(umx_cabs(z)), atan2f(z.im, z.re)); }
+UMX_FN umx_c64 umx_csqrt(umx_c64 z) {
+  if (z.im == 0.0f) {
+    if (z.re >= 0.0f) return umx_c64(sqrtf(z.re), z.im);
+    return umx_c64(0.0f, copysignf(sqrtf(-z.re), z.im));
+  }
+  float r = sqrtf(umx_cabs(z)), t = atan2f(z.im, z.re) * 0.5f;
+  return umx_c64(r * cosf(t), r * sinf(t));
+}
+UMX_FN umx_c64 umx_cscale(float re, float im, float d) { return umx_c64(re / d, im / d); }
+UMX_FN umx_c64 umx_clogb(umx_c64 z, float ln_base) { umx_c64 l = umx_clog(z); return umx_cscale(l.re, l.im, ln_base); }
+UMX_FN umx_c64 umx_ctan(umx_c64 z) {
+  float a = z.re + z.re, b = z.im + z.im;
+  return umx_cscale(sinf(a), sinhf(b), cosf(a) + coshf(b));
+}
+UMX_FN umx_c64 umx_ctanh(umx_c64 z) {
+  float a = z.re + z.re, b = z.im + z.im;
+  return umx_cscale(sinhf(a), sinf(b), coshf(a) + cosf(b));
+}
+UMX_FN umx_c64 umx_csign(umx_c64 z) {
+  float r = umx_cabs(z);
+  return r == 0.0f ? umx_c64(0.0f, 0.0f) : umx_c64(z.re / r, z.im / r);
+}
+"#;
+
+/// [`COMPLEX_PRELUDE`] where a kernel touches complex64, else nothing.
+pub fn complex_prelude(complex: bool) -> &'static str {
+    if complex { COMPLEX_PRELUDE } else { "" }
+}
+
+/// [`storage_type`] for generators that handle complex64 (as `umx_c64`); the others keep
+/// `None` for it and leave complex64 to the CPU.
+pub fn complex_storage_type(d: Dtype) -> Option<&'static str> {
+    match d {
+        Dtype::Complex64 => Some("umx_c64"),
+        _ => storage_type(d),
+    }
+}
+
+/// The compute type of `d`, complex64 included (as `umx_c64`).
+pub fn complex_compute_type(d: Dtype) -> Option<&'static str> {
+    match d {
+        Dtype::Complex64 => Some("umx_c64"),
+        _ => c_compute_type(d),
+    }
+}
+
+/// [`store`], complex64 included.
+pub fn complex_store(to: Dtype, x: &str) -> String {
+    match to {
+        Dtype::Complex64 => format!("((umx_c64)({x}))"),
+        _ => store(to, x),
+    }
+}
