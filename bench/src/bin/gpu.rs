@@ -10,7 +10,8 @@
 //! Workloads (float32): the element-wise chain `(x*2+5)/3` over 2^12 elements (the cost of a
 //! call) and over 2^28, `sum(x*y)` over 2^28 elements,
 //! a `GELU(x @ W + b)` layer (1024 × 4096 by 4096 × 4096), and one training step of
-//! 4 × Linear(4096) + GELU with a 10-way head, batch 1024, cross-entropy and AdamW; then eager
+//! 4 × Linear(4096) + GELU with a 10-way head, batch 1024, cross-entropy and AdamW (eager, and
+//! compiled whole with `optim::TrainStep`; torch eager, torch.compile, jax.jit); then eager
 //! single ops beside torch: a sum over 2^28, 8192^3 matmuls in float32, TF32 and bfloat16, and
 //! the per-op cost of 1000 dependent adds on 16 elements (graph building included). Each time is
 //! the mean of back-to-back calls after a warm-up, with one synchronisation at the end, for umx
@@ -184,6 +185,31 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
     };
     let ms = timed(20, &mut train)?;
     times.insert("mlp_step/umx".into(), ms);
+
+    // The same step compiled whole (forward, backward and AdamW in one trace, parameters and
+    // optimizer state as its inputs and outputs), on a fresh model.
+    random::seed(0);
+    let mut cmodel = nn::Sequential::new();
+    for _ in 0..4 {
+        cmodel = cmodel
+            .push(nn::Linear::new(4096, 4096, true)?)
+            .push(nn::GELU);
+    }
+    let mut cmodel = cmodel.push(nn::Linear::new(4096, 10, true)?);
+    let mut copt = Optimizer::new(optim::AdamW::default(), 1e-4);
+    let cstep = optim::TrainStep::new(|m: &nn::Sequential, b: &[Array]| {
+        losses::cross_entropy(&m.forward(&b[0])?, &b[1], None, -1, 0.0, Reduction::Mean)
+    });
+    let batch = [xb.clone(), yb.clone()];
+    let mut ctrain = || {
+        let loss = cstep.step(&mut cmodel, &mut copt, &batch)?;
+        let mut live: Vec<Array> = cmodel.parameters().into_values().collect();
+        live.extend(copt.state()?.into_values());
+        live.push(loss);
+        Ok(live)
+    };
+    let ms = timed(20, &mut ctrain)?;
+    times.insert("mlp_step/umx compiled".into(), ms);
     if profile {
         umx::cuda::set_profiling(true);
         for _ in 0..5 {

@@ -6,12 +6,16 @@
 //! and defaults. Schedules are plain functions of the step (`schedules.rs`). Each
 //! parameter's update is traced and fused (`compile_once`), so an update of a dozen
 //! element-wise ops runs as a few kernels (`UMX_DISABLE_COMPILE=1` runs them one by one).
+//! [`TrainStep`] compiles a whole training step (loss, gradients and update) with the
+//! parameters, the optimizer's state and the random key as its inputs and outputs.
 
 mod rules;
 pub mod schedules;
+mod step;
 
 pub use rules::*;
 pub use schedules::Schedule;
+pub use step::TrainStep;
 
 use std::collections::BTreeMap;
 use umx_core::transforms::compile_once;
@@ -32,14 +36,16 @@ pub trait Rule {
     }
 
     /// The new parameter from its gradient, updating `state` (arrays named by
-    /// [`Rule::state_names`]). `lr` is this step's learning rate, `step` counts from 1.
+    /// [`Rule::state_names`]). `lr` is this step's learning rate and `step` its number,
+    /// counting from 1: 0-d float32 arrays, so that a traced update (a compiled training
+    /// step, [`TrainStep`]) reads each call's values instead of baking the first ones in.
     fn apply(
         &self,
         grad: &Array,
         param: &Array,
         state: &mut [Array],
-        lr: f64,
-        step: usize,
+        lr: &Array,
+        step: &Array,
     ) -> Result<Array>;
 }
 
@@ -93,8 +99,9 @@ impl<R: Rule> Optimizer<R> {
 
     /// New values for the parameters that have gradients, one step of the rule.
     pub fn apply_gradients(&mut self, grads: &Params, params: &Params) -> Result<Params> {
-        let lr = self.schedule.at(self.step);
+        let lr = Array::scalar(self.schedule.at(self.step) as f32);
         self.step += 1;
+        let step = Array::scalar(self.step as f32);
         let mut out = Params::new();
         for (name, g) in grads {
             let Some(p) = params.get(name) else {
@@ -116,14 +123,13 @@ impl<R: Rule> Optimizer<R> {
             };
             // Traced and fused (compile_once): the update's element-wise chains run as a few
             // fused kernels instead of one pass over the parameter per op.
-            let step = self.step;
             let rule = &self.rule;
             let update = |a: &[Array]| -> Result<Vec<Array>> {
-                let mut st = a[2..].to_vec();
-                let new = rule.apply(&a[0], &a[1], &mut st, lr, step)?;
+                let mut st = a[4..].to_vec();
+                let new = rule.apply(&a[0], &a[1], &mut st, &a[2], &a[3])?;
                 Ok(std::iter::once(new).chain(st).collect())
             };
-            let args: Vec<Array> = [g.clone(), p.clone()]
+            let args: Vec<Array> = [g.clone(), p.clone(), lr.clone(), step.clone()]
                 .into_iter()
                 .chain(state.iter().cloned())
                 .collect();
@@ -235,7 +241,8 @@ mod tests {
         let mut state = rule.init(&p).unwrap();
         let (mut want, mut got) = (p.clone(), p.clone());
         for step in 1..=3 {
-            want = rule.apply(&g, &want, &mut state, 1e-2, step).unwrap();
+            let (lr, t) = (Array::scalar(1e-2f32), Array::scalar(step as f32));
+            want = rule.apply(&g, &want, &mut state, &lr, &t).unwrap();
             params.insert("w".into(), got.clone());
             got = opt.apply_gradients(&grads, &params).unwrap()["w"].clone();
             // The update's element-wise chain became one fused node, whose other outputs

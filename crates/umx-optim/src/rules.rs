@@ -8,6 +8,16 @@ fn lerp(x: &Array, a: f64, y: &Array, b: f64) -> Result<Array> {
     ops::add(ops::multiply(x, a)?, ops::multiply(y, b)?)
 }
 
+/// A per-step number (the learning rate, a bias correction) in the dtype of `like`, as MLX
+/// casts its learning rate to the gradient's dtype.
+fn like(x: &Array, like: &Array) -> Result<Array> {
+    if x.dtype() == like.dtype() {
+        Ok(x.clone())
+    } else {
+        x.astype(like.dtype())
+    }
+}
+
 /// Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay.
 #[derive(Clone, Debug, Default)]
 pub struct Sgd {
@@ -26,15 +36,16 @@ impl Rule for Sgd {
         grad: &Array,
         param: &Array,
         state: &mut [Array],
-        lr: f64,
-        _: usize,
+        lr: &Array,
+        _: &Array,
     ) -> Result<Array> {
+        let lr = like(lr, grad)?;
         let mut g = grad.clone();
         if self.weight_decay != 0.0 {
             g = ops::add(&g, ops::multiply(param, self.weight_decay)?)?;
         }
         if self.momentum <= 0.0 {
-            return ops::subtract(param, ops::multiply(&g, lr)?);
+            return ops::subtract(param, ops::multiply(&g, &lr)?);
         }
         let v = lerp(
             &state[0],
@@ -52,7 +63,7 @@ impl Rule for Sgd {
             v.clone()
         };
         state[0] = v;
-        ops::subtract(param, ops::multiply(&update, lr)?)
+        ops::subtract(param, ops::multiply(&update, &lr)?)
     }
 }
 
@@ -76,9 +87,12 @@ impl Rule for RmsProp {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let v = lerp(&state[0], self.alpha, &ops::square(g)?, 1.0 - self.alpha)?;
-        let step = ops::divide(ops::multiply(g, lr)?, ops::add(ops::sqrt(&v)?, self.eps)?)?;
+        let step = ops::divide(
+            ops::multiply(g, like(lr, g)?)?,
+            ops::add(ops::sqrt(&v)?, self.eps)?,
+        )?;
         state[0] = v;
         ops::subtract(p, &step)
     }
@@ -100,9 +114,12 @@ impl Rule for Adagrad {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let v = ops::add(&state[0], ops::square(g)?)?;
-        let step = ops::divide(ops::multiply(g, lr)?, ops::add(ops::sqrt(&v)?, self.eps)?)?;
+        let step = ops::divide(
+            ops::multiply(g, like(lr, g)?)?,
+            ops::add(ops::sqrt(&v)?, self.eps)?,
+        )?;
         state[0] = v;
         ops::subtract(p, &step)
     }
@@ -128,7 +145,7 @@ impl Rule for AdaDelta {
     fn state_names(&self) -> &'static [&'static str] {
         &["v", "u"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let v = lerp(&state[0], self.rho, &ops::square(g)?, 1.0 - self.rho)?;
         let d = ops::multiply(
             ops::divide(
@@ -140,7 +157,7 @@ impl Rule for AdaDelta {
         let u = lerp(&state[1], self.rho, &ops::square(&d)?, 1.0 - self.rho)?;
         state[0] = v;
         state[1] = u;
-        ops::subtract(p, ops::multiply(&d, lr)?)
+        ops::subtract(p, ops::multiply(&d, like(lr, g)?)?)
     }
 }
 
@@ -171,22 +188,24 @@ impl Rule for Adam {
         g: &Array,
         p: &Array,
         state: &mut [Array],
-        lr: f64,
-        step: usize,
+        lr: &Array,
+        step: &Array,
     ) -> Result<Array> {
         let (b1, b2) = self.betas;
         let m = lerp(&state[0], b1, g, 1.0 - b1)?;
         let v = lerp(&state[1], b2, &ops::square(g)?, 1.0 - b2)?;
         let update = if self.bias_correction {
-            let t = step as i32;
-            let num = ops::multiply(&m, lr / (1.0 - b1.powi(t)))?;
-            let den = ops::add(
-                ops::divide(ops::sqrt(&v)?, (1.0 - b2.powi(t)).sqrt())?,
-                self.eps,
-            )?;
-            ops::divide(&num, &den)?
+            // MLX's: c1 = lr / (1 - b1^t), c2 = rsqrt(1 - b2^t), in the gradient's dtype.
+            let power = |b: f64| ops::power(Array::scalar(b as f32), step);
+            let c1 = like(&ops::divide(lr, ops::subtract(1.0, power(b1)?)?)?, g)?;
+            let c2 = like(&ops::rsqrt(&ops::subtract(1.0, power(b2)?)?)?, g)?;
+            let den = ops::add(ops::multiply(ops::sqrt(&v)?, &c2)?, self.eps)?;
+            ops::divide(ops::multiply(&c1, &m)?, &den)?
         } else {
-            ops::divide(ops::multiply(&m, lr)?, ops::add(ops::sqrt(&v)?, self.eps)?)?
+            ops::divide(
+                ops::multiply(&m, like(lr, g)?)?,
+                ops::add(ops::sqrt(&v)?, self.eps)?,
+            )?
         };
         state[0] = m;
         state[1] = v;
@@ -219,10 +238,11 @@ impl Rule for AdamW {
         g: &Array,
         p: &Array,
         state: &mut [Array],
-        lr: f64,
-        step: usize,
+        lr: &Array,
+        step: &Array,
     ) -> Result<Array> {
-        let decayed = ops::multiply(p, 1.0 - lr * self.weight_decay)?;
+        let decay = ops::subtract(1.0, ops::multiply(like(lr, g)?, self.weight_decay)?)?;
+        let decayed = ops::multiply(p, &decay)?;
         self.adam.apply(g, &decayed, state, lr, step)
     }
 }
@@ -247,11 +267,11 @@ impl Rule for Adamax {
     fn state_names(&self) -> &'static [&'static str] {
         &["m", "v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let (b1, b2) = self.betas;
         let m = lerp(&state[0], b1, g, 1.0 - b1)?;
         let v = ops::maximum(ops::multiply(&state[1], b2)?, ops::abs(g)?)?;
-        let step = ops::divide(ops::multiply(&m, lr)?, ops::add(&v, self.eps)?)?;
+        let step = ops::divide(ops::multiply(&m, like(lr, g)?)?, ops::add(&v, self.eps)?)?;
         state[0] = m;
         state[1] = v;
         ops::subtract(p, &step)
@@ -278,16 +298,20 @@ impl Rule for Lion {
     fn state_names(&self) -> &'static [&'static str] {
         &["m"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let (b1, b2) = self.betas;
         let c = lerp(&state[0], b1, g, 1.0 - b1)?;
         state[0] = lerp(&state[0], b2, g, 1.0 - b2)?;
+        let lr = like(lr, g)?;
         let p = if self.weight_decay > 0.0 {
-            ops::multiply(p, 1.0 - lr * self.weight_decay)?
+            ops::multiply(
+                p,
+                ops::subtract(1.0, ops::multiply(&lr, self.weight_decay)?)?,
+            )?
         } else {
             p.clone()
         };
-        ops::subtract(&p, ops::multiply(ops::sign(&c)?, lr)?)
+        ops::subtract(&p, ops::multiply(ops::sign(&c)?, &lr)?)
     }
 }
 
@@ -357,37 +381,36 @@ impl Rule for Adafactor {
         g: &Array,
         p: &Array,
         state: &mut [Array],
-        lr: f64,
-        step: usize,
+        lr: &Array,
+        step: &Array,
     ) -> Result<Array> {
-        let t = step as f64;
         let p_rms = rms(p)?;
+        // MLX's relative step size: min(1e-2 or 1e-6 t, rsqrt(t)), or the learning rate.
         let rel = if self.relative_step {
-            let min_step = if self.warmup_init { 1e-6 * t } else { 1e-2 };
-            min_step.min(1.0 / t.sqrt())
+            let min_step = if self.warmup_init {
+                ops::multiply(step, 1e-6)?
+            } else {
+                Array::scalar(1e-2f32)
+            };
+            ops::minimum(&min_step, ops::rsqrt(step)?)?
         } else {
-            lr
+            lr.clone()
         };
+        let rel = like(&rel, &p_rms)?;
         let lr = if self.scale_parameter {
-            ops::multiply(ops::maximum(&p_rms, self.eps.1)?, rel)?
+            ops::multiply(ops::maximum(&p_rms, self.eps.1)?, &rel)?
         } else {
-            Array::full_scalar(rel, p.dtype())
+            rel
         };
-        let beta_2 = 1.0 - t.powf(self.decay_rate);
+        let beta_2 = like(&ops::subtract(1.0, ops::power(step, self.decay_rate)?)?, g)?;
+        let one_minus = ops::subtract(1.0, &beta_2)?;
+        let mix = |old: &Array, new: &Array| {
+            ops::add(ops::multiply(old, &beta_2)?, ops::multiply(new, &one_minus)?)
+        };
         let upd = ops::add(ops::square(g)?, self.eps.0)?;
         let mut update = if g.ndim() >= 2 {
-            let row = lerp(
-                &state[0],
-                beta_2,
-                &ops::mean(&upd, -1, false)?,
-                1.0 - beta_2,
-            )?;
-            let col = lerp(
-                &state[1],
-                beta_2,
-                &ops::mean(&upd, -2, false)?,
-                1.0 - beta_2,
-            )?;
+            let row = mix(&state[0], &ops::mean(&upd, -1, false)?)?;
+            let col = mix(&state[1], &ops::mean(&upd, -2, false)?)?;
             let r = ops::rsqrt(&ops::divide(&row, ops::mean(&row, -1, true)?)?)?;
             let c = ops::rsqrt(&col)?;
             state[0] = row;
@@ -397,7 +420,7 @@ impl Rule for Adafactor {
                 g,
             )?
         } else {
-            let sq = lerp(&state[2], beta_2, &upd, 1.0 - beta_2)?;
+            let sq = mix(&state[2], &upd)?;
             let u = ops::multiply(ops::rsqrt(&sq)?, g)?;
             state[2] = sq;
             u
@@ -476,7 +499,7 @@ impl Rule for Muon {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: f64, _: usize) -> Result<Array> {
+    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
         let mut g = g.clone();
         if self.weight_decay != 0.0 {
             g = ops::add(&g, ops::multiply(p, self.weight_decay)?)?;
@@ -488,14 +511,15 @@ impl Rule for Muon {
         } else {
             v
         };
-        let mut lr = lr;
+        let mut lr = like(lr, &g)?;
         if update.ndim() >= 2 {
             let shape: Vec<i64> = update.shape().iter().map(|&d| d as i64).collect();
             let flat = ops::reshape(&update, &[shape[0], -1])?;
             let o = newton_schulz(&flat, self.ns_steps)?;
-            lr *= (o.shape()[0] as f64 / o.shape()[1] as f64).max(1.0).sqrt();
+            let scale = (o.shape()[0] as f64 / o.shape()[1] as f64).max(1.0).sqrt();
+            lr = ops::multiply(&lr, scale)?;
             update = ops::reshape(&o, &shape)?;
         }
-        ops::subtract(p, ops::multiply(&update, lr)?)
+        ops::subtract(p, ops::multiply(&update, &lr)?)
     }
 }

@@ -23,7 +23,27 @@ use crate::{Array, Dtype, IntoArray, Result, bail};
 use std::sync::Mutex;
 
 /// The global key: `None` until first used or seeded (then seeded from the clock, as MLX).
-static GLOBAL_KEY: Mutex<Option<[u32; 2]>> = Mutex::new(None);
+static GLOBAL_KEY: Mutex<Option<KeyState>> = Mutex::new(None);
+
+/// The global key's value: words split on the host (the usual case, no kernel per key), or an
+/// array set by [`set_state`] (a compiled step's key input), split lazily by `split`.
+enum KeyState {
+    Words([u32; 2]),
+    Array(Array),
+}
+
+fn global_key() -> std::sync::MutexGuard<'static, Option<KeyState>> {
+    GLOBAL_KEY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The clock's key, for a global sequence used before any seed (as MLX).
+fn clock_key() -> [u32; 2] {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    key_words(ms)
+}
 
 fn key_words(seed: u64) -> [u32; 2] {
     [(seed >> 32) as u32, seed as u32]
@@ -47,17 +67,69 @@ fn split_words(key: [u32; 2]) -> ([u32; 2], [u32; 2]) {
 /// The next key of the global sequence: the state is split, keeps the first half and gives
 /// the second (MLX's `KeySequence::next`).
 fn next_key() -> Result<Array> {
-    let mut state = GLOBAL_KEY.lock().unwrap_or_else(|e| e.into_inner());
-    let current = state.unwrap_or_else(|| {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        key_words(ms)
-    });
-    let (keep, give) = split_words(current);
-    *state = Some(keep);
-    Array::from_slice(&give, &[2])
+    let mut state = global_key();
+    match state.take() {
+        Some(KeyState::Array(k)) => {
+            let halves = || -> Result<(Array, Array)> {
+                let both = split(&k, 2)?;
+                let row = |i: i64| {
+                    let r = crate::ops::slice(&both, &[i, 0], &[i + 1, 2], &[1, 1])?;
+                    crate::ops::reshape(&r, &[2i64])
+                };
+                Ok((row(0)?, row(1)?))
+            };
+            match halves() {
+                Ok((keep, give)) => {
+                    *state = Some(KeyState::Array(keep));
+                    Ok(give)
+                }
+                Err(e) => {
+                    *state = Some(KeyState::Array(k));
+                    Err(e)
+                }
+            }
+        }
+        words => {
+            let current = match words {
+                Some(KeyState::Words(w)) => w,
+                _ => clock_key(),
+            };
+            let (keep, give) = split_words(current);
+            *state = Some(KeyState::Words(keep));
+            Array::from_slice(&give, &[2])
+        }
+    }
+}
+
+/// The global key as an array (uint32, shape (2)): MLX's `mx.random.state`. Together with
+/// [`set_state`] it lets a compiled function take the key as an input and give the advanced
+/// key back as an output, so that each call draws new numbers.
+pub fn state() -> Result<Array> {
+    let mut st = global_key();
+    match &*st {
+        Some(KeyState::Array(k)) => Ok(k.clone()),
+        Some(KeyState::Words(w)) => Array::from_slice(w, &[2]),
+        None => {
+            let w = clock_key();
+            *st = Some(KeyState::Words(w));
+            Array::from_slice(&w, &[2])
+        }
+    }
+}
+
+/// Makes `key` (uint32, shape (2), as [`state`] gives) the global key: the next sampler
+/// without a key splits it.
+pub fn set_state(key: &Array) -> Result<()> {
+    key.check()?;
+    if key.dtype() != Dtype::Uint32 || key.shape() != [2] {
+        bail!(
+            "random.set_state: expected a key of dtype uint32 and shape (2), got {} of shape {}",
+            key.dtype(),
+            fmt_shape(key.shape())
+        );
+    }
+    *global_key() = Some(KeyState::Array(key.clone()));
+    Ok(())
 }
 
 /// A PRNG key from a seed: uint32 `[seed >> 32, seed & 0xffffffff]` of shape (2,), as
@@ -75,7 +147,7 @@ pub fn key(seed: u64) -> Result<Array> {
 
 /// Seeds the global key sequence (used by samplers given no key), as `mx.random.seed`.
 pub fn seed(seed: u64) {
-    *GLOBAL_KEY.lock().unwrap_or_else(|e| e.into_inner()) = Some(key_words(seed));
+    *global_key() = Some(KeyState::Words(key_words(seed)));
 }
 
 fn resolve_key(op: &str, key: Option<&Array>) -> Result<Array> {
