@@ -221,6 +221,9 @@ fn matmul_agrees_with_the_cpu() {
         let b = input(&[3, 64, 29], dtype, 9);
         let w = input(&[64, 29], dtype, 10);
         let v = input(&[64], dtype, 11);
+        let bias = input(&[29], dtype, 12);
+        let wide_bias = input(&[30], dtype, 13);
+        let full = input(&[3, 37, 29], dtype, 14);
         let cases: Vec<Case> = vec![
             ("batched", Box::new(|| ops::matmul(&a, &b))),
             ("broadcast batch", Box::new(|| ops::matmul(&a, &w))),
@@ -229,6 +232,32 @@ fn matmul_agrees_with_the_cpu() {
                 Box::new(|| ops::matmul(&w.t()?, &a.transpose([0, 2, 1])?)),
             ),
             ("vector", Box::new(|| ops::matmul(&a, &v))),
+            // addmm with a bias vector: cuBLASLt's bias epilogue (batched and not), then the
+            // C-operand path for a bias scaled by beta, a bias view at an odd offset (not
+            // 16-byte aligned) and a full addend.
+            (
+                "bias",
+                Box::new(|| ops::addmm(&bias, &a.reshape(&[111, 64])?, &w, 1.0, 1.0)),
+            ),
+            (
+                "bias, batched, alpha",
+                Box::new(|| ops::addmm(&bias, &a, &w, 0.5, 1.0)),
+            ),
+            (
+                "bias, beta",
+                Box::new(|| ops::addmm(&bias, &a, &w, 1.0, 2.0)),
+            ),
+            (
+                "bias, unaligned view",
+                Box::new(|| {
+                    let odd = ops::slice(&wide_bias, &[1], &[30], &[1])?;
+                    ops::addmm(&odd, &a, &w, 1.0, 1.0)
+                }),
+            ),
+            (
+                "full addend",
+                Box::new(|| ops::addmm(&full, &a, &w, 1.0, 1.0)),
+            ),
         ];
         for (name, f) in &cases {
             let (c, g) = both(f);

@@ -14,7 +14,7 @@ use super::graph::{key, tape};
 use crate::device::OutSpec;
 use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce};
 use crate::primitives::reduce::ReduceOp;
-use crate::primitives::{FusedOp, Primitive, ShapeOp, TransformOp, UnaryOp};
+use crate::primitives::{FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp};
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -43,6 +43,8 @@ struct Program {
     outputs: Vec<Ref>,
     /// The input shapes it was traced with.
     input_shapes: Vec<Vec<usize>>,
+    /// The input dtypes it was traced with.
+    input_dtypes: Vec<Dtype>,
 }
 
 /// The most programs a compiled function keeps; the least recently used is dropped beyond.
@@ -227,8 +229,10 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
         consts,
         outputs,
         input_shapes: args.iter().map(|a| a.shape().to_vec()).collect(),
+        input_dtypes: args.iter().map(|a| a.dtype()).collect(),
     };
     simplify(&mut p);
+    matmul_epilogues(&mut p);
     fuse(&mut p);
     Ok(p)
 }
@@ -310,6 +314,76 @@ fn simplify(p: &mut Program) {
     }
     // Steps nobody refers to any more are skipped at replay (see `reachable`).
     p.outputs = p.outputs.iter().map(|&r| resolve(r, &rename)).collect();
+}
+
+/// Folds an addition into the matrix product it follows: `a @ b + c`, where the product is
+/// used only by the addition and `c` (a bias, a residual) broadcasts to the product's shape
+/// in its dtype, becomes one `addmm` step: the backends add `c` in the product's epilogue
+/// (cuBLASLt's bias epilogue for a bias vector, its C operand otherwise) instead of a pass
+/// over the product. An activation after it still fuses with what follows (`fuse`).
+fn matmul_epilogues(p: &mut Program) {
+    let live = reachable(p);
+    let mut uses = vec![0usize; p.steps.len()];
+    for (i, s) in p.steps.iter().enumerate() {
+        if live[i] {
+            for r in &s.args {
+                if let Ref::Step(j, _) = r {
+                    uses[*j] += 1;
+                }
+            }
+        }
+    }
+    for r in &p.outputs {
+        if let Ref::Step(j, _) = r {
+            uses[*j] += 1;
+        }
+    }
+    let dtype_of = |p: &Program, r: Ref| match r {
+        Ref::Input(i) => p.input_dtypes[i],
+        Ref::Const(c) => p.consts[c].dtype(),
+        Ref::Step(j, k) => p.steps[j].outputs[k].dtype,
+    };
+    for i in 0..p.steps.len() {
+        let s = &p.steps[i];
+        if !live[i]
+            || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
+            || s.args.len() != 2
+            || s.outputs.len() != 1
+        {
+            continue;
+        }
+        let out = &s.outputs[0];
+        let product = s.args.iter().enumerate().find_map(|(side, r)| match *r {
+            Ref::Step(j, 0)
+                if uses[j] == 1
+                    && matches!(p.steps[j].prim, Primitive::Matmul(MatmulOp::Matmul))
+                    && p.steps[j].outputs[0] == *out =>
+            {
+                Some((side, j))
+            }
+            _ => None,
+        });
+        let Some((side, j)) = product else { continue };
+        let c = s.args[1 - side];
+        let [a, b] = p.steps[j].args[..] else { continue };
+        let operands_2d = [a, b].iter().all(|&r| match r {
+            Ref::Input(x) => p.input_shapes[x].len() >= 2,
+            Ref::Const(x) => p.consts[x].ndim() >= 2,
+            Ref::Step(x, k) => p.steps[x].outputs[k].shape.len() >= 2,
+        });
+        if !out.dtype.is_float() || dtype_of(p, c) != out.dtype || !operands_2d {
+            continue;
+        }
+        p.steps[i] = Step {
+            prim: Primitive::Matmul(MatmulOp::AddMm {
+                alpha: 1.0,
+                beta: 1.0,
+            }),
+            args: vec![c, a, b],
+            outputs: vec![out.clone()],
+        };
+        // The product step is now unreferenced and skipped at replay.
+    }
 }
 
 /// Merges chains of element-wise steps into fused steps: a chain's intermediate values are

@@ -59,6 +59,8 @@ struct PlanKey {
     m: usize,
     n: usize,
     count: usize,
+    /// cuBLASLt's bias epilogue: a vector added to every row of the product.
+    bias: bool,
 }
 
 /// A product's cuBLASLt descriptors and algorithm, reusable for any pointers.
@@ -233,7 +235,7 @@ pub fn eval(
     outputs: &[OutSpec],
 ) -> Result<Option<Vec<ArrayData>>> {
     // `addmm` is the product with cuBLASLt's C operand: `c` broadcast into the output first,
-    // then `alpha * (a @ b) + beta * out` in place.
+    // then `alpha * (a @ b) + beta * out` in place; or, for a bias vector, the bias epilogue.
     let (a, b, c, alpha, beta) = match (op, inputs) {
         (MatmulOp::Matmul, [a, b]) => (a, b, None, 1.0, 0.0),
         (MatmulOp::AddMm { alpha, beta }, [c, a, b]) => (a, b, Some(c), *alpha, *beta),
@@ -301,8 +303,18 @@ pub fn eval(
     {
         return Ok(Some(vec![o]));
     }
+    // A bias (`c` a vector along the output's rows, in its dtype, added once: `nn::Linear`,
+    // or `x @ w + b` compiled) goes to cuBLASLt's bias epilogue: no broadcast copy of it into
+    // the output and no read of that copy.
+    let bias = match c {
+        Some(c) if beta == 1.0 && k > 0 && is_bias(c, n, dt) => {
+            let p = input_ptr(c)?;
+            (p % 16 == 0).then_some(p)
+        }
+        _ => None,
+    };
     let (result, out_ptr) = match c {
-        Some(c) if beta != 0.0 => {
+        Some(c) if beta != 0.0 && bias.is_none() => {
             let Some(init) =
                 super::elementwise::run(std::slice::from_ref(c), &[c.dtype], "x0", &out.shape, dt)?
             else {
@@ -353,6 +365,7 @@ pub fn eval(
         m,
         n,
         count,
+        bias: bias.is_some(),
     };
     let plan = match blas.plans.get(&key) {
         Some(p) => *p,
@@ -371,6 +384,20 @@ pub fn eval(
             p
         }
     };
+    if let Some(p) = bias {
+        // SAFETY: the descriptor is alive and ours while the lock is held; cuBLASLt reads the
+        // pointer when the product is queued.
+        unsafe {
+            lt::set_matmul_desc_attribute(
+                plan.desc,
+                ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                &p as *const u64 as *const c_void,
+                8,
+            )
+        }
+        .map_err(|e| blas_err("bias", e))?;
+    }
+    let beta = if bias.is_some() { 0.0 } else { beta };
     // The scale type's alpha and beta: double, float, or a complex float (real part set).
     let (alpha32, beta32) = ([alpha as f32, 0.0], [beta as f32, 0.0]);
     let (alpha, beta): (*const c_void, *const c_void) = if dt == Dtype::Float64 {
@@ -402,6 +429,19 @@ pub fn eval(
     }
     .map_err(|e| blas_err("matmul", e))?;
     Ok(Some(vec![result]))
+}
+
+/// Whether `c` is a bias of the product: `n` values along the output's last axis (every
+/// other axis of length 1), unit-strided, in a dtype cuBLASLt's bias epilogue takes.
+fn is_bias(c: &ArrayData, n: usize, dt: Dtype) -> bool {
+    let Some((&last, rest)) = c.shape.split_last() else {
+        return false;
+    };
+    matches!(dt, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+        && c.dtype == dt
+        && last == n
+        && rest.iter().all(|&d| d == 1)
+        && (n == 1 || c.strides.last() == Some(&1))
 }
 
 /// Descriptors and the heuristic's algorithm for the product `key` describes.
@@ -440,6 +480,17 @@ unsafe fn make_plan(
                 let v: i32 = t as i32;
                 lt::set_matmul_desc_attribute(desc, attr, &v as *const i32 as *const c_void, 4)
                     .map_err(|e| blas_err("transpose", e))?;
+            }
+            if key.bias {
+                // The bias is in the output's dtype (cuBLASLt's default for these types).
+                let e = ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS as u32;
+                lt::set_matmul_desc_attribute(
+                    desc,
+                    ltsys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                    &e as *const u32 as *const c_void,
+                    4,
+                )
+                .map_err(|e| blas_err("bias epilogue", e))?;
             }
             let la = layout(key.a)?;
             made.push(la);
