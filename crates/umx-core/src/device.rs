@@ -65,6 +65,10 @@ pub trait Backend: Send + Sync {
     fn synchronize(&self, _stream: Stream) -> Result<()> {
         Ok(())
     }
+    /// Prepares stream `index` for [`new_stream`]; an error when the device can have no more.
+    fn open_stream(&self, _index: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 static BACKENDS: RwLock<Vec<Arc<dyn Backend>>> = RwLock::new(Vec::new());
@@ -123,6 +127,36 @@ pub fn set_default_device(device: Device) -> Result<()> {
     backend(device)?;
     *DEFAULT_DEVICE.write().unwrap_or_else(|e| e.into_inner()) = Some(device);
     Ok(())
+}
+
+/// A new stream on `device` (MLX's `mx.new_stream`). Work on one stream runs in order; work
+/// on different streams of a GPU may run at the same time. An op reading an array another
+/// stream computes waits for it on the device (an event, not a host sync), so arrays move
+/// freely between streams.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Device, new_stream, ops, with_stream};
+/// let s = new_stream(Device::Cpu)?;
+/// let x = with_stream(s, || ops::add(&ops::ones(&[2], None)?, 1.0))?;
+/// assert_eq!(x.to_vec::<f32>()?, [2.0, 2.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn new_stream(device: Device) -> Result<Stream> {
+    static NEXT: std::sync::Mutex<Vec<(Device, usize)>> = std::sync::Mutex::new(Vec::new());
+    let b = backend(device)?;
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let at = match next.iter().position(|(d, _)| *d == device) {
+        Some(i) => i,
+        None => {
+            next.push((device, 1));
+            next.len() - 1
+        }
+    };
+    let index = next[at].1;
+    b.open_stream(index)?;
+    next[at].1 += 1;
+    Ok(Stream { device, index })
 }
 
 /// The stream new nodes go to on this thread: the scoped one (see [`with_stream`]) or the

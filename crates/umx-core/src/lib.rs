@@ -19,7 +19,9 @@ pub mod transforms;
 
 pub use array::{Array, ArrayData, IntoArray};
 pub use buffer::{Buffer, DeviceStorage, Residency, memory};
-pub use device::{Device, Stream, default_device, default_stream, with_device, with_stream};
+pub use device::{
+    Device, Stream, default_device, default_stream, new_stream, with_device, with_stream,
+};
 pub use dtype::{Dtype, Element, promote_types};
 pub use error::{Error, Result};
 pub use eval::{async_eval, eval};

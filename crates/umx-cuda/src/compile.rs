@@ -269,7 +269,7 @@ pub(crate) fn launch(
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: shared,
-            hStream: g.stream,
+            hStream: g.stream(),
             attrs: &mut attr,
             numAttrs: 1,
         };
@@ -282,7 +282,7 @@ pub(crate) fn launch(
     }
     // SAFETY: the caller passes arguments matching the kernel's signature, pointing at device
     // memory that outlives the queued work (the pool reuses memory only in stream order).
-    unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream, args) }
+    unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream(), args) }
         .map_err(|e| driver_err("launching a kernel", e))
 }
 

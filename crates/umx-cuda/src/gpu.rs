@@ -1,14 +1,32 @@
-//! The GPU itself: finding it without panicking, its context and stream, made once on first
+//! The GPU itself: finding it without panicking, its context and streams, made once on first
 //! use and bound to each thread that calls the driver.
 //!
-//! All work of a device goes to one CUDA stream. Launches are asynchronous; since every
-//! kernel, copy and allocation reuse is ordered on that one stream, no event is needed yet.
-//! A host read waits for the stream (see `storage.rs`).
+//! Each `umx::Stream` of the GPU is a CUDA stream: index 0 (the default stream) is made with
+//! the context, the others (from `umx::new_stream`) on first use, up to [`MAX_STREAMS`].
+//! Launches are asynchronous. The backend evaluates each node with its stream made *current*
+//! on this thread ([`on_stream`]): every kernel, copy and library call queues on
+//! [`Gpu::stream`]. Work within a stream is ordered by the stream; a node reading a buffer
+//! another stream used first makes its stream wait for an event recorded on that one
+//! ([`Gpu::wait_for`]), and the pool does the same before handing a block to another stream
+//! (`pool.rs`). Nothing waits on the host but a host read (`storage.rs`) and `synchronize`.
 
 use cudarc::driver::{result, sys};
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
 use umx_core::{Error, Result};
+
+/// Streams a GPU may have (a bit each in a buffer's mask of the streams that used it).
+pub const MAX_STREAMS: usize = 64;
+
+/// Set once a stream other than the default one exists: until then nothing crosses streams
+/// and the backend skips the bookkeeping.
+static MULTI: AtomicBool = AtomicBool::new(false);
+
+/// Whether work may cross streams (a stream besides the default one has been used).
+pub(crate) fn multi_stream() -> bool {
+    MULTI.load(Ordering::Acquire)
+}
 
 /// The driver error as a umx error naming what was being done.
 pub(crate) fn driver_err(what: &str, e: result::DriverError) -> Error {
@@ -42,11 +60,14 @@ pub fn device_count() -> usize {
     })
 }
 
-/// One device's context, stream and properties.
+/// One device's context, streams and properties.
 pub(crate) struct Gpu {
     pub ordinal: usize,
     pub ctx: sys::CUcontext,
-    pub stream: sys::CUstream,
+    /// The CUDA stream of each umx stream index (null until first used; 0 is made at once).
+    streams: [AtomicPtr<sys::CUstream_st>; MAX_STREAMS],
+    /// Held while a stream is created.
+    creating: Mutex<()>,
     /// Compute capability, e.g. (9, 0).
     pub arch: (i32, i32),
     pub sm_count: u32,
@@ -63,6 +84,29 @@ static GPU0: OnceLock<Result<Gpu>> = OnceLock::new();
 
 thread_local! {
     static BOUND: Cell<bool> = const { Cell::new(false) };
+    /// The stream index this thread's GPU work queues on now.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The stream index this thread queues on (0 outside a node's evaluation).
+pub(crate) fn current_stream() -> usize {
+    CURRENT.with(|c| c.get())
+}
+
+/// Restores the previous current stream when dropped.
+pub(crate) struct OnStream(usize);
+
+impl Drop for OnStream {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Makes stream `index` current on this thread (creating its CUDA stream on first use) until
+/// the guard drops.
+pub(crate) fn on_stream(index: usize) -> Result<OnStream> {
+    gpu()?.ensure_stream(index)?;
+    Ok(OnStream(CURRENT.with(|c| c.replace(index))))
 }
 
 /// Device 0, its context made current on this thread. The first call creates the context and
@@ -106,10 +150,14 @@ fn open(ordinal: usize) -> Result<Gpu> {
     let total_memory = unsafe { result::device::total_mem(dev) }.unwrap_or(0);
     let name = result::device::get_name(dev).unwrap_or_else(|_| "unknown".into());
     BOUND.with(|b| b.set(true));
+    let streams: [AtomicPtr<sys::CUstream_st>; MAX_STREAMS] =
+        std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut()));
+    streams[0].store(stream, Ordering::Release);
     Ok(Gpu {
         ordinal,
         ctx,
-        stream,
+        streams,
+        creating: Mutex::new(()),
         arch,
         sm_count,
         total_memory,
@@ -118,11 +166,83 @@ fn open(ordinal: usize) -> Result<Gpu> {
 }
 
 impl Gpu {
-    /// Waits for everything queued on the stream.
-    pub fn synchronize(&self) -> Result<()> {
+    /// The CUDA stream this thread's work queues on now (see [`on_stream`]).
+    pub fn stream(&self) -> sys::CUstream {
+        self.stream_of(current_stream())
+    }
+
+    /// The CUDA stream of umx stream `index` (null if never used).
+    pub fn stream_of(&self, index: usize) -> sys::CUstream {
+        self.streams
+            .get(index)
+            .map_or(std::ptr::null_mut(), |s| s.load(Ordering::Acquire))
+    }
+
+    /// Creates the CUDA stream of `index` if it has none yet.
+    fn ensure_stream(&self, index: usize) -> Result<()> {
+        let Some(slot) = self.streams.get(index) else {
+            return Err(Error::Device(format!(
+                "gpu({}): stream {index}: a GPU has at most {MAX_STREAMS} streams",
+                self.ordinal
+            )));
+        };
+        if !slot.load(Ordering::Acquire).is_null() {
+            return Ok(());
+        }
+        let _lock = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.load(Ordering::Acquire).is_null() {
+            let s = result::stream::create(result::stream::StreamKind::NonBlocking)
+                .map_err(|e| driver_err("creating a stream", e))?;
+            slot.store(s, Ordering::Release);
+            MULTI.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The indices of the streams made so far.
+    pub fn live_streams(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_STREAMS).filter(|&i| !self.stream_of(i).is_null())
+    }
+
+    /// Makes the current stream wait (on the device, not the host) for everything queued so
+    /// far on stream `from`.
+    pub fn wait_for(&self, from: usize) -> Result<()> {
+        let (src, dst) = (self.stream_of(from), self.stream());
+        // A capture runs on the default stream after every stream was synchronized.
+        if from == current_stream() || src.is_null() || crate::graph::capturing() {
+            return Ok(());
+        }
+        let e = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| driver_err("creating an event", e))?;
+        // SAFETY: live streams and event; destroying a recorded event that a stream still
+        // waits on is allowed (the driver releases it once the wait completes).
+        let r = unsafe {
+            result::event::record(e, src)
+                .and_then(|_| result::stream::wait_event(dst, e, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT))
+        };
+        unsafe {
+            let _ = result::event::destroy(e);
+        }
+        r.map_err(|e| driver_err("ordering work across streams", e))
+    }
+
+    /// Waits on the host for everything queued on stream `index`.
+    pub fn synchronize_stream(&self, index: usize) -> Result<()> {
+        let s = self.stream_of(index);
+        if s.is_null() {
+            return Ok(());
+        }
         // SAFETY: the stream is live.
-        unsafe { result::stream::synchronize(self.stream) }
-            .map_err(|e| driver_err("synchronizing the stream", e))
+        unsafe { result::stream::synchronize(s) }
+            .map_err(|e| driver_err("synchronizing a stream", e))
+    }
+
+    /// Waits on the host for everything queued on every stream.
+    pub fn synchronize(&self) -> Result<()> {
+        for i in self.live_streams() {
+            self.synchronize_stream(i)?;
+        }
+        Ok(())
     }
 }
 

@@ -134,6 +134,8 @@ impl CudaGraph {
         state: Vec<Array>,
     ) -> Result<CudaGraph> {
         let g = gpu()?;
+        // A graph lives on the default stream.
+        let _on = crate::gpu::on_stream(0)?;
         if DEPTH.with(|d| d.get()) > 0 {
             return Err(Error::Device(
                 "CudaGraph::capture: called from inside GPU work (a capture waits for it)".into(),
@@ -160,7 +162,7 @@ impl CudaGraph {
                     };
                     // SAFETY: both blocks hold `nbytes`; ordered on the stream.
                     unsafe {
-                        result::memcpy_dtod_async(ptr, input_ptr(&src)?, nbytes(&c), g.stream)
+                        result::memcpy_dtod_async(ptr, input_ptr(&src)?, nbytes(&c), g.stream())
                     }
                     .map_err(|e| driver_err("copying the graph's state", e))?;
                 }
@@ -207,7 +209,7 @@ impl CudaGraph {
         // SAFETY: the live stream; relaxed mode lets this thread allocate while capturing.
         let begun = unsafe {
             result::stream::begin_capture(
-                g.stream,
+                g.stream(),
                 sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
             )
         };
@@ -215,7 +217,7 @@ impl CudaGraph {
             Ok(()) => {
                 let work = capture_body(&outs, &slots);
                 // SAFETY: ends the capture begun above (also after an error in between).
-                let ended = unsafe { result::stream::end_capture(g.stream) };
+                let ended = unsafe { result::stream::end_capture(g.stream()) };
                 match (work, ended) {
                     (Ok(outputs), Ok(graph)) => Ok((outputs, graph)),
                     (Err(e), ended) => {
@@ -237,7 +239,7 @@ impl CudaGraph {
             Err(e) => {
                 // Nothing captured ran: the blocks go back as they are.
                 for (p, c) in blocks {
-                    POOL.give_back(p, c);
+                    POOL.give_back(p, c, 1);
                 }
                 return Err(e);
             }
@@ -258,7 +260,7 @@ impl CudaGraph {
                         let _ = result::graph::destroy(graph);
                     }
                     for (p, c) in blocks {
-                        POOL.give_back(p, c);
+                        POOL.give_back(p, c, 1);
                     }
                     return Err(driver_err("instantiating a captured graph", e));
                 }
@@ -280,10 +282,11 @@ impl CudaGraph {
     /// Runs the captured step once more (queued: nothing waits for the GPU).
     pub fn replay(&mut self) -> Result<()> {
         let g = gpu()?;
+        let _on = crate::gpu::on_stream(0)?;
         let _guard = stream_guard();
         // SAFETY: a live executable graph and stream; every buffer it uses is owned by self
         // or by arrays self keeps.
-        unsafe { result::graph::launch(self.exec, g.stream) }
+        unsafe { result::graph::launch(self.exec, g.stream()) }
             .map_err(|e| driver_err("launching a captured graph", e))
     }
 
@@ -296,12 +299,13 @@ impl CudaGraph {
             ))
         })?;
         let g = gpu()?;
+        let _on = crate::gpu::on_stream(0)?;
         let _guard = stream_guard();
         let (data, ptr) = fresh(&s.shape, s.dtype)?;
         let n = nbytes(&data);
         if n > 0 {
             // SAFETY: both hold n bytes; ordered after the replays on the stream.
-            unsafe { result::memcpy_dtod_async(ptr, s.ptr, n, g.stream) }
+            unsafe { result::memcpy_dtod_async(ptr, s.ptr, n, g.stream()) }
                 .map_err(|e| driver_err("reading a graph's state", e))?;
         }
         Ok(Array::from_data(data))
@@ -328,7 +332,7 @@ impl Drop for CudaGraph {
             let _ = result::graph::destroy(self.graph);
         }
         for (p, c) in std::mem::take(&mut self.blocks) {
-            POOL.give_back(p, c);
+            POOL.give_back(p, c, 1);
         }
     }
 }
@@ -359,7 +363,7 @@ fn capture_body(outs: &[Array], slots: &[Slot]) -> Result<Vec<ArrayData>> {
             let src = input_ptr(&data)?;
             if src != s.ptr {
                 // SAFETY: both hold nbytes; captured into the graph after the step's kernels.
-                unsafe { result::memcpy_dtod_async(s.ptr, src, nbytes(&data), g.stream) }
+                unsafe { result::memcpy_dtod_async(s.ptr, src, nbytes(&data), g.stream()) }
                     .map_err(|e| driver_err("capturing a state copy", e))?;
             }
         }

@@ -23,7 +23,8 @@
 //! slice, ...) only restride and never move bytes. The rest (complex64 max/min/all/any and
 //! combining scatters, float arange, linspace, `quantize`, ...) runs on the CPU fallback
 //! ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a
-//! step of GPU work once and replays it.
+//! step of GPU work once and replays it. Each `umx::Stream` of the GPU is a CUDA stream;
+//! events order work that crosses streams (`gpu.rs`).
 
 mod compile;
 mod fallback;
@@ -63,11 +64,23 @@ impl Backend for CudaBackend {
         prim: &Primitive,
         inputs: Vec<ArrayData>,
         outputs: &[OutSpec],
-        _stream: Stream,
+        stream: Stream,
     ) -> Result<Vec<ArrayData>> {
         gpu::gpu()?;
         let _guard = graph::stream_guard();
         let capturing = graph::capturing();
+        // The node's stream is current while it runs (a capture takes everything on the
+        // default stream); it waits for the streams that wrote its inputs.
+        let index = if capturing { 0 } else { stream.index };
+        let _on = gpu::on_stream(index)?;
+        let multi = gpu::multi_stream();
+        if multi {
+            for x in &inputs {
+                if let Some(s) = cuda_storage(&x.buffer) {
+                    s.order_read(index)?;
+                }
+            }
+        }
         let start = profile::mark()?;
         let mut on_cpu = false;
         let outs = match gpu_kernel(prim, &inputs, outputs)? {
@@ -93,18 +106,32 @@ impl Backend for CudaBackend {
         }
         for o in &outs {
             o.buffer.set_origin(prim.name());
+            if multi && let Some(s) = cuda_storage(&o.buffer) {
+                s.note_write(index);
+            }
         }
         Ok(outs)
     }
 
-    fn synchronize(&self, _stream: Stream) -> Result<()> {
+    fn open_stream(&self, index: usize) -> Result<()> {
+        // Made now, so that a stream past the last the GPU may have fails here.
+        drop(gpu::on_stream(index)?);
+        Ok(())
+    }
+
+    fn synchronize(&self, stream: Stream) -> Result<()> {
         let _guard = graph::stream_guard();
         if graph::capturing() {
             return Err(graph::not_capturable("waiting for the GPU"));
         }
-        gpu::gpu()?.synchronize()?;
+        gpu::gpu()?.synchronize_stream(stream.index)?;
         kernels::indexing::take_index_error()
     }
+}
+
+/// A buffer's device copy, when it has one on this GPU.
+fn cuda_storage(buffer: &umx_core::Buffer) -> Option<&CudaStorage> {
+    buffer.device_storage()?.as_any().downcast_ref::<CudaStorage>()
 }
 
 /// The GPU kernel of a primitive, or `None` when it has none yet (for these inputs).

@@ -1,9 +1,11 @@
 //! Device memory: a size-bucketed cache of `cuMemAlloc` blocks, with a memory limit, a cache
 //! limit, and active/peak/cache statistics (the device twin of umx-core's host allocator).
 //!
-//! Reuse is safe without events because all of a device's work runs on one stream: a block
-//! freed while a queued kernel still reads it is handed out again only to work queued after
-//! that kernel. Blocks really freed (`cuMemFree`) are freed after a stream sync.
+//! Each cached block remembers the streams that used it (a bit per stream index). Handed out
+//! again to one of those streams alone, it needs nothing: that stream runs the new work after
+//! the old. Handed to another stream, that stream first waits for an event recorded on each
+//! stream that used it (`Gpu::wait_for`), so no kernel can write a block another stream's
+//! queued kernel still reads. Blocks really freed (`cuMemFree`) are freed after a sync.
 //!
 //! While a CUDA graph is captured (`graph.rs`) the pool keeps what the captured work frees
 //! apart: those blocks are reused only by the same capture (its kernels run in one order on
@@ -40,7 +42,8 @@ struct Captured {
 }
 
 pub(crate) struct Pool {
-    cache: Mutex<BTreeMap<usize, Vec<sys::CUdeviceptr>>>,
+    /// Free blocks by capacity, each with the mask of the streams that used it.
+    cache: Mutex<BTreeMap<usize, Vec<(sys::CUdeviceptr, u64)>>>,
     capturing: AtomicBool,
     captured: Mutex<Option<Captured>>,
     active: AtomicUsize,
@@ -63,12 +66,13 @@ pub(crate) static POOL: Pool = Pool {
 };
 
 impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Vec<sys::CUdeviceptr>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Vec<(sys::CUdeviceptr, u64)>>> {
         // No critical section leaves the map half-updated: a poisoned lock is still usable.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A block of at least `size` bytes; returns (pointer, capacity).
+    /// A block of at least `size` bytes for work on the current stream; returns (pointer,
+    /// capacity).
     pub fn alloc(&self, size: usize) -> Result<(sys::CUdeviceptr, usize)> {
         let capacity = bucket(size);
         if capacity == 0 {
@@ -80,9 +84,18 @@ impl Pool {
         {
             return Ok((p, capacity));
         }
-        if let Some(p) = self.lock().get_mut(&capacity).and_then(|v| v.pop()) {
+        let reused = self.lock().get_mut(&capacity).and_then(|v| v.pop());
+        if let Some((p, used)) = reused {
             self.cached.fetch_sub(capacity, Ordering::Relaxed);
             self.note_active(capacity);
+            let me = crate::gpu::current_stream();
+            let others = used & !(1u64 << me);
+            if others != 0 {
+                let g = gpu()?;
+                for s in (0..64).filter(|s| others & (1u64 << s) != 0) {
+                    g.wait_for(s)?;
+                }
+            }
             return Ok((p, capacity));
         }
         let limit = self.memory_limit.load(Ordering::Relaxed);
@@ -149,8 +162,9 @@ impl Pool {
         blocks
     }
 
-    /// Returns a block to the cache, or to the driver when the cache is full.
-    pub fn give_back(&self, ptr: sys::CUdeviceptr, capacity: usize) {
+    /// Returns a block, used by the streams in the mask `used`, to the cache, or to the driver
+    /// when the cache is full.
+    pub fn give_back(&self, ptr: sys::CUdeviceptr, capacity: usize, used: u64) {
         if capacity == 0 {
             return;
         }
@@ -168,9 +182,9 @@ impl Pool {
         let limit = self.cache_limit.load(Ordering::Relaxed);
         if self.cached.load(Ordering::Relaxed) + capacity <= limit {
             self.cached.fetch_add(capacity, Ordering::Relaxed);
-            self.lock().entry(capacity).or_default().push(ptr);
+            self.lock().entry(capacity).or_default().push((ptr, used));
         } else if let Ok(g) = gpu() {
-            // A queued kernel may still use the block: wait for the stream first. Errors here
+            // A queued kernel may still use the block: wait for the streams first. Errors here
             // have nowhere to go (this runs in a drop); the block then leaks.
             let _ = g.synchronize();
             let _ = unsafe { result::free_sync(ptr) };
@@ -185,7 +199,7 @@ impl Pool {
         }
         gpu()?.synchronize()?;
         for (capacity, ptrs) in drained {
-            for p in ptrs {
+            for (p, _) in ptrs {
                 self.cached.fetch_sub(capacity, Ordering::Relaxed);
                 // SAFETY: p came from cuMemAlloc and nothing uses it any more.
                 unsafe { result::free_sync(p) }.map_err(|e| driver_err("cuMemFree", e))?;

@@ -51,14 +51,14 @@ pub(crate) fn mark() -> Result<Option<sys::CUevent>> {
         unsafe {
             sys::cuEventRecordWithFlags(
                 e,
-                g.stream,
+                g.stream(),
                 sys::CUevent_record_flags::CU_EVENT_RECORD_EXTERNAL as u32,
             )
         }
         .result()
         .map_err(|e| driver_err("recording an event in a graph", e))?;
     } else {
-        unsafe { result::event::record(e, g.stream) }
+        unsafe { result::event::record(e, g.stream()) }
             .map_err(|e| driver_err("recording an event", e))?;
     }
     Ok(Some(e))

@@ -1,7 +1,8 @@
 //! `CudaStorage`: a buffer's copy in device memory (core's `DeviceStorage`), and the moves
 //! between host and device.
 
-use crate::gpu::{driver_err, gpu};
+use crate::gpu::{MAX_STREAMS, current_stream, driver_err, gpu};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::pool::POOL;
 use cudarc::driver::{result, sys};
 use std::any::Any;
@@ -14,17 +15,48 @@ pub struct CudaStorage {
     ptr: sys::CUdeviceptr,
     size: usize,
     capacity: usize,
+    /// The stream whose work wrote the bytes last.
+    writer: AtomicUsize,
+    /// Streams ordered after that write (the writer, and readers that waited for it).
+    seen: AtomicU64,
+    /// Streams that used the block (for the pool, and for host reads to wait on).
+    used: AtomicU64,
 }
 
 impl CudaStorage {
-    /// Fresh device memory for `size` bytes (contents unspecified).
+    /// Fresh device memory for `size` bytes (contents unspecified), written by the current
+    /// stream.
     pub fn alloc(size: usize) -> Result<CudaStorage> {
         let (ptr, capacity) = POOL.alloc(size)?;
+        let me = current_stream();
         Ok(CudaStorage {
             ptr,
             size,
             capacity,
+            writer: AtomicUsize::new(me),
+            seen: AtomicU64::new(1 << me),
+            used: AtomicU64::new(1 << me),
         })
+    }
+
+    /// Orders stream `me`, about to read this block, after the work that wrote it: the first
+    /// read from another stream makes `me` wait for an event on the writer's stream.
+    pub(crate) fn order_read(&self, me: usize) -> Result<()> {
+        let bit = 1u64 << me;
+        self.used.fetch_or(bit, Ordering::Relaxed);
+        if self.seen.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            gpu()?.wait_for(self.writer.load(Ordering::Acquire))?;
+        }
+        Ok(())
+    }
+
+    /// Records that stream `me` wrote the block (an output that reused an input's buffer).
+    pub(crate) fn note_write(&self, me: usize) {
+        let bit = 1u64 << me;
+        self.used.fetch_or(bit, Ordering::Relaxed);
+        if self.writer.swap(me, Ordering::AcqRel) != me {
+            self.seen.store(bit, Ordering::Release);
+        }
     }
 
     /// The device address of the first byte.
@@ -43,7 +75,7 @@ impl CudaStorage {
             let g = gpu()?;
             // SAFETY: s holds bytes.len() bytes; for pageable host memory the call returns
             // once the source has been staged, so `bytes` may go away after it.
-            unsafe { result::memcpy_htod_async(s.ptr, bytes, g.stream) }
+            unsafe { result::memcpy_htod_async(s.ptr, bytes, g.stream()) }
                 .map_err(|e| driver_err("copying to the device", e))?;
         }
         Ok(s)
@@ -52,7 +84,7 @@ impl CudaStorage {
 
 impl Drop for CudaStorage {
     fn drop(&mut self) {
-        POOL.give_back(self.ptr, self.capacity);
+        POOL.give_back(self.ptr, self.capacity, *self.used.get_mut());
     }
 }
 
@@ -79,11 +111,16 @@ impl DeviceStorage for CudaStorage {
             return Err(crate::graph::not_capturable("a copy to the host"));
         }
         let g = gpu()?;
+        // Every stream that used the block finishes first (its writer among them).
+        let used = self.used.load(Ordering::Acquire);
+        for s in (0..MAX_STREAMS).filter(|s| used & (1u64 << s) != 0) {
+            g.synchronize_stream(s)?;
+        }
         // SAFETY: both sides hold `size` bytes; the copy is ordered after every kernel queued
         // on the stream, and the sync makes the bytes visible before we return.
-        unsafe { result::memcpy_dtoh_async(dst, self.ptr, g.stream) }
+        unsafe { result::memcpy_dtoh_async(dst, self.ptr, g.stream()) }
             .map_err(|e| driver_err("copying to the host", e))?;
-        g.synchronize()?;
+        g.synchronize_stream(crate::gpu::current_stream())?;
         // An out-of-range index a kernel found surfaces at this read.
         crate::kernels::indexing::take_index_error()
     }

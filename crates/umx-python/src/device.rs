@@ -1,5 +1,5 @@
 //! Devices and streams: `mx.cpu`, `mx.gpu`, `Device`, `Stream`, `default_device`,
-//! `set_default_device`, `default_stream`, the `stream=` argument of every op and the
+//! `set_default_device`, `default_stream`, `new_stream`, the `stream=` argument of every op and the
 //! `with mx.stream(s):` context.
 //!
 //! `stream=` is honoured: the op is built on that stream (a device stands for its default
@@ -191,6 +191,13 @@ pub fn default_stream(device: Option<DeviceArg>) -> PyStream {
         Some(d) => Stream::default_of(d.device()),
         None => umx::default_stream(),
     })
+}
+
+/// A new stream on `device` (`mx.new_stream`): ops given it (`stream=s`, `with
+/// mx.stream(s)`) run in order on it, alongside other streams' work on a GPU.
+#[pyfunction]
+pub fn new_stream(device: DeviceArg) -> PyResult<PyStream> {
+    umx::new_stream(device.device()).map(PyStream).or_raise()
 }
 
 #[pyfunction]

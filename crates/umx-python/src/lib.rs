@@ -75,7 +75,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("newaxis", py.None())?;
 
     add_functions!(m, dtype: issubdtype);
-    add_functions!(m, device: default_device, set_default_device, default_stream, is_available,
+    add_functions!(m, device: default_device, set_default_device, default_stream, new_stream, is_available,
         synchronize, stream);
     add_functions!(m, ops:
         abs, negative, sign, square, floor, ceil, bitwise_invert, sqrt, rsqrt, reciprocal, exp,

@@ -357,6 +357,18 @@ def test_stream_argument_is_honoured():
         assert_array(mx.array([1.0]) * 2, [2.0])
 
 
+def test_new_streams_take_work_and_hand_results_across():
+    dev = mx.default_device()
+    s1, s2 = mx.new_stream(dev), mx.new_stream(dev)
+    assert s1.index != s2.index and s1.index > 0 and s1.device == dev
+    x = mx.arange(1000, dtype=mx.float32)
+    with mx.stream(s1):
+        y = (x * 2 + 1) * 0.5
+    z = mx.sum(y, stream=s2)
+    mx.synchronize(s2)
+    assert z.item() == float(np.sum((np.arange(1000, dtype=np.float32) * 2 + 1) * 0.5))
+
+
 def test_eval_takes_trees_and_async_eval_returns():
     a = mx.array([1.0]) + 1
     b = {"x": [mx.array(2.0) * 3]}

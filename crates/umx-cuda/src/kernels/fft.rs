@@ -67,6 +67,16 @@ fn ok(what: &str, r: fft::cufftResult) -> Result<()> {
 impl Plans {
     /// The plan for `key`, made (on the stream) if it is new.
     fn get(&mut self, key: PlanKey, in_len: i64, out_len: i64) -> Result<fft::cufftHandle> {
+        let plan = self.get_or_make(key, in_len, out_len)?;
+        // The transform queues on the stream of the node being evaluated.
+        // SAFETY: a live plan and stream; the plans' lock is held.
+        ok("setting the stream", unsafe {
+            fft::cufftSetStream(plan, gpu()?.stream() as fft::cudaStream_t)
+        })?;
+        Ok(plan)
+    }
+
+    fn get_or_make(&mut self, key: PlanKey, in_len: i64, out_len: i64) -> Result<fft::cufftHandle> {
         if let Some(&p) = self.0.get(&key) {
             return Ok(p);
         }
@@ -77,7 +87,6 @@ impl Plans {
                 unsafe { fft::cufftDestroy(p) };
             }
         }
-        let g = gpu()?;
         let mut plan: fft::cufftHandle = 0;
         let (mut n, mut inembed, mut onembed) = ([key.n], [in_len], [out_len]);
         let mut work = 0usize;
@@ -102,10 +111,6 @@ impl Plans {
                 fft::cufftDestroy(plan);
                 return Err(e);
             }
-            ok(
-                "setting the stream",
-                fft::cufftSetStream(plan, g.stream as fft::cudaStream_t),
-            )?;
         }
         self.0.insert(key, plan);
         Ok(plan)

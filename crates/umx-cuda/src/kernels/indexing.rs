@@ -233,7 +233,7 @@ fn run(p: Plan) -> Result<Option<()>> {
         let bytes = p.out_len.max(1) * 4;
         let table = crate::storage::CudaStorage::alloc(bytes)?;
         // SAFETY: the table holds `bytes`; the memset is ordered before both passes.
-        unsafe { result::memset_d8_async(table.ptr(), 0, bytes, g.stream) }
+        unsafe { result::memset_d8_async(table.ptr(), 0, bytes, g.stream()) }
             .map_err(|e| driver_err("zeroing a scatter table", e))?;
         for phase in [0i32, 1] {
             let mut a = args.clone();
@@ -437,7 +437,7 @@ fn error_block(arm: bool) -> Result<u64> {
             let storage = crate::storage::CudaStorage::alloc(ERROR_BYTES)?;
             // SAFETY: the block holds ERROR_BYTES; zeroed in stream order, before any kernel
             // that writes it.
-            unsafe { result::memset_d8_async(storage.ptr(), 0, ERROR_BYTES, g.stream) }
+            unsafe { result::memset_d8_async(storage.ptr(), 0, ERROR_BYTES, g.stream()) }
                 .map_err(|e| driver_err("zeroing the index error record", e))?;
             *r = Some(Record {
                 storage,

@@ -102,6 +102,19 @@ fn run<T: Float>(
 ) -> Result<Option<Vec<ArrayData>>> {
     let lock = handles()?;
     let h = lock.lock().unwrap_or_else(|e| e.into_inner());
+    // The handles queue on the stream of the node being evaluated.
+    let stream = gpu()?.stream();
+    // SAFETY: live handles and stream; the lock is held.
+    unsafe {
+        dn_ok(
+            "setting the stream",
+            dn::cusolverDnSetStream(h.dn, stream as dn::cudaStream_t),
+        )?;
+        blas_ok(
+            "setting the stream",
+            blas::cublasSetStream_v2(h.blas, stream as blas::cudaStream_t),
+        )?;
+    }
     let outs = match *op {
         LinalgOp::Solve => match solve::<T>(&h, job, &inputs[0], input(op, inputs, 1)?)? {
             Some(outs) => Ok(outs),
@@ -156,7 +169,7 @@ unsafe impl Send for Handles {}
 fn handles() -> Result<&'static Mutex<Handles>> {
     static H: OnceLock<Result<Mutex<Handles>>> = OnceLock::new();
     H.get_or_init(|| {
-        let g = gpu()?;
+        gpu()?;
         // SAFETY: only check for the libraries (cudarc panics when one is missing).
         if !unsafe { dn::is_culib_present() } {
             return Err(Error::Device(
@@ -170,18 +183,10 @@ fn handles() -> Result<&'static Mutex<Handles>> {
         }
         let mut d = std::ptr::null_mut();
         let mut b = std::ptr::null_mut();
-        // SAFETY: out-parameters, then the live stream.
+        // SAFETY: out-parameters. Each call sets the handles' stream (see `run`).
         unsafe {
             dn_ok("creating a handle", dn::cusolverDnCreate(&mut d))?;
-            dn_ok(
-                "setting the stream",
-                dn::cusolverDnSetStream(d, g.stream as dn::cudaStream_t),
-            )?;
             blas_ok("creating a handle", blas::cublasCreate_v2(&mut b))?;
-            blas_ok(
-                "setting the stream",
-                blas::cublasSetStream_v2(b, g.stream as blas::cudaStream_t),
-            )?;
         }
         Ok(Mutex::new(Handles { dn: d, blas: b }))
     })
@@ -443,7 +448,7 @@ fn ints(count: usize) -> Result<(Buffer, Ptr)> {
     let (b, p) = scratch(count * 4)?;
     let g = gpu()?;
     // SAFETY: the buffer holds count ints; the stream is live.
-    unsafe { result::memset_d8_async(p, 0, count * 4, g.stream) }
+    unsafe { result::memset_d8_async(p, 0, count * 4, g.stream()) }
         .map_err(|e| driver_err("clearing info", e))?;
     Ok((b, p))
 }

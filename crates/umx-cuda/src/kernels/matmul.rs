@@ -373,10 +373,10 @@ pub fn eval(
             // SAFETY: the descriptors made here are kept in the cache (or freed on error).
             let p = unsafe { make_plan(blas.handle, &key, (data_type, compute, scale_type)) }?;
             if blas.plans.len() >= MAX_PLANS {
-                // The stream may still hold products queued with old plans: wait for them.
-                let _ = unsafe { cudarc::driver::result::stream::synchronize(g.stream) };
+                // The streams may still hold products queued with old plans: wait for them.
+                let _ = g.synchronize();
                 for (_, old) in blas.plans.drain() {
-                    // SAFETY: the stream has finished every product.
+                    // SAFETY: the streams have finished every product.
                     unsafe { old.destroy() };
                 }
             }
@@ -424,7 +424,7 @@ pub fn eval(
             &plan.algo,
             blas.workspace_ptr as *mut c_void,
             WORKSPACE,
-            g.stream as ltsys::cudaStream_t,
+            g.stream() as ltsys::cudaStream_t,
         )
     }
     .map_err(|e| blas_err("matmul", e))?;
