@@ -134,14 +134,30 @@ fn pdl() -> bool {
 
 /// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
 pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
+    function_with(source, name, &[])
+}
+
+/// [`function`] with NVRTC options of the caller's instead of umx's own (a user kernel's:
+/// C++17, the CUDA include directory, default float contraction).
+pub(crate) fn function_with(
+    source: &str,
+    name: &str,
+    options: &[String],
+) -> Result<sys::CUfunction> {
     let g = gpu()?;
     let arch = format!("sm_{}{}", g.arch.0, g.arch.1);
+    let own = OPTIONS.join(" ");
+    let opts = if options.is_empty() {
+        own
+    } else {
+        options.join(" ")
+    };
     // The prologue goes in only when a module is compiled (some kernels look their module up
     // by source at every launch); it is part of the key, so a changed prologue recompiles.
     let key = fnv128(&[
         source.as_bytes(),
         arch.as_bytes(),
-        OPTIONS.join(" ").as_bytes(),
+        opts.as_bytes(),
         PDL_PROLOGUE.as_bytes(),
     ]);
     let mut modules = MODULES
@@ -151,7 +167,7 @@ pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
     let m = match modules.entry(key) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
-            let cubin = cubin(source, &arch, key)?;
+            let cubin = cubin(source, &arch, key, options)?;
             // SAFETY: a complete cubin image for this device's architecture.
             let module = unsafe { result::module::load_data(cubin.as_ptr() as *const c_void) }
                 .map_err(|e| driver_err("loading a compiled kernel module", e))?;
@@ -173,7 +189,7 @@ pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
 }
 
 /// The cubin of `source`: from the disk cache, or compiled now (and stored there).
-fn cubin(source: &str, arch: &str, key: u128) -> Result<Vec<u8>> {
+fn cubin(source: &str, arch: &str, key: u128, options: &[String]) -> Result<Vec<u8>> {
     let (vmaj, vmin) = nvrtc_version();
     let file = cache_dir().map(|d| d.join(format!("{key:032x}-nvrtc{vmaj}.{vmin}.cubin")));
     if let Some(f) = &file
@@ -183,7 +199,7 @@ fn cubin(source: &str, arch: &str, key: u128) -> Result<Vec<u8>> {
         FROM_DISK.fetch_add(1, Ordering::Relaxed);
         return Ok(bytes);
     }
-    let bytes = compile(&with_prologue(source), arch)?;
+    let bytes = compile(&with_prologue(source), arch, options)?;
     COMPILED.fetch_add(1, Ordering::Relaxed);
     if let Some(f) = file
         && let Some(dir) = f.parent()
@@ -198,7 +214,7 @@ fn cubin(source: &str, arch: &str, key: u128) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn compile(source: &str, arch: &str) -> Result<Vec<u8>> {
+fn compile(source: &str, arch: &str, options: &[String]) -> Result<Vec<u8>> {
     // SAFETY: checks for the library without loading any symbol (cudarc panics otherwise).
     if !unsafe { nvrtc_sys::is_culib_present() } {
         return Err(Error::Device(
@@ -208,7 +224,11 @@ fn compile(source: &str, arch: &str) -> Result<Vec<u8>> {
     let src = CString::new(source).map_err(|_| Error::Device("kernel source has a NUL".into()))?;
     let prog = nvrtc::create_program(&src, None)
         .map_err(|e| Error::Device(format!("nvrtc: creating a program: {e:?}")))?;
-    let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
+    let mut opts: Vec<String> = if options.is_empty() {
+        OPTIONS.iter().map(|s| s.to_string()).collect()
+    } else {
+        options.to_vec()
+    };
     opts.push(format!("--gpu-architecture={arch}"));
     // SAFETY: prog is live until destroyed at the end.
     unsafe {

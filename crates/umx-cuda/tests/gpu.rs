@@ -1509,3 +1509,123 @@ fn work_crossing_streams_is_ordered_without_a_host_sync() {
     };
     assert!(err.to_string().contains("at most 64 streams"), "{err}");
 }
+
+/// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template
+/// argument in float32 and bfloat16; a strided input read through its shape and strides
+/// (`elem_to_loc`) without the row-major copy; two outputs, one starting at `init_value`,
+/// over a 2-D grid with an integer template argument; a compile error reported with NVRTC's
+/// log.
+#[test]
+fn user_cuda_kernels_compile_run_and_report_errors() {
+    if !setup() {
+        return;
+    }
+    use umx_core::fast::{KernelCall, cuda_kernel};
+    use umx_core::primitives::TemplateArg;
+    let gpu = Device::Gpu(0);
+    let exp = cuda_kernel(
+        "myexp",
+        &["inp"],
+        &["out"],
+        "auto elem = cooperative_groups::this_grid().thread_rank();
+         if (elem < inp_size) { T tmp = inp[elem]; out[elem] = (T)expf((float)tmp); }",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
+    for dtype in [Dtype::Float32, Dtype::Bfloat16] {
+        let x = input(&[1000], dtype, 70);
+        let call = KernelCall {
+            grid: [1000, 1, 1],
+            threadgroup: [256, 1, 1],
+            output_shapes: vec![vec![1000]],
+            output_dtypes: vec![dtype],
+            template: vec![
+                ("T".into(), TemplateArg::Dtype(dtype)),
+                ("inp_size".into(), TemplateArg::Int(1000)),
+            ],
+            ..Default::default()
+        };
+        let got = with_device(gpu, || exp.call(std::slice::from_ref(&x), &call)).unwrap();
+        let want = with_device(Device::Cpu, || ops::exp(&x)).unwrap();
+        let rtol = if dtype == Dtype::Float32 { 1e-6 } else { 1e-2 };
+        assert_close(
+            &format!("myexp {dtype}"),
+            &want.to_vec::<f64>().unwrap(),
+            &got[0].to_vec::<f64>().unwrap(),
+            rtol,
+        );
+    }
+    // A transposed input, read in place through its strides.
+    let a = input(&[6, 5], Dtype::Float32, 71);
+    let at = a.t().unwrap();
+    let copy = cuda_kernel(
+        "strided_copy",
+        &["a"],
+        &["out"],
+        "long long i = blockIdx.x * blockDim.x + threadIdx.x;
+         if (i < 30) out[i] = a[elem_to_loc(i, a_shape, a_strides, a_ndim)];",
+        "",
+        false,
+        0,
+    )
+    .unwrap();
+    let call = KernelCall {
+        grid: [30, 1, 1],
+        threadgroup: [32, 1, 1],
+        output_shapes: vec![vec![5, 6]],
+        output_dtypes: vec![Dtype::Float32],
+        ..Default::default()
+    };
+    let got = with_device(gpu, || copy.call(std::slice::from_ref(&at), &call)).unwrap();
+    assert_eq!(
+        got[0].to_vec::<f32>().unwrap(),
+        at.to_vec::<f32>().unwrap()
+    );
+    // Two outputs over a 2-D grid; the second starts at 7 and gets K added where i == j.
+    let two = cuda_kernel(
+        "two",
+        &["m"],
+        &["doubled", "diag"],
+        "int i = blockIdx.y * blockDim.y + threadIdx.y, j = blockIdx.x * blockDim.x + threadIdx.x;
+         if (i < 6 && j < 5) { doubled[i * 5 + j] = 2 * m[i * 5 + j]; if (i == j) diag[i * 5 + j] += K; }",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
+    let call = KernelCall {
+        grid: [5, 6, 1],
+        threadgroup: [4, 4, 1],
+        output_shapes: vec![vec![6, 5], vec![6, 5]],
+        output_dtypes: vec![Dtype::Float32, Dtype::Int32],
+        template: vec![("K".into(), TemplateArg::Int(3))],
+        init_value: Some(7.0),
+        verbose: false,
+    };
+    let got = with_device(gpu, || two.call(std::slice::from_ref(&a), &call)).unwrap();
+    let av = a.to_vec::<f32>().unwrap();
+    assert_eq!(
+        got[0].to_vec::<f32>().unwrap(),
+        av.iter().map(|v| 2.0 * v).collect::<Vec<_>>()
+    );
+    let diag: Vec<i32> = (0..30).map(|k| if k / 5 == k % 5 { 10 } else { 7 }).collect();
+    assert_eq!(got[1].to_vec::<i32>().unwrap(), diag);
+    // A compile error is an Err carrying NVRTC's log.
+    let broken = cuda_kernel("broken", &["a"], &["out"], "out[0] = undefined_thing;", "", true, 0)
+        .unwrap();
+    let call = KernelCall {
+        grid: [1, 1, 1],
+        threadgroup: [1, 1, 1],
+        output_shapes: vec![vec![1]],
+        output_dtypes: vec![Dtype::Float32],
+        ..Default::default()
+    };
+    let e = with_device(gpu, || broken.call(std::slice::from_ref(&a), &call))
+        .unwrap()[0]
+        .eval()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("broken") && e.contains("undefined_thing"), "{e}");
+}

@@ -1,5 +1,5 @@
 //! `umx.core.fast`: the fused kernels of `umx::fast` with MLX's names, arguments and defaults
-//! (`mx.fast.rms_norm`, `layer_norm`, `rope`, `scaled_dot_product_attention`).
+//! (`mx.fast.rms_norm`, `layer_norm`, `rope`, `scaled_dot_product_attention`, `cuda_kernel`).
 
 use crate::array::PyArray;
 use crate::device::{StreamArg, on};
@@ -132,5 +132,92 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_kernel, &m)?)?;
+    m.add_class::<PyCudaKernel>()?;
     Ok(m)
+}
+
+/// A user CUDA kernel (`mx.fast.cuda_kernel`): call it with `inputs`, `output_shapes`,
+/// `output_dtypes`, `grid` (threads) and `threadgroup`; `template` is a list of (name, value)
+/// pairs, each a dtype, an int or a bool.
+#[pyclass(name = "CudaKernel", module = "umx.core.fast")]
+pub struct PyCudaKernel(fast::CudaKernel);
+
+#[pymethods]
+impl PyCudaKernel {
+    #[pyo3(signature = (*, inputs, output_shapes, output_dtypes, grid, threadgroup,
+        template=None, init_value=None, verbose=false, stream=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn __call__(
+        &self,
+        inputs: Vec<Bound<'_, PyAny>>,
+        output_shapes: Vec<Vec<usize>>,
+        output_dtypes: Vec<crate::dtype::PyDtype>,
+        grid: (usize, usize, usize),
+        threadgroup: (usize, usize, usize),
+        template: Option<Vec<(String, Bound<'_, PyAny>)>>,
+        init_value: Option<f64>,
+        verbose: bool,
+        stream: Option<StreamArg>,
+    ) -> PyResult<Vec<PyArray>> {
+        use umx::primitives::TemplateArg;
+        let inputs: Vec<Array> = inputs
+            .iter()
+            .map(|x| crate::convert::to_array(x, None))
+            .collect::<PyResult<_>>()?;
+        let mut targs = Vec::new();
+        for (name, v) in template.unwrap_or_default() {
+            let arg = if let Ok(d) = v.extract::<crate::dtype::PyDtype>() {
+                TemplateArg::Dtype(d.0)
+            } else if v.is_instance_of::<pyo3::types::PyBool>() {
+                TemplateArg::Bool(v.extract()?)
+            } else if let Ok(i) = v.extract::<i64>() {
+                TemplateArg::Int(i)
+            } else {
+                return Err(PyValueError::new_err(format!(
+                    "cuda_kernel: template argument {name} is not a dtype, an int or a bool"
+                )));
+            };
+            targs.push((name, arg));
+        }
+        let call = fast::KernelCall {
+            grid: [grid.0, grid.1, grid.2],
+            threadgroup: [threadgroup.0, threadgroup.1, threadgroup.2],
+            output_shapes,
+            output_dtypes: output_dtypes.into_iter().map(|d| d.0).collect(),
+            template: targs,
+            init_value,
+            verbose,
+        };
+        on(stream, || self.0.call(&inputs, &call))
+            .map(|v| v.into_iter().map(PyArray::from).collect())
+    }
+}
+
+/// A custom CUDA kernel from the body of its function (`mx.fast.cuda_kernel`).
+#[pyfunction]
+#[pyo3(signature = (name, input_names, output_names, source, header="", ensure_row_contiguous=true,
+    shared_memory=0))]
+pub fn cuda_kernel(
+    name: &str,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    source: &str,
+    header: &str,
+    ensure_row_contiguous: bool,
+    shared_memory: usize,
+) -> PyResult<PyCudaKernel> {
+    let ins: Vec<&str> = input_names.iter().map(String::as_str).collect();
+    let outs: Vec<&str> = output_names.iter().map(String::as_str).collect();
+    fast::cuda_kernel(
+        name,
+        &ins,
+        &outs,
+        source,
+        header,
+        ensure_row_contiguous,
+        shared_memory,
+    )
+    .map(PyCudaKernel)
+    .map_err(|e| PyValueError::new_err(e.to_string()))
 }

@@ -48,3 +48,26 @@ def test_attention_with_grouped_heads_and_a_causal_mask():
     np.testing.assert_allclose(got, p @ vv, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="causal"):
         mx.fast.scaled_dot_product_attention(mx.array(q), mx.array(k), mx.array(v), scale=0.5, mask="upper")
+
+
+def test_cuda_kernel_runs_mlxs_example_on_a_gpu_and_refuses_the_cpu():
+    source = """
+        auto elem = cooperative_groups::this_grid().thread_rank();
+        if (elem < n) { T tmp = inp[elem]; out[elem] = exp(tmp); }
+    """
+    kernel = mx.fast.cuda_kernel(
+        name="myexp", input_names=["inp"], output_names=["out"], source=source)
+    a = mx.array(rng_arr(4, 16))
+
+    def run(stream):
+        return kernel(inputs=[a], template=[("T", mx.float32), ("n", a.size)],
+                      grid=(a.size, 1, 1), threadgroup=(256, 1, 1),
+                      output_shapes=[a.shape], output_dtypes=[a.dtype], stream=stream)[0]
+
+    with pytest.raises(Exception, match="GPU only"):
+        mx.eval(run(mx.cpu))
+    with pytest.raises(ValueError, match="C identifier"):
+        mx.fast.cuda_kernel(name="my exp", input_names=["inp"], output_names=["out"], source="")
+    if not mx.is_available(mx.gpu):
+        pytest.skip("no GPU")
+    np.testing.assert_allclose(np.array(run(mx.gpu)), np.exp(np.array(a)), rtol=1e-6)

@@ -358,3 +358,161 @@ pub fn scaled_dot_product_attention(
         fallback(op, &inputs)
     }
 }
+
+/// A user CUDA kernel compiled by NVRTC from a source string (MLX's `mx.fast.cuda_kernel`):
+/// [`cuda_kernel`] makes it, [`CudaKernel::call`] runs it on arrays.
+///
+/// The source is the body of a kernel whose signature is generated: each input as
+/// `const T* name` (T its dtype's C type: `float`, `__half`, `__nv_bfloat16`, `int`, ...),
+/// then each output as `T* name`. An input whose `name_shape`, `name_strides` or `name_ndim`
+/// the source mentions also gets those (its shape and strides in elements, indexable as
+/// `name_shape[i]`), and `elem_to_loc(i, name_shape, name_strides, name_ndim)` maps a
+/// row-major index to a strided offset. Template arguments become `typedef`s (dtypes) and
+/// `constexpr` values (integers, bools). `grid` counts threads, as MLX's (blocks are
+/// `grid / threadgroup`, rounded up). The CUDA headers (`cuda_fp16.h`, `cuda_bf16.h`,
+/// `cooperative_groups.h`) are included when the toolkit is installed.
+#[derive(Clone, Debug)]
+pub struct CudaKernel {
+    name: String,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    source: String,
+    header: String,
+    ensure_row_contiguous: bool,
+    shared_memory: usize,
+}
+
+/// One call of a [`CudaKernel`]: launch shape, outputs and template arguments.
+#[derive(Clone, Debug, Default)]
+pub struct KernelCall {
+    /// Threads along x, y, z.
+    pub grid: [usize; 3],
+    /// Threads per block along x, y, z.
+    pub threadgroup: [usize; 3],
+    pub output_shapes: Vec<Vec<usize>>,
+    pub output_dtypes: Vec<Dtype>,
+    pub template: Vec<(String, crate::primitives::TemplateArg)>,
+    /// Every output element starts at this value (else outputs start uninitialised).
+    pub init_value: Option<f64>,
+    /// Print the generated source when it is compiled.
+    pub verbose: bool,
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+/// A user CUDA kernel named `name` (see [`CudaKernel`]).
+pub fn cuda_kernel(
+    name: &str,
+    input_names: &[&str],
+    output_names: &[&str],
+    source: &str,
+    header: &str,
+    ensure_row_contiguous: bool,
+    shared_memory: usize,
+) -> Result<CudaKernel> {
+    let mut seen = std::collections::HashSet::new();
+    for n in std::iter::once(&name).chain(input_names).chain(output_names) {
+        if !is_ident(n) {
+            bail!("cuda_kernel {name}: {n:?} is not a C identifier");
+        }
+    }
+    for n in input_names.iter().chain(output_names) {
+        if !seen.insert(*n) {
+            bail!("cuda_kernel {name}: the parameter name {n} is used twice");
+        }
+    }
+    if output_names.is_empty() {
+        bail!("cuda_kernel {name}: a kernel needs at least one output");
+    }
+    Ok(CudaKernel {
+        name: name.to_string(),
+        input_names: input_names.iter().map(|s| s.to_string()).collect(),
+        output_names: output_names.iter().map(|s| s.to_string()).collect(),
+        source: source.to_string(),
+        header: header.to_string(),
+        ensure_row_contiguous,
+        shared_memory,
+    })
+}
+
+impl CudaKernel {
+    /// The kernel applied to `inputs` (one per input name): its outputs, lazily, computed on
+    /// the GPU stream they are evaluated on. A CPU stream gives an error at evaluation.
+    pub fn call(&self, inputs: &[Array], call: &KernelCall) -> Result<Vec<Array>> {
+        let name = &self.name;
+        if inputs.len() != self.input_names.len() {
+            bail!(
+                "cuda_kernel {name}: {} inputs for {} input names",
+                inputs.len(),
+                self.input_names.len()
+            );
+        }
+        let n = self.output_names.len();
+        if call.output_shapes.len() != n || call.output_dtypes.len() != n {
+            bail!(
+                "cuda_kernel {name}: {} output shapes and {} output dtypes for {n} output names",
+                call.output_shapes.len(),
+                call.output_dtypes.len()
+            );
+        }
+        if call.grid.contains(&0) || call.threadgroup.contains(&0) {
+            bail!(
+                "cuda_kernel {name}: grid {:?} and threadgroup {:?} must be positive",
+                call.grid,
+                call.threadgroup
+            );
+        }
+        if call.threadgroup.iter().product::<usize>() > 1024 {
+            bail!(
+                "cuda_kernel {name}: a threadgroup of {:?} is over 1024 threads",
+                call.threadgroup
+            );
+        }
+        for (a, n) in inputs.iter().zip(&self.input_names) {
+            a.check()?;
+            if a.dtype() == Dtype::Complex64 {
+                bail!("cuda_kernel {name}: input {n} is complex64, which kernels cannot take");
+            }
+        }
+        for (d, n) in call.output_dtypes.iter().zip(&self.output_names) {
+            if *d == Dtype::Complex64 {
+                bail!("cuda_kernel {name}: output {n} is complex64, which kernels cannot make");
+            }
+        }
+        for (t, _) in &call.template {
+            if !is_ident(t) {
+                bail!("cuda_kernel {name}: template name {t:?} is not a C identifier");
+            }
+        }
+        let outputs: Vec<crate::device::OutSpec> = call
+            .output_shapes
+            .iter()
+            .zip(&call.output_dtypes)
+            .map(|(s, d)| crate::device::OutSpec {
+                shape: s.clone(),
+                dtype: *d,
+            })
+            .collect();
+        let op = FastOp::CudaKernel(std::sync::Arc::new(crate::primitives::UserKernel {
+            name: self.name.clone(),
+            input_names: self.input_names.clone(),
+            output_names: self.output_names.clone(),
+            source: self.source.clone(),
+            header: self.header.clone(),
+            ensure_row_contiguous: self.ensure_row_contiguous,
+            shared_memory: self.shared_memory,
+            grid: call.grid,
+            threadgroup: call.threadgroup,
+            template: call.template.clone(),
+            init_value: call.init_value,
+            outputs: outputs.clone(),
+            verbose: call.verbose,
+        }));
+        Array::from_primitive_multi(Primitive::Fast(op), inputs.to_vec(), outputs)
+    }
+}

@@ -49,6 +49,54 @@ pub enum FastOp {
         mask: bool,
         sinks: bool,
     },
+    /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
+    /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
+    /// CPU kernel, gradient or batching rule.
+    CudaKernel(std::sync::Arc<UserKernel>),
+}
+
+/// A user CUDA kernel and one call's launch configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserKernel {
+    /// The kernel's name (a C identifier; the generated kernel is `umx_user_<name>`).
+    pub name: String,
+    /// The parameter names of the inputs and outputs in the generated signature.
+    pub input_names: Vec<String>,
+    pub output_names: Vec<String>,
+    /// The body of the kernel, and code to put before it.
+    pub source: String,
+    pub header: String,
+    /// Inputs are copied to row-major order first (else their strides are passed).
+    pub ensure_row_contiguous: bool,
+    /// Dynamic shared memory in bytes.
+    pub shared_memory: usize,
+    /// Threads in total along each axis (MLX's convention), and threads per block.
+    pub grid: [usize; 3],
+    pub threadgroup: [usize; 3],
+    /// Names the source may use for a dtype (`typedef`), an integer or a bool (`constexpr`).
+    pub template: Vec<(String, TemplateArg)>,
+    /// Every output element starts at this value (else the outputs are uninitialised).
+    pub init_value: Option<f64>,
+    pub outputs: Vec<OutSpec>,
+    /// Print the generated source when it is compiled.
+    pub verbose: bool,
+}
+
+/// Why a user kernel cannot take the fallback's road.
+fn no_fallback(k: &UserKernel) -> crate::Error {
+    crate::Error::Invalid(format!(
+        "cuda_kernel {}: a user CUDA kernel runs on a GPU only, and has no gradient or batching \
+         rule",
+        k.name
+    ))
+}
+
+/// A template argument of a user kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TemplateArg {
+    Dtype(Dtype),
+    Int(i64),
+    Bool(bool),
 }
 
 impl FastOp {
@@ -60,6 +108,15 @@ impl FastOp {
             FastOp::Softmax => "softmax",
             FastOp::Rope { .. } => "rope",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
+            FastOp::CudaKernel(_) => "cuda_kernel",
+        }
+    }
+
+    /// Every output for these inputs (one but for a user kernel's).
+    pub fn outputs(&self, inputs: &[Array]) -> Vec<OutSpec> {
+        match self {
+            FastOp::CudaKernel(k) => k.outputs.clone(),
+            _ => vec![self.output(inputs)],
         }
     }
 
@@ -85,12 +142,16 @@ impl FastOp {
                     dtype: x.dtype(),
                 }
             }
+            FastOp::CudaKernel(k) => k.outputs[0].clone(),
         }
     }
 
     /// The computation as ordinary ops: what transformations see, and the values the kernels
     /// follow.
     pub fn fallback(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        if let FastOp::CudaKernel(k) = self {
+            return Err(no_fallback(k));
+        }
         let out = self.output(inputs).dtype;
         let x = &inputs[0];
         // float64 computes in float64; the rest in float32.
@@ -157,6 +218,7 @@ impl FastOp {
                 let s = sinks.then(|| &inputs[next]);
                 attention_fallback(x, &inputs[1], &inputs[2], scale, causal, m, s)?
             }
+            FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
         };
         Ok(vec![y])
     }

@@ -647,7 +647,7 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
             s.outputs.clone()
         } else if let Primitive::Fast(op) = &s.prim {
             // Fast ops keep the shape rule of their rows.
-            vec![op.output(&inputs)]
+            op.outputs(&inputs)
         } else {
             // A reducing fused step's axes hold only for the shapes it was traced with.
             let elementwise = match &s.prim {

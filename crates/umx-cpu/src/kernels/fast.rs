@@ -10,6 +10,12 @@ use umx_core::primitives::FastOp;
 use umx_core::{ArrayData, Dtype, Element, Error, Result, bf16, dispatch_dtype, f16};
 
 pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
+    if let FastOp::CudaKernel(k) = op {
+        return Err(Error::Invalid(format!(
+            "cuda_kernel {}: a user CUDA kernel runs on a GPU only; evaluate it on a GPU stream",
+            k.name
+        )));
+    }
     let out = outputs
         .first()
         .ok_or_else(|| Error::Device(format!("{}: expects one output", op.name())))?;
@@ -103,6 +109,7 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             let s = sinks.then(|| floats(&inputs[next]));
             attention(&inputs[..3], scale, causal, m, s.as_deref())
         }
+        FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
     };
     Ok(vec![store(&values, out)?])
 }

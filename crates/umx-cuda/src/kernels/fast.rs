@@ -32,6 +32,9 @@ const ATTN_WARPS: usize = 4;
 const MAX_DIMS: usize = 8;
 
 pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    if let FastOp::CudaKernel(k) = op {
+        return super::custom::eval(k, inputs);
+    }
     let out = first_out(op.name(), outputs)?;
     if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
         return Ok(None);
@@ -53,6 +56,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             mask,
             sinks,
         } => attention(inputs, out, scale, causal, mask, sinks),
+        FastOp::CudaKernel(_) => Ok(None),
     }
 }
 
@@ -242,22 +246,12 @@ fn rows_source(
             )
         };
         let (pre, post) = if write {
-            // Held in registers, the weight and bias were loaded with the row (their
-            // latency hidden behind the reductions).
             let mut pre = String::from("OP po;");
             if wvec && weight {
-                pre += if reg {
-                    " WP pw = wr[c];"
-                } else {
-                    " WP pw = *(const WP*)(w + j);"
-                };
+                pre += " WP pw = *(const WP*)(w + j);";
             }
             if wvec && bias {
-                pre += if reg {
-                    " BP pb = br[c];"
-                } else {
-                    " BP pb = *(const BP*)(b + j);"
-                };
+                pre += " BP pb = *(const BP*)(b + j);";
             }
             (pre, "*(OP*)(yr + j) = po;")
         } else {
@@ -268,16 +262,11 @@ fn rows_source(
         )
     };
     let loads = if reg {
-        let (wl, bl) = (
-            if wvec && weight { "wr[c] = *(const WP*)(w + j);" } else { "" },
-            if wvec && bias { "br[c] = *(const BP*)(b + j);" } else { "" },
-        );
         format!(
             "float v[CHUNKS][VEC];
-  WP wr[CHUNKS]; BP br[CHUNKS];
   for (int c = 0; c < CHUNKS; c++) {{
     long long j = ((long long)c * blockDim.x + threadIdx.x) * VEC;
-    if (j < d) {{ XP px = *(const XP*)(xr + j); {wl} {bl} for (int e = 0; e < VEC; e++) v[c][e] = {lx}; }}
+    if (j < d) {{ XP px = *(const XP*)(xr + j); for (int e = 0; e < VEC; e++) v[c][e] = {lx}; }}
   }}"
         )
     } else {
@@ -363,8 +352,8 @@ typedef umx_pack<{os}, VEC> OP;
 typedef umx_pack<{ws}, VEC> WP;
 typedef umx_pack<{bs}, VEC> BP;
 UMX_FN float umx_round_out(float v) {{ return {round}; }}
-extern "C" __global__ void umx_fast_rows({os}* __restrict__ out, const {xs}* __restrict__ x,
-    const {ws}* __restrict__ w, const {bs}* __restrict__ b, long long d, float eps) {{
+extern "C" __global__ void umx_fast_rows({os}* out, const {xs}* x, const {ws}* w, const {bs}* b,
+    long long d, float eps) {{
   __shared__ float sh[32];
   const {xs}* xr = x + (long long)blockIdx.x * d;
   {os}* yr = out + (long long)blockIdx.x * d;

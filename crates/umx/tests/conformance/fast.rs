@@ -416,3 +416,61 @@ fn a_row_that_sees_no_key_is_nan_and_empty_inputs_work() {
     .unwrap();
     assert_eq!(y.to_vec::<f32>().unwrap().len(), 0);
 }
+
+/// `fast::cuda_kernel` checks its arguments when it is made and called, and a CPU stream
+/// refuses to run it with an error (its values are checked on the GPU, in umx-cuda's tests).
+#[test]
+fn cuda_kernel_checks_its_arguments() {
+    let err = |r: Result<fast::CudaKernel>| r.unwrap_err().to_string();
+    let src = "out[0] = inp[0];";
+    assert!(err(fast::cuda_kernel("my exp", &["inp"], &["out"], src, "", true, 0)).contains("C identifier"));
+    assert!(err(fast::cuda_kernel("k", &["a"], &["a"], src, "", true, 0)).contains("used twice"));
+    assert!(err(fast::cuda_kernel("k", &["a"], &[], src, "", true, 0)).contains("at least one output"));
+    let k = fast::cuda_kernel("k", &["inp"], &["out"], src, "", true, 0).unwrap();
+    let x = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let call = fast::KernelCall {
+        grid: [2, 1, 1],
+        threadgroup: [32, 1, 1],
+        output_shapes: vec![vec![2]],
+        output_dtypes: vec![Dtype::Float32],
+        ..Default::default()
+    };
+    let bad = |c: fast::KernelCall, xs: &[Array]| k.call(xs, &c).unwrap_err().to_string();
+    assert!(bad(call.clone(), &[x.clone(), x.clone()]).contains("2 inputs for 1 input names"));
+    assert!(
+        bad(
+            fast::KernelCall {
+                output_dtypes: vec![],
+                ..call.clone()
+            },
+            &[x.clone()]
+        )
+        .contains("output dtypes")
+    );
+    assert!(
+        bad(
+            fast::KernelCall {
+                threadgroup: [64, 32, 1],
+                ..call.clone()
+            },
+            &[x.clone()]
+        )
+        .contains("over 1024 threads")
+    );
+    assert!(
+        bad(
+            fast::KernelCall {
+                grid: [0, 1, 1],
+                ..call.clone()
+            },
+            &[x.clone()]
+        )
+        .contains("positive")
+    );
+    let y = umx::with_device(Device::Cpu, || k.call(&[x.clone()], &call)).unwrap();
+    let e = y[0].eval().unwrap_err().to_string();
+    assert!(e.contains("GPU only"), "{e}");
+    // No gradient or batching rule: a clear error, not a wrong answer.
+    let g = grad(|x: &Array| ops::sum(&k.call(&[x.clone()], &call)?[0], None, false))(&x);
+    assert!(g.unwrap_err().to_string().contains("cuda_kernel"));
+}

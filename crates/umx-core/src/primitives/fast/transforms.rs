@@ -93,6 +93,11 @@ impl FastOp {
         axes: &[Option<usize>],
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        if let FastOp::CudaKernel(_) = self {
+            return Err(self.fallback(inputs).err().unwrap_or_else(|| {
+                crate::Error::Invalid("cuda_kernel: no batching rule".into())
+            }));
+        }
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
         let four_d = matches!(self, FastOp::Attention { .. });
