@@ -217,8 +217,9 @@ impl Gpu {
         // SAFETY: live streams and event; destroying a recorded event that a stream still
         // waits on is allowed (the driver releases it once the wait completes).
         let r = unsafe {
-            result::event::record(e, src)
-                .and_then(|_| result::stream::wait_event(dst, e, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT))
+            result::event::record(e, src).and_then(|_| {
+                result::stream::wait_event(dst, e, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT)
+            })
         };
         unsafe {
             let _ = result::event::destroy(e);

@@ -131,7 +131,10 @@ impl Backend for CudaBackend {
 
 /// A buffer's device copy, when it has one on this GPU.
 fn cuda_storage(buffer: &umx_core::Buffer) -> Option<&CudaStorage> {
-    buffer.device_storage()?.as_any().downcast_ref::<CudaStorage>()
+    buffer
+        .device_storage()?
+        .as_any()
+        .downcast_ref::<CudaStorage>()
 }
 
 /// The GPU kernel of a primitive, or `None` when it has none yet (for these inputs).

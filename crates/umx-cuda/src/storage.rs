@@ -2,10 +2,10 @@
 //! between host and device.
 
 use crate::gpu::{MAX_STREAMS, current_stream, driver_err, gpu};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::pool::POOL;
 use cudarc::driver::{result, sys};
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use umx_core::buffer::DeviceStorage;
 use umx_core::shape::{numel, row_major_strides};
 use umx_core::{ArrayData, Buffer, Device, Dtype, Error, Result};

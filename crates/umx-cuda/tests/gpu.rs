@@ -1579,10 +1579,7 @@ fn user_cuda_kernels_compile_run_and_report_errors() {
         ..Default::default()
     };
     let got = with_device(gpu, || copy.call(std::slice::from_ref(&at), &call)).unwrap();
-    assert_eq!(
-        got[0].to_vec::<f32>().unwrap(),
-        at.to_vec::<f32>().unwrap()
-    );
+    assert_eq!(got[0].to_vec::<f32>().unwrap(), at.to_vec::<f32>().unwrap());
     // Two outputs over a 2-D grid; the second starts at 7 and gets K added where i == j.
     let two = cuda_kernel(
         "two",
@@ -1610,11 +1607,21 @@ fn user_cuda_kernels_compile_run_and_report_errors() {
         got[0].to_vec::<f32>().unwrap(),
         av.iter().map(|v| 2.0 * v).collect::<Vec<_>>()
     );
-    let diag: Vec<i32> = (0..30).map(|k| if k / 5 == k % 5 { 10 } else { 7 }).collect();
+    let diag: Vec<i32> = (0..30)
+        .map(|k| if k / 5 == k % 5 { 10 } else { 7 })
+        .collect();
     assert_eq!(got[1].to_vec::<i32>().unwrap(), diag);
     // A compile error is an Err carrying NVRTC's log.
-    let broken = cuda_kernel("broken", &["a"], &["out"], "out[0] = undefined_thing;", "", true, 0)
-        .unwrap();
+    let broken = cuda_kernel(
+        "broken",
+        &["a"],
+        &["out"],
+        "out[0] = undefined_thing;",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
     let call = KernelCall {
         grid: [1, 1, 1],
         threadgroup: [1, 1, 1],
@@ -1622,10 +1629,74 @@ fn user_cuda_kernels_compile_run_and_report_errors() {
         output_dtypes: vec![Dtype::Float32],
         ..Default::default()
     };
-    let e = with_device(gpu, || broken.call(std::slice::from_ref(&a), &call))
-        .unwrap()[0]
+    let e = with_device(gpu, || broken.call(std::slice::from_ref(&a), &call)).unwrap()[0]
         .eval()
         .unwrap_err()
         .to_string();
     assert!(e.contains("broken") && e.contains("undefined_thing"), "{e}");
+}
+
+/// Ops that ran on the CPU fallback until now: complex64 max/min (real part, then imaginary
+/// part) and all/any over every axis set, `addmm` with an empty inner dimension (`beta * c`),
+/// and integer `round` to tens and hundreds. Each agrees with the CPU.
+#[test]
+fn complex_extremes_truth_tests_empty_products_and_integer_rounding_run_on_the_gpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::fft;
+    let x = input(&[6, 10], Dtype::Float32, 80);
+    let zc = with_device(Device::Cpu, || fft::fft(&x, None, -1, "ortho")).unwrap();
+    // Ties on the real part (the imaginary part decides) and zeros (false for all/any).
+    let tie = with_device(Device::Cpu, || {
+        let re = Array::from_slice(&[1.0f32, 1.0, 0.0, 0.0, -2.0, 1.0], &[2, 3])?;
+        let im = Array::from_slice(&[0.5f32, 2.0, 0.0, 1.0, 3.0, -1.0], &[2, 3])?;
+        ops::add(
+            &re.astype(Dtype::Complex64)?,
+            ops::multiply(
+                &im.astype(Dtype::Complex64)?,
+                &Array::from_slice(&[umx_core::Complex32::new(0.0, 1.0)], &[])?,
+            )?,
+        )
+    })
+    .unwrap();
+    umx_core::eval(&[zc.clone(), tie.clone()]).unwrap();
+    for (name, z) in [("spectrum", &zc), ("ties", &tie)] {
+        for axes in [None, Some(0i64), Some(1)] {
+            type Red = fn(&Array, Axes, bool) -> umx_core::Result<Array>;
+            let ops_: [(&str, Red); 4] = [
+                ("max", |z, a, k| ops::max(z, a, k)),
+                ("min", |z, a, k| ops::min(z, a, k)),
+                ("all", |z, a, k| ops::all(z, a, k)),
+                ("any", |z, a, k| ops::any(z, a, k)),
+            ];
+            for (op, f) in ops_ {
+                let (c, g) = both_complex(|| f(z, Axes::from(axes), false));
+                assert_eq!(c, g, "{op} of {name} over {axes:?}");
+            }
+        }
+    }
+    let c = input(&[4, 5], Dtype::Float32, 81);
+    let b = input(&[5], Dtype::Float32, 82);
+    let a0 = input(&[4, 0], Dtype::Float32, 83);
+    let b0 = input(&[0, 5], Dtype::Float32, 84);
+    for (what, beta) in [("beta 2", 2.0), ("beta 0", 0.0)] {
+        let (cc, g) = both(|| ops::addmm(&c, &a0, &b0, 1.0, beta));
+        assert_eq!(cc, g, "addmm k=0 {what}");
+        let (cc, g) = both(|| ops::addmm(&b, &a0, &b0, 1.0, beta));
+        assert_eq!(cc, g, "addmm k=0 broadcast {what}");
+    }
+    let i = with_device(Device::Cpu, || {
+        Array::from_slice(
+            &[
+                -251i32, -250, -249, -15, 5, 15, 25, 149, 150, 151, 2147483647,
+            ],
+            &[11],
+        )
+    })
+    .unwrap();
+    for d in [-1, -2, -3] {
+        let (cc, g) = both(|| ops::round(&i, d));
+        assert_eq!(cc, g, "round int32 to {d} decimals");
+    }
 }

@@ -87,7 +87,14 @@ impl Rule for RmsProp {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let v = lerp(&state[0], self.alpha, &ops::square(g)?, 1.0 - self.alpha)?;
         let step = ops::divide(
             ops::multiply(g, like(lr, g)?)?,
@@ -114,7 +121,14 @@ impl Rule for Adagrad {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let v = ops::add(&state[0], ops::square(g)?)?;
         let step = ops::divide(
             ops::multiply(g, like(lr, g)?)?,
@@ -145,7 +159,14 @@ impl Rule for AdaDelta {
     fn state_names(&self) -> &'static [&'static str] {
         &["v", "u"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let v = lerp(&state[0], self.rho, &ops::square(g)?, 1.0 - self.rho)?;
         let d = ops::multiply(
             ops::divide(
@@ -267,7 +288,14 @@ impl Rule for Adamax {
     fn state_names(&self) -> &'static [&'static str] {
         &["m", "v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let (b1, b2) = self.betas;
         let m = lerp(&state[0], b1, g, 1.0 - b1)?;
         let v = ops::maximum(ops::multiply(&state[1], b2)?, ops::abs(g)?)?;
@@ -298,7 +326,14 @@ impl Rule for Lion {
     fn state_names(&self) -> &'static [&'static str] {
         &["m"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let (b1, b2) = self.betas;
         let c = lerp(&state[0], b1, g, 1.0 - b1)?;
         state[0] = lerp(&state[0], b2, g, 1.0 - b2)?;
@@ -405,7 +440,10 @@ impl Rule for Adafactor {
         let beta_2 = like(&ops::subtract(1.0, ops::power(step, self.decay_rate)?)?, g)?;
         let one_minus = ops::subtract(1.0, &beta_2)?;
         let mix = |old: &Array, new: &Array| {
-            ops::add(ops::multiply(old, &beta_2)?, ops::multiply(new, &one_minus)?)
+            ops::add(
+                ops::multiply(old, &beta_2)?,
+                ops::multiply(new, &one_minus)?,
+            )
         };
         let upd = ops::add(ops::square(g)?, self.eps.0)?;
         let mut update = if g.ndim() >= 2 {
@@ -499,7 +537,14 @@ impl Rule for Muon {
     fn state_names(&self) -> &'static [&'static str] {
         &["v"]
     }
-    fn apply(&self, g: &Array, p: &Array, state: &mut [Array], lr: &Array, _: &Array) -> Result<Array> {
+    fn apply(
+        &self,
+        g: &Array,
+        p: &Array,
+        state: &mut [Array],
+        lr: &Array,
+        _: &Array,
+    ) -> Result<Array> {
         let mut g = g.clone();
         if self.weight_decay != 0.0 {
             g = ops::add(&g, ops::multiply(p, self.weight_decay)?)?;

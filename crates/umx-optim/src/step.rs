@@ -243,8 +243,7 @@ mod tests {
 
     fn batch(rows: usize) -> Vec<Array> {
         let x = ops::reshape(
-            &ops::sin(&ops::arange(0.0, (rows * 6) as f64, 1.0, Dtype::Float32).unwrap())
-                .unwrap(),
+            &ops::sin(&ops::arange(0.0, (rows * 6) as f64, 1.0, Dtype::Float32).unwrap()).unwrap(),
             &[rows as i64, 6],
         )
         .unwrap();
@@ -256,7 +255,10 @@ mod tests {
         let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len(), "{what}");
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 + 1e-5 * y.abs(), "{what}[{i}]: {x} vs {y}");
+            assert!(
+                (x - y).abs() <= 1e-5 + 1e-5 * y.abs(),
+                "{what}[{i}]: {x} vs {y}"
+            );
         }
     }
 
@@ -292,7 +294,11 @@ mod tests {
             close(&lc, &lp, &format!("loss {i}"));
             losses.push(lc.item::<f32>().unwrap());
             for (name, p) in plain.parameters() {
-                close(&compiled.parameters()[&name], &p, &format!("{name} after step {i}"));
+                close(
+                    &compiled.parameters()[&name],
+                    &p,
+                    &format!("{name} after step {i}"),
+                );
             }
             let (sp, sc) = (opt_p.state().unwrap(), opt_c.state().unwrap());
             for (name, s) in &sp {
@@ -323,18 +329,37 @@ mod tests {
         let l1 = step.step(&mut model, &mut opt, &[x.clone()]).unwrap();
         let bias_before = model.parameters()["bias"].to_vec::<f32>().unwrap();
         let mut bias = Params::new();
-        bias.insert("bias".into(), ops::full(&[2], 10.0, Dtype::Float32).unwrap());
+        bias.insert(
+            "bias".into(),
+            ops::full(&[2], 10.0, Dtype::Float32).unwrap(),
+        );
         model.update(&bias).unwrap();
         let w = model.parameters()["weight"].clone();
         let l2 = step.step(&mut model, &mut opt, &[x.clone()]).unwrap();
         // sum(x W^T + b) over 3 rows: the new bias counts 3 x 2 x 10.
-        let want = ops::sum(&ops::add(&ops::matmul(&x, &ops::transpose(&w, [1i64, 0]).unwrap()).unwrap(), 10.0).unwrap(), None, false).unwrap();
+        let want = ops::sum(
+            &ops::add(
+                &ops::matmul(&x, &ops::transpose(&w, [1i64, 0]).unwrap()).unwrap(),
+                10.0,
+            )
+            .unwrap(),
+            None,
+            false,
+        )
+        .unwrap();
         close(&l2, &want, "loss with the new bias");
         assert_ne!(l1.item::<f32>().unwrap(), l2.item::<f32>().unwrap());
         // The frozen bias is not trained; SGD moved the weight by lr * 3 (sum over 3 ones rows).
-        assert_eq!(model.parameters()["bias"].to_vec::<f32>().unwrap(), vec![10.0; 2]);
+        assert_eq!(
+            model.parameters()["bias"].to_vec::<f32>().unwrap(),
+            vec![10.0; 2]
+        );
         assert_ne!(bias_before, vec![10.0; 2]);
-        close(&model.parameters()["weight"], &ops::subtract(&w, 0.3).unwrap(), "weight");
+        close(
+            &model.parameters()["weight"],
+            &ops::subtract(&w, 0.3).unwrap(),
+            "weight",
+        );
         let y = ops::ones(&[5, 4], Dtype::Float32).unwrap();
         let l3 = step.step(&mut model, &mut opt, &[y]).unwrap();
         assert!(l3.item::<f32>().unwrap().is_finite());

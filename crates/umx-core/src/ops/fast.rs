@@ -416,7 +416,10 @@ pub fn cuda_kernel(
     shared_memory: usize,
 ) -> Result<CudaKernel> {
     let mut seen = std::collections::HashSet::new();
-    for n in std::iter::once(&name).chain(input_names).chain(output_names) {
+    for n in std::iter::once(&name)
+        .chain(input_names)
+        .chain(output_names)
+    {
         if !is_ident(n) {
             bail!("cuda_kernel {name}: {n:?} is not a C identifier");
         }

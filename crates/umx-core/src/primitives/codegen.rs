@@ -146,7 +146,11 @@ impl UnaryOp {
                 Sign => format!("umx_sign({x})"),
                 Square => format!("umx_wmul({x}, {x})"),
                 BitwiseInvert => format!("(({t})~{x})"),
-                Round { decimals } if *decimals < 0 => return None,
+                // Tens, hundreds, ...: rounded in double, cast back saturating (as the CPU's
+                // `as` casts).
+                Round { decimals } if *decimals < 0 => {
+                    format!("(({t})umx_round((double){x}, {decimals}))")
+                }
                 Imag => format!("(({t})0)"),
                 IsNan | IsInf | IsPosInf | IsNegInf => "false".into(),
                 IsFinite => "true".into(),
@@ -309,8 +313,10 @@ mod tests {
             Some("exp(x)")
         );
         assert_eq!(
-            UnaryOp::Round { decimals: -1 }.c_expr(Dtype::Int32, "x"),
-            None
+            UnaryOp::Round { decimals: -1 }
+                .c_expr(Dtype::Int32, "x")
+                .as_deref(),
+            Some("((int)umx_round((double)x, -1))")
         );
     }
 }

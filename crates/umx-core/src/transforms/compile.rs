@@ -365,7 +365,9 @@ fn matmul_epilogues(p: &mut Program) {
         });
         let Some((side, j)) = product else { continue };
         let c = s.args[1 - side];
-        let [a, b] = p.steps[j].args[..] else { continue };
+        let [a, b] = p.steps[j].args[..] else {
+            continue;
+        };
         let operands_2d = [a, b].iter().all(|&r| match r {
             Ref::Input(x) => p.input_shapes[x].len() >= 2,
             Ref::Const(x) => p.consts[x].ndim() >= 2,

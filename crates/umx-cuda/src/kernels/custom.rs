@@ -94,7 +94,9 @@ __device__ long long elem_to_loc(long long elem, const S& shape, const T& stride
 fn source(k: &UserKernel, inputs: &[ArrayData]) -> Result<(String, Vec<[bool; 3]>)> {
     let mut s = String::new();
     if !include_dirs().is_empty() {
-        s.push_str("#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n#include <cooperative_groups.h>\n");
+        s.push_str(
+            "#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n#include <cooperative_groups.h>\n",
+        );
     }
     s.push_str(PRELUDE);
     for (name, arg) in &k.template {

@@ -303,6 +303,17 @@ pub fn eval(
     {
         return Ok(Some(vec![o]));
     }
+    if k == 0 && dt != Dtype::Complex64 {
+        // An empty sum: `beta * c` (broadcast), or zeros.
+        let t = umx_core::primitives::codegen::c_compute_type(dt).unwrap_or("float");
+        let (ins, expr) = match c {
+            Some(c) if beta != 0.0 => (std::slice::from_ref(c), format!("(x0 * ({t}){beta:e})")),
+            _ => (&[][..], "0".to_string()),
+        };
+        let compute: Vec<Dtype> = ins.iter().map(|_| dt).collect();
+        let out = super::elementwise::run(ins, &compute, &expr, &out.shape, dt)?;
+        return Ok(out.map(|o| vec![o]));
+    }
     // A bias (`c` a vector along the output's rows, in its dtype, added once: `nn::Linear`,
     // or `x @ w + b` compiled) goes to cuBLASLt's bias epilogue: no broadcast copy of it into
     // the output and no read of that copy.
@@ -339,7 +350,8 @@ pub fn eval(
         return Ok(Some(vec![result]));
     }
     if k == 0 && c.is_some() {
-        // `beta * c` alone: rare enough for the CPU.
+        // complex64 `beta * c` alone (the other dtypes returned above): rare enough for the
+        // CPU.
         return Ok(None);
     }
     if k == 0 {

@@ -52,18 +52,33 @@ struct Red {
 
 fn plan(kind: ReduceKind, x: Dtype) -> Option<Red> {
     use Dtype::*;
-    if x == Complex64 {
-        // Sums and products of complex64 values in the element-wise kernels' pair type; the
-        // orderings (max, min) and truth tests stay on the CPU.
-        let (init, comb): (&str, Comb) = match kind {
-            ReduceKind::Sum | ReduceKind::Mean => ("0", |a, b, _| format!("({a} + {b})")),
-            ReduceKind::Prod => ("1", |a, b, _| format!("({a} * {b})")),
+    if x == Complex64 && !matches!(kind, ReduceKind::All | ReduceKind::Any) {
+        // complex64 in the element-wise kernels' pair type: sums, products, and max/min
+        // ordered by real part, then imaginary part, as the CPU's (`a` wins where the CPU's
+        // tuple comparison says so). Truth tests take the general path below (a value is
+        // true when either part is nonzero).
+        let inf = "__int_as_float(0x7f800000)";
+        let (init, comb): (String, Comb) = match kind {
+            ReduceKind::Sum | ReduceKind::Mean => {
+                ("((umx_c64)0)".into(), |a, b, _| format!("({a} + {b})"))
+            }
+            ReduceKind::Prod => ("((umx_c64)1)".into(), |a, b, _| format!("({a} * {b})")),
+            ReduceKind::Max => (format!("umx_c64(-{inf}, -{inf})"), |a, b, _| {
+                format!(
+                    "umx_cpick({a}, {b}, ({a}.re != {b}.re ? {a}.re > {b}.re : {a}.im > {b}.im))"
+                )
+            }),
+            ReduceKind::Min => (format!("umx_c64({inf}, {inf})"), |a, b, _| {
+                format!(
+                    "umx_cpick({a}, {b}, ({a}.re != {b}.re ? {a}.re < {b}.re : {a}.im < {b}.im))"
+                )
+            }),
             _ => return None,
         };
         return Some(Red {
             acc: Complex64,
             truthy: false,
-            init: format!("((umx_c64){init})"),
+            init,
             comb,
         });
     }

@@ -123,9 +123,11 @@ struct __align__(8) umx_c64 {
   UMX_FN explicit operator bool() const { return re != 0.0f || im != 0.0f; }
   template<class T> UMX_FN explicit operator T() const { return (T)re; }
 };
-/* Warp shuffles of a pair: each part on its own. */
-UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, int delta) {
-  return umx_c64(__shfl_down_sync(mask, v.re, (unsigned)delta), __shfl_down_sync(mask, v.im, (unsigned)delta));
+/* Warp shuffles of a pair: each part on its own. The parameters are the built-in ones'
+   (`unsigned` delta), so for a value of another type the built-in overload matches better
+   (an `int` delta made the two ambiguous in a kernel whose input only is complex). */
+UMX_FN umx_c64 __shfl_down_sync(unsigned mask, umx_c64 v, unsigned delta) {
+  return umx_c64(__shfl_down_sync(mask, v.re, delta), __shfl_down_sync(mask, v.im, delta));
 }
 UMX_FN umx_c64 operator+(umx_c64 a, umx_c64 b) { return umx_c64(a.re + b.re, a.im + b.im); }
 UMX_FN umx_c64 operator-(umx_c64 a, umx_c64 b) { return umx_c64(a.re - b.re, a.im - b.im); }
@@ -139,6 +141,8 @@ UMX_FN umx_c64 operator/(umx_c64 a, umx_c64 b) {
 }
 UMX_FN float umx_finf() { return __int_as_float(0x7f800000); }
 UMX_FN bool operator==(umx_c64 a, umx_c64 b) { return a.re == b.re && a.im == b.im; }
+/* `a` when `first`, else `b` (max/min of pairs: `a` and `b` are evaluated once). */
+UMX_FN umx_c64 umx_cpick(umx_c64 a, umx_c64 b, bool first) { return first ? a : b; }
 UMX_FN bool operator!=(umx_c64 a, umx_c64 b) { return !(a == b); }
 UMX_FN float umx_cabs(umx_c64 z) { return hypotf(z.re, z.im); }
 UMX_FN umx_c64 umx_cexp(umx_c64 z) { float e = expf(z.re); return umx_c64(e * cosf(z.im), e * sinf(z.im)); }

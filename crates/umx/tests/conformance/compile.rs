@@ -399,7 +399,11 @@ fn a_matmul_takes_the_addition_after_it_as_its_epilogue() {
     let f = |a: &[Array]| -> Result<Vec<Array>> {
         Ok(vec![ops::add(&a[2], ops::matmul(&a[0], &a[1])?)?])
     };
-    let args = [rand(&[3, 5, 4], 43), rand(&[4, 6], 44), rand(&[3, 5, 6], 45)];
+    let args = [
+        rand(&[3, 5, 4], 43),
+        rand(&[4, 6], 44),
+        rand(&[3, 5, 6], 45),
+    ];
     let got = compile(f, false)(&args).unwrap();
     assert!(matches!(
         got[0].primitive(),

@@ -423,9 +423,22 @@ fn a_row_that_sees_no_key_is_nan_and_empty_inputs_work() {
 fn cuda_kernel_checks_its_arguments() {
     let err = |r: Result<fast::CudaKernel>| r.unwrap_err().to_string();
     let src = "out[0] = inp[0];";
-    assert!(err(fast::cuda_kernel("my exp", &["inp"], &["out"], src, "", true, 0)).contains("C identifier"));
+    assert!(
+        err(fast::cuda_kernel(
+            "my exp",
+            &["inp"],
+            &["out"],
+            src,
+            "",
+            true,
+            0
+        ))
+        .contains("C identifier")
+    );
     assert!(err(fast::cuda_kernel("k", &["a"], &["a"], src, "", true, 0)).contains("used twice"));
-    assert!(err(fast::cuda_kernel("k", &["a"], &[], src, "", true, 0)).contains("at least one output"));
+    assert!(
+        err(fast::cuda_kernel("k", &["a"], &[], src, "", true, 0)).contains("at least one output")
+    );
     let k = fast::cuda_kernel("k", &["inp"], &["out"], src, "", true, 0).unwrap();
     let x = Array::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
     let call = fast::KernelCall {

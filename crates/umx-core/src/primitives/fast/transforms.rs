@@ -94,9 +94,10 @@ impl FastOp {
         outputs: &[Array],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         if let FastOp::CudaKernel(_) = self {
-            return Err(self.fallback(inputs).err().unwrap_or_else(|| {
-                crate::Error::Invalid("cuda_kernel: no batching rule".into())
-            }));
+            return Err(self
+                .fallback(inputs)
+                .err()
+                .unwrap_or_else(|| crate::Error::Invalid("cuda_kernel: no batching rule".into())));
         }
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
