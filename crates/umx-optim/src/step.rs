@@ -326,7 +326,9 @@ mod tests {
         let loss = |m: &Linear, b: &[Array]| ops::sum(&m.forward(&b[0])?, None, false);
         let step = TrainStep::new(loss);
         let x = ops::ones(&[3, 4], Dtype::Float32).unwrap();
-        let l1 = step.step(&mut model, &mut opt, &[x.clone()]).unwrap();
+        let l1 = step
+            .step(&mut model, &mut opt, std::slice::from_ref(&x))
+            .unwrap();
         let bias_before = model.parameters()["bias"].to_vec::<f32>().unwrap();
         let mut bias = Params::new();
         bias.insert(
@@ -335,11 +337,13 @@ mod tests {
         );
         model.update(&bias).unwrap();
         let w = model.parameters()["weight"].clone();
-        let l2 = step.step(&mut model, &mut opt, &[x.clone()]).unwrap();
+        let l2 = step
+            .step(&mut model, &mut opt, std::slice::from_ref(&x))
+            .unwrap();
         // sum(x W^T + b) over 3 rows: the new bias counts 3 x 2 x 10.
         let want = ops::sum(
             &ops::add(
-                &ops::matmul(&x, &ops::transpose(&w, [1i64, 0]).unwrap()).unwrap(),
+                ops::matmul(&x, &ops::transpose(&w, [1i64, 0]).unwrap()).unwrap(),
                 10.0,
             )
             .unwrap(),

@@ -343,9 +343,9 @@ fn matmul_epilogues(p: &mut Program) {
         Ref::Const(c) => p.consts[c].dtype(),
         Ref::Step(j, k) => p.steps[j].outputs[k].dtype,
     };
-    for i in 0..p.steps.len() {
+    for (i, &alive) in live.iter().enumerate() {
         let s = &p.steps[i];
-        if !live[i]
+        if !alive
             || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
             || s.args.len() != 2
             || s.outputs.len() != 1

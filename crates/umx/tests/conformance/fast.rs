@@ -456,7 +456,7 @@ fn cuda_kernel_checks_its_arguments() {
                 output_dtypes: vec![],
                 ..call.clone()
             },
-            &[x.clone()]
+            std::slice::from_ref(&x)
         )
         .contains("output dtypes")
     );
@@ -466,7 +466,7 @@ fn cuda_kernel_checks_its_arguments() {
                 threadgroup: [64, 32, 1],
                 ..call.clone()
             },
-            &[x.clone()]
+            std::slice::from_ref(&x)
         )
         .contains("over 1024 threads")
     );
@@ -476,14 +476,15 @@ fn cuda_kernel_checks_its_arguments() {
                 grid: [0, 1, 1],
                 ..call.clone()
             },
-            &[x.clone()]
+            std::slice::from_ref(&x)
         )
         .contains("positive")
     );
-    let y = umx::with_device(Device::Cpu, || k.call(&[x.clone()], &call)).unwrap();
+    let y = umx::with_device(Device::Cpu, || k.call(std::slice::from_ref(&x), &call)).unwrap();
     let e = y[0].eval().unwrap_err().to_string();
     assert!(e.contains("GPU only"), "{e}");
     // No gradient or batching rule: a clear error, not a wrong answer.
-    let g = grad(|x: &Array| ops::sum(&k.call(&[x.clone()], &call)?[0], None, false))(&x);
+    let g =
+        grad(|x: &Array| ops::sum(&k.call(std::slice::from_ref(x), &call)?[0], None, false))(&x);
     assert!(g.unwrap_err().to_string().contains("cuda_kernel"));
 }
