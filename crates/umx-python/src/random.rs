@@ -1,5 +1,11 @@
 //! `umx.core.random`: keys and samplers with MLX's names, arguments and defaults. Samplers
 //! given no `key` draw the next key of the global sequence (`seed` restarts it).
+//!
+//! `random.state` is MLX's: a list holding the global key as an array. Samplers read it
+//! before a draw and write the advanced key back, so `mx.compile(f, inputs=[mx.random.state],
+//! outputs=[mx.random.state])` threads the key through a compiled function (new numbers every
+//! call). While the list holds the key the last draw put there, the core keeps splitting it on
+//! the host (no kernel per key).
 
 use crate::args::ShapeArg;
 use crate::array::PyArray;
@@ -8,12 +14,61 @@ use crate::device::{StreamArg, on};
 use crate::dtype::PyDtype;
 use crate::error::OrRaise;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::sync::{Mutex, OnceLock};
 use umx::{Array, random};
 
 type Out = PyResult<PyArray>;
 
-fn key_of(key: &Option<PyRef<'_, PyArray>>) -> Option<Array> {
-    key.as_ref().map(|k| k.inner.clone())
+/// The `random.state` list, and the array object the last draw wrote into it.
+static STATE: OnceLock<Py<PyList>> = OnceLock::new();
+static LAST: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+
+fn state_list(py: Python<'_>) -> PyResult<&Bound<'_, PyList>> {
+    if STATE.get().is_none() {
+        let first = Py::new(py, PyArray::from(random::state().or_raise()?))?;
+        let list = PyList::new(py, [first])?.unbind();
+        let _ = STATE.set(list);
+    }
+    Ok(STATE.get().expect("set above").bind(py))
+}
+
+/// Writes the core's global key into `random.state`.
+fn publish(py: Python<'_>) -> PyResult<()> {
+    let now = Py::new(py, PyArray::from(random::state().or_raise()?))?.into_any();
+    state_list(py)?.set_item(0, &now)?;
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+    Ok(())
+}
+
+/// `f` with the sampler's key: the given one, or (none given) the global sequence, read from
+/// `random.state` before the draw and written back after it.
+fn draw<T>(
+    key: &Option<PyRef<'_, PyArray>>,
+    f: impl FnOnce(Option<&Array>) -> PyResult<T>,
+) -> PyResult<T> {
+    if let Some(k) = key {
+        return f(Some(&k.inner));
+    }
+    Python::attach(|py| -> PyResult<T> {
+        let item = state_list(py)?.get_item(0)?;
+        let ours = LAST
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|l| l.bind(py).is(&item));
+        if !ours {
+            let k: PyRef<'_, PyArray> = item.extract().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(
+                    "random.state[0] must be a key array (uint32, shape (2,))",
+                )
+            })?;
+            random::set_state(&k.inner).or_raise()?;
+        }
+        let out = f(None)?;
+        publish(py)?;
+        Ok(out)
+    })
 }
 
 fn shape_or_scalar(shape: Option<ShapeArg>) -> Vec<usize> {
@@ -28,8 +83,9 @@ pub fn key(seed: u64) -> Out {
 
 /// Seeds the global key sequence.
 #[pyfunction]
-pub fn seed(seed: u64) {
-    random::seed(seed)
+pub fn seed(py: Python<'_>, seed: u64) -> PyResult<()> {
+    random::seed(seed);
+    publish(py)
 }
 
 /// `num` new keys (shape (num, 2)) from `key`.
@@ -53,10 +109,11 @@ pub fn uniform(
 ) -> Out {
     let low = low.map_or_else(|| Array::weak_float(0.0), |x| x.0);
     let high = high.map_or_else(|| Array::weak_float(1.0), |x| x.0);
-    let k = key_of(&key);
     let shape = shape_or_scalar(shape);
-    on(stream, || {
-        random::uniform(low, high, &shape, dtype.map(|d| d.0), k.as_ref())
+    draw(&key, |k| {
+        on(stream, || {
+            random::uniform(low, high, &shape, dtype.map(|d| d.0), k)
+        })
     })
     .map(PyArray::from)
 }
@@ -74,10 +131,11 @@ pub fn normal(
 ) -> Out {
     let loc = loc.map_or_else(|| Array::weak_float(0.0), |x| x.0);
     let scale = scale.map_or_else(|| Array::weak_float(1.0), |x| x.0);
-    let k = key_of(&key);
     let shape = shape_or_scalar(shape);
-    on(stream, || {
-        random::normal(&shape, dtype.map(|d| d.0), loc, scale, k.as_ref())
+    draw(&key, |k| {
+        on(stream, || {
+            random::normal(&shape, dtype.map(|d| d.0), loc, scale, k)
+        })
     })
     .map(PyArray::from)
 }
@@ -93,10 +151,11 @@ pub fn randint(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
     let shape = shape_or_scalar(shape);
-    on(stream, || {
-        random::randint(low.0, high.0, &shape, dtype.map(|d| d.0), k.as_ref())
+    draw(&key, |k| {
+        on(stream, || {
+            random::randint(low.0, high.0, &shape, dtype.map(|d| d.0), k)
+        })
     })
     .map(PyArray::from)
 }
@@ -111,9 +170,10 @@ pub fn bernoulli(
     stream: Option<StreamArg>,
 ) -> Out {
     let p = p.map_or_else(|| Array::weak_float(0.5), |x| x.0);
-    let k = key_of(&key);
-    on(stream, || {
-        random::bernoulli(p, shape.as_ref().map(|s| &s.0[..]), k.as_ref())
+    draw(&key, |k| {
+        on(stream, || {
+            random::bernoulli(p, shape.as_ref().map(|s| &s.0[..]), k)
+        })
     })
     .map(PyArray::from)
 }
@@ -129,15 +189,16 @@ pub fn truncated_normal(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
-    on(stream, || {
-        random::truncated_normal(
-            lower.0,
-            upper.0,
-            shape.as_ref().map(|s| &s.0[..]),
-            dtype.map(|d| d.0),
-            k.as_ref(),
-        )
+    draw(&key, |k| {
+        on(stream, || {
+            random::truncated_normal(
+                lower.0,
+                upper.0,
+                shape.as_ref().map(|s| &s.0[..]),
+                dtype.map(|d| d.0),
+                k,
+            )
+        })
     })
     .map(PyArray::from)
 }
@@ -151,10 +212,9 @@ pub fn gumbel(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
     let shape = shape_or_scalar(shape);
-    on(stream, || {
-        random::gumbel(&shape, dtype.map(|d| d.0), k.as_ref())
+    draw(&key, |k| {
+        on(stream, || random::gumbel(&shape, dtype.map(|d| d.0), k))
     })
     .map(PyArray::from)
 }
@@ -170,10 +230,11 @@ pub fn laplace(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
     let shape = shape_or_scalar(shape);
-    on(stream, || {
-        random::laplace(&shape, dtype.map(|d| d.0), loc, scale, k.as_ref())
+    draw(&key, |k| {
+        on(stream, || {
+            random::laplace(&shape, dtype.map(|d| d.0), loc, scale, k)
+        })
     })
     .map(PyArray::from)
 }
@@ -187,14 +248,13 @@ pub fn permutation(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
     let what = match x.extract::<i64>() {
         Ok(n) if x.cast::<PyArray>().is_err() => {
             random::Permutable::Len(usize::try_from(n).unwrap_or(usize::MAX))
         }
         _ => random::Permutable::Array(x.extract::<Operand>()?.0),
     };
-    on(stream, || random::permutation(what, axis, k.as_ref())).map(PyArray::from)
+    draw(&key, |k| on(stream, || random::permutation(what, axis, k))).map(PyArray::from)
 }
 
 /// Category indices (uint32) sampled from the logits along `axis`.
@@ -208,15 +268,16 @@ pub fn categorical(
     key: Option<PyRef<'_, PyArray>>,
     stream: Option<StreamArg>,
 ) -> Out {
-    let k = key_of(&key);
-    on(stream, || {
-        random::categorical(
-            &logits.0,
-            axis,
-            shape.as_ref().map(|s| &s.0[..]),
-            num_samples,
-            k.as_ref(),
-        )
+    draw(&key, |k| {
+        on(stream, || {
+            random::categorical(
+                &logits.0,
+                axis,
+                shape.as_ref().map(|s| &s.0[..]),
+                num_samples,
+                k,
+            )
+        })
     })
     .map(PyArray::from)
 }
@@ -236,5 +297,6 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(laplace, &m)?)?;
     m.add_function(wrap_pyfunction!(permutation, &m)?)?;
     m.add_function(wrap_pyfunction!(categorical, &m)?)?;
+    m.add("state", state_list(py)?)?;
     Ok(m)
 }
