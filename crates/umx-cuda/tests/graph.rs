@@ -172,17 +172,25 @@ fn a_dropped_graph_gives_its_memory_back() {
         return;
     }
     with_device(Device::Gpu(0), || {
-        let (state, step) = mixed_step();
+        // A state of 4 MiB, so the graph's memory stands out from what the other tests of
+        // this process allocate meanwhile (a few KB at a time).
+        let state = vec![ops::full(&[1 << 20], 1.0f64, Dtype::Float32)?];
+        let step = |s: &[Array]| Ok(vec![ops::add(ops::multiply(&s[0], 0.5)?, 1.0)?]);
         umx_core::eval(&state)?;
         let before = umx_cuda::memory::active_memory();
-        let g = CudaGraph::capture(&step, state.clone())?;
+        let g = CudaGraph::capture(step, state.clone())?;
         let held = umx_cuda::memory::active_memory();
         assert!(held > before, "{held} vs {before}");
         drop(g);
         umx_core::eval(&state)?;
-        // Other tests run beside this one, so only a bound: the graph's blocks are back.
+        // Other tests allocate beside this one (a few KB at a time), so only a bound: most of
+        // what the graph held is back.
         let after = umx_cuda::memory::active_memory();
-        assert!(after < held, "{after} vs {held}");
+        let graph = held - before;
+        assert!(
+            after + graph / 2 <= held,
+            "{after} vs {held} ({graph} held by the graph)"
+        );
         Ok::<(), umx_core::Error>(())
     })
     .unwrap();
