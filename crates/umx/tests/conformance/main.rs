@@ -24,5 +24,7 @@ mod ops_unary;
 mod ops_views;
 mod quantized;
 mod transforms;
+mod transforms_compose;
+mod transforms_errors;
 mod transforms_indexing;
 mod transforms_linalg;
