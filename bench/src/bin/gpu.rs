@@ -46,6 +46,18 @@ fn timed(reps: usize, mut f: impl FnMut() -> Result<Vec<Array>>) -> Result<f64> 
     Ok(t.elapsed().as_secs_f64() / reps as f64 * 1e3)
 }
 
+/// The MLP of the training step: 4 x Linear(4096) + GELU and a 10-way head, seeded.
+fn mlp() -> Result<nn::Sequential> {
+    random::seed(0);
+    let mut model = nn::Sequential::new();
+    for _ in 0..4 {
+        model = model
+            .push(nn::Linear::new(4096, 4096, true)?)
+            .push(nn::GELU);
+    }
+    Ok(model.push(nn::Linear::new(4096, 10, true)?))
+}
+
 type Fun = std::sync::Arc<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
 
 fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
@@ -160,14 +172,7 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
     println!("an empty kernel, us per launch: host {launch:.2}, with the card {launched:.2}");
 
     // One training step of the MLP.
-    random::seed(0);
-    let mut model = nn::Sequential::new();
-    for _ in 0..4 {
-        model = model
-            .push(nn::Linear::new(4096, 4096, true)?)
-            .push(nn::GELU);
-    }
-    let mut model = model.push(nn::Linear::new(4096, 10, true)?);
+    let mut model = mlp()?;
     let xb = random::normal(&[1024, 4096], None, 0.0, 1.0, None)?;
     let yb = random::randint(0, 10, &[1024], Dtype::Int32, None)?;
     let loss_fn = |m: &nn::Sequential, (x, y): (Array, Array)| {
@@ -188,14 +193,7 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
 
     // The same step compiled whole (forward, backward and AdamW in one trace, parameters and
     // optimizer state as its inputs and outputs), on a fresh model.
-    random::seed(0);
-    let mut cmodel = nn::Sequential::new();
-    for _ in 0..4 {
-        cmodel = cmodel
-            .push(nn::Linear::new(4096, 4096, true)?)
-            .push(nn::GELU);
-    }
-    let mut cmodel = cmodel.push(nn::Linear::new(4096, 10, true)?);
+    let mut cmodel = mlp()?;
     let mut copt = Optimizer::new(optim::AdamW::default(), 1e-4);
     let cstep = optim::TrainStep::new(|m: &nn::Sequential, b: &[Array]| {
         losses::cross_entropy(&m.forward(&b[0])?, &b[1], None, -1, 0.0, Reduction::Mean)

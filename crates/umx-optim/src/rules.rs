@@ -18,6 +18,14 @@ fn like(x: &Array, like: &Array) -> Result<Array> {
     }
 }
 
+/// `lr * g / (sqrt(v) + eps)`: the step of RMSprop and Adagrad.
+fn rms_step(g: &Array, lr: &Array, v: &Array, eps: f64) -> Result<Array> {
+    ops::divide(
+        ops::multiply(g, like(lr, g)?)?,
+        ops::add(ops::sqrt(v)?, eps)?,
+    )
+}
+
 /// Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay.
 #[derive(Clone, Debug, Default)]
 pub struct Sgd {
@@ -96,10 +104,7 @@ impl Rule for RmsProp {
         _: &Array,
     ) -> Result<Array> {
         let v = lerp(&state[0], self.alpha, &ops::square(g)?, 1.0 - self.alpha)?;
-        let step = ops::divide(
-            ops::multiply(g, like(lr, g)?)?,
-            ops::add(ops::sqrt(&v)?, self.eps)?,
-        )?;
+        let step = rms_step(g, lr, &v, self.eps)?;
         state[0] = v;
         ops::subtract(p, &step)
     }
@@ -130,10 +135,7 @@ impl Rule for Adagrad {
         _: &Array,
     ) -> Result<Array> {
         let v = ops::add(&state[0], ops::square(g)?)?;
-        let step = ops::divide(
-            ops::multiply(g, like(lr, g)?)?,
-            ops::add(ops::sqrt(&v)?, self.eps)?,
-        )?;
+        let step = rms_step(g, lr, &v, self.eps)?;
         state[0] = v;
         ops::subtract(p, &step)
     }

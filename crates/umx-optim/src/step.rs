@@ -135,20 +135,20 @@ where
                 outs.len()
             )));
         }
-        let mut it = outs.into_iter();
-        let loss = it.next().expect("checked length");
+        // Outputs: the loss, each trained parameter, each one's state, the advanced key.
+        let per = layout.per_param;
         let mut new = Params::new();
-        for name in &layout.trained {
-            new.insert(name.clone(), it.next().expect("checked length"));
+        for (i, name) in layout.trained.iter().enumerate() {
+            new.insert(name.clone(), outs[1 + i].clone());
+            let at = 1 + n + i * per;
+            optimizer
+                .state
+                .insert(name.clone(), outs[at..at + per].to_vec());
         }
-        for name in &layout.trained {
-            let state: Vec<Array> = it.by_ref().take(layout.per_param).collect();
-            optimizer.state.insert(name.clone(), state);
-        }
-        random::set_state(&it.next().expect("checked length"))?;
+        random::set_state(&outs[1 + n + n * per])?;
         model.update(&new)?;
         optimizer.step += 1;
-        Ok(loss)
+        Ok(outs[0].clone())
     }
 
     /// The compiled function for this structure, traced on first use.

@@ -1,0 +1,374 @@
+//! Random bits and samples, the fast kernels, and user CUDA kernels.
+
+use crate::*;
+
+#[test]
+fn random_bits_and_samples_match_the_cpu() {
+    if !setup() {
+        return;
+    }
+    let key = random::key(7).unwrap();
+    let exact = |what: &str, f: &dyn Fn() -> umx_core::Result<Array>| {
+        let (c, g) = both(f);
+        assert_eq!(c, g, "{what}");
+    };
+    // One key: odd and even word counts, and uint8/uint16 blocks whose last word is cut.
+    for (shape, width) in [
+        (&[7][..], 4),
+        (&[3, 6][..], 4),
+        (&[100_003][..], 4),
+        (&[13][..], 1),
+        (&[5, 3][..], 2),
+        (&[4097][..], 1),
+        (&[0][..], 4),
+        (&[2, 0][..], 1),
+    ] {
+        exact(&format!("bits {shape:?} width {width}"), &|| {
+            random::bits(shape, width, Some(&key))
+        });
+    }
+    exact("split", &|| random::split(&key, 5));
+    exact(
+        "bits of a key that is a view of the device's split",
+        &|| {
+            let keys = random::split(&key, 2)?;
+            let second = ops::reshape(&ops::slice(&keys, &[1, 0], &[2, 2], &[1, 1])?, &[2])?;
+            random::bits(&[9], 4, Some(&second))
+        },
+    );
+    // Several keys in one draw (vmap over keys): made on each device, as a transposed view or
+    // every other row (copied to be contiguous first), and on the host; blocks of 5 bytes do
+    // not start at whole words.
+    let per_key = |keys: &Array, axis: i64, shape: &'static [usize], width: usize| {
+        let (in_axes, out_axes) = ([Some(axis)], [Some(0)]);
+        let f = umx_core::vmap(
+            move |a: &[Array]| Ok(vec![random::bits(shape, width, Some(&a[0]))?]),
+            &in_axes,
+            &out_axes,
+        );
+        f(std::slice::from_ref(keys)).map(|mut v| v.remove(0))
+    };
+    let host_keys = with_device(Device::Cpu, || random::split(&key, 3)).unwrap();
+    for (shape, width) in [(&[5][..], 1), (&[3][..], 4), (&[2, 3][..], 2)] {
+        exact(&format!("bits of split keys {shape:?}"), &|| {
+            per_key(&random::split(&key, 3)?, 0, shape, width)
+        });
+        exact(&format!("bits of transposed keys {shape:?}"), &|| {
+            per_key(
+                &ops::transpose(&random::split(&key, 3)?, [1, 0])?,
+                1,
+                shape,
+                width,
+            )
+        });
+        exact(&format!("bits of every other key {shape:?}"), &|| {
+            let keys = ops::slice(&random::split(&key, 6)?, &[1, 0], &[6, 2], &[2, 1])?;
+            per_key(&keys, 0, shape, width)
+        });
+        exact(&format!("bits of host keys {shape:?}"), &|| {
+            per_key(&host_keys, 0, shape, width)
+        });
+    }
+
+    // Samples: parameters that broadcast, an odd element count (the vector path's tail).
+    let shape = [64, 129];
+    let row = input(&[129], Dtype::Float32, 21);
+    let p = with_device(Device::Cpu, || ops::sigmoid(&row)).unwrap();
+    let lows = with_device(Device::Cpu, || {
+        Array::from_slice(&[-5i32, 0, 3, 100], &[4, 1])
+    })
+    .unwrap();
+    exact("bernoulli", &|| {
+        random::bernoulli(&p, Some(&shape), Some(&key))
+    });
+    exact("bernoulli scalar", &|| {
+        random::bernoulli(0.3f32, Some(&shape), Some(&key))
+    });
+    for dtype in [Dtype::Int32, Dtype::Int64, Dtype::Uint8] {
+        exact(&format!("randint {dtype}"), &|| {
+            random::randint(0i32, 200i32, &shape, dtype, Some(&key))
+        });
+    }
+    exact("randint broadcast", &|| {
+        random::randint(&lows, 1000i32, &[4, 129], Dtype::Int32, Some(&key))
+    });
+    for dtype in [
+        Dtype::Float32,
+        Dtype::Bfloat16,
+        Dtype::Float16,
+        Dtype::Float64,
+    ] {
+        // No logarithm: the same bits.
+        exact(&format!("uniform {dtype}"), &|| {
+            random::uniform(-2.0, 3.0, &shape, dtype, Some(&key))
+        });
+        exact(&format!("uniform broadcast {dtype}"), &|| {
+            random::uniform(&row, 5.0, &shape, dtype, Some(&key))
+        });
+        exact(&format!("uniform empty {dtype}"), &|| {
+            random::uniform(0.0, 1.0, &[0, 3], dtype, Some(&key))
+        });
+        // Logarithms differ from glibc's in the last bit at times: a few ulp of float32.
+        let rtol = match dtype {
+            Dtype::Bfloat16 => 1e-2,
+            Dtype::Float16 => 2e-3,
+            _ => 2e-6,
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "normal",
+                Box::new(|| random::normal(&shape, dtype, 0.0, 1.0, Some(&key))),
+            ),
+            (
+                "normal loc scale",
+                Box::new(|| random::normal(&shape, dtype, &row, 0.5, Some(&key))),
+            ),
+            (
+                "gumbel",
+                Box::new(|| random::gumbel(&shape, dtype, Some(&key))),
+            ),
+            (
+                "laplace",
+                Box::new(|| random::laplace(&shape, dtype, 0.0, 1.0, Some(&key))),
+            ),
+            (
+                "laplace loc scale",
+                Box::new(|| random::laplace(&shape, dtype, 0.5, 2.0, Some(&key))),
+            ),
+            (
+                "truncated_normal",
+                Box::new(|| random::truncated_normal(-1.5, 2.0, Some(&shape), dtype, Some(&key))),
+            ),
+            (
+                "truncated_normal broadcast",
+                Box::new(|| random::truncated_normal(&row, 3.0, Some(&shape), dtype, Some(&key))),
+            ),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            assert_close(&format!("{name} {dtype}"), &c, &g, rtol);
+            let differ = c.iter().zip(&g).filter(|(a, b)| a != b).count();
+            eprintln!("{name} {dtype}: {differ} of {} differ", c.len());
+        }
+    }
+    let fell_back = umx_cuda::fallback_ops();
+    assert!(
+        !fell_back.contains(&"random"),
+        "random ran on the CPU fallback: {fell_back:?}"
+    );
+}
+
+#[test]
+fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
+    use umx_core::fast::{self, AttentionMask};
+    if !setup() {
+        return;
+    }
+    for (dt, tol) in [
+        (Dtype::Float32, 2e-5),
+        (Dtype::Bfloat16, 2e-2),
+        (Dtype::Float16, 4e-3),
+    ] {
+        // Row lengths: one warp, a vector per thread, registers, and past registers (re-read).
+        for d in [7, 96, 4096, 70000] {
+            let x = input(&[3, d], dt, d as u64);
+            let w = input(&[d], dt, 1);
+            let b = input(&[d], Dtype::Float32, 2);
+            let what = format!("{dt} d={d}");
+            // The CPU sums a row one element after another: over 70000 float32 its rounding
+            // error passes the tree sums' (the GPU's) by more than the usual tolerance.
+            let tol: f64 = if d > 10000 { f64::max(tol, 1e-4) } else { tol };
+            let (c, g) = both(|| fast::rms_norm(&x, Some(&w), 1e-5));
+            assert_close(&format!("rms_norm {what}"), &c, &g, tol);
+            let (c, g) = both(|| fast::layer_norm(&x, Some(&w), Some(&b), 1e-5));
+            assert_close(&format!("layer_norm {what}"), &c, &g, tol);
+            let (c, g) = both(|| ops::softmax(&x, -1, true));
+            assert_close(&format!("softmax {what}"), &c, &g, tol);
+        }
+        // Rope on a transposed view (B, H, L, D) of (B, L, H, D), offsets per sequence.
+        let x = input(&[2, 5, 3, 32], dt, 3);
+        let offsets = Array::from_slice(&[4i32, 900], &[2]).unwrap();
+        for traditional in [false, true] {
+            let (c, g) = both(|| {
+                let xt = ops::transpose(&x, [0, 2, 1, 3])?;
+                fast::rope(&xt, 24, traditional, Some(1e4), 0.5, &offsets, None)
+            });
+            assert_close(&format!("rope {dt} {traditional}"), &c, &g, tol);
+        }
+        // Decoding attention against a slice of a preallocated cache, grouped heads.
+        let q = input(&[2, 8, 1, 128], dt, 4);
+        let cache = input(&[2, 2, 1000, 128], dt, 5);
+        let sinks = input(&[8], Dtype::Float32, 6);
+        let mask = with_device(Device::Cpu, || {
+            ops::less(input(&[2, 1, 3, 700], Dtype::Float32, 7), 1.5)
+        })
+        .unwrap();
+        for lq in [1usize, 3] {
+            let q = with_device(Device::Cpu, || {
+                ops::slice(
+                    &ops::repeat(&q, lq, 2)?,
+                    &[0, 0, 0, 0],
+                    &[2, 8, lq as i64, 128],
+                    &[],
+                )
+            })
+            .unwrap();
+            let cases: Vec<(AttentionMask, Option<&Array>)> = vec![
+                (AttentionMask::None, None),
+                (AttentionMask::Causal, Some(&sinks)),
+            ];
+            for (m, s) in cases {
+                let (c, g) = both(|| {
+                    let kv = ops::slice(&cache, &[0, 0, 0, 0], &[2, 2, 700, 128], &[])?;
+                    fast::scaled_dot_product_attention(&q, &kv, &kv, 0.088, m, s)
+                });
+                assert_close(
+                    &format!("attention {dt} lq={lq} {m:?}"),
+                    &c,
+                    &g,
+                    tol.max(1e-3),
+                );
+            }
+            if lq == 3 {
+                let (c, g) = both(|| {
+                    let kv = ops::slice(&cache, &[0, 0, 0, 0], &[2, 2, 700, 128], &[])?;
+                    fast::scaled_dot_product_attention(
+                        &q,
+                        &kv,
+                        &kv,
+                        0.088,
+                        AttentionMask::Array(&mask),
+                        None,
+                    )
+                });
+                assert_close(&format!("attention {dt} bool mask"), &c, &g, tol.max(1e-3));
+            }
+        }
+    }
+}
+
+/// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template
+/// argument in float32 and bfloat16; a strided input read through its shape and strides
+/// (`elem_to_loc`) without the row-major copy; two outputs, one starting at `init_value`,
+/// over a 2-D grid with an integer template argument; a compile error reported with NVRTC's
+/// log.
+#[test]
+fn user_cuda_kernels_compile_run_and_report_errors() {
+    if !setup() {
+        return;
+    }
+    use umx_core::fast::{KernelCall, cuda_kernel};
+    use umx_core::primitives::TemplateArg;
+    let gpu = Device::Gpu(0);
+    let exp = cuda_kernel(
+        "myexp",
+        &["inp"],
+        &["out"],
+        "auto elem = cooperative_groups::this_grid().thread_rank();
+         if (elem < inp_size) { T tmp = inp[elem]; out[elem] = (T)expf((float)tmp); }",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
+    for dtype in [Dtype::Float32, Dtype::Bfloat16] {
+        let x = input(&[1000], dtype, 70);
+        let call = KernelCall {
+            grid: [1000, 1, 1],
+            threadgroup: [256, 1, 1],
+            output_shapes: vec![vec![1000]],
+            output_dtypes: vec![dtype],
+            template: vec![
+                ("T".into(), TemplateArg::Dtype(dtype)),
+                ("inp_size".into(), TemplateArg::Int(1000)),
+            ],
+            ..Default::default()
+        };
+        let got = with_device(gpu, || exp.call(std::slice::from_ref(&x), &call)).unwrap();
+        let want = with_device(Device::Cpu, || ops::exp(&x)).unwrap();
+        let rtol = if dtype == Dtype::Float32 { 1e-6 } else { 1e-2 };
+        assert_close(
+            &format!("myexp {dtype}"),
+            &want.to_vec::<f64>().unwrap(),
+            &got[0].to_vec::<f64>().unwrap(),
+            rtol,
+        );
+    }
+    // A transposed input, read in place through its strides.
+    let a = input(&[6, 5], Dtype::Float32, 71);
+    let at = a.t().unwrap();
+    let copy = cuda_kernel(
+        "strided_copy",
+        &["a"],
+        &["out"],
+        "long long i = blockIdx.x * blockDim.x + threadIdx.x;
+         if (i < 30) out[i] = a[elem_to_loc(i, a_shape, a_strides, a_ndim)];",
+        "",
+        false,
+        0,
+    )
+    .unwrap();
+    let call = KernelCall {
+        grid: [30, 1, 1],
+        threadgroup: [32, 1, 1],
+        output_shapes: vec![vec![5, 6]],
+        output_dtypes: vec![Dtype::Float32],
+        ..Default::default()
+    };
+    let got = with_device(gpu, || copy.call(std::slice::from_ref(&at), &call)).unwrap();
+    assert_eq!(got[0].to_vec::<f32>().unwrap(), at.to_vec::<f32>().unwrap());
+    // Two outputs over a 2-D grid; the second starts at 7 and gets K added where i == j.
+    let two = cuda_kernel(
+        "two",
+        &["m"],
+        &["doubled", "diag"],
+        "int i = blockIdx.y * blockDim.y + threadIdx.y, j = blockIdx.x * blockDim.x + threadIdx.x;
+         if (i < 6 && j < 5) { doubled[i * 5 + j] = 2 * m[i * 5 + j]; if (i == j) diag[i * 5 + j] += K; }",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
+    let call = KernelCall {
+        grid: [5, 6, 1],
+        threadgroup: [4, 4, 1],
+        output_shapes: vec![vec![6, 5], vec![6, 5]],
+        output_dtypes: vec![Dtype::Float32, Dtype::Int32],
+        template: vec![("K".into(), TemplateArg::Int(3))],
+        init_value: Some(7.0),
+        verbose: false,
+    };
+    let got = with_device(gpu, || two.call(std::slice::from_ref(&a), &call)).unwrap();
+    let av = a.to_vec::<f32>().unwrap();
+    assert_eq!(
+        got[0].to_vec::<f32>().unwrap(),
+        av.iter().map(|v| 2.0 * v).collect::<Vec<_>>()
+    );
+    let diag: Vec<i32> = (0..30)
+        .map(|k| if k / 5 == k % 5 { 10 } else { 7 })
+        .collect();
+    assert_eq!(got[1].to_vec::<i32>().unwrap(), diag);
+    // A compile error is an Err carrying NVRTC's log.
+    let broken = cuda_kernel(
+        "broken",
+        &["a"],
+        &["out"],
+        "out[0] = undefined_thing;",
+        "",
+        true,
+        0,
+    )
+    .unwrap();
+    let call = KernelCall {
+        grid: [1, 1, 1],
+        threadgroup: [1, 1, 1],
+        output_shapes: vec![vec![1]],
+        output_dtypes: vec![Dtype::Float32],
+        ..Default::default()
+    };
+    let e = with_device(gpu, || broken.call(std::slice::from_ref(&a), &call)).unwrap()[0]
+        .eval()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("broken") && e.contains("undefined_thing"), "{e}");
+}

@@ -1,0 +1,283 @@
+//! Matrix products, factorizations and Fourier transforms on the GPU against the CPU.
+
+use crate::*;
+
+#[test]
+fn matmul_agrees_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    umx_cuda::set_tf32(false);
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        let a = input(&[3, 37, 64], dtype, 8);
+        let b = input(&[3, 64, 29], dtype, 9);
+        let w = input(&[64, 29], dtype, 10);
+        let v = input(&[64], dtype, 11);
+        let bias = input(&[29], dtype, 12);
+        let wide_bias = input(&[30], dtype, 13);
+        let full = input(&[3, 37, 29], dtype, 14);
+        let cases: Vec<Case> = vec![
+            ("batched", Box::new(|| ops::matmul(&a, &b))),
+            ("broadcast batch", Box::new(|| ops::matmul(&a, &w))),
+            (
+                "transposed",
+                Box::new(|| ops::matmul(&w.t()?, &a.transpose([0, 2, 1])?)),
+            ),
+            ("vector", Box::new(|| ops::matmul(&a, &v))),
+            // addmm with a bias vector: cuBLASLt's bias epilogue (batched and not), then the
+            // C-operand path for a bias scaled by beta, a bias view at an odd offset (not
+            // 16-byte aligned) and a full addend.
+            (
+                "bias",
+                Box::new(|| ops::addmm(&bias, &a.reshape(&[111, 64])?, &w, 1.0, 1.0)),
+            ),
+            (
+                "bias, batched, alpha",
+                Box::new(|| ops::addmm(&bias, &a, &w, 0.5, 1.0)),
+            ),
+            (
+                "bias, beta",
+                Box::new(|| ops::addmm(&bias, &a, &w, 1.0, 2.0)),
+            ),
+            (
+                "bias, unaligned view",
+                Box::new(|| {
+                    let odd = ops::slice(&wide_bias, &[1], &[30], &[1])?;
+                    ops::addmm(&odd, &a, &w, 1.0, 1.0)
+                }),
+            ),
+            (
+                "full addend",
+                Box::new(|| ops::addmm(&full, &a, &w, 1.0, 1.0)),
+            ),
+        ];
+        for (name, f) in &cases {
+            let (c, g) = both(f);
+            // Relative to the size of the sums: compare against the largest magnitude.
+            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
+            let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
+            assert_close(&format!("{name} {dtype}"), &cs, &gs, rtol);
+        }
+    }
+}
+
+#[test]
+fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::linalg;
+    let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
+    for dtype in [Dtype::Float32, Dtype::Float64] {
+        let tol: f64 = if dtype == Dtype::Float32 { 2e-3 } else { 1e-8 };
+        // A batch of small matrices (the batched library calls), one big matrix, a batch of
+        // big ones (one call each), a strided batch.
+        for (shape, seed) in [
+            (vec![6, 5, 5], 1u64),
+            (vec![200, 200], 2),
+            (vec![2, 150, 150], 3),
+            (vec![3, 1, 4, 4], 4),
+        ] {
+            let nd = shape.len();
+            let n = shape[nd - 1];
+            let what = |op: &str| format!("{op} {dtype} {shape:?}");
+            let eye = cpu(&|| ops::eye(n, None, 0, dtype));
+            // Well conditioned: a random matrix plus n on the diagonal.
+            let a = cpu(&|| ops::add(input(&shape, dtype, seed), &ops::multiply(&eye, n as f64)?));
+            let spd = cpu(&|| ops::add(&ops::matmul(&a, &ops::swapaxes(&a, -1, -2)?)?, &eye));
+            let mut bs = shape.clone();
+            bs[nd - 1] = 3;
+            let b = input(&bs, dtype, seed + 10);
+            let at = cpu(&|| ops::swapaxes(&a, -1, -2)); // a transposed view
+            let cases: Vec<Case> = vec![
+                ("solve", Box::new(|| linalg::solve(&a, &b))),
+                ("solve of a view", Box::new(|| linalg::solve(&at, &b))),
+                ("inv", Box::new(|| linalg::inv(&a))),
+                (
+                    "solve_triangular lower",
+                    Box::new(|| linalg::solve_triangular(&a, &b, false)),
+                ),
+                (
+                    "solve_triangular upper",
+                    Box::new(|| linalg::solve_triangular(&at, &b, true)),
+                ),
+                ("cholesky lower", Box::new(|| linalg::cholesky(&spd, false))),
+                ("cholesky upper", Box::new(|| linalg::cholesky(&spd, true))),
+                (
+                    "qr: q r",
+                    Box::new(|| {
+                        let (q, r) = linalg::qr(&a)?;
+                        ops::matmul(&q, &r)
+                    }),
+                ),
+                ("qr: |r|", Box::new(|| ops::abs(&linalg::qr(&at)?.1))),
+                (
+                    "svd values",
+                    Box::new(|| Ok(linalg::svd(&a, false)?.remove(0))),
+                ),
+                (
+                    "svd: u s vt",
+                    Box::new(|| {
+                        let usv = linalg::svd(&a, true)?;
+                        let us = ops::multiply(&usv[0], &ops::expand_dims(&usv[1], -2)?)?;
+                        ops::matmul(&us, &usv[2])
+                    }),
+                ),
+                ("eigvalsh", Box::new(|| linalg::eigvalsh(&spd, "L"))),
+                (
+                    "eigh: v w vt",
+                    Box::new(|| {
+                        let (w, v) = linalg::eigh(&spd, "U")?;
+                        let vw = ops::multiply(&v, &ops::expand_dims(&w, -2)?)?;
+                        ops::matmul(&vw, &ops::swapaxes(&v, -1, -2)?)
+                    }),
+                ),
+                ("lu_factor: lu", Box::new(|| Ok(linalg::lu_factor(&a)?.0))),
+                (
+                    "lu_factor: pivots",
+                    Box::new(|| Ok(linalg::lu_factor(&a)?.1)),
+                ),
+                ("lu: p", Box::new(|| Ok(linalg::lu(&at)?.0))),
+                ("det", Box::new(|| linalg::det(&a))),
+                ("eigvals", Box::new(|| ops::sort(&linalg::eigvals(&a)?, -1))),
+                (
+                    "eig residual",
+                    Box::new(|| {
+                        let (w, v) = linalg::eig(&a)?;
+                        let ac = ops::astype(&a, Dtype::Complex64)?;
+                        let av = ops::matmul(&ac, &v)?;
+                        let r =
+                            ops::subtract(&av, &ops::multiply(&v, &ops::expand_dims(&w, -2)?)?)?;
+                        ops::divide(&ops::abs(&r)?, 2.0 * n as f64)
+                    }),
+                ),
+            ];
+            for (name, f) in &cases {
+                let (c, g) = both_complex(f);
+                let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                let c: Vec<f64> = c.iter().map(|v| v / scale).collect();
+                let g: Vec<f64> = g.iter().map(|v| v / scale).collect();
+                // Eigenvectors are complex64 whatever the input's precision.
+                let tol = if name.starts_with("eig") {
+                    tol.max(2e-5)
+                } else {
+                    tol
+                };
+                assert_close(&what(name), &c, &g, tol);
+            }
+        }
+        // Wide and tall matrices.
+        for shape in [vec![4, 7, 3], vec![3, 9]] {
+            let a = input(&shape, dtype, 7);
+            let (c, g) = both(|| Ok(linalg::svd(&a, false)?.remove(0)));
+            assert_close(&format!("svd values {shape:?}"), &c, &g, tol);
+            let (c, g) = both(|| {
+                let usv = linalg::svd(&a, true)?;
+                let k = usv[1].shape()[usv[1].ndim() - 1];
+                let nd = a.ndim();
+                let mut stop: Vec<i64> = usv[0].shape().iter().map(|&d| d as i64).collect();
+                stop[nd - 1] = k as i64;
+                let uk = ops::slice(&usv[0], &vec![0; nd], &stop, &[])?;
+                let mut stop: Vec<i64> = usv[2].shape().iter().map(|&d| d as i64).collect();
+                stop[nd - 2] = k as i64;
+                let vk = ops::slice(&usv[2], &vec![0; nd], &stop, &[])?;
+                ops::matmul(&ops::multiply(&uk, &ops::expand_dims(&usv[1], -2)?)?, &vk)
+            });
+            assert_close(&format!("svd u s vt {shape:?}"), &c, &g, tol * 10.0);
+            let (c, g) = both(|| {
+                let (q, r) = linalg::qr(&a)?;
+                ops::matmul(&q, &r)
+            });
+            assert_close(&format!("qr {shape:?}"), &c, &g, tol * 10.0);
+            let (c, g) = both(|| Ok(linalg::lu(&a)?.2));
+            assert_close(&format!("lu u {shape:?}"), &c, &g, tol * 10.0);
+        }
+        // NumPy's answers to bad input, from the GPU kernels.
+        let z = cpu(&|| ops::zeros(&[2, 3, 3], dtype));
+        let err = with_device(Device::Gpu(0), || linalg::solve(&z, &z))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("Singular matrix"), "{err}");
+        let not_pd = cpu(&|| ops::multiply(&ops::eye(4, None, 0, dtype)?, -1.0));
+        let err = with_device(Device::Gpu(0), || linalg::cholesky(&not_pd, false))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("not positive definite"), "{err}");
+        let inf = cpu(&|| ops::multiply(&ops::ones(&[2, 2], dtype)?, f64::INFINITY));
+        let err = with_device(Device::Gpu(0), || Ok(linalg::svd(&inf, true)?.remove(1)))
+            .and_then(|x| x.eval())
+            .unwrap_err();
+        assert!(err.to_string().contains("did not converge"), "{err}");
+        let w = with_device(Device::Gpu(0), || linalg::eigvalsh(&inf, "L")).unwrap();
+        assert!(w.to_vec::<f64>().unwrap().iter().all(|v| v.is_nan()));
+    }
+    assert!(
+        !umx_cuda::fallback_ops().contains(&"linalg"),
+        "{:?}",
+        umx_cuda::fallback_ops()
+    );
+}
+
+#[test]
+fn fourier_transforms_run_on_the_gpu_and_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    use umx_core::fft;
+    for dtype in [Dtype::Float32, Dtype::Float64] {
+        let x = input(&[3, 16, 5], dtype, 11);
+        let xt = with_device(Device::Cpu, || ops::swapaxes(&x, 0, 2)).unwrap();
+        for axis in [0i64, 1, 2, -1] {
+            for norm in ["backward", "ortho", "forward"] {
+                let cases: Vec<Case> = vec![
+                    ("fft", Box::new(|| fft::fft(&x, None, axis, norm))),
+                    ("fft n=7", Box::new(|| fft::fft(&x, Some(7), axis, norm))),
+                    (
+                        "fft of a view",
+                        Box::new(|| fft::fft(&xt, Some(13), axis, norm)),
+                    ),
+                    (
+                        "ifft",
+                        Box::new(|| {
+                            fft::ifft(&fft::fft(&x, None, axis, "backward")?, None, axis, norm)
+                        }),
+                    ),
+                    ("rfft", Box::new(|| fft::rfft(&x, None, axis, norm))),
+                    ("rfft n=9", Box::new(|| fft::rfft(&xt, Some(9), axis, norm))),
+                    (
+                        "irfft",
+                        Box::new(|| {
+                            fft::irfft(&fft::rfft(&x, None, axis, "backward")?, None, axis, norm)
+                        }),
+                    ),
+                    (
+                        "irfft n=11",
+                        Box::new(|| {
+                            fft::irfft(&fft::fft(&x, None, axis, "backward")?, Some(11), axis, norm)
+                        }),
+                    ),
+                ];
+                for (name, f) in &cases {
+                    let (c, g) = both_complex(f);
+                    let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    let c: Vec<f64> = c.iter().map(|v| v / scale).collect();
+                    let g: Vec<f64> = g.iter().map(|v| v / scale).collect();
+                    assert_close(&format!("{name} {dtype} axis {axis} {norm}"), &c, &g, 1e-5);
+                }
+            }
+        }
+        let (c, g) = both_complex(|| fft::fftn(&x, None, None, "backward"));
+        assert_close(&format!("fftn {dtype}"), &c, &g, 1e-4);
+    }
+    // A long signal.
+    let long = input(&[1 << 20], Dtype::Float32, 12);
+    let (c, g) = both_complex(|| fft::fft(&long, None, -1, "ortho"));
+    assert_close("fft 2^20", &c, &g, 1e-3);
+    assert!(
+        !umx_cuda::fallback_ops().contains(&"fft"),
+        "{:?}",
+        umx_cuda::fallback_ops()
+    );
+}
