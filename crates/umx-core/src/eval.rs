@@ -1,8 +1,10 @@
 //! Evaluation: order the pending graph, run each node on its stream's backend, detach as it goes.
 
+use crate::Device;
 use crate::array::{Array, ArrayData, Node, State, lock};
-use crate::device::backend;
+use crate::device::{Backend, backend};
 use crate::{Error, Result};
+use foldhash::fast::FixedState;
 use std::collections::HashSet;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,8 +27,20 @@ fn eval_with<'a>(arrays: impl IntoIterator<Item = &'a Array>, retain: bool) -> R
     let roots: Vec<&Array> = arrays.into_iter().collect();
     let order = schedule(&roots)?;
     let mut first_err = None;
+    // The backend of the last node's device, looked up again only when the device changes.
+    let mut last: Option<(Device, Arc<dyn Backend>)> = None;
     for node in order {
-        if let Err(e) = compute(&node, retain) {
+        let device = node.stream.device;
+        let backend = match &last {
+            Some((d, b)) if *d == device => Ok(b.clone()),
+            _ => backend(device).inspect(|b| last = Some((device, b.clone()))),
+        };
+        let ran = backend.and_then(|b| compute(&node, &*b, retain));
+        if let Err(e) = ran {
+            // The node carries its error, so its consumers fail with it instead of running.
+            lock(&node.state)
+                .result
+                .get_or_insert_with(|| Err(e.clone()));
             first_err.get_or_insert(e);
         }
     }
@@ -80,7 +94,7 @@ fn schedule(roots: &[&Array]) -> Result<Vec<Arc<Node>>> {
     // Nodes whose inputs have been pushed. A node is marked when it is expanded, not when it is
     // pushed: a node pushed early (as a later input of some consumer) and reached again through
     // another input must still come before that input in the order.
-    let mut seen: HashSet<*const Node> = HashSet::new();
+    let mut seen: HashSet<*const Node, FixedState> = HashSet::default();
     // (node, whether its inputs have been pushed)
     let mut stack: Vec<(Arc<Node>, bool)> = Vec::new();
     for a in roots {
@@ -132,7 +146,7 @@ fn pending_node(a: &Array) -> Result<Option<Arc<Node>>> {
 
 /// Runs one node unless it already ran; stores its outputs or its error. The node lets go of
 /// its inputs unless the graph is `retain`ed.
-fn compute(node: &Arc<Node>, retain: bool) -> Result<()> {
+fn compute(node: &Arc<Node>, backend: &dyn Backend, retain: bool) -> Result<()> {
     let mut st = lock(&node.state);
     if let Some(r) = &st.result {
         return r.as_ref().map(|_| ()).map_err(Clone::clone);
@@ -147,7 +161,6 @@ fn compute(node: &Arc<Node>, retain: bool) -> Result<()> {
         for a in inputs {
             datas.push(take_data(a, retain)?);
         }
-        let backend = backend(node.stream.device)?;
         let outs = backend.eval(&node.prim, datas, &node.outputs, node.stream)?;
         if outs.len() != node.outputs.len() {
             return Err(Error::Device(format!(

@@ -86,7 +86,8 @@ pub(crate) fn function_for(
     struct Fn(sys::CUfunction);
     // SAFETY: function handles are process-wide driver objects.
     unsafe impl Send for Fn {}
-    static BY_KEY: OnceLock<Mutex<HashMap<String, Fn>>> = OnceLock::new();
+    type Map = HashMap<String, Fn, foldhash::fast::FixedState>;
+    static BY_KEY: OnceLock<Mutex<Map>> = OnceLock::new();
     let map = BY_KEY.get_or_init(Default::default);
     if let Some(f) = map.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
         return Ok(f.0);

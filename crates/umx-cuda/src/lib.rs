@@ -197,3 +197,140 @@ pub fn register() -> bool {
     umx_core::device::register_backend(Arc::new(CudaBackend));
     true
 }
+
+/// Diagnostics: where the host time of one small GPU op goes. Each row is the mean host time
+/// of one step, in microseconds, over `n` repetitions on 16-element float32 arrays:
+///
+/// - `launch`: an empty kernel launched as umx launches (`cuLaunchKernelEx` with programmatic
+///   dependent launch on sm_90), and `launch, plain`: through `cuLaunchKernel`;
+/// - `pool`: a device block from the pool and back;
+/// - `key`: the element-wise generator's kernel key for an `add`;
+/// - `lookup`: finding that kernel by its key;
+/// - `kernel`: the `add` kernel's whole dispatch (`kernels::binary`: output, operands, key,
+///   lookup, launch);
+/// - `backend`: [`CudaBackend`]'s `eval` of the `add` primitive (`kernel` and the stream,
+///   profile and origin bookkeeping around it);
+/// - `kernel, card busy` and `backend, card busy`: the same queued behind 50 ms of GPU work,
+///   so that a card slower than the host cannot hold the host back (the host's own cost).
+pub fn dispatch_cost(n: usize) -> Result<Vec<(&'static str, f64)>> {
+    use umx_core::primitives::BinaryOp;
+    let g = gpu::gpu()?;
+    let n = n.max(1);
+    let x = ArrayData::contiguous(
+        umx_core::Buffer::from_slice(&[1.0f32; 16])?,
+        &[16],
+        umx_core::Dtype::Float32,
+    );
+    storage::device_ptr(&x.buffer)?;
+    let add = BinaryOp::Add;
+    let prim = Primitive::Binary(add.clone());
+    let spec = [OutSpec {
+        shape: vec![16],
+        dtype: umx_core::Dtype::Float32,
+    }];
+    let expr = add
+        .c_expr(umx_core::Dtype::Float32, "x0", "x1")
+        .unwrap_or_default();
+    let compute = [umx_core::Dtype::Float32; 2];
+    let inputs = [x.clone(), x.clone()];
+    let key = || {
+        kernels::elementwise::program_key(
+            &inputs,
+            &compute,
+            [false, false].into_iter(),
+            "",
+            &[(&expr, umx_core::Dtype::Float32)],
+            true,
+        )
+    };
+    kernels::binary(&add, &inputs, &spec)?;
+    let stream = Stream::default_of(Device::Gpu(0));
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        g.synchronize()?;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            f()?;
+        }
+        let host = t.elapsed().as_secs_f64();
+        g.synchronize()?;
+        Ok(host / n as f64 * 1e6)
+    };
+    let (launch, launched) = compile::launch_cost(n)?;
+    let mut rows = vec![("launch", launch), ("launch, with the card", launched)];
+    // The same empty kernel through plain `cuLaunchKernel` (no launch attributes).
+    let empty = compile::function(
+        r#"extern "C" __global__ void umx_empty(int x) {}"#,
+        "umx_empty",
+    )?;
+    rows.push((
+        "launch, plain",
+        time(&mut || {
+            let mut v = 0i32;
+            // SAFETY: the empty kernel takes one int.
+            unsafe {
+                cudarc::driver::result::launch_kernel(
+                    empty,
+                    (1, 1, 1),
+                    (32, 1, 1),
+                    0,
+                    g.stream(),
+                    &mut [&mut v as *mut i32 as *mut std::ffi::c_void],
+                )
+            }
+            .map_err(|e| gpu::driver_err("launching a kernel", e))
+        })?,
+    ));
+    rows.push((
+        "pool",
+        time(&mut || storage::CudaStorage::alloc(64).map(drop))?,
+    ));
+    rows.push((
+        "key",
+        time(&mut || {
+            std::hint::black_box(key());
+            Ok(())
+        })?,
+    ));
+    let k = key();
+    rows.push((
+        "lookup",
+        time(&mut || compile::function_for(&k, String::new, "umx_elementwise").map(drop))?,
+    ));
+    rows.push((
+        "kernel",
+        time(&mut || kernels::binary(&add, &inputs, &spec).map(drop))?,
+    ));
+    rows.push((
+        "backend",
+        time(&mut || {
+            CudaBackend
+                .eval(&prim, inputs.to_vec(), &spec, stream)
+                .map(drop)
+        })?,
+    ));
+    // The same dispatches queued behind 50 ms of GPU work: the host's own time, with no wait
+    // for a card that falls behind.
+    let spin = compile::function(
+        r#"extern "C" __global__ void umx_spin(long long cycles) {
+  long long t0 = clock64();
+  while (clock64() - t0 < cycles) {}
+}"#,
+        "umx_spin",
+    )?;
+    for (name, backend) in [("kernel, card busy", false), ("backend, card busy", true)] {
+        g.synchronize()?;
+        let mut cycles = 100_000_000i64;
+        compile::launch(spin, 1, 1, 0, &mut [&mut cycles as *mut i64 as *mut _])?;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            if backend {
+                drop(CudaBackend.eval(&prim, inputs.to_vec(), &spec, stream)?);
+            } else {
+                drop(kernels::binary(&add, &inputs, &spec)?);
+            }
+        }
+        rows.push((name, t.elapsed().as_secs_f64() / n as f64 * 1e6));
+    }
+    g.synchronize()?;
+    Ok(rows)
+}

@@ -22,8 +22,8 @@ pub use umx_optim as optim;
 /// once and replayed).
 pub mod cuda {
     pub use umx_cuda::{
-        CudaGraph, ProfileLine, device_count, device_info, fallback_ops, kernel_cache_stats,
-        launch_cost, memory, profile_report, set_gemv, set_profiling, set_tf32,
+        CudaGraph, ProfileLine, device_count, device_info, dispatch_cost, fallback_ops,
+        kernel_cache_stats, launch_cost, memory, profile_report, set_gemv, set_profiling, set_tf32,
     };
 }
 

@@ -15,7 +15,7 @@ use super::source::{
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{input_ptr, output};
-use std::fmt::Write;
+use std::borrow::Cow;
 use umx_core::primitives::codegen::PRELUDE;
 use umx_core::primitives::{BinaryOp, UnaryOp};
 use umx_core::shape::{broadcast_strides, is_row_contiguous, numel, row_major_strides};
@@ -34,9 +34,10 @@ const THREADS: u32 = 128;
 const UNROLL: usize = 1;
 
 /// An operand as the kernel sees it.
-enum Operand {
-    /// A device array viewed with the output's shape (strides in elements, 0 on broadcast axes).
-    Array { ptr: u64, strides: Vec<isize> },
+enum Operand<'a> {
+    /// A device array viewed with the output's shape (strides in elements, 0 on broadcast
+    /// axes; borrowed when the array already has the output's shape).
+    Array { ptr: u64, strides: Cow<'a, [isize]> },
     /// One stored element, passed by value.
     Value(Vec<u8>),
 }
@@ -111,9 +112,14 @@ pub(crate) fn run_program(
             })?;
             operands.push(Operand::Value(v.to_vec()));
         } else {
+            let strides = if x.shape == out_shape {
+                Cow::Borrowed(&x.strides[..])
+            } else {
+                Cow::Owned(broadcast_strides(&x.shape, &x.strides, out_shape))
+            };
             operands.push(Operand::Array {
                 ptr: input_ptr(x)?,
-                strides: broadcast_strides(&x.shape, &x.strides, out_shape),
+                strides,
             });
         }
     }
@@ -142,20 +148,8 @@ pub(crate) fn run_program(
         .max()
         .unwrap_or(1);
     let per_thread = (16 / widest).max(1);
-    // What the generated source depends on, for the kernel lookup.
-    let mut key = String::with_capacity(64 + stmts.len());
-    let _ = write!(key, "ew|{stmts}|{contiguous}");
-    for (expr, dtype) in outs {
-        let _ = write!(key, "|{expr}>{dtype:?}");
-    }
-    for ((x, c), o) in inputs.iter().zip(compute).zip(&operands) {
-        let kind = if matches!(o, Operand::Value(_)) {
-            'v'
-        } else {
-            'a'
-        };
-        let _ = write!(key, "|{:?}>{c:?}{kind}", x.dtype);
-    }
+    let kinds = operands.iter().map(|o| matches!(o, Operand::Value(_)));
+    let key = program_key(inputs, compute, kinds, stmts, outs, contiguous);
     let (f, work) = if contiguous {
         let aligned = out_ptrs.iter().all(|p| p % 16 == 0)
             && operands.iter().all(|o| match o {
@@ -192,6 +186,38 @@ pub(crate) fn run_program(
     };
     launch(f, grid, THREADS, 0, &mut args.pointers())?;
     Ok(Some(results))
+}
+
+/// What a generated kernel's source depends on, for the kernel lookup: the statements, the
+/// layout, each output's expression and dtype, and each input's dtype, compute dtype and
+/// kind (`values`: passed by value).
+pub(crate) fn program_key(
+    inputs: &[ArrayData],
+    compute: &[Dtype],
+    values: impl Iterator<Item = bool>,
+    stmts: &str,
+    outs: &[(&str, Dtype)],
+    contiguous: bool,
+) -> String {
+    // Pieces pushed, not formatted: this runs on every element-wise dispatch.
+    let mut key = String::with_capacity(64 + stmts.len());
+    key.push_str("ew|");
+    key.push_str(stmts);
+    key.push_str(if contiguous { "|c" } else { "|s" });
+    for (expr, dtype) in outs {
+        key.push('|');
+        key.push_str(expr);
+        key.push('>');
+        key.push_str(dtype.name());
+    }
+    for ((x, c), value) in inputs.iter().zip(compute).zip(values) {
+        key.push('|');
+        key.push_str(x.dtype.name());
+        key.push('>');
+        key.push_str(c.name());
+        key.push(if value { 'v' } else { 'a' });
+    }
+    key
 }
 
 /// The kernel's source. `per_thread` is `Some(elements per vector)` for the contiguous kernel.
@@ -345,10 +371,10 @@ extern "C" __global__ void umx_elementwise({params}, long long n, umx_dims d) {{
 /// The strided path's `umx_dims` argument: the output shape with adjacent axes merged where
 /// every array operand allows it, and each array operand's strides. `None` past `MAX_DIMS`.
 fn merged_dims(shape: &[usize], operands: &[Operand]) -> Option<Vec<u8>> {
-    let strides: Vec<&Vec<isize>> = operands
+    let strides: Vec<&[isize]> = operands
         .iter()
         .filter_map(|o| match o {
-            Operand::Array { strides, .. } => Some(strides),
+            Operand::Array { strides, .. } => Some(&strides[..]),
             Operand::Value(_) => None,
         })
         .collect();

@@ -19,7 +19,10 @@
 //! kernel (`take_index_error`), as CUDA reports asynchronous errors, without stalling the
 //! stream after every gather.
 
-use super::source::{Args, HEADER, grid_for, load, storage_type, store};
+use super::source::{
+    Args, HEADER, complex_compute_type, complex_prelude, complex_storage_type, complex_store,
+    grid_for, load, storage_type, store,
+};
 use super::{contiguous, first_out};
 use crate::compile::{function_for, launch};
 use crate::gpu::{driver_err, gpu};
@@ -28,7 +31,7 @@ use cudarc::driver::result;
 use std::cell::RefCell;
 use umx_core::device::OutSpec;
 use umx_core::primitives::BinaryOp;
-use umx_core::primitives::codegen::{PRELUDE, c_compute_type};
+use umx_core::primitives::codegen::PRELUDE;
 use umx_core::primitives::indexing::{IndexOp, ScatterMode};
 use umx_core::shape::{broadcast_many, broadcast_strides, numel, row_major_strides};
 use umx_core::{ArrayData, Dtype, Element, Error, Result, dispatch_dtype};
@@ -56,19 +59,13 @@ const OPS: [&str; 10] = [
 
 pub fn eval(op: &IndexOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out("indexing", outputs)?;
-    // complex64 values are only moved (gathers, assigning scatters), as 8-byte words (`run`):
-    // the scatters that combine values and the generated triangle/diagonal kernels leave
-    // them to the CPU.
-    let moves_only = match op {
-        IndexOp::Take { .. } | IndexOp::TakeAlongAxis { .. } | IndexOp::Gather { .. } => true,
-        IndexOp::Scatter { mode, .. }
-        | IndexOp::PutAlongAxis { mode, .. }
-        | IndexOp::SliceUpdate { mode, .. } => *mode == ScatterMode::Assign,
-        _ => false,
-    };
-    if (out.dtype == Dtype::Complex64 || inputs.iter().any(|x| x.dtype == Dtype::Complex64))
-        && !(moves_only && out.dtype == Dtype::Complex64)
-    {
+    // complex64 values move as the 8-byte words they are (gathers, assignments, triangles,
+    // diagonals) and combine with the CPU's complex arithmetic and lexicographic order.
+    // Mixed complex and real values are cast by the ops layer first; these are the CPU's.
+    let values = inputs
+        .iter()
+        .filter(|x| !x.dtype.is_integer() || x.dtype == out.dtype);
+    if values.clone().any(|x| x.dtype == Dtype::Complex64) != (out.dtype == Dtype::Complex64) {
         return Ok(None);
     }
     let r = match (op, inputs) {
@@ -159,8 +156,8 @@ fn run(p: Plan) -> Result<Option<()>> {
     }
     if p.shape.len() > MAX_DIMS
         || p.indices.len() > MAX_INDICES
-        || storage_type(p.out.1).is_none()
-        || storage_type(p.values.dtype).is_none()
+        || complex_storage_type(p.out.1).is_none()
+        || complex_storage_type(p.values.dtype).is_none()
     {
         return Ok(None);
     }
@@ -255,9 +252,10 @@ fn source(
     mode: Option<ScatterMode>,
     atomic: bool,
 ) -> String {
-    let out_s = storage_type(out).unwrap_or("void");
-    let val_s = storage_type(values).unwrap_or("void");
-    let ct = c_compute_type(out).unwrap_or("void");
+    let out_s = complex_storage_type(out).unwrap_or("void");
+    let val_s = complex_storage_type(values).unwrap_or("void");
+    let ct = complex_compute_type(out).unwrap_or("void");
+    let store = complex_store;
     let mut params = format!("{out_s}* __restrict__ out, const {val_s}* __restrict__ src");
     let mut offs = String::new();
     let mut step = String::new();
@@ -309,7 +307,8 @@ fn source(
     } else {
         ""
     };
-    let mut src = format!("{HEADER}{PRELUDE}{INDEX_PRELUDE}");
+    let complex = complex_prelude(out == Dtype::Complex64 || values == Dtype::Complex64);
+    let mut src = format!("{HEADER}{PRELUDE}{complex}{INDEX_PRELUDE}");
     src += &format!(
         r#"
 struct umx_ix {{
@@ -338,6 +337,21 @@ extern "C" __global__ void umx_index({params}, long long n, umx_ix d, umx_err* e
 
 /// `o (mode) u` over compute values of `dtype`, as the CPU's `Combine` does.
 fn combine(mode: ScatterMode, dtype: Dtype, o: &str, u: &str) -> String {
+    if dtype == Dtype::Complex64 {
+        // Real part first, then imaginary (a NaN part compares false, as Rust's tuples do).
+        let pick = |cmp: &str| {
+            format!(
+                "umx_cpick({o}, {u}, ({o}.re != {u}.re ? {o}.re {cmp} {u}.re : {o}.im {cmp} {u}.im))"
+            )
+        };
+        return match mode {
+            ScatterMode::Assign => u.to_string(),
+            ScatterMode::Add => format!("({o} + {u})"),
+            ScatterMode::Prod => format!("({o} * {u})"),
+            ScatterMode::Max => pick(">"),
+            ScatterMode::Min => pick("<"),
+        };
+    }
     let op = match mode {
         ScatterMode::Assign => return u.to_string(),
         ScatterMode::Add => BinaryOp::Add,
@@ -496,6 +510,16 @@ pub(crate) fn take_index_error() -> Result<()> {
 // The ops
 
 /// A row-major copy of `a` on the device that this op may write into.
+/// The dtype whose values a kernel that only moves and zeroes elements of `d` handles them
+/// as: complex64 as 8-byte words (zero is both parts zero).
+fn moved_as(d: Dtype) -> Dtype {
+    if d == Dtype::Complex64 {
+        Dtype::Uint64
+    } else {
+        d
+    }
+}
+
 fn writable_copy(a: &ArrayData) -> Result<Option<(ArrayData, u64)>> {
     // Donation: an input whose buffer nothing else holds (the op's own handle is the last) is
     // updated in place, as MLX does, so a cache updated one row at a time is not copied whole.
@@ -827,8 +851,9 @@ fn triangle(a: &ArrayData, k: i64, upper: bool) -> Outs1 {
         return Ok(Some(out));
     }
     let (rows, cols) = (a.shape[nd - 2] as i64, a.shape[nd - 1] as i64);
-    let s = storage_type(a.dtype).unwrap_or("void");
-    let zero = store(a.dtype, "0");
+    let words = moved_as(a.dtype);
+    let s = storage_type(words).unwrap_or("void");
+    let zero = store(words, "0");
     // Row i keeps columns j with j - i <= k (tril) or j - i >= k (triu).
     let cond = if upper { "j - i < k" } else { "j - i > k" };
     let key = format!("tri|{:?}|{upper}", a.dtype);
@@ -871,8 +896,9 @@ fn diag_matrix(v: &ArrayData, k: i64, shape: &[usize]) -> Outs1 {
         return Ok(Some(out));
     }
     let side = shape[0] as i64;
-    let s = storage_type(v.dtype).unwrap_or("void");
-    let zero = store(v.dtype, "0");
+    let words = moved_as(v.dtype);
+    let s = storage_type(words).unwrap_or("void");
+    let zero = store(words, "0");
     let key = format!("diagm|{:?}", v.dtype);
     let f = function_for(
         &key,

@@ -67,10 +67,10 @@ pub fn binary(op: &BinaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs 
             b.dtype
         )));
     };
-    let parts: Vec<BinaryOp> = if *op == BinaryOp::DivMod {
-        vec![BinaryOp::FloorDivide, BinaryOp::Remainder]
+    let parts: &[BinaryOp] = if *op == BinaryOp::DivMod {
+        &[BinaryOp::FloorDivide, BinaryOp::Remainder]
     } else {
-        vec![op.clone()]
+        std::slice::from_ref(op)
     };
     if parts.len() != outputs.len() {
         return Err(Error::Device(format!(
@@ -78,7 +78,7 @@ pub fn binary(op: &BinaryOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs 
             op.name()
         )));
     }
-    let mut outs = Vec::new();
+    let mut outs = Vec::with_capacity(parts.len());
     for (part, spec) in parts.iter().zip(outputs) {
         let expr = if compute == Dtype::Complex64 {
             elementwise::complex_binary(part, "x0", "x1")
@@ -127,6 +127,7 @@ pub fn creation(op: &CreationOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> O
         }
         _ if out.dtype == Dtype::Complex64 => Ok(None),
         (CreationOp::Arange { start, step }, []) => arange_int(out, *start, *step),
+        (CreationOp::Linspace { start, stop }, []) => linspace(out, *start, *stop).map(Some),
         (CreationOp::Eye { k }, []) => Ok(Some(vec![matrix(out, "j - i == k", *k)?])),
         (CreationOp::Tri { k }, []) => Ok(Some(vec![matrix(out, "j <= i + k", *k)?])),
         _ => Ok(None),
@@ -183,6 +184,50 @@ extern "C" __global__ void umx_arange({s}* out, long long n, long long first, lo
     let blocks = n.div_ceil(256).min(g.sm_count as usize * 8) as u32;
     crate::compile::launch(f, blocks, 256, 0, &mut args.pointers())?;
     Ok(Some(vec![data]))
+}
+
+/// `linspace`: element `e` of `n` is `(1 - t) * start + t * stop` with `t = e / (n - 1)`, in
+/// float32 as the CPU computes it (no contraction: the same values bit for bit), then cast.
+fn linspace(out: &OutSpec, start: f64, stop: f64) -> Result<Vec<ArrayData>> {
+    let n = umx_core::shape::numel(&out.shape);
+    let (data, ptr) = crate::storage::fresh(&out.shape, out.dtype)?;
+    if n == 0 {
+        return Ok(vec![data]);
+    }
+    let dtype = out.dtype;
+    let s = source::storage_type(dtype).unwrap_or("void");
+    let f = crate::compile::function_for(
+        &format!("linspace|{dtype:?}"),
+        || {
+            format!(
+                r#"{}
+extern "C" __global__ void umx_linspace({s}* out, long long n, float start, float stop) {{
+  long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride) {{
+    float v = start;
+    if (n > 1) {{
+      float t = (float)e / (float)(n - 1);
+      v = (1.0f - t) * start + t * stop;
+    }}
+    out[e] = {};
+  }}
+}}
+"#,
+                source::HEADER,
+                source::store(dtype, "v")
+            )
+        },
+        "umx_linspace",
+    )?;
+    let g = crate::gpu::gpu()?;
+    let mut args = source::Args::default();
+    args.push(ptr)
+        .push(n as i64)
+        .push(start as f32)
+        .push(stop as f32);
+    let blocks = n.div_ceil(256).min(g.sm_count as usize * 8) as u32;
+    crate::compile::launch(f, blocks, 256, 0, &mut args.pointers())?;
+    Ok(vec![data])
 }
 
 /// A 2-D array of ones where `cond` (over row `i`, column `j` and `k`) holds, zeros elsewhere.

@@ -10,13 +10,15 @@
 //!   weights are read once: the kernel runs at the speed of reading them.
 //! - every other product (more rows, or `W` not transposed): the weights are dequantized to
 //!   the activation dtype and multiplied by cuBLASLt (`kernels/matmul.rs`).
-//! - `quantize` runs on the CPU (the fallback): it is done once per weight.
+//! - `quantize`: one thread per group, the CPU's arithmetic step for step (the same codes,
+//!   scales and biases bit for bit).
 
 use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use super::{contiguous, matmul};
 use crate::compile::{function_for, launch};
-use crate::gpu::gpu;
-use crate::storage::{input_ptr, output};
+use crate::gpu::{driver_err, gpu};
+use crate::storage::{fresh, input_ptr, output};
+use cudarc::driver::result;
 use std::sync::Arc;
 use umx_core::device::OutSpec;
 use umx_core::primitives::{MatmulOp, QuantOp};
@@ -45,7 +47,7 @@ pub fn eval(op: &QuantOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         (QuantOp::QuantizedMatmul { transpose, .. }, [x, q, s, b], [out]) => {
             qmm(x, q, s, b, *transpose, group_size, bits, out)
         }
-        (QuantOp::Quantize { .. }, _, _) => Ok(None),
+        (QuantOp::Quantize { .. }, [w], _) => quantize(w, group_size, bits, outputs),
         _ => Err(Error::Device(format!(
             "{}: {} inputs and {} outputs",
             op.name(),
@@ -132,6 +134,118 @@ fn dequantize(
         &mut args.pointers(),
     )?;
     Ok(Some(result))
+}
+
+/// `quantize`: one thread per group of `group_size` elements of the dense weights `w`, the
+/// CPU's arithmetic (`umx_core::primitives::quantized::quantize_group`) step for step.
+fn quantize(w: &ArrayData, group_size: usize, bits: usize, outputs: &[OutSpec]) -> Outs {
+    let [oq, os, ob] = outputs else {
+        return Err(Error::Device(format!(
+            "quantize: {} outputs, not 3",
+            outputs.len()
+        )));
+    };
+    if !is_float(w.dtype) || os.dtype != w.dtype || ob.dtype != w.dtype {
+        return Ok(None);
+    }
+    let n = w.size();
+    if group_size == 0 || !n.is_multiple_of(group_size) || !(group_size * bits).is_multiple_of(32) {
+        return Err(Error::Invalid(format!(
+            "quantize: {n} elements do not split into groups of {group_size} at {bits} bits"
+        )));
+    }
+    let Some(w) = dense(w, w.dtype)? else {
+        return Ok(None);
+    };
+    let groups = n / group_size;
+    let (q, pq) = fresh(&oq.shape, Dtype::Uint32)?;
+    let (s, ps) = fresh(&os.shape, w.dtype)?;
+    let (b, pb) = fresh(&ob.shape, w.dtype)?;
+    if q.size() != groups * group_size * bits / 32 || s.size() != groups || b.size() != groups {
+        return Err(Error::Device(format!(
+            "quantize: outputs {:?}, {:?}, {:?} for {groups} groups",
+            oq.shape, os.shape, ob.shape
+        )));
+    }
+    if groups == 0 {
+        return Ok(Some(vec![q, s, b]));
+    }
+    let dtype = w.dtype;
+    let f = function_for(
+        &format!("quantize|{dtype:?}|{bits}|{group_size}"),
+        || quantize_source(dtype, bits, group_size),
+        "umx_quantize",
+    )?;
+    let mut args = Args::default();
+    args.push(input_ptr(&w)?)
+        .push(pq)
+        .push(ps)
+        .push(pb)
+        .push(groups as i64);
+    let grid = grid_for(groups, THREADS, gpu()?.sm_count);
+    launch(f, grid, THREADS, 0, &mut args.pointers())?;
+    Ok(Some(vec![q, s, b]))
+}
+
+/// The CUDA source of the quantize kernel. Division, subtraction and `rintf` are IEEE
+/// round-to-nearest on both sides (no contraction: `--fmad=false`), so the codes, scales and
+/// biases are the CPU's bit for bit.
+fn quantize_source(dtype: Dtype, bits: usize, group_size: usize) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    let words = group_size * bits / 32;
+    format!(
+        r#"{HEADER}
+#define BITS {bits}
+#define GS {group_size}
+#define WORDS {words}
+extern "C" __global__ void umx_quantize(const {st}* w, unsigned int* q, {st}* sc, {st}* bi,
+    long long groups) {{
+  for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < groups;
+       g += (long long)gridDim.x * blockDim.x) {{
+    const {st}* src = w + g * GS;
+    float lo = __int_as_float(0x7f800000), hi = -lo;
+    for (int i = 0; i < GS; i++) {{
+      float v = {v};
+      hi = fmaxf(hi, v);
+      lo = fminf(lo, v);
+    }}
+    const float n_bins = (float)((1u << BITS) - 1u);
+    float scale, bias = 0.0f;
+    if (BITS == 1) {{
+      // The two codes are the group's minimum and maximum.
+      scale = fmaxf(hi - lo, 1e-7f);
+      bias = lo;
+    }} else {{
+      bool mask = fabsf(lo) > fabsf(hi);
+      scale = fmaxf((hi - lo) / n_bins, 1e-7f);
+      if (!mask) scale = -scale;
+      float edge = mask ? lo : hi;
+      float q0 = rintf(edge / scale);
+      if (q0 != 0.0f) {{
+        scale = edge / q0;
+        bias = edge;
+      }}
+    }}
+    unsigned int acc[WORDS];
+    for (int j = 0; j < WORDS; j++) acc[j] = 0u;
+    for (int i = 0; i < GS; i++) {{
+      float v = {v};
+      float c = fminf(fmaxf(rintf((v - bias) / scale), 0.0f), n_bins);
+      unsigned int code = (unsigned int)c;
+      int bit = i * BITS, at = bit >> 5, sh = bit & 31;
+      acc[at] |= code << sh;
+      if (sh + BITS > 32) acc[at + 1] |= code >> (32 - sh);
+    }}
+    for (int j = 0; j < WORDS; j++) q[g * WORDS + j] = acc[j];
+    sc[g] = {so};
+    bi[g] = {bo};
+  }}
+}}
+"#,
+        v = load(dtype, "src[i]", "float"),
+        so = store(dtype, "scale"),
+        bo = store(dtype, "bias"),
+    )
 }
 
 /// The CUDA source of the dequantize kernel.
@@ -286,9 +400,16 @@ fn qmm(
         total / n / batches
     };
     if total == 0 || k == 0 {
-        // Nothing to compute, or an empty sum: the CPU writes zeros without a round trip of
-        // weights only when there are none; both are rare.
-        return Ok(None);
+        // Nothing to compute, or empty sums: zeros.
+        let (y, ptr) = fresh(&out.shape, dtype)?;
+        if total > 0 {
+            let g = gpu()?;
+            // SAFETY: `y` holds `total` elements of `dtype`; the fill is queued on the stream
+            // before any reader of `y`.
+            unsafe { result::memset_d8_async(ptr, 0, total * dtype.size(), g.stream()) }
+                .map_err(|e| driver_err("zeroing a product", e))?;
+        }
+        return Ok(Some(vec![y]));
     }
     let Some((q, s, b)) = packed_operands(q, s, b, dtype)? else {
         return Ok(None);

@@ -181,16 +181,19 @@ fn sample(
             params.len()
         )));
     }
+    let t = out.dtype;
+    if let Distribution::ComplexNormal { .. } = dist {
+        return complex_normal(dist, bits, params, out).map(Some);
+    }
     if params.iter().any(|p| p.dtype == Dtype::Complex64) {
         return Ok(None);
     }
-    let t = out.dtype;
     let float_out = matches!(
         t,
         Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32 | Dtype::Float64
     );
     let fits = match dist {
-        Distribution::ComplexNormal { .. } => false,
+        Distribution::ComplexNormal { .. } => t == Dtype::Complex64,
         Distribution::Randint => t == Dtype::Bool || t.is_integer(),
         Distribution::Bernoulli => t == Dtype::Bool,
         _ => float_out,
@@ -219,6 +222,55 @@ fn sample(
     Ok(run_program(&inputs, &compute, &stmts, &[(&expr, t)], &out.shape)?.map(|mut o| o.remove(0)))
 }
 
+/// Complex normal samples: two words of `bits` per element, read as one uint64 (a view of
+/// the same buffer), and complex64 parameters (real ones become complex on load).
+fn complex_normal(
+    dist: Distribution,
+    bits: &ArrayData,
+    params: &[ArrayData],
+    out: &OutSpec,
+) -> Result<ArrayData> {
+    let n = numel(&out.shape);
+    if out.dtype != Dtype::Complex64 || bits.size() != 2 * n {
+        return Err(Error::Device(format!(
+            "normal: {} complex samples of {} need {} words of bits, got {}",
+            n,
+            out.dtype,
+            2 * n,
+            bits.size()
+        )));
+    }
+    let copied;
+    let bits = if is_row_contiguous(&bits.shape, &bits.strides) && bits.offset % 2 == 0 {
+        bits
+    } else {
+        copied = super::contiguous(bits, Dtype::Uint32)?
+            .ok_or_else(|| Error::Device("normal: the bits could not be made contiguous".into()))?;
+        &copied
+    };
+    let words = ArrayData {
+        buffer: bits.buffer.clone(),
+        shape: out.shape.clone(),
+        dtype: Dtype::Uint64,
+        strides: row_major_strides(&out.shape),
+        offset: bits.offset / 2,
+    };
+    let mut inputs = vec![words];
+    inputs.extend(params.iter().cloned());
+    let mut compute = vec![Dtype::Uint64];
+    compute.extend(params.iter().map(|_| Dtype::Complex64));
+    let (stmts, expr) = program(dist, Dtype::Complex64);
+    run_program(
+        &inputs,
+        &compute,
+        &stmts,
+        &[(&expr, Dtype::Complex64)],
+        &out.shape,
+    )?
+    .and_then(|mut o| o.pop())
+    .ok_or_else(|| Error::Device("normal: no GPU kernel for complex samples".into()))
+}
+
 /// The C statements and the final expression of one sample: core's scalar function over the
 /// bits `x0` and the parameters `x1`, `x2` (double), for output dtype `t`. Every value is a
 /// float of `t`'s precision, so the final store is exact.
@@ -241,7 +293,7 @@ fn program(dist: Distribution, t: Dtype) -> (String, String) {
         }
         Distribution::Normal { loc, scale } => {
             s += &erfinv_source();
-            s += &symmetric_uniform("rv_s");
+            s += &symmetric_uniform("rv_s", "x0");
             s += &format!("    float rv_z = {};\n", round(t, "umx_erfinv(rv_s)"));
             let applied = if scale {
                 let x = format!("x{}", 1 + loc as usize);
@@ -279,7 +331,7 @@ fn program(dist: Distribution, t: Dtype) -> (String, String) {
         }
         Distribution::Laplace { .. } => {
             // x1 is loc and x2 scale (float32, see `sample`).
-            s += &symmetric_uniform("rv_s");
+            s += &symmetric_uniform("rv_s", "x0");
             s += "    float rv_sign = rv_s > 0.0f ? 1.0f : (rv_s < 0.0f ? -1.0f : 0.0f);\n";
             s += &format!(
                 "    float rv_v = {};\n",
@@ -315,8 +367,24 @@ fn program(dist: Distribution, t: Dtype) -> (String, String) {
             s += &format!("    float rv_o = {};\n", round(t, &format!("{s2} * {z}")));
             "fmaxf(fminf(rv_hi, rv_o), rv_lo)".to_string()
         }
-        // Rejected in `sample`.
-        Distribution::ComplexNormal { .. } => "0".to_string(),
+        Distribution::ComplexNormal { loc, scale } => {
+            // x0 is the element's two words as one uint64 (the first word low), the
+            // parameters complex64: `loc + scale * z`, z's parts the inverse error function
+            // of a symmetric uniform each (the CPU's order of operations).
+            s += "    unsigned int rv_w0 = (unsigned int)(x0 & 0xffffffffull), \
+                  rv_w1 = (unsigned int)(x0 >> 32);\n";
+            s += &erfinv_source();
+            s += &symmetric_uniform("rv_s0", "rv_w0");
+            s += &symmetric_uniform("rv_s1", "rv_w1");
+            s += "    umx_c64 rv_z = umx_c64(umx_erfinv(rv_s0), umx_erfinv(rv_s1));\n";
+            if scale {
+                s += &format!("    rv_z = x{} * rv_z;\n", 1 + loc as usize);
+            }
+            if loc {
+                s += "    rv_z = x1 + rv_z;\n";
+            }
+            "rv_z".to_string()
+        }
     };
     (s, expr)
 }
@@ -376,12 +444,12 @@ fn uniform(t: Dtype, name: &str, bits: &str, low: &str, high: &str, upper: f32) 
     )
 }
 
-/// Statements declaring `name` as core's `symmetric_uniform(x0)`.
-fn symmetric_uniform(name: &str) -> String {
+/// Statements declaring `name` as core's `symmetric_uniform` of the word `bits`.
+fn symmetric_uniform(name: &str, bits: &str) -> String {
     uniform(
         Dtype::Float32,
         name,
-        "x0",
+        bits,
         &lit(r::SYMMETRIC_LOW),
         &lit(1.0),
         r::below_one::<f32>(),

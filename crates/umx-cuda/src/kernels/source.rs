@@ -55,10 +55,21 @@ pub fn store(to: Dtype, x: &str) -> String {
 
 /// Kernel arguments: each value in its own 8-byte-aligned run of one buffer, and the pointers
 /// to them that `cuLaunchKernel` wants (one allocation for all of a launch's arguments).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Args {
     words: Vec<u64>,
     starts: Vec<usize>,
+}
+
+impl Default for Args {
+    /// Room for a typical launch's arguments, so that pushing them does not reallocate (a
+    /// small op's dispatch is a few microseconds, and each allocation counts).
+    fn default() -> Args {
+        Args {
+            words: Vec::with_capacity(32),
+            starts: Vec::with_capacity(16),
+        }
+    }
 }
 
 impl Args {

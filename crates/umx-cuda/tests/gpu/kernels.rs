@@ -372,3 +372,124 @@ fn user_cuda_kernels_compile_run_and_report_errors() {
         .to_string();
     assert!(e.contains("broken") && e.contains("undefined_thing"), "{e}");
 }
+
+#[test]
+fn quantize_linspace_complex_normals_and_complex_scatters_run_on_the_gpu() {
+    if !setup() {
+        return;
+    }
+    // quantize: the CPU's codes, scales and biases bit for bit.
+    let w = input(&[6, 256], Dtype::Float32, 90);
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        for (group, bits) in [
+            (32, 2),
+            (64, 3),
+            (64, 4),
+            (128, 5),
+            (32, 6),
+            (64, 8),
+            (32, 1),
+        ] {
+            let wd = with_device(Device::Cpu, || w.astype(dtype)).unwrap();
+            let parts = |d: Device| {
+                with_device(d, || ops::quantize(&wd, group, bits))
+                    .map(|(q, s, b)| {
+                        (
+                            q.to_vec::<u32>().unwrap(),
+                            s.to_vec::<f64>().unwrap(),
+                            b.to_vec::<f64>().unwrap(),
+                        )
+                    })
+                    .unwrap()
+            };
+            assert_eq!(
+                parts(Device::Cpu),
+                parts(Device::Gpu(0)),
+                "quantize {dtype} group {group} bits {bits}"
+            );
+        }
+    }
+    assert!(!umx_cuda::fallback_ops().contains(&"quantize"));
+    // quantized_matmul with no rows: an empty product, no round trip.
+    let (q, s, b) = with_device(Device::Cpu, || ops::quantize(&w, 64, 4)).unwrap();
+    let x0 = input(&[0, 256], Dtype::Float32, 91);
+    let (c, g) = both(|| ops::quantized_matmul(&x0, &q, &s, &b, true, 64, 4));
+    assert_eq!((c.len(), g.len()), (0, 0));
+    // linspace in float and integer dtypes, with the edge counts.
+    for dtype in [
+        Dtype::Float32,
+        Dtype::Float16,
+        Dtype::Bfloat16,
+        Dtype::Int32,
+    ] {
+        for num in [0, 1, 2, 7, 1000] {
+            let (c, g) = both(|| ops::linspace(-3.0, 7.5, num, dtype));
+            assert_eq!(c, g, "linspace {dtype} {num}");
+        }
+    }
+    // Complex normal samples, with real and complex parameters: the CPU's numbers.
+    let key = random::key(7).unwrap();
+    let loc = input(&[3, 1], Dtype::Float32, 92);
+    let scale = with_device(Device::Cpu, || {
+        ops::add(
+            &input(&[4], Dtype::Float32, 93).astype(Dtype::Complex64)?,
+            Array::from_slice(&[umx_core::Complex32::new(0.5, -1.5)], &[])?,
+        )
+    })
+    .unwrap();
+    let cases: Vec<Case> = vec![
+        (
+            "plain",
+            Box::new(|| random::normal(&[5, 7], Dtype::Complex64, 0.0, 1.0, Some(&key))),
+        ),
+        (
+            "real loc",
+            Box::new(|| random::normal(&[3, 4], Dtype::Complex64, &loc, 1.0, Some(&key))),
+        ),
+        (
+            "complex scale",
+            Box::new(|| random::normal(&[3, 4], Dtype::Complex64, 0.0, &scale, Some(&key))),
+        ),
+        (
+            "both",
+            Box::new(|| random::normal(&[3, 4], Dtype::Complex64, &loc, &scale, Some(&key))),
+        ),
+    ];
+    for (what, f) in &cases {
+        let (c, g) = both_complex(f);
+        assert_eq!(c, g, "complex normal, {what}");
+    }
+    // Scatters that combine complex64 values, with repeated destinations; triangles and
+    // diagonals of complex64.
+    let z = with_device(Device::Cpu, || {
+        umx_core::fft::fft(&input(&[5, 6], Dtype::Float32, 94), None, -1, "ortho")
+    })
+    .unwrap();
+    let u = with_device(Device::Cpu, || {
+        umx_core::fft::fft(&input(&[8, 1, 6], Dtype::Float32, 95), None, -1, "ortho")
+    })
+    .unwrap();
+    let idx = with_device(Device::Cpu, || {
+        Array::from_slice(&[0i32, 3, 3, 1, 4, 0, 3, -1], &[8])
+    })
+    .unwrap();
+    type Scatter = fn(&Array, &[Array], &Array, &[i64]) -> umx_core::Result<Array>;
+    let scatters: [(&str, Scatter, f64); 4] = [
+        ("add", ops::scatter_add, 1e-6),
+        ("prod", ops::scatter_prod, 1e-5),
+        ("max", ops::scatter_max, 0.0),
+        ("min", ops::scatter_min, 0.0),
+    ];
+    for (what, f, tol) in scatters {
+        let (c, g) = both_complex(|| f(&z, std::slice::from_ref(&idx), &u, &[0]));
+        // Repeated destinations add (and multiply) in another order on the GPU.
+        assert_close(&format!("complex scatter_{what}"), &c, &g, tol);
+    }
+    for k in [-1, 0, 2] {
+        let (c, g) = both_complex(|| ops::tril(&z, k));
+        assert_eq!(c, g, "complex tril {k}");
+        let v = with_device(Device::Cpu, || ops::diag(&z, 0)).unwrap();
+        let (c, g) = both_complex(|| ops::diag(&v, k));
+        assert_eq!(c, g, "complex diagonal matrix {k}");
+    }
+}
