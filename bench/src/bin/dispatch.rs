@@ -16,10 +16,6 @@ use umx::device::{OutSpec, backend};
 use umx::primitives::{BinaryOp, Primitive};
 use umx::{Device, Dtype, Result, Stream, eval, ops};
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const N: usize = 1000;
 const ROUNDS: usize = 5;
 

@@ -9,21 +9,23 @@
 //!
 //! What runs on the GPU: element-wise unary, binary and ternary ops and casts (every dtype;
 //! complex64 but its inverse trigonometric functions), copies, `full`, `eye`, `tri`, integer
-//! `arange`, reductions (sum, prod, max, min, mean, all, any; complex64 sum, prod and mean)
+//! `arange`, `linspace`, reductions (sum, prod, max, min, mean, all, any; complex64 too)
 //! and arg-reductions, scans, sort/argsort/partition/topk (any dtype, any lane length),
 //! `searchsorted`, gathers and scatters (take, take_along_axis, gather, scatter in every mode,
-//! put_along_axis, slice_update; complex64 gathers and assignments), concatenate, constant
+//! put_along_axis, slice_update; complex64 in every mode), concatenate, constant
 //! and edge padding, `as_strided`, `view`, triangles, matmul and addmm (float32, float16,
-//! bfloat16, float64, complex64; a matrix-vector kernel for decoding), `dequantize` and
-//! `quantized_matmul` (a matrix-vector kernel for decode, else dequantize + cuBLASLt), random
-//! bits and samples (the CPU's numbers: threefry bits bit for bit), fused programs (compiled
+//! bfloat16, float64, complex64; a matrix-vector kernel for decoding), `quantize` (the CPU's
+//! codes bit for bit), `dequantize` and `quantized_matmul` (a matrix-vector kernel for decode,
+//! else dequantize + cuBLASLt), random bits and samples of every distribution, complex normals
+//! included (the CPU's numbers: threefry bits bit for bit), fused programs (compiled
 //! element-wise chains, with a reduction at their end or several outputs) as generated
 //! kernels, the factorizations of `linalg` through cuSOLVER and cuBLAS (float32 and float64),
 //! and the Fourier transforms through cuFFT. View primitives (transpose, broadcast, reshape,
-//! slice, ...) only restride and never move bytes. The rest (complex64 max/min/all/any and
-//! combining scatters, float arange, linspace, `quantize`, ...) runs on the CPU fallback
-//! ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it). [`CudaGraph`] captures a
-//! step of GPU work once and replays it. Each `umx::Stream` of the GPU is a CUDA stream;
+//! slice, ...) only restride and never move bytes. What stays on the CPU fallback
+//! ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it): float `arange` (a running
+//! sum rounded at each step, which no parallel kernel reproduces; it has no inputs, so it
+//! costs no sync) and the linalg cases cuSOLVER does not cover (complex64 `eig`, empty and
+//! non-finite input). [`CudaGraph`] captures a step of GPU work once and replays it. Each `umx::Stream` of the GPU is a CUDA stream;
 //! events order work that crosses streams (`gpu.rs`).
 
 mod compile;
