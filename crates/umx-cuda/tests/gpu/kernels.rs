@@ -185,6 +185,16 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
             let (c, g) = both(|| ops::softmax(&x, -1, true));
             assert_close(&format!("softmax {what}"), &c, &g, tol);
         }
+        // More rows than the card holds blocks at once, and a layer norm with a bias only.
+        let x = input(&[5000, 256], dt, 6);
+        let w = input(&[256], dt, 7);
+        let b = input(&[256], dt, 8);
+        let (c, g) = both(|| fast::rms_norm(&x, Some(&w), 1e-5));
+        assert_close(&format!("rms_norm {dt}, 5000 rows"), &c, &g, tol);
+        let (c, g) = both(|| fast::layer_norm(&x, Some(&w), Some(&b), 1e-5));
+        assert_close(&format!("layer_norm {dt}, 5000 rows"), &c, &g, tol);
+        let (c, g) = both(|| fast::layer_norm(&x, None, Some(&b), 1e-5));
+        assert_close(&format!("layer_norm {dt}, 5000 rows, bias only"), &c, &g, tol);
         // Rope on a transposed view (B, H, L, D) of (B, L, H, D), offsets per sequence.
         let x = input(&[2, 5, 3, 32], dt, 3);
         let offsets = Array::from_slice(&[4i32, 900], &[2]).unwrap();
