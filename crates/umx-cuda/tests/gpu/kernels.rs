@@ -194,7 +194,12 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
         let (c, g) = both(|| fast::layer_norm(&x, Some(&w), Some(&b), 1e-5));
         assert_close(&format!("layer_norm {dt}, 5000 rows"), &c, &g, tol);
         let (c, g) = both(|| fast::layer_norm(&x, None, Some(&b), 1e-5));
-        assert_close(&format!("layer_norm {dt}, 5000 rows, bias only"), &c, &g, tol);
+        assert_close(
+            &format!("layer_norm {dt}, 5000 rows, bias only"),
+            &c,
+            &g,
+            tol,
+        );
         // Rope on a transposed view (B, H, L, D) of (B, L, H, D), offsets per sequence.
         let x = input(&[2, 5, 3, 32], dt, 3);
         let offsets = Array::from_slice(&[4i32, 900], &[2]).unwrap();
