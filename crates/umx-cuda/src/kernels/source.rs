@@ -7,7 +7,9 @@ use umx_core::primitives::codegen::c_compute_type;
 
 /// Conversions between float and the 16-bit float formats, written out so no CUDA header is
 /// needed (headers make each NVRTC compile several times slower). Rounding is to nearest even,
-/// as the `half` crate the CPU kernels use; bfloat16 NaNs stay quiet NaNs as there.
+/// as the `half` crate the CPU kernels use (on sm_80 and later by the conversion instruction
+/// instead of integer steps); bfloat16 NaNs stay quiet NaNs with their sign and payload, as
+/// there.
 pub const HEADER: &str = r#"
 #define UMX_FN __device__ __forceinline__
 UMX_FN float umx_h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
@@ -16,8 +18,12 @@ UMX_FN float umx_bf2f(unsigned short h) { return __uint_as_float(((unsigned int)
 UMX_FN unsigned short umx_f2bf(float f) {
   unsigned int u = __float_as_uint(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+#if __CUDA_ARCH__ >= 800
+  unsigned short h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h;
+#else
   u += 0x7fffu + ((u >> 16) & 1u);
   return (unsigned short)(u >> 16);
+#endif
 }
 template<class T, int E> struct alignas(sizeof(T) * E) umx_pack { T v[E]; };
 "#;
