@@ -31,11 +31,14 @@ fn eval_with<'a>(arrays: impl IntoIterator<Item = &'a Array>, retain: bool) -> R
     let mut last: Option<(Device, Arc<dyn Backend>)> = None;
     for node in order {
         let device = node.stream.device;
-        let backend = match &last {
-            Some((d, b)) if *d == device => Ok(b.clone()),
-            _ => backend(device).inspect(|b| last = Some((device, b.clone()))),
+        let ran = match &last {
+            Some((d, b)) if *d == device => compute(&node, &**b, retain),
+            _ => backend(device).and_then(|b| {
+                let ran = compute(&node, &*b, retain);
+                last = Some((device, b));
+                ran
+            }),
         };
-        let ran = backend.and_then(|b| compute(&node, &*b, retain));
         if let Err(e) = ran {
             // The node carries its error, so its consumers fail with it instead of running.
             lock(&node.state)

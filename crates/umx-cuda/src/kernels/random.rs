@@ -193,7 +193,8 @@ fn sample(
         Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32 | Dtype::Float64
     );
     let fits = match dist {
-        Distribution::ComplexNormal { .. } => t == Dtype::Complex64,
+        // Sampled by `complex_normal` above.
+        Distribution::ComplexNormal { .. } => false,
         Distribution::Randint => t == Dtype::Bool || t.is_integer(),
         Distribution::Bernoulli => t == Dtype::Bool,
         _ => float_out,
