@@ -69,12 +69,17 @@ fn supported(d: Dtype) -> bool {
     )
 }
 
-/// C code rounding a float to `d` and back (the value the fallback holds in that dtype).
+/// The body of a C function rounding the float `v` to `d` and back (the value the fallback
+/// holds in that dtype). A
+/// NaN stays a NaN (its payload does not survive arithmetic on the GPU anyway), so bfloat16
+/// takes the bare conversion instruction where there is one.
 fn round_fn(d: Dtype) -> &'static str {
     match d {
-        Dtype::Float16 => "umx_h2f(umx_f2h(v))",
-        Dtype::Bfloat16 => "umx_bf2f(umx_f2bf(v))",
-        _ => "v",
+        Dtype::Float16 => "return umx_h2f(umx_f2h(v));",
+        Dtype::Bfloat16 => {
+            "\n#if __CUDA_ARCH__ >= 800\n  unsigned short h; asm(\"cvt.rn.bf16.f32 %0, %1;\" : \"=h\"(h) : \"f\"(v)); return umx_bf2f(h);\n#else\n  return umx_bf2f(umx_f2bf(v));\n#endif\n"
+        }
+        _ => "return v;",
     }
 }
 
@@ -368,7 +373,7 @@ typedef umx_pack<{xs}, VEC> XP;
 typedef umx_pack<{os}, VEC> OP;
 typedef umx_pack<{ws}, VEC> WP;
 typedef umx_pack<{bs}, VEC> BP;
-UMX_FN float umx_round_out(float v) {{ return {round}; }}
+UMX_FN float umx_round_out(float v) {{ {round} }}
 extern "C" __global__ void umx_fast_rows({os}* out, const {xs}* x, const {ws}* w, const {bs}* b,
     long long d, float eps) {{
   __shared__ float sh[32];
