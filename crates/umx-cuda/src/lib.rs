@@ -25,8 +25,9 @@
 //! ([`fallback_ops`] lists what did; `UMX_LOG_FALLBACK` logs it): float `arange` (a running
 //! sum rounded at each step, which no parallel kernel reproduces; it has no inputs, so it
 //! costs no sync) and the linalg cases cuSOLVER does not cover (complex64 `eig`, empty and
-//! non-finite input). [`CudaGraph`] captures a step of GPU work once and replays it. Each `umx::Stream` of the GPU is a CUDA stream;
-//! events order work that crosses streams (`gpu.rs`).
+//! non-finite input). [`CudaGraph`] captures a step of GPU work once and replays it. Each
+//! `umx::Stream` of the GPU is a CUDA stream; events order work that crosses streams
+//! (`gpu.rs`).
 
 mod compile;
 mod fallback;
@@ -217,6 +218,9 @@ pub fn register() -> bool {
 pub fn dispatch_cost(n: usize) -> Result<Vec<(&'static str, f64)>> {
     use umx_core::primitives::BinaryOp;
     let g = gpu::gpu()?;
+    // Its launches bypass the backend: it waits for a capture on another thread like any
+    // GPU work (and fails inside one, at the first host sync).
+    let _guard = graph::stream_guard();
     let n = n.max(1);
     let x = ArrayData::contiguous(
         umx_core::Buffer::from_slice(&[1.0f32; 16])?,
