@@ -141,35 +141,7 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
         Ok(vec![t])
     })? / 1000.0;
     times.insert("tiny_add/umx".into(), per_add);
-    // Where a tiny op's time goes: building the graph, queuing the kernels (eval returns
-    // before the card is done), and the card catching up.
-    let mut build = 0.0;
-    let mut queue = 0.0;
-    let mut total = 0.0;
-    for _ in 0..5 {
-        sync()?;
-        let t0 = Instant::now();
-        let mut t = s.clone();
-        for _ in 0..1000 {
-            t = ops::add(&t, &s)?;
-        }
-        let t1 = Instant::now();
-        t.eval()?;
-        let t2 = Instant::now();
-        sync()?;
-        let t3 = Instant::now();
-        build += (t1 - t0).as_secs_f64();
-        queue += (t2 - t1).as_secs_f64();
-        total += (t3 - t0).as_secs_f64();
-    }
-    println!(
-        "tiny add, us per op: graph {:.2}, queuing {:.2}, total with the card {:.2}",
-        build / 5.0 * 1e3,
-        queue / 5.0 * 1e3,
-        total / 5.0 * 1e3
-    );
-    let (launch, launched) = umx::cuda::launch_cost(1000)?;
-    println!("an empty kernel, us per launch: host {launch:.2}, with the card {launched:.2}");
+    // Where that time goes (launch, dispatch, graph, eval): the `dispatch` bench.
 
     // One training step of the MLP.
     let mut model = mlp()?;

@@ -14,23 +14,23 @@ use crate::device::{StreamArg, on};
 use crate::dtype::PyDtype;
 use crate::error::OrRaise;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyList;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use umx::{Array, random};
 
 type Out = PyResult<PyArray>;
 
 /// The `random.state` list, and the array object the last draw wrote into it.
-static STATE: OnceLock<Py<PyList>> = OnceLock::new();
+static STATE: PyOnceLock<Py<PyList>> = PyOnceLock::new();
 static LAST: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
 
 fn state_list(py: Python<'_>) -> PyResult<&Bound<'_, PyList>> {
-    if STATE.get().is_none() {
+    let list = STATE.get_or_try_init(py, || -> PyResult<Py<PyList>> {
         let first = Py::new(py, PyArray::from(random::state().or_raise()?))?;
-        let list = PyList::new(py, [first])?.unbind();
-        let _ = STATE.set(list);
-    }
-    Ok(STATE.get().expect("set above").bind(py))
+        Ok(PyList::new(py, [first])?.unbind())
+    })?;
+    Ok(list.bind(py))
 }
 
 /// Writes the core's global key into `random.state`.
