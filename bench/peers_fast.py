@@ -43,11 +43,40 @@ def bench_torch():
     v = torch.randn(1, 8, 4096, 128, device="cuda", dtype=bf)
     record("sdpa_decode/torch",
            lambda: timed(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 500))
+
+    def graph_decode():
+        x = q.clone()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                y = x
+                for _ in range(20):
+                    y = F.scaled_dot_product_attention(y, k, v, enable_gqa=True)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            y = x
+            for _ in range(20):
+                y = F.scaled_dot_product_attention(y, k, v, enable_gqa=True)
+        return timed(g.replay, 50) / 20
+
+    record("sdpa_decode_graph/torch", graph_decode)
     q = torch.randn(4, 16, 2048, 128, device="cuda", dtype=bf)
     k = torch.randn(4, 16, 2048, 128, device="cuda", dtype=bf)
     v = torch.randn(4, 16, 2048, 128, device="cuda", dtype=bf)
     record("sdpa_causal/torch",
            lambda: timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), 10))
+    record("sdpa_full/torch",
+           lambda: timed(lambda: F.scaled_dot_product_attention(q, k, v), 10))
+    dout = torch.randn_like(q)
+    qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+
+    def train():
+        o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=True)
+        return torch.autograd.grad(o, (qg, kg, vg), dout)
+
+    record("sdpa_causal_train/torch", lambda: timed(train, 3))
 
 
 try:

@@ -4,11 +4,14 @@
 //! ```sh
 //! cargo build --release -p umx-bench --bin fast    # here; then on the GPU machine:
 //! target/release/fast                              # runs bench/peers_fast.py for torch
+//! target/release/fast --profile                    # and decoding attention's kernel times
 //! ```
 //!
 //! Workloads, bfloat16: softmax, layer_norm and rms_norm over 8192 × 8192 (GB/s counts one
 //! read and one write of the matrix); decoding attention (one query, 4096 keys, 32 query and
-//! 8 key heads, head dim 128); and causal attention B=4 H=16 L=2048 D=128 forward. Each time
+//! 8 key heads, head dim 128; also 20 dependent calls replayed as one CUDA graph, the card's
+//! time alone); and attention B=4 H=16 L=2048 D=128: causal forward, full
+//! (no mask) forward, and causal forward and backward (the three inputs' gradients). Each time
 //! is the mean of back-to-back calls after a warm-up with one synchronisation at the end, for
 //! umx and torch alike; graph building and launches are inside the time.
 
@@ -66,6 +69,40 @@ fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
             fast::scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::None, None)
         })?,
     );
+    // The card's time alone: 20 dependent calls captured as one CUDA graph, replayed.
+    let chain = |s: &[Array]| -> Result<Vec<Array>> {
+        let mut x = s[0].clone();
+        for _ in 0..20 {
+            x = fast::scaled_dot_product_attention(&x, &k, &v, scale, AttentionMask::None, None)?;
+        }
+        Ok(vec![x])
+    };
+    let mut graph = umx::cuda::CudaGraph::capture(chain, vec![q.clone()])?;
+    times.insert(
+        "sdpa_decode_graph/umx".into(),
+        timed(50, || {
+            graph.replay()?;
+            graph.read(0)
+        })? / 20.0,
+    );
+    drop(graph);
+    if std::env::args().any(|a| a == "--profile") {
+        // The card's time per decoding call, by kernel (the timed figure adds the host's).
+        umx::cuda::set_profiling(true);
+        for _ in 0..100 {
+            fast::scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::None, None)?
+                .eval()?;
+        }
+        for l in umx::cuda::profile_report()? {
+            println!(
+                "decode profile: {:<60} {:>4} x {:>7.2} us",
+                l.label,
+                l.count,
+                l.total_ms * 1e3 / l.count as f64
+            );
+        }
+        umx::cuda::set_profiling(false);
+    }
     drop((q, k, v));
     let q = random::normal(&[4, 16, 2048, 128], bf, 0.0, 1.0, None)?;
     let k = random::normal(&[4, 16, 2048, 128], bf, 0.0, 1.0, None)?;
@@ -75,6 +112,35 @@ fn run_umx(times: &mut BTreeMap<String, f64>) -> Result<()> {
         "sdpa_causal/umx".into(),
         timed(10, || {
             fast::scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::Causal, None)
+        })?,
+    );
+    times.insert(
+        "sdpa_full/umx".into(),
+        timed(10, || {
+            fast::scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::None, None)
+        })?,
+    );
+    // Forward and backward: the gradients of all three inputs for a random output gradient.
+    let dout = random::normal(&[4, 16, 2048, 128], bf, 0.0, 1.0, None)?;
+    dout.eval()?;
+    let primals = [q.clone(), k.clone(), v.clone()];
+    times.insert(
+        "sdpa_causal_train/umx".into(),
+        timed(3, || {
+            let attention = |x: &[Array]| {
+                let o = fast::scaled_dot_product_attention(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    scale,
+                    AttentionMask::Causal,
+                    None,
+                )?;
+                Ok(vec![o])
+            };
+            let (_, grads) = vjp(attention, &primals, std::slice::from_ref(&dout))?;
+            eval(&grads)?;
+            Ok(grads[0].clone())
         })?,
     );
     Ok(())
@@ -94,18 +160,27 @@ fn main() -> Result<()> {
     let card = umx_bench::card();
     println!("card: {card}");
     println!(
-        "{:<12} {:>10} {:>10} {:>12} {:>12} {:>13}",
+        "{:<17} {:>10} {:>10} {:>12} {:>12} {:>13}",
         "bfloat16", "umx ms", "torch ms", "umx", "torch", "torch / umx"
     );
     let bytes = 2.0 * 2.0 * 8192.0 * 8192.0;
-    // Causal attention FLOPs, as FlashAttention counts them: half of 4 B H L^2 D.
-    let causal_flops = 4.0 * 4.0 * 16.0 * 2048f64.powi(2) * 128.0 / 2.0;
+    // Attention FLOPs, as FlashAttention counts them: 4 B H L^2 D, half of it when causal,
+    // and 2.5 times the forward's for the backward.
+    let full_flops = 4.0 * 4.0 * 16.0 * 2048f64.powi(2) * 128.0;
+    let flops = |w: &str| match w {
+        "sdpa_full" => full_flops,
+        "sdpa_causal" => full_flops / 2.0,
+        _ => full_flops / 2.0 * 3.5,
+    };
     for (w, unit) in [
         ("softmax", "GB/s"),
         ("layer_norm", "GB/s"),
         ("rms_norm", "GB/s"),
         ("sdpa_decode", "us"),
+        ("sdpa_decode_graph", "us"),
         ("sdpa_causal", "TFLOP/s"),
+        ("sdpa_full", "TFLOP/s"),
+        ("sdpa_causal_train", "TFLOP/s"),
     ] {
         let u = times.get(&format!("{w}/umx")).copied().unwrap_or(f64::NAN);
         let t = times
@@ -115,10 +190,10 @@ fn main() -> Result<()> {
         let rate = |ms: f64| match unit {
             "GB/s" => bytes / ms / 1e6,
             "us" => ms * 1e3,
-            _ => causal_flops / ms / 1e9,
+            _ => flops(w) / ms / 1e9,
         };
         println!(
-            "{w:<12} {u:>10.4} {t:>10.4} {:>7.0} {unit:<4} {:>7.0} {unit:<4} {:>9.2}",
+            "{w:<17} {u:>10.4} {t:>10.4} {:>7.0} {unit:<4} {:>7.0} {unit:<4} {:>9.2}",
             rate(u),
             rate(t),
             t / u

@@ -3,8 +3,8 @@
 //! Core never names a backend: `umx-cpu` (and later `umx-cuda`) register themselves here, and
 //! `eval` hands each node to the backend of its stream's device.
 
-use crate::primitives::Primitive;
-use crate::{ArrayData, Dtype, Error, Result, Shape};
+use crate::primitives::{FastOp, Primitive};
+use crate::{Array, ArrayData, Dtype, Error, Result, Shape};
 use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -68,6 +68,13 @@ pub trait Backend: Send + Sync {
     /// Prepares stream `index` for [`new_stream`]; an error when the device can have no more.
     fn open_stream(&self, _index: usize) -> Result<()> {
         Ok(())
+    }
+    /// Whether the device has a kernel of its own for the fast op `op` on `inputs` where the
+    /// op's portable rule would build its fallback of ordinary ops (MLX's per-backend
+    /// `use_fallback`): the CUDA backend's flash attention over long query blocks. Asked
+    /// when the op is built, for the device its stream is on.
+    fn has_fast_kernel(&self, _op: &FastOp, _inputs: &[Array]) -> bool {
+        false
     }
 }
 

@@ -51,8 +51,8 @@ pub use storage::CudaStorage;
 use std::sync::Arc;
 use umx_core::device::{Backend, OutSpec};
 use umx_core::primitives::reduce::ReduceOp;
-use umx_core::primitives::{Primitive, ShapeOp};
-use umx_core::{ArrayData, Device, Result, Stream};
+use umx_core::primitives::{FastOp, Primitive, ShapeOp};
+use umx_core::{Array, ArrayData, Device, Result, Stream};
 
 /// The CUDA backend of GPU 0.
 pub struct CudaBackend;
@@ -60,6 +60,10 @@ pub struct CudaBackend;
 impl Backend for CudaBackend {
     fn device(&self) -> Device {
         Device::Gpu(0)
+    }
+
+    fn has_fast_kernel(&self, op: &FastOp, inputs: &[Array]) -> bool {
+        kernels::fast::has_kernel(op, inputs)
     }
 
     fn eval(

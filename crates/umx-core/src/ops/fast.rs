@@ -252,7 +252,9 @@ pub enum AttentionMask<'a> {
 /// (attention sinks). A row that sees no key gives NaN, as the softmax of nothing.
 ///
 /// Query blocks of up to [`ATTENTION_QUERY_BLOCK`] (decoding) with head dims up to
-/// [`ATTENTION_MAX_HEAD_DIM`] run as one fused kernel; longer ones as matmuls and a softmax.
+/// [`ATTENTION_MAX_HEAD_DIM`] run as one fused kernel; longer ones as matmuls and a softmax,
+/// unless the device has a kernel for them (on the GPU: flash attention in 16-bit floats,
+/// head dims 64 and 128, without a mask array or sinks).
 ///
 /// ```
 /// # umx_cpu::register();
@@ -352,7 +354,11 @@ pub fn scaled_dot_product_attention(
         && inputs
             .iter()
             .all(|a| has_kernel(a.dtype()) || a.dtype() == Dtype::Bool);
-    if fused {
+    let device_kernel = || {
+        crate::device::backend(crate::device::default_stream().device)
+            .is_ok_and(|b| b.has_fast_kernel(&op, &inputs))
+    };
+    if fused || device_kernel() {
         node(op, inputs)
     } else {
         fallback(op, &inputs)

@@ -21,7 +21,7 @@ use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
 use umx_core::device::OutSpec;
 use umx_core::primitives::FastOp;
-use umx_core::{ArrayData, Dtype, Error, Result};
+use umx_core::{Array, ArrayData, Dtype, Error, Result};
 
 type Outs = Result<Option<Vec<ArrayData>>>;
 
@@ -562,6 +562,12 @@ fn attention(
     if d > 256 || dv > 256 || hk == 0 {
         return Ok(None);
     }
+    if !mask
+        && !sinks
+        && let Some(done) = flash(&q, &k, &v, out, scale, causal)?
+    {
+        return Ok(Some(vec![done]));
+    }
     let m = mask.then(|| &inputs[3]);
     let s = if sinks {
         match row_major(&inputs[3 + mask as usize])? {
@@ -587,7 +593,11 @@ fn attention(
     // warp keeps only two keys in flight, so long splits wait on memory (one split of 1152
     // keys took 210 us in a decoding step, 36 splits 17 us). The merge reads the splits in
     // parallel.
-    let want = (4 * g.sm_count as usize).div_ceil(base_blocks.max(1));
+    let vec = vector_width(&q, &k, &v)?;
+    let want = match vec {
+        Some(_) => (2 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
+        None => (4 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
+    };
     let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
     let splits = lk.div_ceil(chunk).max(1);
@@ -605,12 +615,16 @@ fn attention(
     let dpl = d.div_ceil(32).max(1);
     let dvpl = dv.div_ceil(32);
     // More warps a block hide more latency; the block's partial sums must fit shared memory.
-    let warps = if dv <= 128 { 8 } else { ATTN_WARPS };
+    let warps = match vec {
+        Some(_) => VECTOR_WARPS,
+        None if dv <= 128 => 8,
+        None => ATTN_WARPS,
+    };
     // Keys a warp loads at once. Four (more registers) and other shapes of the block (2 or 4
     // rows, 16 or 32 warps, longer splits) were no faster in a decoding step on the H100.
     let keys = 2;
     let key = format!(
-        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}|{warps}|{keys}",
+        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}|{warps}|{keys}|{vec:?}",
         q.dtype, k.dtype, v.dtype, out.dtype
     );
     let mask_term = if mask {
@@ -774,51 +788,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     }}
   }}
 }}
-/* One block per row: the splits' maxima and weights once in shared memory, then each thread
-   one output column, its loads over the splits independent of each other. */
-extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
-    long long rows, long long hq, long long lq, int splits) {{
-  __shared__ float w[256];
-  __shared__ float sM, sL;
-  int lane = threadIdx.x % 32;
-  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
-    const float* pp = part + row * splits * (DV + 2);
-    if (threadIdx.x < 32) {{
-      float m = -INFINITY;
-      for (int s = lane; s < splits; s += 32) m = fmaxf(m, pp[s * (DV + 2)]);
-      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      if (sinks) {{
-        long long h = (row / lq) % hq;
-        m = fmaxf(m, {sink_load});
-      }}
-      if (lane == 0) sM = m;
-    }}
-    __syncthreads();
-    float M = sM;
-    for (int s = threadIdx.x; s < splits; s += blockDim.x) w[s] = umx_w(pp[s * (DV + 2)], M);
-    __syncthreads();
-    if (threadIdx.x < 32) {{
-      float l = 0.f;
-      for (int s = lane; s < splits; s += 32) l += pp[s * (DV + 2) + 1] * w[s];
-      for (int o = 16; o > 0; o /= 2) l += __shfl_xor_sync(0xffffffffu, l, o);
-      if (sinks) {{
-        long long h = (row / lq) % hq;
-        l += umx_w({sink_load}, M);
-      }}
-      if (lane == 0) sL = l;
-    }}
-    __syncthreads();
-    float L = sL;
-    for (int c = threadIdx.x; c < DV; c += blockDim.x) {{
-      float A = 0.f;
-#pragma unroll 8
-      for (int s = 0; s < splits; s++) A += pp[s * (DV + 2) + 2 + c] * w[s];
-      float y = A / L;
-      out[row * DV + c] = {store_y};
-    }}
-    __syncthreads();
-  }}
-}}
+{merge}
 "#,
             lq_ = load(q.dtype, "qp[c]", "float"),
             lk_ = load(k.dtype, "kp[c]", "float"),
@@ -829,7 +799,22 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
                 "lk"
             },
             store_y = store(out.dtype, "y"),
+            merge = merge_source(os, ss, dv, &sink_load, out.dtype, false),
         )
+    };
+    let make = || match vec {
+        Some(vec) => vector_source(&VectorAttention {
+            dtype: q.dtype,
+            out: out.dtype,
+            mask: m.map(|m| m.dtype),
+            sinks: sd,
+            r,
+            d,
+            vec,
+            warps,
+            causal,
+        }),
+        None => make(),
     };
     let f = function_for(&key, make, "umx_attn")?;
     let scratch = if splits > 1 {
@@ -908,7 +893,7 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
             .push(hq as i64)
             .push(lq as i64)
             .push(splits as i32);
-        let threads = dv.next_multiple_of(32).clamp(32, 256) as u32;
+        let threads = dv.next_multiple_of(32).clamp(32, 1024) as u32;
         let blocks = n_rows.min(g.sm_count as usize * 16) as u32;
         launch(merge, blocks, threads, 0, &mut args.pointers())?;
         crate::profile::span(format!(" attention merge: {blocks} blocks"), start)?;
@@ -916,4 +901,458 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
     // The scratch goes back to the pool; the stream orders its reuse after these launches.
     drop(scratch);
     Ok(Some(vec![result]))
+}
+
+/// Query rows from which attention takes the flash kernel (shorter query blocks, decoding,
+/// take the split-key kernel above, which spreads the keys over the card).
+const FLASH_MIN_ROWS: usize = umx_core::fast::ATTENTION_QUERY_BLOCK + 1;
+
+/// Whether the flash kernel takes attention of these dtypes and head dims on this card.
+fn flash_applies(dtypes: [Dtype; 4], d: usize, dv: usize) -> bool {
+    let dt = dtypes[0];
+    matches!(dt, Dtype::Bfloat16 | Dtype::Float16)
+        && dtypes.iter().all(|&x| x == dt)
+        && d == dv
+        && (d == 64 || d == 128)
+        && gpu().is_ok_and(|g| g.arch.0 >= 8)
+}
+
+/// Whether the GPU computes `op` on `inputs` where the op's own rule would build its
+/// fallback (see `Backend::has_fast_kernel`): attention over long query blocks in 16-bit
+/// floats, without a mask array or sinks.
+pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
+    let FastOp::Attention {
+        mask: false,
+        sinks: false,
+        ..
+    } = *op
+    else {
+        return false;
+    };
+    let [q, k, v] = inputs else { return false };
+    let dt = q.dtype();
+    k.shape()[2] > 0
+        && flash_applies(
+            [dt, k.dtype(), v.dtype(), op.output(inputs).dtype],
+            q.shape()[3],
+            v.shape()[3],
+        )
+}
+
+/// Attention without a mask array or sinks through the tensor-core flash kernel
+/// (`flash.cu`): 16-bit floats, head dims 64 or 128, sm_80 or later; `None` where it does
+/// not apply.
+fn flash(
+    q: &ArrayData,
+    k: &ArrayData,
+    v: &ArrayData,
+    out: &OutSpec,
+    scale: f32,
+    causal: bool,
+) -> Result<Option<ArrayData>> {
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(None);
+    };
+    let (hk, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
+    let dt = q.dtype;
+    if !flash_applies([dt, k.dtype, v.dtype, out.dtype], d, dv) {
+        return Ok(None);
+    }
+    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 {
+        return Ok(None);
+    }
+    // Rows are copied in 16-byte pieces: every row start must be 16-byte aligned (else a
+    // row-major copy is).
+    let aligned = |a: &ArrayData| -> Result<Option<ArrayData>> {
+        let p = input_ptr(a)?;
+        if p % 16 == 0 && a.strides[..3].iter().all(|&s| (s * 2) % 16 == 0) && a.strides[3] == 1 {
+            Ok(Some(a.clone()))
+        } else {
+            super::contiguous(a, a.dtype)
+        }
+    };
+    let (Some(q), Some(k), Some(v)) = (aligned(q)?, aligned(k)?, aligned(v)?) else {
+        return Ok(None);
+    };
+    let (q, k, v) = (&q, &k, &v);
+    let (qp, kp, vp) = (input_ptr(q)?, input_ptr(k)?, input_ptr(v)?);
+    // 4 warps of 2 row tiles each, key tiles of 64: the fastest of the shapes tried on an
+    // H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one tile: 207).
+    let (bc, warps, mt) = (64usize, 4usize, 2usize);
+    let br = warps * 16 * mt;
+    let shared = (br * d + 4 * bc * d) * 2;
+    let key = format!("flash|{dt:?}|{d}|{causal}|{bc}|{warps}|{mt}");
+    let make = || {
+        format!(
+            "#define D {d}\n#define BC {bc}\n#define WARPS {warps}\n#define MT {mt}\n\
+             #define IS_F16 {}\n#define CAUSAL {}\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash.cu")
+        )
+    };
+    let f = function_for(&key, make, "umx_flash")?;
+    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
+    unsafe {
+        cudarc::driver::result::function::set_function_attribute(
+            f,
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            shared as i32,
+        )
+    }
+    .map_err(|e| crate::gpu::driver_err("attention: shared memory", e))?;
+    let (result, out_ptr) = fresh(&out.shape, dt)?;
+    let nqb = lq.div_ceil(br);
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push((b * hq) as i64)
+        .push(hq as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(nqb as i64)
+        .push(scale * std::f32::consts::LOG2_E);
+    for a in [q, k, v] {
+        for &s in &a.strides[..3] {
+            args.push(s as i64);
+        }
+    }
+    let start = crate::profile::mark()?;
+    launch(
+        f,
+        (nqb * b * hq) as u32,
+        (warps * 32) as u32,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    if start.is_some() {
+        crate::profile::span(format!(" flash attention: {} blocks", nqb * b * hq), start)?;
+    }
+    Ok(Some(result))
+}
+
+/// Warps of a block of the vectorised decoding kernel.
+const VECTOR_WARPS: usize = 4;
+
+/// The elements of one 16-byte vector when queries, keys and values share a dtype, their
+/// head dims are equal and split over a power of two of lanes in 16-byte vectors, and every
+/// row starts 16-byte aligned: the vectorised decoding kernel's case.
+fn vector_width(q: &ArrayData, k: &ArrayData, v: &ArrayData) -> Result<Option<usize>> {
+    let dt = q.dtype;
+    if k.dtype != dt
+        || v.dtype != dt
+        || !matches!(dt, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+    {
+        return Ok(None);
+    }
+    let (d, dv) = (q.shape[3], v.shape[3]);
+    let vec = 16 / dt.size();
+    if d != dv || d % vec != 0 || !(d / vec).is_power_of_two() || d / vec > 32 {
+        return Ok(None);
+    }
+    for a in [q, k, v] {
+        let p = input_ptr(a)?;
+        let bytes = |s: isize| (s * dt.size() as isize) % 16 == 0;
+        if p % 16 != 0 || !a.strides[..3].iter().all(|&s| bytes(s)) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(vec))
+}
+
+/// What the vectorised decoding kernel's source depends on.
+struct VectorAttention {
+    dtype: Dtype,
+    out: Dtype,
+    mask: Option<Dtype>,
+    sinks: Dtype,
+    r: usize,
+    d: usize,
+    vec: usize,
+    warps: usize,
+    causal: bool,
+}
+
+/// The decoding attention kernel for 16-byte rows (see [`vector_width`]), with the same
+/// parameters as the general one: a key row is split over `d / vec` lanes, one 16-byte vector
+/// each, so a warp reads `32 / (d / vec)` keys per load and each lane keeps `KIF` keys' loads
+/// in flight; the scores reduce over the key's lanes only, and one running maximum covers a
+/// step's keys (one rescaling a step, not one a key). The lane groups' partial sums meet in
+/// shared memory.
+fn vector_source(a: &VectorAttention) -> String {
+    let t = storage_type(a.dtype).unwrap_or("void");
+    let os = storage_type(a.out).unwrap_or("void");
+    let ms = a
+        .mask
+        .map_or("float", |m| storage_type(m).unwrap_or("void"));
+    let ss = storage_type(a.sinks).unwrap_or("void");
+    let unpack = match a.dtype {
+        Dtype::Bfloat16 => {
+            "const unsigned int* w = (const unsigned int*)&x;\n  #pragma unroll\n  for (int i = 0; i < 4; i++) { f[2 * i] = __uint_as_float(w[i] << 16); f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u); }"
+        }
+        Dtype::Float16 => {
+            "const unsigned int* w = (const unsigned int*)&x;\n  #pragma unroll\n  for (int i = 0; i < 4; i++) { f[2 * i] = umx_h2f((unsigned short)(w[i] & 0xffffu)); f[2 * i + 1] = umx_h2f((unsigned short)(w[i] >> 16)); }"
+        }
+        _ => {
+            "f[0] = __uint_as_float(x.x); f[1] = __uint_as_float(x.y); f[2] = __uint_as_float(x.z); f[3] = __uint_as_float(x.w);"
+        }
+    };
+    // A float mask adds natural logits: base 2 like the scores.
+    let mask_term = match a.mask {
+        Some(Dtype::Bool) => "ok = ok && (mrow[rr][(j0 + j) * ms3] != 0);".to_string(),
+        Some(md) => format!(
+            "if (ok) s += {} * 1.4426950408889634f;",
+            load(md, "mrow[rr][(j0 + j) * ms3]", "float")
+        ),
+        None => String::new(),
+    };
+    // Fewer keys in flight when the rows' registers are many.
+    let kif = if a.r * a.vec >= 64 { 2 } else { 4 };
+    let sink_load = load(a.sinks, "sinks[h]", "float");
+    let merge = merge_source(os, ss, a.d, &sink_load, a.out, true);
+    let seen = if a.causal {
+        "min(lk, max(0LL, i + lk - lq + 1))"
+    } else {
+        "lk"
+    };
+    let store_y = store(a.out, "y");
+    let (r, d, vec, warps) = (a.r, a.d, a.vec, a.warps);
+    format!(
+        r#"{HEADER}{INF}
+#define R {r}
+#define D {d}
+#define DV {d}
+#define VEC {vec}
+#define LPK (D / VEC)
+#define GPW (32 / LPK)
+#define WARPS {warps}
+#define G (WARPS * GPW)
+#define KIF {kif}
+struct umx_s4 {{ long long s[4]; }};
+UMX_FN float umx_ex2(float x) {{ float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }}
+/* Merges running (m, l) pairs of base-2 logits: the weight of a part with maximum `m`
+   against `M`. */
+UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : umx_ex2(m - M); }}
+struct alignas(16) umx_u4 {{ unsigned int x, y, z, w; }};
+UMX_FN void umx_unpack(umx_u4 x, float* f) {{
+  {unpack}
+}}
+extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
+    const {t}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
+    long long lk, long long group, long long row_blocks, long long chunk, int splits,
+    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
+  __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];
+  long long blk = blockIdx.x;
+  int split = (int)(blk % splits); blk /= splits;
+  long long rb = blk % row_blocks; blk /= row_blocks;
+  long long kh = blk % hk, bi = blk / hk;
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int sub = lane % LPK, gid = warp * GPW + lane / LPK;
+  float qr[R][VEC];
+  long long seen[R];
+  const {ms}* mrow[R];
+  long long jend = 0;
+  #pragma unroll
+  for (int rr = 0; rr < R; rr++) {{
+    long long g = rb * R + rr;
+    bool live = g < group * lq;
+    long long h = kh * group + (live ? g / lq : 0), i = live ? g % lq : 0;
+    umx_unpack(*(const umx_u4*)(q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2] + sub * VEC), qr[rr]);
+    /* Scores as base-2 logits: exp(x) = 2^(x log2 e). */
+    #pragma unroll
+    for (int e = 0; e < VEC; e++) qr[rr][e] *= scale * 1.4426950408889634f;
+    seen[rr] = live ? {seen} : 0;
+    if (seen[rr] > jend) jend = seen[rr];
+    mrow[rr] = mk ? mk + bi * mst.s[0] + h * mst.s[1] + i * mst.s[2] : 0;
+  }}
+  /* Keys of this split counted from its first (32-bit offsets in the loop). */
+  long long j0 = (long long)split * chunk, j1 = min(jend, j0 + chunk);
+  int n = (int)max(0LL, j1 - j0), lim[R];
+  float mx[R], l[R], acc[R][VEC];
+  #pragma unroll
+  for (int rr = 0; rr < R; rr++) {{
+    lim[rr] = (int)max(0LL, min(seen[rr], j1) - j0);
+    mx[rr] = -INFINITY; l[rr] = 0.f;
+    #pragma unroll
+    for (int e = 0; e < VEC; e++) acc[rr][e] = 0.f;
+  }}
+  const {t}* kb = k + bi * kst.s[0] + kh * kst.s[1] + j0 * kst.s[2] + sub * VEC;
+  const {t}* vb = v + bi * vst.s[0] + kh * vst.s[1] + j0 * vst.s[2] + sub * VEC;
+  for (int jb = 0; jb < n; jb += G * KIF) {{
+    umx_u4 kv[KIF], vv[KIF];
+    #pragma unroll
+    for (int u = 0; u < KIF; u++) {{
+      int j = jb + gid + u * G;
+      if (j < n) {{
+        kv[u] = *(const umx_u4*)(kb + j * kst.s[2]);
+        vv[u] = *(const umx_u4*)(vb + j * vst.s[2]);
+      }} else {{
+        kv[u] = umx_u4{{0u, 0u, 0u, 0u}};
+        vv[u] = kv[u];
+      }}
+    }}
+    /* Every lane takes part in the shuffles (keys past the end score zero, then -inf). */
+    float sc[KIF][R];
+    #pragma unroll
+    for (int u = 0; u < KIF; u++) {{
+      float kf[VEC];
+      umx_unpack(kv[u], kf);
+      #pragma unroll
+      for (int rr = 0; rr < R; rr++) {{
+        float s = 0.f;
+        #pragma unroll
+        for (int e = 0; e < VEC; e++) s += qr[rr][e] * kf[e];
+        sc[u][rr] = s;
+      }}
+    }}
+    #pragma unroll
+    for (int o = LPK / 2; o > 0; o /= 2) {{
+      #pragma unroll
+      for (int u = 0; u < KIF; u++) {{
+        #pragma unroll
+        for (int rr = 0; rr < R; rr++) sc[u][rr] += __shfl_xor_sync(0xffffffffu, sc[u][rr], o);
+      }}
+    }}
+    #pragma unroll
+    for (int rr = 0; rr < R; rr++) {{
+      float nm = mx[rr];
+      #pragma unroll
+      for (int u = 0; u < KIF; u++) {{
+        int j = jb + gid + u * G;
+        float s = sc[u][rr];
+        bool ok = j < lim[rr];
+        {mask_term}
+        sc[u][rr] = ok ? s : -INFINITY;
+        nm = fmaxf(nm, sc[u][rr]);
+      }}
+      /* With every score so far masked, any finite reference keeps the weights zero. */
+      float ref = nm == -INFINITY ? 0.f : nm;
+      float corr = umx_ex2(mx[rr] - ref);
+      l[rr] *= corr;
+      #pragma unroll
+      for (int e = 0; e < VEC; e++) acc[rr][e] *= corr;
+      #pragma unroll
+      for (int u = 0; u < KIF; u++) {{
+        float p = umx_ex2(sc[u][rr] - ref);
+        sc[u][rr] = p;
+        l[rr] += p;
+      }}
+      mx[rr] = nm;
+    }}
+    #pragma unroll
+    for (int u = 0; u < KIF; u++) {{
+      float vf[VEC];
+      umx_unpack(vv[u], vf);
+      #pragma unroll
+      for (int rr = 0; rr < R; rr++) {{
+        #pragma unroll
+        for (int e = 0; e < VEC; e++) acc[rr][e] += sc[u][rr] * vf[e];
+      }}
+    }}
+  }}
+  #pragma unroll
+  for (int rr = 0; rr < R; rr++) {{
+    if (sub == 0) {{ sh_m[gid][rr] = mx[rr]; sh_l[gid][rr] = l[rr]; }}
+    #pragma unroll
+    for (int e = 0; e < VEC; e++) sh_acc[gid][rr][sub * VEC + e] = acc[rr][e];
+  }}
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < R * D; idx += blockDim.x) {{
+    int rr = idx / D, c = idx % D;
+    long long g = rb * R + rr;
+    if (g >= group * lq) continue;
+    long long row = (bi * hq + kh * group + g / lq) * lq + g % lq;
+    float M = -INFINITY;
+    #pragma unroll
+    for (int w = 0; w < G; w++) M = fmaxf(M, sh_m[w][rr]);
+    float L = 0.f, A = 0.f;
+    #pragma unroll
+    for (int w = 0; w < G; w++) {{
+      float wt = umx_w(sh_m[w][rr], M);
+      L += sh_l[w][rr] * wt;
+      A += sh_acc[w][rr][c] * wt;
+    }}
+    if (splits == 1) {{
+      if (sinks) {{
+        long long h = (row / lq) % hq;
+        float sk = {sink_load} * 1.4426950408889634f;
+        float M2 = fmaxf(M, sk);
+        float wt = umx_w(M, M2);
+        L = L * wt + umx_ex2(sk - M2);
+        A *= wt;
+      }}
+      float y = A / L;
+      out[row * DV + c] = {store_y};
+    }} else {{
+      float* pp = part + (row * splits + split) * (DV + 2);
+      if (c == 0) {{ pp[0] = M; pp[1] = L; }}
+      pp[2 + c] = A;
+    }}
+  }}
+}}
+{merge}
+"#
+    )
+}
+
+/// The kernel merging the key splits' partial results of one row (running maximum, weight
+/// sum, weighted values): a thread per output column, the splits' values loaded sixteen at a
+/// time, all in flight at once (each thread finds the maximum itself from loads the warp
+/// shares). With `log2`, the partial maxima are base-2 logits (the vectorised kernel's), and
+/// a sink's natural logit is converted.
+fn merge_source(os: &str, ss: &str, dv: usize, sink_load: &str, out: Dtype, log2: bool) -> String {
+    let store_y = store(out, "y");
+    let (exp, sink_scale) = if log2 {
+        ("umx_ex2", "1.4426950408889634f")
+    } else {
+        ("expf", "1.f")
+    };
+    format!(
+        r#"
+extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
+    long long rows, long long hq, long long lq, int splits) {{
+  const int W = {dv} + 2;
+  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
+    const float* pp = part + row * splits * W;
+    long long h = (row / lq) % hq;
+    float M = -INFINITY;
+    for (int s0 = 0; s0 < splits; s0 += 16) {{
+      float mv[16];
+#pragma unroll
+      for (int u = 0; u < 16; u++) mv[u] = s0 + u < splits ? pp[(s0 + u) * W] : -INFINITY;
+#pragma unroll
+      for (int u = 0; u < 16; u++) M = fmaxf(M, mv[u]);
+    }}
+    float sk = sinks ? {sink_load} * {sink_scale} : -INFINITY;
+    M = fmaxf(M, sk);
+    for (int c = threadIdx.x; c < {dv}; c += blockDim.x) {{
+      float L = 0.f, A = 0.f;
+      for (int s0 = 0; s0 < splits; s0 += 16) {{
+        float mv[16], lv[16], av[16];
+#pragma unroll
+        for (int u = 0; u < 16; u++) {{
+          bool in = s0 + u < splits;
+          const float* ps = pp + (s0 + u) * W;
+          mv[u] = in ? ps[0] : -INFINITY;
+          lv[u] = in ? ps[1] : 0.f;
+          av[u] = in ? ps[2 + c] : 0.f;
+        }}
+#pragma unroll
+        for (int u = 0; u < 16; u++) {{
+          float w = mv[u] == -INFINITY ? 0.f : {exp}(mv[u] - M);
+          L += lv[u] * w;
+          A += av[u] * w;
+        }}
+      }}
+      if (sinks) L += {exp}(sk - M);
+      float y = A / L;
+      out[row * {dv} + c] = {store_y};
+    }}
+  }}
+}}
+"#
+    )
 }

@@ -262,6 +262,80 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
     }
 }
 
+/// Attention over query blocks in 16-bit floats takes the tensor-core flash kernel: causal
+/// and not, grouped heads, more keys than queries and fewer, partial tiles, head dims 64 and
+/// 128, keys every other row of a longer array, and queries as a (B, L, H, D) layout's view.
+#[test]
+fn flash_attention_agrees_with_the_cpu() {
+    use umx_core::fast::{self, AttentionMask};
+    if !setup() {
+        return;
+    }
+    let was = umx_cuda::set_profiling(true);
+    for (dt, tol) in [(Dtype::Bfloat16, 2e-2), (Dtype::Float16, 5e-3)] {
+        for (b, hq, hk, lq, lk, d, causal) in [
+            (1, 2, 2, 128, 128, 128, false),
+            (2, 4, 2, 200, 333, 128, true),
+            (2, 4, 1, 333, 200, 64, true),
+            (1, 3, 3, 1000, 1000, 128, true),
+            (1, 2, 2, 77, 513, 64, false),
+        ] {
+            let q = input(&[b, hq, lq, d], dt, 11);
+            let k = input(&[b, hk, 2 * lk, d], dt, 12);
+            let v = input(&[b, hk, lk, d], dt, 13);
+            let mask = if causal {
+                AttentionMask::Causal
+            } else {
+                AttentionMask::None
+            };
+            let what = format!("flash {dt} {b}x{hq}/{hk} {lq}x{lk} d={d} {mask:?}");
+            // The CPU's attention over long query blocks is the fallback, whose scores are
+            // rounded to the inputs' dtype: the reference takes float32 inputs instead, and
+            // rounds once at the end.
+            let attend = |k_view: &dyn Fn(&Array) -> umx_core::Result<Array>, q_layout: bool| {
+                let run = |x: &dyn Fn(&Array) -> umx_core::Result<Array>| {
+                    let q = if q_layout {
+                        let qt = ops::transpose(&x(&q)?, [0, 2, 1, 3])?.contiguous()?;
+                        ops::transpose(&qt, [0, 2, 1, 3])?
+                    } else {
+                        x(&q)?
+                    };
+                    let k = k_view(&x(&k)?)?;
+                    fast::scaled_dot_product_attention(&q, &k, &x(&v)?, 0.088, mask, None)
+                };
+                let cpu = with_device(Device::Cpu, || {
+                    run(&|a: &Array| a.astype(Dtype::Float32))?.astype(dt)
+                })
+                .unwrap();
+                let gpu = with_device(Device::Gpu(0), || run(&|a: &Array| Ok(a.clone()))).unwrap();
+                assert_eq!((cpu.shape(), gpu.dtype()), (gpu.shape(), dt));
+                (cpu.to_vec::<f64>().unwrap(), gpu.to_vec::<f64>().unwrap())
+            };
+            let every_other = |k: &Array| {
+                let stop = [b as i64, hk as i64, 2 * lk as i64, d as i64];
+                ops::slice(k, &[0, 0, 0, 0], &stop, &[1, 1, 2, 1])
+            };
+            let first = |k: &Array| {
+                let stop = [b as i64, hk as i64, lk as i64, d as i64];
+                ops::slice(k, &[0, 0, 0, 0], &stop, &[])
+            };
+            let (c, g) = attend(&every_other, false);
+            assert_close(&what, &c, &g, tol);
+            let (c, g) = attend(&first, true);
+            assert_close(&format!("{what}, queries a view"), &c, &g, tol);
+        }
+    }
+    let report = umx_cuda::profile_report().unwrap();
+    umx_cuda::set_profiling(was);
+    // One line per grid size.
+    let flash: usize = report
+        .iter()
+        .filter(|l| l.label.contains("flash attention"))
+        .map(|l| l.count)
+        .sum();
+    assert!(flash >= 20, "the flash kernel ran {flash} times: {report:?}");
+}
+
 /// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template
 /// argument in float32 and bfloat16; a strided input read through its shape and strides
 /// (`elem_to_loc`) without the row-major copy; two outputs, one starting at `init_value`,
