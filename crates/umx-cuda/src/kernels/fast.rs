@@ -585,7 +585,13 @@ fn attention(
     let group = hq / hk;
     // Rows of one key head: `group` heads times `lq` queries, in blocks of up to ATTN_ROWS.
     let rows_per_kh = group * lq;
-    let r = rows_per_kh.min(ATTN_ROWS);
+    let vec = vector_width(&q, &k, &v)?;
+    let most = if vec.is_some() {
+        VECTOR_ROWS
+    } else {
+        ATTN_ROWS
+    };
+    let r = rows_per_kh.min(most);
     let row_blocks = rows_per_kh.div_ceil(r);
     let g = gpu()?;
     let base_blocks = b * hk * row_blocks;
@@ -593,7 +599,6 @@ fn attention(
     // warp keeps only two keys in flight, so long splits wait on memory (one split of 1152
     // keys took 210 us in a decoding step, 36 splits 17 us). The merge reads the splits in
     // parallel.
-    let vec = vector_width(&q, &k, &v)?;
     let want = match vec {
         Some(_) => (2 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
         None => (4 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
@@ -958,7 +963,9 @@ fn flash(
     if !flash_applies([dt, k.dtype, v.dtype, out.dtype], d, dv) {
         return Ok(None);
     }
-    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 {
+    // The kernel counts rows within a head in 32 bits.
+    let fits = |n: usize| n < (i32::MAX / 2) as usize;
+    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 || !fits(lq) || !fits(lk) {
         return Ok(None);
     }
     // Rows are copied in 16-byte pieces: every row start must be 16-byte aligned (else a
@@ -1036,6 +1043,9 @@ fn flash(
 
 /// Warps of a block of the vectorised decoding kernel.
 const VECTOR_WARPS: usize = 4;
+/// Query rows a block of the vectorised decoding kernel serves: each lane holds a vector of
+/// every row's query and sums (eight rows of bfloat16 took all 255 registers and spilled).
+const VECTOR_ROWS: usize = 4;
 
 /// The elements of one 16-byte vector when queries, keys and values share a dtype, their
 /// head dims are equal and split over a power of two of lanes in 16-byte vectors, and every

@@ -69,23 +69,24 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_flash(u16* out, con
   const u16* qp = q + bi * qs0 + h * qs1;
   const u16* kp = k + bi * ks0 + kh * ks1;
   const u16* vp = v + bi * vs0 + kh * vs1;
-  long long q0 = qb * BR;
+  /* Lengths fit 32 bits (the caller checks): offsets within a head are ints. */
+  int Lq = (int)lq, Lk = (int)lk, q0 = (int)qb * BR;
   int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  long long kend = lk;
+  int kend = Lk;
 #if CAUSAL
-  kend = min(lk, max(0LL, q0 + BR + lk - lq));
+  kend = min(Lk, max(0, q0 + BR + Lk - Lq));
 #endif
-  int ntiles = (int)((kend + BC - 1) / BC);
+  int ntiles = (kend + BC - 1) / BC;
   for (int i = tid; i < BR * CH; i += WARPS * 32) {
     int r = i / CH, c = i % CH;
-    bool ok = q0 + r < lq;
+    bool ok = q0 + r < Lq;
     cp16(smem_addr(sQ + sw(r, c)), qp + (ok ? (q0 + r) * qs2 + c * 8 : 0), ok);
   }
 #define LOAD_KV(t, st)                                                              \
   for (int i = tid; i < BC * CH; i += WARPS * 32) {                                 \
     int r = i / CH, c = i % CH;                                                     \
-    long long j = (long long)(t) * BC + r;                                          \
-    bool ok = j < lk;                                                               \
+    int j = (t) * BC + r;                                                           \
+    bool ok = j < Lk;                                                               \
     cp16(smem_addr(sK + (st) * BC * D + sw(r, c)), kp + (ok ? j * ks2 + c * 8 : 0), ok); \
     cp16(smem_addr(sV + (st) * BC * D + sw(r, c)), vp + (ok ? j * vs2 + c * 8 : 0), ok); \
   }
@@ -135,10 +136,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_flash(u16* out, con
         }
       }
     }
-    long long kbase = (long long)t * BC;
-    bool need_mask = kbase + BC > lk;
+    int kbase = t * BC;
+    bool need_mask = kbase + BC > Lk;
 #if CAUSAL
-    need_mask = need_mask || kbase + BC - 1 > q0 + lk - lq;
+    need_mask = need_mask || kbase + BC - 1 > q0 + Lk - Lq;
 #endif
     if (need_mask) {
 #pragma unroll
@@ -147,11 +148,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_flash(u16* out, con
         for (int nb = 0; nb < BC / 8; nb++)
 #pragma unroll
           for (int e = 0; e < 4; e++) {
-            long long key = kbase + nb * 8 + 2 * (lane % 4) + (e & 1);
-            bool ok = key < lk;
+            int key = kbase + nb * 8 + 2 * (lane % 4) + (e & 1);
+            bool ok = key < Lk;
 #if CAUSAL
-            long long row = q0 + wrow + mt * 16 + lane / 4 + 8 * (e >> 1);
-            ok = ok && key <= row + lk - lq;
+            int row = q0 + wrow + mt * 16 + lane / 4 + 8 * (e >> 1);
+            ok = ok && key <= row + Lk - Lq;
 #endif
             if (!ok) s[mt][nb][e] = -INFINITY;
           }
@@ -216,8 +217,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_flash(u16* out, con
       L += __shfl_xor_sync(0xffffffffu, L, 1);
       L += __shfl_xor_sync(0xffffffffu, L, 2);
       float inv = 1.f / L;
-      long long row = q0 + wrow + mt * 16 + lane / 4 + 8 * hf;
-      if (row < lq) {
+      int row = q0 + wrow + mt * 16 + lane / 4 + 8 * hf;
+      if (row < Lq) {
         u32* op = (u32*)(out + ((bh * lq) + row) * D);
 #pragma unroll
         for (int nb = 0; nb < D / 8; nb++)

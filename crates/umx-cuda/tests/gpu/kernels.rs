@@ -333,7 +333,10 @@ fn flash_attention_agrees_with_the_cpu() {
         .filter(|l| l.label.contains("flash attention"))
         .map(|l| l.count)
         .sum();
-    assert!(flash >= 20, "the flash kernel ran {flash} times: {report:?}");
+    assert!(
+        flash >= 20,
+        "the flash kernel ran {flash} times: {report:?}"
+    );
 }
 
 /// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template
