@@ -307,14 +307,19 @@ pub(crate) fn launch(
         .map_err(|e| driver_err("launching a kernel", e))
 }
 
+/// A kernel that does nothing (of one `int` argument): what launch costs are measured with.
+pub(crate) fn empty_kernel() -> Result<sys::CUfunction> {
+    function(
+        r#"extern "C" __global__ void umx_empty(int x) {}"#,
+        "umx_empty",
+    )
+}
+
 /// Diagnostics: the host time of one launch of an empty kernel, in microseconds, over `n`
 /// back-to-back launches (the floor under any op's cost), and the time per launch once the
 /// card has run them all.
 pub fn launch_cost(n: usize) -> Result<(f64, f64)> {
-    let f = function(
-        r#"extern "C" __global__ void umx_empty(int x) {}"#,
-        "umx_empty",
-    )?;
+    let f = empty_kernel()?;
     let g = gpu()?;
     g.synchronize()?;
     let t0 = std::time::Instant::now();

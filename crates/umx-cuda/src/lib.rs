@@ -268,10 +268,7 @@ pub fn dispatch_cost(n: usize) -> Result<Vec<(&'static str, f64)>> {
     let (launch, launched) = compile::launch_cost(n)?;
     let mut rows = vec![("launch", launch), ("launch, with the card", launched)];
     // The same empty kernel through plain `cuLaunchKernel` (no launch attributes).
-    let empty = compile::function(
-        r#"extern "C" __global__ void umx_empty(int x) {}"#,
-        "umx_empty",
-    )?;
+    let empty = compile::empty_kernel()?;
     rows.push((
         "launch, plain",
         time(&mut || {

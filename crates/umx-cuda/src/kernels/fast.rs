@@ -14,8 +14,8 @@
 //!
 //! Everything computes in float32 and rounds once, as the CPU kernels and the fallback do.
 
-use super::first_out;
 use super::source::{Args, HEADER, load, storage_type, store};
+use super::{first_out, row_major};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
@@ -81,14 +81,6 @@ fn round_fn(d: Dtype) -> &'static str {
         }
         _ => "return v;",
     }
-}
-
-/// A row-major input on the device (a copy when `x` is a view that is not).
-fn row_major(x: &ArrayData) -> Result<Option<ArrayData>> {
-    if x.is_row_contiguous() || umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
-        return Ok(Some(x.clone()));
-    }
-    super::contiguous(x, x.dtype)
 }
 
 /// NVRTC without headers has no INFINITY.

@@ -283,6 +283,14 @@ pub fn contiguous(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
     elementwise::run(std::slice::from_ref(x), &[x.dtype], "x0", &x.shape, dtype)
 }
 
+/// `x` as one row-major run on the device: itself when it is one, else a copy.
+pub(crate) fn row_major(x: &ArrayData) -> Result<Option<ArrayData>> {
+    if x.is_row_contiguous() || umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
+        return Ok(Some(x.clone()));
+    }
+    contiguous(x, x.dtype)
+}
+
 /// The shape primitives that move data: copies (and casts), and reshapes of views that cannot
 /// be restrided, concatenation, padding, and `as_strided` and `view` of an input that is not
 /// one row-major run. The views themselves need no kernel (the CPU backend's view code only
@@ -320,13 +328,8 @@ pub fn shape(op: &ShapeOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
 /// `dtype`, as the CPU does: the same buffer when the offset allows, else a copy; bools are
 /// normalised (a nonzero byte is true).
 fn view(x: &ArrayData, dtype: Dtype, spec: &OutSpec) -> Outs {
-    let x = if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
-        x.clone()
-    } else {
-        match contiguous(x, x.dtype)? {
-            Some(c) => c,
-            None => return Ok(None),
-        }
+    let Some(x) = row_major(x)? else {
+        return Ok(None);
     };
     let (isize_, osize) = (x.dtype.size(), dtype.size());
     let nbytes = x.size() * isize_;
@@ -366,13 +369,8 @@ fn view(x: &ArrayData, dtype: Dtype, spec: &OutSpec) -> Outs {
 /// kernel, which for such an input only computes the strides (and checks the view stays
 /// inside the buffer), leaving the bytes on the device.
 fn as_strided(op: &ShapeOp, x: &ArrayData, outputs: &[OutSpec]) -> Outs {
-    let x = if umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
-        x.clone()
-    } else {
-        match contiguous(x, x.dtype)? {
-            Some(c) => c,
-            None => return Ok(None),
-        }
+    let Some(x) = row_major(x)? else {
+        return Ok(None);
     };
     umx_cpu::kernels::shape::eval(op, vec![x], outputs).map(Some)
 }

@@ -207,23 +207,21 @@ fn timings() {
     let x = with_device(Device::Gpu(0), || ops::full(&[n], 1.0f64, Dtype::Float32)).unwrap();
     let x = with_device(Device::Gpu(0), || ops::add(&x, 0.5)).unwrap();
     x.eval().unwrap();
-    let time = |name: &str, bytes: f64, flops: f64, f: &dyn Fn() -> Array| {
-        let y = f();
-        y.eval().unwrap();
+    let sync = || {
         umx_core::device::backend(Device::Gpu(0))
             .unwrap()
             .synchronize(umx_core::Stream::default_of(Device::Gpu(0)))
-            .unwrap();
+            .unwrap()
+    };
+    let time = |name: &str, bytes: f64, flops: f64, f: &dyn Fn() -> Array| {
+        f().eval().unwrap();
+        sync();
         let reps = 10;
         let t = Instant::now();
         for _ in 0..reps {
-            let y = f();
-            y.eval().unwrap();
+            f().eval().unwrap();
         }
-        umx_core::device::backend(Device::Gpu(0))
-            .unwrap()
-            .synchronize(umx_core::Stream::default_of(Device::Gpu(0)))
-            .unwrap();
+        sync();
         let s = t.elapsed().as_secs_f64() / reps as f64;
         println!(
             "TIMING {name:<34} {:>9.3} ms  {:>8.0} GB/s  {:>7.1} TFLOP/s",
