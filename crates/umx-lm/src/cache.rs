@@ -123,6 +123,14 @@ impl KvCache {
         Ok((k, v))
     }
 
+    /// Whether the mask of the next `l` positions ([`KvCache::mask`]) is plain causal attention
+    /// (query `i` sees the keys up to its own position): always for a concatenating cache,
+    /// and for a rotating one while its window holds every key. Attention takes that without
+    /// a mask array (and on the GPU through the flash kernel).
+    pub fn is_causal(&self, l: usize) -> bool {
+        self.max_size.is_none_or(|m| self.kept() + l <= m)
+    }
+
     /// The attention mask for the next `l` positions, as [`KvCache::update`] will line up the
     /// keys: boolean `(l, kept + l)`, true where a query may see a key (causal, and within the
     /// window of a rotating cache). `None` when every query sees every key.
@@ -331,6 +339,36 @@ mod tests {
             true, true, true,
         ];
         assert_eq!(mask.to_vec::<bool>().unwrap(), want);
+    }
+
+    #[test]
+    fn a_cache_says_causal_exactly_when_its_mask_is_causal() {
+        let after = |mut c: KvCache, n: usize| {
+            if n > 0 {
+                c.update(&positions(0, n), &positions(0, n)).unwrap();
+            }
+            c
+        };
+        for (c, l) in [
+            (after(KvCache::concatenating(), 0), 3),
+            (after(KvCache::concatenating(), 2), 1),
+            (after(KvCache::concatenating(), 2), 4),
+            (after(KvCache::rotating(3).unwrap(), 6), 1),
+            (after(KvCache::rotating(2).unwrap(), 2), 3),
+            (after(KvCache::rotating(8).unwrap(), 2), 3),
+            (after(KvCache::rotating(4).unwrap(), 3), 2),
+        ] {
+            let kept = c.kept();
+            let keys = kept + l;
+            let visible = match c.mask(l).unwrap() {
+                Some(m) => m.to_vec::<bool>().unwrap(),
+                None => vec![true; l * keys],
+            };
+            let causal: Vec<bool> = (0..l)
+                .flat_map(|i| (0..keys).map(move |j| j <= kept + i))
+                .collect();
+            assert_eq!(c.is_causal(l), visible == causal, "{kept} kept, {l} new");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::cache::{FixedCache, KvCache};
 use crate::config::{LlamaConfig, RopeScaling};
 use crate::lora::LoRALinear;
 use umx::bail;
+use umx::fast::AttentionMask;
 use umx::nn::{self, Forward, Module, Param};
 use umx::prelude::*;
 
@@ -195,11 +196,12 @@ impl Attention {
     }
 
     /// Attends `x (B, L, hidden)` over itself and, with a cache, over the cached positions
-    /// (the cache is updated). `mask` is boolean, true where a query may see a key.
+    /// (the cache is updated). `mask` is causal, none, or a boolean array, true where a query
+    /// may see a key.
     pub fn forward(
         &self,
         x: &Array,
-        mask: Option<&Array>,
+        mask: AttentionMask,
         cache: Option<&mut KvCache>,
     ) -> Result<Array> {
         let offset = cache.as_ref().map_or(0, |c| c.offset());
@@ -236,7 +238,7 @@ impl Attention {
         };
         let keys = ops::scatter(keys, &at, &window(&k)?, &[2])?;
         let values = ops::scatter(values, &at, &window(&v)?, &[2])?;
-        let o = self.attend(&q, &keys, &values, Some(mask))?;
+        let o = self.attend(&q, &keys, &values, AttentionMask::Array(mask))?;
         Ok((o, keys, values))
     }
 
@@ -260,10 +262,10 @@ impl Attention {
     }
 
     /// Attention of `q` over `k` and `v`, through the output projection: `(B, L, hidden)`.
-    fn attend(&self, q: &Array, k: &Array, v: &Array, mask: Option<&Array>) -> Result<Array> {
+    fn attend(&self, q: &Array, k: &Array, v: &Array, mask: AttentionMask) -> Result<Array> {
         let (b, l) = (q.dim(0)?, q.dim(2)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let o = nn::scaled_dot_product_attention(q, k, v, scale, mask)?;
+        let scale = (1.0 / (self.head_dim as f64).sqrt()) as f32;
+        let o = umx::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?;
         let o = ops::reshape(
             &ops::transpose(&o, [0i64, 2, 1, 3])?,
             &[b as i64, l as i64, (self.num_heads * self.head_dim) as i64],
@@ -335,7 +337,7 @@ impl DecoderLayer {
     pub fn forward(
         &self,
         x: &Array,
-        mask: Option<&Array>,
+        mask: AttentionMask,
         cache: Option<&mut KvCache>,
     ) -> Result<Array> {
         let h = ops::add(
@@ -375,6 +377,40 @@ impl DecoderLayer {
                 .forward(&self.post_attention_layernorm.forward(&h)?)?,
         )?;
         Ok((out, keys, values))
+    }
+}
+
+/// The attention mask of `l` new positions after a cache's: causal where that is all it is
+/// (no array is made, and the GPU takes its flash kernel), else the cache's boolean array.
+enum Mask {
+    None,
+    Causal,
+    Array(Array),
+}
+
+impl Mask {
+    /// The mask after `cache`'s positions (none: a fresh sequence).
+    fn of(cache: Option<&KvCache>, l: usize) -> Result<Mask> {
+        let fresh = KvCache::concatenating();
+        let cache = cache.unwrap_or(&fresh);
+        Ok(if l <= 1 && cache.is_causal(l) {
+            Mask::None
+        } else if cache.is_causal(l) {
+            Mask::Causal
+        } else {
+            match cache.mask(l)? {
+                Some(m) => Mask::Array(m),
+                None => Mask::None,
+            }
+        })
+    }
+
+    fn get(&self) -> AttentionMask<'_> {
+        match self {
+            Mask::None => AttentionMask::None,
+            Mask::Causal => AttentionMask::Causal,
+            Mask::Array(m) => AttentionMask::Array(m),
+        }
     }
 }
 
@@ -468,15 +504,15 @@ impl Llama {
                 if cache.len() != n {
                     bail!("Llama: the cache has {} layers, the model {n}", cache.len());
                 }
-                let mask = cache.first().map(|c| c.mask(l)).transpose()?.flatten();
+                let mask = Mask::of(cache.first(), l)?;
                 for (layer, c) in self.model.layers.iter().zip(cache.iter_mut()) {
-                    x = layer.forward(&x, mask.as_ref(), Some(c))?;
+                    x = layer.forward(&x, mask.get(), Some(c))?;
                 }
             }
             None => {
-                let mask = KvCache::concatenating().mask(l)?;
+                let mask = Mask::of(None, l)?;
                 for layer in &self.model.layers {
-                    x = layer.forward(&x, mask.as_ref(), None)?;
+                    x = layer.forward(&x, mask.get(), None)?;
                 }
             }
         }
