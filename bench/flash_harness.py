@@ -74,7 +74,10 @@ def bench(fn, reps=20):
     return st.elapsed_time(en) / reps
 
 
-cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:]] or [(64, 4, 2), (64, 8, 1)]
+# --d256: also head dim 256 (checks and timing at B=4 H=8 L=2048).
+D256 = "--d256" in sys.argv
+SHAPES = [(4, 16, 2048, 128), (4, 32, 2048, 64)] + ([(4, 8, 2048, 256)] if D256 else [])
+cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:] if c != "--d256"] or [(64, 4, 2), (64, 8, 1)]
 torch.manual_seed(0)
 summary = []
 for cfg in cfgs:
@@ -86,6 +89,8 @@ for cfg in cfgs:
         (2, 4, 1, 333, 200, 64, True, torch.float16),
         (1, 3, 3, 1000, 1000, 128, True, torch.float16),
         (1, 2, 2, 77, 513, 64, False, torch.bfloat16),
+        (1, 4, 2, 300, 300, 256, True, torch.bfloat16),
+        (1, 2, 2, 77, 200, 256, False, torch.float16),
     ]:
         q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
         k = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
@@ -101,7 +106,7 @@ for cfg in cfgs:
             print(f"  {B},{HQ}/{HK},{LQ}x{LK},D{D},causal={causal},{dt}: max err {err:.4f} nan-match {nan_match}")
             ok = ok and err < 2e-2
     print("  correct:", ok)
-    for (B, H, L, D) in [(4, 16, 2048, 128), (4, 32, 2048, 64)]:
+    for (B, H, L, D) in SHAPES:
         q = torch.randn(B, H, L, D, device="cuda", dtype=torch.bfloat16)
         k = torch.randn_like(q)
         v = torch.randn_like(q)

@@ -254,7 +254,7 @@ pub enum AttentionMask<'a> {
 /// Query blocks of up to [`ATTENTION_QUERY_BLOCK`] (decoding) with head dims up to
 /// [`ATTENTION_MAX_HEAD_DIM`] run as one fused kernel; longer ones as matmuls and a softmax,
 /// unless the device has a kernel for them (on the GPU: flash attention in 16-bit floats,
-/// head dims 64 and 128, without a mask array or sinks).
+/// head dims 64, 128 and 256, without a mask array or sinks).
 ///
 /// ```
 /// # umx_cpu::register();

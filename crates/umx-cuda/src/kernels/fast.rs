@@ -904,14 +904,19 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
 /// take the split-key kernel above, which spreads the keys over the card).
 const FLASH_MIN_ROWS: usize = umx_core::fast::ATTENTION_QUERY_BLOCK + 1;
 
-/// Whether the flash kernel takes attention of these dtypes and head dims on this card.
+/// Whether the flash kernel takes attention of these dtypes and head dims on this card
+/// (sm_80 or later; head dim 256 needs the 128 KB of shared memory a block may have on sm_80
+/// and sm_90, not on sm_86/89).
 fn flash_applies(dtypes: [Dtype; 4], d: usize, dv: usize) -> bool {
     let dt = dtypes[0];
     matches!(dt, Dtype::Bfloat16 | Dtype::Float16)
         && dtypes.iter().all(|&x| x == dt)
         && d == dv
-        && (d == 64 || d == 128)
-        && gpu().is_ok_and(|g| g.arch.0 >= 8)
+        && gpu().is_ok_and(|g| match d {
+            64 | 128 => g.arch.0 >= 8,
+            256 => g.arch == (8, 0) || g.arch.0 >= 9,
+            _ => false,
+        })
 }
 
 /// Whether the GPU computes `op` on `inputs` where the op's own rule would build its
@@ -937,8 +942,8 @@ pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
 }
 
 /// Attention without a mask array or sinks through the tensor-core flash kernel
-/// (`flash.cu`): 16-bit floats, head dims 64 or 128, sm_80 or later; `None` where it does
-/// not apply.
+/// (`flash.cu`): 16-bit floats, head dims 64, 128 or 256 (see [`flash_applies`]); `None`
+/// where it does not apply.
 fn flash(
     q: &ArrayData,
     k: &ArrayData,
@@ -975,9 +980,15 @@ fn flash(
     };
     let (q, k, v) = (&q, &k, &v);
     let (qp, kp, vp) = (input_ptr(q)?, input_ptr(k)?, input_ptr(v)?);
-    // 4 warps of 2 row tiles each, key tiles of 64: the fastest of the shapes tried on an
-    // H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one tile: 207).
-    let (bc, warps, mt) = (64usize, 4usize, 2usize);
+    // Head dims 64 and 128: 4 warps of 2 row tiles each, key tiles of 64, the fastest of the
+    // shapes tried on an H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one
+    // tile: 207). 256: 8 warps of one tile, key tiles of 32 (181 TFLOP/s causal B=4 H=8 on an
+    // H100; tiles of 64 with 4 warps: 124).
+    let (bc, warps, mt) = if d == 256 {
+        (32usize, 8usize, 1usize)
+    } else {
+        (64, 4, 2)
+    };
     let br = warps * 16 * mt;
     let shared = (br * d + 4 * bc * d) * 2;
     let key = format!("flash|{dt:?}|{d}|{causal}|{bc}|{warps}|{mt}");

@@ -5,7 +5,7 @@
    next tile loads while this one is used); S = Q K^T and O += P V run as m16n8k16 products
    with float32 accumulators, the softmax online in registers (exp2 with the scale folded in).
    Rows in shared memory have their 16-byte chunks permuted by row (`sw`) so that ldmatrix
-   reads hit distinct banks. Defines set by the caller: D (64 or 128), BC, WARPS, MT, IS_F16,
+   reads hit distinct banks. Defines set by the caller: D (64, 128 or 256), BC, WARPS, MT, IS_F16,
    CAUSAL. */
 #define UMX_FN __device__ __forceinline__
 #define INFINITY __int_as_float(0x7f800000)

@@ -263,8 +263,9 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
 }
 
 /// Attention over query blocks in 16-bit floats takes the tensor-core flash kernel: causal
-/// and not, grouped heads, more keys than queries and fewer, partial tiles, head dims 64 and
-/// 128, keys every other row of a longer array, and queries as a (B, L, H, D) layout's view.
+/// and not, grouped heads, more keys than queries and fewer, partial tiles, head dims 64, 128
+/// and 256, keys every other row of a longer array, and queries as a (B, L, H, D) layout's
+/// view.
 #[test]
 fn flash_attention_agrees_with_the_cpu() {
     use umx_core::fast::{self, AttentionMask};
@@ -279,6 +280,8 @@ fn flash_attention_agrees_with_the_cpu() {
             (2, 4, 1, 333, 200, 64, true),
             (1, 3, 3, 1000, 1000, 128, true),
             (1, 2, 2, 77, 513, 64, false),
+            (1, 4, 2, 300, 300, 256, true),
+            (1, 2, 2, 77, 200, 256, false),
         ] {
             let q = input(&[b, hq, lq, d], dt, 11);
             let k = input(&[b, hk, 2 * lk, d], dt, 12);
@@ -334,7 +337,7 @@ fn flash_attention_agrees_with_the_cpu() {
         .map(|l| l.count)
         .sum();
     assert!(
-        flash >= 20,
+        flash >= 28,
         "the flash kernel ran {flash} times: {report:?}"
     );
 }
