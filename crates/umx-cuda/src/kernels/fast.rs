@@ -588,9 +588,10 @@ fn attention(
     let g = gpu()?;
     let base_blocks = b * hk * row_blocks;
     // Split the keys so the card has a few blocks per SM, each over at least 32 keys: a
-    // warp keeps only two keys in flight, so long splits wait on memory (one split of 1152
-    // keys took 210 us in a decoding step, 36 splits 17 us). The merge reads the splits in
-    // parallel.
+    // warp of the general kernel keeps only two keys in flight, so long splits wait on
+    // memory (one split of 1152 keys took 210 us in a decoding step, 36 splits 17 us); the
+    // vectorised kernel keeps more in flight and takes two blocks per SM. The merge reads
+    // the splits in parallel.
     let want = match vec {
         Some(_) => (2 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
         None => (4 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
