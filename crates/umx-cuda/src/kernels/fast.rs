@@ -1313,10 +1313,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
 }
 
 /// The kernel merging the key splits' partial results of one row (running maximum, weight
-/// sum, weighted values): a thread per output column, the splits' values loaded sixteen at a
-/// time, all in flight at once (each thread finds the maximum itself from loads the warp
-/// shares). With `log2`, the partial maxima are base-2 logits (the vectorised kernel's), and
-/// a sink's natural logit is converted.
+/// sum, weighted values): a thread per output column, one pass over the splits sixteen at a
+/// time with all their loads in flight, merged online (each group of splits rescales what
+/// came before to its new maximum). With `log2`, the partial maxima are base-2 logits (the
+/// vectorised kernel's), and a sink's natural logit is converted.
 fn merge_source(os: &str, ss: &str, dv: usize, sink_load: &str, out: Dtype, log2: bool) -> String {
     let store_y = store(out, "y");
     let (exp, sink_scale) = if log2 {
@@ -1326,24 +1326,16 @@ fn merge_source(os: &str, ss: &str, dv: usize, sink_load: &str, out: Dtype, log2
     };
     format!(
         r#"
+/* The weight of a part with maximum `m` against the reference `M` (0 for an empty part). */
+UMX_FN float umx_mw(float m, float M) {{ return m == -INFINITY ? 0.f : {exp}(m - M); }}
 extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
     long long rows, long long hq, long long lq, int splits) {{
   const int W = {dv} + 2;
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
     const float* pp = part + row * splits * W;
     long long h = (row / lq) % hq;
-    float M = -INFINITY;
-    for (int s0 = 0; s0 < splits; s0 += 16) {{
-      float mv[16];
-#pragma unroll
-      for (int u = 0; u < 16; u++) mv[u] = s0 + u < splits ? pp[(s0 + u) * W] : -INFINITY;
-#pragma unroll
-      for (int u = 0; u < 16; u++) M = fmaxf(M, mv[u]);
-    }}
-    float sk = sinks ? {sink_load} * {sink_scale} : -INFINITY;
-    M = fmaxf(M, sk);
     for (int c = threadIdx.x; c < {dv}; c += blockDim.x) {{
-      float L = 0.f, A = 0.f;
+      float M = -INFINITY, L = 0.f, A = 0.f;
       for (int s0 = 0; s0 < splits; s0 += 16) {{
         float mv[16], lv[16], av[16];
 #pragma unroll
@@ -1354,14 +1346,28 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
           lv[u] = in ? ps[1] : 0.f;
           av[u] = in ? ps[2 + c] : 0.f;
         }}
+        float nM = M;
+#pragma unroll
+        for (int u = 0; u < 16; u++) nM = fmaxf(nM, mv[u]);
+        float ref = nM == -INFINITY ? 0.f : nM;
+        float k = umx_mw(M, ref);
+        L *= k;
+        A *= k;
 #pragma unroll
         for (int u = 0; u < 16; u++) {{
-          float w = mv[u] == -INFINITY ? 0.f : {exp}(mv[u] - M);
+          float w = umx_mw(mv[u], ref);
           L += lv[u] * w;
           A += av[u] * w;
         }}
+        M = nM;
       }}
-      if (sinks) L += {exp}(sk - M);
+      if (sinks) {{
+        float sk = {sink_load} * {sink_scale};
+        float nM = fmaxf(M, sk);
+        float k = umx_mw(M, nM);
+        L = L * k + {exp}(sk - nM);
+        A *= k;
+      }}
       float y = A / L;
       out[row * {dv} + c] = {store_y};
     }}
