@@ -393,15 +393,11 @@ impl Mask {
     fn of(cache: Option<&KvCache>, l: usize) -> Result<Mask> {
         let fresh = KvCache::concatenating();
         let cache = cache.unwrap_or(&fresh);
-        Ok(if l <= 1 && cache.is_causal(l) {
-            Mask::None
-        } else if cache.is_causal(l) {
-            Mask::Causal
-        } else {
-            match cache.mask(l)? {
-                Some(m) => Mask::Array(m),
-                None => Mask::None,
-            }
+        Ok(match (cache.is_causal(l), l) {
+            // One query sees every key.
+            (true, 0 | 1) => Mask::None,
+            (true, _) => Mask::Causal,
+            (false, _) => cache.mask(l)?.map_or(Mask::None, Mask::Array),
         })
     }
 

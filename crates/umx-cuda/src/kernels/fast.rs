@@ -768,23 +768,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
       A += sh_acc[w][rr][c] * wt;
     }}
     long long row = hrow[rr];
-    if (splits == 1) {{
-      if (sinks) {{
-        long long h = (row / lq) % hq;
-        float sk = {sink_load};
-        float M2 = fmaxf(M, sk);
-        float wt = umx_w(M, M2);
-        L = L * wt + expf(sk - M2);
-        A *= wt;
-      }}
-      float y = A / L;
-      out[row * DV + c] = {store_y};
-    }} else {{
-      float* pp = part + (row * splits + split) * (DV + 2);
-      if (c == 0) {{ pp[0] = M; pp[1] = L; }}
-      pp[2 + c] = A;
-    }}
-  }}
+{finish}  }}
 }}
 {merge}
 "#,
@@ -796,7 +780,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
             } else {
                 "lk"
             },
-            store_y = store(out.dtype, "y"),
+            finish = finish_source(&sink_load, out.dtype, false),
             merge = merge_source(os, ss, dv, &sink_load, out.dtype, false),
         )
     };
@@ -1132,7 +1116,7 @@ fn vector_source(a: &VectorAttention) -> String {
     } else {
         "lk"
     };
-    let store_y = store(a.out, "y");
+    let finish = finish_source(&sink_load, a.out, true);
     let (r, d, vec, warps) = (a.r, a.d, a.vec, a.warps);
     format!(
         r#"{HEADER}{INF}
@@ -1289,13 +1273,32 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
       L += sh_l[w][rr] * wt;
       A += sh_acc[w][rr][c] * wt;
     }}
-    if (splits == 1) {{
+{finish}  }}
+}}
+{merge}
+"#
+    )
+}
+
+/// The end of both decoding kernels, for output column `c` of row `row` once the block's
+/// running maximum `M`, weight sum `L` and weighted value `A` are combined: with one split,
+/// the sink joins and the output is written; else the partial result goes to `part` for the
+/// merge. With `log2`, `M` is a base-2 logit (the vectorised kernel's).
+fn finish_source(sink_load: &str, out: Dtype, log2: bool) -> String {
+    let store_y = store(out, "y");
+    let (exp, sink_scale) = if log2 {
+        ("umx_ex2", " * 1.4426950408889634f")
+    } else {
+        ("expf", "")
+    };
+    format!(
+        r#"    if (splits == 1) {{
       if (sinks) {{
         long long h = (row / lq) % hq;
-        float sk = {sink_load} * 1.4426950408889634f;
+        float sk = {sink_load}{sink_scale};
         float M2 = fmaxf(M, sk);
         float wt = umx_w(M, M2);
-        L = L * wt + umx_ex2(sk - M2);
+        L = L * wt + {exp}(sk - M2);
         A *= wt;
       }}
       float y = A / L;
@@ -1305,9 +1308,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
       if (c == 0) {{ pp[0] = M; pp[1] = L; }}
       pp[2 + c] = A;
     }}
-  }}
-}}
-{merge}
 "#
     )
 }
