@@ -19,7 +19,7 @@ _mods = {}
 def kernel(D, BC, WARPS, MT, f16, causal):
     key = (D, BC, WARPS, MT, f16, causal)
     if key not in _mods:
-        defs = f"#define D {D}\n#define BC {BC}\n#define WARPS {WARPS}\n#define MT {MT}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
+        defs = f"#define BACKWARD 0\n#define D {D}\n#define BC {BC}\n#define WARPS {WARPS}\n#define MT {MT}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
         t = time.time()
         mod = cp.RawModule(code=defs + SRC, options=("-arch=sm_90", "-std=c++17"))
         k = mod.get_function("umx_flash")
@@ -39,7 +39,7 @@ def flash(q, k, v, causal, cfg):
     out = torch.empty(B, HQ, LQ, D, device="cuda", dtype=q.dtype)
     nqb = (LQ + BR - 1) // BR
     i64 = np.int64
-    args = (cp.from_dlpack(out), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
+    args = (cp.from_dlpack(out), np.uint64(0), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
             i64(B * HQ), i64(HQ), i64(LQ), i64(LK), i64(HQ // HK), i64(nqb),
             np.float32(1 / math.sqrt(D) * math.log2(math.e)),
             *[i64(s) for s in q.stride()[:3]], *[i64(s) for s in k.stride()[:3]],

@@ -343,25 +343,37 @@ pub fn scaled_dot_product_attention(
         }
         inputs.push(s.clone());
     }
-    let op = FastOp::Attention {
+    let op = |lse| FastOp::Attention {
         scale,
         causal: matches!(mask, AttentionMask::Causal),
         mask: matches!(mask, AttentionMask::Array(_)),
         sinks: sinks.is_some(),
+        lse,
     };
     let fused = lq <= ATTENTION_QUERY_BLOCK
         && d.max(v.shape()[3]) <= ATTENTION_MAX_HEAD_DIM
         && inputs
             .iter()
             .all(|a| has_kernel(a.dtype()) || a.dtype() == Dtype::Bool);
-    let device_kernel = || {
+    let device_kernel = |op: &FastOp| {
         crate::device::backend(crate::device::default_stream().device)
-            .is_ok_and(|b| b.has_fast_kernel(&op, &inputs))
+            .is_ok_and(|b| b.has_fast_kernel(op, &inputs))
     };
-    if fused || device_kernel() {
-        node(op, inputs)
+    if fused {
+        return node(op(false), inputs);
+    }
+    // While a gradient is traced, the device's kernels keep each row's log-sum-exp for their
+    // backward pass (where they have one).
+    if crate::transforms::grad_tracing() && device_kernel(&op(true)) {
+        let op = op(true);
+        let specs = op.outputs(&inputs);
+        let mut outs = Array::from_primitive_multi(Primitive::Fast(op), inputs, specs)?;
+        return Ok(outs.swap_remove(0));
+    }
+    if device_kernel(&op(false)) {
+        node(op(false), inputs)
     } else {
-        fallback(op, &inputs)
+        fallback(op(false), &inputs)
     }
 }
 

@@ -42,13 +42,22 @@ pub enum FastOp {
     /// Lq` (aligned at the end, as MLX). Inputs: `q`, `k`, `v`, then the mask (boolean: false
     /// positions excluded; else added to the scores) broadcast to `(B, Hq, Lq, Lk)` when
     /// `mask`, then the sinks `(Hq,)` when `sinks` (a logit per head that joins each row's
-    /// softmax but carries no value).
+    /// softmax but carries no value). With `lse` a second output: each row's log-sum-exp of
+    /// its scaled scores (float32, `(B, Hq, Lq)`, +inf for a row that sees no key), kept for
+    /// the backward pass ([`FastOp::AttentionVjp`]); the op builds it while a gradient is
+    /// being traced and the device has the kernels for both passes.
     Attention {
         scale: f32,
         causal: bool,
         mask: bool,
         sinks: bool,
+        lse: bool,
     },
+    /// The gradients of attention without a mask array or sinks, from the saved output and
+    /// log-sum-exp (the vjp of `Attention` with `lse`): outputs `dq`, `dk`, `dv`. Inputs: `q`,
+    /// `k`, `v`, the output, its log-sum-exp, and the output's cotangent. A row that sees no
+    /// key takes no part in the gradients.
+    AttentionVjp { scale: f32, causal: bool },
     /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
@@ -108,19 +117,33 @@ impl FastOp {
             FastOp::Softmax => "softmax",
             FastOp::Rope { .. } => "rope",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
+            FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
             FastOp::CudaKernel(_) => "cuda_kernel",
         }
     }
 
-    /// Every output for these inputs (one but for a user kernel's).
+    /// Every output for these inputs (one but for a user kernel's, attention's gradients,
+    /// and attention with its log-sum-exp).
     pub fn outputs(&self, inputs: &[Array]) -> Vec<OutSpec> {
+        let spec = |a: &Array| OutSpec {
+            shape: a.shape().to_vec(),
+            dtype: a.dtype(),
+        };
         match self {
             FastOp::CudaKernel(k) => k.outputs.clone(),
+            FastOp::AttentionVjp { .. } => inputs[..3].iter().map(spec).collect(),
+            FastOp::Attention { lse: true, .. } => vec![
+                self.output(inputs),
+                OutSpec {
+                    shape: inputs[0].shape()[..3].to_vec(),
+                    dtype: Dtype::Float32,
+                },
+            ],
             _ => vec![self.output(inputs)],
         }
     }
 
-    /// The output for these inputs (checked by the op functions).
+    /// The (first) output for these inputs (checked by the op functions).
     pub fn output(&self, inputs: &[Array]) -> OutSpec {
         let x = &inputs[0];
         match self {
@@ -142,6 +165,10 @@ impl FastOp {
                     dtype: x.dtype(),
                 }
             }
+            FastOp::AttentionVjp { .. } => OutSpec {
+                shape: x.shape().to_vec(),
+                dtype: x.dtype(),
+            },
             FastOp::CudaKernel(k) => k.outputs[0].clone(),
         }
     }
@@ -209,6 +236,7 @@ impl FastOp {
                 causal,
                 mask,
                 sinks,
+                lse,
             } => {
                 let mut next = 3;
                 let m = mask.then(|| {
@@ -216,7 +244,47 @@ impl FastOp {
                     &inputs[next - 1]
                 });
                 let s = sinks.then(|| &inputs[next]);
-                attention_fallback(x, &inputs[1], &inputs[2], scale, causal, m, s)?
+                let o = attention_fallback(x, &inputs[1], &inputs[2], scale, causal, m, s)?;
+                if lse {
+                    let scores = attention_scores(x, &inputs[1], scale, causal, m)?;
+                    let l = ops::logsumexp(&scores.astype(Dtype::Float32)?, -1, false)?;
+                    // A row that sees no key: +inf (so that it weighs nothing in the backward).
+                    let none = ops::equal(&l, f64::NEG_INFINITY)?;
+                    return Ok(vec![o, ops::where_(&none, f64::INFINITY, &l)?]);
+                }
+                o
+            }
+            FastOp::AttentionVjp { scale, causal } => {
+                let (q, dout) = (x, &inputs[5]);
+                let [b, hq, lq, d] = q.shape()[..] else {
+                    crate::bail!("scaled_dot_product_attention_vjp: queries must be 4-d");
+                };
+                // Causal with more queries than keys: the first rows see no key and take no
+                // part in the gradients (their dq is zero).
+                let skip = if causal {
+                    lq.saturating_sub(inputs[1].shape()[2])
+                } else {
+                    0
+                };
+                let rows = |a: &Array| {
+                    let s = a.shape();
+                    ops::slice(a, &[0, 0, skip as i64, 0], &[s[0], s[1], s[2], s[3]].map(|n| n as i64), &[])
+                };
+                let primals = [rows(q)?, inputs[1].clone(), inputs[2].clone()];
+                let (_, mut grads) = crate::transforms::vjp(
+                    |p| {
+                        Ok(vec![attention_fallback(
+                            &p[0], &p[1], &p[2], scale, causal, None, None,
+                        )?])
+                    },
+                    &primals,
+                    &[rows(dout)?],
+                )?;
+                if skip > 0 {
+                    let zeros = ops::zeros(&[b, hq, skip, d], q.dtype())?;
+                    grads[0] = ops::concatenate(&[zeros, grads[0].clone()], 2)?;
+                }
+                return Ok(grads);
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
         };
@@ -299,28 +367,7 @@ fn attention_fallback(
     let (b, hq, lq) = (q.shape()[0], q.shape()[1], q.shape()[2]);
     let (hk, lk) = (k.shape()[1], k.shape()[2]);
     let r = hq / hk;
-    // Groups of query heads share a key head: (B, Hk, r * Lq, D) against (B, Hk, Lk, D).
-    let qs = ops::multiply(q, Array::scalar(scale).astype(q.dtype())?)?;
-    let qg = ops::reshape(&qs, &[b as i64, hk as i64, (r * lq) as i64, -1])?;
-    let scores = ops::matmul(&qg, &ops::swapaxes(k, -1, -2)?)?;
-    let mut scores = ops::reshape(&scores, &[b as i64, hq as i64, lq as i64, lk as i64])?;
-    if causal {
-        // Query i sees keys j <= i + lk - lq.
-        let qi = ops::arange(0.0, lq as f64, 1.0, Dtype::Int32)?;
-        let kj = ops::arange(0.0, lk as f64, 1.0, Dtype::Int32)?;
-        let seen = ops::less_equal(
-            ops::expand_dims(&kj, 0)?,
-            ops::add(ops::expand_dims(&qi, 1)?, lk as f64 - lq as f64)?,
-        )?;
-        scores = ops::where_(&seen, &scores, f64::NEG_INFINITY)?;
-    }
-    if let Some(m) = mask {
-        scores = if m.dtype() == Dtype::Bool {
-            ops::where_(m, &scores, f64::NEG_INFINITY)?
-        } else {
-            ops::add(&scores, m)?
-        };
-    }
+    let scores = attention_scores(q, k, scale, causal, mask)?;
     let p = match sinks {
         None => ops::reduce::softmax_composite(&scores, true)?,
         Some(s) => {
@@ -344,4 +391,41 @@ fn attention_fallback(
     )?;
     let o = ops::matmul(&pg, v)?;
     ops::reshape(&o, &[b as i64, hq as i64, lq as i64, -1])?.astype(q.dtype())
+}
+
+/// The scaled scores of attention in the inputs' dtype, `(B, Hq, Lq, Lk)`, with the causal
+/// mask and the mask array applied (-inf where a key is not seen).
+fn attention_scores(
+    q: &Array,
+    k: &Array,
+    scale: f32,
+    causal: bool,
+    mask: Option<&Array>,
+) -> Result<Array> {
+    let (b, hq, lq) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+    let (hk, lk) = (k.shape()[1], k.shape()[2]);
+    let r = hq / hk;
+    // Groups of query heads share a key head: (B, Hk, r * Lq, D) against (B, Hk, Lk, D).
+    let qs = ops::multiply(q, Array::scalar(scale).astype(q.dtype())?)?;
+    let qg = ops::reshape(&qs, &[b as i64, hk as i64, (r * lq) as i64, -1])?;
+    let scores = ops::matmul(&qg, &ops::swapaxes(k, -1, -2)?)?;
+    let mut scores = ops::reshape(&scores, &[b as i64, hq as i64, lq as i64, lk as i64])?;
+    if causal {
+        // Query i sees keys j <= i + lk - lq.
+        let qi = ops::arange(0.0, lq as f64, 1.0, Dtype::Int32)?;
+        let kj = ops::arange(0.0, lk as f64, 1.0, Dtype::Int32)?;
+        let seen = ops::less_equal(
+            ops::expand_dims(&kj, 0)?,
+            ops::add(ops::expand_dims(&qi, 1)?, lk as f64 - lq as f64)?,
+        )?;
+        scores = ops::where_(&seen, &scores, f64::NEG_INFINITY)?;
+    }
+    if let Some(m) = mask {
+        scores = if m.dtype() == Dtype::Bool {
+            ops::where_(m, &scores, f64::NEG_INFINITY)?
+        } else {
+            ops::add(&scores, m)?
+        };
+    }
+    Ok(scores)
 }

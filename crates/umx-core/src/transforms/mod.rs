@@ -28,6 +28,30 @@ use std::cell::Cell;
 
 thread_local! {
     static TRACING: Cell<usize> = const { Cell::new(0) };
+    static GRAD_TRACING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether a function is being traced for its gradient ([`vjp`] and what builds on it) on
+/// this thread: ops may then keep what their backward pass reuses (attention its
+/// log-sum-exp), as MLX's `in_grad_tracing`.
+pub(crate) fn grad_tracing() -> bool {
+    GRAD_TRACING.with(|t| t.get() > 0)
+}
+
+/// Marks this thread as tracing for a gradient until dropped (nests).
+pub(crate) struct GradTracing;
+
+impl GradTracing {
+    pub(crate) fn start() -> GradTracing {
+        GRAD_TRACING.with(|t| t.set(t.get() + 1));
+        GradTracing
+    }
+}
+
+impl Drop for GradTracing {
+    fn drop(&mut self) {
+        GRAD_TRACING.with(|t| t.set(t.get() - 1));
+    }
 }
 
 /// Whether a transformation is tracing a function on this thread.

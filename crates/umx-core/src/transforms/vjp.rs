@@ -78,7 +78,10 @@ fn vjp_with(
 ) -> Result<(Vec<Array>, Vec<Array>)> {
     let _tracing = Tracing::start();
     let tracers = tracers(op, primals)?;
-    let outputs = f(&tracers)?;
+    let outputs = {
+        let _grad = super::GradTracing::start();
+        f(&tracers)?
+    };
     if outputs.is_empty() {
         bail!("{op}: the function returned no outputs");
     }

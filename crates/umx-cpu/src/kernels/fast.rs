@@ -100,6 +100,7 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             causal,
             mask,
             sinks,
+            lse,
         } => {
             let mut next = 3;
             let m = mask.then(|| {
@@ -107,7 +108,21 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                 &inputs[next - 1]
             });
             let s = sinks.then(|| floats(&inputs[next]));
-            attention(&inputs[..3], scale, causal, m, s.as_deref())
+            let (o, l) = attention(&inputs[..3], scale, causal, m, s.as_deref());
+            if lse {
+                let spec = outputs.get(1).ok_or_else(|| {
+                    Error::Device("scaled_dot_product_attention: expects two outputs".into())
+                })?;
+                return Ok(vec![store(&o, out)?, store(&l, spec)?]);
+            }
+            o
+        }
+        FastOp::AttentionVjp { .. } => {
+            return Err(Error::Invalid(
+                "scaled_dot_product_attention_vjp: the CPU has no kernel for attention's \
+                 gradients (they are differentiated through its fallback)"
+                    .into(),
+            ));
         }
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
     };
@@ -258,17 +273,18 @@ fn rope(
 }
 
 /// Attention row by row: the scores of one query against its keys, a softmax (with the sink
-/// in its denominator), then the weighted sum of the values.
+/// in its denominator), then the weighted sum of the values. Also each row's log-sum-exp of
+/// its scores (+inf for a row that sees no key).
 fn attention(
     qkv: &[ArrayData],
     scale: f32,
     causal: bool,
     mask: Option<&ArrayData>,
     sinks: Option<&[f32]>,
-) -> Vec<f32> {
+) -> (Vec<f32>, Vec<f32>) {
     let (q, k, v) = (floats(&qkv[0]), floats(&qkv[1]), floats(&qkv[2]));
     let [b, hq, lq, d] = qkv[0].shape[..] else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let (hk, lk, dv) = (qkv[1].shape[1], qkv[1].shape[2], qkv[2].shape[3]);
     let group = hq / hk.max(1);
@@ -284,7 +300,8 @@ fn attention(
         }
     });
     let mut out = vec![0f32; b * hq * lq * dv];
-    let row = |r: usize, o: &mut [f32]| {
+    let mut lse = vec![0f32; b * hq * lq];
+    let row = |r: usize, o: &mut [f32], lse: &mut f32| {
         let (bh, i) = (r / lq, r % lq);
         let (bi, h) = (bh / hq, bh % hq);
         let kh = bi * hk + h / group;
@@ -325,12 +342,22 @@ fn attention(
         for o in o.iter_mut() {
             *o /= den;
         }
+        *lse = if den > 0.0 {
+            mx + den.ln()
+        } else {
+            f32::INFINITY
+        };
     };
     if dv == 0 {
-        return out;
+        // No values to weigh: the log-sum-exp alone.
+        lse.par_iter_mut()
+            .enumerate()
+            .for_each(|(r, l)| row(r, &mut [], l));
+        return (out, lse);
     }
     out.par_chunks_mut(dv)
+        .zip(lse.par_iter_mut())
         .enumerate()
-        .for_each(|(r, o)| row(r, o));
-    out
+        .for_each(|(r, (o, l))| row(r, o, l));
+    (out, lse)
 }

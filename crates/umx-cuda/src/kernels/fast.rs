@@ -55,9 +55,20 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         FastOp::Attention {
             scale,
             causal,
+            lse: true,
+            ..
+        } => match inputs {
+            [q, k, v] => flash(q, k, v, out, scale, causal, true),
+            _ => Ok(None),
+        },
+        FastOp::Attention {
+            scale,
+            causal,
             mask,
             sinks,
+            lse: false,
         } => attention(inputs, out, scale, causal, mask, sinks),
+        FastOp::AttentionVjp { scale, causal } => flash_backward(inputs, scale, causal),
         FastOp::CudaKernel(_) => Ok(None),
     }
 }
@@ -556,9 +567,9 @@ fn attention(
     }
     if !mask
         && !sinks
-        && let Some(done) = flash(&q, &k, &v, out, scale, causal)?
+        && let Some(done) = flash(&q, &k, &v, out, scale, causal, false)?
     {
-        return Ok(Some(vec![done]));
+        return Ok(Some(done));
     }
     let m = mask.then(|| &inputs[3]);
     let s = if sinks {
@@ -906,19 +917,22 @@ fn flash_applies(dtypes: [Dtype; 4], d: usize, dv: usize) -> bool {
 
 /// Whether the GPU computes `op` on `inputs` where the op's own rule would build its
 /// fallback (see `Backend::has_fast_kernel`): attention over long query blocks in 16-bit
-/// floats, without a mask array or sinks.
+/// floats, without a mask array or sinks, with or without the log-sum-exp its backward
+/// pass takes; and that backward pass.
 pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
-    let FastOp::Attention {
+    let (FastOp::Attention {
         mask: false,
         sinks: false,
         ..
-    } = *op
+    }
+    | FastOp::AttentionVjp { .. }) = *op
     else {
         return false;
     };
-    let [q, k, v] = inputs else { return false };
+    let [q, k, v, ..] = inputs else { return false };
     let dt = q.dtype();
-    k.shape()[2] > 0
+    q.shape()[2] >= FLASH_MIN_ROWS
+        && k.shape()[2] > 0
         && flash_applies(
             [dt, k.dtype(), v.dtype(), op.output(inputs).dtype],
             q.shape()[3],
@@ -926,9 +940,39 @@ pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
         )
 }
 
+/// The kernels count rows within a head in 32 bits.
+fn fits_i32(n: usize) -> bool {
+    n < (i32::MAX / 2) as usize
+}
+
+/// `a` itself where every row starts 16-byte aligned with unit element strides (the flash
+/// kernels copy rows in 16-byte pieces), else a row-major copy.
+fn rows_aligned(a: &ArrayData) -> Result<Option<ArrayData>> {
+    let p = input_ptr(a)?;
+    let n = a.strides.len();
+    let size = a.dtype.size() as isize;
+    if p % 16 == 0
+        && a.strides[..n - 1].iter().all(|&s| (s * size) % 16 == 0)
+        && a.strides[n - 1] == 1
+    {
+        Ok(Some(a.clone()))
+    } else {
+        super::contiguous(a, a.dtype)
+    }
+}
+
+/// `a` row-major, copied if it is not.
+fn packed(a: &ArrayData) -> Result<Option<ArrayData>> {
+    if a.is_row_contiguous() && input_ptr(a)? % 16 == 0 {
+        Ok(Some(a.clone()))
+    } else {
+        super::contiguous(a, a.dtype)
+    }
+}
+
 /// Attention without a mask array or sinks through the tensor-core flash kernel
-/// (`flash.cu`): 16-bit floats, head dims 64, 128 or 256 (see [`flash_applies`]); `None`
-/// where it does not apply.
+/// (`flash.cu`): 16-bit floats, head dims 64, 128 or 256 (see [`flash_applies`]); with
+/// `lse`, each row's log-sum-exp as a second output. `None` where it does not apply.
 fn flash(
     q: &ArrayData,
     k: &ArrayData,
@@ -936,7 +980,8 @@ fn flash(
     out: &OutSpec,
     scale: f32,
     causal: bool,
-) -> Result<Option<ArrayData>> {
+    lse: bool,
+) -> Outs {
     let [b, hq, lq, d] = q.shape[..] else {
         return Ok(None);
     };
@@ -945,22 +990,11 @@ fn flash(
     if !flash_applies([dt, k.dtype, v.dtype, out.dtype], d, dv) {
         return Ok(None);
     }
-    // The kernel counts rows within a head in 32 bits.
-    let fits = |n: usize| n < (i32::MAX / 2) as usize;
-    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 || !fits(lq) || !fits(lk) {
+    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 || !fits_i32(lq) || !fits_i32(lk) {
         return Ok(None);
     }
-    // Rows are copied in 16-byte pieces: every row start must be 16-byte aligned (else a
-    // row-major copy is).
-    let aligned = |a: &ArrayData| -> Result<Option<ArrayData>> {
-        let p = input_ptr(a)?;
-        if p % 16 == 0 && a.strides[..3].iter().all(|&s| (s * 2) % 16 == 0) && a.strides[3] == 1 {
-            Ok(Some(a.clone()))
-        } else {
-            super::contiguous(a, a.dtype)
-        }
-    };
-    let (Some(q), Some(k), Some(v)) = (aligned(q)?, aligned(k)?, aligned(v)?) else {
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?)
+    else {
         return Ok(None);
     };
     let (q, k, v) = (&q, &k, &v);
@@ -980,26 +1014,25 @@ fn flash(
     let make = || {
         format!(
             "#define D {d}\n#define BC {bc}\n#define WARPS {warps}\n#define MT {mt}\n\
-             #define IS_F16 {}\n#define CAUSAL {}\n{}",
+             #define IS_F16 {}\n#define CAUSAL {}\n#define BACKWARD 0\n{}",
             (dt == Dtype::Float16) as u8,
             causal as u8,
             include_str!("flash.cu")
         )
     };
     let f = function_for(&key, make, "umx_flash")?;
-    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
-    unsafe {
-        cudarc::driver::result::function::set_function_attribute(
-            f,
-            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            shared as i32,
-        )
-    }
-    .map_err(|e| crate::gpu::driver_err("attention: shared memory", e))?;
+    set_shared(f, shared)?;
     let (result, out_ptr) = fresh(&out.shape, dt)?;
+    let (lse, lse_ptr) = if lse {
+        let (l, p) = fresh(&[b, hq, lq], Dtype::Float32)?;
+        (Some(l), p)
+    } else {
+        (None, 0)
+    };
     let nqb = lq.div_ceil(br);
     let mut args = Args::default();
     args.push(out_ptr)
+        .push(lse_ptr)
         .push(qp)
         .push(kp)
         .push(vp)
@@ -1026,7 +1059,160 @@ fn flash(
     if start.is_some() {
         crate::profile::span(format!(" flash attention: {} blocks", nqb * b * hq), start)?;
     }
-    Ok(Some(result))
+    Ok(Some([result].into_iter().chain(lse).collect()))
+}
+
+/// The block shapes of the backward kernels: (dQ kernel warps, its key tile, dK/dV kernel
+/// warps, its query tile). Head dims 64 and 128 took 194 TFLOP/s forward and backward (causal,
+/// B=4 H=16 L=2048 D=128 on an H100, `bench/flash_bwd_harness.py`; 8 warps or tiles of 32
+/// were slower); 256 halves the tiles to fit shared memory.
+fn backward_blocks(d: usize) -> (usize, usize, usize, usize) {
+    if d == 256 { (4, 32, 4, 32) } else { (4, 64, 4, 64) }
+}
+
+/// The gradients of attention (`FastOp::AttentionVjp`) through the flash backward kernels:
+/// each row's dot(dO, O), then dQ a block of query rows at a time and dK, dV a block of keys
+/// at a time, each recomputing the probabilities from the saved log-sum-exp.
+fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
+    let [q, k, v, o, lse, dout] = inputs else {
+        return Ok(None);
+    };
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(None);
+    };
+    let (hk, lk) = (k.shape[1], k.shape[2]);
+    let dt = q.dtype;
+    if !flash_applies([dt, k.dtype, v.dtype, dout.dtype], d, v.shape[3])
+        || o.dtype != dt
+        || lse.dtype != Dtype::Float32
+        || lk == 0
+        || hk == 0
+        || hq % hk != 0
+        || !fits_i32(lq)
+        || !fits_i32(lk)
+    {
+        return Ok(None);
+    }
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?)
+    else {
+        return Ok(None);
+    };
+    let (Some(o), Some(lse), Some(dout)) = (packed(o)?, packed(lse)?, packed(dout)?) else {
+        return Ok(None);
+    };
+    let (dq, dq_ptr) = fresh(&q.shape, dt)?;
+    let (dk, dk_ptr) = fresh(&[b, hk, lk, d], dt)?;
+    let (dv, dv_ptr) = fresh(&[b, hk, lk, d], dt)?;
+    let rows = b * hq * lq;
+    if rows == 0 {
+        // No query rows: dq is empty and the keys and values have no gradient.
+        let g = gpu()?;
+        for ptr in [dk_ptr, dv_ptr] {
+            // SAFETY: each holds b * hk * lk * d elements of dt; the fills are queued before
+            // any reader.
+            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, b * hk * lk * d * 2, g.stream()) }
+                .map_err(|e| crate::gpu::driver_err("attention gradients: zeroing", e))?;
+        }
+        return Ok(Some(vec![dq, dk, dv]));
+    }
+    let (qw, qbc, kw, kbr) = backward_blocks(d);
+    let key = format!("flash_bwd|{dt:?}|{d}|{causal}|{qw}|{qbc}|{kw}|{kbr}");
+    let make = || {
+        format!(
+            "#define BACKWARD 1\n#define D {d}\n#define QW {qw}\n#define QBC {qbc}\n\
+             #define KW {kw}\n#define KBR {kbr}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash.cu")
+        )
+    };
+    let func = |name: &str| function_for(&format!("{key}|{name}"), make, name);
+    let (delta, delta_ptr) = fresh(&[rows], Dtype::Float32)?;
+    let (o_ptr, lse_ptr, dout_ptr) = (input_ptr(&o)?, input_ptr(&lse)?, input_ptr(&dout)?);
+    let (qp, kp, vp) = (input_ptr(&q)?, input_ptr(&k)?, input_ptr(&v)?);
+    let start = crate::profile::mark()?;
+    let mut args = Args::default();
+    args.push(delta_ptr)
+        .push(dout_ptr)
+        .push(o_ptr)
+        .push(lse_ptr)
+        .push(rows as i64);
+    launch(func("umx_flash_delta")?, rows.div_ceil(8) as u32, 256, 0, &mut args.pointers())?;
+    let strides = |args: &mut Args| {
+        for a in [&q, &k, &v] {
+            for &s in &a.strides[..3] {
+                args.push(s as i64);
+            }
+        }
+    };
+    // dQ: blocks of qw * 16 query rows, the longest causal rows first.
+    let qbr = qw * 16;
+    let nqb = lq.div_ceil(qbr);
+    let shared = (2 * qbr * d + 4 * qbc * d) * 2;
+    let f = func("umx_flash_dq")?;
+    set_shared(f, shared)?;
+    let mut args = Args::default();
+    args.push(dq_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push(dout_ptr)
+        .push(lse_ptr)
+        .push(delta_ptr)
+        .push((b * hq) as i64)
+        .push(hq as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(nqb as i64)
+        .push(scale);
+    strides(&mut args);
+    launch(f, (nqb * b * hq) as u32, (qw * 32) as u32, shared as u32, &mut args.pointers())?;
+    // dK, dV: blocks of kw * 16 keys, each over its group's query heads.
+    let kbc = kw * 16;
+    let nkb = lk.div_ceil(kbc);
+    let shared = (2 * kbc * d + 4 * kbr * d) * 2 + 4 * kbr * 4;
+    let f = func("umx_flash_dkv")?;
+    set_shared(f, shared)?;
+    let mut args = Args::default();
+    args.push(dk_ptr)
+        .push(dv_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push(dout_ptr)
+        .push(lse_ptr)
+        .push(delta_ptr)
+        .push((b * hk) as i64)
+        .push(hk as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(scale);
+    strides(&mut args);
+    launch(f, (nkb * b * hk) as u32, (kw * 32) as u32, shared as u32, &mut args.pointers())?;
+    if start.is_some() {
+        crate::profile::span(
+            format!(" flash attention backward: {} + {} blocks", nqb * b * hq, nkb * b * hk),
+            start,
+        )?;
+    }
+    // The scratch goes back to the pool; the stream orders its reuse after these launches.
+    drop(delta);
+    Ok(Some(vec![dq, dk, dv]))
+}
+
+/// Raises a kernel's dynamic shared memory limit to `bytes`.
+fn set_shared(f: cudarc::driver::sys::CUfunction, bytes: usize) -> Result<()> {
+    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
+    unsafe {
+        cudarc::driver::result::function::set_function_attribute(
+            f,
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+    }
+    .map_err(|e| crate::gpu::driver_err("attention: shared memory", e))
 }
 
 /// Warps of a block of the vectorised decoding kernel.

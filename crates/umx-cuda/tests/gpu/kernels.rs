@@ -342,6 +342,100 @@ fn flash_attention_agrees_with_the_cpu() {
     );
 }
 
+/// The gradients of flash attention (the backward kernels, from the log-sum-exp the forward
+/// kept while the gradient was traced) against the CPU's, which differentiates the fallback
+/// in float32: causal and full, grouped-query heads, more keys than queries and fewer (the
+/// first causal rows then see no key and get no gradient), head dims 64, 128 and 256, a
+/// strided key input and a strided cotangent; both 16-bit dtypes.
+#[test]
+fn flash_attention_gradients_agree_with_the_cpu() {
+    use umx_core::fast::{self, AttentionMask};
+    if !setup() {
+        return;
+    }
+    let was = umx_cuda::set_profiling(true);
+    let mut cases = 0;
+    for (dt, tol) in [(Dtype::Bfloat16, 2e-2), (Dtype::Float16, 5e-3)] {
+        for (b, hq, hk, lq, lk, d, causal) in [
+            (1, 2, 2, 128, 128, 128, false),
+            (2, 4, 2, 200, 333, 128, true),
+            (2, 4, 1, 333, 200, 64, true),
+            (1, 2, 2, 77, 513, 64, false),
+            (1, 4, 2, 300, 300, 256, true),
+        ] {
+            let q = input(&[b, hq, lq, d], dt, 21);
+            let k = input(&[b, hk, 2 * lk, d], dt, 22);
+            let v = input(&[b, hk, lk, d], dt, 23);
+            // The cotangent is made transposed and viewed back: strided rows.
+            let g = input(&[b, lq, hq, d], dt, 24);
+            let mask = if causal {
+                AttentionMask::Causal
+            } else {
+                AttentionMask::None
+            };
+            let what = format!("flash grads {dt} {b}x{hq}/{hk} {lq}x{lk} d={d} {mask:?}");
+            // Rows that see no key (causal, lq > lk) take no part: the reference leaves them
+            // out, and their dq is zero.
+            let skip = if causal { lq.saturating_sub(lk) } else { 0 };
+            let grads = |x: &dyn Fn(&Array) -> umx_core::Result<Array>, skip: usize| {
+                let rows = |a: &Array| {
+                    let s = a.shape().iter().map(|&n| n as i64).collect::<Vec<_>>();
+                    ops::slice(a, &[0, 0, skip as i64, 0], &s, &[])
+                };
+                let k = ops::slice(
+                    &x(&k)?,
+                    &[0, 0, 0, 0],
+                    &[b as i64, hk as i64, 2 * lk as i64, d as i64],
+                    &[1, 1, 2, 1],
+                )?;
+                let g = rows(&ops::transpose(&x(&g)?, [0, 2, 1, 3])?)?;
+                let (_, gr) = umx_core::vjp(
+                    |p| {
+                        Ok(vec![fast::scaled_dot_product_attention(
+                            &p[0], &p[1], &p[2], 0.088, mask, None,
+                        )?])
+                    },
+                    &[rows(&x(&q)?)?, k, x(&v)?],
+                    &[g],
+                )?;
+                let mut gr = gr;
+                if skip > 0 {
+                    let zeros = ops::zeros(&[b, hq, skip, d], gr[0].dtype())?;
+                    gr[0] = ops::concatenate(&[zeros, gr[0].clone()], 2)?;
+                }
+                Ok::<_, umx_core::Error>(gr)
+            };
+            let cpu = with_device(Device::Cpu, || {
+                grads(&|a: &Array| a.astype(Dtype::Float32), skip)?
+                    .iter()
+                    .map(|g| g.astype(dt))
+                    .collect::<umx_core::Result<Vec<_>>>()
+            })
+            .unwrap();
+            let gpu = with_device(Device::Gpu(0), || grads(&|a: &Array| Ok(a.clone()), 0)).unwrap();
+            for (name, (c, g)) in ["dq", "dk", "dv"].into_iter().zip(cpu.iter().zip(&gpu)) {
+                assert_eq!((c.shape(), g.dtype()), (g.shape(), dt), "{what}: {name}");
+                let (c, g) = (c.to_vec::<f64>().unwrap(), g.to_vec::<f64>().unwrap());
+                let scale = c.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-6);
+                let err = c.iter().zip(&g).fold(0f64, |m, (c, g)| m.max((c - g).abs()));
+                assert!(
+                    err <= tol * scale,
+                    "{what}: {name}: max difference {err} against a largest value {scale}"
+                );
+            }
+            cases += 1;
+        }
+    }
+    let report = umx_cuda::profile_report().unwrap();
+    umx_cuda::set_profiling(was);
+    let backward: usize = report
+        .iter()
+        .filter(|l| l.label.contains("flash attention backward"))
+        .map(|l| l.count)
+        .sum();
+    assert!(backward >= cases, "the backward kernels ran {backward} times: {report:?}");
+}
+
 /// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template
 /// argument in float32 and bfloat16; a strided input read through its shape and strides
 /// (`elem_to_loc`) without the row-major copy; two outputs, one starting at `init_value`,

@@ -139,7 +139,7 @@ fn assert_close(got: &Array, want: &Array, tol: f64, what: &str) {
     assert_eq!(got.dtype(), want.dtype(), "{what}");
     let (g, w) = (got.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * (1.0 + b.abs());
+        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + b.abs());
         assert!(ok, "{what}: element {i}: {a} vs {b}");
     }
 }
@@ -415,6 +415,94 @@ fn a_row_that_sees_no_key_is_nan_and_empty_inputs_work() {
     )
     .unwrap();
     assert_eq!(y.to_vec::<f32>().unwrap().len(), 0);
+}
+
+/// What the GPU's backward pass of attention rests on, checked on the CPU: attention with its
+/// log-sum-exp (the CPU kernel against the fallback, +inf for a row that sees no key), its
+/// batching rule (two outputs) against a loop, and the gradient node's fallback against the
+/// vjp of attention (rows that see no key get no gradient). The GPU kernels are checked
+/// against these in umx-cuda's tests.
+#[test]
+fn attention_log_sum_exp_and_its_gradient_node_follow_the_fallback() {
+    let scale = 0.3;
+    for causal in [false, true] {
+        for (lq, lk) in [(5, 7), (7, 4)] {
+            let what = format!("causal={causal} {lq}x{lk}");
+            let q = random(&[2, 4, lq, 8], Dtype::Float32, 1);
+            let k = random(&[2, 2, lk, 8], Dtype::Float32, 2);
+            let v = random(&[2, 2, lk, 6], Dtype::Float32, 3);
+            let op = FastOp::Attention {
+                scale,
+                causal,
+                mask: false,
+                sinks: false,
+                lse: true,
+            };
+            let inputs = [q.clone(), k.clone(), v.clone()];
+            let attend = |inputs: &[Array]| {
+                Array::from_primitive_multi(
+                    Primitive::Fast(op.clone()),
+                    inputs.to_vec(),
+                    op.outputs(inputs),
+                )
+            };
+            let outs = attend(&inputs).unwrap();
+            let want = op.fallback(&inputs).unwrap();
+            assert_close(&outs[0], &want[0], 1e-5, &format!("{what}: output"));
+            assert_close(&outs[1], &want[1], 1e-5, &format!("{what}: log-sum-exp"));
+            let l = outs[1].to_vec::<f32>().unwrap();
+            let unseen = if causal { lq.saturating_sub(lk) } else { 0 };
+            for (r, l) in l.iter().enumerate() {
+                assert_eq!(*l == f32::INFINITY, r % lq < unseen, "{what}: row {r}: {l}");
+            }
+            // Batched queries: both outputs, example by example.
+            let qs = random(&[3, 2, 4, lq, 8], Dtype::Float32, 5);
+            let f = umx::vmap(attend, &[Some(0), None, None], &[Some(0), Some(0)]);
+            let got = f(&[qs.clone(), k.clone(), v.clone()]).unwrap();
+            for i in 0..3 {
+                let at = |a: &Array| ops::take(a, &Array::scalar(i as i32), Some(0)).unwrap();
+                let want = op.fallback(&[at(&qs), k.clone(), v.clone()]).unwrap();
+                for (j, w) in want.iter().enumerate() {
+                    assert_close(&at(&got[j]), w, 1e-5, &format!("{what}: vmap {i} {j}"));
+                }
+            }
+
+            let g = random(&[2, 4, lq, 6], Dtype::Float32, 4);
+            let mut args = inputs.to_vec();
+            args.extend([outs[0].clone(), outs[1].clone(), g.clone()]);
+            let grads = FastOp::AttentionVjp { scale, causal }
+                .fallback(&args)
+                .unwrap();
+            // The reference: attention over the rows that see a key.
+            let rows = |a: &Array| {
+                let s = a.shape().iter().map(|&n| n as i64).collect::<Vec<_>>();
+                ops::slice(a, &[0, 0, unseen as i64, 0], &s, &[]).unwrap()
+            };
+            let mask = if causal {
+                AttentionMask::Causal
+            } else {
+                AttentionMask::None
+            };
+            let (_, want) = umx::vjp(
+                |p| {
+                    Ok(vec![fast::scaled_dot_product_attention(
+                        &p[0], &p[1], &p[2], scale, mask, None,
+                    )?])
+                },
+                &[rows(&q), k.clone(), v.clone()],
+                &[rows(&g)],
+            )
+            .unwrap();
+            assert_close(&rows(&grads[0]), &want[0], 1e-5, &format!("{what}: dq"));
+            if unseen > 0 {
+                let head = ops::slice(&grads[0], &[0, 0, 0, 0], &[2, 4, unseen as i64, 8], &[]);
+                let head = head.unwrap().to_vec::<f32>().unwrap();
+                assert!(head.iter().all(|&x| x == 0.0), "{what}: unseen rows' dq");
+            }
+            assert_close(&grads[1], &want[1], 1e-5, &format!("{what}: dk"));
+            assert_close(&grads[2], &want[2], 1e-5, &format!("{what}: dv"));
+        }
+    }
 }
 
 /// `fast::cuda_kernel` checks its arguments when it is made and called, and a CPU stream

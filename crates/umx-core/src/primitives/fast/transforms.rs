@@ -40,6 +40,33 @@ impl FastOp {
                 })
                 .collect();
         }
+        if let FastOp::Attention {
+            scale,
+            causal,
+            lse: true,
+            ..
+        } = *self
+        {
+            // The device kept the log-sum-exp: its backward kernels take it from there (the
+            // log-sum-exp output itself is internal and gets no cotangent).
+            let mut args = inputs[..3].to_vec();
+            args.extend([outputs[0].clone(), outputs[1].clone(), cotangents[0].clone()]);
+            let op = FastOp::AttentionVjp { scale, causal };
+            let device = crate::device::default_stream().device;
+            let grads = if crate::device::backend(device).is_ok_and(|b| b.has_fast_kernel(&op, &args)) {
+                let specs = op.outputs(&args);
+                Array::from_primitive_multi(Primitive::Fast(op), args, specs)?
+            } else {
+                op.fallback(&args)?
+            };
+            return argnums
+                .iter()
+                .map(|&i| match grads.get(i) {
+                    Some(g) => Ok(g.clone()),
+                    None => ops::zeros_like(&inputs[i]),
+                })
+                .collect();
+        }
         let idx: Vec<usize> = argnums
             .iter()
             .copied()
@@ -115,7 +142,8 @@ impl FastOp {
             return Ok((vec![y], vec![Some(0)]));
         }
         let in_axes: Vec<Option<i64>> = axes.iter().map(|a| a.map(|a| a as i64)).collect();
-        let f = crate::transforms::vmap(|xs: &[Array]| self.fallback(xs), &in_axes, &[Some(0)]);
-        Ok((f(inputs)?, vec![Some(0)]))
+        let out_axes = vec![Some(0); outputs.len()];
+        let f = crate::transforms::vmap(|xs: &[Array]| self.fallback(xs), &in_axes, &out_axes);
+        Ok((f(inputs)?, vec![Some(0); outputs.len()]))
     }
 }
