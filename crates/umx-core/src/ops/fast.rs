@@ -254,7 +254,9 @@ pub enum AttentionMask<'a> {
 /// Query blocks of up to [`ATTENTION_QUERY_BLOCK`] (decoding) with head dims up to
 /// [`ATTENTION_MAX_HEAD_DIM`] run as one fused kernel; longer ones as matmuls and a softmax,
 /// unless the device has a kernel for them (on the GPU: flash attention in 16-bit floats,
-/// head dims 64, 128 and 256, without a mask array or sinks).
+/// head dims 64, 128 and 256, without a mask array or sinks). Traced for a gradient, the
+/// flash kernel also keeps each row's log-sum-exp, and the gradient runs the device's flash
+/// backward kernels from it; elsewhere gradients differentiate the fallback.
 ///
 /// ```
 /// # umx_cpu::register();

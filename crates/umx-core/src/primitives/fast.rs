@@ -4,7 +4,9 @@
 //!
 //! Every fast primitive has a *fallback*, the same computation as ordinary ops
 //! ([`FastOp::fallback`]): transformations differentiate and batch through it, and its values
-//! are the semantics the kernels follow. Kernels compute in float32 and round once, where the
+//! are the semantics the kernels follow. The exceptions: softmax's closed-form vjp, and
+//! attention that kept its log-sum-exp, whose vjp is [`FastOp::AttentionVjp`] (the device's
+//! flash backward kernels; its own fallback is the fallback's vjp). Kernels compute in float32 and round once, where the
 //! fallback does the same, so the two agree to the rounding of the output dtype.
 
 mod transforms;
@@ -268,7 +270,12 @@ impl FastOp {
                 };
                 let rows = |a: &Array| {
                     let s = a.shape();
-                    ops::slice(a, &[0, 0, skip as i64, 0], &[s[0], s[1], s[2], s[3]].map(|n| n as i64), &[])
+                    ops::slice(
+                        a,
+                        &[0, 0, skip as i64, 0],
+                        &[s[0], s[1], s[2], s[3]].map(|n| n as i64),
+                        &[],
+                    )
                 };
                 let primals = [rows(q)?, inputs[1].clone(), inputs[2].clone()];
                 let (_, mut grads) = crate::transforms::vjp(

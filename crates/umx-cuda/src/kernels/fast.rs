@@ -11,6 +11,9 @@
 //!   to [`ATTN_ROWS`] query rows that share a key head (the group of grouped-query heads) and
 //!   one chunk of the keys, so each key and value row is read once for the whole group; its
 //!   warps keep online-softmax running values; a second kernel merges the chunks.
+//! - Attention for longer query blocks in 16-bit floats: flash attention on the tensor cores
+//!   (`flash.cu`), forward (with each row's log-sum-exp when a gradient is traced) and
+//!   backward (`FastOp::AttentionVjp`: dQ by query blocks, dK and dV by key blocks).
 //!
 //! Everything computes in float32 and rounds once, as the CPU kernels and the fallback do.
 
@@ -993,8 +996,7 @@ fn flash(
     if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 || !fits_i32(lq) || !fits_i32(lk) {
         return Ok(None);
     }
-    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?)
-    else {
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?) else {
         return Ok(None);
     };
     let (q, k, v) = (&q, &k, &v);
@@ -1065,9 +1067,13 @@ fn flash(
 /// The block shapes of the backward kernels: (dQ kernel warps, its key tile, dK/dV kernel
 /// warps, its query tile). Head dims 64 and 128 took 194 TFLOP/s forward and backward (causal,
 /// B=4 H=16 L=2048 D=128 on an H100, `bench/flash_bwd_harness.py`; 8 warps or tiles of 32
-/// were slower); 256 halves the tiles to fit shared memory.
+/// were slower); 256 halves the tiles to fit shared memory (122 TFLOP/s, B=4 H=8).
 fn backward_blocks(d: usize) -> (usize, usize, usize, usize) {
-    if d == 256 { (4, 32, 4, 32) } else { (4, 64, 4, 64) }
+    if d == 256 {
+        (4, 32, 4, 32)
+    } else {
+        (4, 64, 4, 64)
+    }
 }
 
 /// The gradients of attention (`FastOp::AttentionVjp`) through the flash backward kernels:
@@ -1093,8 +1099,7 @@ fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
     {
         return Ok(None);
     }
-    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?)
-    else {
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?) else {
         return Ok(None);
     };
     let (Some(o), Some(lse), Some(dout)) = (packed(o)?, packed(lse)?, packed(dout)?) else {
@@ -1110,8 +1115,10 @@ fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
         for ptr in [dk_ptr, dv_ptr] {
             // SAFETY: each holds b * hk * lk * d elements of dt; the fills are queued before
             // any reader.
-            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, b * hk * lk * d * 2, g.stream()) }
-                .map_err(|e| crate::gpu::driver_err("attention gradients: zeroing", e))?;
+            unsafe {
+                cudarc::driver::result::memset_d8_async(ptr, 0, b * hk * lk * d * 2, g.stream())
+            }
+            .map_err(|e| crate::gpu::driver_err("attention gradients: zeroing", e))?;
         }
         return Ok(Some(vec![dq, dk, dv]));
     }
@@ -1137,7 +1144,13 @@ fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
         .push(o_ptr)
         .push(lse_ptr)
         .push(rows as i64);
-    launch(func("umx_flash_delta")?, rows.div_ceil(8) as u32, 256, 0, &mut args.pointers())?;
+    launch(
+        func("umx_flash_delta")?,
+        rows.div_ceil(8) as u32,
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
     let strides = |args: &mut Args| {
         for a in [&q, &k, &v] {
             for &s in &a.strides[..3] {
@@ -1167,13 +1180,23 @@ fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
         .push(nqb as i64)
         .push(scale);
     strides(&mut args);
-    launch(f, (nqb * b * hq) as u32, (qw * 32) as u32, shared as u32, &mut args.pointers())?;
-    // dK, dV: blocks of kw * 16 keys, each over its group's query heads.
+    launch(
+        f,
+        (nqb * b * hq) as u32,
+        (qw * 32) as u32,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    // dK, dV: blocks of kw * 16 keys, each over its group's query heads; head dim 256 takes
+    // them in two kernels (one accumulator each: both spilled, 106 against 122 TFLOP/s).
     let kbc = kw * 16;
     let nkb = lk.div_ceil(kbc);
     let shared = (2 * kbc * d + 4 * kbr * d) * 2 + 4 * kbr * 4;
-    let f = func("umx_flash_dkv")?;
-    set_shared(f, shared)?;
+    let names: &[&str] = if d == 256 {
+        &["umx_flash_dk", "umx_flash_dv"]
+    } else {
+        &["umx_flash_dkv"]
+    };
     let mut args = Args::default();
     args.push(dk_ptr)
         .push(dv_ptr)
@@ -1190,10 +1213,24 @@ fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
         .push((hq / hk) as i64)
         .push(scale);
     strides(&mut args);
-    launch(f, (nkb * b * hk) as u32, (kw * 32) as u32, shared as u32, &mut args.pointers())?;
+    for name in names {
+        let f = func(name)?;
+        set_shared(f, shared)?;
+        launch(
+            f,
+            (nkb * b * hk) as u32,
+            (kw * 32) as u32,
+            shared as u32,
+            &mut args.pointers(),
+        )?;
+    }
     if start.is_some() {
         crate::profile::span(
-            format!(" flash attention backward: {} + {} blocks", nqb * b * hq, nkb * b * hk),
+            format!(
+                " flash attention backward: {} + {} blocks",
+                nqb * b * hq,
+                nkb * b * hk
+            ),
             start,
         )?;
     }

@@ -448,13 +448,19 @@ extern "C" __global__ void __launch_bounds__(QW * 32) umx_flash_dq(u16* dq, cons
 
 /* dV = P^T dO and dK = scale * dS^T Q: a block of KW * 16 keys of one key head (a warp 16
    keys) over tiles of KBR query rows of each query head of its group. The products are
-   transposed: S^T = K Q^T and dP^T = V dO^T, with keys as rows. */
+   transposed: S^T = K Q^T and dP^T = V dO^T, with keys as rows. DK and DV pick the
+   gradients taken (umx_flash_dkv both; umx_flash_dk and umx_flash_dv one each, for head dim
+   256, where both accumulators would not fit the registers). */
 #define KBC (KW * 16)
-extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dkv(u16* dk, u16* dv,
-    const u16* q, const u16* k, const u16* v, const u16* dout, const float* lse,
-    const float* delta, long long bhk, long long hk, long long lq, long long lk,
-    long long group, float scale, long long qs0, long long qs1, long long qs2, long long ks0,
-    long long ks1, long long ks2, long long vs0, long long vs1, long long vs2) {
+#define DKV_PARAMS u16 *dk, u16 *dv, const u16 *q, const u16 *k, const u16 *v, \
+    const u16 *dout, const float *lse, const float *delta, long long bhk, long long hk, \
+    long long lq, long long lk, long long group, float scale, long long qs0, long long qs1, \
+    long long qs2, long long ks0, long long ks1, long long ks2, long long vs0, long long vs1, \
+    long long vs2
+#define DKV_ARGS dk, dv, q, k, v, dout, lse, delta, bhk, hk, lq, lk, group, scale, qs0, qs1, \
+    qs2, ks0, ks1, ks2, vs0, vs1, vs2
+template <bool DK, bool DV>
+__device__ __forceinline__ void dkv(DKV_PARAMS) {
   extern __shared__ __align__(128) u16 sm[];
   u16* sK = sm;
   u16* sV = sK + KBC * D;
@@ -534,16 +540,18 @@ extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dkv(u16* dk, u16
     for (int kc = 0; kc < D / 16; kc++) {
       u32 ak[4], av[4];
       ldA(ak, skk, wkey, kc);
-      ldA(av, svv, wkey, kc);
+      if (DK) ldA(av, svv, wkey, kc);
 #pragma unroll
       for (int np = 0; np < KBR / 16; np++) {
         u32 b[4];
         ldB(b, sq, np * 16, kc);
         mma(s[2 * np], ak, b[0], b[1]);
         mma(s[2 * np + 1], ak, b[2], b[3]);
-        ldB(b, so, np * 16, kc);
-        mma(dp[2 * np], av, b[0], b[1]);
-        mma(dp[2 * np + 1], av, b[2], b[3]);
+        if (DK) {
+          ldB(b, so, np * 16, kc);
+          mma(dp[2 * np], av, b[0], b[1]);
+          mma(dp[2 * np + 1], av, b[2], b[3]);
+        }
       }
     }
     bool need_mask = q0 + KBR > Lq;
@@ -583,19 +591,32 @@ extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dkv(u16* dk, u16
 #pragma unroll
       for (int dc = 0; dc < D / 16; dc++) {
         u32 b[4];
-        ldBt(b, so, kc * 16, dc);
-        mma(gv[2 * dc], a, b[0], b[1]);
-        mma(gv[2 * dc + 1], a, b[2], b[3]);
-        ldBt(b, sq, kc * 16, dc);
-        mma(gk[2 * dc], g, b[0], b[1]);
-        mma(gk[2 * dc + 1], g, b[2], b[3]);
+        if (DV) {
+          ldBt(b, so, kc * 16, dc);
+          mma(gv[2 * dc], a, b[0], b[1]);
+          mma(gv[2 * dc + 1], a, b[2], b[3]);
+        }
+        if (DK) {
+          ldBt(b, sq, kc * 16, dc);
+          mma(gk[2 * dc], g, b[0], b[1]);
+          mma(gk[2 * dc + 1], g, b[2], b[3]);
+        }
       }
     }
     __syncthreads();
   }
 #undef LOAD_Q
   long long base = (bkh * lk + k0) * D;
-  store_rows(dk + base, gk, scale, wkey, Lk - k0);
-  store_rows(dv + base, gv, 1.f, wkey, Lk - k0);
+  if (DK) store_rows(dk + base, gk, scale, wkey, Lk - k0);
+  if (DV) store_rows(dv + base, gv, 1.f, wkey, Lk - k0);
+}
+extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dkv(DKV_PARAMS) {
+  dkv<true, true>(DKV_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dk(DKV_PARAMS) {
+  dkv<true, false>(DKV_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(KW * 32) umx_flash_dv(DKV_PARAMS) {
+  dkv<false, true>(DKV_ARGS);
 }
 #endif

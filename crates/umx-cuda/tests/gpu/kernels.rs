@@ -272,6 +272,7 @@ fn flash_attention_agrees_with_the_cpu() {
     if !setup() {
         return;
     }
+    let _profiling = profiling();
     let was = umx_cuda::set_profiling(true);
     for (dt, tol) in [(Dtype::Bfloat16, 2e-2), (Dtype::Float16, 5e-3)] {
         for (b, hq, hk, lq, lk, d, causal) in [
@@ -353,6 +354,7 @@ fn flash_attention_gradients_agree_with_the_cpu() {
     if !setup() {
         return;
     }
+    let _profiling = profiling();
     let was = umx_cuda::set_profiling(true);
     let mut cases = 0;
     for (dt, tol) in [(Dtype::Bfloat16, 2e-2), (Dtype::Float16, 5e-3)] {
@@ -417,7 +419,10 @@ fn flash_attention_gradients_agree_with_the_cpu() {
                 assert_eq!((c.shape(), g.dtype()), (g.shape(), dt), "{what}: {name}");
                 let (c, g) = (c.to_vec::<f64>().unwrap(), g.to_vec::<f64>().unwrap());
                 let scale = c.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-6);
-                let err = c.iter().zip(&g).fold(0f64, |m, (c, g)| m.max((c - g).abs()));
+                let err = c
+                    .iter()
+                    .zip(&g)
+                    .fold(0f64, |m, (c, g)| m.max((c - g).abs()));
                 assert!(
                     err <= tol * scale,
                     "{what}: {name}: max difference {err} against a largest value {scale}"
@@ -433,7 +438,10 @@ fn flash_attention_gradients_agree_with_the_cpu() {
         .filter(|l| l.label.contains("flash attention backward"))
         .map(|l| l.count)
         .sum();
-    assert!(backward >= cases, "the backward kernels ran {backward} times: {report:?}");
+    assert!(
+        backward >= cases,
+        "the backward kernels ran {backward} times: {report:?}"
+    );
 }
 
 /// User CUDA kernels (`fast::cuda_kernel`): MLX's element-wise example with a dtype template

@@ -17,6 +17,13 @@ mod products;
 mod reductions;
 mod streams;
 
+/// Held by a test while it profiles: the profiler's switch and spans are process-wide, and
+/// tests run in parallel.
+fn profiling() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn setup() -> bool {
     static INIT: Once = Once::new();
     INIT.call_once(|| {

@@ -50,15 +50,20 @@ impl FastOp {
             // The device kept the log-sum-exp: its backward kernels take it from there (the
             // log-sum-exp output itself is internal and gets no cotangent).
             let mut args = inputs[..3].to_vec();
-            args.extend([outputs[0].clone(), outputs[1].clone(), cotangents[0].clone()]);
+            args.extend([
+                outputs[0].clone(),
+                outputs[1].clone(),
+                cotangents[0].clone(),
+            ]);
             let op = FastOp::AttentionVjp { scale, causal };
             let device = crate::device::default_stream().device;
-            let grads = if crate::device::backend(device).is_ok_and(|b| b.has_fast_kernel(&op, &args)) {
-                let specs = op.outputs(&args);
-                Array::from_primitive_multi(Primitive::Fast(op), args, specs)?
-            } else {
-                op.fallback(&args)?
-            };
+            let grads =
+                if crate::device::backend(device).is_ok_and(|b| b.has_fast_kernel(&op, &args)) {
+                    let specs = op.outputs(&args);
+                    Array::from_primitive_multi(Primitive::Fast(op), args, specs)?
+                } else {
+                    op.fallback(&args)?
+                };
             return argnums
                 .iter()
                 .map(|&i| match grads.get(i) {
