@@ -105,7 +105,8 @@ impl Llama {
     /// The checkpoint must hold every parameter of the model, each of its shape, and nothing
     /// else (rotary tables and a tied `lm_head.weight` aside): otherwise the error lists every
     /// missing, mis-shaped and unknown tensor by name. The weights are evaluated (copied out of
-    /// the files and converted) before this returns.
+    /// the files and converted) before this returns, and each layer's projections of one input
+    /// stacked ([`Llama::stack_projections`]).
     pub fn load(dir: impl AsRef<Path>, dtype: Dtype) -> Result<Llama> {
         let dir = dir.as_ref();
         if !dtype.is_float() {
@@ -160,6 +161,8 @@ impl Llama {
         }
         eval(&values.values().cloned().collect::<Vec<_>>())?;
         model.update(&values)?;
+        drop(values);
+        model.stack_projections()?;
         Ok(model)
     }
 }

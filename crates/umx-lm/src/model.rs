@@ -39,6 +39,217 @@ impl Projection {
     }
 }
 
+/// Projections of one input computed as one product: their weights stacked into one matrix
+/// (and their biases into one vector; quantized weights, scales and biases likewise), whose
+/// row blocks the projections' own parameters are views of, so the stack costs no memory. A
+/// slot holds it while those parameters are the views it made (replaced weights, a LoRA
+/// adapter or quantization end it: the projections then run apart).
+#[derive(Debug, Default)]
+pub struct Stacked(std::sync::Mutex<Option<std::sync::Arc<Stack>>>);
+
+/// The stacked parameters of [`Stacked`].
+#[derive(Debug)]
+pub struct Stack {
+    /// The weight, or the quantized weight, scales and biases, each stacked by rows.
+    parts: Vec<Array>,
+    bias: Option<Array>,
+    /// Group size and bits of quantized weights.
+    quantized: Option<(usize, usize)>,
+    /// Each projection's output width.
+    widths: Vec<usize>,
+    /// The ids of the projections' parameters when stacked.
+    ids: Vec<usize>,
+}
+
+impl Clone for Stacked {
+    fn clone(&self) -> Stacked {
+        Stacked(std::sync::Mutex::new(self.get()))
+    }
+}
+
+/// A linear layer's parameters as a stack takes them: the weight (or the quantized weight,
+/// scales and biases), then the bias.
+fn stack_parts(l: &nn::Linear) -> (Vec<&Array>, Option<&Array>) {
+    match &l.quantized {
+        None => (vec![&l.weight.value], l.bias.as_ref().map(|b| &b.value)),
+        Some(q) => (
+            vec![&q.weight.value, &q.scales.value, &q.biases.value],
+            q.bias.as_ref().map(|b| &b.value),
+        ),
+    }
+}
+
+/// [`stack_parts`], to replace them.
+fn stack_parts_mut(l: &mut nn::Linear) -> (Vec<&mut Array>, Option<&mut Array>) {
+    match &mut l.quantized {
+        None => (
+            vec![&mut l.weight.value],
+            l.bias.as_mut().map(|b| &mut b.value),
+        ),
+        Some(q) => (
+            vec![
+                &mut q.weight.value,
+                &mut q.scales.value,
+                &mut q.biases.value,
+            ],
+            q.bias.as_mut().map(|b| &mut b.value),
+        ),
+    }
+}
+
+/// A linear layer's group size and bits when quantized.
+fn quantization(l: &nn::Linear) -> Option<(usize, usize)> {
+    l.quantized.as_ref().map(|q| (q.group_size, q.bits))
+}
+
+impl Stacked {
+    fn get(&self) -> Option<std::sync::Arc<Stack>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, stack: Option<Stack>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = stack.map(std::sync::Arc::new);
+    }
+
+    /// The linear layers of `projs`, when each is a plain one (no adapter).
+    fn linears<'a>(projs: &[&'a Projection]) -> Option<Vec<&'a nn::Linear>> {
+        projs
+            .iter()
+            .map(|p| match p {
+                Projection::Linear(l) => Some(l),
+                Projection::LoRA(_) => None,
+            })
+            .collect()
+    }
+
+    /// The linear layers' parameters, in stacking order.
+    fn arrays(linears: &[&nn::Linear]) -> Vec<Array> {
+        linears
+            .iter()
+            .flat_map(|l| {
+                let (parts, bias) = stack_parts(l);
+                parts.into_iter().chain(bias).cloned().collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn ids(linears: &[&nn::Linear]) -> Vec<usize> {
+        Stacked::arrays(linears).iter().map(Array::id).collect()
+    }
+
+    /// Stacks `projs` (linear layers of one input width, dtype and quantization, all with a
+    /// bias or none); their parameters become views of the stack. Leaves them as they are
+    /// otherwise.
+    fn stack(&self, projs: &mut [&mut Projection]) -> Result<()> {
+        let mut linears = Vec::new();
+        for p in projs.iter_mut() {
+            match &mut **p {
+                Projection::Linear(l) => linears.push(l),
+                Projection::LoRA(_) => return Ok(()),
+            }
+        }
+        // Each part's column count and dtype, and the bias's presence, must agree.
+        let shape = |l: &nn::Linear| {
+            let (parts, bias) = stack_parts(l);
+            let cols: Vec<_> = parts
+                .iter()
+                .map(|a| (a.ndim(), a.shape().get(1).copied(), a.dtype()))
+                .collect();
+            (cols, bias.map(Array::dtype), quantization(l))
+        };
+        let first = shape(linears[0]);
+        if first.0.iter().any(|&(nd, _, _)| nd != 2) || linears.iter().any(|l| shape(l) != first) {
+            return Ok(());
+        }
+        let widths: Vec<usize> = linears
+            .iter()
+            .map(|l| stack_parts(l).0[0].shape()[0])
+            .collect();
+        let stacked = |pick: &dyn Fn(&nn::Linear) -> Option<Array>| -> Result<Option<Array>> {
+            let xs: Option<Vec<Array>> = linears.iter().map(|l| pick(l)).collect();
+            xs.map(|xs| ops::concatenate(&xs, 0)).transpose()
+        };
+        let mut parts = Vec::new();
+        for i in 0..first.0.len() {
+            let part = stacked(&|l| Some(stack_parts(l).0[i].clone()))?;
+            parts.push(part.expect("every layer has the part"));
+        }
+        let bias = stacked(&|l| stack_parts(l).1.cloned())?;
+        eval(parts.iter().chain(&bias))?;
+        let mut start = 0;
+        for (l, &n) in linears.iter_mut().zip(&widths) {
+            let (a, b) = (start as i64, (start + n) as i64);
+            let (mine, my_bias) = stack_parts_mut(l);
+            for (m, whole) in mine.into_iter().zip(&parts) {
+                let cols = whole.shape()[1] as i64;
+                *m = ops::slice(whole, &[a, 0], &[b, cols], &[])?;
+            }
+            if let (Some(m), Some(whole)) = (my_bias, &bias) {
+                *m = ops::slice(whole, &[a], &[b], &[])?;
+            }
+            start += n;
+        }
+        let views: Vec<&nn::Linear> = linears.iter().map(|l| &**l).collect();
+        let arrays = Stacked::arrays(&views);
+        eval(&arrays)?;
+        self.set(Some(Stack {
+            parts,
+            bias,
+            quantized: first.2,
+            widths,
+            ids: arrays.iter().map(Array::id).collect(),
+        }));
+        Ok(())
+    }
+
+    /// `projs` applied to `x`: one product when they are still the stack's views, else one
+    /// each. A stack whose projections got an adapter, or other evaluated parameters, is let
+    /// go; one whose parameters are being traced (a gradient taken through them) or are not
+    /// evaluated yet is kept until they are.
+    fn forward(&self, projs: &[&Projection], x: &Array) -> Result<Vec<Array>> {
+        if let Some(stack) = self.get() {
+            let linears = Stacked::linears(projs);
+            let current = linears.as_ref().map(|l| Stacked::ids(l));
+            if current.as_ref() == Some(&stack.ids) {
+                let y = match stack.quantized {
+                    None => {
+                        let wt = ops::transpose(&stack.parts[0], [1i64, 0])?;
+                        match &stack.bias {
+                            Some(b) => ops::addmm(b, x, &wt, 1.0, 1.0)?,
+                            None => ops::matmul(x, &wt)?,
+                        }
+                    }
+                    Some((group, bits)) => {
+                        let [w, s, b] = &stack.parts[..] else {
+                            bail!("a quantized stack has a weight, scales and biases");
+                        };
+                        let y = ops::quantized_matmul(x, w, s, b, true, group, bits)?;
+                        match &stack.bias {
+                            Some(b) => ops::add(&y, b)?,
+                            None => y,
+                        }
+                    }
+                };
+                let cuts: Vec<usize> = stack
+                    .widths
+                    .iter()
+                    .scan(0, |at, &n| {
+                        *at += n;
+                        Some(*at)
+                    })
+                    .collect();
+                return ops::split(&y, &cuts[..cuts.len() - 1], -1);
+            }
+            let pending =
+                linears.is_some_and(|l| Stacked::arrays(&l).iter().any(|a| !a.is_evaluated()));
+            if !pending {
+                self.set(None);
+            }
+        }
+        projs.iter().map(|p| p.forward(x)).collect()
+    }
+}
+
 impl Module for Projection {
     fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
         match self {
@@ -175,6 +386,9 @@ pub struct Attention {
     /// The rotary embedding of queries and keys.
     #[module(skip)]
     pub rope: Rope,
+    /// q, k and v as one product, once [`Attention::stack_projections`] made it.
+    #[module(skip)]
+    pub stacked: Stacked,
 }
 
 impl Attention {
@@ -192,7 +406,24 @@ impl Attention {
             num_kv_heads: nkv,
             head_dim: d,
             rope: Rope::new(config)?,
+            stacked: Stacked::default(),
         })
+    }
+
+    /// Computes queries, keys and values as one product from now on (one matrix-vector
+    /// kernel a decoding step instead of three): their weights are stacked into one matrix and
+    /// become views of it (no memory is added). It ends by itself when the weights are
+    /// replaced, adapted (LoRA) or quantized (stack again after quantizing: quantized
+    /// projections stack too); a no-op unless all three are linear layers alike.
+    pub fn stack_projections(&mut self) -> Result<()> {
+        let Attention {
+            q_proj,
+            k_proj,
+            v_proj,
+            stacked,
+            ..
+        } = self;
+        stacked.stack(&mut [q_proj, k_proj, v_proj])
     }
 
     /// Attends `x (B, L, hidden)` over itself and, with a cache, over the cached positions
@@ -253,9 +484,13 @@ impl Attention {
                 [0i64, 2, 1, 3],
             )
         };
-        let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
-        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
-        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
+        let projs = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let Ok::<[Array; 3], _>([q, k, v]) = self.stacked.forward(&projs, x)?.try_into() else {
+            bail!("Attention: expected three projections");
+        };
+        let q = heads(q, self.num_heads)?;
+        let k = heads(k, self.num_kv_heads)?;
+        let v = heads(v, self.num_kv_heads)?;
         let q = self.rope.forward_offset(&q, offset)?;
         let k = self.rope.forward_offset(&k, offset)?;
         Ok((q, k, v))
@@ -283,6 +518,9 @@ pub struct Mlp {
     pub up_proj: Projection,
     /// intermediate -> hidden.
     pub down_proj: Projection,
+    /// gate and up as one product, once [`Mlp::stack_projections`] made it.
+    #[module(skip)]
+    pub stacked: Stacked,
 }
 
 impl Mlp {
@@ -298,14 +536,29 @@ impl Mlp {
             gate_proj: linear(h, i)?,
             up_proj: linear(h, i)?,
             down_proj: linear(i, h)?,
+            stacked: Stacked::default(),
         })
+    }
+
+    /// Computes gate and up as one product from now on (see
+    /// [`Attention::stack_projections`]).
+    pub fn stack_projections(&mut self) -> Result<()> {
+        let Mlp {
+            gate_proj,
+            up_proj,
+            stacked,
+            ..
+        } = self;
+        stacked.stack(&mut [gate_proj, up_proj])
     }
 
     /// Applies the block to `x (..., hidden)`.
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let g = nn::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj
-            .forward(&ops::multiply(&g, &self.up_proj.forward(x)?)?)
+        let projs = [&self.gate_proj, &self.up_proj];
+        let Ok::<[Array; 2], _>([g, u]) = self.stacked.forward(&projs, x)?.try_into() else {
+            bail!("Mlp: expected two projections");
+        };
+        self.down_proj.forward(&ops::multiply(&nn::silu(&g)?, &u)?)
     }
 }
 
@@ -468,6 +721,17 @@ impl Llama {
         })
     }
 
+    /// Stacks each layer's q/k/v and gate/up projections into one product each
+    /// ([`Attention::stack_projections`]): three kernels a layer fewer when decoding, no
+    /// memory added. [`Llama::load`] does it; after `nn::quantize` do it again.
+    pub fn stack_projections(&mut self) -> Result<()> {
+        for layer in &mut self.model.layers {
+            layer.self_attn.stack_projections()?;
+            layer.mlp.stack_projections()?;
+        }
+        Ok(())
+    }
+
     /// One empty concatenating cache per layer.
     pub fn new_cache(&self) -> Vec<KvCache> {
         (0..self.model.layers.len())
@@ -565,5 +829,118 @@ impl Llama {
         let h = self.model.norm.forward(&x)?;
         let logits = self.logits(&ops::squeeze(&h, 1)?)?;
         Ok((logits, cache.with(keys, values)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lora::{LoraConfig, apply_lora};
+    use umx::nn::ModuleExt;
+
+    fn tiny(bias: bool) -> Llama {
+        random::seed(5);
+        let mut c = LlamaConfig::new(32, 32, 64, 2, 4, 2).unwrap();
+        c.attention_bias = bias;
+        c.mlp_bias = bias;
+        Llama::new(&c).unwrap()
+    }
+
+    fn max_diff(a: &Array, b: &Array) -> f32 {
+        let d = ops::max(
+            &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
+            None,
+            false,
+        );
+        d.unwrap().item::<f32>().unwrap()
+    }
+
+    fn stacked(m: &Llama) -> Vec<bool> {
+        m.model
+            .layers
+            .iter()
+            .flat_map(|l| {
+                [
+                    l.self_attn.stacked.get().is_some(),
+                    l.mlp.stacked.get().is_some(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Stacked projections give the logits of separate ones (a prompt, then a decoding step
+    /// through the cache), with and without biases; the projections' weights become views of
+    /// the stack (same values, no new memory); gradients through a stacked model equal the
+    /// unstacked model's; LoRA and quantization end the stack, and the model still runs.
+    #[test]
+    fn stacked_projections_compute_what_separate_ones_do() {
+        for bias in [false, true] {
+            let plain = tiny(bias);
+            let mut m = plain.clone();
+            m.stack_projections().unwrap();
+            assert_eq!(stacked(&m), [true; 4]);
+            for (name, p) in plain.parameters() {
+                assert_eq!(max_diff(&p, &m.parameters()[&name]), 0.0, "{name}");
+            }
+            let tokens = Array::from_slice(&[1i32, 5, 7, 2, 9], &[1, 5]).unwrap();
+            let step = Array::from_slice(&[3i32], &[1, 1]).unwrap();
+            let (mut c1, mut c2) = (plain.new_cache(), m.new_cache());
+            let a = plain.forward(&tokens, Some(&mut c1)).unwrap();
+            let b = m.forward(&tokens, Some(&mut c2)).unwrap();
+            assert!(max_diff(&a, &b) < 1e-5, "bias {bias}: prompt");
+            let a = plain.forward(&step, Some(&mut c1)).unwrap();
+            let b = m.forward(&step, Some(&mut c2)).unwrap();
+            assert!(max_diff(&a, &b) < 1e-5, "bias {bias}: decoding step");
+            assert_eq!(stacked(&m), [true; 4], "still stacked after use");
+
+            let loss = |m: &Llama, t: Array| ops::mean(&m.forward(&t, None)?, None, false);
+            let vg = nn::value_and_grad(loss);
+            let (la, ga) = vg(&plain, tokens.clone()).unwrap();
+            let (lb, gb) = vg(&m, tokens.clone()).unwrap();
+            assert!(max_diff(&la, &lb) < 1e-6);
+            for (name, g) in &ga {
+                assert!(max_diff(g, &gb[name]) < 1e-5, "bias {bias}: grad {name}");
+            }
+            assert_eq!(stacked(&m), [true; 4], "a traced gradient keeps the stack");
+        }
+        // Another kind of projection ends the stack.
+        let mut m = tiny(false);
+        m.stack_projections().unwrap();
+        let tokens = Array::from_slice(&[1i32, 5, 7], &[1, 3]).unwrap();
+        let cfg = LoraConfig {
+            rank: 2,
+            num_layers: 1,
+            ..LoraConfig::default()
+        };
+        let before = m.forward(&tokens, None).unwrap();
+        apply_lora(&mut m, &cfg).unwrap();
+        let after = m.forward(&tokens, None).unwrap();
+        // LoRA starts at zero: the same logits, the adapted layer's attention unstacked.
+        assert!(max_diff(&before, &after) < 1e-5);
+        assert_eq!(stacked(&m), [true, true, false, true]);
+        nn::quantize(&mut m, 32, 8, None).unwrap();
+        eval(m.parameters().values()).unwrap();
+        m.forward(&tokens, None).unwrap().eval().unwrap();
+        assert_eq!(stacked(&m), [false, false, false, false]);
+        // Quantized projections stack again.
+        let mut q = tiny(true);
+        nn::quantize(&mut q, 32, 4, None).unwrap();
+        let apart = q.clone();
+        q.stack_projections().unwrap();
+        assert_eq!(stacked(&q), [true; 4]);
+        let (a, b) = (
+            apart.forward(&tokens, None).unwrap(),
+            q.forward(&tokens, None).unwrap(),
+        );
+        assert!(max_diff(&a, &b) < 1e-5, "quantized");
+        assert_eq!(stacked(&q), [true; 4], "the quantized stack is used");
+        // Replaced weights too.
+        let mut m = tiny(false);
+        m.stack_projections().unwrap();
+        let fresh = tiny(false).parameters();
+        eval(fresh.values()).unwrap();
+        m.update(&fresh).unwrap();
+        m.forward(&tokens, None).unwrap().eval().unwrap();
+        assert_eq!(stacked(&m), [false; 4]);
     }
 }
