@@ -178,11 +178,12 @@ fn gpu_kernel(
 
 /// A view primitive: the CPU backend's code only computes strides, so it serves the GPU too
 /// and the bytes stay where they are. A reshape the strides cannot express copies on the GPU
-/// first.
+/// first (one they can, a slice's rows split into heads say, stays a view).
 fn view(prim: &Primitive, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     let inputs = match (prim, inputs.as_slice()) {
-        (Primitive::Shape(ShapeOp::Reshape { .. }), [x])
-            if !x.is_row_contiguous() && x.buffer.residency().device.is_some() =>
+        (Primitive::Shape(ShapeOp::Reshape { shape }), [x])
+            if umx_cpu::kernels::shape::reshape_strides(&x.shape, &x.strides, shape).is_none()
+                && x.buffer.residency().device.is_some() =>
         {
             match kernels::contiguous(x, x.dtype)? {
                 Some(c) => vec![c],

@@ -429,7 +429,11 @@ fn gather_transposing<W: Copy + Send + Sync>(
 
 /// Strides that show `shape`/`strides` data as `new_shape` (same elements, row-major order)
 /// without moving anything, if there are any (NumPy's no-copy reshape).
-fn reshape_strides(shape: &[usize], strides: &[isize], new_shape: &[usize]) -> Option<Vec<isize>> {
+pub fn reshape_strides(
+    shape: &[usize],
+    strides: &[isize],
+    new_shape: &[usize],
+) -> Option<Vec<isize>> {
     if numel(shape) == 0 {
         return Some(row_major_strides(new_shape));
     }
