@@ -934,7 +934,10 @@ pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
     };
     let [q, k, v, ..] = inputs else { return false };
     let dt = q.dtype();
+    // What `flash` and `flash_backward` take, so that a claimed node never reaches the CPU.
     q.shape()[2] >= FLASH_MIN_ROWS
+        && fits_i32(q.shape()[2])
+        && fits_i32(k.shape()[2])
         && k.shape()[2] > 0
         && flash_applies(
             [dt, k.dtype(), v.dtype(), op.output(inputs).dtype],

@@ -48,12 +48,13 @@ impl FastOp {
         } = *self
         {
             // The device kept the log-sum-exp: its backward kernels take it from there (the
-            // log-sum-exp output itself is internal and gets no cotangent).
+            // log-sum-exp output itself is internal and gets no cotangent). The cotangent
+            // takes the output's dtype, as the fallback's last rounding would give it.
             let mut args = inputs[..3].to_vec();
             args.extend([
                 outputs[0].clone(),
                 outputs[1].clone(),
-                cotangents[0].clone(),
+                cotangents[0].astype(outputs[0].dtype())?,
             ]);
             let op = FastOp::AttentionVjp { scale, causal };
             let device = crate::device::default_stream().device;
