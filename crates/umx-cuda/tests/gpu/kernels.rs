@@ -431,6 +431,38 @@ fn flash_attention_gradients_agree_with_the_cpu() {
             cases += 1;
         }
     }
+    // A float32 cotangent of bfloat16 attention: the gradients of its bfloat16 rounding.
+    let (q, k) = (
+        input(&[1, 2, 64, 64], Dtype::Bfloat16, 31),
+        input(&[1, 2, 64, 64], Dtype::Bfloat16, 32),
+    );
+    let g = input(&[1, 2, 64, 64], Dtype::Float32, 33);
+    let grads = |g: &Array| {
+        with_device(Device::Gpu(0), || {
+            let f = |p: &[Array]| {
+                let o = fast::scaled_dot_product_attention(
+                    &p[0],
+                    &p[1],
+                    &p[1],
+                    0.1,
+                    AttentionMask::Causal,
+                    None,
+                )?;
+                Ok(vec![o])
+            };
+            let (_, gr) = umx_core::vjp(f, &[q.clone(), k.clone()], std::slice::from_ref(g))?;
+            gr.iter()
+                .map(|x| x.to_vec::<f32>())
+                .collect::<umx_core::Result<Vec<_>>>()
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        grads(&g),
+        grads(&g.astype(Dtype::Bfloat16).unwrap()),
+        "a float32 cotangent"
+    );
+    cases += 2;
     let report = umx_cuda::profile_report().unwrap();
     umx_cuda::set_profiling(was);
     let backward: usize = report
