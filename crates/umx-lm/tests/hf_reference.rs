@@ -430,7 +430,7 @@ fn quantizing_reaches_every_projection_and_every_decoding_agrees() {
     // The MLP's down projection has 172 inputs, which no group size divides: it stays.
     let fits = |_: &str, l: &dyn umx::nn::Quantizable| l.weight_shape()[1].is_multiple_of(32);
     umx::nn::quantize(&mut model, 32, 4, Some(&fits)).unwrap();
-    // q/k/v stack again as quantized weights (gate/up do not: one is quantized, one not).
+    // q/k/v and gate/up stack again, as quantized weights.
     model.stack_projections().unwrap();
     let names: Vec<String> = model.parameters().into_keys().collect();
     for p in [
