@@ -460,7 +460,7 @@ fn attention_log_sum_exp_and_its_gradient_node_follow_the_fallback() {
             let f = umx::vmap(attend, &[Some(0), None, None], &[Some(0), Some(0)]);
             let got = f(&[qs.clone(), k.clone(), v.clone()]).unwrap();
             for i in 0..3 {
-                let at = |a: &Array| ops::take(a, &Array::scalar(i as i32), Some(0)).unwrap();
+                let at = |a: &Array| ops::take(a, &Array::scalar(i), Some(0)).unwrap();
                 let want = op.fallback(&[at(&qs), k.clone(), v.clone()]).unwrap();
                 for (j, w) in want.iter().enumerate() {
                     assert_close(&at(&got[j]), w, 1e-5, &format!("{what}: vmap {i} {j}"));
