@@ -202,51 +202,62 @@ impl Stacked {
         Ok(())
     }
 
-    /// `projs` applied to `x`: one product when they are still the stack's views, else one
-    /// each. A stack whose projections got an adapter, or other evaluated parameters, is let
-    /// go; one whose parameters are being traced (a gradient taken through them) or are not
-    /// evaluated yet is kept until they are.
-    fn forward(&self, projs: &[&Projection], x: &Array) -> Result<Vec<Array>> {
-        if let Some(stack) = self.get() {
-            let linears = Stacked::linears(projs);
-            let current = linears.as_ref().map(|l| Stacked::ids(l));
-            if current.as_ref() == Some(&stack.ids) {
-                let y = match stack.quantized {
-                    None => {
-                        let wt = ops::transpose(&stack.parts[0], [1i64, 0])?;
-                        match &stack.bias {
-                            Some(b) => ops::addmm(b, x, &wt, 1.0, 1.0)?,
-                            None => ops::matmul(x, &wt)?,
-                        }
-                    }
-                    Some((group, bits)) => {
-                        let [w, s, b] = &stack.parts[..] else {
-                            bail!("a quantized stack has a weight, scales and biases");
-                        };
-                        let y = ops::quantized_matmul(x, w, s, b, true, group, bits)?;
-                        match &stack.bias {
-                            Some(b) => ops::add(&y, b)?,
-                            None => y,
-                        }
-                    }
+    /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
+    /// and each one's width, when they are still the stack's views. A stack whose projections got an adapter, or
+    /// other evaluated parameters, is let go; one whose parameters are being traced (a
+    /// gradient taken through them) or are not evaluated yet is kept until they are.
+    fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
+        let Some(stack) = self.get() else {
+            return Ok(None);
+        };
+        let linears = Stacked::linears(projs);
+        let current = linears.as_ref().map(|l| Stacked::ids(l));
+        if current.as_ref() != Some(&stack.ids) {
+            let pending =
+                linears.is_some_and(|l| Stacked::arrays(&l).iter().any(|a| !a.is_evaluated()));
+            if !pending {
+                self.set(None);
+            }
+            return Ok(None);
+        }
+        let y = match stack.quantized {
+            None => {
+                let wt = ops::transpose(&stack.parts[0], [1i64, 0])?;
+                match &stack.bias {
+                    Some(b) => ops::addmm(b, x, &wt, 1.0, 1.0)?,
+                    None => ops::matmul(x, &wt)?,
+                }
+            }
+            Some((group, bits)) => {
+                let [w, s, b] = &stack.parts[..] else {
+                    bail!("a quantized stack has a weight, scales and biases");
                 };
-                let cuts: Vec<usize> = stack
-                    .widths
+                let y = ops::quantized_matmul(x, w, s, b, true, group, bits)?;
+                match &stack.bias {
+                    Some(b) => ops::add(&y, b)?,
+                    None => y,
+                }
+            }
+        };
+        Ok(Some((y, stack.widths.clone())))
+    }
+
+    /// `projs` applied to `x`: one product when they are still the stack's views (see
+    /// [`Stacked::product`]), else one each.
+    fn forward(&self, projs: &[&Projection], x: &Array) -> Result<Vec<Array>> {
+        match self.product(projs, x)? {
+            Some((y, widths)) => {
+                let cuts: Vec<usize> = widths
                     .iter()
                     .scan(0, |at, &n| {
                         *at += n;
                         Some(*at)
                     })
                     .collect();
-                return ops::split(&y, &cuts[..cuts.len() - 1], -1);
+                ops::split(&y, &cuts[..cuts.len() - 1], -1)
             }
-            let pending =
-                linears.is_some_and(|l| Stacked::arrays(&l).iter().any(|a| !a.is_evaluated()));
-            if !pending {
-                self.set(None);
-            }
+            None => projs.iter().map(|p| p.forward(x)).collect(),
         }
-        projs.iter().map(|p| p.forward(x)).collect()
     }
 }
 
@@ -485,12 +496,24 @@ impl Attention {
             )
         };
         let projs = [&self.q_proj, &self.k_proj, &self.v_proj];
-        let Ok::<[Array; 3], _>([q, k, v]) = self.stacked.forward(&projs, x)?.try_into() else {
-            bail!("Attention: expected three projections");
-        };
-        let q = heads(q, self.num_heads)?;
-        let k = heads(k, self.num_kv_heads)?;
-        let v = heads(v, self.num_kv_heads)?;
+        let (nq, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        if let Some((y, _)) = self.stacked.product(&projs, x)? {
+            // Stacked: the query and key heads rotate together, as one array of nq + nkv
+            // heads (one rope kernel, not two).
+            let (b, l) = (b as i64, l as i64);
+            let cut = ((nq + nkv) * d) as i64;
+            let end = cut + (nkv * d) as i64;
+            let qk = heads(ops::slice(&y, &[0, 0, 0], &[b, l, cut], &[])?, nq + nkv)?;
+            let qk = self.rope.forward_offset(&qk, offset)?;
+            let (nq, d) = (nq as i64, d as i64);
+            let q = ops::slice(&qk, &[0, 0, 0, 0], &[b, nq, l, d], &[])?;
+            let k = ops::slice(&qk, &[0, nq, 0, 0], &[b, nq + nkv as i64, l, d], &[])?;
+            let v = heads(ops::slice(&y, &[0, 0, cut], &[b, l, end], &[])?, nkv)?;
+            return Ok((q, k, v));
+        }
+        let q = heads(self.q_proj.forward(x)?, nq)?;
+        let k = heads(self.k_proj.forward(x)?, nkv)?;
+        let v = heads(self.v_proj.forward(x)?, nkv)?;
         let q = self.rope.forward_offset(&q, offset)?;
         let k = self.rope.forward_offset(&k, offset)?;
         Ok((q, k, v))
