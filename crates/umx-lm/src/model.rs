@@ -157,7 +157,9 @@ impl Stacked {
                 .collect();
             (cols, bias.map(Array::dtype), quantization(l))
         };
-        let first = shape(linears[0]);
+        let Some(first) = linears.first().map(|l| shape(l)) else {
+            return Ok(());
+        };
         if first.0.iter().any(|&(nd, _, _)| nd != 2) || linears.iter().any(|l| shape(l) != first) {
             return Ok(());
         }
@@ -172,7 +174,7 @@ impl Stacked {
         let mut parts = Vec::new();
         for i in 0..first.0.len() {
             let part = stacked(&|l| Some(stack_parts(l).0[i].clone()))?;
-            parts.push(part.expect("every layer has the part"));
+            parts.push(part.ok_or_else(|| Error::Invalid("stack: a layer lacks a part".into()))?);
         }
         let bias = stacked(&|l| stack_parts(l).1.cloned())?;
         eval(parts.iter().chain(&bias))?;
