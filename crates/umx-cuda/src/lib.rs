@@ -63,7 +63,7 @@ impl Backend for CudaBackend {
     }
 
     fn has_fast_kernel(&self, op: &FastOp, inputs: &[Array]) -> bool {
-        kernels::fast::has_kernel(op, inputs)
+        kernels::flash::has_kernel(op, inputs)
     }
 
     fn eval(

@@ -6,6 +6,7 @@ mod custom;
 pub mod elementwise;
 pub mod fast;
 pub mod fft;
+pub(crate) mod flash;
 pub mod gemv;
 pub mod indexing;
 pub mod linalg;

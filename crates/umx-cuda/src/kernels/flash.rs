@@ -1,0 +1,371 @@
+//! Flash attention on the tensor cores (`flash.cu`): attention over query blocks longer than
+//! the decoding kernel's in bfloat16/float16 (head dims 64, 128, 256), forward (with each
+//! row's log-sum-exp when a gradient is traced) and backward (`FastOp::AttentionVjp`: dQ by
+//! query blocks, dK and dV by key blocks). The op's portable rule leaves these cases to its
+//! matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
+
+use super::source::Args;
+use crate::compile::{function_for, launch};
+use crate::gpu::gpu;
+use crate::storage::{fresh, input_ptr};
+use umx_core::device::OutSpec;
+use umx_core::primitives::FastOp;
+use umx_core::{Array, ArrayData, Dtype, Result};
+
+type Outs = Result<Option<Vec<ArrayData>>>;
+
+/// Query rows from which attention takes the flash kernel (shorter query blocks, decoding,
+/// take the split-key kernel in `fast.rs`, which spreads the keys over the card).
+pub(crate) const FLASH_MIN_ROWS: usize = umx_core::fast::ATTENTION_QUERY_BLOCK + 1;
+
+/// Whether the flash kernel takes attention of these dtypes and head dims on this card
+/// (sm_80 or later; head dim 256 needs the 128 KB of shared memory a block may have on sm_80
+/// and sm_90, not on sm_86/89).
+fn flash_applies(dtypes: [Dtype; 4], d: usize, dv: usize) -> bool {
+    let dt = dtypes[0];
+    matches!(dt, Dtype::Bfloat16 | Dtype::Float16)
+        && dtypes.iter().all(|&x| x == dt)
+        && d == dv
+        && gpu().is_ok_and(|g| match d {
+            64 | 128 => g.arch.0 >= 8,
+            256 => g.arch == (8, 0) || g.arch.0 >= 9,
+            _ => false,
+        })
+}
+
+/// Whether the GPU computes `op` on `inputs` where the op's own rule would build its
+/// fallback (see `Backend::has_fast_kernel`): attention over long query blocks in 16-bit
+/// floats, without a mask array or sinks, with or without the log-sum-exp its backward
+/// pass takes; and that backward pass.
+pub(crate) fn has_kernel(op: &FastOp, inputs: &[Array]) -> bool {
+    let (FastOp::Attention {
+        mask: false,
+        sinks: false,
+        ..
+    }
+    | FastOp::AttentionVjp { .. }) = *op
+    else {
+        return false;
+    };
+    let [q, k, v, ..] = inputs else { return false };
+    let dt = q.dtype();
+    // What `flash` and `flash_backward` take, so that a claimed node never reaches the CPU.
+    q.shape()[2] >= FLASH_MIN_ROWS
+        && fits_i32(q.shape()[2])
+        && fits_i32(k.shape()[2])
+        && k.shape()[2] > 0
+        && flash_applies(
+            [dt, k.dtype(), v.dtype(), op.output(inputs).dtype],
+            q.shape()[3],
+            v.shape()[3],
+        )
+}
+
+/// The kernels count rows within a head in 32 bits.
+fn fits_i32(n: usize) -> bool {
+    n < (i32::MAX / 2) as usize
+}
+
+/// `a` itself where every row starts 16-byte aligned with unit element strides (the flash
+/// kernels copy rows in 16-byte pieces), else a row-major copy.
+fn rows_aligned(a: &ArrayData) -> Result<Option<ArrayData>> {
+    let p = input_ptr(a)?;
+    let n = a.strides.len();
+    let size = a.dtype.size() as isize;
+    if p % 16 == 0
+        && a.strides[..n - 1].iter().all(|&s| (s * size) % 16 == 0)
+        && a.strides[n - 1] == 1
+    {
+        Ok(Some(a.clone()))
+    } else {
+        super::contiguous(a, a.dtype)
+    }
+}
+
+/// `a` row-major, copied if it is not.
+fn packed(a: &ArrayData) -> Result<Option<ArrayData>> {
+    if a.is_row_contiguous() && input_ptr(a)? % 16 == 0 {
+        Ok(Some(a.clone()))
+    } else {
+        super::contiguous(a, a.dtype)
+    }
+}
+
+/// Attention without a mask array or sinks through the tensor-core flash kernel
+/// (`flash.cu`): 16-bit floats, head dims 64, 128 or 256 (see [`flash_applies`]); with
+/// `lse`, each row's log-sum-exp as a second output. `None` where it does not apply.
+pub(crate) fn flash(
+    q: &ArrayData,
+    k: &ArrayData,
+    v: &ArrayData,
+    out: &OutSpec,
+    scale: f32,
+    causal: bool,
+    lse: bool,
+) -> Outs {
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(None);
+    };
+    let (hk, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
+    let dt = q.dtype;
+    if !flash_applies([dt, k.dtype, v.dtype, out.dtype], d, dv) {
+        return Ok(None);
+    }
+    if lq < FLASH_MIN_ROWS || lk == 0 || hk == 0 || !fits_i32(lq) || !fits_i32(lk) {
+        return Ok(None);
+    }
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?) else {
+        return Ok(None);
+    };
+    let (q, k, v) = (&q, &k, &v);
+    let (qp, kp, vp) = (input_ptr(q)?, input_ptr(k)?, input_ptr(v)?);
+    // Head dims 64 and 128: 4 warps of 2 row tiles each, key tiles of 64, the fastest of the
+    // shapes tried on an H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one
+    // tile: 207). 256: 8 warps of one tile, key tiles of 32 (181 TFLOP/s causal B=4 H=8 on an
+    // H100; tiles of 64 with 4 warps: 124).
+    let (bc, warps, mt) = if d == 256 {
+        (32usize, 8usize, 1usize)
+    } else {
+        (64, 4, 2)
+    };
+    let br = warps * 16 * mt;
+    let shared = (br * d + 4 * bc * d) * 2;
+    let key = format!("flash|{dt:?}|{d}|{causal}|{bc}|{warps}|{mt}");
+    let make = || {
+        format!(
+            "#define D {d}\n#define BC {bc}\n#define WARPS {warps}\n#define MT {mt}\n\
+             #define IS_F16 {}\n#define CAUSAL {}\n#define BACKWARD 0\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash.cu")
+        )
+    };
+    let f = function_for(&key, make, "umx_flash")?;
+    set_shared(f, shared)?;
+    let (result, out_ptr) = fresh(&out.shape, dt)?;
+    let (lse, lse_ptr) = if lse {
+        let (l, p) = fresh(&[b, hq, lq], Dtype::Float32)?;
+        (Some(l), p)
+    } else {
+        (None, 0)
+    };
+    let nqb = lq.div_ceil(br);
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(lse_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push((b * hq) as i64)
+        .push(hq as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(nqb as i64)
+        .push(scale * std::f32::consts::LOG2_E);
+    for a in [q, k, v] {
+        for &s in &a.strides[..3] {
+            args.push(s as i64);
+        }
+    }
+    let start = crate::profile::mark()?;
+    launch(
+        f,
+        (nqb * b * hq) as u32,
+        (warps * 32) as u32,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    if start.is_some() {
+        crate::profile::span(format!(" flash attention: {} blocks", nqb * b * hq), start)?;
+    }
+    Ok(Some([result].into_iter().chain(lse).collect()))
+}
+
+/// The block shapes of the backward kernels: (dQ kernel warps, its key tile, dK/dV kernel
+/// warps, its query tile). Head dims 64 and 128 took 194 TFLOP/s forward and backward (causal,
+/// B=4 H=16 L=2048 D=128 on an H100, `bench/flash_bwd_harness.py`; 8 warps or tiles of 32
+/// were slower); 256 halves the tiles to fit shared memory (122 TFLOP/s, B=4 H=8).
+fn backward_blocks(d: usize) -> (usize, usize, usize, usize) {
+    if d == 256 {
+        (4, 32, 4, 32)
+    } else {
+        (4, 64, 4, 64)
+    }
+}
+
+/// The gradients of attention (`FastOp::AttentionVjp`) through the flash backward kernels:
+/// each row's dot(dO, O), then dQ a block of query rows at a time and dK, dV a block of keys
+/// at a time, each recomputing the probabilities from the saved log-sum-exp.
+pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> Outs {
+    let [q, k, v, o, lse, dout] = inputs else {
+        return Ok(None);
+    };
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(None);
+    };
+    let (hk, lk) = (k.shape[1], k.shape[2]);
+    let dt = q.dtype;
+    if !flash_applies([dt, k.dtype, v.dtype, dout.dtype], d, v.shape[3])
+        || o.dtype != dt
+        || lse.dtype != Dtype::Float32
+        || lk == 0
+        || hk == 0
+        || hq % hk != 0
+        || !fits_i32(lq)
+        || !fits_i32(lk)
+    {
+        return Ok(None);
+    }
+    let (Some(q), Some(k), Some(v)) = (rows_aligned(q)?, rows_aligned(k)?, rows_aligned(v)?) else {
+        return Ok(None);
+    };
+    let (Some(o), Some(lse), Some(dout)) = (packed(o)?, packed(lse)?, packed(dout)?) else {
+        return Ok(None);
+    };
+    let (dq, dq_ptr) = fresh(&q.shape, dt)?;
+    let (dk, dk_ptr) = fresh(&[b, hk, lk, d], dt)?;
+    let (dv, dv_ptr) = fresh(&[b, hk, lk, d], dt)?;
+    let rows = b * hq * lq;
+    if rows == 0 {
+        // No query rows: dq is empty and the keys and values have no gradient.
+        let g = gpu()?;
+        for ptr in [dk_ptr, dv_ptr] {
+            // SAFETY: each holds b * hk * lk * d elements of dt; the fills are queued before
+            // any reader.
+            unsafe {
+                cudarc::driver::result::memset_d8_async(ptr, 0, b * hk * lk * d * 2, g.stream())
+            }
+            .map_err(|e| crate::gpu::driver_err("attention gradients: zeroing", e))?;
+        }
+        return Ok(Some(vec![dq, dk, dv]));
+    }
+    let (qw, qbc, kw, kbr) = backward_blocks(d);
+    let key = format!("flash_bwd|{dt:?}|{d}|{causal}|{qw}|{qbc}|{kw}|{kbr}");
+    let make = || {
+        format!(
+            "#define BACKWARD 1\n#define D {d}\n#define QW {qw}\n#define QBC {qbc}\n\
+             #define KW {kw}\n#define KBR {kbr}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash.cu")
+        )
+    };
+    let func = |name: &str| function_for(&format!("{key}|{name}"), make, name);
+    let (delta, delta_ptr) = fresh(&[rows], Dtype::Float32)?;
+    let (o_ptr, lse_ptr, dout_ptr) = (input_ptr(&o)?, input_ptr(&lse)?, input_ptr(&dout)?);
+    let (qp, kp, vp) = (input_ptr(&q)?, input_ptr(&k)?, input_ptr(&v)?);
+    let start = crate::profile::mark()?;
+    let mut args = Args::default();
+    args.push(delta_ptr)
+        .push(dout_ptr)
+        .push(o_ptr)
+        .push(lse_ptr)
+        .push(rows as i64);
+    launch(
+        func("umx_flash_delta")?,
+        rows.div_ceil(8) as u32,
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
+    let strides = |args: &mut Args| {
+        for a in [&q, &k, &v] {
+            for &s in &a.strides[..3] {
+                args.push(s as i64);
+            }
+        }
+    };
+    // dQ: blocks of qw * 16 query rows, the longest causal rows first.
+    let qbr = qw * 16;
+    let nqb = lq.div_ceil(qbr);
+    let shared = (2 * qbr * d + 4 * qbc * d) * 2;
+    let f = func("umx_flash_dq")?;
+    set_shared(f, shared)?;
+    let mut args = Args::default();
+    args.push(dq_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push(dout_ptr)
+        .push(lse_ptr)
+        .push(delta_ptr)
+        .push((b * hq) as i64)
+        .push(hq as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(nqb as i64)
+        .push(scale);
+    strides(&mut args);
+    launch(
+        f,
+        (nqb * b * hq) as u32,
+        (qw * 32) as u32,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    // dK, dV: blocks of kw * 16 keys, each over its group's query heads; head dim 256 takes
+    // them in two kernels (one accumulator each: both spilled, 106 against 122 TFLOP/s).
+    let kbc = kw * 16;
+    let nkb = lk.div_ceil(kbc);
+    let shared = (2 * kbc * d + 4 * kbr * d) * 2 + 4 * kbr * 4;
+    let names: &[&str] = if d == 256 {
+        &["umx_flash_dk", "umx_flash_dv"]
+    } else {
+        &["umx_flash_dkv"]
+    };
+    let mut args = Args::default();
+    args.push(dk_ptr)
+        .push(dv_ptr)
+        .push(qp)
+        .push(kp)
+        .push(vp)
+        .push(dout_ptr)
+        .push(lse_ptr)
+        .push(delta_ptr)
+        .push((b * hk) as i64)
+        .push(hk as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push((hq / hk) as i64)
+        .push(scale);
+    strides(&mut args);
+    for name in names {
+        let f = func(name)?;
+        set_shared(f, shared)?;
+        launch(
+            f,
+            (nkb * b * hk) as u32,
+            (kw * 32) as u32,
+            shared as u32,
+            &mut args.pointers(),
+        )?;
+    }
+    if start.is_some() {
+        crate::profile::span(
+            format!(
+                " flash attention backward: {} + {} blocks",
+                nqb * b * hq,
+                nkb * b * hk
+            ),
+            start,
+        )?;
+    }
+    // The scratch goes back to the pool; the stream orders its reuse after these launches.
+    drop(delta);
+    Ok(Some(vec![dq, dk, dv]))
+}
+
+/// Raises a kernel's dynamic shared memory limit to `bytes`.
+fn set_shared(f: cudarc::driver::sys::CUfunction, bytes: usize) -> Result<()> {
+    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
+    unsafe {
+        cudarc::driver::result::function::set_function_attribute(
+            f,
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+    }
+    .map_err(|e| crate::gpu::driver_err("attention: shared memory", e))
+}
