@@ -25,10 +25,16 @@ pub use vjp::{grad, grad_argnums, jvp, value_and_grad, value_and_grad_aux, vjp};
 pub use vmap::vmap;
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 thread_local! {
     static TRACING: Cell<usize> = const { Cell::new(0) };
     static GRAD_TRACING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether a transformation is tracing a function on this thread.
+pub(crate) fn tracing() -> bool {
+    TRACING.with(|t| t.get() > 0)
 }
 
 /// Whether a function is being traced for its gradient ([`vjp`] and what builds on it) on
@@ -38,39 +44,27 @@ pub(crate) fn grad_tracing() -> bool {
     GRAD_TRACING.with(|t| t.get() > 0)
 }
 
-/// Marks this thread as tracing for a gradient until dropped (nests).
-pub(crate) struct GradTracing;
-
-impl GradTracing {
-    pub(crate) fn start() -> GradTracing {
-        GRAD_TRACING.with(|t| t.set(t.get() + 1));
-        GradTracing
-    }
-}
-
-impl Drop for GradTracing {
-    fn drop(&mut self) {
-        GRAD_TRACING.with(|t| t.set(t.get() - 1));
-    }
-}
-
-/// Whether a transformation is tracing a function on this thread.
-pub(crate) fn tracing() -> bool {
-    TRACING.with(|t| t.get() > 0)
-}
-
-/// Marks this thread as tracing until dropped (nests).
-pub(crate) struct Tracing;
+/// Marks this thread as tracing (or tracing for a gradient) until dropped (nests).
+pub(crate) struct Tracing(&'static LocalKey<Cell<usize>>);
 
 impl Tracing {
     pub(crate) fn start() -> Tracing {
-        TRACING.with(|t| t.set(t.get() + 1));
-        Tracing
+        Tracing::on(&TRACING)
+    }
+
+    /// Marks the tracing of a function whose gradient is taken (see [`grad_tracing`]).
+    pub(crate) fn grad() -> Tracing {
+        Tracing::on(&GRAD_TRACING)
+    }
+
+    fn on(counter: &'static LocalKey<Cell<usize>>) -> Tracing {
+        counter.with(|t| t.set(t.get() + 1));
+        Tracing(counter)
     }
 }
 
 impl Drop for Tracing {
     fn drop(&mut self) {
-        TRACING.with(|t| t.set(t.get() - 1));
+        self.0.with(|t| t.set(t.get() - 1));
     }
 }

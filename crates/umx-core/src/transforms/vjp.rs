@@ -79,7 +79,7 @@ fn vjp_with(
     let _tracing = Tracing::start();
     let tracers = tracers(op, primals)?;
     let outputs = {
-        let _grad = super::GradTracing::start();
+        let _grad = Tracing::grad();
         f(&tracers)?
     };
     if outputs.is_empty() {
