@@ -35,6 +35,18 @@ pub use lora::{
     LoRALinear, LoraConfig, LoraTargets, apply_lora, fuse_lora, load_adapters, lora_parameters,
     save_adapters,
 };
-pub use model::{Attention, DecoderLayer, Llama, LlamaModel, Mlp, Projection, Rope};
+pub use model::{Attention, DecoderLayer, Llama, LlamaModel, Mlp, Projection, Rope, Stacked};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::{StreamingDetokenizer, Tokenizer};
+
+/// The largest absolute difference of two arrays (the crate's tests compare with it).
+#[cfg(test)]
+fn max_diff(a: &umx::Array, b: &umx::Array) -> f32 {
+    use umx::ops;
+    let d = ops::max(
+        &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
+        None,
+        false,
+    );
+    d.unwrap().item::<f32>().unwrap()
+}

@@ -292,19 +292,11 @@ pub fn fuse_lora(model: &mut Llama) -> Result<()> {
 mod tests {
     use super::*;
     use crate::LlamaConfig;
+    use crate::max_diff;
 
     fn tiny() -> Llama {
         random::seed(3);
         Llama::new(&LlamaConfig::new(32, 16, 24, 3, 4, 2).unwrap()).unwrap()
-    }
-
-    fn max_diff(a: &Array, b: &Array) -> f32 {
-        let d = ops::max(
-            &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
-            None,
-            false,
-        );
-        d.unwrap().item::<f32>().unwrap()
     }
 
     #[test]

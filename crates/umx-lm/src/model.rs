@@ -49,7 +49,7 @@ pub struct Stacked(std::sync::Mutex<Option<std::sync::Arc<Stack>>>);
 
 /// The stacked parameters of [`Stacked`].
 #[derive(Debug)]
-pub struct Stack {
+struct Stack {
     /// The weight, or the quantized weight, scales and biases, each stacked by rows.
     parts: Vec<Array>,
     bias: Option<Array>,
@@ -861,6 +861,7 @@ impl Llama {
 mod tests {
     use super::*;
     use crate::lora::{LoraConfig, apply_lora};
+    use crate::max_diff;
     use umx::nn::ModuleExt;
 
     fn tiny(bias: bool) -> Llama {
@@ -869,15 +870,6 @@ mod tests {
         c.attention_bias = bias;
         c.mlp_bias = bias;
         Llama::new(&c).unwrap()
-    }
-
-    fn max_diff(a: &Array, b: &Array) -> f32 {
-        let d = ops::max(
-            &ops::abs(&ops::subtract(a, b).unwrap()).unwrap(),
-            None,
-            false,
-        );
-        d.unwrap().item::<f32>().unwrap()
     }
 
     fn stacked(m: &Llama) -> Vec<bool> {
