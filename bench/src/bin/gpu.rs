@@ -181,14 +181,22 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
     let ms = timed(20, &mut ctrain)?;
     times.insert("mlp_step/umx compiled".into(), ms);
     if profile {
-        umx::cuda::set_profiling(true);
-        for _ in 0..5 {
-            eval(&train()?)?;
-        }
-        umx::cuda::set_profiling(false);
-        println!("MLP step, kernel time by primitive over 5 steps (ms):");
-        for l in umx::cuda::profile_report()?.iter().take(30) {
-            println!("{:>9.3} {:>5}  {}", l.total_ms, l.count, l.label);
+        for (what, step) in [
+            (
+                "eager",
+                &mut train as &mut dyn FnMut() -> Result<Vec<Array>>,
+            ),
+            ("compiled", &mut ctrain),
+        ] {
+            umx::cuda::set_profiling(true);
+            for _ in 0..5 {
+                eval(&step()?)?;
+            }
+            umx::cuda::set_profiling(false);
+            println!("MLP step ({what}), kernel time by primitive over 5 steps (ms):");
+            for l in umx::cuda::profile_report()?.iter().take(40) {
+                println!("{:>9.3} {:>5}  {}", l.total_ms, l.count, l.label);
+            }
         }
     }
     Ok(())

@@ -31,10 +31,14 @@ pub fn set_gemv(enabled: bool) -> bool {
 /// `a @ b` by the matrix-vector kernel when it fits: `a` has at most [`MAX_ROWS`] rows in all
 /// (leading axes included) stored row-major, `b` is the transpose of a row-major `(N, K)`
 /// matrix (one matrix, no batch), both of `dtype`, and `K` fills whole 16-byte vectors.
+/// With `addend = (c, alpha, beta)` it is `addmm`: `alpha * (a @ b) + beta * c`, `c` of
+/// `dtype` broadcast to the output (a residual or a bias, added in float32 before the one
+/// rounding, as cuBLASLt does; a `c` whose rows no single stride reaches is not taken).
 /// `None` otherwise.
 pub(crate) fn try_gemv(
     a: &ArrayData,
     b: &ArrayData,
+    addend: Option<(&ArrayData, f64, f64)>,
     out_shape: &[usize],
     dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
@@ -67,6 +71,15 @@ pub(crate) fn try_gemv(
     {
         return Ok(None);
     }
+    let (alpha, beta) = addend.map_or((1.0, 0.0), |(_, al, be)| (al as f32, be as f32));
+    // beta = 0 reads no c (as cuBLASLt: a NaN there does not come through).
+    let c = match addend {
+        Some((c, _, be)) if be != 0.0 => match addend_strides(c, out_shape, dtype) {
+            Some(st) => Some((input_ptr(c)?, st)),
+            None => return Ok(None),
+        },
+        _ => None,
+    };
     let (xp, wp) = (input_ptr(a)?, input_ptr(b)?);
     if xp % 16 != 0 || wp % 16 != 0 {
         return Ok(None);
@@ -81,23 +94,68 @@ pub(crate) fn try_gemv(
     } else {
         1
     };
-    let key = format!("gemv|{dtype:?}|{m}|{split}");
-    let f = function_for(&key, || source(dtype, m, split), "umx_gemv")?;
+    let add = c.is_some();
+    let key = format!("gemv|{dtype:?}|{m}|{split}|{add}");
+    let f = function_for(&key, || source(dtype, m, split, add), "umx_gemv")?;
+    let (cp, (c_row, c_col)) = c.unwrap_or((0, (0, 0)));
     let mut args = Args::default();
     args.push(yp)
         .push(xp)
         .push(wp)
         .push(n as i64)
-        .push((k / per_vec) as i64);
+        .push((k / per_vec) as i64)
+        .push(cp)
+        .push(c_row as i64)
+        .push(c_col as i64)
+        .push(alpha)
+        .push(beta);
     // Enough blocks to fill the card; each strides over the columns.
     let per_block = (WARPS / split) as u64;
     let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
+    let start = crate::profile::mark()?;
     launch(f, blocks, WARPS * 32, 0, &mut args.pointers())?;
+    if start.is_some() {
+        let what = if add {
+            "matrix-vector + addend"
+        } else {
+            "matrix-vector"
+        };
+        crate::profile::span(format!(" {what}: {blocks} blocks"), start)?;
+    }
     Ok(Some(out))
 }
 
-fn source(dtype: Dtype, rows: usize, split: u32) -> String {
+/// The element strides `(row, column)` of `c` broadcast to `out_shape` seen as `(rows, N)`:
+/// `None` when `c` is not of `dtype`, does not broadcast, or its leading axes do not fold
+/// into one row stride.
+fn addend_strides(c: &ArrayData, out_shape: &[usize], dtype: Dtype) -> Option<(isize, isize)> {
+    let (&_, lead) = out_shape.split_last()?;
+    if c.dtype != dtype
+        || c.shape.len() > out_shape.len()
+        || umx_core::shape::broadcast_shapes("addmm", &c.shape, out_shape).ok()? != out_shape
+    {
+        return None;
+    }
+    let st = umx_core::shape::broadcast_strides(&c.shape, &c.strides, out_shape);
+    let (&col, lead_st) = st.split_last()?;
+    // From the innermost leading axis out: the first of length > 1 sets the row stride, every
+    // outer one must step by it times the rows inside.
+    let (mut row, mut inner) = (None, 1isize);
+    for (&d, &s) in lead.iter().zip(lead_st).rev().filter(|(d, _)| **d > 1) {
+        match row {
+            None => row = Some(s),
+            Some(r) if s != r * inner => return None,
+            Some(_) => {}
+        }
+        inner *= d as isize;
+    }
+    Some((row.unwrap_or(0), col))
+}
+
+fn source(dtype: Dtype, rows: usize, split: u32, add: bool) -> String {
     let st = storage_type(dtype).unwrap_or("void");
+    let add = add as u8;
+    let cv = load(dtype, "c[r * c_row + n * c_col]", "float");
     let per_vec = 16 / dtype.size();
     let to_f = |v: &str| load(dtype, v, "float");
     let y = store(dtype, "s");
@@ -110,12 +168,15 @@ fn source(dtype: Dtype, rows: usize, split: u32) -> String {
 #define WARPS {WARPS}
 /* Warps sharing one column: 1, or the whole block (each a share of the row). */
 #define SPLIT {split}
+/* y = alpha * (x @ w.T) + beta * c, or alpha * (x @ w.T) without c. */
+#define ADD {add}
 #define STEP (SPLIT * 32)
 /* 16 bytes: E elements. */
 typedef uint4 vec_t;
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const {st}* x,
-    const {st}* w, long long n_cols, long long kv) {{
+    const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
+    long long c_col, float alpha, float beta) {{
   __shared__ float part[WARPS][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
@@ -169,7 +230,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
     if (SPLIT == 1) {{
       if (lane == 0 && live) {{
         #pragma unroll
-        for (int r = 0; r < ROWS; r++) {{ float s = acc[r]; y[r * n_cols + n] = {y}; }}
+        for (int r = 0; r < ROWS; r++) {{
+          float s = alpha * acc[r];
+          if (ADD) s += beta * {cv};
+          y[r * n_cols + n] = {y};
+        }}
       }}
     }} else {{
       if (lane == 0) {{
@@ -180,7 +245,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
       if (share == 0 && lane < ROWS && live) {{
         float s = 0.f;
         for (int q = 0; q < SPLIT; q++) s += part[group * SPLIT + q][lane];
-        y[lane * n_cols + n] = {y};
+        int r = lane;
+        s *= alpha;
+        if (ADD) s += beta * {cv};
+        y[r * n_cols + n] = {y};
       }}
       __syncthreads();
     }}

@@ -298,9 +298,7 @@ pub fn eval(
     let batch: Vec<usize> = umx_core::shape::broadcast_shapes("matmul", &da.batch, &db.batch)
         .map_err(|_| Error::Device("matmul: batch dims do not broadcast".into()))?;
     debug_assert_eq!(batch.len(), batch_len);
-    if c.is_none()
-        && let Some(o) = super::gemv::try_gemv(a, b, &out.shape, dt)?
-    {
+    if let Some(o) = super::gemv::try_gemv(a, b, c.map(|c| (c, alpha, beta)), &out.shape, dt)? {
         return Ok(Some(vec![o]));
     }
     if k == 0 && dt != Dtype::Complex64 {

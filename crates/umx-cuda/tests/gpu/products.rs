@@ -63,6 +63,109 @@ fn matmul_agrees_with_the_cpu() {
     }
 }
 
+/// Products of a few rows with a weight's transpose, `x @ w.T` (a decoding step's): umx's
+/// matrix-vector kernel, alone and as `addmm` with a residual, a bias or a broadcast addend
+/// added in its epilogue, over few columns (a block's warps share each) and many (a warp
+/// each), 1 to 8 rows, every float dtype; beta 0 ignores a NaN addend. An addend whose rows
+/// no single stride reaches, and 9 rows, go to cuBLASLt: the same values.
+#[test]
+fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
+    if !setup() {
+        return;
+    }
+    umx_cuda::set_tf32(false);
+    let _lock = profiling();
+    let was = umx_cuda::set_profiling(true);
+    let _ = umx_cuda::profile_report();
+    let many = 2 * 132 * 16 + 8;
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        for (n, lead) in [
+            (40, vec![1]),
+            (40, vec![2, 3]),
+            (many, vec![8]),
+            (40, vec![9]),
+        ] {
+            let k = 96;
+            let mut shape = lead.clone();
+            shape.push(k);
+            let x = input(&shape, dtype, 20);
+            // (n, k) row-major, used transposed: what a Linear layer's weight is.
+            let w = input(&[n, k], dtype, 21);
+            let mut out = lead.clone();
+            out.push(n);
+            let residual = input(&out, dtype, 22);
+            let bias = input(&[n], dtype, 23);
+            let rows_of_one = input(&[lead[0], 1, n], dtype, 24);
+            let nan = with_device(Device::Cpu, || ops::full(&[n], f64::NAN, dtype)).unwrap();
+            let cases: Vec<Case> = vec![
+                ("product", Box::new(|| ops::matmul(&x, &w.t()?))),
+                (
+                    "residual",
+                    Box::new(|| ops::addmm(&residual, &x, &w.t()?, 1.0, 1.0)),
+                ),
+                (
+                    "bias, alpha, beta",
+                    Box::new(|| ops::addmm(&bias, &x, &w.t()?, 0.5, 2.0)),
+                ),
+                (
+                    "a residual's transposed view",
+                    Box::new(|| {
+                        let r = residual.reshape(&[-1, n as i64])?;
+                        let r = ops::add(&r.t()?, 0.0)?.t()?;
+                        ops::addmm(
+                            &r.reshape(&out.iter().map(|&d| d as i64).collect::<Vec<_>>())?,
+                            &x,
+                            &w.t()?,
+                            1.0,
+                            1.0,
+                        )
+                    }),
+                ),
+                (
+                    "beta 0 ignores c",
+                    Box::new(|| ops::addmm(&nan, &x, &w.t()?, 1.0, 0.0)),
+                ),
+            ];
+            let mut cases = cases;
+            if lead.len() == 2 {
+                // (2, 1, n) over (2, 3, n): rows 0-2 read one row, 3-5 the next: no one stride.
+                cases.push((
+                    "rows that no stride reaches",
+                    Box::new(|| ops::addmm(&rows_of_one, &x, &w.t()?, 1.0, 1.0)),
+                ));
+            }
+            for (name, f) in &cases {
+                let (c, g) = both(f);
+                let scale = c
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .fold(1.0f64, |m, x| m.max(x.abs()));
+                let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
+                let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
+                assert_close(
+                    &format!("{name}, {n} columns, rows {lead:?}, {dtype}"),
+                    &cs,
+                    &gs,
+                    rtol,
+                );
+            }
+        }
+    }
+    let report = umx_cuda::profile_report().unwrap();
+    umx_cuda::set_profiling(was);
+    let count = |what: &str| -> usize {
+        report
+            .iter()
+            .filter(|l| l.label.starts_with(what))
+            .map(|l| l.count)
+            .sum()
+    };
+    // Per dtype: 3 shapes x (product, beta 0) plain; 3 x 3 with the addend.
+    assert_eq!(count(" matrix-vector:"), 18, "{report:?}");
+    assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
+}
+
 #[test]
 fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
     if !setup() {
