@@ -248,7 +248,7 @@ pub fn dispatch_cost(n: usize) -> Result<Vec<(&'static str, f64)>> {
         kernels::elementwise::program_key(
             &inputs,
             &compute,
-            [false, false].into_iter(),
+            ['a', 'a'].into_iter(),
             "",
             &[(&expr, umx_core::Dtype::Float32)],
             true,

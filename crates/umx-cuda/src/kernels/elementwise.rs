@@ -28,16 +28,23 @@ pub const MAX_INPUTS: usize = 16;
 /// Threads per block and vectors each thread of the contiguous path loads before it computes.
 /// On the H100 (eager (x*2+5)/3 over 2^28 float32, three kernels): 128 threads with one
 /// 16-byte vector each took 2.139 ms, 256 with four 2.161 ms, 256 with eight 2.196 ms (torch
-/// 2.145 in the same run). The AdamW update (4 inputs, 3 outputs of 4096x4096 float32) took
-/// 274 us with one vector and 279 us with four at 128 threads (1.6 TB/s: one to look at).
-const THREADS: u32 = 128;
-const UNROLL: usize = 1;
+/// 2.145 in the same run). On the H200, whose memory is faster, one vector left bandwidth
+/// unused: the compiled chain took 0.639 ms at 128 x 1, 0.504 at 256 x 2, 0.510 at 128 x 4,
+/// 0.518 at 256 x 8, 0.595 at 512 x 1 (jax.jit 0.52; 2026-11-27).
+const THREADS: u32 = 256;
+const UNROLL: usize = 2;
 
 /// An operand as the kernel sees it.
 enum Operand<'a> {
     /// A device array viewed with the output's shape (strides in elements, 0 on broadcast
-    /// axes; borrowed when the array already has the output's shape).
-    Array { ptr: u64, strides: Cow<'a, [isize]> },
+    /// axes; borrowed when the array already has the output's shape). `scalar`: it has one
+    /// element (a learning rate, a bias correction computed on the device), which the
+    /// contiguous kernel reads once per thread.
+    Array {
+        ptr: u64,
+        strides: Cow<'a, [isize]>,
+        scalar: bool,
+    },
     /// One stored element, passed by value.
     Value(Vec<u8>),
 }
@@ -120,11 +127,14 @@ pub(crate) fn run_program(
             operands.push(Operand::Array {
                 ptr: input_ptr(x)?,
                 strides,
+                scalar: x.size() == 1,
             });
         }
     }
     let contiguous = operands.iter().all(|o| match o {
-        Operand::Array { strides, .. } => is_row_contiguous(out_shape, strides),
+        Operand::Array {
+            strides, scalar, ..
+        } => *scalar || is_row_contiguous(out_shape, strides),
         Operand::Value(_) => true,
     });
     let g = gpu()?;
@@ -142,19 +152,25 @@ pub(crate) fn run_program(
     let widest = inputs
         .iter()
         .zip(&operands)
-        .filter(|(_, o)| matches!(o, Operand::Array { .. }))
+        .filter(|(_, o)| matches!(o, Operand::Array { scalar: false, .. }))
         .map(|(x, _)| x.dtype.size())
         .chain(outs.iter().map(|(_, d)| d.size()))
         .max()
         .unwrap_or(1);
     let per_thread = (16 / widest).max(1);
-    let kinds = operands.iter().map(|o| matches!(o, Operand::Value(_)));
+    let kinds = operands.iter().map(|o| match o {
+        Operand::Value(_) => 'v',
+        Operand::Array { scalar: true, .. } => 's',
+        Operand::Array { .. } => 'a',
+    });
     let key = program_key(inputs, compute, kinds, stmts, outs, contiguous);
     let (f, work) = if contiguous {
         let aligned = out_ptrs.iter().all(|p| p % 16 == 0)
             && operands.iter().all(|o| match o {
-                Operand::Array { ptr, .. } => ptr % 16 == 0,
-                Operand::Value(_) => true,
+                Operand::Array {
+                    ptr, scalar: false, ..
+                } => ptr % 16 == 0,
+                _ => true,
             });
         args.push(aligned as i32);
         let f = function_for(
@@ -190,11 +206,11 @@ pub(crate) fn run_program(
 
 /// What a generated kernel's source depends on, for the kernel lookup: the statements, the
 /// layout, each output's expression and dtype, and each input's dtype, compute dtype and
-/// kind (`values`: passed by value).
+/// kind (`kinds`: `v` passed by value, `s` a one-element device array, `a` an array).
 pub(crate) fn program_key(
     inputs: &[ArrayData],
     compute: &[Dtype],
-    values: impl Iterator<Item = bool>,
+    kinds: impl Iterator<Item = char>,
     stmts: &str,
     outs: &[(&str, Dtype)],
     contiguous: bool,
@@ -210,12 +226,12 @@ pub(crate) fn program_key(
         key.push('>');
         key.push_str(dtype.name());
     }
-    for ((x, c), value) in inputs.iter().zip(compute).zip(values) {
+    for ((x, c), kind) in inputs.iter().zip(compute).zip(kinds) {
         key.push('|');
         key.push_str(x.dtype.name());
         key.push('>');
         key.push_str(c.name());
-        key.push(if value { 'v' } else { 'a' });
+        key.push(kind);
     }
     key
 }
@@ -241,12 +257,12 @@ fn source(
         let s = complex_storage_type(x.dtype).unwrap_or("void");
         let ct = complex_compute_type(c).unwrap_or("void");
         match o {
-            Operand::Array { .. } => {
+            Operand::Array { scalar, .. } => {
                 params += &format!(", const {s}* __restrict__ in{i}");
-                let at = if per_thread.is_some() {
-                    "i".to_string()
-                } else {
-                    format!("o{k}")
+                let at = match per_thread {
+                    Some(_) if *scalar => "0".to_string(),
+                    Some(_) => "i".to_string(),
+                    None => format!("o{k}"),
                 };
                 loads_at += &format!(
                     "    {ct} x{i} = {};\n",
@@ -280,7 +296,7 @@ fn source(
             let mut vloads = String::new();
             let mut vbody = String::new();
             for (i, (x, o)) in inputs.iter().zip(operands).enumerate() {
-                if let Operand::Array { .. } = o {
+                if let Operand::Array { scalar: false, .. } = o {
                     let s = complex_storage_type(x.dtype).unwrap_or("void");
                     vdecl += &format!("    umx_pack<{s}, {e}> p{i}[{UNROLL}];\n");
                     vloads += &format!(
@@ -291,6 +307,7 @@ fn source(
             for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
                 let ct = complex_compute_type(c).unwrap_or("void");
                 let v = match o {
+                    Operand::Array { scalar: true, .. } => format!("in{i}[0]"),
                     Operand::Array { .. } => format!("p{i}[u].v[k]"),
                     Operand::Value(_) => format!("v{i}"),
                 };

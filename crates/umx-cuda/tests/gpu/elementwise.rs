@@ -65,6 +65,21 @@ fn binary_and_ternary_ops_agree_with_the_cpu_on_every_layout() {
             ("divide", Box::new(|| ops::divide(&a, &b))),
             ("less", Box::new(|| ops::less(&a, &b))),
             ("scalar", Box::new(|| Ok((&a * 2.0 + 5.0) / 3.0))),
+            // One-element arrays computed on the device (a bias correction, a learning rate):
+            // read once per thread by the contiguous kernel, with an odd count's tail too.
+            (
+                "device scalar",
+                Box::new(|| ops::multiply(&a, &ops::max(&row, None, false)?)),
+            ),
+            (
+                "device scalars, odd count",
+                Box::new(|| {
+                    let s = ops::min(&row, None, true)?;
+                    let t = ops::slice(&a, &[0, 0], &[5, 13], &[])?;
+                    let t = ops::add(&t, 0.0)?;
+                    ops::where_(&ops::greater(&t, &s)?, &ops::subtract(&t, &s)?, &s)
+                }),
+            ),
             (
                 "where",
                 Box::new(|| ops::where_(&ops::greater(&a, &b)?, &a, &b)),

@@ -30,12 +30,47 @@ fn matmul_vjp(a: &Array, b: &Array, g: &Array, which: usize) -> Result<Array> {
     let mut g_shape: Vec<i64> = batch.iter().map(|&d| d as i64).collect();
     g_shape.extend([ma.rows as i64, mb.cols as i64]);
     let g2 = ops::reshape(g, &g_shape)?;
+    let t = |x: &Array| ops::swapaxes(x, -1, -2);
+    // An operand that is a transposed matrix (a Linear layer's `x @ w.T`) gets its cotangent
+    // as the transpose of a product laid out like the matrix it came from: the transpose's
+    // own vjp then hands `w` a row-major gradient, which what reads it next (an optimizer's
+    // element-wise update) takes contiguously, as torch's `grad_output.T @ input` does.
     if which == 0 {
-        let d = ops::matmul(&g2, &ops::swapaxes(&b2, -1, -2)?)?;
+        let d = if transposed(a) {
+            t(&ops::matmul(&b2, &t(&g2)?)?)?
+        } else {
+            ops::matmul(&g2, &t(&b2)?)?
+        };
         ops::reshape(&unbroadcast(&d, a2.shape())?, &dims_i64(a))
     } else {
-        let d = ops::matmul(&ops::swapaxes(&a2, -1, -2)?, &g2)?;
+        let d = if transposed(b) {
+            t(&ops::matmul(&t(&g2)?, &a2)?)?
+        } else {
+            ops::matmul(&t(&a2)?, &g2)?
+        };
         ops::reshape(&unbroadcast(&d, b2.shape())?, &dims_i64(b))
+    }
+}
+
+/// Whether `x` (of at least two axes) is a matrix with its last two axes swapped: made by a
+/// transpose that swaps them and keeps the rest, or held with column-major strides.
+fn transposed(x: &Array) -> bool {
+    let n = x.ndim();
+    if n < 2 {
+        return false;
+    }
+    match x.primitive() {
+        Some(crate::primitives::Primitive::Shape(
+            crate::primitives::shape::ShapeOp::Transpose { perm },
+        )) => {
+            perm[n - 2] == n - 1
+                && perm[n - 1] == n - 2
+                && perm[..n - 2].iter().enumerate().all(|(i, &p)| i == p)
+        }
+        Some(_) => false,
+        None => x
+            .data()
+            .is_ok_and(|d| d.strides[n - 2] == 1 && d.strides[n - 1] != 1 && d.shape[n - 2] > 1),
     }
 }
 
