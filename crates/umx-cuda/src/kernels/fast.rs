@@ -268,10 +268,18 @@ fn rows_source(
         let (pre, post) = if write {
             let mut pre = String::from("OP po;");
             if wvec && weight {
-                pre += " WP pw = *(const WP*)(w + j);";
+                pre += if reg {
+                    " WP pw = pwr[c];"
+                } else {
+                    " WP pw = *(const WP*)(w + j);"
+                };
             }
             if wvec && bias {
-                pre += " BP pb = *(const BP*)(b + j);";
+                pre += if reg {
+                    " BP pb = pbr[c];"
+                } else {
+                    " BP pb = *(const BP*)(b + j);"
+                };
             }
             (pre, "*(OP*)(yr + j) = po;")
         } else {
@@ -299,6 +307,22 @@ fn rows_source(
     } else {
         String::new()
     };
+    // Held rows load their weight and bias with the row, before the reduction: one memory
+    // latency for the whole kernel, not one more after the reduction (a decoding step's
+    // norms are one row each, so that latency is most of their time).
+    let mut loads = loads;
+    for (on, name, ty, ptr) in [(weight, "pwr", "WP", "w"), (bias, "pbr", "BP", "b")] {
+        if reg && wvec && on {
+            loads += &format!(
+                "
+  {ty} {name}[CHUNKS];
+  for (int c = 0; c < CHUNKS; c++) {{
+    long long j = ((long long)c * blockDim.x + threadIdx.x) * VEC;
+    if (j < d) {name}[c] = *(const {ty}*)({ptr} + j);
+  }}"
+            );
+        }
+    }
     let affine = {
         let mut s = String::from("y = umx_round_out(y);");
         let (wv, bv) = if wvec {
