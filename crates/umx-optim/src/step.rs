@@ -35,7 +35,8 @@ type LossFn<M> = Arc<dyn Fn(&M, &[Array]) -> Result<Array> + Send + Sync>;
 /// let step = TrainStep::new(|m: &Linear, b: &[Array]| {
 ///     ops::mean(&ops::square(&ops::subtract(&m.forward(&b[0])?, &b[1])?)?, None, false)
 /// });
-/// let (x, y) = (ops::ones(&[4, 2], None)?, ops::zeros(&[4, 1], None)?);
+/// // Targets far from any initial output: 21 steps of 0.05 all move toward them.
+/// let (x, y) = (ops::ones(&[4, 2], None)?, ops::full(&[4, 1], 3.0, None)?);
 /// let first = step.step(&mut model, &mut opt, &[x.clone(), y.clone()])?.item::<f32>()?;
 /// for _ in 0..20 {
 ///     step.step(&mut model, &mut opt, &[x.clone(), y.clone()])?;
