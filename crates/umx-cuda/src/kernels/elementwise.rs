@@ -6,7 +6,8 @@
 //! (broadcasts, transposes, slices) takes a general strided path over up to [`MAX_DIMS`] axes
 //! after merging the axes that can be merged. A one-element operand still on the host is
 //! passed by value as a kernel argument instead of being uploaded (the weak scalars of
-//! `x * 2.0`).
+//! `x * 2.0`); one already on the device (a learning rate computed there) is read by every
+//! thread and keeps the contiguous path.
 
 use super::source::{
     Args, HEADER, complex_compute_type, complex_prelude, complex_storage_type, complex_store,

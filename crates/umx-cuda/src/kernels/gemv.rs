@@ -4,8 +4,10 @@
 //! is all the work, so the kernel is built for that: each warp owns output columns (or, for
 //! few columns, a block's warps share each one), its lanes read 16-byte vectors of a weight
 //! row, keep four in flight, and accumulate in float32 for all rows at once; warp shuffles
-//! (and shared memory across warps) sum them. cuBLASLt picks its kernels for
-//! products with many rows; with one row it leaves bandwidth unused (see bench/RESULTS.md).
+//! (and shared memory across warps) sum them. `addmm`'s addend (the residual `compile` folds
+//! into the product before it, or a bias) is added in the same kernel. cuBLASLt picks its
+//! kernels for products with many rows; with one row it leaves bandwidth unused (see
+//! bench/RESULTS.md).
 
 use super::source::{Args, HEADER, load, storage_type, store};
 use crate::compile::{function_for, launch};

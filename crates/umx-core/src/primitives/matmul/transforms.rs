@@ -35,21 +35,26 @@ fn matmul_vjp(a: &Array, b: &Array, g: &Array, which: usize) -> Result<Array> {
     // as the transpose of a product laid out like the matrix it came from: the transpose's
     // own vjp then hands `w` a row-major gradient, which what reads it next (an optimizer's
     // element-wise update) takes contiguously, as torch's `grad_output.T @ input` does.
-    if which == 0 {
-        let d = if transposed(a) {
-            t(&ops::matmul(&b2, &t(&g2)?)?)?
+    // The transposed product is summed over broadcast batch axes before it is transposed, so
+    // the sum is laid out like the matrix too.
+    let swapped = |x: &Array| {
+        let mut s = x.shape().to_vec();
+        let n = s.len();
+        s.swap(n - 2, n - 1);
+        s
+    };
+    let d = if which == 0 {
+        if transposed(a) {
+            t(&unbroadcast(&ops::matmul(&b2, &t(&g2)?)?, &swapped(&a2))?)?
         } else {
-            ops::matmul(&g2, &t(&b2)?)?
-        };
-        ops::reshape(&unbroadcast(&d, a2.shape())?, &dims_i64(a))
+            unbroadcast(&ops::matmul(&g2, &t(&b2)?)?, a2.shape())?
+        }
+    } else if transposed(b) {
+        t(&unbroadcast(&ops::matmul(&t(&g2)?, &a2)?, &swapped(&b2))?)?
     } else {
-        let d = if transposed(b) {
-            t(&ops::matmul(&t(&g2)?, &a2)?)?
-        } else {
-            ops::matmul(&t(&a2)?, &g2)?
-        };
-        ops::reshape(&unbroadcast(&d, b2.shape())?, &dims_i64(b))
-    }
+        unbroadcast(&ops::matmul(&t(&a2)?, &g2)?, b2.shape())?
+    };
+    ops::reshape(&d, &dims_i64(if which == 0 { a } else { b }))
 }
 
 /// Whether `x` (of at least two axes) is a matrix with its last two axes swapped: made by a
