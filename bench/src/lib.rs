@@ -33,9 +33,14 @@ pub fn values(n: usize, seed: u64) -> Vec<f32> {
 
 /// Runs a peer script of `bench/` (`peers_gpu.py`, ...) with python3 and adds the timings it
 /// prints as JSON (`{"workload/peer": number}`) to `times`. Entries that are not numbers (a
-/// peer's error) and a script that fails are reported on stderr, not fatal.
+/// peer's error) and a script that fails are reported on stderr, not fatal. With
+/// `UMX_BENCH_NO_PEERS` set nothing runs (A/B runs of umx alone).
 pub fn run_peers(script: &str, times: &mut std::collections::BTreeMap<String, f64>) {
     use std::collections::BTreeMap;
+    if std::env::var_os("UMX_BENCH_NO_PEERS").is_some() {
+        // A/B runs of umx alone (the peers' columns print as missing).
+        return;
+    }
     let built = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
     // On the GPU machine the binary runs from the repository root of a copied tree.
     let path = if std::path::Path::new(&built).exists() {
