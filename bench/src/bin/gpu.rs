@@ -5,6 +5,7 @@
 //! cargo build --release -p umx-bench --bin gpu     # here; then on the GPU machine:
 //! target/release/gpu                               # runs bench/peers_gpu.py for the peers
 //! target/release/gpu --profile                     # and the MLP step's kernel time by op
+//! UMX_BENCH_NO_PEERS=1 target/release/gpu --mlp-only  # umx's MLP step alone (for ncu)
 //! ```
 //!
 //! Workloads (float32): the element-wise chain `(x*2+5)/3` over 2^12 elements (the cost of a
@@ -60,7 +61,8 @@ fn mlp() -> Result<nn::Sequential> {
 
 type Fun = std::sync::Arc<dyn Fn(&[Array]) -> Result<Vec<Array>> + Send + Sync>;
 
-fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
+/// The element-wise, reduction and product workloads and the tiny op (all but the MLP step).
+fn single_ops(times: &mut BTreeMap<String, f64>) -> Result<()> {
     let key = random::key(0)?;
     let ks = random::split(&key, 5)?;
     let k = |i: usize| ops::take(&ks, &Array::from_slice(&[i as u32], &[])?, Some(0));
@@ -143,6 +145,13 @@ fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
     times.insert("tiny_add/umx".into(), per_add);
     // Where that time goes (launch, dispatch, graph, eval): the `dispatch` bench.
 
+    Ok(())
+}
+
+fn run_umx(times: &mut BTreeMap<String, f64>, profile: bool) -> Result<()> {
+    if !std::env::args().any(|a| a == "--mlp-only") {
+        single_ops(times)?;
+    }
     // One training step of the MLP.
     let mut model = mlp()?;
     let xb = random::normal(&[1024, 4096], None, 0.0, 1.0, None)?;

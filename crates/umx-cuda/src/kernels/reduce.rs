@@ -4,7 +4,9 @@
 //! the reduced axes are the trailing ones (one block per row, or several per row plus a second
 //! pass when there are few long rows, as for a reduction over everything: warp shuffles, then
 //! shared memory across warps, 16-byte loads where aligned), or columns `(outer, K, inner)`
-//! where they sit before kept axes (one thread per output, coalesced over `inner`). Reduced
+//! where they sit before kept axes (a block per 32 outputs, a lane each, coalesced over
+//! `inner`; its warps take every eighth row, several loads in flight, and combine in shared
+//! memory; long columns split into parts and a second pass). Reduced
 //! axes that are not one run are first gathered to the end by a transposing copy.
 //!
 //! Accumulation follows the CPU kernels: float16 and bfloat16 in float32, small integers in
@@ -34,8 +36,12 @@ const UNROLL: usize = 4;
 /// 2^16 elements.
 const SPLIT_CHUNK: usize = 1 << 14;
 const SPLIT_BLOCKS_PER_SM: usize = 128;
-/// Fewest rows one part of a split column reduction takes.
-const COL_MIN_PART: usize = 16;
+/// Fewest rows one part of a split column reduction takes (eight per warp).
+const COL_MIN_PART: usize = 64;
+/// Columns one block of a column reduction takes: a warp's lanes, one column each.
+const COL_TILE: usize = 32;
+/// Rows each warp of a column reduction loads before it accumulates (loads in flight).
+const COL_UNROLL: usize = 8;
 
 /// Combines two accumulator values (C expressions); the flag says float semantics.
 type Comb = fn(&str, &str, bool) -> String;
@@ -314,15 +320,11 @@ fn launch_reduce(
     };
     if inner > 1 {
         // Columns. Too few outputs to fill the card: split the reduced axis into parts (a
-        // thread per output and part), then reduce the parts the same way.
-        let want = g.sm_count as usize * 2048;
-        let parts = want.div_ceil(n_out).min(k / COL_MIN_PART).max(1);
-        let chunk = k.div_ceil(parts);
-        let parts = k.div_ceil(chunk.max(1)).max(1);
-        let bpp = n_out
-            .div_ceil(THREADS as usize)
-            .min(g.sm_count as usize * 16)
-            .max(1);
+        // block per 32 outputs and part), then reduce the parts the same way. The parts are
+        // as many as fit the card's resident blocks in one wave (a second wave of a few
+        // blocks would double the time: a bias gradient of 1024 x 4096 took 12 us in two
+        // waves of 1152 blocks on an H200).
+        let resident = g.sm_count as usize * 2048 / THREADS as usize;
         let col = |src: String,
                    out_ptr: u64,
                    ins: &[u64],
@@ -330,6 +332,7 @@ fn launch_reduce(
                    parts: usize|
          -> Result<()> {
             let f = function(&src, "umx_reduce_col")?;
+            let tiles = (outer * inner).div_ceil(COL_TILE);
             let mut args = Args::default();
             args.push(out_ptr);
             for &p in ins {
@@ -339,9 +342,17 @@ fn launch_reduce(
                 .push(k as i64)
                 .push(inner as i64)
                 .push(chunk as i64)
-                .push(bpp as i64);
-            launch(f, (bpp * parts) as u32, THREADS, 0, &mut args.pointers())
+                .push(tiles as i64);
+            let blocks = u32::try_from(tiles * parts).map_err(|_| {
+                Error::Device(format!("{}: {n_out} outputs are too many", kind.name()))
+            })?;
+            launch(f, blocks, THREADS, 0, &mut args.pointers())
         };
+        let parts = (resident / n_out.div_ceil(COL_TILE))
+            .min(k / COL_MIN_PART)
+            .max(1);
+        let chunk = k.div_ceil(parts);
+        let parts = k.div_ceil(chunk.max(1)).max(1);
         if parts == 1 {
             let src = col_source(red, &values.prologue(), out.dtype, scale);
             col(src, out_ptr, &ptrs, (outer, k, inner, k), 1)?;
@@ -585,28 +596,64 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
     let os = stype(out);
     let f = red.acc.is_float();
     let params = input_params(&v.dtypes);
-    let from_cols = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
+    let comb = |x: &str, y: &str| (red.comb)(x, y, f);
+    let warps = THREADS as usize / 32;
+    // COL_UNROLL rows at once, each into its own accumulator, so their loads are in flight
+    // together.
+    let unrolled: String = (0..COL_UNROLL)
+        .map(|u| {
+            let at = |i: usize| format!("in{i}[base + (k + {u} * {warps}) * inner]");
+            format!(
+                "{{ {} acc{u} = {}; }} ",
+                value_of(red, v, &at),
+                comb(&format!("acc{u}"), "x")
+            )
+        })
+        .collect();
+    let one = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
+    let accs: String = (0..COL_UNROLL)
+        .map(|u| format!("{a} acc{u} = {init}; ", init = red.init))
+        .collect();
+    let merge: String = (1..COL_UNROLL)
+        .map(|u| format!("acc0 = {}; ", comb("acc0", &format!("acc{u}"))))
+        .collect();
     format!(
         r#"{headers}
-/* Part p = blockIdx.x / bpp reduces rows [p * chunk, (p + 1) * chunk) of every column into
-   out[p * outer * inner + column]. */
-extern "C" __global__ void umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long bpp) {{
-  long long part = blockIdx.x / bpp, b = blockIdx.x % bpp;
+/* Block b = part * tiles + tile reduces rows [part * chunk, (part + 1) * chunk) of the 32
+   outputs tile * 32 + lane into out[part * outer * inner + output]: warp w takes rows
+   w, w + {warps}, ..., {unroll} at a time; the warps combine in shared memory. */
+extern "C" __global__ void __launch_bounds__({threads}) umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long tiles) {{
+  long long part = blockIdx.x / tiles, tile = blockIdx.x % tiles;
   long long k0 = part * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
   long long n = outer * inner;
-  long long step = bpp * blockDim.x;
-  for (long long t = b * blockDim.x + threadIdx.x; t < n; t += step) {{
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  long long t = tile * {tile} + lane;
+  {accs}
+  if (t < n) {{
     long long o = t / inner, i = t % inner;
     long long base = o * K * inner + i;
-    {a} acc = {init};
-    for (long long k = k0; k < k1; k++) {{ {from_cols} acc = {c}; }}
+    long long k = k0 + w;
+    for (; k + {last} < k1; k += {stride}) {{ {unrolled} }}
+    for (; k < k1; k += {warps}) {{ {one} acc0 = {c}; }}
+  }}
+  {merge}
+  __shared__ __align__(16) unsigned char shared_raw[{warps} * {tile} * sizeof({a})];
+  {a}* sh = ({a}*)shared_raw;
+  sh[w * {tile} + lane] = acc0;
+  __syncthreads();
+  if (w == 0 && t < n) {{
+    for (int j = 1; j < {warps}; j++) {{ {a} x = sh[j * {tile} + lane]; acc0 = {c}; }}
     out[part * n + t] = {fin};
   }}
 }}
 "#,
         headers = headers(red, v),
-        init = red.init,
-        c = (red.comb)("acc", "x", f),
-        fin = finish(red, out, scale, "acc"),
+        threads = THREADS,
+        tile = COL_TILE,
+        unroll = COL_UNROLL,
+        last = (COL_UNROLL - 1) * warps,
+        stride = COL_UNROLL * warps,
+        c = comb("acc0", "x"),
+        fin = finish(red, out, scale, "acc0"),
     )
 }

@@ -54,6 +54,39 @@ fn reductions_agree_with_the_cpu_over_every_axis_set() {
     assert_close("max of long columns", &c, &g, 0.0);
     let (c, g) = both(|| ops::any(&ops::greater(&x, 3.5)?, 0, false));
     assert_close("any of long columns", &c, &g, 0.0);
+    // Column tiles: a bias gradient's shape (split into parts, every warp's unrolled loads),
+    // columns of an odd count straddling tiles (inner 37, and 3 < a warp), in float32 and
+    // bfloat16 (accumulated in float32).
+    for (shape, axis) in [
+        (vec![1024usize, 4096], 0i64),
+        (vec![3, 1000, 37], 1),
+        (vec![67, 3], 0),
+        (vec![4, 9, 2], 1),
+    ] {
+        for dtype in [Dtype::Float32, Dtype::Bfloat16] {
+            let x = input(&shape, dtype, 9);
+            let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+            let (c, g) = both(|| ops::sum(&x, axis, true));
+            assert_close(&format!("column sum {dtype} {shape:?}"), &c, &g, rtol);
+            let (c, g) = both(|| ops::max(&x, axis, false));
+            assert_close(&format!("column max {dtype} {shape:?}"), &c, &g, 0.0);
+            let (c, g) = both(|| ops::min(&x, axis, false));
+            assert_close(&format!("column min {dtype} {shape:?}"), &c, &g, 0.0);
+        }
+    }
+    // A NaN in one column (row 150 of 200: a later part) comes through max and sum.
+    let mut v: Vec<f32> = (0..200 * 33).map(|i| (i % 17) as f32 - 8.0).collect();
+    v[150 * 33 + 5] = f32::NAN;
+    let h = Array::from_slice(&v, &[200, 33]).unwrap();
+    for (what, c, g) in [
+        ("max", both(|| ops::max(&h, 0, false))),
+        ("sum", both(|| ops::sum(&h, 0, false))),
+    ]
+    .map(|(w, (c, g))| (w, c, g))
+    {
+        assert!(c[5].is_nan() && g[5].is_nan(), "{what} of a NaN column");
+        assert_close(&format!("{what} with a NaN column"), &c, &g, 1e-5);
+    }
     // all/any test truth: 0.5 is true.
     let h = Array::from_slice(&[0.5f32, 2.0, 0.0, -1.0, 0.5, 0.25], &[2, 3]).unwrap();
     for axes in [Axes::All, Axes::List(vec![0]), Axes::List(vec![1])] {
