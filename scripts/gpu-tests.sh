@@ -5,7 +5,10 @@
 #                                       info), strips them and collects them, the reference
 #                                       data and this script in DEST (default gpu-bin/).
 #   DEST/gpu-tests.sh run               there: runs every binary with the GPU as the default
-#                                       device and prints passed/failed per binary.
+#                                       device and prints passed/failed per binary
+#                                       (GPU_TEST_THREADS tests at once, default 4; the
+#                                       conformance binary spends most of its time in NVRTC,
+#                                       which more threads spread over the host's cores).
 #
 # The tests find tests/reference through the path they were built at (CARGO_MANIFEST_DIR), so
 # `run` links that path to the carried copy. DEST must be git-ignored (it is sent with `carry`).
@@ -66,7 +69,7 @@ run)
         # Each primitive and input dtypes that ran on the CPU fallback is logged once per
         # binary (UMX_LOG_FALLBACK); the distinct ones are listed at the end.
         (cd "$built/crates/umx" 2>/dev/null || cd "$here"
-         UMX_LOG_FALLBACK="$logs/$name.fallback" timeout "${PER_BINARY_TIMEOUT:-500}" "$t" --test-threads=4) >"$log" 2>&1
+         UMX_LOG_FALLBACK="$logs/$name.fallback" timeout "${PER_BINARY_TIMEOUT:-500}" "$t" --test-threads="${GPU_TEST_THREADS:-4}") >"$log" 2>&1
         rc=$?
         pass=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
         fail=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
