@@ -7,8 +7,9 @@
 #   DEST/gpu-tests.sh run               there: runs every binary with the GPU as the default
 #                                       device and prints passed/failed per binary
 #                                       (GPU_TEST_THREADS tests at once, default 4; the
-#                                       conformance binary spends most of its time in NVRTC,
-#                                       which more threads spread over the host's cores).
+#                                       conformance binary compiles its kernels with NVRTC
+#                                       on first use, which more threads may spread over the
+#                                       host's cores: untried).
 #
 # The tests find tests/reference through the path they were built at (CARGO_MANIFEST_DIR), so
 # `run` links that path to the carried copy. DEST must be git-ignored (it is sent with `carry`).
