@@ -78,12 +78,10 @@ fn reductions_agree_with_the_cpu_over_every_axis_set() {
     let mut v: Vec<f32> = (0..200 * 33).map(|i| (i % 17) as f32 - 8.0).collect();
     v[150 * 33 + 5] = f32::NAN;
     let h = Array::from_slice(&v, &[200, 33]).unwrap();
-    for (what, c, g) in [
+    for (what, (c, g)) in [
         ("max", both(|| ops::max(&h, 0, false))),
         ("sum", both(|| ops::sum(&h, 0, false))),
-    ]
-    .map(|(w, (c, g))| (w, c, g))
-    {
+    ] {
         assert!(c[5].is_nan() && g[5].is_nan(), "{what} of a NaN column");
         assert_close(&format!("{what} with a NaN column"), &c, &g, 1e-5);
     }
