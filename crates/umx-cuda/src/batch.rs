@@ -390,6 +390,31 @@ fn submit(q: &Queue, stream: sys::CUstream) -> Result<()> {
         .map_err(|e| driver_err("launching a batch of kernels", e))
 }
 
+/// Streams whose last submission was a batch's graph (their handles).
+static AFTER_GRAPH: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Notes that `stream` last ran a graph.
+fn graph_launched(stream: sys::CUstream) {
+    let mut v = lock(&AFTER_GRAPH);
+    if !v.contains(&(stream as usize)) {
+        v.push(stream as usize);
+    }
+}
+
+/// Whether `stream`'s last submission was a batch's graph, forgetting it: the next kernel
+/// is then launched without programmatic dependent launch (whether a kernel may overlap a
+/// graph before it that way is not something this code relies on).
+pub(crate) fn after_graph(stream: sys::CUstream) -> bool {
+    let mut v = lock(&AFTER_GRAPH);
+    match v.iter().position(|&s| s == stream as usize) {
+        Some(i) => {
+            v.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Whether `b` is the batch `q` (not only one with the same hash).
 fn same(b: &Built, q: &Queue) -> bool {
     b.bytes == q.bytes

@@ -290,7 +290,8 @@ pub(crate) fn launch_now(
     shared: u32,
     args: &mut [*mut c_void],
 ) -> Result<()> {
-    if pdl() {
+    // The first kernel after a batch's graph on this stream waits for it the ordinary way.
+    if pdl() && !crate::batch::after_graph(stream) {
         // Programmatic stream serialization: the kernel may be scheduled before the previous
         // one ends; its prologue waits for it (every umx kernel has one).
         // SAFETY: a zeroed attribute is a valid value of the union; the id picks the field.
