@@ -42,9 +42,13 @@
 //!
 //! Leads for the next run (none tested): (1) programmatic dependent launch after a graph: a
 //! kernel launched with `PROGRAMMATIC_STREAM_SERIALIZATION` right after a `cuGraphLaunch`
-//! might overlap the graph's last kernels (the failures grew with the number of replays);
-//! the kernel after a graph now launches without it ([`after_graph`]); rerun the suite with
-//! and without `UMX_NO_PDL=1` to tell. (2) `flush_all` from `Backend::flush` ran outside the
+//! might overlap the graph's last kernels if its `griddepcontrol.wait` does not count a
+//! graph's grids as prerequisites. That would explain every failure seen: they grew with the
+//! number of replays (structure-keyed graphs replay far more often), and under concurrency
+//! (four test threads on the default stream) a direct launch, such as `linalg.rs`'s inside
+//! its section, often follows another thread's graph. The kernel after a graph now launches
+//! without it ([`after_graph`]); rerun the suite with and without `UMX_NO_PDL=1` to tell. If
+//! it holds, structure-keyed graphs with node updates may be sound after all: retry them. (2) `flush_all` from `Backend::flush` ran outside the
 //! capture lock, so another thread's kernels could land in a `CudaGraph` capture (fixed:
 //! `flush_stream` takes the stream guard). (3) `factorizations` failed under concurrency
 //! even with the `direct` section: find what cuSOLVER/cuBLAS work in `linalg.rs` is queued
