@@ -9,7 +9,8 @@
 #                                       (GPU_TEST_THREADS tests at once, default 4; the
 #                                       conformance binary compiles its kernels with NVRTC
 #                                       on first use, which more threads may spread over the
-#                                       host's cores: untried).
+#                                       host's cores: untried); GPU_TEST_ONLY="gpu graph"
+#                                       runs only the binaries named.
 #
 # The tests find tests/reference through the path they were built at (CARGO_MANIFEST_DIR), so
 # `run` links that path to the carried copy. DEST must be git-ignored (it is sent with `carry`).
@@ -65,6 +66,10 @@ run)
     total_pass=0; total_fail=0; summary=""
     for t in "$here"/bin/*; do
         name=$(basename "$t")
+        # GPU_TEST_ONLY="gpu graph": those binaries alone.
+        if [ -n "${GPU_TEST_ONLY:-}" ] && [[ " $GPU_TEST_ONLY " != *" $name "* ]]; then
+            continue
+        fi
         log="$logs/$name.log"
         start=$(date +%s)
         # Each primitive and input dtypes that ran on the CPU fallback is logged once per
