@@ -318,7 +318,6 @@ fn flush_stream(g: &Gpu, index: usize) -> Result<()> {
     // A capture on another thread must not take these kernels into its graph.
     let _guard = crate::graph::stream_guard();
     let mut q = lock(&QUEUES[index]);
-    PENDING.fetch_and(!(1 << index), Ordering::AcqRel);
     if q.items.is_empty() {
         return Ok(());
     }
@@ -326,6 +325,9 @@ fn flush_stream(g: &Gpu, index: usize) -> Result<()> {
     let r = submit(&q, stream);
     q.items.clear();
     q.bytes.clear();
+    // Cleared only now: a thread that finds the bit clear (`flush_quiet`) goes on to queue
+    // work behind these kernels, so they must have reached the stream by then.
+    PENDING.fetch_and(!(1 << index), Ordering::AcqRel);
     r
 }
 
