@@ -20,39 +20,27 @@
 //! another) and from then on that graph is launched: one driver call, and on the card about
 //! a microsecond a kernel. Programs that repeat (a training loop, the same eager computation
 //! on the same buffers, which the pool hands out again in the same order) replay their
-//! graphs; batches that never repeat cost what they cost before, plus a hash. (Keying by the
-//! kernels alone and updating the nodes whose arguments differ,
-//! `cuGraphExecKernelNodeSetParams`, gave wrong values in the GPU suite, whose tests share
-//! the default stream from four threads; not understood, so not used.)
+//! graphs; batches that never repeat cost what they cost before, plus a hash.
 //!
 //! Library calls through handles bound to the stream once (cuSOLVER and cuBLAS in
 //! `linalg.rs`) queue without asking for the stream: such code holds a [`direct`] section,
 //! in which its own launches go straight to the stream and other threads' launches wait, so
 //! no kernel held back can land after a library call on memory the pool handed on.
 //!
-//! **Status (2026-11-27): not on `main`, failing.** On an H200 with this code (exact-bytes
-//! keys) the GPU suite's `gpu` binary passed but for `factorizations` under concurrency, and
-//! `graph` (capture tests: fixed since by the stream guard in `flush_stream`, untested),
-//! `umx_lm` (rotating cache), `hf_reference` (6 of 11) and `ops_random` (uniform samples
-//! of a strided layout: garbage values) failed. Some ordering is still missing: look for
-//! work queued on a stream without `Gpu::stream`/`stream_of`, and for buffers freed while a
-//! held-back kernel uses them and handed on before the queue is submitted. The tiny-op
-//! bench gave 4.98 us per add with it against 6.5-6.9 without on that host (3.0 when graphs
-//! were built at the first sighting of a batch).
+//! The ordering rule everything rests on: a stream's pending bit is cleared only once its
+//! kernels have reached the stream, so a thread that finds it clear may queue work behind
+//! them (an earlier version cleared it first, and a thread reading back its result while
+//! another thread was still submitting the batch that computed it read stale memory). A
+//! capture ([`CudaGraph`](crate::CudaGraph)) counts as capturing before it synchronizes, so
+//! the submission of what was held back does not wait for the capture lock it holds.
 //!
-//! Leads for the next run (none tested): (1) programmatic dependent launch after a graph: a
-//! kernel launched with `PROGRAMMATIC_STREAM_SERIALIZATION` right after a `cuGraphLaunch`
-//! might overlap the graph's last kernels if its `griddepcontrol.wait` does not count a
-//! graph's grids as prerequisites. That would explain every failure seen: they grew with the
-//! number of replays (structure-keyed graphs replay far more often), and under concurrency
-//! (four test threads on the default stream) a direct launch, such as `linalg.rs`'s inside
-//! its section, often follows another thread's graph. The kernel after a graph now launches
-//! without it ([`after_graph`]); rerun the suite with and without `UMX_NO_PDL=1` to tell. If
-//! it holds, structure-keyed graphs with node updates may be sound after all: retry them. (2) `flush_all` from `Backend::flush` ran outside the
-//! capture lock, so another thread's kernels could land in a `CudaGraph` capture (fixed:
-//! `flush_stream` takes the stream guard). (3) `factorizations` failed under concurrency
-//! even with the `direct` section: find what cuSOLVER/cuBLAS work in `linalg.rs` is queued
-//! before the section's flush.
+//! The kernel launched right after a batch's graph goes without programmatic dependent
+//! launch ([`after_graph`]): whether a kernel may overlap a graph before it that way is not
+//! something this code relies on (the suite's failures that first suggested it came from the
+//! pending-bit race above; the rule costs one launch attribute a batch and stays).
+//! Keying batches by their kernels alone and updating the nodes whose arguments differ
+//! (`cuGraphExecKernelNodeSetParams`) was tried before that race was found and failed the
+//! GPU suite; it has not been retried.
 //!
 //! Nothing is held back while a [`CudaGraph`](crate::CudaGraph) is being captured, with
 //! profiling on, or with `UMX_LAUNCH_BATCH=0` (or [`set_launch_batching`]`(false)`).
