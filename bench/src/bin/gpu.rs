@@ -143,6 +143,7 @@ fn single_ops(times: &mut BTreeMap<String, f64>) -> Result<()> {
         Ok(vec![t])
     })? / 1000.0;
     times.insert("tiny_add/umx".into(), per_add);
+    eprintln!("launch batching: {:?}", umx::cuda::batch_stats());
     // Where that time goes (launch, dispatch, graph, eval): the `dispatch` bench.
 
     Ok(())

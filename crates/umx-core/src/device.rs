@@ -61,6 +61,11 @@ pub trait Backend: Send + Sync {
         outputs: &[OutSpec],
         stream: Stream,
     ) -> Result<Vec<ArrayData>>;
+    /// Submits work the backend held back (to batch small kernels): called when an `eval`
+    /// has run its nodes, so the device never waits for a later call.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
     /// Waits until everything submitted to `stream` has finished.
     fn synchronize(&self, _stream: Stream) -> Result<()> {
         Ok(())

@@ -27,14 +27,19 @@ fn eval_with<'a>(arrays: impl IntoIterator<Item = &'a Array>, retain: bool) -> R
     let roots: Vec<&Array> = arrays.into_iter().collect();
     let order = schedule(&roots)?;
     let mut first_err = None;
-    // The backend of the last node's device, looked up again only when the device changes.
+    // The backend of the last node's device, looked up again only when the device changes,
+    // and every device's, to flush at the end.
     let mut last: Option<(Device, Arc<dyn Backend>)> = None;
+    let mut used: Vec<(Device, Arc<dyn Backend>)> = Vec::new();
     for node in order {
         let device = node.stream.device;
         let ran = match &last {
             Some((d, b)) if *d == device => compute(&node, &**b, retain),
             _ => backend(device).and_then(|b| {
                 let ran = compute(&node, &*b, retain);
+                if !used.iter().any(|(d, _)| *d == device) {
+                    used.push((device, b.clone()));
+                }
                 last = Some((device, b));
                 ran
             }),
@@ -44,6 +49,11 @@ fn eval_with<'a>(arrays: impl IntoIterator<Item = &'a Array>, retain: bool) -> R
             lock(&node.state)
                 .result
                 .get_or_insert_with(|| Err(e.clone()));
+            first_err.get_or_insert(e);
+        }
+    }
+    for (_, b) in &used {
+        if let Err(e) = b.flush() {
             first_err.get_or_insert(e);
         }
     }

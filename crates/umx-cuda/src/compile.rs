@@ -262,8 +262,8 @@ fn compile(source: &str, arch: &str, options: &[String]) -> Result<Vec<u8>> {
     }
 }
 
-/// Launches `f` on the device's stream with the given kernel arguments (pointers to each
-/// argument's value, as `cuLaunchKernel` wants).
+/// Launches `f` on the current stream with the given kernel arguments (pointers to each
+/// argument's value, as `cuLaunchKernel` wants), or holds it back for a batch (`batch.rs`).
 pub(crate) fn launch(
     f: sys::CUfunction,
     grid: u32,
@@ -275,7 +275,23 @@ pub(crate) fn launch(
         return Ok(());
     }
     let g = gpu()?;
-    if pdl() {
+    if crate::batch::defer(g, f, grid, block, shared, args)? {
+        return Ok(());
+    }
+    launch_now(g.stream(), f, grid, block, shared, args)
+}
+
+/// Launches `f` on `stream` now.
+pub(crate) fn launch_now(
+    stream: sys::CUstream,
+    f: sys::CUfunction,
+    grid: u32,
+    block: u32,
+    shared: u32,
+    args: &mut [*mut c_void],
+) -> Result<()> {
+    // The first kernel after a batch's graph on this stream waits for it the ordinary way.
+    if pdl() && !crate::batch::after_graph(stream) {
         // Programmatic stream serialization: the kernel may be scheduled before the previous
         // one ends; its prologue waits for it (every umx kernel has one).
         // SAFETY: a zeroed attribute is a valid value of the union; the id picks the field.
@@ -290,7 +306,7 @@ pub(crate) fn launch(
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: shared,
-            hStream: g.stream(),
+            hStream: stream,
             attrs: &mut attr,
             numAttrs: 1,
         };
@@ -303,7 +319,7 @@ pub(crate) fn launch(
     }
     // SAFETY: the caller passes arguments matching the kernel's signature, pointing at device
     // memory that outlives the queued work (the pool reuses memory only in stream order).
-    unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, g.stream(), args) }
+    unsafe { result::launch_kernel(f, (grid, 1, 1), (block, 1, 1), shared, stream, args) }
         .map_err(|e| driver_err("launching a kernel", e))
 }
 
@@ -316,16 +332,24 @@ pub(crate) fn empty_kernel() -> Result<sys::CUfunction> {
 }
 
 /// Diagnostics: the host time of one launch of an empty kernel, in microseconds, over `n`
-/// back-to-back launches (the floor under any op's cost), and the time per launch once the
-/// card has run them all.
+/// back-to-back launches straight to the driver (the floor under an unbatched op's cost),
+/// and the time per launch once the card has run them all.
 pub fn launch_cost(n: usize) -> Result<(f64, f64)> {
     let f = empty_kernel()?;
     let g = gpu()?;
     g.synchronize()?;
+    let stream = g.stream();
     let t0 = std::time::Instant::now();
     for i in 0..n {
         let mut v = i as i32;
-        launch(f, 1, 32, 0, &mut [&mut v as *mut i32 as *mut c_void])?;
+        launch_now(
+            stream,
+            f,
+            1,
+            32,
+            0,
+            &mut [&mut v as *mut i32 as *mut c_void],
+        )?;
     }
     let queued = t0.elapsed().as_secs_f64();
     g.synchronize()?;

@@ -166,13 +166,23 @@ fn open(ordinal: usize) -> Result<Gpu> {
 }
 
 impl Gpu {
-    /// The CUDA stream this thread's work queues on now (see [`on_stream`]).
+    /// The CUDA stream this thread's work queues on now (see [`on_stream`]), for work about
+    /// to be queued on it: kernels held back for batching are submitted first.
     pub fn stream(&self) -> sys::CUstream {
         self.stream_of(current_stream())
     }
 
-    /// The CUDA stream of umx stream `index` (null if never used).
+    /// The CUDA stream of umx stream `index` (null if never used), for work about to be
+    /// queued on it or a wait for it: kernels held back for batching (`batch.rs`) are
+    /// submitted first, so the stream keeps the program's order.
     pub fn stream_of(&self, index: usize) -> sys::CUstream {
+        crate::batch::flush_quiet(self, index);
+        self.raw_stream_of(index)
+    }
+
+    /// The CUDA stream of umx stream `index`, with nothing submitted: for the launches of
+    /// `batch.rs` itself.
+    pub(crate) fn raw_stream_of(&self, index: usize) -> sys::CUstream {
         self.streams
             .get(index)
             .map_or(std::ptr::null_mut(), |s| s.load(Ordering::Acquire))
@@ -201,7 +211,7 @@ impl Gpu {
 
     /// The indices of the streams made so far.
     pub fn live_streams(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_STREAMS).filter(|&i| !self.stream_of(i).is_null())
+        (0..MAX_STREAMS).filter(|&i| !self.raw_stream_of(i).is_null())
     }
 
     /// Makes the current stream wait (on the device, not the host) for everything queued so

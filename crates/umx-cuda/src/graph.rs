@@ -200,12 +200,17 @@ impl CudaGraph {
 
         // Nothing else queues work from here until the capture ends.
         let _write = CAPTURE_LOCK.write().unwrap_or_else(|e| e.into_inner());
-        g.synchronize()?;
+        // This thread counts as capturing from here, so the synchronization's submission of
+        // held-back kernels (`batch.rs`) does not ask for the lock this thread holds.
+        CAPTURER.store(this_thread(), Ordering::Release);
+        if let Err(e) = g.synchronize() {
+            CAPTURER.store(0, Ordering::Release);
+            return Err(e);
+        }
         POOL.begin_capture(slots.iter().map(|s| s.ptr));
         // The state arrays live on in the step's graph only, so a step may update them in
         // place.
         drop(copies);
-        CAPTURER.store(this_thread(), Ordering::Release);
         // SAFETY: the live stream; relaxed mode lets this thread allocate while capturing.
         let begun = unsafe {
             result::stream::begin_capture(

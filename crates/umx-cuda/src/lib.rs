@@ -29,6 +29,7 @@
 //! `umx::Stream` of the GPU is a CUDA stream; events order work that crosses streams
 //! (`gpu.rs`).
 
+mod batch;
 mod compile;
 mod fallback;
 mod gpu;
@@ -38,6 +39,7 @@ mod pool;
 mod profile;
 mod storage;
 
+pub use batch::{BatchStats, MAX_BATCH, batch_stats, set_launch_batching};
 pub use compile::{kernel_cache_stats, launch_cost};
 pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
@@ -124,6 +126,10 @@ impl Backend for CudaBackend {
         // Made now, so that a stream past the last the GPU may have fails here.
         drop(gpu::on_stream(index)?);
         Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        batch::flush_all()
     }
 
     fn synchronize(&self, stream: Stream) -> Result<()> {

@@ -17,13 +17,14 @@ pub use umx_nn as nn;
 pub use umx_optim as optim;
 
 /// The CUDA backend's own settings and statistics: device memory (`umx::cuda::memory`), the
-/// kernel cache, TF32 for float32 matmul, which primitives still run on the CPU fallback, a
-/// kernel-time profile by primitive, and [`CudaGraph`](umx_cuda::CudaGraph) (a step captured
-/// once and replayed).
+/// kernel cache, launch batching, TF32 for float32 matmul, which primitives still run on the
+/// CPU fallback, a kernel-time profile by primitive, and [`CudaGraph`](umx_cuda::CudaGraph) (a
+/// step captured once and replayed).
 pub mod cuda {
     pub use umx_cuda::{
-        CudaGraph, ProfileLine, device_count, device_info, dispatch_cost, fallback_ops,
-        kernel_cache_stats, launch_cost, memory, profile_report, set_gemv, set_profiling, set_tf32,
+        BatchStats, CudaGraph, ProfileLine, batch_stats, device_count, device_info, dispatch_cost,
+        fallback_ops, kernel_cache_stats, launch_cost, memory, profile_report, set_gemv,
+        set_launch_batching, set_profiling, set_tf32,
     };
 }
 

@@ -55,6 +55,9 @@ pub fn eval(
     if nd < 2 || crate::graph::capturing() {
         return Ok(None);
     }
+    // The handles are bound to the stream once; the kernels between their calls must not be
+    // held back behind them.
+    let _direct = crate::batch::direct()?;
     let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
     let count = numel(&a.shape[..nd - 2]);
     // Empty matrices and batches have tiny (or empty) results the CPU makes at once.

@@ -10,6 +10,7 @@ type UnaryCase = (&'static str, fn(&Array) -> umx_core::Result<Array>);
 use umx_core::ops;
 use umx_core::{Array, Axes, Device, Dtype, Error, memory, random, with_device};
 
+mod batching;
 mod elementwise;
 mod indexing;
 mod kernels;
