@@ -36,11 +36,14 @@ const UNROLL: usize = 4;
 /// 2^16 elements.
 const SPLIT_CHUNK: usize = 1 << 14;
 const SPLIT_BLOCKS_PER_SM: usize = 128;
-/// Fewest rows one part of a split column reduction takes (eight per warp).
-const COL_MIN_PART: usize = 64;
-/// Columns one block of a column reduction takes: a warp's lanes, one column each.
-const COL_TILE: usize = 32;
-/// Rows each warp of a column reduction loads before it accumulates (loads in flight).
+/// Fewest rows one part of a split column reduction takes (two rounds of loads).
+const COL_MIN_PART: usize = 16;
+/// Columns one block of a column reduction takes: a thread each, so a block reads this
+/// many adjacent values of a row (1 KB of float32) where it read a warp's 128 bytes
+/// (scattered 128-byte reads over rows of 16 KB ran the card's memory at a third of its
+/// bandwidth).
+const COL_TILE: usize = THREADS as usize;
+/// Rows each thread of a column reduction loads before it accumulates (loads in flight).
 const COL_UNROLL: usize = 8;
 
 /// Combines two accumulator values (C expressions); the flag says float semantics.
@@ -320,7 +323,7 @@ fn launch_reduce(
     };
     if inner > 1 {
         // Columns. Too few outputs to fill the card: split the reduced axis into parts (a
-        // block per 32 outputs and part), then reduce the parts the same way. The parts are
+        // block per COL_TILE outputs and part), then reduce the parts the same way. The parts are
         // as many as fit the card's resident blocks in one wave (a second wave of a few
         // blocks would double the time: a bias gradient of 1024 x 4096 took 12 us in two
         // waves of 1152 blocks on an H200).
@@ -597,12 +600,11 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
     let f = red.acc.is_float();
     let params = input_params(&v.dtypes);
     let comb = |x: &str, y: &str| (red.comb)(x, y, f);
-    let warps = THREADS as usize / 32;
     // COL_UNROLL rows at once, each into its own accumulator, so their loads are in flight
     // together.
     let unrolled: String = (0..COL_UNROLL)
         .map(|u| {
-            let at = |i: usize| format!("in{i}[base + (k + {u} * {warps}) * inner]");
+            let at = |i: usize| format!("in{i}[base + (k + {u}) * inner]");
             format!(
                 "{{ {} acc{u} = {}; }} ",
                 value_of(red, v, &at),
@@ -619,40 +621,30 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
         .collect();
     format!(
         r#"{headers}
-/* Block b = part * tiles + tile reduces rows [part * chunk, (part + 1) * chunk) of the 32
-   outputs tile * 32 + lane into out[part * outer * inner + output]: warp w takes rows
-   w, w + {warps}, ..., {unroll} at a time; the warps combine in shared memory. */
+/* Block b = part * tiles + tile reduces rows [part * chunk, (part + 1) * chunk) of the
+   {tile} outputs tile * {tile} + threadIdx.x into out[part * outer * inner + output], a
+   thread per output, {unroll} rows at a time: the block reads adjacent values of a row. */
 extern "C" __global__ void __launch_bounds__({threads}) umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long tiles) {{
   long long part = blockIdx.x / tiles, tile = blockIdx.x % tiles;
   long long k0 = part * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
   long long n = outer * inner;
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  long long t = tile * {tile} + lane;
+  long long t = tile * {tile} + threadIdx.x;
+  if (t >= n) return;
   {accs}
-  if (t < n) {{
-    long long o = t / inner, i = t % inner;
-    long long base = o * K * inner + i;
-    long long k = k0 + w;
-    for (; k + {last} < k1; k += {stride}) {{ {unrolled} }}
-    for (; k < k1; k += {warps}) {{ {one} acc0 = {c}; }}
-  }}
+  long long o = t / inner, i = t % inner;
+  long long base = o * K * inner + i;
+  long long k = k0;
+  for (; k + {last} < k1; k += {unroll}) {{ {unrolled} }}
+  for (; k < k1; k++) {{ {one} acc0 = {c}; }}
   {merge}
-  __shared__ __align__(16) unsigned char shared_raw[{warps} * {tile} * sizeof({a})];
-  {a}* sh = ({a}*)shared_raw;
-  sh[w * {tile} + lane] = acc0;
-  __syncthreads();
-  if (w == 0 && t < n) {{
-    for (int j = 1; j < {warps}; j++) {{ {a} x = sh[j * {tile} + lane]; acc0 = {c}; }}
-    out[part * n + t] = {fin};
-  }}
+  out[part * n + t] = {fin};
 }}
 "#,
         headers = headers(red, v),
         threads = THREADS,
         tile = COL_TILE,
         unroll = COL_UNROLL,
-        last = (COL_UNROLL - 1) * warps,
-        stride = COL_UNROLL * warps,
+        last = COL_UNROLL - 1,
         c = comb("acc0", "x"),
         fin = finish(red, out, scale, "acc0"),
     )
