@@ -302,7 +302,11 @@ pub fn logsumexp(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Arr
     let x = crate::ops::astype(a, compute)?;
     let m = max(&x, axes.clone(), true)?;
     // An infinite maximum (all -inf, or a +inf) would give inf - inf = NaN: shift by 0 instead.
-    let m = crate::ops::where_(&crate::ops::isinf(&m)?, 0.0, &m)?;
+    // The shift only keeps `exp` in range, so no gradient flows through it (as in JAX's
+    // `logsumexp`): the gradient is softmax(a) itself, without `max`'s gradient (a one-hot of
+    // the maximum, several ops), whose terms cancel.
+    let m =
+        crate::transforms::stop_gradient(&crate::ops::where_(&crate::ops::isinf(&m)?, 0.0, &m)?)?;
     let e = crate::ops::exp(&crate::ops::subtract(&x, &m)?)?;
     let l = crate::ops::log(&sum(&e, axes.clone(), keepdims)?)?;
     let m = if keepdims {
