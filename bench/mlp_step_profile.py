@@ -8,36 +8,23 @@ longest first, and the total. With `--plain` the steps run without the profiler 
 which cannot share the card's profiling interface with it).
 """
 
+import os
 import sys
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers_gpu import torch_compiled_step  # noqa: E402  (the peer's own recipe)
 
 
 def main():
     args = [a for a in sys.argv[1:] if a != "--plain"]
     steps = int(args[0]) if args else 5
     torch.manual_seed(0)
-    model = nn.Sequential(
-        *[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.GELU())], nn.Linear(4096, 10)
-    ).cuda()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    cmodel = torch.compile(model)
     xb = torch.randn(1024, 4096, device="cuda")
     yb = torch.randint(0, 10, (1024,), device="cuda")
-
-    @torch.compile(fullgraph=False)
-    def opt_step():
-        opt.step()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(cmodel(xb), yb)
-        loss.backward()
-        opt_step()
-        return loss
+    step = torch_compiled_step(xb, yb)
 
     for _ in range(5):
         step()

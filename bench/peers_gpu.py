@@ -28,9 +28,42 @@ def record(key, thunk):
         res[key + ":error"] = repr(e)[:200]
 
 
+def torch_mlp():
+    """The MLP of gpu.rs's training step on the GPU: 4 x Linear(4096) + GELU, a 10-way head."""
+    from torch import nn
+
+    layers = [m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.GELU())]
+    return nn.Sequential(*layers, nn.Linear(4096, 10)).cuda()
+
+
+def torch_compiled_step(xb, yb):
+    """torch.compile's training step of a fresh `torch_mlp()` (seed 0) on the batch (xb, yb),
+    torch's recommended recipe: the model through torch.compile (forward and, by AOTAutograd,
+    backward) and AdamW's step compiled too. Returns the step (it returns the loss)."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = torch_mlp()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cmodel = torch.compile(model)
+
+    @torch.compile(fullgraph=False)
+    def opt_step():
+        opt.step()
+
+    def cstep():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(cmodel(xb), yb)
+        loss.backward()
+        opt_step()
+        return loss
+
+    return cstep
+
+
 def bench_torch():
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -52,7 +85,7 @@ def bench_torch():
         fc = torch.compile(f)
         record(f"{name}/torch.compile", lambda: timed(lambda: fc(*args), sync, reps))
     torch.manual_seed(0)
-    model = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.GELU())], nn.Linear(4096, 10)).cuda()
+    model = torch_mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     xb = torch.randn(1024, 4096, device="cuda")
     yb = torch.randint(0, 10, (1024,), device="cuda")
@@ -67,26 +100,10 @@ def bench_torch():
     record("mlp_step/torch", lambda: timed(step, sync, 20))
     del model, opt
 
-    # The step compiled: the model through torch.compile (forward and, by AOTAutograd,
-    # backward) and the optimizer's step compiled too, torch's recommended recipe.
-    torch.manual_seed(0)
-    model = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.GELU())], nn.Linear(4096, 10)).cuda()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    cmodel = torch.compile(model)
-
-    @torch.compile(fullgraph=False)
-    def opt_step():
-        opt.step()
-
-    def cstep():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(cmodel(xb), yb)
-        loss.backward()
-        opt_step()
-        return loss
-
+    # The step compiled (torch's recommended recipe, on a fresh model).
+    cstep = torch_compiled_step(xb, yb)
     record("mlp_step/torch.compile", lambda: timed(cstep, sync, 20))
-    del model, opt, cmodel
+    del cstep
     record("sum/torch", lambda: timed(lambda: x.sum(), sync, 20))
     del x, y
     torch.cuda.empty_cache()
@@ -173,11 +190,12 @@ def jax_mlp_step(jax, jnp, prec, sync):
     return timed(call, sync, 20)
 
 
-for name, fn in [("torch", bench_torch), ("jax", bench_jax)]:
-    if only and name not in only:
-        continue
-    try:
-        fn()
-    except Exception as e:
-        res[f"{name}:error"] = repr(e)[:300]
-print(json.dumps(res))
+if __name__ == "__main__":
+    for name, fn in [("torch", bench_torch), ("jax", bench_jax)]:
+        if only and name not in only:
+            continue
+        try:
+            fn()
+        except Exception as e:
+            res[f"{name}:error"] = repr(e)[:300]
+    print(json.dumps(res))

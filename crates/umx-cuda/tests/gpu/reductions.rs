@@ -54,9 +54,9 @@ fn reductions_agree_with_the_cpu_over_every_axis_set() {
     assert_close("max of long columns", &c, &g, 0.0);
     let (c, g) = both(|| ops::any(&ops::greater(&x, 3.5)?, 0, false));
     assert_close("any of long columns", &c, &g, 0.0);
-    // Column tiles: a bias gradient's shape (split into parts, every warp's unrolled loads),
-    // columns of an odd count straddling tiles (inner 37, and 3 < a warp), in float32 and
-    // bfloat16 (accumulated in float32).
+    // Column tiles: a bias gradient's shape (split into parts, every thread's unrolled
+    // loads), columns of an odd count straddling tiles (inner 37, and 3 outputs in a block of
+    // 256 threads), in float32 and bfloat16 (accumulated in float32).
     for (shape, axis) in [
         (vec![1024usize, 4096], 0i64),
         (vec![3, 1000, 37], 1),
