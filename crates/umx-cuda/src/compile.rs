@@ -105,8 +105,16 @@ pub(crate) fn function_for(
 /// overlaps launch latency with the previous kernel's tail.
 const PDL_PROLOGUE: &str = "\n#if __CUDA_ARCH__ >= 900\nasm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\nasm volatile(\"griddepcontrol.launch_dependents;\");\n#endif\n";
 
-/// `source` with [`PDL_PROLOGUE`] at the top of every kernel's body.
+/// What a kernel that waits for the kernel before it at a place of its own calls (a source
+/// that names `umx_pdl_wait` gets this definition instead of [`PDL_PROLOGUE`] in its kernels).
+const PDL_WAIT_FN: &str = "\n#if __CUDA_ARCH__ >= 900\n__device__ __forceinline__ void umx_pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); asm volatile(\"griddepcontrol.launch_dependents;\"); }\n#else\n__device__ __forceinline__ void umx_pdl_wait() {}\n#endif\n";
+
+/// `source` with [`PDL_PROLOGUE`] at the top of every kernel's body, or, where the source
+/// calls `umx_pdl_wait` itself, with that function defined first.
 fn with_prologue(source: &str) -> String {
+    if source.contains("umx_pdl_wait") {
+        return format!("{PDL_WAIT_FN}{source}");
+    }
     let mut out = String::with_capacity(source.len() + 256);
     let mut rest = source;
     while let Some(at) = rest.find("__global__") {
@@ -131,6 +139,17 @@ fn pdl() -> bool {
         let off = std::env::var("UMX_NO_PDL").is_ok_and(|v| !v.is_empty() && v != "0");
         !off && gpu().is_ok_and(|g| g.arch.0 >= 9)
     })
+}
+
+/// Whether a kernel may read `inputs` before its wait for the kernel before it (which a
+/// programmatic launch lets it start beside): only when the work that wrote them ended at a
+/// synchronization of this stream (see [`settled`](crate::storage::settled)), so no kernel
+/// still running writes them, and not with `UMX_EARLY_LOADS=0`. The matrix-vector kernels
+/// load their first weights so, overlapping that memory latency with the kernel before.
+pub(crate) fn may_read_early(inputs: &[&umx_core::ArrayData]) -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("UMX_EARLY_LOADS").is_ok_and(|v| v == "0"));
+    !off && inputs.iter().all(|d| crate::storage::settled(d))
 }
 
 /// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
@@ -160,6 +179,7 @@ pub(crate) fn function_with(
         arch.as_bytes(),
         opts.as_bytes(),
         PDL_PROLOGUE.as_bytes(),
+        PDL_WAIT_FN.as_bytes(),
     ]);
     let mut modules = MODULES
         .get_or_init(Default::default)

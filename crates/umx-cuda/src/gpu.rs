@@ -239,13 +239,17 @@ impl Gpu {
 
     /// Waits on the host for everything queued on stream `index`.
     pub fn synchronize_stream(&self, index: usize) -> Result<()> {
+        // Read before the held-back work is submitted and waited for.
+        let clock = crate::storage::write_clock();
         let s = self.stream_of(index);
         if s.is_null() {
             return Ok(());
         }
         // SAFETY: the stream is live.
         unsafe { result::stream::synchronize(s) }
-            .map_err(|e| driver_err("synchronizing a stream", e))
+            .map_err(|e| driver_err("synchronizing a stream", e))?;
+        crate::storage::settle(index, clock);
+        Ok(())
     }
 
     /// Waits on the host for everything queued on every stream.

@@ -113,10 +113,18 @@ impl Backend for CudaBackend {
             let cpu = if on_cpu { "+cpu" } else { "" };
             profile::span(format!("{}{cpu} {shape:?}", prim.name()), start)?;
         }
+        // A view writes nothing; every other output's block was written by the work just
+        // queued.
+        let wrote = !umx_cpu::is_view(prim);
         for o in &outs {
             o.buffer.set_origin(prim.name());
-            if multi && let Some(s) = cuda_storage(&o.buffer) {
-                s.note_write(index);
+            if let Some(s) = cuda_storage(&o.buffer) {
+                if multi {
+                    s.note_write(index);
+                }
+                if wrote {
+                    s.mark_written();
+                }
             }
         }
         Ok(outs)

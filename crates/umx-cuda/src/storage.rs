@@ -21,6 +21,39 @@ pub struct CudaStorage {
     seen: AtomicU64,
     /// Streams that used the block (for the pool, and for host reads to wait on).
     used: AtomicU64,
+    /// When its last write was queued, on the [`WRITES`] clock (`u64::MAX` until the
+    /// kernel that makes a fresh block has been queued).
+    stamp: AtomicU64,
+}
+
+/// The write clock: a block is stamped with its next tick once the work writing it has been
+/// queued.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Per stream, the clock read just before the stream's last synchronization: a block stamped
+/// earlier was written by work that had finished by then (or, written on another stream, is
+/// ordered before this stream's readers by an event).
+static SETTLED: [AtomicU64; MAX_STREAMS] = [const { AtomicU64::new(0) }; MAX_STREAMS];
+
+/// The write clock now; [`settle`] it once the stream has been synchronized.
+pub(crate) fn write_clock() -> u64 {
+    WRITES.load(Ordering::Acquire)
+}
+
+/// Records that stream `index` finished everything queued before `clock` was read.
+pub(crate) fn settle(index: usize, clock: u64) {
+    SETTLED[index].fetch_max(clock, Ordering::AcqRel);
+}
+
+/// Whether the bytes of `data` were written by work the current stream has synchronized
+/// with (or an event orders before it): no kernel still running writes them, so a kernel
+/// may read them before waiting for the kernel before it.
+pub(crate) fn settled(data: &ArrayData) -> bool {
+    data.buffer.device_storage().is_some_and(|d| {
+        d.as_any().downcast_ref::<CudaStorage>().is_some_and(|s| {
+            s.stamp.load(Ordering::Acquire) < SETTLED[current_stream()].load(Ordering::Acquire)
+        })
+    })
 }
 
 impl CudaStorage {
@@ -36,7 +69,14 @@ impl CudaStorage {
             writer: AtomicUsize::new(me),
             seen: AtomicU64::new(1 << me),
             used: AtomicU64::new(1 << me),
+            stamp: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Stamps the block once the work writing it has been queued (see [`settled`]).
+    pub(crate) fn mark_written(&self) {
+        self.stamp
+            .store(WRITES.fetch_add(1, Ordering::AcqRel), Ordering::Release);
     }
 
     /// Orders stream `me`, about to read this block, after the work that wrote it: the first
@@ -78,6 +118,7 @@ impl CudaStorage {
             unsafe { result::memcpy_htod_async(s.ptr, bytes, g.stream()) }
                 .map_err(|e| driver_err("copying to the device", e))?;
         }
+        s.mark_written();
         Ok(s)
     }
 }

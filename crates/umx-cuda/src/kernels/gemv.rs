@@ -8,9 +8,15 @@
 //! into the product before it, or a bias) is added in the same kernel. cuBLASLt picks its
 //! kernels for products with many rows; with one row it leaves bandwidth unused (see
 //! bench/RESULTS.md).
+//!
+//! A decoding step is a chain of short kernels, each started early by programmatic dependent
+//! launch and waiting for the one before it. A weight no running kernel writes (one whose
+//! writes ended at a synchronization: [`may_read_early`]) needs no wait, so each lane loads
+//! its first four weight vectors before waiting, and that memory latency overlaps the tail
+//! of the kernel before: a TinyLlama decoding step 1.441 -> 1.358 ms on the H100.
 
 use super::source::{Args, HEADER, load, storage_type, store};
-use crate::compile::{function_for, launch};
+use crate::compile::{function_for, launch, may_read_early};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +106,7 @@ pub(crate) fn try_gemv(
     let key = format!("gemv|{dtype:?}|{m}|{split}|{add}");
     let f = function_for(&key, || source(dtype, m, split, add), "umx_gemv")?;
     let (cp, (c_row, c_col)) = c.unwrap_or((0, (0, 0)));
+    let early = may_read_early(&[b]);
     let mut args = Args::default();
     args.push(yp)
         .push(xp)
@@ -110,7 +117,8 @@ pub(crate) fn try_gemv(
         .push(c_row as i64)
         .push(c_col as i64)
         .push(alpha)
-        .push(beta);
+        .push(beta)
+        .push(early as i32);
     // Enough blocks to fill the card; each strides over the columns.
     let per_block = (WARPS / split) as u64;
     let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
@@ -122,7 +130,8 @@ pub(crate) fn try_gemv(
         } else {
             "matrix-vector"
         };
-        crate::profile::span(format!(" {what}: {blocks} blocks"), start)?;
+        let early = if early { ", weights read early" } else { "" };
+        crate::profile::span(format!(" {what}: {blocks} blocks{early}"), start)?;
     }
     Ok(Some(out))
 }
@@ -178,12 +187,26 @@ typedef uint4 vec_t;
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const {st}* x,
     const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
-    long long c_col, float alpha, float beta) {{
+    long long c_col, float alpha, float beta, int early) {{
   __shared__ float part[WARPS][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
   const int per_block = WARPS / SPLIT;
   const vec_t* xs = (const vec_t*)x;
+  /* With `early`, a lane's first four weight vectors (its first column's first pass of the
+     loop below, when the row has one) load before the wait for the kernel before this one
+     (the launch knows no kernel still running writes w): their latency overlaps that
+     kernel's tail. (Also taking the vectors of rows too short for a pass, with a guard
+     per vector, was slower on the H100: see bench/RESULTS.md.) */
+  vec_t first[4];
+  long long n_first = (long long)blockIdx.x * per_block + group;
+  bool have = early && n_first < n_cols && share * 32 + lane + 3 * STEP < kv;
+  if (have) {{
+    const vec_t* wr = (const vec_t*)w + n_first * kv + share * 32 + lane;
+    #pragma unroll
+    for (int u = 0; u < 4; u++) first[u] = __ldg(&wr[STEP * u]);
+  }}
+  umx_pdl_wait();
   /* Every warp of a block runs the same iterations (they meet at barriers); a group past
      the last column reads column 0 and writes nothing. */
   for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
@@ -199,7 +222,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
     for (; j + 3 * STEP < kv; j += 4 * STEP) {{
       vec_t wq[4];
       #pragma unroll
-      for (int u = 0; u < 4; u++) wq[u] = __ldg(&wr[j + STEP * u]);
+      for (int u = 0; u < 4; u++) wq[u] = have ? first[u] : __ldg(&wr[j + STEP * u]);
+      have = false;
       #pragma unroll
       for (int u = 0; u < 4; u++) {{
         const {st}* we = reinterpret_cast<const {st}*>(&wq[u]);

@@ -306,24 +306,42 @@ fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize) -> Stri
 #define ROWS {m}
 #define XV {xv}
 extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
-    const {st}* sc, const {st}* bi, long long n, long long k, long long batches) {{
+    const {st}* sc, const {st}* bi, long long n, long long k, long long batches, int early) {{
   int lane = threadIdx.x & 31;
   long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (warp >= batches * n) return;
-  long long bat = warp / n, col = warp - bat * n;
+  bool live = warp < batches * n;
+  long long bat = live ? warp / n : 0, col = live ? warp - bat * n : 0;
   long long words = k * BITS / 32, groups = k / GS;
   const unsigned int* wr = q + (bat * n + col) * words;
   const {st}* sr = sc + (bat * n + col) * groups;
   const {st}* br = bi + (bat * n + col) * groups;
   const {st}* xb = x + bat * ROWS * k;
+  long long chunks = k / 32;
+  /* With `early`, a lane's first chunk of codes, its scale and its bias load before the
+     wait for the kernel before this one (the launch knows that kernel does not write
+     them): their latency overlaps its tail. */
+  unsigned int w[BITS];
+  float s, b;
+  bool have = early && live && lane < chunks;
+  if (have) {{
+    const unsigned int* wc = wr + lane * BITS;
+    {load_words}
+    long long g = (long long)lane * 32 / GS;
+    s = {s}; b = {b};
+  }}
+  umx_pdl_wait();
+  if (!live) return;
   float acc[ROWS];
   #pragma unroll
   for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
-  long long chunks = k / 32;
   for (long long c = lane; c < chunks; c += 32) {{
-    const unsigned int* wc = wr + c * BITS;
-    unsigned int w[BITS];
-    {load_words}
+    long long g = c * 32 / GS;
+    if (!have) {{
+      const unsigned int* wc = wr + c * BITS;
+      {load_words}
+      s = {s}; b = {b};
+    }}
+    have = false;
     float qv[32];
     #pragma unroll
     for (int j = 0; j < 32; j++) {{
@@ -332,8 +350,6 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
       if (sh + BITS > 32) v |= w[wi + 1] << (32 - sh);
       qv[j] = (float)(v & ((1u << BITS) - 1u));
     }}
-    long long g = c * 32 / GS;
-    float s = {s}, b = {b};
     #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
       const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);
@@ -494,7 +510,8 @@ fn qmv(
         .push(input_ptr(b)?)
         .push(n as i64)
         .push(k as i64)
-        .push(batches as i64);
+        .push(batches as i64)
+        .push(crate::compile::may_read_early(&[q, s, b]) as i32);
     launch(f, blocks, THREADS, 0, &mut args.pointers())?;
     Ok(result)
 }

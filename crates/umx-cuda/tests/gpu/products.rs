@@ -166,6 +166,117 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
     assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
 }
 
+/// The matrix-vector kernels load a lane's first weights before waiting for the kernel
+/// before them only when the weights' writes ended at a synchronization of the stream: a
+/// weight the kernel just before the product wrote is read after the wait. Both give the
+/// CPU's values, for umx's kernel over few columns (a block's warps share each) and many,
+/// every float dtype, and for the quantized kernel. The products run in a CUDA graph capture
+/// (which synchronizes first and keeps other threads' work, and their synchronizations, out
+/// until it ends), so which weights are settled is the same on every run.
+#[test]
+fn matrix_vector_products_read_only_settled_weights_early() {
+    if !setup() {
+        return;
+    }
+    type Product = Box<dyn Fn() -> umx_core::Result<Array> + Send + Sync>;
+    let _lock = profiling();
+    let was = umx_cuda::set_profiling(true);
+    let _ = umx_cuda::profile_report();
+    let gpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Gpu(0), f).unwrap();
+    let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
+    // (what, the CPU's values, relative tolerance, the product on the GPU)
+    let mut cases: Vec<(String, Array, f64, Product)> = Vec::new();
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        // Long enough rows that every lane has four vectors to load first.
+        for n in [300, 8200] {
+            let k = 4096;
+            let x = input(&[2, k], dtype, 30);
+            let w = input(&[n, k], dtype, 31);
+            let want = cpu(&|| ops::matmul(&x, &w.t()?));
+            let (xg, wg) = (
+                gpu(&|| ops::multiply(&x, 1.0)),
+                gpu(&|| ops::multiply(&w, 1.0)),
+            );
+            umx_core::eval(&[xg.clone(), wg.clone()]).unwrap();
+            let (x2, w2) = (xg.clone(), wg.clone());
+            // A kernel right before the product (x's), as in a decoding step.
+            let settled: Product =
+                Box::new(move || ops::matmul(&ops::multiply(&x2, 1.0)?, &w2.t()?));
+            // The weight written by the kernel just before the product.
+            let fresh: Product = Box::new(move || ops::matmul(&xg, &ops::multiply(&wg, 1.0)?.t()?));
+            let what = format!("{n} columns, {dtype}");
+            cases.push((
+                format!("settled weight, {what}"),
+                want.clone(),
+                rtol,
+                settled,
+            ));
+            cases.push((format!("fresh weight, {what}"), want, rtol, fresh));
+        }
+    }
+    for (dtype, bits) in [(Dtype::Bfloat16, 4), (Dtype::Float32, 8)] {
+        let (n, k, gs) = (300, 4096, 64);
+        let x = input(&[1, k], dtype, 32);
+        let w = input(&[n, k], dtype, 33);
+        let (q, sc, bi) = with_device(Device::Cpu, || ops::quantize(&w, gs, bits)).unwrap();
+        let want = cpu(&|| ops::quantized_matmul(&x, &q, &sc, &bi, true, gs, bits));
+        let on_gpu: Vec<Array> = [&x, &q, &sc, &bi]
+            .iter()
+            .map(|a| gpu(&|| ops::add(*a, &ops::zeros_like(a)?)))
+            .collect();
+        umx_core::eval(&on_gpu).unwrap();
+        let g2 = on_gpu.clone();
+        let settled: Product = Box::new(move || {
+            let x = ops::multiply(&g2[0], 1.0)?;
+            ops::quantized_matmul(&x, &g2[1], &g2[2], &g2[3], true, gs, bits)
+        });
+        let g = on_gpu;
+        let fresh: Product = Box::new(move || {
+            let q = ops::add(&g[1], &ops::zeros_like(&g[1])?)?;
+            ops::quantized_matmul(&g[0], &q, &g[2], &g[3], true, gs, bits)
+        });
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        let what = format!("{bits}-bit codes, {dtype}");
+        cases.push((format!("settled {what}"), want.clone(), rtol, settled));
+        cases.push((format!("fresh {what}"), want, rtol, fresh));
+    }
+    let state: Vec<Array> = cases
+        .iter()
+        .map(|(_, want, _, _)| gpu(&|| ops::zeros(want.shape(), want.dtype())))
+        .collect();
+    let graph = umx_cuda::CudaGraph::capture(
+        |_| {
+            cases
+                .iter()
+                .map(|(_, _, _, f)| with_device(Device::Gpu(0), f))
+                .collect()
+        },
+        state,
+    )
+    .unwrap();
+    for (i, (what, want, rtol, _)) in cases.iter().enumerate() {
+        let want = want.to_vec::<f64>().unwrap();
+        let got = graph.read(i).unwrap().to_vec::<f64>().unwrap();
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let c: Vec<f64> = want.iter().map(|v| v / scale).collect();
+        let g: Vec<f64> = got.iter().map(|v| v / scale).collect();
+        assert_close(what, &c, &g, *rtol);
+    }
+    let report = umx_cuda::profile_report().unwrap();
+    umx_cuda::set_profiling(was);
+    let count = |early: bool| -> usize {
+        report
+            .iter()
+            .filter(|l| l.label.starts_with(" matrix-vector:"))
+            .filter(|l| l.label.ends_with("weights read early") == early)
+            .map(|l| l.count)
+            .sum()
+    };
+    // Per dtype and width: the settled weight's product early, the fresh one's not.
+    assert_eq!((count(true), count(false)), (6, 6), "{report:?}");
+}
+
 #[test]
 fn factorizations_run_on_the_gpu_and_agree_with_the_cpu() {
     if !setup() {
