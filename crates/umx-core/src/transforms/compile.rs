@@ -8,6 +8,9 @@
 //! evaluates a fused node in one pass. Because a fused node has transformation rules (it
 //! expands back into its ops), compiled functions compose with `grad`, `vjp`, `jvp` and `vmap`
 //! in any order.
+//!
+//! `UMX_COMPILE_DUMP=1` prints each traced program (a line per step: what it runs, its
+//! operands and outputs) to standard error: what a compiled function launches.
 
 use super::Tracing;
 use super::graph::{key, tape};
@@ -234,7 +237,60 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     simplify(&mut p);
     matmul_epilogues(&mut p);
     fuse(&mut p);
+    if dump() {
+        eprint!("{}", describe(&p));
+    }
     Ok(p)
+}
+
+/// Whether traced programs are printed (`UMX_COMPILE_DUMP=1`): to see what a compiled
+/// function runs, a line per step (each a kernel, or a view).
+fn dump() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("UMX_COMPILE_DUMP").is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// The program's live steps, a line each: the primitive (a fused step's instructions and
+/// reduction), its operands and its outputs' shapes and dtypes.
+fn describe(p: &Program) -> String {
+    use std::fmt::Write;
+    let live = reachable(p);
+    let name = |r: &Ref| match r {
+        Ref::Input(i) => format!("in{i}"),
+        Ref::Const(c) => format!("c{c}{:?}", p.consts[*c].shape()),
+        Ref::Step(j, 0) => format!("#{j}"),
+        Ref::Step(j, k) => format!("#{j}.{k}"),
+    };
+    let mut out = format!(
+        "compile: {} steps over inputs {:?}\n",
+        live.iter().filter(|&&l| l).count(),
+        p.input_shapes
+    );
+    for (i, s) in p.steps.iter().enumerate().filter(|(i, _)| live[*i]) {
+        let what = match &s.prim {
+            Primitive::Fused(op) => {
+                let ins: Vec<&str> = op.program.iter().map(|x| x.prim.name()).collect();
+                let red = op.reduce.as_ref().map_or(String::new(), |r| {
+                    format!(" then {:?} over {:?}", r.kind, r.axes)
+                });
+                format!("fused[{}]{red}", ins.join(" "))
+            }
+            prim => prim.name().to_string(),
+        };
+        let args: Vec<String> = s.args.iter().map(name).collect();
+        let outs: Vec<String> = s
+            .outputs
+            .iter()
+            .map(|o| format!("{:?} {}", o.shape, o.dtype))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  #{i} {what}({}) -> {}",
+            args.join(", "),
+            outs.join(", ")
+        );
+    }
+    out
 }
 
 /// Merges duplicate steps and equal scalar constants, and skips steps that change nothing.
@@ -688,4 +744,39 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
         values[i] = Array::from_primitive_multi(s.prim.clone(), inputs, specs)?;
     }
     Ok(Some(p.outputs.iter().map(|&r| get(r, &values)).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops;
+
+    /// What `UMX_COMPILE_DUMP` prints: a line per live step, a fused step with its
+    /// instructions and reduction, operands by input, constant and step.
+    #[test]
+    fn a_traced_program_is_described_a_step_a_line() {
+        let x = Array::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let f = |a: &[Array]| -> Result<Vec<Array>> {
+            let y = ops::add(ops::multiply(&a[0], 2.0)?, 1.0)?;
+            Ok(vec![ops::sum(&y, 1, false)?, ops::matmul(&a[0], &a[0])?])
+        };
+        let p = trace(&f, &[x]).unwrap();
+        let text = describe(&p);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "compile: 2 steps over inputs [[2, 2]]", "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[1..].iter().any(
+                |l| l.contains("fused[multiply add] then Sum over [1](in0, c")
+                    && l.ends_with("-> [2] float32")
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[1..]
+                .iter()
+                .any(|l| l.contains("matmul(in0, in0) -> [2, 2] float32")),
+            "{text}"
+        );
+    }
 }
