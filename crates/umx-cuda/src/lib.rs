@@ -28,6 +28,13 @@
 //! non-finite input). [`CudaGraph`] captures a step of GPU work once and replays it. Each
 //! `umx::Stream` of the GPU is a CUDA stream; events order work that crosses streams
 //! (`gpu.rs`).
+//!
+//! On sm_90 kernels launch with programmatic dependent launch (`UMX_NO_PDL=1` turns it off):
+//! a kernel may start while the one before it runs and waits for it first thing, so launch
+//! latency overlaps. The matrix-vector kernels load their first weights before that wait
+//! when no running kernel can be writing them: every device buffer carries a write stamp,
+//! and synchronizing a stream settles what was stamped before (`storage.rs`;
+//! `UMX_EARLY_LOADS=0` turns this off).
 
 mod batch;
 mod compile;
