@@ -63,6 +63,7 @@ fn main() -> Result<()> {
         ..options.clone()
     };
     let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
+    let divergence = first_difference(&model, &prompt, &tokens, &eager_tokens)?;
     // Each projection its own product.
     warm_up(&separate, &prompt)?;
     let (_, apart) = generate(&separate, &prompt, &options, |_| Ok(true))?;
@@ -138,6 +139,9 @@ fn main() -> Result<()> {
         "umx eager decoding: {:.1} tokens/s ({same} tokens)",
         eager.generation_tps
     );
+    if let Some(d) = divergence {
+        println!("  {d}");
+    }
     println!(
         "umx with each projection its own product: {:.1} tokens/s, a step {apart_step_ms:.3} ms",
         apart.generation_tps
@@ -164,6 +168,38 @@ fn main() -> Result<()> {
 
 /// A short generation, so the timed call after it finds its kernels compiled and its
 /// cuBLASLt plans made.
+/// Where the graph's and eager decoding's greedy tokens first differ, with the two tokens'
+/// logits there from one forward pass over the prompt and the tokens both chose before: a
+/// near tie (a gap of a bfloat16 rounding or two) says the two paths only round differently.
+fn first_difference(
+    model: &Llama,
+    prompt: &[u32],
+    graph: &[u32],
+    eager: &[u32],
+) -> Result<Option<String>> {
+    let Some(i) = graph.iter().zip(eager).position(|(a, b)| a != b) else {
+        return Ok(None);
+    };
+    let mut seen: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
+    seen.extend(graph[..i].iter().map(|&t| t as i32));
+    let n = seen.len();
+    let logits = model.forward(&Array::from_slice(&seen, &[1, n])?, None)?;
+    let vocab = logits.dim(2)? as i64;
+    let last = ops::slice(&logits, &[0, n as i64 - 1, 0], &[1, n as i64, vocab], &[])?;
+    let v = last.astype(Dtype::Float32)?.to_vec::<f32>()?;
+    let mut top = v.clone();
+    top.sort_by(|a, b| b.total_cmp(a));
+    Ok(Some(format!(
+        "first difference at token {i}: graph {} (logit {:.4}), eager {} (logit {:.4}); the top \
+         logits there {:?}",
+        graph[i],
+        v[graph[i] as usize],
+        eager[i],
+        v[eager[i] as usize],
+        &top[..3]
+    )))
+}
+
 fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
     let options = GenerateOptions {
         max_tokens: 8,
