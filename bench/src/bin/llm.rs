@@ -166,8 +166,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A short generation, so the timed call after it finds its kernels compiled and its
-/// cuBLASLt plans made.
 /// Where the graph's and eager decoding's greedy tokens first differ, with the two tokens'
 /// logits there from one forward pass over the prompt and the tokens both chose before: a
 /// near tie (a gap of a bfloat16 rounding or two) says the two paths only round differently.
@@ -200,6 +198,8 @@ fn first_difference(
     )))
 }
 
+/// A short generation, so the timed call after it finds its kernels compiled and its
+/// cuBLASLt plans made.
 fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
     let options = GenerateOptions {
         max_tokens: 8,
