@@ -119,7 +119,7 @@ pub(crate) fn try_gemv(
         .push(xp)
         .push(wp)
         .push(n as i64)
-        .push((k / per_vec) as i64)
+        .push(kv as i64)
         .push(cp)
         .push(c_row as i64)
         .push(c_col as i64)
