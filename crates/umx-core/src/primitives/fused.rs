@@ -59,10 +59,12 @@ impl FusedReduce {
 /// The fused primitive: its program; the node's first output is the last instruction's,
 /// reduced when `reduce` says so.
 ///
-/// A program without a reduction may have more outputs: `extra` lists instructions whose
-/// values are outputs too (in that order, after the first), each of the program's shape. That
-/// is how an optimizer's update (new parameter, new moments) becomes one pass that reads each
-/// input once and writes each result once.
+/// The node may have more outputs: `extra` lists instructions whose values are outputs too
+/// (in that order, after the first), each of the program's shape and never reduced. That is
+/// how an optimizer's update (new parameter, new moments) becomes one pass that reads each
+/// input once and writes each result once, and how a reduction keeps the element-wise values
+/// it reduces when something else uses them too (a bias gradient: the column sums of the
+/// activation's gradient, which the weight's product reads as well), in the same pass.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedOp {
     pub program: Arc<Vec<FusedInstr>>,
@@ -92,7 +94,8 @@ impl FusedOp {
         self.reduce.as_ref().map_or(d, |r| r.kind.output_dtype(d))
     }
 
-    /// The program as a fused op of its own, without the reduction.
+    /// The program as a fused op of its own, without the reduction (its first output the
+    /// values the reduction takes, then the extra ones).
     pub fn elementwise(&self) -> FusedOp {
         FusedOp {
             program: self.program.clone(),

@@ -500,9 +500,12 @@ fn fuse(p: &mut Program) {
             continue;
         }
         // A reduction of an element-wise result takes that result's region as its prologue.
-        let (top, reduce) = match (&p.steps[root].prim, p.steps[root].args.as_slice()) {
+        // Where the result is used elsewhere too (or is an output), the fused step also
+        // outputs it (`keeps`): one pass writes the values and reduces them, in the place of
+        // the result's step, so that its other users still come after it.
+        let (top, reduce, keeps) = match (&p.steps[root].prim, p.steps[root].args.as_slice()) {
             (Primitive::Reduce(ReduceOp::Reduce { kind, axes }), [Ref::Step(j, 0)])
-                if !axes.is_empty() && joins(*j, &[root], &absorbed) =>
+                if !axes.is_empty() && fusable(&p.steps[*j]) && !absorbed[*j] =>
             {
                 let ndim = p.steps[*j].outputs[0].shape.len();
                 let keepdims = p.steps[root].outputs[0].shape.len() == ndim;
@@ -511,9 +514,9 @@ fn fuse(p: &mut Program) {
                     axes: axes.clone(),
                     keepdims,
                 };
-                (*j, Some(r))
+                (*j, Some(r), !joins(*j, &[root], &absorbed))
             }
-            _ if fusable(&p.steps[root]) => (root, None),
+            _ if fusable(&p.steps[root]) => (root, None, false),
             _ => continue,
         };
         // Grow the region from its top through element-wise producers whose users are all in
@@ -614,20 +617,40 @@ fn fuse(p: &mut Program) {
             moved.insert(Ref::Step(s, 0), Ref::Step(root, k + 1));
             outputs.push(p.steps[s].outputs[0].clone());
         }
-        new_steps[root] = Some(Step {
+        let mut extra: Vec<usize> = extra_steps.iter().map(|s| instr_of[s]).collect();
+        let at = if keeps {
+            // The reduction moves up to the result's step, which outputs both.
+            moved.insert(Ref::Step(top, 0), Ref::Step(top, 1));
+            moved.insert(Ref::Step(root, 0), Ref::Step(top, 0));
+            outputs.push(p.steps[top].outputs[0].clone());
+            extra.push(instr_of[&top]);
+            new_steps[root] = None;
+            top
+        } else {
+            root
+        };
+        new_steps[at] = Some(Step {
             prim: Primitive::Fused(FusedOp {
                 program: Arc::new(program),
                 reduce,
-                extra: extra_steps.iter().map(|s| instr_of[s]).collect(),
+                extra,
             }),
             args: inputs,
             outputs,
         });
     }
-    // The function's outputs that a fused step now makes.
+    // The values a fused step now makes: for the function's outputs, and for the steps
+    // using a reduction's kept result.
     for r in p.outputs.iter_mut() {
         if let Some(&to) = moved.get(r) {
             *r = to;
+        }
+    }
+    for s in new_steps.iter_mut().flatten() {
+        for r in s.args.iter_mut() {
+            if let Some(&to) = moved.get(r) {
+                *r = to;
+            }
         }
     }
     // Absorbed steps stay as `None` placeholders so step indices keep their meaning.

@@ -18,21 +18,29 @@ const CHUNK: usize = 16384;
 
 pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     if let Some(r) = &op.reduce {
-        // The element-wise result, then the ordinary reduction kernel over it.
+        // The element-wise result (and the extra outputs), then the ordinary reduction
+        // kernel over it.
         let mut shape: Vec<usize> = Vec::new();
         for x in &inputs {
             shape = broadcast_shapes("fused", &shape, &x.shape)?;
         }
-        let spec = OutSpec {
+        let (first, extra) = outputs
+            .split_first()
+            .ok_or_else(|| Error::Device("fused: no output".into()))?;
+        let mut specs = vec![OutSpec {
             shape,
             dtype: op.program_dtype(),
-        };
-        let values = eval(&op.elementwise(), inputs, &[spec])?;
+        }];
+        specs.extend(extra.iter().cloned());
+        let mut values = eval(&op.elementwise(), inputs, &specs)?;
+        let kept = values.split_off(1);
         let reduce = ReduceOp::Reduce {
             kind: r.kind,
             axes: r.axes.clone(),
         };
-        return super::reduce::eval(&reduce, values, outputs);
+        let mut out = super::reduce::eval(&reduce, values, std::slice::from_ref(first))?;
+        out.extend(kept);
+        return Ok(out);
     }
     let outs = op.output_instrs();
     if outputs.len() != outs.len() {

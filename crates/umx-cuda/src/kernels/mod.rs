@@ -404,45 +404,53 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         let outs: Vec<(&str, Dtype)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
         return elementwise::run_program(inputs, &compute, &stmts, &outs, &out.shape);
     };
-    // A reduction prologue: one pass where the layout allows it, else the program's result
-    // stored and reduced.
-    let values = reduce::Values {
-        inputs: inputs.to_vec(),
-        stmts: stmts.clone(),
-        value: last.clone(),
-        dtype: op.program_dtype(),
+    // A reduction prologue: one pass where the layout allows it (storing the values too when
+    // they are kept), else the program's result stored and reduced.
+    // The one pass keeps only the values it reduces (the program's last instruction).
+    let last_instr = op.program.len().saturating_sub(1);
+    let one_pass = match op.extra[..] {
+        [] => Some(None),
+        [i] if i == last_instr => Some(Some(op.program_dtype())),
+        _ => None,
     };
-    if let Some(o) = reduce::eval_fused(r.kind, &r.axes, values, out)? {
-        return Ok(Some(vec![o]));
+    if let Some(keep) = one_pass {
+        let values = reduce::Values {
+            inputs: inputs.to_vec(),
+            stmts: stmts.clone(),
+            value: last.clone(),
+            dtype: op.program_dtype(),
+        };
+        if let Some(o) = reduce::eval_fused(r.kind, &r.axes, values, out, keep)? {
+            return Ok(Some(o));
+        }
     }
     let mut shape: Vec<usize> = Vec::new();
     for x in inputs {
         shape = umx_core::shape::broadcast_shapes("fused", &shape, &x.shape)?;
     }
-    let Some(full) = elementwise::run_program(
-        inputs,
-        &compute,
-        &stmts,
-        &[(&last, op.program_dtype())],
-        &shape,
-    )?
-    else {
+    // The values reduced, then the extra outputs.
+    let names: Vec<(String, Dtype)> = op
+        .output_instrs()
+        .into_iter()
+        .map(|i| (format!("t{i}"), op.program[i].dtype))
+        .collect();
+    let outs: Vec<(&str, Dtype)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    let Some(mut full) = elementwise::run_program(inputs, &compute, &stmts, &outs, &shape)? else {
         return Ok(None);
     };
-    let full = full
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Device("fused: no output".into()))?;
+    let kept = full.split_off(1);
     let reduce = umx_core::primitives::reduce::ReduceOp::Reduce {
         kind: r.kind,
         axes: r.axes.clone(),
     };
-    let full = [full];
-    match reduce::eval(&reduce, &full, outputs)? {
-        Some(o) => Ok(Some(o)),
+    let first = std::slice::from_ref(out);
+    let mut reduced = match reduce::eval(&reduce, &full, first)? {
+        Some(o) => o,
         // The CPU fallback would redo the whole program: reduce the stored result there.
-        None => crate::fallback::eval(&Primitive::Reduce(reduce), full.to_vec(), outputs).map(Some),
-    }
+        None => crate::fallback::eval(&Primitive::Reduce(reduce), full, first)?,
+    };
+    reduced.extend(kept);
+    Ok(Some(reduced))
 }
 
 /// The C statements of a fused program: `t{k}` is instruction `k`'s value in the compute type

@@ -224,7 +224,7 @@ pub fn eval(
         }
     };
     let values = Values::single(data);
-    launch_reduce(*kind, &red, &values, outer, k, inner, out).map(|r| Some(vec![r]))
+    launch_reduce(*kind, &red, &values, (outer, k, inner), out, None).map(Some)
 }
 
 /// What a reduction kernel reduces: row-major contiguous inputs of one shape, and the C
@@ -249,16 +249,18 @@ impl Values {
     }
 }
 
-/// A reduction whose values a fused program computes from its inputs (a reduction prologue).
-/// `None` when the layout does not allow one pass: the inputs are not all row-contiguous
-/// arrays of the program's shape on the device, or the reduced axes are not one run. The
-/// caller then stores the program's result and reduces it.
+/// A reduction whose values a fused program computes from its inputs (a reduction prologue),
+/// and with `keep` those values too, stored as that dtype in a second output of the
+/// program's shape (in the same pass). `None` when the layout does not allow one pass: the
+/// inputs are not all row-contiguous arrays of the program's shape on the device, or the
+/// reduced axes are not one run. The caller then stores the program's result and reduces it.
 pub(crate) fn eval_fused(
     kind: ReduceKind,
     axes: &[usize],
     values: Values,
     out: &OutSpec,
-) -> Result<Option<ArrayData>> {
+    keep: Option<Dtype>,
+) -> Result<Option<Vec<ArrayData>>> {
     let Some(shape) = values.inputs.first().map(|x| x.shape.clone()) else {
         return Ok(None);
     };
@@ -278,19 +280,19 @@ pub(crate) fn eval_fused(
     let outer: usize = shape[..a0].iter().product();
     let k: usize = shape[a0..=a1].iter().product();
     let inner: usize = shape[a1 + 1..].iter().product();
-    launch_reduce(kind, &red, &values, outer, k, inner, out).map(Some)
+    launch_reduce(kind, &red, &values, (outer, k, inner), out, keep).map(Some)
 }
 
-/// Launches the reduction of `values` laid out as `(outer, k, inner)`, reducing `k`.
+/// Launches the reduction of `values` laid out as `(outer, k, inner)`, reducing `k`: the
+/// reduced output, then with `keep` the values themselves as that dtype.
 fn launch_reduce(
     kind: ReduceKind,
     red: &Red,
     values: &Values,
-    outer: usize,
-    k: usize,
-    inner: usize,
+    (outer, k, inner): (usize, usize, usize),
     out: &OutSpec,
-) -> Result<ArrayData> {
+    keep: Option<Dtype>,
+) -> Result<Vec<ArrayData>> {
     let n_out = outer * inner;
     if n_out != numel(&out.shape) {
         return Err(Error::Device(format!(
@@ -308,15 +310,36 @@ fn launch_reduce(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
+    let mut results = vec![result];
+    // The kept values: the inputs' shape (all inputs have it), row-major.
+    let keep_ptr = match (keep, values.inputs.first()) {
+        (Some(d), Some(x)) => {
+            let (b, ptr) = output(outer * k * inner * d.size())?;
+            results.push(ArrayData {
+                buffer: Arc::new(b),
+                shape: x.shape.clone(),
+                dtype: d,
+                strides: row_major_strides(&x.shape),
+                offset: 0,
+            });
+            Some(ptr)
+        }
+        (Some(_), None) => return Err(Error::Device(format!("{}: no inputs", kind.name()))),
+        (None, _) => None,
+    };
     if n_out == 0 {
-        return Ok(result);
+        return Ok(results);
     }
     let ptrs = values
         .inputs
         .iter()
         .map(input_ptr)
         .collect::<Result<Vec<u64>>>()?;
+    // The first pass's parameters after its output: the kept values' pointer, the inputs.
     let with_inputs = |args: &mut Args| {
+        if let Some(p) = keep_ptr {
+            args.push(p);
+        }
         for &p in &ptrs {
             args.push(p);
         }
@@ -330,6 +353,7 @@ fn launch_reduce(
         let resident = g.sm_count as usize * 2048 / THREADS as usize;
         let col = |src: String,
                    out_ptr: u64,
+                   kept: Option<u64>,
                    ins: &[u64],
                    (outer, k, inner, chunk): (usize, usize, usize, usize),
                    parts: usize|
@@ -338,6 +362,9 @@ fn launch_reduce(
             let tiles = (outer * inner).div_ceil(COL_TILE);
             let mut args = Args::default();
             args.push(out_ptr);
+            if let Some(p) = kept {
+                args.push(p);
+            }
             for &p in ins {
                 args.push(p);
             }
@@ -356,24 +383,34 @@ fn launch_reduce(
             .max(1);
         let chunk = k.div_ceil(parts);
         let parts = k.div_ceil(chunk.max(1)).max(1);
+        let pro = values.prologue(keep);
         if parts == 1 {
-            let src = col_source(red, &values.prologue(), out.dtype, scale);
-            col(src, out_ptr, &ptrs, (outer, k, inner, k), 1)?;
+            let src = col_source(red, &pro, out.dtype, scale);
+            col(src, out_ptr, keep_ptr, &ptrs, (outer, k, inner, k), 1)?;
         } else {
             let (scratch, scratch_ptr) = output(parts * n_out * red.acc.size())?;
-            let src1 = col_source(red, &values.prologue(), red.acc, None);
-            col(src1, scratch_ptr, &ptrs, (outer, k, inner, chunk), parts)?;
-            let partials = Prologue {
-                dtypes: vec![red.acc],
-                stmts: "",
-                value: "x0",
-            };
-            let src2 = col_source(red, &partials, out.dtype, scale);
-            col(src2, out_ptr, &[scratch_ptr], (1, parts, n_out, parts), 1)?;
+            let src1 = col_source(red, &pro, red.acc, None);
+            col(
+                src1,
+                scratch_ptr,
+                keep_ptr,
+                &ptrs,
+                (outer, k, inner, chunk),
+                parts,
+            )?;
+            let src2 = col_source(red, &Prologue::partials(red), out.dtype, scale);
+            col(
+                src2,
+                out_ptr,
+                None,
+                &[scratch_ptr],
+                (1, parts, n_out, parts),
+                1,
+            )?;
             // Back to the pool; the stream orders its reuse after these launches.
             drop(scratch);
         }
-        return Ok(result);
+        return Ok(results);
     }
     // Rows. Few long rows: split each over several blocks, then combine the parts.
     let parts = if outer < 2 * g.sm_count as usize && k > 2 * SPLIT_CHUNK {
@@ -392,8 +429,9 @@ fn launch_reduce(
     let e = (16 / widest).max(1);
     let chunk = k.div_ceil(parts).div_ceil(e) * e;
     let aligned = ptrs.iter().all(|p| p % 16 == 0) && k.is_multiple_of(e);
+    let pro = values.prologue(keep);
     if parts == 1 {
-        let src = row_source(red, &values.prologue(), out.dtype, scale, e);
+        let src = row_source(red, &pro, out.dtype, scale, e);
         let f = function(&src, "umx_reduce_row")?;
         let mut args = Args::default();
         args.push(out_ptr);
@@ -406,7 +444,7 @@ fn launch_reduce(
     } else {
         let acc_size = red.acc.size();
         let (scratch, scratch_ptr) = output(outer * parts * acc_size)?;
-        let src1 = row_source(red, &values.prologue(), red.acc, None, e);
+        let src1 = row_source(red, &pro, red.acc, None, e);
         let f1 = function(&src1, "umx_reduce_row")?;
         let mut args = Args::default();
         args.push(scratch_ptr);
@@ -417,13 +455,8 @@ fn launch_reduce(
             .push(aligned as i32);
         launch(f1, (outer * parts) as u32, THREADS, 0, &mut args.pointers())?;
         // The parts combine as plain accumulator values.
-        let partials = Prologue {
-            dtypes: vec![red.acc],
-            stmts: "",
-            value: "x0",
-        };
         let ea = (16 / acc_size).max(1);
-        let src2 = row_source(red, &partials, out.dtype, scale, ea);
+        let src2 = row_source(red, &Prologue::partials(red), out.dtype, scale, ea);
         let f2 = function(&src2, "umx_reduce_row")?;
         let mut args = Args::default();
         args.push(out_ptr)
@@ -436,7 +469,7 @@ fn launch_reduce(
         // The scratch goes back to the pool; the stream orders its reuse after this launch.
         drop(scratch);
     }
-    Ok(result)
+    Ok(results)
 }
 
 /// A float constant as C source: infinities and NaN as bit patterns (NVRTC has no math.h, so
@@ -488,9 +521,10 @@ fn input_params(dtypes: &[Dtype]) -> String {
 }
 
 /// C statements making the accumulator value `x` from the stored inputs, where input `i`'s
-/// element is `at(i)`: each input loaded in its compute type, the prologue's statements, and
-/// the value converted (to its truth for all/any: 0.5 is true, not 0).
-fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String) -> String {
+/// element is `at(i)`: each input loaded in its compute type, the prologue's statements (and
+/// the value stored at `st[idx]` when the prologue keeps its values), and the value converted
+/// (to its truth for all/any: 0.5 is true, not 0).
+fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String, idx: &str) -> String {
     let a = ctype(red.acc);
     let mut s = String::new();
     for (i, &d) in pro.dtypes.iter().enumerate() {
@@ -498,6 +532,9 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String) -> String {
         s += &format!("{ct} x{i} = {}; ", load(d, &at(i), ct));
     }
     s += pro.stmts;
+    if let Some(d) = pro.keep {
+        s += &format!(" st[{idx}] = {};", complex_store(d, pro.value));
+    }
     if red.truthy {
         s += &format!("{a} x = (({a})((bool)({})));", pro.value);
     } else {
@@ -507,21 +544,42 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String) -> String {
 }
 
 /// What the source generators need of [`Values`]: the inputs' dtypes, the statements and the
-/// value.
+/// value, and the dtype the values are kept in (a second output, `st`).
 struct Prologue<'a> {
     dtypes: Vec<Dtype>,
     stmts: &'a str,
     value: &'a str,
+    keep: Option<Dtype>,
+}
+
+impl Prologue<'static> {
+    /// A second pass's values: the first pass's partial accumulators.
+    fn partials(red: &Red) -> Prologue<'static> {
+        Prologue {
+            dtypes: vec![red.acc],
+            stmts: "",
+            value: "x0",
+            keep: None,
+        }
+    }
 }
 
 impl Values {
-    fn prologue(&self) -> Prologue<'_> {
+    fn prologue(&self, keep: Option<Dtype>) -> Prologue<'_> {
         Prologue {
             dtypes: self.inputs.iter().map(|x| x.dtype).collect(),
             stmts: &self.stmts,
             value: &self.value,
+            keep,
         }
     }
+}
+
+/// The kernel parameter of the kept values, after the output (none when not kept).
+fn keep_param(v: &Prologue) -> String {
+    v.keep.map_or(String::new(), |d| {
+        format!(", {}* __restrict__ st", stype(d))
+    })
 }
 
 fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize) -> String {
@@ -548,11 +606,17 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
             format!("umx_pack<{is}, {e}> q{i}[{UNROLL}]; ")
         })
         .collect();
-    let from_packs = value_of(red, v, &|i| format!("q{i}[u].v[k]"));
-    let from_rows = value_of(red, v, &|i| format!("in{i}[r * K + idx]"));
+    let from_packs = value_of(
+        red,
+        v,
+        &|i| format!("q{i}[u].v[k]"),
+        &format!("r * K + (j0 + u * blockDim.x) * {e} + k"),
+    );
+    let from_rows = value_of(red, v, &|i| format!("in{i}[r * K + idx]"), "r * K + idx");
+    let keep = keep_param(v);
     format!(
         r#"{headers}
-extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{params}, long long K, long long chunk, int parts, int aligned) {{
+extern "C" __global__ void umx_reduce_row({os}* __restrict__ out{keep}{params}, long long K, long long chunk, int parts, int aligned) {{
   long long r = blockIdx.x / parts;
   long long p = blockIdx.x % parts;
   long long lo = p * chunk, hi = lo + chunk < K ? lo + chunk : K;
@@ -607,12 +671,18 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
             let at = |i: usize| format!("in{i}[base + (k + {u}) * inner]");
             format!(
                 "{{ {} acc{u} = {}; }} ",
-                value_of(red, v, &at),
+                value_of(red, v, &at, &format!("base + (k + {u}) * inner")),
                 comb(&format!("acc{u}"), "x")
             )
         })
         .collect();
-    let one = value_of(red, v, &|i| format!("in{i}[base + k * inner]"));
+    let one = value_of(
+        red,
+        v,
+        &|i| format!("in{i}[base + k * inner]"),
+        "base + k * inner",
+    );
+    let keep = keep_param(v);
     let accs: String = (0..COL_UNROLL)
         .map(|u| format!("{a} acc{u} = {init}; ", init = red.init))
         .collect();
@@ -624,7 +694,7 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
 /* Block b = part * tiles + tile reduces rows [part * chunk, (part + 1) * chunk) of the
    {tile} outputs tile * {tile} + threadIdx.x into out[part * outer * inner + output], a
    thread per output, {unroll} rows at a time: the block reads adjacent values of a row. */
-extern "C" __global__ void __launch_bounds__({threads}) umx_reduce_col({os}* __restrict__ out{params}, long long outer, long long K, long long inner, long long chunk, long long tiles) {{
+extern "C" __global__ void __launch_bounds__({threads}) umx_reduce_col({os}* __restrict__ out{keep}{params}, long long outer, long long K, long long inner, long long chunk, long long tiles) {{
   long long part = blockIdx.x / tiles, tile = blockIdx.x % tiles;
   long long k0 = part * chunk, k1 = k0 + chunk < K ? k0 + chunk : K;
   long long n = outer * inner;

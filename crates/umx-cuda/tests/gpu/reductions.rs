@@ -163,3 +163,57 @@ fn complex_extremes_truth_tests_empty_products_and_integer_rounding_run_on_the_g
         assert_eq!(cc, g, "round int32 to {d} decimals");
     }
 }
+
+/// A compiled reduction whose element-wise values are used again keeps them from its one
+/// pass (`compile` gives the fused node a second output): rows (16-byte packs, and rows that
+/// are not whole packs), columns (one part, and a bias gradient's shape split into parts),
+/// everything (split into blocks), in float32, float16 and bfloat16. Both outputs equal the
+/// CPU's, and the node is the reduction with the values as its extra output.
+#[test]
+fn compiled_reductions_keep_the_values_they_reduce() {
+    if !setup() {
+        return;
+    }
+    let f = |a: &[Array], axes: Axes| -> umx_core::Result<Vec<Array>> {
+        let d = ops::tanh(&ops::multiply(&a[0], &a[1])?)?;
+        let s = ops::sum(&d, axes, true)?;
+        Ok(vec![s, ops::multiply(&d, 3.0)?])
+    };
+    for (shape, axes) in [
+        (vec![64usize, 1000], Axes::List(vec![1])),
+        (vec![5, 999], Axes::List(vec![1])),
+        (vec![3, 1000, 37], Axes::List(vec![1])),
+        (vec![1024, 4096], Axes::List(vec![0])),
+        (vec![1 << 20], Axes::All),
+    ] {
+        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+            let (x, y) = (input(&shape, dtype, 20), input(&shape, dtype, 21));
+            let ax = axes.clone();
+            let cf = umx_core::transforms::compile(move |a: &[Array]| f(a, ax.clone()), false);
+            let what = format!("{shape:?} {axes:?} {dtype}");
+            let run = |k: usize| {
+                let out = cf(&[x.clone(), y.clone()])?;
+                Ok(out[k].clone())
+            };
+            let out = with_device(Device::Gpu(0), || cf(&[x.clone(), y.clone()])).unwrap();
+            match out[0].primitive() {
+                Some(umx_core::primitives::Primitive::Fused(op)) => {
+                    assert!(op.reduce.is_some(), "{what}: no reduction");
+                    assert_eq!(op.extra, [op.program.len() - 1], "{what}");
+                }
+                other => panic!("{what}: not fused: {other:?}"),
+            }
+            let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+            let (c, g) = both(|| run(0));
+            // Sums of many values round differently: compare on the sums' scale.
+            let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let (c, g): (Vec<f64>, Vec<f64>) = (
+                c.iter().map(|v| v / scale).collect(),
+                g.iter().map(|v| v / scale).collect(),
+            );
+            assert_close(&format!("{what}: sums"), &c, &g, rtol);
+            let (c, g) = both(|| run(1));
+            assert_close(&format!("{what}: values"), &c, &g, rtol);
+        }
+    }
+}

@@ -143,6 +143,30 @@ fn corpus() -> Vec<(&'static str, F, Vec<Array>)> {
             vec![x.clone()],
         ),
         (
+            "a row reduction of values used again",
+            f(|a| {
+                let e = ops::exp(&ops::multiply(&a[0], 0.5)?)?;
+                ops::divide(&e, ops::sum(&e, [1], true)?)
+            }),
+            vec![x.clone()],
+        ),
+        (
+            "a column reduction of values used again",
+            f(|a| {
+                let d = ops::tanh(&ops::multiply(&a[0], &a[1])?)?;
+                ops::multiply(&d, ops::max(&d, [0], false)?)
+            }),
+            vec![x.clone(), y.clone()],
+        ),
+        (
+            "a full float16 reduction of values used again",
+            f(|a| {
+                let d = ops::square(&ops::subtract(&a[0], 0.5)?)?;
+                ops::divide(&d, ops::mean(&d, None, false)?)
+            }),
+            vec![x.astype(Dtype::Float16).unwrap()],
+        ),
+        (
             "matmul epilogue",
             f(|a| ops::maximum(ops::add(ops::matmul(&a[0], &a[1])?, &a[2])?, 0.0)),
             vec![x.clone(), w, b],
@@ -466,6 +490,73 @@ fn a_reduction_takes_its_element_wise_producers_as_a_prologue() {
         };
         let want = c(&[pick(&xs), pick(&ys)]).unwrap();
         same(&pick(&got[0]), &want[0]);
+    }
+}
+
+/// A reduction of element-wise values that something else uses too (a bias gradient: the
+/// column sums of the gradient the weight's product reads as well) keeps them: one fused node
+/// outputs the reduction and the values, both equal to the plain function's; grad through the
+/// compiled function equals grad through the plain one, and vmap equals a loop.
+#[test]
+fn a_reduction_keeps_the_values_it_reduces_when_they_are_used_again() {
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let d = ops::tanh(&ops::multiply(&a[0], &a[1])?)?;
+        let s = ops::sum(&d, [0], false)?;
+        Ok(vec![s, ops::matmul(&d, &a[2])?, d])
+    };
+    let cf = Arc::new(compile(f, false));
+    let args = [rand(&[6, 5], 1), rand(&[5], 2), rand(&[5, 3], 3)];
+    let got = cf(&args).unwrap();
+    // The reduction and the values come from one node (the values as its second output).
+    match got[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => {
+            assert_eq!(op.program.len(), 2);
+            assert_eq!(op.extra, [1]);
+            let r = op.reduce.as_ref().expect("a reduction");
+            assert_eq!((r.axes.as_slice(), r.keepdims), (&[0usize][..], false));
+        }
+        other => panic!("not fused: {other:?}"),
+    }
+    match got[2].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => assert!(op.reduce.is_some()),
+        other => panic!("the values do not come from the reduction's node: {other:?}"),
+    }
+    let want = f(&args).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        same(g, w);
+    }
+    // grad through the compiled function equals grad through the plain one.
+    let loss = |g: F| {
+        move |a: &Vec<Array>| -> Result<Array> {
+            let out = g(a)?;
+            let total = ops::add(
+                ops::sum(&ops::multiply(&out[0], 0.5)?, None, false)?,
+                ops::sum(&ops::square(&out[1])?, None, false)?,
+            )?;
+            ops::add(total, ops::sum(&out[2], None, false)?)
+        }
+    };
+    let c1 = cf.clone();
+    let compiled: F = Arc::new(move |a: &[Array]| c1(a));
+    let plain: F = Arc::new(f);
+    let got = grad(loss(compiled))(&args.to_vec()).unwrap();
+    let want = grad(loss(plain))(&args.to_vec()).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        close(g, w, 1e-6);
+    }
+    // vmap of the compiled function equals a loop over the batch.
+    let c2 = cf.clone();
+    let batched = vmap(move |a: &[Array]| c2(a), &[Some(0), None, None], &[Some(0)]);
+    let xs = rand(&[3, 6, 5], 4);
+    let got = batched(&[xs.clone(), args[1].clone(), args[2].clone()]).unwrap();
+    for b in 0..3 {
+        let pick = |a: &Array| {
+            ops::take(a, &Array::from_slice(&[b as u32], &[]).unwrap(), Some(0)).unwrap()
+        };
+        let want = cf(&[pick(&xs), args[1].clone(), args[2].clone()]).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            close(&pick(g), w, 1e-6);
+        }
     }
 }
 

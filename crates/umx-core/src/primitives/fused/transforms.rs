@@ -48,7 +48,11 @@ impl FusedOp {
                     kind: r.kind,
                     axes: r.axes.clone(),
                 });
-                Ok(vec![Array::from_primitive(prim, vec![v], shape, dtype)?])
+                Ok(
+                    std::iter::once(Array::from_primitive(prim, vec![v], shape, dtype)?)
+                        .chain(self.extra.iter().map(|&i| values[i].clone()))
+                        .collect(),
+                )
             }
         }
     }
@@ -135,7 +139,8 @@ impl FusedOp {
             return elementwise_vmap(Primitive::Fused(self.clone()), inputs, axes, outputs);
         }
         let in_axes: Vec<Option<i64>> = axes.iter().map(|a| a.map(|a| a as i64)).collect();
-        let f = crate::transforms::vmap(|xs: &[Array]| self.expand(xs), &in_axes, &[Some(0)]);
-        Ok((f(inputs)?, vec![Some(0)]))
+        let outs = vec![Some(0); 1 + self.extra.len()];
+        let f = crate::transforms::vmap(|xs: &[Array]| self.expand(xs), &in_axes, &outs);
+        Ok((f(inputs)?, vec![Some(0); outs.len()]))
     }
 }
