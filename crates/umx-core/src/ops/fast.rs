@@ -141,6 +141,12 @@ pub(crate) fn softmax_rows(x: &Array) -> Result<Array> {
     node(FastOp::Softmax, vec![x.clone()])
 }
 
+/// Log-sum-exp over the last axis of a float32/float16/bfloat16 array whose rows are not
+/// empty: the fast kernel behind [`crate::ops::logsumexp`].
+pub(crate) fn logsumexp_rows(x: &Array) -> Result<Array> {
+    node(FastOp::LogSumExp, vec![x.clone()])
+}
+
 /// Rotary positional embedding (MLX's `mx.fast.rope`) of the first `dims` features of
 /// `(..., L, D)` inputs, at positions `offset, offset + 1, ...` along the second-to-last axis,
 /// times `scale`.

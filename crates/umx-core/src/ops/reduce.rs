@@ -298,6 +298,23 @@ pub fn logsumexp(a: &Array, axes: impl Into<Axes>, keepdims: bool) -> Result<Arr
     a.check()?;
     let axes = axes.into().resolve("logsumexp", a.ndim())?;
     check_nonempty("logsumexp", a, &axes)?;
+    if a.ndim() > 0 && axes == [a.ndim() - 1] && crate::fast::has_kernel(a.dtype()) && a.size() > 0
+    {
+        // One pass per row (computed in float32).
+        let l = crate::fast::logsumexp_rows(a)?;
+        return if keepdims {
+            crate::ops::expand_dims(&l, -1)
+        } else {
+            Ok(l)
+        };
+    }
+    logsumexp_composite(a, &axes, keepdims)
+}
+
+/// `logsumexp` as ordinary ops (a max, the shifted exponentials' sum, its log): the fast
+/// kernel's fallback, and every reduction that is not over the last axis.
+pub(crate) fn logsumexp_composite(a: &Array, axes: &[usize], keepdims: bool) -> Result<Array> {
+    let axes = axes.to_vec();
     let (compute, out) = compute_dtypes(a);
     let x = crate::ops::astype(a, compute)?;
     let m = max(&x, axes.clone(), true)?;

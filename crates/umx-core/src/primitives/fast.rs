@@ -26,6 +26,9 @@ pub enum FastOp {
     LayerNorm { eps: f32, weight: bool, bias: bool },
     /// Softmax over the last axis, computed in float32. Input: `x`.
     Softmax,
+    /// `log(sum(exp(x)))` over the last axis (which goes), computed in float32 and shifted by
+    /// each row's maximum (by 0 where that is infinite). Input: `x`.
+    LogSumExp,
     /// Rotary embedding of the first `dims` features of `(..., L, D)` inputs at positions
     /// `offset + l` (times `scale`). `traditional` rotates neighbours `(2i, 2i + 1)`, else
     /// the halves `(i, i + dims / 2)`. The angle of pair `i` is `position / freqs[i]`, with
@@ -117,6 +120,7 @@ impl FastOp {
             FastOp::RmsNorm { .. } => "rms_norm",
             FastOp::LayerNorm { .. } => "layer_norm",
             FastOp::Softmax => "softmax",
+            FastOp::LogSumExp => "logsumexp",
             FastOp::Rope { .. } => "rope",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
@@ -157,6 +161,10 @@ impl FastOp {
             },
             FastOp::Softmax | FastOp::Rope { .. } => OutSpec {
                 shape: x.shape().to_vec(),
+                dtype: x.dtype(),
+            },
+            FastOp::LogSumExp => OutSpec {
+                shape: x.shape()[..x.ndim().saturating_sub(1)].to_vec(),
                 dtype: x.dtype(),
             },
             FastOp::Attention { .. } => {
@@ -217,6 +225,7 @@ impl FastOp {
                 y
             }
             FastOp::Softmax => ops::reduce::softmax_composite(x, true)?,
+            FastOp::LogSumExp => ops::reduce::logsumexp_composite(x, &[x.ndim() - 1], false)?,
             FastOp::Rope {
                 dims,
                 traditional,

@@ -80,6 +80,24 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             });
             ys
         }
+        FastOp::LogSumExp => {
+            let n = row_len(x);
+            // Shifted by the row's maximum, by 0 where that is infinite (an all -inf row gives
+            // -inf, a +inf gives +inf), as the fallback; a NaN comes through the sum.
+            let lse = |row: &[f32]| -> f32 {
+                let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let m = if m.is_infinite() { 0.0 } else { m };
+                row.iter().map(|v| (v - m).exp()).sum::<f32>().ln() + m
+            };
+            let xs = floats(x);
+            if n == 0 {
+                Vec::new()
+            } else if xs.len() >= PARALLEL_THRESHOLD {
+                xs.par_chunks(n).map(lse).collect()
+            } else {
+                xs.chunks(n).map(lse).collect()
+            }
+        }
         FastOp::Rope {
             dims,
             traditional,

@@ -47,6 +47,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         FastOp::RmsNorm { eps, weight } => rows(Row::Rms, eps, inputs, weight, false, out),
         FastOp::LayerNorm { eps, weight, bias } => rows(Row::Layer, eps, inputs, weight, bias, out),
         FastOp::Softmax => rows(Row::Softmax, 0.0, inputs, false, false, out),
+        FastOp::LogSumExp => rows(Row::LogSumExp, 0.0, inputs, false, false, out),
         FastOp::Rope {
             dims,
             traditional,
@@ -134,6 +135,8 @@ enum Row {
     Rms,
     Layer,
     Softmax,
+    /// One value a row (the output has no last axis).
+    LogSumExp,
 }
 
 /// Rows held in registers up to this many vectors per thread.
@@ -392,6 +395,19 @@ fn rows_source(
                 ),
                 true
             ),
+        ),
+        Row::LogSumExp => format!(
+            "float m = -INFINITY;
+  {max}
+  m = umx_block_max(m, sh);
+  if (m == INFINITY || m == -INFINITY) m = 0.f;
+  float acc = 0.f;
+  {sum}
+  float s = umx_block_sum(acc, sh);
+  if (threadIdx.x == 0) out[blockIdx.x] = {fin};",
+            max = over("m = fmaxf(m, val);", false),
+            sum = over("acc += expf(val - m);", false),
+            fin = store(od, "(logf(s) + m)"),
         ),
     };
     format!(

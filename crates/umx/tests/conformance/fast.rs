@@ -168,6 +168,7 @@ fn fused_kernels_agree_with_their_fallbacks_on_long_rows_and_every_dtype() {
             fast::rms_norm(&x, Some(&w), 1e-5).unwrap(),
             fast::layer_norm(&x, Some(&w), Some(&b), 1e-5).unwrap(),
             ops::softmax(&x, -1, false).unwrap(),
+            ops::logsumexp(&x, -1, false).unwrap(),
             fast::rope(
                 &x.reshape(&[5, 30, 100]).unwrap(),
                 64,
@@ -197,6 +198,61 @@ fn fused_kernels_agree_with_their_fallbacks_on_long_rows_and_every_dtype() {
             let (op, want) = fused_and_fallback(&y);
             assert_close(&y, &want, tol.max(2e-3), &format!("{op:?} {dt}"));
         }
+    }
+}
+
+/// `logsumexp` over the last axis is one fast node (float32, float16, bfloat16) with the
+/// fallback's values, on rows of large entries, -inf, +inf and NaN too, with and without the
+/// kept axis, and rows of an empty batch; its closed-form vjp equals float64's composite, its
+/// jvp (through the fallback) too, and batching equals a loop.
+#[test]
+fn logsumexp_over_the_last_axis_is_one_pass_that_follows_its_fallback() {
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    #[rustfmt::skip]
+    let rows = Array::from_slice(
+        &[1000.0f32, 1000.0, -3.0, -inf, -inf, -inf, -inf, inf, 1.0, nan, 2.0, 0.5, 0.0, 0.0, 0.0],
+        &[5, 3],
+    )
+    .unwrap();
+    let ln3 = 3f64.ln();
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-6),
+        (Dtype::Float16, 2e-3),
+        (Dtype::Bfloat16, 1e-2),
+    ] {
+        let x = rows.astype(dt).unwrap();
+        let y = ops::logsumexp(&x, -1, false).unwrap();
+        let (op, want) = fused_and_fallback(&y);
+        assert_eq!(op, FastOp::LogSumExp);
+        assert_close(&y, &want, tol, &format!("logsumexp {dt}"));
+        let v = y.to_vec::<f64>().unwrap();
+        let big = 1000.0 + 2f64.ln();
+        assert!((v[0] - big).abs() <= tol * big, "{dt}: {v:?}");
+        assert_eq!(v[1], f64::NEG_INFINITY, "{dt}");
+        assert_eq!(v[2], f64::INFINITY, "{dt}");
+        assert!(v[3].is_nan(), "{dt}");
+        assert!((v[4] - ln3).abs() <= tol * ln3, "{dt}: {v:?}");
+        let kept = ops::logsumexp(&x, -1, true).unwrap();
+        assert_eq!(kept.shape(), &[5, 1]);
+        assert_close(&kept.reshape(&[5]).unwrap(), &y, 0.0, "keepdims");
+    }
+    let empty = ops::logsumexp(&random(&[0, 4], Dtype::Float32, 1), -1, false).unwrap();
+    assert_eq!(empty.shape(), &[0]);
+    // The vjp (softmax times the cotangent) against float64's composite.
+    let x = random(&[3, 7], Dtype::Float32, 2);
+    let cot = random(&[3], Dtype::Float32, 3);
+    let f = |a: &[Array]| ops::logsumexp(&a[0], -1, false);
+    let got = vjp_of(f, std::slice::from_ref(&x), &cot).unwrap();
+    let up = |a: &Array| a.astype(Dtype::Float64).unwrap();
+    let want = vjp_of(f, &[up(&x)], &up(&cot)).unwrap();
+    assert_close(&up(&got[0]), &want[0], 1e-6, "logsumexp vjp");
+    let t = random(&[3, 7], Dtype::Float32, 4);
+    let fv = |a: &[Array]| Ok(vec![ops::logsumexp(&a[0], -1, false)?]);
+    let (_, got) = jvp(fv, std::slice::from_ref(&x), std::slice::from_ref(&t)).unwrap();
+    let (_, want) = jvp(fv, &[up(&x)], &[up(&t)]).unwrap();
+    assert_close(&up(&got[0]), &want[0], 1e-6, "logsumexp jvp");
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        check_vmap(&fv, &[vin(&[4, 6], true)], pos, 3, 7).unwrap();
     }
 }
 

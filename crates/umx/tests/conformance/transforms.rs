@@ -770,6 +770,16 @@ fn table() -> Vec<OpInfo> {
             ops::take_along_axis(&x[0], &idx, 1)
         })
         .samples(&["3x4", "3x4T"]),
+        OpInfo::new(Indexing, "take_along_axis_one", |x| {
+            // One element a row, negative indices from the end, in int64 and uint8.
+            let idx = Array::from_slice(&[-1i64, 0, 2], &[3, 1])?;
+            let small = Array::from_slice(&[3u8, 1, 1], &[3, 1])?;
+            ops::add(
+                ops::take_along_axis(&x[0], &idx, 1)?,
+                ops::take_along_axis(&x[0], &small, 1)?,
+            )
+        })
+        .samples(&["3x4", "3x4T"]),
         OpInfo::new(Indexing, "slice_step", |x| {
             ops::slice(&x[0], &[0, 1], &[3, 4], &[2, 2])
         })

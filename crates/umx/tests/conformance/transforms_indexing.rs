@@ -425,6 +425,12 @@ fn take_along_axis() {
         (vec![4, 3], vec![2, 3], 0),
         (vec![2, 3, 4], vec![2, 1, 6], -1),
         (vec![5], vec![8], 0),
+        // One element along the axis (a cross-entropy's targets): its gradient is a
+        // comparison with the positions, not a scatter.
+        (vec![5, 7], vec![5, 1], 1),
+        (vec![1, 4], vec![3, 1], 1),
+        (vec![4, 3], vec![1, 3], 0),
+        (vec![2, 3, 4], vec![2, 3, 1], -1),
     ];
     for (a_shape, i_shape, axis) in cases {
         let name = format!("take_along_axis {a_shape:?} {i_shape:?} axis {axis}");

@@ -1,6 +1,6 @@
-//! vjp, jvp and vmap rules of the fast primitives. Softmax has its own closed-form vjp; the
-//! others differentiate their fallback (traced and fused, so a normalisation's backward pass
-//! is a few fused kernels). Batching keeps the fast kernel when only the rows' input is
+//! vjp, jvp and vmap rules of the fast primitives. Softmax and log-sum-exp have their own
+//! closed-form vjps; the others differentiate their fallback (traced and fused, so a
+//! normalisation's backward pass is a few fused kernels). Batching keeps the fast kernel when only the rows' input is
 //! batched (the kernels take any leading dimensions), and batches the fallback otherwise.
 
 use super::FastOp;
@@ -31,6 +31,22 @@ impl FastOp {
             let g = cotangents[0].astype(crate::Dtype::Float32)?;
             let gs = ops::multiply(&g, &s)?;
             let dx = ops::subtract(&gs, ops::multiply(&s, ops::sum(&gs, -1, true)?)?)?;
+            let dx = dx.astype(inputs[0].dtype())?;
+            return argnums
+                .iter()
+                .map(|&i| match i {
+                    0 => Ok(dx.clone()),
+                    _ => ops::zeros_like(&inputs[i]),
+                })
+                .collect();
+        }
+        if *self == FastOp::LogSumExp {
+            // d logsumexp: g * softmax(x) = g * exp(x - logsumexp(x)), in float32: one
+            // element-wise pass over the output (no second max or sum).
+            let x = inputs[0].astype(crate::Dtype::Float32)?;
+            let l = ops::expand_dims(&outputs[0].astype(crate::Dtype::Float32)?, -1)?;
+            let g = ops::expand_dims(&cotangents[0].astype(crate::Dtype::Float32)?, -1)?;
+            let dx = ops::multiply(&g, ops::exp(&ops::subtract(&x, &l)?)?)?;
             let dx = dx.astype(inputs[0].dtype())?;
             return argnums
                 .iter()
@@ -138,11 +154,11 @@ impl FastOp {
         if only_rows && !per_row_offset && !four_d {
             let mut args = inputs.to_vec();
             args[0] = to_front(&inputs[0], axes[0])?;
-            let shape = args[0].shape().to_vec();
+            let spec = self.output(&args);
             let y = Array::from_primitive(
                 Primitive::Fast(self.clone()),
                 args,
-                shape,
+                spec.shape,
                 outputs[0].dtype(),
             )?;
             return Ok((vec![y], vec![Some(0)]));

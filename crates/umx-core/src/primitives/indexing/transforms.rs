@@ -233,6 +233,13 @@ impl IndexOp {
                 }
                 let mut like = g.shape().to_vec();
                 like[*axis] = a.shape()[*axis];
+                if g.shape()[*axis] == 1 {
+                    // One element picked along the axis (a cross-entropy's targets): each
+                    // position receives at most one value, so the scatter is a comparison with
+                    // the positions, element-wise (fused with what comes before and after).
+                    let s = one_hot_along(&inputs[1], g, *axis, like[*axis])?;
+                    return unbroadcast(&s, a.shape());
+                }
                 let z = ops::zeros(&like, dtype)?;
                 let s = ops::scatter_add_axis(&z, &inputs[1], g, *axis as i64)?;
                 unbroadcast(&s, a.shape())
@@ -616,4 +623,25 @@ impl IndexOp {
         };
         Ok((vec![o], vec![Some(ax)]))
     }
+}
+
+/// `g` placed at `idx` along `axis` (of length `n`) and zero elsewhere, for indices and values
+/// of length 1 along the axis: `where(positions == idx, g, 0)`, negative indices counting from
+/// the end (an index out of range places nothing).
+fn one_hot_along(idx: &Array, g: &Array, axis: usize, n: usize) -> Result<Array> {
+    use crate::Dtype;
+    let wide = match idx.dtype() {
+        Dtype::Int64 | Dtype::Uint32 | Dtype::Uint64 => Dtype::Int64,
+        _ if n > i32::MAX as usize => Dtype::Int64,
+        _ => Dtype::Int32,
+    };
+    let mut at = idx.astype(wide)?;
+    if idx.dtype().is_signed() {
+        at = ops::where_(&ops::less(&at, 0)?, ops::add(&at, n as i64)?, &at)?;
+    }
+    // Indices and values have the array's dimensions (take_along_axis checks).
+    let mut shape = vec![1i64; g.ndim()];
+    shape[axis] = n as i64;
+    let positions = ops::reshape(&ops::arange(0, n as i64, 1, wide)?, &shape)?;
+    ops::where_(&ops::equal(&positions, &at)?, g, 0.0)
 }
