@@ -75,7 +75,8 @@ pub(crate) fn try_gemv(
         // b[kk, nn] at nn * k + kk: the transpose of a row-major (N, K) matrix.
         || b.strides[nb - 2] != 1
         || (n > 1 && b.strides[nb - 1] != k as isize)
-        || !a.is_row_contiguous()
+        // Row-major from its offset (a slice of a wider row: the pointer carries it).
+        || !umx_core::shape::is_row_contiguous(&a.shape, &a.strides)
     {
         return Ok(None);
     }

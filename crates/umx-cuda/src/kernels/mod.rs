@@ -414,11 +414,16 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         _ => None,
     };
     if let Some(keep) = one_pass {
+        let mut shape: Vec<usize> = Vec::new();
+        for x in inputs {
+            shape = umx_core::shape::broadcast_shapes("fused", &shape, &x.shape)?;
+        }
         let values = reduce::Values {
             inputs: inputs.to_vec(),
             stmts: stmts.clone(),
             value: last.clone(),
             dtype: op.program_dtype(),
+            shape,
         };
         if let Some(o) = reduce::eval_fused(r.kind, &r.axes, values, out, keep)? {
             return Ok(Some(o));

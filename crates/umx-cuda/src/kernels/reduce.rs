@@ -235,6 +235,8 @@ pub(crate) struct Values {
     pub stmts: String,
     pub value: String,
     pub dtype: Dtype,
+    /// The values' shape: every input's, but single elements' (which broadcast).
+    pub shape: Vec<usize>,
 }
 
 impl Values {
@@ -242,6 +244,7 @@ impl Values {
     fn single(x: ArrayData) -> Values {
         Values {
             dtype: x.dtype,
+            shape: x.shape.clone(),
             inputs: vec![x],
             stmts: String::new(),
             value: "x0".into(),
@@ -261,14 +264,19 @@ pub(crate) fn eval_fused(
     out: &OutSpec,
     keep: Option<Dtype>,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let Some(shape) = values.inputs.first().map(|x| x.shape.clone()) else {
-        return Ok(None);
-    };
+    let shape = values.shape.clone();
     let run = !axes.is_empty()
         && axes.windows(2).all(|w| w[1] == w[0] + 1)
         && axes.iter().all(|&a| a < shape.len());
+    // Each input of the program's shape, row-major from its offset, or one element (a
+    // constant of the program: read where it is).
     let layout_ok = values.inputs.iter().all(|x| {
-        x.shape == shape && x.is_row_contiguous() && x.buffer.residency().device.is_some()
+        let fits = if x.size() == 1 {
+            x.shape.len() <= shape.len()
+        } else {
+            x.shape == shape && umx_core::shape::is_row_contiguous(&x.shape, &x.strides)
+        };
+        fits && x.buffer.residency().device.is_some()
     });
     if !run || !layout_ok || numel(&shape) == 0 {
         return Ok(None);
@@ -311,21 +319,20 @@ fn launch_reduce(
         offset: 0,
     };
     let mut results = vec![result];
-    // The kept values: the inputs' shape (all inputs have it), row-major.
-    let keep_ptr = match (keep, values.inputs.first()) {
-        (Some(d), Some(x)) => {
+    // The kept values, row-major.
+    let keep_ptr = match keep {
+        Some(d) => {
             let (b, ptr) = output(outer * k * inner * d.size())?;
             results.push(ArrayData {
                 buffer: Arc::new(b),
-                shape: x.shape.clone(),
+                shape: values.shape.clone(),
                 dtype: d,
-                strides: row_major_strides(&x.shape),
+                strides: row_major_strides(&values.shape),
                 offset: 0,
             });
             Some(ptr)
         }
-        (Some(_), None) => return Err(Error::Device(format!("{}: no inputs", kind.name()))),
-        (None, _) => None,
+        None => None,
     };
     if n_out == 0 {
         return Ok(results);
@@ -420,15 +427,21 @@ fn launch_reduce(
     } else {
         1
     };
-    let widest = values
+    // Vectors of the inputs read a row at a time (single elements are read as they are).
+    let rows_read: Vec<(usize, &ArrayData)> = values
         .inputs
         .iter()
-        .map(|x| x.dtype.size())
+        .enumerate()
+        .filter(|(_, x)| !is_single(x, &values.shape))
+        .collect();
+    let widest = rows_read
+        .iter()
+        .map(|(_, x)| x.dtype.size())
         .max()
         .unwrap_or(1);
     let e = (16 / widest).max(1);
     let chunk = k.div_ceil(parts).div_ceil(e) * e;
-    let aligned = ptrs.iter().all(|p| p % 16 == 0) && k.is_multiple_of(e);
+    let aligned = rows_read.iter().all(|&(i, _)| ptrs[i] % 16 == 0) && k.is_multiple_of(e);
     let pro = values.prologue(keep);
     if parts == 1 {
         let src = row_source(red, &pro, out.dtype, scale, e);
@@ -529,7 +542,12 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String, idx: &str) 
     let mut s = String::new();
     for (i, &d) in pro.dtypes.iter().enumerate() {
         let ct = ctype(d);
-        s += &format!("{ct} x{i} = {}; ", load(d, &at(i), ct));
+        let from = if pro.single[i] {
+            format!("in{i}[0]")
+        } else {
+            at(i)
+        };
+        s += &format!("{ct} x{i} = {}; ", load(d, &from, ct));
     }
     s += pro.stmts;
     if let Some(d) = pro.keep {
@@ -547,6 +565,8 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String, idx: &str) 
 /// value, and the dtype the values are kept in (a second output, `st`).
 struct Prologue<'a> {
     dtypes: Vec<Dtype>,
+    /// Which inputs are one element (read at `in{i}[0]` for every value).
+    single: Vec<bool>,
     stmts: &'a str,
     value: &'a str,
     keep: Option<Dtype>,
@@ -557,6 +577,7 @@ impl Prologue<'static> {
     fn partials(red: &Red) -> Prologue<'static> {
         Prologue {
             dtypes: vec![red.acc],
+            single: vec![false],
             stmts: "",
             value: "x0",
             keep: None,
@@ -568,11 +589,21 @@ impl Values {
     fn prologue(&self, keep: Option<Dtype>) -> Prologue<'_> {
         Prologue {
             dtypes: self.inputs.iter().map(|x| x.dtype).collect(),
+            single: self
+                .inputs
+                .iter()
+                .map(|x| is_single(x, &self.shape))
+                .collect(),
             stmts: &self.stmts,
             value: &self.value,
             keep,
         }
     }
+}
+
+/// Whether an input is one element that broadcasts over values of `shape`.
+fn is_single(x: &ArrayData, shape: &[usize]) -> bool {
+    x.size() == 1 && numel(shape) != 1
 }
 
 /// The kernel parameter of the kept values, after the output (none when not kept).
@@ -592,6 +623,7 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .dtypes
         .iter()
         .enumerate()
+        .filter(|&(i, _)| !v.single[i])
         .map(|(i, &d)| {
             let is = stype(d);
             format!("if (j < hv) q{i}[u] = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
@@ -601,6 +633,7 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .dtypes
         .iter()
         .enumerate()
+        .filter(|&(i, _)| !v.single[i])
         .map(|(i, &d)| {
             let is = stype(d);
             format!("umx_pack<{is}, {e}> q{i}[{UNROLL}]; ")

@@ -66,7 +66,8 @@ fn matmul_agrees_with_the_cpu() {
 /// Products of a few rows with a weight's transpose, `x @ w.T` (a decoding step's): umx's
 /// matrix-vector kernel, alone and as `addmm` with a residual, a bias or a broadcast addend
 /// added in its epilogue, over few columns (a block's warps share each) and many (a warp
-/// each), 1 to 8 rows, every float dtype; beta 0 ignores a NaN addend. An addend whose rows
+/// each), 1 to 8 rows, every float dtype, and a row that starts inside its buffer; beta 0
+/// ignores a NaN addend. An addend whose rows
 /// no single stride reaches, and 9 rows, go to cuBLASLt: the same values.
 #[test]
 fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
@@ -128,6 +129,18 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
                     Box::new(|| ops::addmm(&nan, &x, &w.t()?, 1.0, 0.0)),
                 ),
             ];
+            let wide = input(&[1, 2 * k], dtype, 25);
+            if lead == [1] {
+                // A row-major operand that does not start its buffer (a stacked product's
+                // second half): the matrix-vector kernel reads it where it is.
+                cases.push((
+                    "the second half of a row",
+                    Box::new(|| {
+                        let half = ops::slice(&wide, &[0, k as i64], &[1, 2 * k as i64], &[])?;
+                        ops::matmul(&half, &w.t()?)
+                    }),
+                ));
+            }
             if lead.len() == 2 {
                 // (2, 1, n) over (2, 3, n): rows 0-2 read one row, 3-5 the next: no one stride.
                 cases.push((
@@ -161,8 +174,8 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
             .map(|l| l.count)
             .sum()
     };
-    // Per dtype: 3 shapes x (product, beta 0) plain; 3 x 3 with the addend.
-    assert_eq!(count(" matrix-vector:"), 18, "{report:?}");
+    // Per dtype: 3 shapes x (product, beta 0) plain and the half row; 3 x 3 with the addend.
+    assert_eq!(count(" matrix-vector:"), 21, "{report:?}");
     assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
 }
 

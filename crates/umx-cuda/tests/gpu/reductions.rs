@@ -167,15 +167,19 @@ fn complex_extremes_truth_tests_empty_products_and_integer_rounding_run_on_the_g
 /// A compiled reduction whose element-wise values are used again keeps them from its one
 /// pass (`compile` gives the fused node a second output): rows (16-byte packs, and rows that
 /// are not whole packs), columns (one part, and a bias gradient's shape split into parts),
-/// everything (split into blocks), in float32, float16 and bfloat16. Both outputs equal the
-/// CPU's, and the node is the reduction with the values as its extra output.
+/// everything (split into blocks), in float32, float16 and bfloat16, with the program's
+/// scalar constants read in place and an input that starts inside its buffer. Both outputs
+/// equal the CPU's, and the node is the reduction with the values as its extra output.
 #[test]
 fn compiled_reductions_keep_the_values_they_reduce() {
     if !setup() {
         return;
     }
     let f = |a: &[Array], axes: Axes| -> umx_core::Result<Vec<Array>> {
-        let d = ops::tanh(&ops::multiply(&a[0], &a[1])?)?;
+        let d = ops::add(
+            ops::tanh(&ops::multiply(ops::multiply(&a[0], &a[1])?, 0.5)?)?,
+            1.0,
+        )?;
         let s = ops::sum(&d, axes, true)?;
         Ok(vec![s, ops::multiply(&d, 3.0)?])
     };
@@ -187,7 +191,14 @@ fn compiled_reductions_keep_the_values_they_reduce() {
         (vec![1 << 20], Axes::All),
     ] {
         for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
-            let (x, y) = (input(&shape, dtype, 20), input(&shape, dtype, 21));
+            // x: rows 1.. of a taller array (row-major, at an offset).
+            let mut tall = shape.clone();
+            tall[0] += 1;
+            let x = input(&tall, dtype, 20);
+            let start: Vec<i64> = (0..shape.len()).map(|a| (a == 0) as i64).collect();
+            let stop: Vec<i64> = tall.iter().map(|&d| d as i64).collect();
+            let x = with_device(Device::Cpu, || ops::slice(&x, &start, &stop, &[])).unwrap();
+            let y = input(&shape, dtype, 21);
             let ax = axes.clone();
             let cf = umx_core::transforms::compile(move |a: &[Array]| f(a, ax.clone()), false);
             let what = format!("{shape:?} {axes:?} {dtype}");
