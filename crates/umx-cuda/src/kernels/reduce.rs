@@ -271,12 +271,14 @@ pub(crate) fn eval_fused(
     // Each input of the program's shape, row-major from its offset, or one element (a
     // constant of the program: read where it is).
     let layout_ok = values.inputs.iter().all(|x| {
-        let fits = if x.size() == 1 {
+        if x.size() == 1 {
+            // On the host too: passed by value.
             x.shape.len() <= shape.len()
         } else {
-            x.shape == shape && umx_core::shape::is_row_contiguous(&x.shape, &x.strides)
-        };
-        fits && x.buffer.residency().device.is_some()
+            x.shape == shape
+                && umx_core::shape::is_row_contiguous(&x.shape, &x.strides)
+                && x.buffer.residency().device.is_some()
+        }
     });
     if !run || !layout_ok || numel(&shape) == 0 {
         return Ok(None);
@@ -337,19 +339,25 @@ fn launch_reduce(
     if n_out == 0 {
         return Ok(results);
     }
-    let ptrs = values
+    // The inputs: device addresses, and single elements still on the host by value.
+    let ins = values
         .inputs
         .iter()
-        .map(input_ptr)
-        .collect::<Result<Vec<u64>>>()?;
+        .map(|x| match host_single(x, &values.shape)? {
+            Some(bytes) => Ok(In::Value(bytes)),
+            None => Ok(In::Ptr(input_ptr(x)?)),
+        })
+        .collect::<Result<Vec<In>>>()?;
+    let ptrs: Vec<u64> = ins
+        .iter()
+        .map(|i| if let In::Ptr(p) = i { *p } else { 0 })
+        .collect();
     // The first pass's parameters after its output: the kept values' pointer, the inputs.
     let with_inputs = |args: &mut Args| {
         if let Some(p) = keep_ptr {
             args.push(p);
         }
-        for &p in &ptrs {
-            args.push(p);
-        }
+        push_inputs(args, &ins);
     };
     if inner > 1 {
         // Columns. Too few outputs to fill the card: split the reduced axis into parts (a
@@ -361,7 +369,7 @@ fn launch_reduce(
         let col = |src: String,
                    out_ptr: u64,
                    kept: Option<u64>,
-                   ins: &[u64],
+                   ins: &[In],
                    (outer, k, inner, chunk): (usize, usize, usize, usize),
                    parts: usize|
          -> Result<()> {
@@ -372,9 +380,7 @@ fn launch_reduce(
             if let Some(p) = kept {
                 args.push(p);
             }
-            for &p in ins {
-                args.push(p);
-            }
+            push_inputs(&mut args, ins);
             args.push(outer as i64)
                 .push(k as i64)
                 .push(inner as i64)
@@ -393,7 +399,7 @@ fn launch_reduce(
         let pro = values.prologue(keep);
         if parts == 1 {
             let src = col_source(red, &pro, out.dtype, scale);
-            col(src, out_ptr, keep_ptr, &ptrs, (outer, k, inner, k), 1)?;
+            col(src, out_ptr, keep_ptr, &ins, (outer, k, inner, k), 1)?;
         } else {
             let (scratch, scratch_ptr) = output(parts * n_out * red.acc.size())?;
             let src1 = col_source(red, &pro, red.acc, None);
@@ -401,7 +407,7 @@ fn launch_reduce(
                 src1,
                 scratch_ptr,
                 keep_ptr,
-                &ptrs,
+                &ins,
                 (outer, k, inner, chunk),
                 parts,
             )?;
@@ -410,7 +416,7 @@ fn launch_reduce(
                 src2,
                 out_ptr,
                 None,
-                &[scratch_ptr],
+                &[In::Ptr(scratch_ptr)],
                 (1, parts, n_out, parts),
                 1,
             )?;
@@ -525,11 +531,14 @@ fn finish(red: &Red, out: Dtype, scale: Option<f64>, acc: &str) -> String {
 }
 
 /// The kernel parameters of the inputs (`in0`, `in1`, ...).
-fn input_params(dtypes: &[Dtype]) -> String {
-    dtypes
+fn input_params(v: &Prologue) -> String {
+    v.dtypes
         .iter()
         .enumerate()
-        .map(|(i, &d)| format!(", const {}* __restrict__ in{i}", stype(d)))
+        .map(|(i, &d)| match v.single[i] {
+            Single::Value => format!(", {} v{i}", stype(d)),
+            _ => format!(", const {}* __restrict__ in{i}", stype(d)),
+        })
         .collect()
 }
 
@@ -542,10 +551,10 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String, idx: &str) 
     let mut s = String::new();
     for (i, &d) in pro.dtypes.iter().enumerate() {
         let ct = ctype(d);
-        let from = if pro.single[i] {
-            format!("in{i}[0]")
-        } else {
-            at(i)
+        let from = match pro.single[i] {
+            Single::No => at(i),
+            Single::Device => format!("in{i}[0]"),
+            Single::Value => format!("v{i}"),
         };
         s += &format!("{ct} x{i} = {}; ", load(d, &from, ct));
     }
@@ -561,12 +570,24 @@ fn value_of(red: &Red, pro: &Prologue, at: &dyn Fn(usize) -> String, idx: &str) 
     s
 }
 
+/// How a reduction kernel reads an input.
+#[derive(Clone, Copy, PartialEq)]
+enum Single {
+    /// An element per value.
+    No,
+    /// One element on the device.
+    Device,
+    /// One element passed by value.
+    Value,
+}
+
 /// What the source generators need of [`Values`]: the inputs' dtypes, the statements and the
 /// value, and the dtype the values are kept in (a second output, `st`).
 struct Prologue<'a> {
     dtypes: Vec<Dtype>,
-    /// Which inputs are one element (read at `in{i}[0]` for every value).
-    single: Vec<bool>,
+    /// Which inputs are one element: on the device (read at `in{i}[0]` for every value), or
+    /// passed by value (`v{i}`).
+    single: Vec<Single>,
     stmts: &'a str,
     value: &'a str,
     keep: Option<Dtype>,
@@ -577,7 +598,7 @@ impl Prologue<'static> {
     fn partials(red: &Red) -> Prologue<'static> {
         Prologue {
             dtypes: vec![red.acc],
-            single: vec![false],
+            single: vec![Single::No],
             stmts: "",
             value: "x0",
             keep: None,
@@ -592,7 +613,13 @@ impl Values {
             single: self
                 .inputs
                 .iter()
-                .map(|x| is_single(x, &self.shape))
+                .map(
+                    |x| match (is_single(x, &self.shape), x.buffer.residency().device) {
+                        (false, _) => Single::No,
+                        (true, Some(_)) => Single::Device,
+                        (true, None) => Single::Value,
+                    },
+                )
                 .collect(),
             stmts: &self.stmts,
             value: &self.value,
@@ -604,6 +631,36 @@ impl Values {
 /// Whether an input is one element that broadcasts over values of `shape`.
 fn is_single(x: &ArrayData, shape: &[usize]) -> bool {
     x.size() == 1 && numel(shape) != 1
+}
+
+/// A single element still on the host (a program's constant): its bytes, passed by value
+/// (as the element-wise kernels pass them) rather than uploaded.
+fn host_single(x: &ArrayData, shape: &[usize]) -> Result<Option<Vec<u8>>> {
+    if !is_single(x, shape) || x.buffer.residency().device.is_some() {
+        return Ok(None);
+    }
+    let size = x.dtype.size();
+    let at = x.offset as usize * size;
+    let bytes = x.buffer.host_bytes()?;
+    bytes
+        .get(at..at + size)
+        .map(|b| Some(b.to_vec()))
+        .ok_or_else(|| Error::Device("reduce: a single element out of its buffer".into()))
+}
+
+/// A reduction kernel's input argument: a device address, or an element by value.
+enum In {
+    Ptr(u64),
+    Value(Vec<u8>),
+}
+
+fn push_inputs(args: &mut Args, ins: &[In]) {
+    for i in ins {
+        match i {
+            In::Ptr(p) => args.push(*p),
+            In::Value(b) => args.push_bytes(b),
+        };
+    }
 }
 
 /// The kernel parameter of the kept values, after the output (none when not kept).
@@ -618,12 +675,12 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
     let os = stype(out);
     let f = red.acc.is_float();
     let comb = |x: &str, y: &str| (red.comb)(x, y, f);
-    let params = input_params(&v.dtypes);
+    let params = input_params(v);
     let packs: String = v
         .dtypes
         .iter()
         .enumerate()
-        .filter(|&(i, _)| !v.single[i])
+        .filter(|&(i, _)| v.single[i] == Single::No)
         .map(|(i, &d)| {
             let is = stype(d);
             format!("if (j < hv) q{i}[u] = ((const umx_pack<{is}, {e}>*)(in{i} + r * K))[j]; ")
@@ -633,7 +690,7 @@ fn row_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>, e: usize)
         .dtypes
         .iter()
         .enumerate()
-        .filter(|&(i, _)| !v.single[i])
+        .filter(|&(i, _)| v.single[i] == Single::No)
         .map(|(i, &d)| {
             let is = stype(d);
             format!("umx_pack<{is}, {e}> q{i}[{UNROLL}]; ")
@@ -695,7 +752,7 @@ fn col_source(red: &Red, v: &Prologue, out: Dtype, scale: Option<f64>) -> String
     let a = ctype(red.acc);
     let os = stype(out);
     let f = red.acc.is_float();
-    let params = input_params(&v.dtypes);
+    let params = input_params(v);
     let comb = |x: &str, y: &str| (red.comb)(x, y, f);
     // COL_UNROLL rows at once, each into its own accumulator, so their loads are in flight
     // together.
