@@ -164,12 +164,13 @@ fn complex_extremes_truth_tests_empty_products_and_integer_rounding_run_on_the_g
     }
 }
 
-/// A compiled reduction whose element-wise values are used again keeps them from its one
-/// pass (`compile` gives the fused node a second output): rows (16-byte packs, and rows that
-/// are not whole packs), columns (one part, and a bias gradient's shape split into parts),
-/// everything (split into blocks), in float32, float16 and bfloat16, with the program's
-/// scalar constants read in place and an input that starts inside its buffer. Both outputs
-/// equal the CPU's, and the node is the reduction with the values as its extra output.
+/// A compiled reduction whose element-wise values are used again keeps them (`compile` gives
+/// the fused node a second output), from its one pass over rows (16-byte packs, and rows
+/// that are not whole packs) and everything (split into blocks), stored and then summed over
+/// columns (one part, and a bias gradient's shape split into parts), in float32, float16 and
+/// bfloat16, with the program's scalar constants passed by value and an input that starts
+/// inside its buffer. Both outputs equal the CPU's, and the node is the reduction with the
+/// values as its extra output.
 #[test]
 fn compiled_reductions_keep_the_values_they_reduce() {
     if !setup() {
