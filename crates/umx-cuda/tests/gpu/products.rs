@@ -100,6 +100,7 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
             let bias = input(&[n], dtype, 23);
             let rows_of_one = input(&[lead[0], 1, n], dtype, 24);
             let nan = with_device(Device::Cpu, || ops::full(&[n], f64::NAN, dtype)).unwrap();
+            let wide = input(&[1, 2 * k], dtype, 25);
             let mut cases: Vec<Case> = vec![
                 ("product", Box::new(|| ops::matmul(&x, &w.t()?))),
                 (
@@ -129,7 +130,6 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
                     Box::new(|| ops::addmm(&nan, &x, &w.t()?, 1.0, 0.0)),
                 ),
             ];
-            let wide = input(&[1, 2 * k], dtype, 25);
             if lead == [1] {
                 // A row-major operand that does not start its buffer (a stacked product's
                 // second half): the matrix-vector kernel reads it where it is.
