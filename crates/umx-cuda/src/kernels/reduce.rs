@@ -467,7 +467,7 @@ fn launch_reduce(
         .unwrap_or(1);
     let e = (16 / widest).max(1);
     let chunk = k.div_ceil(parts).div_ceil(e) * e;
-    let aligned = rows_read.iter().all(|&(i, _)| ptrs[i] % 16 == 0) && k.is_multiple_of(e);
+    let aligned = rows_read.iter().all(|&(i, _)| ptrs[i].is_multiple_of(16)) && k.is_multiple_of(e);
     let pro = values.prologue(keep);
     if parts == 1 {
         let src = row_source(red, &pro, out.dtype, scale, e);
