@@ -257,9 +257,10 @@ impl Values {
 
 /// A reduction whose values a fused program computes from its inputs (a reduction prologue),
 /// and with `keep` those values too, stored as that dtype in a second output of the
-/// program's shape (in the same pass). `None` when the layout does not allow one pass: the
-/// inputs are not all row-contiguous arrays of the program's shape on the device, or the
-/// reduced axes are not one run. The caller then stores the program's result and reduces it.
+/// program's shape (in the same pass). `None` when the layout does not allow one pass: an
+/// input is neither one element nor a row-major array of the program's shape on the device,
+/// or the reduced axes are not one run. The caller then stores the program's result and
+/// reduces it.
 pub(crate) fn eval_fused(
     kind: ReduceKind,
     axes: &[usize],
