@@ -27,18 +27,49 @@ pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result
         let (first, extra) = outputs
             .split_first()
             .ok_or_else(|| Error::Device("fused: no output".into()))?;
+        if extra.len() != op.extra.len() {
+            return Err(Error::Device(format!(
+                "fused: {} outputs asked for a program with {}",
+                outputs.len(),
+                op.extra.len() + 1
+            )));
+        }
+        // The values reduced are computed once even when they are kept too.
+        let last = op.program.len().saturating_sub(1);
+        let mut others: Vec<usize> = Vec::new();
         let mut specs = vec![OutSpec {
             shape,
             dtype: op.program_dtype(),
         }];
-        specs.extend(extra.iter().cloned());
-        let mut values = eval(&op.elementwise(), inputs, &specs)?;
-        let kept = values.split_off(1);
+        for (&i, spec) in op.extra.iter().zip(extra) {
+            if i != last && !others.contains(&i) {
+                others.push(i);
+                specs.push(spec.clone());
+            }
+        }
+        let program = FusedOp {
+            program: op.program.clone(),
+            reduce: None,
+            extra: others.clone(),
+        };
+        let values = eval(&program, inputs, &specs)?;
+        let kept: Vec<ArrayData> = op
+            .extra
+            .iter()
+            .map(|&i| match others.iter().position(|&j| j == i) {
+                Some(k) => values[k + 1].clone(),
+                None => values[0].clone(),
+            })
+            .collect();
         let reduce = ReduceOp::Reduce {
             kind: r.kind,
             axes: r.axes.clone(),
         };
-        let mut out = super::reduce::eval(&reduce, values, std::slice::from_ref(first))?;
+        let mut out = super::reduce::eval(
+            &reduce,
+            vec![values[0].clone()],
+            std::slice::from_ref(first),
+        )?;
         out.extend(kept);
         return Ok(out);
     }
