@@ -64,7 +64,7 @@ impl FusedReduce {
 /// how an optimizer's update (new parameter, new moments) becomes one pass that reads each
 /// input once and writes each result once, and how a reduction keeps the element-wise values
 /// it reduces when something else uses them too (a bias gradient: the column sums of the
-/// activation's gradient, which the weight's product reads as well), in the same pass.
+/// activation's gradient, which the weight's product reads as well), from the same node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedOp {
     pub program: Arc<Vec<FusedInstr>>,
@@ -92,16 +92,6 @@ impl FusedOp {
     pub fn dtype(&self) -> Dtype {
         let d = self.program_dtype();
         self.reduce.as_ref().map_or(d, |r| r.kind.output_dtype(d))
-    }
-
-    /// The program as a fused op of its own, without the reduction (its first output the
-    /// values the reduction takes, then the extra ones).
-    pub fn elementwise(&self) -> FusedOp {
-        FusedOp {
-            program: self.program.clone(),
-            reduce: None,
-            extra: self.extra.clone(),
-        }
     }
 
     /// The instructions whose values are the node's outputs, in output order.

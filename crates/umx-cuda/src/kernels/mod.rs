@@ -412,9 +412,9 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     }
     // Kept values (the program's last instruction, also an output) are stored by the one pass
     // only over rows, where it reads and writes in 16-byte vectors; a column reduction's pass
-    // (a thread per output, an element at a time) took 29 us to compute, store and sum a
-    // GELU backward over 1024 x 4096 on an H200, where the element-wise kernel and the column
-    // sums took 12.5 + 12.7.
+    // (a thread per output, an element at a time) took 28-30 us to compute, store and sum a
+    // GELU backward over 1024 x 4096 on an H200, and storing the values, then summing them,
+    // made the compiled MLP step 13 us faster.
     let last_instr = op.program.len().saturating_sub(1);
     let over_rows = r.axes.last() == Some(&(shape.len().saturating_sub(1)));
     let one_pass = match op.extra[..] {

@@ -25,28 +25,30 @@ impl FastOp {
         argnums: &[usize],
         outputs: &[Array],
     ) -> Result<Vec<Array>> {
-        if *self == FastOp::Softmax {
-            // d softmax: s * (g - sum(g * s)), in float32.
-            let s = outputs[0].astype(crate::Dtype::Float32)?;
-            let g = cotangents[0].astype(crate::Dtype::Float32)?;
-            let gs = ops::multiply(&g, &s)?;
-            let dx = ops::subtract(&gs, ops::multiply(&s, ops::sum(&gs, -1, true)?)?)?;
-            let dx = dx.astype(inputs[0].dtype())?;
-            return argnums
-                .iter()
-                .map(|&i| match i {
-                    0 => Ok(dx.clone()),
-                    _ => ops::zeros_like(&inputs[i]),
-                })
-                .collect();
-        }
-        if *self == FastOp::LogSumExp {
-            // d logsumexp: g * softmax(x) = g * exp(x - logsumexp(x)), in float32: one
-            // element-wise pass over the output (no second max or sum).
-            let x = inputs[0].astype(crate::Dtype::Float32)?;
-            let l = ops::expand_dims(&outputs[0].astype(crate::Dtype::Float32)?, -1)?;
-            let g = ops::expand_dims(&cotangents[0].astype(crate::Dtype::Float32)?, -1)?;
-            let dx = ops::multiply(&g, ops::exp(&ops::subtract(&x, &l)?)?)?;
+        let f32 = |a: &Array| a.astype(crate::Dtype::Float32);
+        let closed_form = match self {
+            FastOp::Softmax => {
+                // d softmax: s * (g - sum(g * s)), in float32.
+                let (s, g) = (f32(&outputs[0])?, f32(&cotangents[0])?);
+                let gs = ops::multiply(&g, &s)?;
+                Some(ops::subtract(
+                    &gs,
+                    ops::multiply(&s, ops::sum(&gs, -1, true)?)?,
+                )?)
+            }
+            FastOp::LogSumExp => {
+                // d logsumexp: g * softmax(x) = g * exp(x - logsumexp(x)), in float32: one
+                // element-wise pass over the output (no second max or sum).
+                let l = ops::expand_dims(&f32(&outputs[0])?, -1)?;
+                let g = ops::expand_dims(&f32(&cotangents[0])?, -1)?;
+                Some(ops::multiply(
+                    &g,
+                    ops::exp(&ops::subtract(&f32(&inputs[0])?, &l)?)?,
+                )?)
+            }
+            _ => None,
+        };
+        if let Some(dx) = closed_form {
             let dx = dx.astype(inputs[0].dtype())?;
             return argnums
                 .iter()
