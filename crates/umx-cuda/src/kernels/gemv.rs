@@ -3,7 +3,8 @@
 //! of every decoding step of a language model. Reading the weight once at the card's bandwidth
 //! is all the work, so the kernel is built for that: each warp owns output columns (or, for
 //! few columns, a block's warps share each one), its lanes read 16-byte vectors of a weight
-//! row, keep four in flight, and accumulate in float32 for all rows at once; warp shuffles
+//! row, two at a time in flight with the registers capped so that many blocks fit an SM, and
+//! accumulate in float32 for all rows at once; warp shuffles
 //! (and shared memory across warps) sum them. `addmm`'s addend (the residual `compile` folds
 //! into the product before it, or a bias) is added in the same kernel. cuBLASLt picks its
 //! kernels for products with many rows; with one row it leaves bandwidth unused (see
@@ -12,7 +13,7 @@
 //! A decoding step is a chain of short kernels, each started early by programmatic dependent
 //! launch and waiting for the one before it. A weight no running kernel writes (one whose
 //! writes ended at a synchronization: `compile::may_read_early`) needs no wait, so each lane
-//! loads its first four weight vectors before waiting, and that memory latency overlaps the
+//! loads its first weight vectors before waiting, and that memory latency overlaps the
 //! tail of the kernel before: a TinyLlama decoding step 1.441 -> 1.358 ms on the H100.
 
 use super::source::{Args, HEADER, load, storage_type, store};
@@ -27,6 +28,9 @@ use umx_core::{ArrayData, Dtype, Result};
 pub const MAX_ROWS: usize = 8;
 /// Warps per block: each computes one output column at a time, or all share one.
 const WARPS: u32 = 4;
+/// Weight vectors a lane loads before using any (two beat four and eight on the H200 with the
+/// registers capped: bench/RESULTS.md).
+const U: usize = 2;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -171,11 +175,23 @@ fn addend_strides(c: &ArrayData, out_shape: &[usize], dtype: Dtype) -> Option<(i
     Some((row.unwrap_or(0), col))
 }
 
+/// Blocks of the kernel an SM should hold at once, which caps its registers: a product's
+/// blocks mostly fit in one or two waves, so more of them resident is fewer waves (for one
+/// row: 12, or 16 where a block shares each column; more rows need their registers).
+fn min_blocks(rows: usize, split: u32) -> u32 {
+    match (rows, split) {
+        (1, WARPS) => 16,
+        (1, _) => 12,
+        _ => 1,
+    }
+}
+
 fn source(dtype: Dtype, rows: usize, split: u32, add: bool) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     let add = add as u8;
     let cv = load(dtype, "c[r * c_row + n * c_col]", "float");
     let per_vec = 16 / dtype.size();
+    let min_blocks = min_blocks(rows, split);
     let to_f = |v: &str| load(dtype, v, "float");
     let y = store(dtype, "s");
     let xv = to_f("xe[e]");
@@ -190,29 +206,34 @@ fn source(dtype: Dtype, rows: usize, split: u32, add: bool) -> String {
 /* y = alpha * (x @ w.T) + beta * c, or alpha * (x @ w.T) without c. */
 #define ADD {add}
 #define STEP (SPLIT * 32)
+/* Vectors a lane has in flight; blocks an SM should hold (registers capped to fit them). */
+#define U {U}
+#define MIN_BLOCKS {min_blocks}
 /* 16 bytes: E elements. */
 typedef uint4 vec_t;
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
-extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const {st}* x,
-    const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({st}* y,
+    const {st}* x, const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
     long long c_col, float alpha, float beta, int early) {{
   __shared__ float part[WARPS][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
   const int per_block = WARPS / SPLIT;
   const vec_t* xs = (const vec_t*)x;
-  /* With `early`, a lane's first four weight vectors (its first column's first pass of the
-     loop below, when the row has one) load before the wait for the kernel before this one
-     (the launch knows no kernel still running writes w): their latency overlaps that
-     kernel's tail. (Also taking the vectors of rows too short for a pass, with a guard
-     per vector, was slower on the H100: see bench/RESULTS.md.) */
-  vec_t first[4];
+  /* A lane reads its share of a weight row in batches of U vectors, every load of a batch
+     (the row's tail too, guarded) issued before any is used. With `early`, the first batch
+     loads before the wait for the kernel before this one (the launch knows no kernel still
+     running writes w): its latency overlaps that kernel's tail. */
+  vec_t buf[U];
   long long n_first = (long long)blockIdx.x * per_block + group;
-  bool have = early && n_first < n_cols && share * 32 + lane + 3 * STEP < kv;
+  bool have = early && n_first < n_cols;
   if (have) {{
-    const vec_t* wr = (const vec_t*)w + n_first * kv + share * 32 + lane;
+    const vec_t* wr = (const vec_t*)w + n_first * kv;
     #pragma unroll
-    for (int u = 0; u < 4; u++) first[u] = __ldg(&wr[STEP * u]);
+    for (int u = 0; u < U; u++) {{
+      long long j = share * 32 + lane + (long long)STEP * u;
+      if (j < kv) buf[u] = __ldg(&wr[j]);
+    }}
   }}
   umx_pdl_wait();
   /* Every warp of a block runs the same iterations (they meet at barriers); a group past
@@ -225,36 +246,31 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_gemv({st}* y, const
     float acc[ROWS];
     #pragma unroll
     for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
-    long long j = share * 32 + lane;
-    /* Four vectors a lane in flight before any is used. */
-    for (; j + 3 * STEP < kv; j += 4 * STEP) {{
-      vec_t wq[4];
-      #pragma unroll
-      for (int u = 0; u < 4; u++) wq[u] = have ? first[u] : __ldg(&wr[j + STEP * u]);
+    for (long long j0 = share * 32 + lane; j0 < kv; j0 += (long long)U * STEP) {{
+      if (!have) {{
+        #pragma unroll
+        for (int u = 0; u < U; u++) {{
+          long long j = j0 + (long long)STEP * u;
+          if (j < kv) buf[u] = __ldg(&wr[j]);
+        }}
+      }}
       have = false;
       #pragma unroll
-      for (int u = 0; u < 4; u++) {{
-        const {st}* we = reinterpret_cast<const {st}*>(&wq[u]);
-        #pragma unroll
-        for (int r = 0; r < ROWS; r++) {{
-          vec_t xq = xs[r * kv + j + STEP * u];
-          const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+      for (int u = 0; u < U; u++) {{
+        long long j = j0 + (long long)STEP * u;
+        if (j < kv) {{
+          const {st}* we = reinterpret_cast<const {st}*>(&buf[u]);
           #pragma unroll
-          for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
+          for (int r = 0; r < ROWS; r++) {{
+            vec_t xq = xs[r * kv + j];
+            const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+            #pragma unroll
+            for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
+          }}
         }}
       }}
     }}
-    for (; j < kv; j += STEP) {{
-      vec_t wq = __ldg(&wr[j]);
-      const {st}* we = reinterpret_cast<const {st}*>(&wq);
-      #pragma unroll
-      for (int r = 0; r < ROWS; r++) {{
-        vec_t xq = xs[r * kv + j];
-        const {st}* xe = reinterpret_cast<const {st}*>(&xq);
-        #pragma unroll
-        for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
-      }}
-    }}
+    have = false;
     #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
       float s = acc[r];
