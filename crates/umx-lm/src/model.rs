@@ -204,14 +204,11 @@ impl Stacked {
         Ok(())
     }
 
-    /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
-    /// and each one's width, when they are still the stack's views. A stack whose projections got an adapter, or
-    /// other evaluated parameters, is let go; one whose parameters are being traced (a
+    /// The stack, when `projs` are still its views. A stack whose projections got an adapter,
+    /// or other evaluated parameters, is let go; one whose parameters are being traced (a
     /// gradient taken through them) or are not evaluated yet is kept until they are.
-    fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
-        let Some(stack) = self.get() else {
-            return Ok(None);
-        };
+    fn current(&self, projs: &[&Projection]) -> Option<std::sync::Arc<Stack>> {
+        let stack = self.get()?;
         let linears = Stacked::linears(projs);
         let current = linears.as_ref().map(|l| Stacked::ids(l));
         if current.as_ref() != Some(&stack.ids) {
@@ -220,8 +217,26 @@ impl Stacked {
             if !pending {
                 self.set(None);
             }
-            return Ok(None);
+            return None;
         }
+        Some(stack)
+    }
+
+    /// The stacked weight `(sum of widths, K)` of `projs`, when they are still the stack's
+    /// views and it is a plain one (not quantized, no bias).
+    fn plain_weight(&self, projs: &[&Projection]) -> Option<Array> {
+        let stack = self.current(projs)?;
+        (stack.quantized.is_none() && stack.bias.is_none()).then(|| stack.parts[0].clone())
+    }
+
+    /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
+    /// and each one's width, when they are still the stack's views. A stack whose projections got an adapter, or
+    /// other evaluated parameters, is let go; one whose parameters are being traced (a
+    /// gradient taken through them) or are not evaluated yet is kept until they are.
+    fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
+        let Some(stack) = self.current(projs) else {
+            return Ok(None);
+        };
         let y = match stack.quantized {
             None => {
                 let wt = ops::transpose(&stack.parts[0], [1i64, 0])?;
@@ -580,6 +595,11 @@ impl Mlp {
     /// Applies the block to `x (..., hidden)`.
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let projs = [&self.gate_proj, &self.up_proj];
+        // Gate and up stacked as one plain weight: both products and the SwiGLU in one op
+        // (for a decoding step's few rows, one matrix-vector kernel on the GPU).
+        if let Some(w) = self.stacked.plain_weight(&projs) {
+            return self.down_proj.forward(&umx::fast::swiglu_linear(x, &w)?);
+        }
         let Ok::<[Array; 2], _>([g, u]) = self.stacked.forward(&projs, x)?.try_into() else {
             bail!("Mlp: expected two projections");
         };

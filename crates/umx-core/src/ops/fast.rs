@@ -66,6 +66,57 @@ fn check_rows(op: &str, x: &Array) -> Result<()> {
     Ok(())
 }
 
+/// The most rows of `x` (all leading axes together) [`swiglu_linear`] makes its own node
+/// for: the decoding steps whose product a device computes as one matrix-vector pass.
+pub const SWIGLU_ROWS: usize = 8;
+
+/// A SwiGLU block's gate and up projections, `silu(x @ w[..I].T) * (x @ w[I..].T)`, for the
+/// two weights stacked as `w (2I, K)` (what `x @ w.T` of a Linear computes, both at once):
+/// output `(..., I)` for `x (..., K)`.
+///
+/// Both products are rounded to their dtype (the promotion of the two), then SiLU (`g * sigmoid(g)`) and the product are
+/// computed as the element-wise ops do, so the value is the composite's. For a few rows (up
+/// to [`SWIGLU_ROWS`]: a decoding step) of float32/float16/bfloat16 with `K` a whole number
+/// of 16-byte vectors, the GPU computes each output's two dot products in one pass over the
+/// two weight rows (no `(..., 2I)` product in memory, no second kernel); otherwise, and for
+/// gradients and batching, it is the composite.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast};
+/// let x = Array::from_slice(&[1.0f32, 2.0], &[1, 2])?;
+/// let w = Array::from_slice(&[1.0f32, 0.0, 0.0, 1.0], &[2, 2])?; // gate (1, 0), up (0, 1)
+/// let y = fast::swiglu_linear(&x, &w)?.to_vec::<f32>()?;
+/// let silu = 1.0 / (1.0 + (-1.0f32).exp());
+/// assert!((y[0] - silu * 2.0).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn swiglu_linear(x: &Array, w: &Array) -> Result<Array> {
+    check_rows("swiglu_linear", x)?;
+    check_float("swiglu_linear", "weight", w)?;
+    let k = x.shape()[x.ndim() - 1];
+    if w.ndim() != 2 || w.shape()[0] % 2 != 0 || w.shape()[1] != k {
+        bail!(
+            "swiglu_linear: the weight must have shape (2I, {k}) for input {}, not {}",
+            fmt_shape(x.shape()),
+            fmt_shape(w.shape())
+        );
+    }
+    let rows = x.size().checked_div(k).unwrap_or(0);
+    let inputs = vec![x.clone(), w.clone()];
+    if has_kernel(x.dtype())
+        && x.dtype() == w.dtype()
+        && k > 0
+        && k.is_multiple_of(16 / x.dtype().size())
+        && (1..=SWIGLU_ROWS).contains(&rows)
+        && w.shape()[0] > 0
+    {
+        node(FastOp::SwigluLinear, inputs)
+    } else {
+        fallback(FastOp::SwigluLinear, &inputs)
+    }
+}
+
 /// `x / sqrt(mean(x^2) + eps) * weight` over the last axis (MLX's `mx.fast.rms_norm`),
 /// computed in float32; the weight `(D,)` is optional. The output dtype is the promotion of
 /// the inputs'.

@@ -63,6 +63,12 @@ pub enum FastOp {
     /// `k`, `v`, the output, its log-sum-exp, and the output's cotangent. A row that sees no
     /// key takes no part in the gradients.
     AttentionVjp { scale: f32, causal: bool },
+    /// `silu(x @ w[..I].T) * (x @ w[I..].T)` for `w` of shape `(2I, K)` (a gate and an up
+    /// projection stacked, as a SwiGLU block's): the two products rounded to the dtype, then
+    /// SiLU and the product as the element-wise ops compute them. Inputs: `x (..., K)`, `w`.
+    /// Made only for a few rows of `x` (a decoding step's), where the device computes both
+    /// halves of each output in one matrix-vector pass.
+    SwigluLinear,
     /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
@@ -124,6 +130,7 @@ impl FastOp {
             FastOp::Rope { .. } => "rope",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
+            FastOp::SwigluLinear => "swiglu_linear",
             FastOp::CudaKernel(_) => "cuda_kernel",
         }
     }
@@ -179,6 +186,16 @@ impl FastOp {
                 shape: x.shape().to_vec(),
                 dtype: x.dtype(),
             },
+            FastOp::SwigluLinear => {
+                let mut shape = x.shape().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = inputs[1].shape()[0] / 2;
+                }
+                OutSpec {
+                    shape,
+                    dtype: x.dtype(),
+                }
+            }
             FastOp::CudaKernel(k) => k.outputs[0].clone(),
         }
     }
@@ -301,6 +318,20 @@ impl FastOp {
                     grads[0] = ops::concatenate(&[zeros, grads[0].clone()], 2)?;
                 }
                 return Ok(grads);
+            }
+            FastOp::SwigluLinear => {
+                let y = ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?;
+                let i = (inputs[1].shape()[0] / 2) as i64;
+                // The two halves of the last axis.
+                let half = |from: i64| {
+                    let mut start = vec![0i64; y.ndim()];
+                    let mut stop: Vec<i64> = y.shape().iter().map(|&n| n as i64).collect();
+                    start[y.ndim() - 1] = from;
+                    stop[y.ndim() - 1] = from + i;
+                    ops::slice(&y, &start, &stop, &[])
+                };
+                let (g, u) = (half(0)?, half(i)?);
+                ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g)?)?, &u)?
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
         };

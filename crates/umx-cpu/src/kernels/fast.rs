@@ -142,9 +142,40 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                     .into(),
             ));
         }
+        FastOp::SwigluLinear => swiglu_linear(x, &inputs[1], out.dtype),
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
     };
     Ok(vec![store(&values, out)?])
+}
+
+/// `silu(x @ gate.T) * (x @ up.T)` for `w = [gate; up]`, rounded as the fallback's ops round:
+/// each product to `dtype`, then the sigmoid, `g * sigmoid(g)` and the product with `u`.
+fn swiglu_linear(x: &ArrayData, w: &ArrayData, dtype: Dtype) -> Vec<f32> {
+    let round = |v: f32| match dtype {
+        Dtype::Float16 => v.cast::<f16>().cast::<f32>(),
+        Dtype::Bfloat16 => v.cast::<bf16>().cast::<f32>(),
+        _ => v,
+    };
+    let k = row_len(x);
+    let i = w.shape[0] / 2;
+    let (xs, ws) = (floats(x), floats(w));
+    let dot = |r: &[f32], n: usize| -> f32 {
+        r.iter()
+            .zip(&ws[n * k..(n + 1) * k])
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    let rows = xs.len().checked_div(k).unwrap_or(0);
+    let mut out = Vec::with_capacity(rows * i);
+    for r in 0..rows {
+        let row = &xs[r * k..(r + 1) * k];
+        out.extend((0..i).map(|n| {
+            let (g, u) = (round(dot(row, n)), round(dot(row, i + n)));
+            let s = round(1.0 / (1.0 + (-g).exp()));
+            round(round(g * s) * u)
+        }));
+    }
+    out
 }
 
 fn row_len(x: &ArrayData) -> usize {

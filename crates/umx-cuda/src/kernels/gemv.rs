@@ -21,6 +21,7 @@ use crate::compile::{function_for, launch, may_read_early};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use umx_core::primitives::UnaryOp;
 use umx_core::shape::row_major_strides;
 use umx_core::{ArrayData, Dtype, Result};
 
@@ -99,53 +100,149 @@ pub(crate) fn try_gemv(
     }
     let (out, yp) = fresh(out_shape, dtype)?;
     debug_assert_eq!(out.strides, row_major_strides(out_shape));
-    let g = gpu()?;
-    // Few columns: a block's warps share each one, so enough loads are in flight (two
-    // warps a column, or a split chosen by the vectors each lane loads, were slower), but
-    // two warps a column where a lane would otherwise have fewer than four vectors of a row
-    // (no pass of the kernel's loop, no loads before the wait: a decoding step's output
-    // projection, 1.358 -> 1.352 ms; its k and v products when apart, 2.6% of the step).
-    let kv = k / per_vec;
-    let pass = |warps: u32| 4 * 32 * warps as usize;
-    let split = if n >= g.sm_count as usize * 16 {
-        1
-    } else if kv < pass(WARPS) && kv >= pass(2) {
-        2
-    } else {
-        WARPS
+    let launch = Launch {
+        y: yp,
+        x: xp,
+        w: wp,
+        rows: m,
+        n,
+        k,
+        c,
+        alpha,
+        beta,
+        pair: false,
+        early: may_read_early(&[b]),
     };
-    let add = c.is_some();
-    let key = format!("gemv|{dtype:?}|{m}|{split}|{add}");
-    let f = function_for(&key, || source(dtype, m, split, add), "umx_gemv")?;
-    let (cp, (c_row, c_col)) = c.unwrap_or((0, (0, 0)));
-    let early = may_read_early(&[b]);
-    let mut args = Args::default();
-    args.push(yp)
-        .push(xp)
-        .push(wp)
-        .push(n as i64)
-        .push(kv as i64)
-        .push(cp)
-        .push(c_row as i64)
-        .push(c_col as i64)
-        .push(alpha)
-        .push(beta)
-        .push(early as i32);
-    // Enough blocks to fill the card; each strides over the columns.
-    let per_block = (WARPS / split) as u64;
-    let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
-    let start = crate::profile::mark()?;
-    launch(f, blocks, WARPS * 32, 0, &mut args.pointers())?;
-    if start.is_some() {
-        let what = if add {
-            "matrix-vector + addend"
-        } else {
-            "matrix-vector"
-        };
-        let early = if early { ", weights read early" } else { "" };
-        crate::profile::span(format!(" {what}: {blocks} blocks{early}"), start)?;
-    }
+    launch.run(dtype)?;
     Ok(Some(out))
+}
+
+/// `fast::swiglu_linear` for a few rows: `silu(x @ w[..I].T) * (x @ w[I..].T)`, each output's
+/// two dot products (rows `i` and `I + i` of the weight) in one pass of the matrix-vector
+/// kernel. `x` and `w` are copied to row-major order first when they are views of another
+/// layout. `None` where the kernel does not fit (the op makes its node only where it does).
+pub(crate) fn swiglu(
+    x: &ArrayData,
+    w: &ArrayData,
+    out_shape: &[usize],
+) -> Result<Option<ArrayData>> {
+    let dtype = x.dtype;
+    let k = *x.shape.last().unwrap_or(&0);
+    let m = x.size().checked_div(k).unwrap_or(0);
+    if !matches!(dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+        || w.dtype != dtype
+        || w.shape.len() != 2
+        || w.shape[1] != k
+        || !w.shape[0].is_multiple_of(2)
+        || w.shape[0] == 0
+        || k == 0
+        || !k.is_multiple_of(16 / dtype.size())
+        || !(1..=MAX_ROWS).contains(&m)
+    {
+        return Ok(None);
+    }
+    // Row-major from an aligned pointer, or a copy that is.
+    let aligned = |a: &ArrayData| -> Result<Option<ArrayData>> {
+        if umx_core::shape::is_row_contiguous(&a.shape, &a.strides) && input_ptr(a)? % 16 == 0 {
+            return Ok(Some(a.clone()));
+        }
+        super::contiguous(a, dtype)
+    };
+    let (Some(x), Some(w)) = (aligned(x)?, aligned(w)?) else {
+        return Ok(None);
+    };
+    let (out, yp) = fresh(out_shape, dtype)?;
+    let launch = Launch {
+        y: yp,
+        x: input_ptr(&x)?,
+        w: input_ptr(&w)?,
+        rows: m,
+        n: w.shape[0] / 2,
+        k,
+        c: None,
+        alpha: 1.0,
+        beta: 0.0,
+        pair: true,
+        early: may_read_early(&[&w]),
+    };
+    launch.run(dtype)?;
+    Ok(Some(out))
+}
+
+/// One launch of the matrix-vector kernel: `y (rows, n)` from `x (rows, k)` and the weight
+/// rows, device pointers all (16-byte aligned for `x` and `w`).
+struct Launch {
+    y: u64,
+    x: u64,
+    w: u64,
+    rows: usize,
+    /// Output columns (with `pair`, the weight has twice as many rows).
+    n: usize,
+    k: usize,
+    /// The addend's pointer and `(row, column)` element strides.
+    c: Option<(u64, (isize, isize))>,
+    alpha: f32,
+    beta: f32,
+    /// SwiGLU of weight rows `i` and `n + i` for output column `i`.
+    pair: bool,
+    /// Whether the weights may be read before the kernel before this one ends.
+    early: bool,
+}
+
+impl Launch {
+    fn run(&self, dtype: Dtype) -> Result<()> {
+        let g = gpu()?;
+        let (m, n) = (self.rows, self.n);
+        // Few columns: a block's warps share each one, so enough loads are in flight (two
+        // warps a column, or a split chosen by the vectors each lane loads, were slower), but
+        // two warps a column where a lane would otherwise have fewer than four vectors of a
+        // row (a decoding step's output projection, 1.358 -> 1.352 ms on the H100).
+        let kv = self.k / (16 / dtype.size());
+        let pass = |warps: u32| 4 * 32 * warps as usize;
+        let split = if n >= g.sm_count as usize * 16 {
+            1
+        } else if kv < pass(WARPS) && kv >= pass(2) {
+            2
+        } else {
+            WARPS
+        };
+        let add = self.c.is_some();
+        let pair = self.pair;
+        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}");
+        let f = function_for(&key, || source(dtype, m, split, add, pair), "umx_gemv")?;
+        let (cp, (c_row, c_col)) = self.c.unwrap_or((0, (0, 0)));
+        let mut args = Args::default();
+        args.push(self.y)
+            .push(self.x)
+            .push(self.w)
+            .push(n as i64)
+            .push(kv as i64)
+            .push(cp)
+            .push(c_row as i64)
+            .push(c_col as i64)
+            .push(self.alpha)
+            .push(self.beta)
+            .push(self.early as i32);
+        // Enough blocks to fill the card; each strides over the columns.
+        let per_block = (WARPS / split) as u64;
+        let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
+        let start = crate::profile::mark()?;
+        launch(f, blocks, WARPS * 32, 0, &mut args.pointers())?;
+        if start.is_some() {
+            let what = match (add, pair) {
+                (true, _) => "matrix-vector + addend",
+                (_, true) => "matrix-vector, SwiGLU",
+                _ => "matrix-vector",
+            };
+            let early = if self.early {
+                ", weights read early"
+            } else {
+                ""
+            };
+            crate::profile::span(format!(" {what}: {blocks} blocks{early}"), start)?;
+        }
+        Ok(())
+    }
 }
 
 /// The element strides `(row, column)` of `c` broadcast to `out_shape` seen as `(rows, N)`:
@@ -178,24 +275,50 @@ fn addend_strides(c: &ArrayData, out_shape: &[usize], dtype: Dtype) -> Option<(i
 /// Blocks of the kernel an SM should hold at once, which caps its registers: a product's
 /// blocks mostly fit in one or two waves, so more of them resident is fewer waves (for one
 /// row: 12, or 16 where a block shares each column; more rows need their registers).
-fn min_blocks(rows: usize, split: u32) -> u32 {
-    match (rows, split) {
-        (1, WARPS) => 16,
-        (1, _) => 12,
+fn min_blocks(rows: usize, split: u32, pair: bool) -> u32 {
+    match (rows, split, pair) {
+        (1, WARPS, false) => 16,
+        (1, _, false) => 12,
+        (1, _, true) => 8,
         _ => 1,
     }
 }
 
-fn source(dtype: Dtype, rows: usize, split: u32, add: bool) -> String {
+/// The SwiGLU of a pair's two dot products `a0` (gate) and `a1` (up), each rounded to
+/// `dtype` first, as the composite's product is: `silu(g) * u` with each op's rounding.
+fn swiglu_expr(dtype: Dtype) -> String {
+    let round = |e: &str| load(dtype, &store(dtype, e), "float");
+    let sigmoid = UnaryOp::Sigmoid
+        .c_expr(Dtype::Float32, "g")
+        .unwrap_or_else(|| "(1.f / (1.f + expf(-g)))".into());
+    format!(
+        "float g = {g}, u = {u}; float sg = {sg}; float t = {t}; s = t * u;",
+        g = round("a0"),
+        u = round("a1"),
+        sg = round(&sigmoid),
+        t = round("g * sg"),
+    )
+}
+
+fn source(dtype: Dtype, rows: usize, split: u32, add: bool, pair: bool) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     let add = add as u8;
+    let halves = if pair { 2 } else { 1 };
     let cv = load(dtype, "c[r * c_row + n * c_col]", "float");
     let per_vec = 16 / dtype.size();
-    let min_blocks = min_blocks(rows, split);
+    let min_blocks = min_blocks(rows, split, pair);
     let to_f = |v: &str| load(dtype, v, "float");
     let y = store(dtype, "s");
     let xv = to_f("xe[e]");
     let wv = to_f("we[e]");
+    let epilogue = if pair {
+        format!(
+            "float a0 = acc[0][r], a1 = acc[1][r], s; {}",
+            swiglu_expr(dtype)
+        )
+    } else {
+        "float s = alpha * acc[0][r]; if (ADD) s += beta * CV;".to_string()
+    };
     format!(
         r#"{HEADER}
 #define ROWS {rows}
@@ -205,34 +328,41 @@ fn source(dtype: Dtype, rows: usize, split: u32, add: bool) -> String {
 #define SPLIT {split}
 /* y = alpha * (x @ w.T) + beta * c, or alpha * (x @ w.T) without c. */
 #define ADD {add}
+/* Weight rows an output column reads: 2 for a SwiGLU's gate and up (rows n and n_cols + n). */
+#define HALVES {halves}
 #define STEP (SPLIT * 32)
-/* Vectors a lane has in flight; blocks an SM should hold (registers capped to fit them). */
+/* Vectors a lane has in flight a weight row; blocks an SM should hold (registers capped to
+   fit them). */
 #define U {U}
 #define MIN_BLOCKS {min_blocks}
+#define CV {cv}
 /* 16 bytes: E elements. */
 typedef uint4 vec_t;
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
 extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({st}* y,
     const {st}* x, const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
     long long c_col, float alpha, float beta, int early) {{
-  __shared__ float part[WARPS][ROWS];
+  __shared__ float part[WARPS][HALVES][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
   const int per_block = WARPS / SPLIT;
   const vec_t* xs = (const vec_t*)x;
-  /* A lane reads its share of a weight row in batches of U vectors, every load of a batch
+  /* A lane reads its share of each weight row in batches of U vectors, every load of a batch
      (the row's tail too, guarded) issued before any is used. With `early`, the first batch
      loads before the wait for the kernel before this one (the launch knows no kernel still
      running writes w): its latency overlaps that kernel's tail. */
-  vec_t buf[U];
+  vec_t buf[HALVES][U];
   long long n_first = (long long)blockIdx.x * per_block + group;
   bool have = early && n_first < n_cols;
   if (have) {{
-    const vec_t* wr = (const vec_t*)w + n_first * kv;
     #pragma unroll
-    for (int u = 0; u < U; u++) {{
-      long long j = share * 32 + lane + (long long)STEP * u;
-      if (j < kv) buf[u] = __ldg(&wr[j]);
+    for (int h = 0; h < HALVES; h++) {{
+      const vec_t* wr = (const vec_t*)w + (n_first + h * n_cols) * kv;
+      #pragma unroll
+      for (int u = 0; u < U; u++) {{
+        long long j = share * 32 + lane + (long long)STEP * u;
+        if (j < kv) buf[h][u] = __ldg(&wr[j]);
+      }}
     }}
   }}
   umx_pdl_wait();
@@ -243,67 +373,89 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
     long long n = base + group;
     bool live = n < n_cols;
     const vec_t* wr = (const vec_t*)w + (live ? n : 0) * kv;
-    float acc[ROWS];
+    float acc[HALVES][ROWS];
     #pragma unroll
-    for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
+    for (int h = 0; h < HALVES; h++)
+      #pragma unroll
+      for (int r = 0; r < ROWS; r++) acc[h][r] = 0.f;
     for (long long j0 = share * 32 + lane; j0 < kv; j0 += (long long)U * STEP) {{
       if (!have) {{
         #pragma unroll
-        for (int u = 0; u < U; u++) {{
-          long long j = j0 + (long long)STEP * u;
-          if (j < kv) buf[u] = __ldg(&wr[j]);
-        }}
+        for (int h = 0; h < HALVES; h++)
+          #pragma unroll
+          for (int u = 0; u < U; u++) {{
+            long long j = j0 + (long long)STEP * u;
+            if (j < kv) buf[h][u] = __ldg(&wr[h * n_cols * kv + j]);
+          }}
       }}
       have = false;
       #pragma unroll
       for (int u = 0; u < U; u++) {{
         long long j = j0 + (long long)STEP * u;
         if (j < kv) {{
-          const {st}* we = reinterpret_cast<const {st}*>(&buf[u]);
           #pragma unroll
           for (int r = 0; r < ROWS; r++) {{
             vec_t xq = xs[r * kv + j];
             const {st}* xe = reinterpret_cast<const {st}*>(&xq);
             #pragma unroll
-            for (int e = 0; e < E; e++) acc[r] += {xv} * {wv};
+            for (int h = 0; h < HALVES; h++) {{
+              const {st}* we = reinterpret_cast<const {st}*>(&buf[h][u]);
+              #pragma unroll
+              for (int e = 0; e < E; e++) acc[h][r] += {xv} * {wv};
+            }}
           }}
         }}
       }}
     }}
     have = false;
     #pragma unroll
-    for (int r = 0; r < ROWS; r++) {{
-      float s = acc[r];
-      for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-      acc[r] = s;
-    }}
+    for (int h = 0; h < HALVES; h++)
+      #pragma unroll
+      for (int r = 0; r < ROWS; r++) {{
+        float s = acc[h][r];
+        for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+        acc[h][r] = s;
+      }}
     if (SPLIT == 1) {{
       if (lane == 0 && live) {{
         #pragma unroll
         for (int r = 0; r < ROWS; r++) {{
-          float s = alpha * acc[r];
-          if (ADD) s += beta * {cv};
+          {epilogue}
           y[r * n_cols + n] = {y};
         }}
       }}
     }} else {{
       if (lane == 0) {{
         #pragma unroll
-        for (int r = 0; r < ROWS; r++) part[wb][r] = acc[r];
+        for (int h = 0; h < HALVES; h++)
+          #pragma unroll
+          for (int r = 0; r < ROWS; r++) part[wb][h][r] = acc[h][r];
       }}
       __syncthreads();
       if (share == 0 && lane < ROWS && live) {{
-        float s = 0.f;
-        for (int q = 0; q < SPLIT; q++) s += part[group * SPLIT + q][lane];
         int r = lane;
-        s *= alpha;
-        if (ADD) s += beta * {cv};
-        y[r * n_cols + n] = {y};
+        #pragma unroll
+        for (int h = 0; h < HALVES; h++) {{
+          float t = 0.f;
+          for (int q = 0; q < SPLIT; q++) t += part[group * SPLIT + q][h][r];
+          acc[h][0] = t;
+        }}
+        {{
+          /* acc[h][0] holds row r's sums here. */
+          float a0 = acc[0][0];
+          {epilogue_split}
+          y[r * n_cols + n] = {y};
+        }}
       }}
       __syncthreads();
     }}
   }}
 }}
-"#
+"#,
+        epilogue_split = if pair {
+            format!("float a1 = acc[HALVES - 1][0], s; {}", swiglu_expr(dtype))
+        } else {
+            "float s = alpha * a0; if (ADD) s += beta * CV;".to_string()
+        },
     )
 }

@@ -179,6 +179,54 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
     assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
 }
 
+/// `fast::swiglu_linear` on a few rows is one matrix-vector kernel computing each output's
+/// gate and up dot products together: over few columns (a block's warps share each, or two
+/// warps each) and many (a warp each), 1 to 8 rows, every float dtype, a weight that is a
+/// view at an offset: the CPU's values.
+#[test]
+fn swiglu_products_run_as_one_matrix_vector_kernel() {
+    if !setup() {
+        return;
+    }
+    let _lock = profiling();
+    let was = umx_cuda::set_profiling(true);
+    let _ = umx_cuda::profile_report();
+    let mut launched = 0;
+    for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+        let rtol = if dtype == Dtype::Float32 { 1e-4 } else { 2e-2 };
+        // Many columns (a warp each), few with a short row (the block shares each), few with
+        // a row of 2048 bfloat16s (two warps each).
+        for (rows, i, k) in [(1, 8200, 64), (3, 40, 96), (8, 24, 2048), (1, 24, 2048)] {
+            let x = input(&[rows, k], dtype, 30);
+            let w = input(&[2 * i + 2, k], dtype, 31);
+            let f = || {
+                // Rows 2.. of a wider weight: a view at an offset.
+                let w = ops::slice(&w, &[2, 0], &[2 * i as i64 + 2, k as i64], &[])?;
+                umx_core::fast::swiglu_linear(&x, &w)
+            };
+            let (c, g) = both(&f);
+            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
+            let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
+            assert_close(
+                &format!("swiglu {rows}x{k}, {i} columns, {dtype}"),
+                &cs,
+                &gs,
+                rtol,
+            );
+            launched += 1;
+        }
+    }
+    let report = umx_cuda::profile_report().unwrap();
+    umx_cuda::set_profiling(was);
+    let count: usize = report
+        .iter()
+        .filter(|l| l.label.starts_with(" matrix-vector, SwiGLU:"))
+        .map(|l| l.count)
+        .sum();
+    assert_eq!(count, launched, "{report:?}");
+}
+
 /// The matrix-vector kernels load a lane's first weights before waiting for the kernel
 /// before them only when the weights' writes ended at a synchronization of the stream: a
 /// weight the kernel just before the product wrote is read after the wait. Both give the

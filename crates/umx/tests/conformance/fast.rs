@@ -632,3 +632,126 @@ fn cuda_kernel_checks_its_arguments() {
         grad(|x: &Array| ops::sum(&k.call(std::slice::from_ref(x), &call)?[0], None, false))(&x);
     assert!(g.unwrap_err().to_string().contains("cuda_kernel"));
 }
+
+/// `silu(x @ gate.T) * (x @ up.T)` for `w = [gate; up]`, as plain ops.
+fn swiglu_composite(x: &Array, w: &Array) -> Result<Array> {
+    let (i, k) = (w.shape()[0] as i64 / 2, w.shape()[1] as i64);
+    let half = |from: i64| -> Result<Array> {
+        let part = ops::slice(w, &[from, 0], &[from + i, k], &[])?;
+        ops::matmul(x, &ops::transpose(&part, [1i64, 0])?)
+    };
+    let (g, u) = (half(0)?, half(i)?);
+    ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g)?)?, &u)
+}
+
+/// `fast::swiglu_linear` is one node for a decoding step's few rows (float32, float16,
+/// bfloat16; on the GPU the matrix-vector kernel with its columns split over a block's warps
+/// and not: few and many output columns, short and long rows) with the composite's values;
+/// views of `x` and `w` give the same; more rows, mixed dtypes and widths that are no whole
+/// number of 16-byte vectors take the composite; its gradients are the composite's, batching
+/// equals a loop, and bad shapes are errors naming the op.
+#[test]
+fn swiglu_linear_computes_the_composite_for_a_few_rows_in_one_node() {
+    let is_node = |y: &Array| matches!(y.primitive(), Some(Primitive::Fast(FastOp::SwigluLinear)));
+    let scaled = |shape: &[usize], k: usize, seed: u64| {
+        ops::multiply(
+            &random(shape, Dtype::Float32, seed),
+            1.0 / (k as f64).sqrt(),
+        )
+        .unwrap()
+    };
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (rows, i, k) in [
+            (1, 2200, 64),
+            (3, 40, 1024),
+            (8, 24, 2048),
+            (2, 5, 5632),
+            (1, 7, 8),
+        ] {
+            let x = random(&[rows, k], Dtype::Float32, 1).astype(dt).unwrap();
+            let w = scaled(&[2 * i, k], k, 2).astype(dt).unwrap();
+            let y = fast::swiglu_linear(&x, &w).unwrap();
+            assert!(is_node(&y), "{dt} {rows}x{k} ({i})");
+            assert_eq!(y.shape(), &[rows, i]);
+            let want = swiglu_composite(&x, &w).unwrap();
+            let what = format!("swiglu_linear {dt} rows {rows} I {i} K {k}");
+            assert_close(&y, &want, tol, &what);
+        }
+        // A transposed x, leading axes, and a weight that is a slice of wider rows.
+        let k = 64;
+        let xt = random(&[k, 3], Dtype::Float32, 3).astype(dt).unwrap();
+        let x = ops::reshape(&ops::transpose(&xt, [1i64, 0]).unwrap(), &[3, 1, k as i64]).unwrap();
+        let wide = scaled(&[20, k + 8], k, 4).astype(dt).unwrap();
+        let w = ops::slice(&wide, &[0, 4], &[20, k as i64 + 4], &[]).unwrap();
+        let y = fast::swiglu_linear(&x, &w).unwrap();
+        assert!(is_node(&y));
+        assert_eq!(y.shape(), &[3, 1, 10]);
+        let want = swiglu_composite(&x, &w).unwrap();
+        assert_close(&y, &want, tol, &format!("swiglu_linear views {dt}"));
+    }
+    // The composite: nine rows, mixed dtypes, a width of 6 float32s, no rows.
+    let w = random(&[8, 16], Dtype::Float32, 5);
+    for (x, w) in [
+        (random(&[9, 16], Dtype::Float32, 6), w.clone()),
+        (
+            random(&[2, 16], Dtype::Float32, 7),
+            w.astype(Dtype::Bfloat16).unwrap(),
+        ),
+        (
+            random(&[2, 6], Dtype::Float32, 8),
+            random(&[8, 6], Dtype::Float32, 9),
+        ),
+        (random(&[0, 16], Dtype::Float32, 10), w.clone()),
+    ] {
+        let y = fast::swiglu_linear(&x, &w).unwrap();
+        assert!(!is_node(&y), "{:?} {:?}", x.shape(), w.dtype());
+        assert_close(&y, &swiglu_composite(&x, &w).unwrap(), 1e-6, "composite");
+    }
+    // Gradients through the node are the composite's; float64 against finite differences.
+    let (x, w) = (
+        random(&[2, 16], Dtype::Float32, 11),
+        random(&[8, 16], Dtype::Float32, 12),
+    );
+    let cot = random(&[2, 4], Dtype::Float32, 13);
+    let got = vjp_of(
+        |a| fast::swiglu_linear(&a[0], &a[1]),
+        &[x.clone(), w.clone()],
+        &cot,
+    )
+    .unwrap();
+    let want = vjp_of(|a| swiglu_composite(&a[0], &a[1]), &[x, w], &cot).unwrap();
+    for (g, e) in got.iter().zip(&want) {
+        assert_close(g, e, 1e-5, "swiglu_linear vjp");
+    }
+    let f = |a: &[Array]| Ok(vec![fast::swiglu_linear(&a[0], &a[1])?]);
+    let x64 = random(&[2, 5], Dtype::Float64, 14);
+    let w64 = random(&[6, 5], Dtype::Float64, 15);
+    check_vjp(&f, &[x64.clone(), w64.clone()], 16, Tol::default()).unwrap();
+    check_jvp(&f, &[x64, w64], 17, Tol::default()).unwrap();
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        check_vmap(&f, &[vin(&[2, 16], true), vin(&[6, 16], false)], pos, 3, 18).unwrap();
+        // A batched weight: the composite (float64, as the loop's is too).
+        let (x64, w64) = (
+            vin_of(&[2, 8], true, Dtype::Float64),
+            vin_of(&[6, 8], true, Dtype::Float64),
+        );
+        check_vmap(&f, &[x64, w64], pos, 3, 19).unwrap();
+    }
+    // Bad shapes and dtypes.
+    let x = random(&[2, 16], Dtype::Float32, 20);
+    for (w, what) in [
+        (random(&[7, 16], Dtype::Float32, 21), "(2I, 16)"),
+        (random(&[8, 15], Dtype::Float32, 22), "(2I, 16)"),
+        (random(&[16], Dtype::Float32, 23), "(2I, 16)"),
+    ] {
+        let e = fast::swiglu_linear(&x, &w).unwrap_err().to_string();
+        assert!(e.contains("swiglu_linear") && e.contains(what), "{e}");
+    }
+    let xi = Array::from_slice(&[1i32, 2], &[1, 2]).unwrap();
+    let e = fast::swiglu_linear(&xi, &random(&[2, 2], Dtype::Float32, 24)).unwrap_err();
+    assert!(e.to_string().contains("swiglu_linear"), "{e}");
+}

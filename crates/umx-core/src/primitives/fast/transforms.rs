@@ -153,7 +153,14 @@ impl FastOp {
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
         let four_d = matches!(self, FastOp::Attention { .. });
-        if only_rows && !per_row_offset && !four_d {
+        if let (FastOp::SwigluLinear, Some(ax), None) = (self, axes[0], axes[1]) {
+            // More rows: the op makes its node again where they are still few enough.
+            let x = to_front(&inputs[0], Some(ax))?;
+            let y = ops::fast::swiglu_linear(&x, &inputs[1])?;
+            return Ok((vec![y], vec![Some(0)]));
+        }
+        let few_rows = matches!(self, FastOp::SwigluLinear);
+        if only_rows && !per_row_offset && !four_d && !few_rows {
             let mut args = inputs.to_vec();
             args[0] = to_front(&inputs[0], axes[0])?;
             let spec = self.output(&args);
