@@ -18,8 +18,6 @@ use umx_core::{Error, Result};
 
 /// Streams a GPU may have (a bit each in a buffer's mask of the streams that used it).
 pub const MAX_STREAMS: usize = 64;
-/// Completion counters each stream has (see [`Gpu::counters`]).
-const COUNTERS: usize = 4096;
 
 /// Set once a stream other than the default one exists: until then nothing crosses streams
 /// and the backend skips the bookkeeping.
@@ -75,8 +73,6 @@ pub(crate) struct Gpu {
     pub sm_count: u32,
     pub total_memory: usize,
     pub name: String,
-    /// [`COUNTERS`] zeroed 32-bit words a stream, made with the context.
-    counters: sys::CUdeviceptr,
 }
 
 // SAFETY: the context and stream handles are process-wide driver objects, usable from any
@@ -157,13 +153,6 @@ fn open(ordinal: usize) -> Result<Gpu> {
     let streams: [AtomicPtr<sys::CUstream_st>; MAX_STREAMS] =
         std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut()));
     streams[0].store(stream, Ordering::Release);
-    let bytes = MAX_STREAMS * COUNTERS * 4;
-    // SAFETY: a fresh allocation of `bytes`, zeroed before anything can use it.
-    let counters = unsafe {
-        let p = result::malloc_sync(bytes).map_err(|e| driver_err("allocating counters", e))?;
-        result::memset_d8_sync(p, 0, bytes).map_err(|e| driver_err("zeroing counters", e))?;
-        p
-    };
     Ok(Gpu {
         ordinal,
         ctx,
@@ -173,20 +162,10 @@ fn open(ordinal: usize) -> Result<Gpu> {
         sm_count,
         total_memory,
         name,
-        counters,
     })
 }
 
 impl Gpu {
-    /// `n` zeroed 32-bit counters of the current stream, for a kernel whose blocks count
-    /// themselves done (the last to finish a group does the group's last step) and that sets
-    /// every counter it used back to zero before it ends: kernels of one stream run one after
-    /// another (a kernel started early by programmatic dependent launch waits before touching
-    /// them), so each finds them zero. `None` when `n` is more than a stream has.
-    pub(crate) fn counters(&self, n: usize) -> Option<u64> {
-        (n <= COUNTERS).then(|| self.counters + (current_stream() * COUNTERS * 4) as u64)
-    }
-
     /// The CUDA stream this thread's work queues on now (see [`on_stream`]), for work about
     /// to be queued on it: kernels held back for batching are submitted first.
     pub fn stream(&self) -> sys::CUstream {

@@ -10,10 +10,7 @@
 //! - Attention for short query blocks (decoding): split-K "flash decoding". A block takes up
 //!   to [`ATTN_ROWS`] query rows that share a key head (the group of grouped-query heads) and
 //!   one chunk of the keys, so each key and value row is read once for the whole group; its
-//!   warps keep online-softmax running values. The chunks' partial results meet in the same
-//!   kernel: each block counts itself done on a counter of its group (`Gpu::counters`), and
-//!   the last to finish merges the group's rows (a separate merge kernel cost a decoding
-//!   step's layer one more launch).
+//!   warps keep online-softmax running values; a second kernel merges the chunks.
 //! - SwiGLU of a few rows (`swiglu_linear`): the matrix-vector kernel (`gemv.rs`).
 //! - Attention for longer query blocks in 16-bit floats: flash attention (`flash.rs`).
 //!
@@ -709,12 +706,10 @@ fn attention(
 struct umx_s4 {{ long long s[4]; }};
 /* Merges running (m, l) pairs: the weight of a part with maximum `m` against `M`. */
 UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : expf(m - M); }}
-{merge}
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
     const {vs}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
     long long lk, long long group, long long row_blocks, long long chunk, int splits,
-    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst,
-    unsigned int* counters) {{
+    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[WARPS][R], sh_l[WARPS][R], sh_acc[WARPS][R][DV];
   long long blk = blockIdx.x;
   int split = (int)(blk % splits); blk /= splits;
@@ -832,9 +827,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     }}
     long long row = hrow[rr];
 {finish}  }}
-  if (counters && splits > 1)
-    umx_merge_if_last(counters, out, part, sinks, splits, rb, R, group, lq, bi, hq, kh);
 }}
+{merge}
 "#,
             lq_ = load(q.dtype, "qp[c]", "float"),
             lk_ = load(k.dtype, "kp[c]", "float"),
@@ -897,18 +891,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
         .push(splits as i32)
         .push(scale)
         .push(mst[3]);
-    // Split keys: the last block of each group to finish merges the group's rows, with the
-    // stream's completion counters (a merge kernel when there are not enough of them).
-    let counters = if splits > 1 {
-        g.counters(base_blocks).unwrap_or(0)
-    } else {
-        0
-    };
     args.push_bytes(&s4(strides4(&q)))
         .push_bytes(&s4(strides4(&k)))
         .push_bytes(&s4(strides4(&v)))
-        .push_bytes(&s4(mst))
-        .push(counters);
+        .push_bytes(&s4(mst));
     let blocks = base_blocks * splits;
     // With profiling on, each kernel's own time too (inside the primitive's).
     let start = crate::profile::mark()?;
@@ -935,7 +921,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
         );
         crate::profile::span(label, start)?;
     }
-    if splits > 1 && counters == 0 {
+    if splits > 1 {
         let start = crate::profile::mark()?;
         // The merge kernel is in the same source (so the same module).
         let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
@@ -1066,12 +1052,10 @@ struct alignas(16) umx_u4 {{ unsigned int x, y, z, w; }};
 UMX_FN void umx_unpack(umx_u4 x, float* f) {{
   {unpack}
 }}
-{merge}
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
     const {t}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
     long long lk, long long group, long long row_blocks, long long chunk, int splits,
-    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst,
-    unsigned int* counters) {{
+    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];
   long long blk = blockIdx.x;
   int split = (int)(blk % splits); blk /= splits;
@@ -1204,9 +1188,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
       A += sh_acc[w][rr][c] * wt;
     }}
 {finish}  }}
-  if (counters && splits > 1)
-    umx_merge_if_last(counters, out, part, sinks, splits, rb, R, group, lq, bi, hq, kh);
 }}
+{merge}
 "#
     )
 }
@@ -1259,78 +1242,49 @@ fn merge_source(os: &str, ss: &str, dv: usize, sink_load: &str, out: Dtype, log2
         r#"
 /* The weight of a part with maximum `m` against the reference `M` (0 for an empty part). */
 UMX_FN float umx_mw(float m, float M) {{ return m == -INFINITY ? 0.f : {exp}(m - M); }}
-/* Output column `c` of row `row` from its splits' parts (read from L2: other blocks of the
-   kernel that calls this may have written them). */
-UMX_FN void umx_merge_one({os}* out, const float* part, const {ss}* sinks, long long row,
-    long long hq, long long lq, int splits, int c) {{
-  const int W = {dv} + 2;
-  const float* pp = part + row * splits * W;
-  long long h = (row / lq) % hq;
-  float M = -INFINITY, L = 0.f, A = 0.f;
-  for (int s0 = 0; s0 < splits; s0 += 16) {{
-    float mv[16], lv[16], av[16];
-#pragma unroll
-    for (int u = 0; u < 16; u++) {{
-      bool in = s0 + u < splits;
-      const float* ps = pp + (s0 + u) * W;
-      mv[u] = in ? __ldcg(ps) : -INFINITY;
-      lv[u] = in ? __ldcg(ps + 1) : 0.f;
-      av[u] = in ? __ldcg(ps + 2 + c) : 0.f;
-    }}
-    float nM = M;
-#pragma unroll
-    for (int u = 0; u < 16; u++) nM = fmaxf(nM, mv[u]);
-    float ref = nM == -INFINITY ? 0.f : nM;
-    float k = umx_mw(M, ref);
-    L *= k;
-    A *= k;
-#pragma unroll
-    for (int u = 0; u < 16; u++) {{
-      float w = umx_mw(mv[u], ref);
-      L += lv[u] * w;
-      A += av[u] * w;
-    }}
-    M = nM;
-  }}
-  if (sinks) {{
-    float sk = {sink_load} * {sink_scale};
-    float nM = fmaxf(M, sk);
-    float k = umx_mw(M, nM);
-    L = L * k + {exp}(sk - nM);
-    A *= k;
-  }}
-  float y = A / L;
-  out[row * {dv} + c] = {store_y};
-}}
 extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
     long long rows, long long hq, long long lq, int splits) {{
-  for (long long row = blockIdx.x; row < rows; row += gridDim.x)
-    for (int c = threadIdx.x; c < {dv}; c += blockDim.x)
-      umx_merge_one(out, part, sinks, row, hq, lq, splits, c);
-}}
-/* With `counters`, the last block of a (batch, key head, row block) to finish its split
-   merges that group's rows itself (no merge kernel): each block counts itself done after its
-   part is written. The last sets the counter back to zero for the next launch. */
-UMX_FN void umx_merge_if_last(unsigned int* counters, {os}* out, const float* part,
-    const {ss}* sinks, int splits, long long rb, long long rows_per_block, long long group,
-    long long lq, long long bi, long long hq, long long kh) {{
-  __shared__ int last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {{
-    unsigned int* cnt = counters + blockIdx.x / splits;
-    last = atomicAdd(cnt, 1u) == (unsigned int)(splits - 1);
-    if (last) *cnt = 0u;
-  }}
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (long long idx = threadIdx.x; idx < rows_per_block * {dv}; idx += blockDim.x) {{
-    long long g = rb * rows_per_block + idx / {dv};
-    int c = (int)(idx % {dv});
-    if (g >= group * lq) continue;
-    long long row = (bi * hq + kh * group + g / lq) * lq + g % lq;
-    umx_merge_one(out, part, sinks, row, hq, lq, splits, c);
+  const int W = {dv} + 2;
+  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
+    const float* pp = part + row * splits * W;
+    long long h = (row / lq) % hq;
+    for (int c = threadIdx.x; c < {dv}; c += blockDim.x) {{
+      float M = -INFINITY, L = 0.f, A = 0.f;
+      for (int s0 = 0; s0 < splits; s0 += 16) {{
+        float mv[16], lv[16], av[16];
+#pragma unroll
+        for (int u = 0; u < 16; u++) {{
+          bool in = s0 + u < splits;
+          const float* ps = pp + (s0 + u) * W;
+          mv[u] = in ? ps[0] : -INFINITY;
+          lv[u] = in ? ps[1] : 0.f;
+          av[u] = in ? ps[2 + c] : 0.f;
+        }}
+        float nM = M;
+#pragma unroll
+        for (int u = 0; u < 16; u++) nM = fmaxf(nM, mv[u]);
+        float ref = nM == -INFINITY ? 0.f : nM;
+        float k = umx_mw(M, ref);
+        L *= k;
+        A *= k;
+#pragma unroll
+        for (int u = 0; u < 16; u++) {{
+          float w = umx_mw(mv[u], ref);
+          L += lv[u] * w;
+          A += av[u] * w;
+        }}
+        M = nM;
+      }}
+      if (sinks) {{
+        float sk = {sink_load} * {sink_scale};
+        float nM = fmaxf(M, sk);
+        float k = umx_mw(M, nM);
+        L = L * k + {exp}(sk - nM);
+        A *= k;
+      }}
+      float y = A / L;
+      out[row * {dv} + c] = {store_y};
+    }}
   }}
 }}
 "#
