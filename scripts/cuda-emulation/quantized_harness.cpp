@@ -11,7 +11,7 @@ typedef unsigned short S; static float tof(S v) { return umx_h2f(v); } static S 
 typedef unsigned short S; static float tof(S v) { return umx_bf2f(v); } static S fromf(float f) { return umx_f2bf(f); }
 #endif
 int main() {
-  const long long n = 8, k = 256, words = k * BITS / 32, groups = k / GS;
+  const long long n = 8, k = 2560, words = k * BITS / 32, groups = k / GS;
   std::mt19937 rng(BITS * 1000 + GS);
   std::uniform_int_distribution<unsigned> code(0, (1u << BITS) - 1);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -34,12 +34,14 @@ int main() {
   for (auto& v : x) v = fromf(u(rng));
   blockDim = {256, 1, 1}; gridDim = {(unsigned)((n * batches + 7) / 8), 1, 1};
   std::barrier<> bar(32); umx_bar = &bar;
+  // Weights loaded before the wait for the kernel before (early) and after it.
+  for (int early = 0; early < 2; early++) {
   for (unsigned b = 0; b < gridDim.x; b++)
     for (unsigned w = 0; w < 8; w++) {
       std::vector<std::thread> ts;
       for (unsigned l = 0; l < 32; l++)
         ts.emplace_back([&, b, w, l] { blockIdx = {b, 0, 0}; threadIdx = {w * 32 + l, 0, 0};
-          umx_qmv(out.data(), x.data(), q.data(), sc.data(), bi.data(), n, k, batches); });
+          umx_qmv(out.data(), x.data(), q.data(), sc.data(), bi.data(), n, k, batches, early); });
       for (auto& t : ts) t.join();
     }
   for (long long r = 0; r < m; r++)
@@ -49,6 +51,7 @@ int main() {
       double err = std::fabs(tof(out[r * n + c]) - want) / (1e-3 + mag);
       if (err > worst) worst = err;
     }
+  }
 #else
   std::vector<S> out(n * k);
   blockDim = {256, 1, 1}; gridDim = {3, 1, 1};

@@ -11,6 +11,8 @@
 struct umx_dim3 { unsigned x, y, z; };
 thread_local umx_dim3 blockIdx, threadIdx;
 umx_dim3 blockDim, gridDim;
+/* What umx's launch defines before a source that waits for the kernel before it itself. */
+inline void umx_pdl_wait() {}
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
 static std::barrier<>* umx_bar;

@@ -43,11 +43,20 @@ fn main() -> Result<()> {
     model.stack_projections()?;
     let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 32000).collect();
     if std::env::args().any(|a| a == "--step") {
-        // Only the card's time for one decoding step (and its profile with --profile).
+        // Only the card's time for one decoding step (and its profile with --profile), with
+        // --q4 also with 4-bit weights.
         let profile = std::env::args().any(|a| a == "--profile");
         let ms = graph_step(&model, &prompt, profile)?;
         let separate_ms = graph_step(&separate, &prompt, false)?;
         println!("decoding step: {ms:.3} ms (projections apart: {separate_ms:.3} ms)");
+        if std::env::args().any(|a| a == "--q4") {
+            // And with 4-bit weights, as the full run makes them.
+            let mut q4 = model.clone();
+            umx::nn::quantize(&mut q4, 64, 4, None)?;
+            eval(q4.parameters().values())?;
+            q4.stack_projections()?;
+            println!("4-bit decoding step: {:.3} ms", graph_step(&q4, &prompt, profile)?);
+        }
         return Ok(());
     }
     let options = GenerateOptions {

@@ -317,31 +317,52 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
   const {st}* br = bi + (bat * n + col) * groups;
   const {st}* xb = x + bat * ROWS * k;
   long long chunks = k / 32;
-  /* With `early`, a lane's first chunk of codes, its scale and its bias load before the
-     wait for the kernel before this one (the launch knows that kernel does not write
-     them): their latency overlaps its tail. */
-  unsigned int w[BITS];
-  float s, b;
-  bool have = early && live && lane < chunks;
+  /* A lane takes chunks lane, lane + 32, ...: two at a time, both chunks' codes, scales and
+     biases loaded before either is used. With `early`, the first two load before the wait
+     for the kernel before this one (the launch knows that kernel does not write them):
+     their latency overlaps its tail. */
+  unsigned int wq[2][BITS];
+  float sq[2], bq[2];
+  bool have = early && live;
   if (have) {{
-    const unsigned int* wc = wr + lane * BITS;
-    {load_words}
-    long long g = (long long)lane * 32 / GS;
-    s = {s}; b = {b};
+    #pragma unroll
+    for (int u = 0; u < 2; u++) {{
+      long long c = lane + 32 * u;
+      if (c < chunks) {{
+        unsigned int* w = wq[u];
+        const unsigned int* wc = wr + c * BITS;
+        {load_words}
+        long long g = c * 32 / GS;
+        sq[u] = {s}; bq[u] = {b};
+      }}
+    }}
   }}
   umx_pdl_wait();
   if (!live) return;
   float acc[ROWS];
   #pragma unroll
   for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
-  for (long long c = lane; c < chunks; c += 32) {{
-    long long g = c * 32 / GS;
+  for (long long c0 = lane; c0 < chunks; c0 += 64) {{
     if (!have) {{
-      const unsigned int* wc = wr + c * BITS;
-      {load_words}
-      s = {s}; b = {b};
+      #pragma unroll
+      for (int u = 0; u < 2; u++) {{
+        long long c = c0 + 32 * u;
+        if (c < chunks) {{
+          unsigned int* w = wq[u];
+          const unsigned int* wc = wr + c * BITS;
+          {load_words}
+          long long g = c * 32 / GS;
+          sq[u] = {s}; bq[u] = {b};
+        }}
+      }}
     }}
     have = false;
+    #pragma unroll
+    for (int u = 0; u < 2; u++) {{
+    long long c = c0 + 32 * u;
+    if (c >= chunks) break;
+    const unsigned int* w = wq[u];
+    float s = sq[u], b = bq[u];
     float qv[32];
     #pragma unroll
     for (int j = 0; j < 32; j++) {{
@@ -365,6 +386,7 @@ for (int e = 0; e < XV; e++) {{
 }}
       }}
       acc[r] += s * dot + b * sum;
+    }}
     }}
   }}
   #pragma unroll
