@@ -29,10 +29,12 @@ int main() {
   auto W = [&](long long r, long long i) { return (double)tof(sc[r * groups + i / GS]) * codes[r * k + i] + tof(bi[r * groups + i / GS]); };
   double worst = 0;
 #ifdef ROWS
-  const long long m = ROWS, batches = 1;
-  std::vector<S> x(m * k), out(m * n);
-  for (auto& v : x) v = fromf(u(rng));
-  blockDim = {256, 1, 1}; gridDim = {(unsigned)((n * batches + 7) / 8), 1, 1};
+  // With HALVES 2 (a SwiGLU's gate and up rows), n / 2 output columns.
+  const long long m = ROWS, batches = 1, nout = n / HALVES;
+  std::vector<S> x(m * k), out(m * nout);
+  // A SwiGLU multiplies two sums: smaller inputs keep float16's product finite.
+  for (auto& v : x) v = fromf(u(rng) * (HALVES == 2 ? 0.01f : 1.0f));
+  blockDim = {256, 1, 1}; gridDim = {(unsigned)((nout * batches + 7) / 8), 1, 1};
   std::barrier<> bar(32); umx_bar = &bar;
   // Weights loaded before the wait for the kernel before (early) and after it.
   for (int early = 0; early < 2; early++) {
@@ -41,14 +43,24 @@ int main() {
       std::vector<std::thread> ts;
       for (unsigned l = 0; l < 32; l++)
         ts.emplace_back([&, b, w, l] { blockIdx = {b, 0, 0}; threadIdx = {w * 32 + l, 0, 0};
-          umx_qmv(out.data(), x.data(), q.data(), sc.data(), bi.data(), n, k, batches, early); });
+          umx_qmv(out.data(), x.data(), q.data(), sc.data(), bi.data(), nout, k, batches, early); });
       for (auto& t : ts) t.join();
     }
   for (long long r = 0; r < m; r++)
-    for (long long c = 0; c < n; c++) {
-      double want = 0, mag = 0;
-      for (long long i = 0; i < k; i++) { want += tof(x[r * k + i]) * W(c, i); mag += std::fabs(tof(x[r * k + i]) * W(c, i)); }
-      double err = std::fabs(tof(out[r * n + c]) - want) / (1e-3 + mag);
+    for (long long c = 0; c < nout; c++) {
+      double dots[2] = {0, 0}, mags[2] = {0, 0};
+      for (int h = 0; h < HALVES; h++)
+        for (long long i = 0; i < k; i++) {
+          double t = tof(x[r * k + i]) * W(c + h * nout, i);
+          dots[h] += t; mags[h] += std::fabs(t);
+        }
+      double want = dots[0], mag = mags[0];
+      if (HALVES == 2) {
+        double g = tof(fromf((float)dots[0])), up = tof(fromf((float)dots[1]));
+        want = g / (1 + std::exp(-g)) * up;
+        mag = (mags[0] + 1) * (mags[1] + 1);
+      }
+      double err = std::fabs(tof(out[r * nout + c]) - want) / (1e-3 + mag);
       if (err > worst) worst = err;
     }
   }

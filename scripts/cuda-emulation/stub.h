@@ -1,6 +1,7 @@
 // Enough of CUDA for g++ to run a generated kernel on the CPU: grid indices as thread-locals,
 // one std::thread per lane, and warp shuffles through a barrier. See scripts/quantized-kernels-on-cpu.sh.
 #include <barrier>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <thread>

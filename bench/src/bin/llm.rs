@@ -55,7 +55,10 @@ fn main() -> Result<()> {
             umx::nn::quantize(&mut q4, 64, 4, None)?;
             eval(q4.parameters().values())?;
             q4.stack_projections()?;
-            println!("4-bit decoding step: {:.3} ms", graph_step(&q4, &prompt, profile)?);
+            println!(
+                "4-bit decoding step: {:.3} ms",
+                graph_step(&q4, &prompt, profile)?
+            );
         }
         return Ok(());
     }

@@ -222,11 +222,23 @@ impl Stacked {
         Some(stack)
     }
 
-    /// The stacked weight `(sum of widths, K)` of `projs`, when they are still the stack's
-    /// views and it is a plain one (not quantized, no bias).
-    fn plain_weight(&self, projs: &[&Projection]) -> Option<Array> {
-        let stack = self.current(projs)?;
-        (stack.quantized.is_none() && stack.bias.is_none()).then(|| stack.parts[0].clone())
+    /// `silu(gate(x)) * up(x)` for `projs = [gate, up]` as one op (`fast::swiglu_linear`, or
+    /// its quantized form), when they are still the stack's views, of one width, without
+    /// biases.
+    fn swiglu(&self, projs: &[&Projection], x: &Array) -> Result<Option<Array>> {
+        let Some(stack) = self.current(projs) else {
+            return Ok(None);
+        };
+        if stack.bias.is_some() || stack.widths.len() != 2 || stack.widths[0] != stack.widths[1] {
+            return Ok(None);
+        }
+        match (stack.quantized, &stack.parts[..]) {
+            (None, [w]) => umx::fast::swiglu_linear(x, w).map(Some),
+            (Some((group, bits)), [w, s, b]) => {
+                umx::fast::swiglu_quantized_linear(x, w, s, b, group, bits).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
@@ -595,10 +607,10 @@ impl Mlp {
     /// Applies the block to `x (..., hidden)`.
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let projs = [&self.gate_proj, &self.up_proj];
-        // Gate and up stacked as one plain weight: both products and the SwiGLU in one op
-        // (for a decoding step's few rows, one matrix-vector kernel on the GPU).
-        if let Some(w) = self.stacked.plain_weight(&projs) {
-            return self.down_proj.forward(&umx::fast::swiglu_linear(x, &w)?);
+        // Gate and up stacked: both products and the SwiGLU in one op (for a decoding step's
+        // few rows, one matrix-vector kernel on the GPU).
+        if let Some(h) = self.stacked.swiglu(&projs, x)? {
+            return self.down_proj.forward(&h);
         }
         let Ok::<[Array; 2], _>([g, u]) = self.stacked.forward(&projs, x)?.try_into() else {
             bail!("Mlp: expected two projections");

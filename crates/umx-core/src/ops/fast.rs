@@ -117,6 +117,65 @@ pub fn swiglu_linear(x: &Array, w: &Array) -> Result<Array> {
     }
 }
 
+/// [`swiglu_linear`] with the stacked weight quantized (MLX's affine scheme: `w_q`, `scales`
+/// and `biases` as `quantize` makes them from `(2I, K)`, used as `quantized_matmul` with
+/// `transpose`): `silu(x @ W[..I].T) * (x @ W[I..].T)`, output `(..., I)`.
+///
+/// The value is the composite's (`quantized_matmul`, then the SwiGLU of its halves); for a
+/// few rows (up to [`SWIGLU_ROWS`]) with the scales in `x`'s dtype, the GPU reads each
+/// output's gate and up rows in one pass of its quantized matrix-vector kernel.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, fast, ops};
+/// let w = Array::from_slice(&(0..256).map(|i| (i % 7) as f32 / 7.0).collect::<Vec<_>>(), &[4, 64])?;
+/// let (q, s, b) = ops::quantize(&w, 64, 4)?;
+/// let x = Array::from_slice(&[0.5f32; 64], &[1, 64])?;
+/// let y = fast::swiglu_quantized_linear(&x, &q, &s, &b, 64, 4)?;
+/// assert_eq!(y.shape(), &[1, 2]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+pub fn swiglu_quantized_linear(
+    x: &Array,
+    w_q: &Array,
+    scales: &Array,
+    biases: &Array,
+    group_size: usize,
+    bits: usize,
+) -> Result<Array> {
+    let op = FastOp::SwigluQuantizedLinear { group_size, bits };
+    let inputs = vec![x.clone(), w_q.clone(), scales.clone(), biases.clone()];
+    // The composite checks the quantized operands (its error names quantized_matmul).
+    let y = op.fallback(&inputs).map_err(|e| match e {
+        crate::Error::Invalid(m) => crate::Error::Invalid(format!("swiglu_quantized_linear: {m}")),
+        e => e,
+    })?;
+    let y = y
+        .into_iter()
+        .next()
+        .ok_or_else(|| crate::Error::Invalid("swiglu_quantized_linear: no output".into()))?;
+    if w_q.ndim() != 2 || w_q.shape()[0] % 2 != 0 {
+        bail!(
+            "swiglu_quantized_linear: the weight must be one matrix of 2I rows (a gate and an up \
+             projection stacked), not {}",
+            fmt_shape(w_q.shape())
+        );
+    }
+    let k = x.shape()[x.ndim() - 1];
+    let rows = x.size().checked_div(k).unwrap_or(0);
+    if has_kernel(x.dtype())
+        && scales.dtype() == x.dtype()
+        && biases.dtype() == x.dtype()
+        && w_q.shape()[0] > 0
+        && k.is_multiple_of(32)
+        && (1..=SWIGLU_ROWS).contains(&rows)
+    {
+        node(op, inputs)
+    } else {
+        Ok(y)
+    }
+}
+
 /// `x / sqrt(mean(x^2) + eps) * weight` over the last axis (MLX's `mx.fast.rms_norm`),
 /// computed in float32; the weight `(D,)` is optional. The output dtype is the promotion of
 /// the inputs'.

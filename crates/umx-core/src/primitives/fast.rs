@@ -69,6 +69,10 @@ pub enum FastOp {
     /// Made only for a few rows of `x` (a decoding step's), where the device computes both
     /// halves of each output in one matrix-vector pass.
     SwigluLinear,
+    /// [`FastOp::SwigluLinear`] with the weight quantized (MLX's affine scheme, as
+    /// `quantized_matmul` with `transpose`). Inputs: `x (..., K)`, the packed weight
+    /// `(2I, K * bits / 32)`, its scales and biases `(2I, K / group_size)`.
+    SwigluQuantizedLinear { group_size: usize, bits: usize },
     /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
@@ -131,6 +135,7 @@ impl FastOp {
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
             FastOp::SwigluLinear => "swiglu_linear",
+            FastOp::SwigluQuantizedLinear { .. } => "swiglu_quantized_linear",
             FastOp::CudaKernel(_) => "cuda_kernel",
         }
     }
@@ -186,7 +191,7 @@ impl FastOp {
                 shape: x.shape().to_vec(),
                 dtype: x.dtype(),
             },
-            FastOp::SwigluLinear => {
+            FastOp::SwigluLinear | FastOp::SwigluQuantizedLinear { .. } => {
                 let mut shape = x.shape().to_vec();
                 if let Some(last) = shape.last_mut() {
                     *last = inputs[1].shape()[0] / 2;
@@ -320,23 +325,33 @@ impl FastOp {
                 return Ok(grads);
             }
             FastOp::SwigluLinear => {
-                let y = ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?;
-                let i = (inputs[1].shape()[0] / 2) as i64;
-                // The two halves of the last axis.
-                let half = |from: i64| {
-                    let mut start = vec![0i64; y.ndim()];
-                    let mut stop: Vec<i64> = y.shape().iter().map(|&n| n as i64).collect();
-                    start[y.ndim() - 1] = from;
-                    stop[y.ndim() - 1] = from + i;
-                    ops::slice(&y, &start, &stop, &[])
+                swiglu_halves(&ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?)?
+            }
+            FastOp::SwigluQuantizedLinear { group_size, bits } => {
+                let [_, w, s, b] = inputs else {
+                    crate::bail!("swiglu_quantized_linear: expects x, w, scales and biases");
                 };
-                let (g, u) = (half(0)?, half(i)?);
-                ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g)?)?, &u)?
+                swiglu_halves(&ops::quantized_matmul(x, w, s, b, true, group_size, bits)?)?
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
         };
         Ok(vec![y])
     }
+}
+
+/// `silu(g) * u` for the halves `g` and `u` of the last axis of `y`, as ordinary ops.
+fn swiglu_halves(y: &Array) -> Result<Array> {
+    let nd = y.ndim();
+    let i = (y.shape()[nd - 1] / 2) as i64;
+    let half = |from: i64| {
+        let mut start = vec![0i64; nd];
+        let mut stop: Vec<i64> = y.shape().iter().map(|&n| n as i64).collect();
+        start[nd - 1] = from;
+        stop[nd - 1] = from + i;
+        ops::slice(y, &start, &stop, &[])
+    };
+    let (g, u) = (half(0)?, half(i)?);
+    ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g)?)?, &u)
 }
 
 /// Rotary embedding as ordinary ops, in float32, rounded once.

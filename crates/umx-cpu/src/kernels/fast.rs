@@ -143,6 +143,26 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             ));
         }
         FastOp::SwigluLinear => swiglu_linear(x, &inputs[1], out.dtype),
+        FastOp::SwigluQuantizedLinear { group_size, bits } => {
+            // The product by the CPU's quantized kernel (as the composite's), then the SwiGLU
+            // of its halves.
+            let mut shape = out.shape.clone();
+            if let Some(l) = shape.last_mut() {
+                *l *= 2;
+            }
+            let spec = OutSpec {
+                shape,
+                dtype: out.dtype,
+            };
+            let op = umx_core::primitives::QuantOp::QuantizedMatmul {
+                transpose: true,
+                group_size,
+                bits,
+            };
+            let y = super::quantized::eval(&op, inputs.clone(), &[spec])?;
+            let i = out.shape.last().copied().unwrap_or(0);
+            swiglu_of_halves(&floats(&y[0]), i, out.dtype)
+        }
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
     };
     Ok(vec![store(&values, out)?])
@@ -166,16 +186,34 @@ fn swiglu_linear(x: &ArrayData, w: &ArrayData, dtype: Dtype) -> Vec<f32> {
             .sum()
     };
     let rows = xs.len().checked_div(k).unwrap_or(0);
-    let mut out = Vec::with_capacity(rows * i);
+    let mut y = Vec::with_capacity(rows * 2 * i);
     for r in 0..rows {
         let row = &xs[r * k..(r + 1) * k];
-        out.extend((0..i).map(|n| {
-            let (g, u) = (round(dot(row, n)), round(dot(row, i + n)));
-            let s = round(1.0 / (1.0 + (-g).exp()));
-            round(round(g * s) * u)
-        }));
+        y.extend((0..2 * i).map(|n| round(dot(row, n))));
     }
-    out
+    swiglu_of_halves(&y, i, dtype)
+}
+
+/// `silu(g) * u` for the halves `g`, `u` (width `i` each) of each row of `y` (values of
+/// `dtype`), rounded as the element-wise ops round: the sigmoid, `g * sigmoid(g)`, the product.
+fn swiglu_of_halves(y: &[f32], i: usize, dtype: Dtype) -> Vec<f32> {
+    let round = |v: f32| match dtype {
+        Dtype::Float16 => v.cast::<f16>().cast::<f32>(),
+        Dtype::Bfloat16 => v.cast::<bf16>().cast::<f32>(),
+        _ => v,
+    };
+    if i == 0 {
+        return Vec::new();
+    }
+    y.chunks(2 * i)
+        .flat_map(|row| {
+            (0..i).map(move |n| {
+                let (g, u) = (row[n], row[i + n]);
+                let s = round(1.0 / (1.0 + (-g).exp()));
+                round(round(g * s) * u)
+            })
+        })
+        .collect()
 }
 
 fn row_len(x: &ArrayData) -> usize {

@@ -41,6 +41,10 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         return super::custom::eval(k, inputs);
     }
     let out = first_out(op.name(), outputs)?;
+    if let FastOp::SwigluQuantizedLinear { group_size, bits } = *op {
+        // The packed weight is uint32: the quantized kernels check their operands.
+        return super::quantized::swiglu(inputs, group_size, bits, out);
+    }
     if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
         return Ok(None);
     }
@@ -77,6 +81,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape)?.map(|y| vec![y])),
             _ => Ok(None),
         },
+        FastOp::SwigluQuantizedLinear { .. } => Ok(None),
         FastOp::CudaKernel(_) => Ok(None),
     }
 }

@@ -287,7 +287,7 @@ fn min_blocks(rows: usize, split: u32, pair: bool) -> u32 {
 
 /// The SwiGLU of a pair's two dot products `a0` (gate) and `a1` (up), each rounded to
 /// `dtype` first, as the composite's product is: `silu(g) * u` with each op's rounding.
-fn swiglu_expr(dtype: Dtype) -> String {
+pub(crate) fn swiglu_expr(dtype: Dtype) -> String {
     let round = |e: &str| load(dtype, &store(dtype, e), "float");
     let sigmoid = UnaryOp::Sigmoid
         .c_expr(Dtype::Float32, "g")

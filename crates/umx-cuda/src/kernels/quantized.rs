@@ -281,8 +281,17 @@ extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, cons
 }
 
 /// The CUDA source of the matrix-vector kernel for `rows` rows of `x`.
-fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize) -> String {
+fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize, pair: bool) -> String {
     let m = rows;
+    let halves = if pair { 2 } else { 1 };
+    let epilogue = if pair {
+        format!(
+            "float a0 = acc[0][r], a1 = acc[1][r], s; {} float v = s;",
+            super::gemv::swiglu_expr(dtype)
+        )
+    } else {
+        "float v = acc[0][r];".to_string()
+    };
     let st = storage_type(dtype).unwrap_or("void");
     let xv = 16 / dtype.size(); // x elements per 16-byte load
     // The `bits` words of a chunk of 32 codes, in the widest loads their alignment allows.
@@ -305,6 +314,7 @@ fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize) -> Stri
 #define GS {group_size}
 #define ROWS {m}
 #define XV {xv}
+#define HALVES {halves}
 extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
     const {st}* sc, const {st}* bi, long long n, long long k, long long batches, int early) {{
   int lane = threadIdx.x & 31;
@@ -312,47 +322,61 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
   bool live = warp < batches * n;
   long long bat = live ? warp / n : 0, col = live ? warp - bat * n : 0;
   long long words = k * BITS / 32, groups = k / GS;
-  const unsigned int* wr = q + (bat * n + col) * words;
-  const {st}* sr = sc + (bat * n + col) * groups;
-  const {st}* br = bi + (bat * n + col) * groups;
+  /* Weight rows of output column `col`: one, or a SwiGLU's gate and up (col and n + col). */
+  const unsigned int* wr[HALVES];
+  const {st}* sr[HALVES];
+  const {st}* br[HALVES];
+  #pragma unroll
+  for (int h = 0; h < HALVES; h++) {{
+    long long row = bat * n * HALVES + h * n + col;
+    wr[h] = q + row * words;
+    sr[h] = sc + row * groups;
+    br[h] = bi + row * groups;
+  }}
   const {st}* xb = x + bat * ROWS * k;
   long long chunks = k / 32;
-  /* A lane takes chunks lane, lane + 32, ...: two at a time, both chunks' codes, scales and
-     biases loaded before either is used. With `early`, the first two load before the wait
-     for the kernel before this one (the launch knows that kernel does not write them):
+  /* A lane takes chunks lane, lane + 32, ... of each row: two at a time, their codes, scales
+     and biases all loaded before any is used. With `early`, the first two load before the
+     wait for the kernel before this one (the launch knows that kernel does not write them):
      their latency overlaps its tail. */
-  unsigned int wq[2][BITS];
-  float sq[2], bq[2];
+  unsigned int wq[HALVES][2][BITS];
+  float sq[HALVES][2], bq[HALVES][2];
   bool have = early && live;
   if (have) {{
+    #pragma unroll
+    for (int h = 0; h < HALVES; h++)
     #pragma unroll
     for (int u = 0; u < 2; u++) {{
       long long c = lane + 32 * u;
       if (c < chunks) {{
-        unsigned int* w = wq[u];
-        const unsigned int* wc = wr + c * BITS;
+        unsigned int* w = wq[h][u];
+        const unsigned int* wc = wr[h] + c * BITS;
         {load_words}
         long long g = c * 32 / GS;
-        sq[u] = {s}; bq[u] = {b};
+        sq[h][u] = {s}; bq[h][u] = {b};
       }}
     }}
   }}
   umx_pdl_wait();
   if (!live) return;
-  float acc[ROWS];
+  float acc[HALVES][ROWS];
   #pragma unroll
-  for (int r = 0; r < ROWS; r++) acc[r] = 0.f;
+  for (int h = 0; h < HALVES; h++)
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) acc[h][r] = 0.f;
   for (long long c0 = lane; c0 < chunks; c0 += 64) {{
     if (!have) {{
+      #pragma unroll
+      for (int h = 0; h < HALVES; h++)
       #pragma unroll
       for (int u = 0; u < 2; u++) {{
         long long c = c0 + 32 * u;
         if (c < chunks) {{
-          unsigned int* w = wq[u];
-          const unsigned int* wc = wr + c * BITS;
+          unsigned int* w = wq[h][u];
+          const unsigned int* wc = wr[h] + c * BITS;
           {load_words}
           long long g = c * 32 / GS;
-          sq[u] = {s}; bq[u] = {b};
+          sq[h][u] = {s}; bq[h][u] = {b};
         }}
       }}
     }}
@@ -361,8 +385,10 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
     for (int u = 0; u < 2; u++) {{
     long long c = c0 + 32 * u;
     if (c >= chunks) break;
-    const unsigned int* w = wq[u];
-    float s = sq[u], b = bq[u];
+    #pragma unroll
+    for (int h = 0; h < HALVES; h++) {{
+    const unsigned int* w = wq[h][u];
+    float s = sq[h][u], b = bq[h][u];
     float qv[32];
     #pragma unroll
     for (int j = 0; j < 32; j++) {{
@@ -385,20 +411,30 @@ for (int e = 0; e < XV; e++) {{
   sum += xv;
 }}
       }}
-      acc[r] += s * dot + b * sum;
+      acc[h][r] += s * dot + b * sum;
+    }}
     }}
     }}
   }}
   #pragma unroll
-  for (int r = 0; r < ROWS; r++) {{
-    float v = acc[r];
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) out[(bat * ROWS + r) * n + col] = {o};
+  for (int h = 0; h < HALVES; h++)
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) {{
+      float v = acc[h][r];
+      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      acc[h][r] = v;
+    }}
+  if (lane == 0) {{
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) {{
+      {epilogue}
+      out[(bat * ROWS + r) * n + col] = {o};
+    }}
   }}
 }}
 "#,
-        s = load(dtype, "sr[g]", "float"),
-        b = load(dtype, "br[g]", "float"),
+        s = load(dtype, "sr[h][g]", "float"),
+        b = load(dtype, "br[h][g]", "float"),
         xe = load(dtype, "p.v[e]", "float"),
         o = store(dtype, "v"),
     )
@@ -456,7 +492,10 @@ fn qmm(
         return Ok(None);
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
-        return qmv(&x, &q, &s, &b, m, n, k, batches, group_size, bits, out).map(|o| Some(vec![o]));
+        return qmv(
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, out,
+        )
+        .map(|o| Some(vec![o]));
     }
     // Dequantize to the activation dtype, then one (batched) cuBLASLt product.
     let mut wshape = q.shape.clone();
@@ -493,8 +532,54 @@ fn qmm(
     Ok(Some(vec![y]))
 }
 
+/// `fast::swiglu_quantized_linear` for a few rows: `silu(x @ W[..I]^T) * (x @ W[I..]^T)` for
+/// `W` `(2I, k)` quantized, each output's gate and up rows read by one warp of the
+/// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
+/// where it does).
+pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
+    let [x, q, s, b] = inputs else {
+        return Ok(None);
+    };
+    let dtype = out.dtype;
+    if !is_float(dtype) || x.dtype != dtype || q.shape.len() != 2 || x.shape.is_empty() {
+        return Ok(None);
+    }
+    let (rows, k) = (q.shape[0], q.shape[1] * 32 / bits);
+    let m = x.size().checked_div(k).unwrap_or(0);
+    if rows == 0
+        || !rows.is_multiple_of(2)
+        || x.shape.last() != Some(&k)
+        || !k.is_multiple_of(32)
+        || !(1..=QMV_MAX_ROWS).contains(&m)
+    {
+        return Ok(None);
+    }
+    let Some((q, s, b)) = packed_operands(q, s, b, dtype)? else {
+        return Ok(None);
+    };
+    let Some(x) = dense(x, dtype)? else {
+        return Ok(None);
+    };
+    let y = qmv(
+        &x,
+        &q,
+        &s,
+        &b,
+        m,
+        rows / 2,
+        k,
+        1,
+        group_size,
+        bits,
+        true,
+        out,
+    )?;
+    Ok(Some(vec![y]))
+}
+
 /// The matrix-vector kernel: `out (batches, m, n) = x (batches, m, k) @ W^T`, `W` `(batches,
-/// n, k)` quantized, all dense.
+/// n, k)` quantized, all dense; with `pair`, `W` has `2n` rows and `out` is the SwiGLU of
+/// each column's two (see [`swiglu`]).
 #[allow(clippy::too_many_arguments)]
 fn qmv(
     x: &ArrayData,
@@ -507,6 +592,7 @@ fn qmv(
     batches: usize,
     group_size: usize,
     bits: usize,
+    pair: bool,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
@@ -519,8 +605,12 @@ fn qmv(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
-    let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}");
-    let f = function_for(&key, || qmv_source(dtype, bits, group_size, m), "umx_qmv")?;
+    let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
+    let f = function_for(
+        &key,
+        || qmv_source(dtype, bits, group_size, m, pair),
+        "umx_qmv",
+    )?;
     let warps = batches * n;
     let per_block = (THREADS / 32) as usize;
     let blocks = warps.div_ceil(per_block).max(1) as u32;
@@ -558,7 +648,11 @@ mod tests {
                     for rows in [1, 8] {
                         sources.push((
                             format!("qmv_{dtype:?}_{bits}_{gs}_{rows}"),
-                            qmv_source(dtype, bits, gs, rows),
+                            qmv_source(dtype, bits, gs, rows, false),
+                        ));
+                        sources.push((
+                            format!("qmvpair_{dtype:?}_{bits}_{gs}_{rows}"),
+                            qmv_source(dtype, bits, gs, rows, true),
                         ));
                     }
                     for (name, src) in sources {

@@ -182,7 +182,7 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
 /// `fast::swiglu_linear` on a few rows is one matrix-vector kernel computing each output's
 /// gate and up dot products together: over few columns (a block's warps share each, or two
 /// warps each) and many (a warp each), 1 to 8 rows, every float dtype, a weight that is a
-/// view at an offset: the CPU's values.
+/// view at an offset: the CPU's values. Its quantized form likewise.
 #[test]
 fn swiglu_products_run_as_one_matrix_vector_kernel() {
     if !setup() {
@@ -215,6 +215,20 @@ fn swiglu_products_run_as_one_matrix_vector_kernel() {
                 rtol,
             );
             launched += 1;
+        }
+        // The quantized form: umx's quantized matrix-vector kernel reading each column's
+        // gate and up rows (4 and 3 bits, a row of 2048 and one of 192).
+        for (rows, i, k, gs, bits) in [(1, 2200, 2048, 64, 4), (3, 40, 192, 32, 3)] {
+            let x = input(&[rows, k], dtype, 32);
+            let w = input(&[2 * i, k], dtype, 33);
+            let (q, s, b) = with_device(Device::Cpu, || ops::quantize(&w, gs, bits)).unwrap();
+            let f = || umx_core::fast::swiglu_quantized_linear(&x, &q, &s, &b, gs, bits);
+            let (c, g) = both(&f);
+            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
+            let gv: Vec<f64> = g.iter().map(|x| x / scale).collect();
+            let what = format!("quantized swiglu {rows}x{k}, {i} columns, {bits} bits, {dtype}");
+            assert_close(&what, &cs, &gv, rtol);
         }
     }
     let report = umx_cuda::profile_report().unwrap();

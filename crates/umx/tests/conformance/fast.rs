@@ -755,3 +755,78 @@ fn swiglu_linear_computes_the_composite_for_a_few_rows_in_one_node() {
     let e = fast::swiglu_linear(&xi, &random(&[2, 2], Dtype::Float32, 24)).unwrap_err();
     assert!(e.to_string().contains("swiglu_linear"), "{e}");
 }
+
+/// `fast::swiglu_quantized_linear` is one node for a few rows (bits 3, 4 and 8; group sizes
+/// 32, 64 and 128; float32, float16, bfloat16) with the composite's values
+/// (`quantized_matmul`, then the SwiGLU of its halves); more rows take the composite, vmap
+/// equals a loop, and an odd number of weight rows or a batched weight is an error naming
+/// the op.
+#[test]
+fn swiglu_quantized_linear_computes_the_composite_for_a_few_rows_in_one_node() {
+    let is_node = |y: &Array| {
+        matches!(
+            y.primitive(),
+            Some(Primitive::Fast(FastOp::SwigluQuantizedLinear { .. }))
+        )
+    };
+    let composite = |x: &Array, q: &Array, s: &Array, b: &Array, gs, bits| {
+        let y = ops::quantized_matmul(x, q, s, b, true, gs, bits).unwrap();
+        let i = y.shape()[y.ndim() - 1] as i64 / 2;
+        let r = y.shape()[0] as i64;
+        let g = ops::slice(&y, &[0, 0], &[r, i], &[]).unwrap();
+        let u = ops::slice(&y, &[0, i], &[r, 2 * i], &[]).unwrap();
+        ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g).unwrap()).unwrap(), &u).unwrap()
+    };
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (rows, i, k, gs, bits) in [
+            (1, 2200, 128, 64, 4),
+            (3, 40, 1024, 128, 8),
+            (8, 24, 2048, 64, 4),
+            (2, 5, 192, 32, 3),
+            (9, 6, 128, 64, 4),
+        ] {
+            let x = random(&[rows, k], Dtype::Float32, 1).astype(dt).unwrap();
+            let w = ops::multiply(
+                &random(&[2 * i, k], Dtype::Float32, 2),
+                1.0 / (k as f64).sqrt(),
+            )
+            .unwrap()
+            .astype(dt)
+            .unwrap();
+            let (q, s, b) = ops::quantize(&w, gs, bits).unwrap();
+            let y = fast::swiglu_quantized_linear(&x, &q, &s, &b, gs, bits).unwrap();
+            assert_eq!(is_node(&y), rows <= 8, "{dt} rows {rows}");
+            assert_eq!(y.shape(), &[rows, i]);
+            let want = composite(&x, &q, &s, &b, gs, bits);
+            let what = format!("swiglu_quantized_linear {dt} rows {rows} I {i} K {k} {bits} bits");
+            assert_close(&y, &want, tol, &what);
+        }
+    }
+    let w = random(&[8, 64], Dtype::Float32, 3);
+    let (q, s, b) = ops::quantize(&w, 64, 4).unwrap();
+    let f = |a: &[Array]| {
+        Ok(vec![fast::swiglu_quantized_linear(
+            &a[0], &q, &s, &b, 64, 4,
+        )?])
+    };
+    for pos in [Pos::First, Pos::Middle, Pos::Last] {
+        check_vmap(&f, &[vin(&[2, 64], true)], pos, 3, 4).unwrap();
+    }
+    let x = random(&[1, 64], Dtype::Float32, 5);
+    let (q3, s3, b3) = ops::quantize(&random(&[6, 64], Dtype::Float32, 6), 64, 4).unwrap();
+    let odd = |a: &Array| ops::slice(a, &[0, 0], &[5, a.shape()[1] as i64], &[]).unwrap();
+    let e = fast::swiglu_quantized_linear(&x, &odd(&q3), &odd(&s3), &odd(&b3), 64, 4).unwrap_err();
+    assert!(e.to_string().contains("swiglu_quantized_linear"), "{e}");
+    let stack = |a: &Array| ops::stack(&[a.clone(), a.clone()], 0).unwrap();
+    let e = fast::swiglu_quantized_linear(&x, &stack(&q3), &stack(&s3), &stack(&b3), 64, 4)
+        .unwrap_err();
+    assert!(e.to_string().contains("swiglu_quantized_linear"), "{e}");
+    let e =
+        fast::swiglu_quantized_linear(&random(&[1, 32], Dtype::Float32, 7), &q3, &s3, &b3, 64, 4)
+            .unwrap_err();
+    assert!(e.to_string().contains("swiglu_quantized_linear"), "{e}");
+}

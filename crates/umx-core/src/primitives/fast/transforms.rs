@@ -153,13 +153,23 @@ impl FastOp {
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
         let four_d = matches!(self, FastOp::Attention { .. });
-        if let (FastOp::SwigluLinear, Some(ax), None) = (self, axes[0], axes[1]) {
+        let few_rows = matches!(
+            self,
+            FastOp::SwigluLinear | FastOp::SwigluQuantizedLinear { .. }
+        );
+        if let (true, Some(ax), true) = (few_rows, axes[0], axes[1..].iter().all(Option::is_none)) {
             // More rows: the op makes its node again where they are still few enough.
             let x = to_front(&inputs[0], Some(ax))?;
-            let y = ops::fast::swiglu_linear(&x, &inputs[1])?;
+            let y = match *self {
+                FastOp::SwigluQuantizedLinear { group_size, bits } => {
+                    ops::fast::swiglu_quantized_linear(
+                        &x, &inputs[1], &inputs[2], &inputs[3], group_size, bits,
+                    )?
+                }
+                _ => ops::fast::swiglu_linear(&x, &inputs[1])?,
+            };
             return Ok((vec![y], vec![Some(0)]));
         }
-        let few_rows = matches!(self, FastOp::SwigluLinear);
         if only_rows && !per_row_offset && !four_d && !few_rows {
             let mut args = inputs.to_vec();
             args[0] = to_front(&inputs[0], axes[0])?;
