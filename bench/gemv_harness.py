@@ -1,7 +1,9 @@
 """Tuning harness for the matrix-vector kernel of a decoding step (crates/umx-cuda/src/kernels/
 gemv.rs): TinyLlama's products (bfloat16, one row, 22 layers of distinct weights) replayed as a
-CUDA graph with programmatic dependent launch, as umx runs them, for each kernel variant given;
-each product's chain alone and the whole step's chain. On the GPU machine:
+CUDA graph with programmatic dependent launch, as umx runs them, for each kernel variant in
+`variants` (A: the kernel before 2026-11-27 17:00; C: guarded batches of U vectors, umx's now
+with U 2 and MINB 12/16); each product's chain alone and the whole step's chain. On the GPU
+machine:
 
     python3 bench/gemv_harness.py
 """

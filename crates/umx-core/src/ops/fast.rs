@@ -74,12 +74,12 @@ pub const SWIGLU_ROWS: usize = 8;
 /// two weights stacked as `w (2I, K)` (what `x @ w.T` of a Linear computes, both at once):
 /// output `(..., I)` for `x (..., K)`.
 ///
-/// Both products are rounded to their dtype (the promotion of the two), then SiLU (`g * sigmoid(g)`) and the product are
-/// computed as the element-wise ops do, so the value is the composite's. For a few rows (up
-/// to [`SWIGLU_ROWS`]: a decoding step) of float32/float16/bfloat16 with `K` a whole number
-/// of 16-byte vectors, the GPU computes each output's two dot products in one pass over the
-/// two weight rows (no `(..., 2I)` product in memory, no second kernel); otherwise, and for
-/// gradients and batching, it is the composite.
+/// Both products are rounded to their dtype (the promotion of the two), then SiLU
+/// (`g * sigmoid(g)`) and the product are computed as the element-wise ops do, so the value is
+/// the composite's. For a few rows (up to [`SWIGLU_ROWS`]: a decoding step) of one of
+/// float32/float16/bfloat16 with `K` a whole number of 16-byte vectors, the GPU computes each
+/// output's two dot products in one pass over the two weight rows (no `(..., 2I)` product in
+/// memory, no second kernel); otherwise, and for gradients and batching, it is the composite.
 ///
 /// ```
 /// # umx_cpu::register();
