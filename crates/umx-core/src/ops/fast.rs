@@ -95,7 +95,7 @@ pub fn swiglu_linear(x: &Array, w: &Array) -> Result<Array> {
     check_rows("swiglu_linear", x)?;
     check_float("swiglu_linear", "weight", w)?;
     let k = x.shape()[x.ndim() - 1];
-    if w.ndim() != 2 || w.shape()[0] % 2 != 0 || w.shape()[1] != k {
+    if w.ndim() != 2 || !w.shape()[0].is_multiple_of(2) || w.shape()[1] != k {
         bail!(
             "swiglu_linear: the weight must have shape (2I, {k}) for input {}, not {}",
             fmt_shape(x.shape()),
@@ -154,7 +154,7 @@ pub fn swiglu_quantized_linear(
         .into_iter()
         .next()
         .ok_or_else(|| crate::Error::Invalid("swiglu_quantized_linear: no output".into()))?;
-    if w_q.ndim() != 2 || w_q.shape()[0] % 2 != 0 {
+    if w_q.ndim() != 2 || !w_q.shape()[0].is_multiple_of(2) {
         bail!(
             "swiglu_quantized_linear: the weight must be one matrix of 2I rows (a gate and an up \
              projection stacked), not {}",

@@ -204,7 +204,7 @@ fn swiglu_products_run_as_one_matrix_vector_kernel() {
                 let w = ops::slice(&w, &[2, 0], &[2 * i as i64 + 2, k as i64], &[])?;
                 umx_core::fast::swiglu_linear(&x, &w)
             };
-            let (c, g) = both(&f);
+            let (c, g) = both(f);
             let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
             let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
@@ -223,7 +223,7 @@ fn swiglu_products_run_as_one_matrix_vector_kernel() {
             let w = input(&[2 * i, k], dtype, 33);
             let (q, s, b) = with_device(Device::Cpu, || ops::quantize(&w, gs, bits)).unwrap();
             let f = || umx_core::fast::swiglu_quantized_linear(&x, &q, &s, &b, gs, bits);
-            let (c, g) = both(&f);
+            let (c, g) = both(f);
             let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
             let gv: Vec<f64> = g.iter().map(|x| x / scale).collect();

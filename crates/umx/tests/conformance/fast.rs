@@ -654,11 +654,7 @@ fn swiglu_composite(x: &Array, w: &Array) -> Result<Array> {
 fn swiglu_linear_computes_the_composite_for_a_few_rows_in_one_node() {
     let is_node = |y: &Array| matches!(y.primitive(), Some(Primitive::Fast(FastOp::SwigluLinear)));
     let scaled = |shape: &[usize], k: usize, seed: u64| {
-        ops::multiply(
-            &random(shape, Dtype::Float32, seed),
-            1.0 / (k as f64).sqrt(),
-        )
-        .unwrap()
+        ops::multiply(random(shape, Dtype::Float32, seed), 1.0 / (k as f64).sqrt()).unwrap()
     };
     for (dt, tol) in [
         (Dtype::Float32, 1e-5),
@@ -775,7 +771,7 @@ fn swiglu_quantized_linear_computes_the_composite_for_a_few_rows_in_one_node() {
         let r = y.shape()[0] as i64;
         let g = ops::slice(&y, &[0, 0], &[r, i], &[]).unwrap();
         let u = ops::slice(&y, &[0, i], &[r, 2 * i], &[]).unwrap();
-        ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g).unwrap()).unwrap(), &u).unwrap()
+        ops::multiply(ops::multiply(&g, ops::sigmoid(&g).unwrap()).unwrap(), &u).unwrap()
     };
     for (dt, tol) in [
         (Dtype::Float32, 1e-5),
@@ -791,7 +787,7 @@ fn swiglu_quantized_linear_computes_the_composite_for_a_few_rows_in_one_node() {
         ] {
             let x = random(&[rows, k], Dtype::Float32, 1).astype(dt).unwrap();
             let w = ops::multiply(
-                &random(&[2 * i, k], Dtype::Float32, 2),
+                random(&[2 * i, k], Dtype::Float32, 2),
                 1.0 / (k as f64).sqrt(),
             )
             .unwrap()
