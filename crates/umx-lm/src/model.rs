@@ -242,9 +242,7 @@ impl Stacked {
     }
 
     /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
-    /// and each one's width, when they are still the stack's views. A stack whose projections got an adapter, or
-    /// other evaluated parameters, is let go; one whose parameters are being traced (a
-    /// gradient taken through them) or are not evaluated yet is kept until they are.
+    /// and each one's width, when they are still the stack's views (see [`Stacked::current`]).
     fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
         let Some(stack) = self.current(projs) else {
             return Ok(None);
