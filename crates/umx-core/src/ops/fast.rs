@@ -143,25 +143,26 @@ pub fn swiglu_quantized_linear(
     group_size: usize,
     bits: usize,
 ) -> Result<Array> {
-    let op = FastOp::SwigluQuantizedLinear { group_size, bits };
-    let inputs = vec![x.clone(), w_q.clone(), scales.clone(), biases.clone()];
-    // The composite checks the quantized operands (its error names quantized_matmul).
-    let y = op.fallback(&inputs).map_err(|e| match e {
-        crate::Error::Invalid(m) => crate::Error::Invalid(format!("swiglu_quantized_linear: {m}")),
-        e => e,
-    })?;
-    let y = y
-        .into_iter()
-        .next()
-        .ok_or_else(|| crate::Error::Invalid("swiglu_quantized_linear: no output".into()))?;
+    let name = "swiglu_quantized_linear";
+    check_rows(name, x)?;
+    let (k, _) = ops::quantized::check_quantized(name, w_q, scales, biases, group_size, bits)?;
     if w_q.ndim() != 2 || !w_q.shape()[0].is_multiple_of(2) {
         bail!(
-            "swiglu_quantized_linear: the weight must be one matrix of 2I rows (a gate and an up \
-             projection stacked), not {}",
+            "{name}: the weight must be one matrix of 2I rows (a gate and an up projection \
+             stacked), not {}",
             fmt_shape(w_q.shape())
         );
     }
-    let k = x.shape()[x.ndim() - 1];
+    if x.shape()[x.ndim() - 1] != k {
+        bail!(
+            "{name}: the last dimension of x (shape {}) does not match the weight's {k} \
+             columns (w of shape {} with group_size={group_size}, bits={bits})",
+            fmt_shape(x.shape()),
+            fmt_shape(w_q.shape())
+        );
+    }
+    let op = FastOp::SwigluQuantizedLinear { group_size, bits };
+    let inputs = vec![x.clone(), w_q.clone(), scales.clone(), biases.clone()];
     let rows = x.size().checked_div(k).unwrap_or(0);
     if has_kernel(x.dtype())
         && scales.dtype() == x.dtype()
@@ -172,7 +173,7 @@ pub fn swiglu_quantized_linear(
     {
         node(op, inputs)
     } else {
-        Ok(y)
+        fallback(op, &inputs)
     }
 }
 

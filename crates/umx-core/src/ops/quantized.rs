@@ -90,7 +90,7 @@ pub fn quantize(w: &Array, group_size: usize, bits: usize) -> Result<(Array, Arr
 
 /// Checks `w_q`, `scales` and `biases` against each other; returns the unpacked length of the
 /// rows of `w_q` and the dtype of `scales` and `biases` (their promoted float type).
-fn check_quantized(
+pub(crate) fn check_quantized(
     op: &str,
     w_q: &Array,
     scales: &Array,

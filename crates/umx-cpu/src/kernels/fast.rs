@@ -142,70 +142,56 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                     .into(),
             ));
         }
-        FastOp::SwigluLinear => swiglu_linear(x, &inputs[1], out.dtype),
+        FastOp::SwigluLinear => {
+            // `x @ w.T` by the CPU's matmul kernel (the composite's product).
+            let mut wt = inputs[1].clone();
+            wt.shape.swap(0, 1);
+            wt.strides.swap(0, 1);
+            let op = umx_core::primitives::MatmulOp::Matmul;
+            let y = super::matmul::eval(&op, vec![x.clone(), wt], &[product_spec(out)])?;
+            swiglu_of_halves(&y[0], out)
+        }
         FastOp::SwigluQuantizedLinear { group_size, bits } => {
-            // The product by the CPU's quantized kernel (as the composite's), then the SwiGLU
-            // of its halves.
-            let mut shape = out.shape.clone();
-            if let Some(l) = shape.last_mut() {
-                *l *= 2;
-            }
-            let spec = OutSpec {
-                shape,
-                dtype: out.dtype,
-            };
+            // The product by the CPU's quantized kernel (the composite's).
             let op = umx_core::primitives::QuantOp::QuantizedMatmul {
                 transpose: true,
                 group_size,
                 bits,
             };
-            let y = super::quantized::eval(&op, inputs.clone(), &[spec])?;
-            let i = out.shape.last().copied().unwrap_or(0);
-            swiglu_of_halves(&floats(&y[0]), i, out.dtype)
+            let y = super::quantized::eval(&op, inputs.clone(), &[product_spec(out)])?;
+            swiglu_of_halves(&y[0], out)
         }
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
     };
     Ok(vec![store(&values, out)?])
 }
 
-/// `silu(x @ gate.T) * (x @ up.T)` for `w = [gate; up]`, rounded as the fallback's ops round:
-/// each product to `dtype`, then the sigmoid, `g * sigmoid(g)` and the product with `u`.
-fn swiglu_linear(x: &ArrayData, w: &ArrayData, dtype: Dtype) -> Vec<f32> {
-    let round = |v: f32| match dtype {
-        Dtype::Float16 => v.cast::<f16>().cast::<f32>(),
-        Dtype::Bfloat16 => v.cast::<bf16>().cast::<f32>(),
-        _ => v,
-    };
-    let k = row_len(x);
-    let i = w.shape[0] / 2;
-    let (xs, ws) = (floats(x), floats(w));
-    let dot = |r: &[f32], n: usize| -> f32 {
-        r.iter()
-            .zip(&ws[n * k..(n + 1) * k])
-            .map(|(a, b)| a * b)
-            .sum()
-    };
-    let rows = xs.len().checked_div(k).unwrap_or(0);
-    let mut y = Vec::with_capacity(rows * 2 * i);
-    for r in 0..rows {
-        let row = &xs[r * k..(r + 1) * k];
-        y.extend((0..2 * i).map(|n| round(dot(row, n))));
+/// The SwiGLU ops' product `(..., 2I)` for their output `(..., I)`.
+fn product_spec(out: &OutSpec) -> OutSpec {
+    let mut shape = out.shape.clone();
+    if let Some(l) = shape.last_mut() {
+        *l *= 2;
     }
-    swiglu_of_halves(&y, i, dtype)
+    OutSpec {
+        shape,
+        dtype: out.dtype,
+    }
 }
 
-/// `silu(g) * u` for the halves `g`, `u` (width `i` each) of each row of `y` (values of
-/// `dtype`), rounded as the element-wise ops round: the sigmoid, `g * sigmoid(g)`, the product.
-fn swiglu_of_halves(y: &[f32], i: usize, dtype: Dtype) -> Vec<f32> {
-    let round = |v: f32| match dtype {
+/// `silu(g) * u` for the halves `g`, `u` of each row of the product `y` (of `out`'s dtype),
+/// rounded as the element-wise ops round: the sigmoid, `g * sigmoid(g)`, the product.
+fn swiglu_of_halves(y: &ArrayData, out: &OutSpec) -> Vec<f32> {
+    let round = |v: f32| match out.dtype {
         Dtype::Float16 => v.cast::<f16>().cast::<f32>(),
         Dtype::Bfloat16 => v.cast::<bf16>().cast::<f32>(),
         _ => v,
     };
+    let i = out.shape.last().copied().unwrap_or(0);
     if i == 0 {
         return Vec::new();
     }
-    y.chunks(2 * i)
+    let ys = floats(y);
+    ys.chunks(2 * i)
         .flat_map(|row| {
             (0..i).map(move |n| {
                 let (g, u) = (row[n], row[i + n]);

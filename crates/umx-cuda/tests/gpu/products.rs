@@ -2,6 +2,18 @@
 
 use crate::*;
 
+/// [`assert_close`] relative to the largest finite magnitude of the CPU's values: a product's
+/// rounding grows with the size of its sums, not of each output.
+fn assert_close_to_largest(what: &str, cpu: &[f64], gpu: &[f64], rtol: f64) {
+    let scale = cpu
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(1.0f64, |m, x| m.max(x.abs()));
+    let cs: Vec<f64> = cpu.iter().map(|x| x / scale).collect();
+    let gs: Vec<f64> = gpu.iter().map(|x| x / scale).collect();
+    assert_close(what, &cs, &gs, rtol);
+}
+
 #[test]
 fn matmul_agrees_with_the_cpu() {
     if !setup() {
@@ -54,11 +66,7 @@ fn matmul_agrees_with_the_cpu() {
         ];
         for (name, f) in &cases {
             let (c, g) = both(f);
-            // Relative to the size of the sums: compare against the largest magnitude.
-            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
-            let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
-            assert_close(&format!("{name} {dtype}"), &cs, &gs, rtol);
+            assert_close_to_largest(&format!("{name} {dtype}"), &c, &g, rtol);
         }
     }
 }
@@ -150,18 +158,8 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
             }
             for (name, f) in &cases {
                 let (c, g) = both(f);
-                let scale = c
-                    .iter()
-                    .filter(|x| x.is_finite())
-                    .fold(1.0f64, |m, x| m.max(x.abs()));
-                let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
-                let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
-                assert_close(
-                    &format!("{name}, {n} columns, rows {lead:?}, {dtype}"),
-                    &cs,
-                    &gs,
-                    rtol,
-                );
+                let what = format!("{name}, {n} columns, rows {lead:?}, {dtype}");
+                assert_close_to_largest(&what, &c, &g, rtol);
             }
         }
     }
@@ -205,15 +203,8 @@ fn swiglu_products_run_as_one_matrix_vector_kernel() {
                 umx_core::fast::swiglu_linear(&x, &w)
             };
             let (c, g) = both(f);
-            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
-            let gs: Vec<f64> = g.iter().map(|x| x / scale).collect();
-            assert_close(
-                &format!("swiglu {rows}x{k}, {i} columns, {dtype}"),
-                &cs,
-                &gs,
-                rtol,
-            );
+            let what = format!("swiglu {rows}x{k}, {i} columns, {dtype}");
+            assert_close_to_largest(&what, &c, &g, rtol);
             launched += 1;
         }
         // The quantized form: umx's quantized matrix-vector kernel reading each column's
@@ -224,11 +215,8 @@ fn swiglu_products_run_as_one_matrix_vector_kernel() {
             let (q, s, b) = with_device(Device::Cpu, || ops::quantize(&w, gs, bits)).unwrap();
             let f = || umx_core::fast::swiglu_quantized_linear(&x, &q, &s, &b, gs, bits);
             let (c, g) = both(f);
-            let scale = c.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            let cs: Vec<f64> = c.iter().map(|x| x / scale).collect();
-            let gv: Vec<f64> = g.iter().map(|x| x / scale).collect();
             let what = format!("quantized swiglu {rows}x{k}, {i} columns, {bits} bits, {dtype}");
-            assert_close(&what, &cs, &gv, rtol);
+            assert_close_to_largest(&what, &c, &g, rtol);
         }
     }
     let report = umx_cuda::profile_report().unwrap();
