@@ -52,6 +52,7 @@ impl Backend for CpuBackend {
             Primitive::Fft(op) => fft::eval(op, inputs, outputs),
             Primitive::Transform(op) => op.passthrough(inputs, outputs.len()),
             Primitive::Fused(op) => fused::eval(op, inputs, outputs),
+            Primitive::FusedGroup(op) => fused::eval_group(op, &inputs, outputs),
             Primitive::Fast(op) => fast::eval(op, inputs, outputs),
         }?;
         for o in &outs {

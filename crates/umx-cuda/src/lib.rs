@@ -184,6 +184,7 @@ fn gpu_kernel(
         Primitive::Quantized(op) => quantized::eval(op, inputs, outputs),
         Primitive::Shape(op) => shape(op, inputs, outputs),
         Primitive::Fused(op) => fused(op, inputs, outputs),
+        Primitive::FusedGroup(op) => fused_group(op, inputs, outputs),
         Primitive::Fast(op) => fast::eval(op, inputs, outputs),
         Primitive::Creation(op) => creation(op, inputs, outputs),
         Primitive::Indexing(op) => indexing::eval(op, inputs, outputs),

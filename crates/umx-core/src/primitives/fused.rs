@@ -101,3 +101,48 @@ impl FusedOp {
             .collect()
     }
 }
+
+/// Independent fused element-wise programs run as one node: `compile` groups the fused
+/// updates whose results only leave the function (an optimizer's update of each parameter),
+/// so a backend can run them all in one pass (one kernel launch on the GPU, as torch's
+/// multi-tensor optimizers do) instead of one per parameter.
+///
+/// The node's inputs are shared by its members ([`GroupMember::inputs`] picks each member's),
+/// and its outputs are the members' outputs one member after another, each member's as its
+/// [`FusedOp`] would give them (every member is element-wise: no reduction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedGroup {
+    pub members: Vec<GroupMember>,
+}
+
+/// One program of a [`FusedGroup`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupMember {
+    pub op: FusedOp,
+    /// The group's inputs this program reads, in its own input order.
+    pub inputs: Vec<usize>,
+}
+
+impl GroupMember {
+    /// How many outputs the member gives: its result, then its extra values.
+    pub fn output_count(&self) -> usize {
+        1 + self.op.extra.len()
+    }
+}
+
+impl FusedGroup {
+    /// Each member with its inputs picked from `inputs` and the range of the node's outputs
+    /// that are its own.
+    pub fn split<'a, T: Clone>(
+        &'a self,
+        inputs: &'a [T],
+    ) -> impl Iterator<Item = (&'a GroupMember, Vec<T>, std::ops::Range<usize>)> + 'a {
+        let mut at = 0;
+        self.members.iter().map(move |m| {
+            let picked = m.inputs.iter().map(|&i| inputs[i].clone()).collect();
+            let range = at..at + m.output_count();
+            at = range.end;
+            (m, picked, range)
+        })
+    }
+}

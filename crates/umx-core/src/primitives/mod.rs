@@ -30,7 +30,7 @@ pub use binary::BinaryOp;
 pub use creation::CreationOp;
 pub use fast::{FastOp, TemplateArg, UserKernel};
 pub use fft::{FftKind, FftOp};
-pub use fused::FusedOp;
+pub use fused::{FusedGroup, FusedOp};
 pub use indexing::IndexOp;
 pub use linalg::LinalgOp;
 pub use matmul::MatmulOp;
@@ -63,6 +63,7 @@ pub enum Primitive {
     Fft(FftOp),
     Transform(TransformOp),
     Fused(FusedOp),
+    FusedGroup(FusedGroup),
     Fast(FastOp),
 }
 
@@ -86,6 +87,7 @@ impl Primitive {
             Primitive::Fft(_) => "fft",
             Primitive::Transform(_) => "transform",
             Primitive::Fused(_) => "fused",
+            Primitive::FusedGroup(_) => "fused_group",
             Primitive::Fast(_) => "fast",
         }
     }
@@ -136,6 +138,7 @@ impl Primitive {
             Primitive::Fft(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Transform(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Fused(op) => op.vjp(inputs, cotangents, argnums, outputs),
+            Primitive::FusedGroup(op) => op.vjp(inputs, cotangents, argnums, outputs),
             Primitive::Fast(op) => op.vjp(inputs, cotangents, argnums, outputs),
         }
     }
@@ -165,6 +168,7 @@ impl Primitive {
             Primitive::Fft(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Transform(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Fused(op) => op.jvp(inputs, tangents, outputs),
+            Primitive::FusedGroup(op) => op.jvp(inputs, tangents, outputs),
             Primitive::Fast(op) => op.jvp(inputs, tangents, outputs),
         }
     }
@@ -195,6 +199,7 @@ impl Primitive {
             Primitive::Fft(op) => op.vmap(inputs, axes, outputs),
             Primitive::Transform(op) => op.vmap(inputs, axes),
             Primitive::Fused(op) => op.vmap(inputs, axes, outputs),
+            Primitive::FusedGroup(op) => op.vmap(inputs, axes, outputs),
             Primitive::Fast(op) => op.vmap(inputs, axes, outputs),
         }
     }

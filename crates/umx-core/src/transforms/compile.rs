@@ -1,6 +1,7 @@
 //! [`compile`]: trace a function once per input signature, simplify its graph, fuse chains of
-//! element-wise ops into single [`FusedOp`] nodes (with the reduction they feed, if any), and
-//! replay the result on each call.
+//! element-wise ops into single [`FusedOp`] nodes (with the reduction they feed, if any),
+//! group the fused chains whose values only leave the function (an optimizer's per-parameter
+//! updates) into one [`FusedGroup`] node, and replay the result on each call.
 //!
 //! The traced program is a list of steps (primitives over the function's inputs, earlier
 //! steps and captured constants). Replaying it builds the same lazy graph `f` would, minus
@@ -15,9 +16,9 @@
 use super::Tracing;
 use super::graph::{key, tape};
 use crate::device::OutSpec;
-use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce};
+use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce, GroupMember};
 use crate::primitives::reduce::ReduceOp;
-use crate::primitives::{FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp};
+use crate::primitives::{FusedGroup, FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp};
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -237,6 +238,7 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     simplify(&mut p);
     matmul_epilogues(&mut p);
     fuse(&mut p);
+    group(&mut p);
     if dump() {
         eprint!("{}", describe(&p));
     }
@@ -274,6 +276,17 @@ fn describe(p: &Program) -> String {
                     format!(" then {:?} over {:?}", r.kind, r.axes)
                 });
                 format!("fused[{}]{red}", ins.join(" "))
+            }
+            Primitive::FusedGroup(g) => {
+                let members: Vec<String> = g
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let ins: Vec<&str> = m.op.program.iter().map(|x| x.prim.name()).collect();
+                        format!("[{}]", ins.join(" "))
+                    })
+                    .collect();
+                format!("fused_group[{}]", members.join(" "))
             }
             prim => prim.name().to_string(),
         };
@@ -656,14 +669,81 @@ fn fuse(p: &mut Program) {
     // Absorbed steps stay as `None` placeholders so step indices keep their meaning.
     p.steps = new_steps
         .into_iter()
-        .map(|s| {
-            s.unwrap_or(Step {
-                prim: Primitive::Transform(TransformOp::Placeholder),
-                args: vec![],
-                outputs: vec![],
-            })
+        .map(|s| s.unwrap_or_else(placeholder_step))
+        .collect();
+}
+
+/// Groups the fused element-wise steps whose values only leave the function (no step reads
+/// them: an optimizer's update of each parameter) into one [`FusedGroup`] step where the last
+/// of them was, so a backend runs them in one pass (one kernel on the GPU, as a multi-tensor
+/// optimizer does) instead of one per parameter. Their inputs are all computed by then.
+fn group(p: &mut Program) {
+    let live = reachable(p);
+    let mut read = vec![false; p.steps.len()];
+    for (i, s) in p.steps.iter().enumerate() {
+        if live[i] {
+            for r in &s.args {
+                if let Ref::Step(j, _) = r {
+                    read[*j] = true;
+                }
+            }
+        }
+    }
+    let picked: Vec<usize> = (0..p.steps.len())
+        .filter(|&i| {
+            live[i]
+                && !read[i]
+                && matches!(&p.steps[i].prim, Primitive::Fused(op) if op.reduce.is_none())
         })
         .collect();
+    let Some(&at) = picked.last() else { return };
+    if picked.len() < 2 {
+        return;
+    }
+    let mut args: Vec<Ref> = Vec::new();
+    let mut members = Vec::with_capacity(picked.len());
+    let mut outputs = Vec::new();
+    let mut moved: HashMap<Ref, Ref> = HashMap::new();
+    for &s in &picked {
+        let step = std::mem::replace(&mut p.steps[s], placeholder_step());
+        let Primitive::Fused(op) = step.prim else {
+            unreachable!("picked only fused steps")
+        };
+        let inputs = step
+            .args
+            .iter()
+            .map(|r| {
+                args.iter().position(|a| a == r).unwrap_or_else(|| {
+                    args.push(*r);
+                    args.len() - 1
+                })
+            })
+            .collect();
+        for k in 0..step.outputs.len() {
+            moved.insert(Ref::Step(s, k), Ref::Step(at, outputs.len() + k));
+        }
+        outputs.extend(step.outputs);
+        members.push(GroupMember { op, inputs });
+    }
+    p.steps[at] = Step {
+        prim: Primitive::FusedGroup(FusedGroup { members }),
+        args,
+        outputs,
+    };
+    for r in p.outputs.iter_mut() {
+        if let Some(&to) = moved.get(r) {
+            *r = to;
+        }
+    }
+}
+
+/// A step that stands for one removed (step indices keep their meaning).
+fn placeholder_step() -> Step {
+    Step {
+        prim: Primitive::Transform(TransformOp::Placeholder),
+        args: vec![],
+        outputs: vec![],
+    }
 }
 
 /// Which steps the outputs depend on.
@@ -734,9 +814,24 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
             let elementwise = match &s.prim {
                 // Extra outputs have the root's shape only for the traced shapes.
                 Primitive::Fused(op) => op.reduce.is_none() && op.extra.is_empty(),
+                Primitive::FusedGroup(g) => g.members.iter().all(|m| m.op.extra.is_empty()),
                 prim => FusedOp::fusable(prim),
             };
-            if !elementwise {
+            if let (true, Primitive::FusedGroup(g)) = (elementwise, &s.prim) {
+                // Each member's output has its own inputs' broadcast shape.
+                let mut specs = Vec::with_capacity(s.outputs.len());
+                for (_, picked, outs) in g.split(&inputs) {
+                    let mut shape: Vec<usize> = Vec::new();
+                    for x in &picked {
+                        shape = broadcast_shapes("compile", &shape, x.shape())?;
+                    }
+                    specs.extend(s.outputs[outs].iter().map(|o| OutSpec {
+                        shape: shape.clone(),
+                        dtype: o.dtype,
+                    }));
+                }
+                specs
+            } else if !elementwise {
                 // Shapes the step was traced with must hold for its inputs.
                 let traced_inputs_same = s.args.iter().zip(&inputs).all(|(r, x)| match r {
                     Ref::Step(j, k) => p.steps[*j]

@@ -8,13 +8,29 @@
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
 use umx_core::primitives::Primitive;
-use umx_core::primitives::fused::{FusedArg, FusedOp};
+use umx_core::primitives::fused::{FusedArg, FusedGroup, FusedOp};
 use umx_core::primitives::reduce::ReduceOp;
 use umx_core::shape::{broadcast_shapes, numel};
 use umx_core::{ArrayData, Buffer, Error, Result, dispatch_dtype};
 
 /// Output elements per chunk: the temporaries of a chunk stay in the core's cache.
 const CHUNK: usize = 16384;
+
+/// A group of independent fused programs: each member in turn, on its own inputs.
+pub fn eval_group(
+    op: &FusedGroup,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+) -> Result<Vec<ArrayData>> {
+    let mut outs = Vec::with_capacity(outputs.len());
+    for (m, picked, range) in op.split(inputs) {
+        let specs = outputs.get(range).ok_or_else(|| {
+            Error::Device(format!("fused_group: {} outputs asked for", outputs.len()))
+        })?;
+        outs.extend(eval(&m.op, picked, specs)?);
+    }
+    Ok(outs)
+}
 
 pub fn eval(op: &FusedOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
     if let Some(r) = &op.reduce {

@@ -74,6 +74,60 @@ pub(crate) fn run_program(
     outs: &[(&str, Dtype)],
     out_shape: &[usize],
 ) -> Result<Option<Vec<ArrayData>>> {
+    let Some(p) = prepare(inputs, compute, stmts, outs, out_shape)? else {
+        return Ok(None);
+    };
+    if p.n == 0 {
+        return Ok(Some(p.results));
+    }
+    let g = gpu()?;
+    let mut args = Args::default();
+    p.push_args(&mut args);
+    let key = p.key();
+    let (f, grid) = if p.contiguous {
+        args.push(p.aligned() as i32);
+        let f = function_for(&key, || p.source(None), "umx_elementwise")?;
+        (f, p.blocks())
+    } else {
+        let Some(dims) = merged_dims(out_shape, &p.operands) else {
+            return Ok(None);
+        };
+        args.push_bytes(&dims);
+        let f = function_for(&key, || p.source(None), "umx_elementwise")?;
+        // The strided path loops over the array from a grid that fills the card.
+        (f, grid_for(p.n, THREADS, g.sm_count))
+    };
+    launch(f, grid, THREADS, 0, &mut args.pointers())?;
+    Ok(Some(p.results))
+}
+
+/// An element-wise program's launch, prepared: its outputs allocated and its operands laid
+/// out, for one kernel of its own ([`run_program`]) or a member of a group ([`run_group`]).
+pub(crate) struct Prepared<'a> {
+    /// The program's outputs (allocated, not yet computed).
+    pub results: Vec<ArrayData>,
+    out_ptrs: Vec<u64>,
+    operands: Vec<Operand<'a>>,
+    inputs: &'a [ArrayData],
+    compute: &'a [Dtype],
+    stmts: &'a str,
+    outs: &'a [(&'a str, Dtype)],
+    /// Elements of the output.
+    pub n: usize,
+    /// Whether every operand is contiguous (or one element): the vector path.
+    pub contiguous: bool,
+    per_thread: usize,
+}
+
+/// Allocates the outputs of `stmts`/`outs` over `inputs` and lays out the operands; `None`
+/// when the dtypes are outside what the generator handles.
+pub(crate) fn prepare<'a>(
+    inputs: &'a [ArrayData],
+    compute: &'a [Dtype],
+    stmts: &'a str,
+    outs: &'a [(&'a str, Dtype)],
+    out_shape: &'a [usize],
+) -> Result<Option<Prepared<'a>>> {
     if inputs.len() > MAX_INPUTS || inputs.len() != compute.len() || outs.is_empty() {
         return Ok(None);
     }
@@ -99,37 +153,36 @@ pub(crate) fn run_program(
             offset: 0,
         });
     }
-    if n == 0 {
-        return Ok(Some(results));
-    }
     let mut operands = Vec::with_capacity(inputs.len());
-    for x in inputs {
-        if x.shape.len() > out_shape.len() {
-            return Err(Error::Device(format!(
-                "element-wise: an input of {} axes for an output of {}",
-                x.shape.len(),
-                out_shape.len()
-            )));
-        }
-        if x.size() == 1 && x.buffer.residency().device.is_none() {
-            let size = x.dtype.size();
-            let at = x.offset as usize * size;
-            let bytes = x.buffer.host_bytes()?;
-            let v = bytes.get(at..at + size).ok_or_else(|| {
-                Error::Device("element-wise: a scalar operand out of its buffer".into())
-            })?;
-            operands.push(Operand::Value(v.to_vec()));
-        } else {
-            let strides = if x.shape == out_shape {
-                Cow::Borrowed(&x.strides[..])
+    if n > 0 {
+        for x in inputs {
+            if x.shape.len() > out_shape.len() {
+                return Err(Error::Device(format!(
+                    "element-wise: an input of {} axes for an output of {}",
+                    x.shape.len(),
+                    out_shape.len()
+                )));
+            }
+            if x.size() == 1 && x.buffer.residency().device.is_none() {
+                let size = x.dtype.size();
+                let at = x.offset as usize * size;
+                let bytes = x.buffer.host_bytes()?;
+                let v = bytes.get(at..at + size).ok_or_else(|| {
+                    Error::Device("element-wise: a scalar operand out of its buffer".into())
+                })?;
+                operands.push(Operand::Value(v.to_vec()));
             } else {
-                Cow::Owned(broadcast_strides(&x.shape, &x.strides, out_shape))
-            };
-            operands.push(Operand::Array {
-                ptr: input_ptr(x)?,
-                strides,
-                scalar: x.size() == 1,
-            });
+                let strides = if x.shape == out_shape {
+                    Cow::Borrowed(&x.strides[..])
+                } else {
+                    Cow::Owned(broadcast_strides(&x.shape, &x.strides, out_shape))
+                };
+                operands.push(Operand::Array {
+                    ptr: input_ptr(x)?,
+                    strides,
+                    scalar: x.size() == 1,
+                });
+            }
         }
     }
     let contiguous = operands.iter().all(|o| match o {
@@ -138,18 +191,6 @@ pub(crate) fn run_program(
         } => *scalar || is_row_contiguous(out_shape, strides),
         Operand::Value(_) => true,
     });
-    let g = gpu()?;
-    let mut args = Args::default();
-    for &p in &out_ptrs {
-        args.push(p);
-    }
-    for o in &operands {
-        match o {
-            Operand::Array { ptr, .. } => args.push(*ptr),
-            Operand::Value(v) => args.push_bytes(v),
-        };
-    }
-    args.push(n as i64);
     let widest = inputs
         .iter()
         .zip(&operands)
@@ -158,51 +199,182 @@ pub(crate) fn run_program(
         .chain(outs.iter().map(|(_, d)| d.size()))
         .max()
         .unwrap_or(1);
-    let per_thread = (16 / widest).max(1);
-    let kinds = operands.iter().map(|o| match o {
-        Operand::Value(_) => 'v',
-        Operand::Array { scalar: true, .. } => 's',
-        Operand::Array { .. } => 'a',
-    });
-    let key = program_key(inputs, compute, kinds, stmts, outs, contiguous);
-    let (f, work) = if contiguous {
-        let aligned = out_ptrs.iter().all(|p| p % 16 == 0)
-            && operands.iter().all(|o| match o {
+    Ok(Some(Prepared {
+        results,
+        out_ptrs,
+        operands,
+        inputs,
+        compute,
+        stmts,
+        outs,
+        n,
+        contiguous,
+        per_thread: (16 / widest).max(1),
+    }))
+}
+
+impl Prepared<'_> {
+    /// The arguments every layout takes: the outputs, the operands, the element count.
+    fn push_args(&self, args: &mut Args) {
+        for &p in &self.out_ptrs {
+            args.push(p);
+        }
+        for o in &self.operands {
+            match o {
+                Operand::Array { ptr, .. } => args.push(*ptr),
+                Operand::Value(v) => args.push_bytes(v),
+            };
+        }
+        args.push(self.n as i64);
+    }
+
+    /// Whether every pointer the vector path moves is aligned for 16-byte accesses.
+    fn aligned(&self) -> bool {
+        self.out_ptrs.iter().all(|p| p % 16 == 0)
+            && self.operands.iter().all(|o| match o {
                 Operand::Array {
                     ptr, scalar: false, ..
                 } => ptr % 16 == 0,
                 _ => true,
-            });
-        args.push(aligned as i32);
-        let f = function_for(
-            &key,
-            || source(inputs, compute, &operands, stmts, outs, Some(per_thread)),
-            "umx_elementwise",
-        )?;
-        (f, n.div_ceil(per_thread))
-    } else {
-        let Some(dims) = merged_dims(out_shape, &operands) else {
-            return Ok(None);
-        };
-        args.push_bytes(&dims);
-        let f = function_for(
-            &key,
-            || source(inputs, compute, &operands, stmts, outs, None),
-            "umx_elementwise",
-        )?;
-        (f, n)
-    };
-    // The contiguous path gives each thread one round of UNROLL vectors (a grid as large as
-    // the work: on the H100 this moved 2980 GB/s where 16 blocks per SM looping over the
-    // array moved 2832); the strided path loops over the array from a grid that fills the card.
-    let grid = if contiguous {
-        work.div_ceil(THREADS as usize * UNROLL)
+            })
+    }
+
+    /// Blocks of the contiguous path: each thread one round of UNROLL vectors (a grid as large
+    /// as the work: on the H100 this moved 2980 GB/s where 16 blocks per SM looping over the
+    /// array moved 2832).
+    fn blocks(&self) -> u32 {
+        self.n
+            .div_ceil(self.per_thread)
+            .div_ceil(THREADS as usize * UNROLL)
             .clamp(1, i32::MAX as usize) as u32
-    } else {
-        grid_for(work, THREADS, g.sm_count)
+    }
+
+    fn key(&self) -> String {
+        let kinds = self.operands.iter().map(|o| match o {
+            Operand::Value(_) => 'v',
+            Operand::Array { scalar: true, .. } => 's',
+            Operand::Array { .. } => 'a',
+        });
+        program_key(
+            self.inputs,
+            self.compute,
+            kinds,
+            self.stmts,
+            self.outs,
+            self.contiguous,
+        )
+    }
+
+    /// The kernel's source, or (`member: Some(k)`) member `k`'s device function of a group.
+    fn source(&self, member: Option<usize>) -> String {
+        source(
+            self.inputs,
+            self.compute,
+            &self.operands,
+            self.stmts,
+            self.outs,
+            self.contiguous.then_some(self.per_thread),
+            member,
+        )
+    }
+}
+
+/// Most bytes of arguments one group kernel takes (CUDA's limit is 4 KB; past it the
+/// members are split over several launches).
+const GROUP_ARG_BYTES: usize = 4000;
+
+/// Runs prepared contiguous programs (an optimizer's updates of every parameter) as one
+/// kernel: the grid is the members' grids one after another, and each block runs its
+/// member's code. Members of no elements are skipped.
+pub(crate) fn run_group(members: &[Prepared]) -> Result<()> {
+    let members: Vec<&Prepared> = members.iter().filter(|m| m.n > 0).collect();
+    if members.iter().any(|m| !m.contiguous) {
+        return Err(Error::Device(
+            "fused_group: a member is not contiguous".into(),
+        ));
+    }
+    let mut at = 0;
+    while at < members.len() {
+        // As many members as the argument space and the grid allow.
+        let (mut bytes, mut blocks, mut end) = (0usize, 0u64, at);
+        while end < members.len() {
+            let m = members[end];
+            let b = 8 * (m.out_ptrs.len() + m.operands.len()) + 24;
+            if end > at
+                && (bytes + b > GROUP_ARG_BYTES || blocks + m.blocks() as u64 > i32::MAX as u64)
+            {
+                break;
+            }
+            bytes += b;
+            blocks += m.blocks() as u64;
+            end += 1;
+        }
+        run_group_kernel(&members[at..end])?;
+        at = end;
+    }
+    Ok(())
+}
+
+fn run_group_kernel(members: &[&Prepared]) -> Result<()> {
+    if let [one] = members {
+        // One member: its own kernel.
+        let mut args = Args::default();
+        one.push_args(&mut args);
+        args.push(one.aligned() as i32);
+        let f = function_for(&one.key(), || one.source(None), "umx_elementwise")?;
+        return launch(f, one.blocks(), THREADS, 0, &mut args.pointers());
+    }
+    let mut key = String::from("group");
+    let mut args = Args::default();
+    let mut grid = 0u32;
+    for m in members {
+        key.push('#');
+        key.push_str(&m.key());
+        m.push_args(&mut args);
+        args.push(m.aligned() as i32);
+        args.push(m.blocks() as i64);
+        grid += m.blocks();
+    }
+    let make = || {
+        let complex = members.iter().any(|m| {
+            m.inputs
+                .iter()
+                .map(|x| x.dtype)
+                .chain(m.compute.iter().copied())
+                .chain(m.outs.iter().map(|(_, d)| *d))
+                .any(|d| d == Dtype::Complex64)
+        });
+        let mut src = format!("{HEADER}{PRELUDE}{}\n", complex_prelude(complex));
+        let mut params = Vec::new();
+        let mut body = String::from("  long long b = blockIdx.x;\n");
+        for (k, m) in members.iter().enumerate() {
+            src += &m.source(Some(k));
+            let names = param_list(m.inputs, m.compute, &m.operands, m.outs);
+            let mut call = Vec::new();
+            for (ty, name) in names.into_iter().chain([
+                ("long long".into(), "n".into()),
+                ("int".into(), "aligned".into()),
+            ]) {
+                params.push(format!("{ty} m{k}_{name}"));
+                call.push(format!("m{k}_{name}"));
+            }
+            params.push(format!("long long m{k}_blocks"));
+            body += &format!(
+                "  if (b < m{k}_blocks) {{ umx_member{k}({}, b, m{k}_blocks); return; }}\n  b -= m{k}_blocks;\n",
+                call.join(", ")
+            );
+        }
+        src += &format!(
+            "extern \"C\" __global__ void umx_fused_group({}) {{\n{body}}}\n",
+            params.join(", ")
+        );
+        src
     };
+    let f = function_for(&key, make, "umx_fused_group")?;
+    let start = crate::profile::mark()?;
     launch(f, grid, THREADS, 0, &mut args.pointers())?;
-    Ok(Some(results))
+    let label = format!(" fused group: {} programs, {grid} blocks", members.len());
+    crate::profile::span(label, start)
 }
 
 /// What a generated kernel's source depends on, for the kernel lookup: the statements, the
@@ -237,6 +409,29 @@ pub(crate) fn program_key(
     key
 }
 
+/// The kernel's parameters before the element count, as (C type, name): the outputs, then
+/// each input (a pointer, or its value).
+fn param_list(
+    inputs: &[ArrayData],
+    compute: &[Dtype],
+    operands: &[Operand],
+    outs: &[(&str, Dtype)],
+) -> Vec<(String, String)> {
+    let mut params = Vec::with_capacity(outs.len() + inputs.len());
+    for (k, (_, d)) in outs.iter().enumerate() {
+        let s = complex_storage_type(*d).unwrap_or("void");
+        params.push((format!("{s}* __restrict__"), format!("out{k}")));
+    }
+    for (i, ((x, _), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
+        let s = complex_storage_type(x.dtype).unwrap_or("void");
+        params.push(match o {
+            Operand::Array { .. } => (format!("const {s}* __restrict__"), format!("in{i}")),
+            Operand::Value(_) => (s.to_string(), format!("v{i}")),
+        });
+    }
+    params
+}
+
 /// The kernel's source. `per_thread` is `Some(elements per vector)` for the contiguous kernel.
 fn source(
     inputs: &[ArrayData],
@@ -245,21 +440,20 @@ fn source(
     stmts: &str,
     outs: &[(&str, Dtype)],
     per_thread: Option<usize>,
+    member: Option<usize>,
 ) -> String {
     let out_s = |d: Dtype| complex_storage_type(d).unwrap_or("void");
-    let mut params = String::new();
-    for (k, (_, d)) in outs.iter().enumerate() {
-        let sep = if k == 0 { "" } else { ", " };
-        params += &format!("{sep}{}* __restrict__ out{k}", out_s(*d));
-    }
+    let params: Vec<String> = param_list(inputs, compute, operands, outs)
+        .into_iter()
+        .map(|(ty, name)| format!("{ty} {name}"))
+        .collect();
+    let params = params.join(", ");
     let mut loads_at = String::new(); // for index i (contiguous) or offsets o0.. (strided)
     let mut k = 0; // array operands so far
     for (i, ((x, &c), o)) in inputs.iter().zip(compute).zip(operands).enumerate() {
-        let s = complex_storage_type(x.dtype).unwrap_or("void");
         let ct = complex_compute_type(c).unwrap_or("void");
         match o {
             Operand::Array { scalar, .. } => {
-                params += &format!(", const {s}* __restrict__ in{i}");
                 let at = match per_thread {
                     Some(_) if *scalar => "0".to_string(),
                     Some(_) => "i".to_string(),
@@ -272,7 +466,6 @@ fn source(
                 k += 1;
             }
             Operand::Value(_) => {
-                params += &format!(", {s} v{i}");
                 loads_at += &format!("    {ct} x{i} = {};\n", load(x.dtype, &format!("v{i}"), ct));
             }
         }
@@ -289,7 +482,27 @@ fn source(
         .chain(compute.iter().copied())
         .chain(outs.iter().map(|(_, d)| *d))
         .any(|d| d == Dtype::Complex64);
-    let mut src = format!("{HEADER}{PRELUDE}{}\n", complex_prelude(complex));
+    // A group's member is a device function of the group's kernel (which has the prelude),
+    // given its block and its grid.
+    let (mut src, signature, block, blocks) = match member {
+        None => (
+            format!("{HEADER}{PRELUDE}{}\n", complex_prelude(complex)),
+            format!(
+                "extern \"C\" __global__ void umx_elementwise({params}, long long n, int aligned)"
+            ),
+            "(long long)blockIdx.x",
+            "(long long)gridDim.x",
+        ),
+        Some(k) => (
+            String::new(),
+            format!(
+                "__device__ __forceinline__ void umx_member{k}({params}, long long n, int aligned, \
+                 long long umx_block, long long umx_blocks)"
+            ),
+            "umx_block",
+            "umx_blocks",
+        ),
+    };
     match per_thread {
         Some(e) => {
             // Vector path: each thread moves `e` elements of every array with one wide load.
@@ -325,9 +538,9 @@ fn source(
             }
             src += &format!(
                 r#"
-extern "C" __global__ void umx_elementwise({params}, long long n, int aligned) {{
-  long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  long long step = (long long)gridDim.x * blockDim.x;
+{signature} {{
+  long long tid = {block} * blockDim.x + threadIdx.x;
+  long long step = {blocks} * blockDim.x;
   long long done = 0;
   if (aligned) {{
     long long nv = n / {e};

@@ -19,7 +19,7 @@ pub mod sort;
 pub mod source;
 
 use umx_core::device::OutSpec;
-use umx_core::primitives::fused::FusedOp;
+use umx_core::primitives::fused::{FusedGroup, FusedOp};
 use umx_core::primitives::shape::PadMode;
 use umx_core::primitives::unary::UnaryClass;
 use umx_core::primitives::{BinaryOp, CreationOp, Primitive, ShapeOp, TernaryOp, UnaryOp};
@@ -468,6 +468,80 @@ pub fn fused(op: &FusedOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     };
     reduced.extend(kept);
     Ok(Some(reduced))
+}
+
+/// A group of fused element-wise programs (`compile`'s grouping of an optimizer's updates):
+/// one kernel for all of them when every member's operands are contiguous (or single
+/// elements), else each member on its own, as [`fused`] (or the CPU fallback) runs it.
+pub fn fused_group(op: &FusedGroup, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    struct Member {
+        inputs: Vec<ArrayData>,
+        compute: Vec<Dtype>,
+        stmts: String,
+        names: Vec<(String, Dtype)>,
+        shape: Vec<usize>,
+    }
+    // What each member's kernel needs, when the generator takes it.
+    let mut members = Vec::with_capacity(op.members.len());
+    for (m, picked, _) in op.split(inputs) {
+        let simple = m.op.reduce.is_none()
+            && picked.len() <= elementwise::MAX_INPUTS
+            && picked.iter().all(|x| x.dtype != Dtype::Complex64)
+            && m.op.program.iter().all(|i| i.dtype != Dtype::Complex64);
+        let stmts = if simple {
+            fused_statements(&m.op, &picked)?
+        } else {
+            None
+        };
+        let Some(stmts) = stmts else {
+            members.clear();
+            break;
+        };
+        let mut shape: Vec<usize> = Vec::new();
+        for x in &picked {
+            shape = umx_core::shape::broadcast_shapes("fused_group", &shape, &x.shape)?;
+        }
+        members.push(Member {
+            compute: picked.iter().map(|x| x.dtype).collect(),
+            inputs: picked,
+            stmts,
+            names: m
+                .op
+                .output_instrs()
+                .into_iter()
+                .map(|i| (format!("t{i}"), m.op.program[i].dtype))
+                .collect(),
+            shape,
+        });
+    }
+    if members.len() == op.members.len() {
+        let outs: Vec<Vec<(&str, Dtype)>> = members
+            .iter()
+            .map(|m| m.names.iter().map(|(n, d)| (n.as_str(), *d)).collect())
+            .collect();
+        let mut prepared = Vec::with_capacity(members.len());
+        for (m, outs) in members.iter().zip(&outs) {
+            match elementwise::prepare(&m.inputs, &m.compute, &m.stmts, outs, &m.shape)? {
+                Some(p) if p.contiguous || p.n == 0 => prepared.push(p),
+                _ => break,
+            }
+        }
+        if prepared.len() == members.len() {
+            elementwise::run_group(&prepared)?;
+            return Ok(Some(prepared.into_iter().flat_map(|p| p.results).collect()));
+        }
+    }
+    // Each member on its own.
+    let mut results = Vec::with_capacity(outputs.len());
+    for (m, picked, range) in op.split(inputs) {
+        let specs = &outputs[range];
+        let outs = match fused(&m.op, &picked, specs)? {
+            Some(o) => o,
+            None => crate::fallback::eval(&Primitive::Fused(m.op.clone()), picked, specs)?,
+        };
+        results.extend(outs);
+    }
+    Ok(Some(results))
 }
 
 /// The C statements of a fused program: `t{k}` is instruction `k`'s value in the compute type

@@ -257,3 +257,101 @@ fn complex_element_wise_ops_run_on_the_gpu_and_agree_with_the_cpu() {
         assert!(!fell_back.contains(&op), "{op}: {fell_back:?}");
     }
 }
+
+/// A compiled function's independent updates (an optimizer's, one per parameter) run as one
+/// kernel when their operands are contiguous: parameters of several shapes and dtypes (one
+/// empty, which the kernel skips), a learning rate passed by value and a scale on the device,
+/// all against the CPU. A transposed operand sends each program to its own kernel instead,
+/// with the same values.
+#[test]
+fn compiled_updates_run_as_one_group_kernel() {
+    if !setup() {
+        return;
+    }
+    let f = |a: &[Array]| -> umx_core::Result<Vec<Array>> {
+        let (lr, scale) = (&a[0], &a[1]);
+        let mut outs = Vec::new();
+        for k in 0..4 {
+            let (p, g, m) = (&a[2 + 3 * k], &a[3 + 3 * k], &a[4 + 3 * k]);
+            let m2 = ops::add(ops::multiply(m, 0.9)?, ops::multiply(g, scale)?)?;
+            let step = ops::divide(&m2, ops::add(ops::sqrt(&ops::abs(g)?)?, 1e-3)?)?;
+            let p2 = ops::subtract(p, ops::multiply(step, lr)?.astype(p.dtype())?)?;
+            outs.push(p2);
+            outs.push(m2);
+        }
+        Ok(outs)
+    };
+    let shapes: [&[usize]; 4] = [&[1000, 37], &[4097], &[3, 5], &[0, 4]];
+    let dtypes = [
+        Dtype::Float32,
+        Dtype::Bfloat16,
+        Dtype::Float16,
+        Dtype::Float32,
+    ];
+    let _lock = profiling();
+    let was = umx_cuda::set_profiling(true);
+    for transposed in [false, true] {
+        let lr = Array::scalar(0.01f32);
+        let scale =
+            with_device(Device::Gpu(0), || ops::multiply(Array::scalar(0.1f32), 1.0)).unwrap();
+        scale.eval().unwrap();
+        let mut args = vec![lr, scale];
+        for (k, (shape, dtype)) in shapes.iter().zip(dtypes).enumerate() {
+            for j in 0..3 {
+                let x = input(
+                    shape,
+                    if j == 0 { dtype } else { Dtype::Float32 },
+                    50 + 3 * k as u64 + j,
+                );
+                // The first parameter's gradient as the transpose of a stored array.
+                let x = if transposed && k == 0 && j == 1 {
+                    let t = input(&[shape[1], shape[0]], Dtype::Float32, 70);
+                    with_device(Device::Cpu, || ops::transpose(&t, None)).unwrap()
+                } else {
+                    x
+                };
+                args.push(x);
+            }
+        }
+        let cf = umx_core::transforms::compile(f, false);
+        let _ = umx_cuda::profile_report();
+        let cpu = with_device(Device::Cpu, || cf(&args)).unwrap();
+        let gpu = with_device(Device::Gpu(0), || cf(&args)).unwrap();
+        assert!(matches!(
+            gpu[0].primitive(),
+            Some(umx_core::primitives::Primitive::FusedGroup(_))
+        ));
+        for (k, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+            let rtol = if c.dtype() == Dtype::Float32 {
+                1e-6
+            } else {
+                1e-2
+            };
+            let what = format!(
+                "output {k} ({:?} {}), transposed {transposed}",
+                c.shape(),
+                c.dtype()
+            );
+            assert_eq!((c.shape(), c.dtype()), (g.shape(), g.dtype()), "{what}");
+            assert_close(
+                &what,
+                &c.to_vec::<f64>().unwrap(),
+                &g.to_vec::<f64>().unwrap(),
+                rtol,
+            );
+        }
+        let report = umx_cuda::profile_report().unwrap();
+        let groups: Vec<&str> = report
+            .iter()
+            .filter(|l| l.label.starts_with(" fused group:"))
+            .map(|l| l.label.as_str())
+            .collect();
+        if transposed {
+            assert!(groups.is_empty(), "{report:?}");
+        } else {
+            assert_eq!(groups.len(), 1, "{report:?}");
+            assert!(groups[0].contains(" 3 programs"), "{report:?}");
+        }
+    }
+    umx_cuda::set_profiling(was);
+}

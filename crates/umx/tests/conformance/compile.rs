@@ -297,6 +297,150 @@ fn chain_values_that_are_also_outputs_come_out_of_one_fused_node() {
     }
 }
 
+/// Fused updates whose values only leave the function (an optimizer's, one per parameter)
+/// become one group node, which every transformation sees through.
+#[test]
+fn independent_updates_that_only_leave_the_function_run_as_one_group() {
+    // Parameters of several shapes and dtypes (one empty), their gradients and moments, and
+    // a learning rate all of them read.
+    let f = |a: &[Array]| -> umx::Result<Vec<Array>> {
+        let lr = &a[0];
+        let mut outs = Vec::new();
+        for k in 0..4 {
+            let (p, g, m) = (&a[1 + 3 * k], &a[2 + 3 * k], &a[3 + 3 * k]);
+            let m2 = ops::add(ops::multiply(m, 0.9)?, ops::multiply(g, 0.1)?)?;
+            let step = ops::divide(&m2, ops::add(ops::abs(g)?, 1e-3)?)?;
+            let p2 = ops::subtract(p, ops::multiply(step, lr)?.astype(p.dtype())?)?;
+            outs.push(p2);
+            if k % 2 == 0 {
+                outs.push(m2);
+            }
+        }
+        Ok(outs)
+    };
+    let shapes: [&[usize]; 4] = [&[5, 7], &[7], &[3, 4], &[0, 3]];
+    let mut args = vec![Array::scalar(0.05f32)];
+    for (k, shape) in shapes.iter().enumerate() {
+        for j in 0..3 {
+            let x = rand(shape, 40 + 3 * k as u64 + j);
+            args.push(if k == 2 && j == 0 {
+                x.astype(Dtype::Float16).unwrap()
+            } else {
+                x
+            });
+        }
+    }
+    let cf = Arc::new(compile(f, false));
+    let got = cf(&args).unwrap();
+    assert_eq!(got.len(), 6);
+    for o in &got {
+        match o.primitive() {
+            Some(umx::primitives::Primitive::FusedGroup(g)) => {
+                assert_eq!(g.members.len(), 4);
+                // The learning rate is one input of the node, read by every member.
+                let inputs = o.inputs();
+                assert_eq!(inputs.iter().filter(|x| x.same(&args[0])).count(), 1);
+                let lr = inputs.iter().position(|x| x.same(&args[0])).unwrap();
+                assert!(g.members.iter().all(|m| m.inputs.contains(&lr)));
+            }
+            other => panic!("not a group: {other:?}"),
+        }
+    }
+    let want = f(&args).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        same(g, w);
+    }
+    // Gradients through the group (every input, the shared learning rate included) equal
+    // the plain function's.
+    let weighted = |o: Vec<Array>| -> umx::Result<Vec<Array>> {
+        let mut total = Array::scalar(0.0f32);
+        for (k, x) in o.iter().enumerate() {
+            let s = ops::sum(
+                &ops::multiply(&x.astype(Dtype::Float32)?, k as f64 + 1.0)?,
+                None,
+                false,
+            )?;
+            total = ops::add(&total, &s)?;
+        }
+        Ok(vec![total])
+    };
+    let seed = [Array::scalar(1.0f32)];
+    let c2 = cf.clone();
+    let (_, gc) = umx::transforms::vjp(|a| weighted(c2(a)?), &args, &seed).unwrap();
+    let (_, gu) = umx::transforms::vjp(|a| weighted(f(a)?), &args, &seed).unwrap();
+    for (x, y) in gc.iter().zip(&gu) {
+        close(
+            &x.astype(Dtype::Float32).unwrap(),
+            &y.astype(Dtype::Float32).unwrap(),
+            1e-3,
+        );
+    }
+    // jvp likewise.
+    let tangents: Vec<Array> = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| rand(a.shape(), 90 + i as u64).astype(a.dtype()).unwrap())
+        .collect();
+    let c3 = cf.clone();
+    let (_, tc) = umx::transforms::jvp(|a| c3(a), &args, &tangents).unwrap();
+    let (_, tu) = umx::transforms::jvp(f, &args, &tangents).unwrap();
+    for (x, y) in tc.iter().zip(&tu) {
+        close(
+            &x.astype(Dtype::Float32).unwrap(),
+            &y.astype(Dtype::Float32).unwrap(),
+            1e-3,
+        );
+    }
+    // vmap over a batch of every parameter, gradient and moment equals a loop.
+    let c4 = cf.clone();
+    let mut in_axes = vec![None];
+    in_axes.extend(vec![Some(0); 12]);
+    let batched = vmap(move |a: &[Array]| c4(a), &in_axes, &[Some(0); 6]);
+    let mut xs = vec![args[0].clone()];
+    for (k, a) in args.iter().enumerate().skip(1) {
+        let shape: Vec<usize> = std::iter::once(2)
+            .chain(a.shape().iter().copied())
+            .collect();
+        xs.push(rand(&shape, 200 + k as u64).astype(a.dtype()).unwrap());
+    }
+    let out = batched(&xs).unwrap();
+    for b in 0..2 {
+        let pick = |a: &Array| {
+            ops::take(a, &Array::from_slice(&[b as u32], &[]).unwrap(), Some(0)).unwrap()
+        };
+        let mut one = vec![xs[0].clone()];
+        one.extend(xs[1..].iter().map(pick));
+        let want = f(&one).unwrap();
+        for (o, w) in out.iter().zip(&want) {
+            same(&pick(o), w);
+        }
+    }
+    // A shapeless group serves new shapes without a retrace.
+    let traces = Arc::new(AtomicUsize::new(0));
+    let t = traces.clone();
+    let two: F = Arc::new(move |a: &[Array]| {
+        t.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![
+            ops::exp(&ops::subtract(&a[0], 1.0)?)?,
+            ops::sqrt(&ops::add(ops::abs(&a[1])?, 2.0)?)?,
+        ])
+    });
+    let g2 = two.clone();
+    let cs = compile(move |a: &[Array]| g2(a), true);
+    for (n, m) in [(3, 4), (5, 1), (0, 2)] {
+        let a = [rand(&[n, m], 1), rand(&[m + 1], 2)];
+        let got = cs(&a).unwrap();
+        assert!(matches!(
+            got[1].primitive(),
+            Some(umx::primitives::Primitive::FusedGroup(_))
+        ));
+        for (g, w) in got.iter().zip(&two(&a).unwrap()) {
+            same(g, w);
+        }
+    }
+    assert_eq!(traces.load(Ordering::SeqCst), 4);
+}
+
 /// A value used twice inside a chain (as GELU's gradient uses `x / sqrt 2`) stays inside one
 /// fused node.
 #[test]

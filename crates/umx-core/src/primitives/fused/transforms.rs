@@ -1,8 +1,9 @@
 //! vjp, jvp and vmap rules of the fused primitive: the program is expanded back into its
 //! ordinary element-wise primitives (and reduction), whose rules apply; batching keeps an
-//! element-wise program fused and batches a reducing one through its expansion.
+//! element-wise program fused and batches a reducing one through its expansion. A group of
+//! fused programs takes each member's rule on the member's inputs and outputs.
 
-use super::{FusedArg, FusedOp};
+use super::{FusedArg, FusedGroup, FusedOp};
 use crate::primitives::Primitive;
 use crate::primitives::reduce::ReduceOp;
 use crate::transforms::rules::*;
@@ -142,5 +143,71 @@ impl FusedOp {
         let outs = vec![Some(0); 1 + self.extra.len()];
         let f = crate::transforms::vmap(|xs: &[Array]| self.expand(xs), &in_axes, &outs);
         Ok((f(inputs)?, vec![Some(0); outs.len()]))
+    }
+}
+
+impl FusedGroup {
+    pub(crate) fn vjp(
+        &self,
+        inputs: &[Array],
+        cotangents: &[Array],
+        argnums: &[usize],
+        outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        // An input several members read gets the sum of their cotangents.
+        let mut grads: Vec<Option<Array>> = vec![None; argnums.len()];
+        for (m, picked, outs) in self.split(inputs) {
+            let local: Vec<usize> = (0..m.inputs.len())
+                .filter(|&j| argnums.contains(&m.inputs[j]))
+                .collect();
+            if local.is_empty() {
+                continue;
+            }
+            let g =
+                m.op.vjp(&picked, &cotangents[outs.clone()], &local, &outputs[outs])?;
+            for (&j, gj) in local.iter().zip(g) {
+                if let Some(k) = argnums.iter().position(|&a| a == m.inputs[j]) {
+                    grads[k] = Some(match grads[k].take() {
+                        Some(prev) => crate::ops::add(&prev, &gj)?,
+                        None => gj,
+                    });
+                }
+            }
+        }
+        argnums
+            .iter()
+            .zip(grads)
+            .map(|(&i, g)| g.map_or_else(|| crate::ops::zeros_like(&inputs[i]), Ok))
+            .collect()
+    }
+
+    pub(crate) fn jvp(
+        &self,
+        inputs: &[Array],
+        tangents: &[Option<Array>],
+        outputs: &[Array],
+    ) -> Result<Vec<Array>> {
+        let mut out = Vec::with_capacity(outputs.len());
+        for (m, picked, outs) in self.split(inputs) {
+            let tans: Vec<Option<Array>> = m.inputs.iter().map(|&i| tangents[i].clone()).collect();
+            out.extend(m.op.jvp(&picked, &tans, &outputs[outs])?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+        outputs: &[Array],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+        let (mut values, mut out_axes) = (Vec::new(), Vec::new());
+        for (m, picked, outs) in self.split(inputs) {
+            let ax: Vec<Option<usize>> = m.inputs.iter().map(|&i| axes[i]).collect();
+            let (v, a) = m.op.vmap(&picked, &ax, &outputs[outs])?;
+            values.extend(v);
+            out_axes.extend(a);
+        }
+        Ok((values, out_axes))
     }
 }

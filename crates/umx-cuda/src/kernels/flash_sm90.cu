@@ -1,0 +1,326 @@
+/* Flash attention forward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
+   umx_core::fast::scaled_dot_product_attention on the GPU for query blocks on sm_90, with the
+   arguments of flash.cu's umx_flash.
+
+   A block takes BR = 64 * WG query rows of one head: each warpgroup (4 warps) 64 rows. Key and
+   value tiles of BN rows stream through shared memory in three stages (cp.async, tile t + 2
+   loading while tile t is used). S = Q K^T is one wgmma chain per warpgroup with Q and K in
+   shared memory; the softmax runs online in registers (exp2, the scale folded in); O += P V
+   takes P from registers (the accumulator fragment of S is the A fragment of the product)
+   and V from shared memory, transposed by the instruction.
+
+   Tiles sit in shared memory in wgmma's 128-byte-swizzled layout: 64-column panels (128
+   bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r stored at chunk
+   c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set by the caller: D
+   (64 or 128), BN (64 or 128), WG (1 or 2), IS_F16, CAUSAL. */
+#define UMX_FN __device__ __forceinline__
+#define INFINITY __int_as_float(0x7f800000)
+#define CH (D / 8)
+#define BR (64 * WG)
+#ifndef NS
+#define NS 2
+#endif
+/* Registers a thread of the producer warpgroup and of the consumers keep (64K in all). */
+#define PRODUCER_REGS 40
+#define CONSUMER_REGS ((65536 / 128 - PRODUCER_REGS) / WG / 8 * 8 > 240 ? 240 : (65536 / 128 - PRODUCER_REGS) / WG / 8 * 8)
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+#if IS_F16
+#define MMA_T "f16"
+#else
+#define MMA_T "bf16"
+#endif
+
+UMX_FN u32 smem_addr(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+  return r;
+}
+UMX_FN void cp16(u32 dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+}
+UMX_FN void cp_commit() { asm volatile("cp.async.commit_group;"); }
+UMX_FN void cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+UMX_FN void cp_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+/* Shared memory written by cp.async, visible to the tensor cores' (async proxy) reads. */
+UMX_FN void fence_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+UMX_FN void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+UMX_FN void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+UMX_FN void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+/* Keeps the compiler from moving accesses of an accumulator across a wgmma fence or wait. */
+template <int N>
+UMX_FN void hold(float* r) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+UMX_FN u32 pack2(float lo, float hi) {
+  u32 r;
+  asm("cvt.rn." MMA_T "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+UMX_FN float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+/* A shared-memory matrix descriptor: 128-byte swizzle, byte offsets lbo and sbo. */
+UMX_FN u64 desc(u32 addr, u32 lbo, u32 sbo) {
+  return (u64)((addr & 0x3FFFF) >> 4) | ((u64)((lbo >> 4) & 0x3FFF) << 16) |
+         ((u64)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+/* Byte offset of 16-byte chunk c of row r in a swizzled tile of R rows. */
+UMX_FN u32 swz(int R, int r, int c) { return (c / 8) * R * 128 + r * 128 + (((c % 8) ^ (r % 8)) << 4); }
+
+UMX_FN void wgmma_ss_n64(float* d, unsigned long long da, unsigned long long db, int scale_d) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+    : "l"(da), "l"(db), "r"(scale_d));
+}
+UMX_FN void wgmma_rs_n64(float* d, const u32* a, unsigned long long db) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+UMX_FN void wgmma_ss_n128(float* d, unsigned long long da, unsigned long long db, int scale_d) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+    "wgmma.mma_async.sync.aligned.m64n128k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+    : "l"(da), "l"(db), "r"(scale_d));
+}
+UMX_FN void wgmma_rs_n128(float* d, const u32* a, unsigned long long db) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+    "wgmma.mma_async.sync.aligned.m64n128k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+#if BN == 64
+#define WG_S wgmma_ss_n64
+#else
+#define WG_S wgmma_ss_n128
+#endif
+#if D == 64
+#define WG_O wgmma_rs_n64
+#else
+#define WG_O wgmma_rs_n128
+#endif
+
+/* mbarriers in shared memory (addresses from smem_addr). */
+UMX_FN void bar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+UMX_FN void bar_arrive(u32 bar) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(bar) : "memory");
+}
+/* The barrier counts one arrival of this thread once its cp.async copies so far complete. */
+UMX_FN void bar_arrive_copies(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+}
+UMX_FN void bar_wait(u32 bar, u32 parity) {
+  u32 ok = 0;
+  while (!ok)
+    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+}
+/* A barrier among the consumer warpgroups only. */
+UMX_FN void consumers_sync() { asm volatile("bar.sync 1, %0;" ::"n"(WG * 128) : "memory"); }
+
+extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* out, float* lse, const u16* q,
+    const u16* k, const u16* v, long long bhq, long long hq, long long lq, long long lk,
+    long long group, long long nqb, float scale_log2, long long qs0, long long qs1,
+    long long qs2, long long ks0, long long ks1, long long ks2, long long vs0, long long vs1,
+    long long vs2) {
+  extern __shared__ __align__(1024) unsigned char smraw[];
+  /* full[s]: stage s holds its tile (the producer's 32 lanes arrive as their copies land);
+     empty[s]: every consumer thread is done with it. */
+  __shared__ __align__(8) unsigned long long bars[2 * NS];
+  u32 base = (smem_addr(smraw) + 1023) & ~1023u;
+  u32 sQ = base;
+  u32 sK = sQ + BR * D * 2;
+  u32 sV = sK + NS * BN * D * 2;
+  u32 full = smem_addr(bars), empty = full + NS * 8;
+  long long bh = blockIdx.x % bhq;
+  long long qb = nqb - 1 - blockIdx.x / bhq;
+  long long bi = bh / hq, h = bh % hq, kh = h / group;
+  const u16* qp = q + bi * qs0 + h * qs1;
+  const u16* kp = k + bi * ks0 + kh * ks1;
+  const u16* vp = v + bi * vs0 + kh * vs1;
+  int Lq = (int)lq, Lk = (int)lk, q0 = (int)qb * BR;
+  int tid = threadIdx.x, lane = tid % 32;
+  int kend = Lk;
+#if CAUSAL
+  kend = min(Lk, max(0, q0 + BR + Lk - Lq));
+#endif
+  int ntiles = (kend + BN - 1) / BN;
+  if (tid == 0) {
+    for (int i = 0; i < NS; i++) {
+      bar_init(full + 8 * i, 128);
+      bar_init(empty + 8 * i, WG * 128);
+    }
+  }
+  __syncthreads();
+  if (tid >= WG * 128) {
+    /* The producer warpgroup: tile t into stage t % NS once the consumers released it. It
+       gives up registers to the consumers (setmaxnreg), which hold the accumulators. */
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(PRODUCER_REGS));
+    int ptid = tid - WG * 128;
+    for (int t = 0; t < ntiles; t++) {
+      int st = t % NS, use = t / NS;
+      if (use > 0) bar_wait(empty + 8 * st, (use - 1) & 1);
+      for (int i = ptid; i < BN * CH; i += 128) {
+        int r = i / CH, c = i % CH;
+        int j = t * BN + r;
+        bool ok = j < Lk;
+        cp16(sK + st * BN * D * 2 + swz(BN, r, c), kp + (ok ? j * ks2 + c * 8 : 0), ok);
+        cp16(sV + st * BN * D * 2 + swz(BN, r, c), vp + (ok ? j * vs2 + c * 8 : 0), ok);
+      }
+      bar_arrive_copies(full + 8 * st);
+    }
+    cp_wait_all();
+  } else {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
+  int wg = tid / 128, warp = (tid / 32) % 4;
+  for (int i = tid; i < BR * CH; i += WG * 128) {
+    int r = i / CH, c = i % CH;
+    bool ok = q0 + r < Lq;
+    cp16(sQ + swz(BR, r, c), qp + (ok ? (q0 + r) * qs2 + c * 8 : 0), ok);
+  }
+  cp_commit();
+  cp_wait_all();
+  fence_async();
+  consumers_sync();
+  float o[D / 2];
+  float s[BN / 2], sn[BN / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  /* This thread's rows within the block. */
+  int row0 = wg * 64 + warp * 16 + lane / 4;
+  /* S of tile 0. */
+  if (ntiles > 0) {
+    bar_wait(full, 0);
+    fence_async();
+    hold<BN / 2>(s);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      u64 da = desc(sQ + (kk / 4) * BR * 128 + wg * 64 * 128 + (kk % 4) * 32, 16, 1024);
+      u64 db = desc(sK + (kk / 4) * BN * 128 + (kk % 4) * 32, 16, 1024);
+      WG_S(s, da, db, kk > 0);
+    }
+    wg_commit();
+    wg_wait0();
+    hold<BN / 2>(s);
+  }
+  for (int t = 0; t < ntiles; t++) {
+    int st = t % NS;
+    u32 sv = sV + st * BN * D * 2;
+    /* S of tile t + 1 runs on the tensor cores while this tile's softmax runs here. */
+    bool next = t + 1 < ntiles;
+    if (next) {
+      int sn_st = (t + 1) % NS;
+      bar_wait(full + 8 * sn_st, ((t + 1) / NS) & 1);
+      fence_async();
+      u32 sk = sK + sn_st * BN * D * 2;
+      hold<BN / 2>(sn);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; kk++) {
+        u64 da = desc(sQ + (kk / 4) * BR * 128 + wg * 64 * 128 + (kk % 4) * 32, 16, 1024);
+        u64 db = desc(sk + (kk / 4) * BN * 128 + (kk % 4) * 32, 16, 1024);
+        WG_S(sn, da, db, kk > 0);
+      }
+      wg_commit();
+    }
+    int kbase = t * BN;
+    bool need_mask = kbase + BN > Lk;
+#if CAUSAL
+    need_mask = need_mask || kbase + BN - 1 > q0 + Lk - Lq;
+#endif
+    if (need_mask) {
+#pragma unroll
+      for (int nb = 0; nb < BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          int key = kbase + nb * 8 + 2 * (lane % 4) + (e & 1);
+          bool ok = key < Lk;
+#if CAUSAL
+          int row = q0 + row0 + 8 * (e >> 1);
+          ok = ok && key <= row + Lk - Lq;
+#endif
+          if (!ok) s[nb * 4 + e] = -INFINITY;
+        }
+    }
+    float corr[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nb = 0; nb < BN / 8; nb++) mx = fmaxf(mx, fmaxf(s[nb * 4 + 2 * hf], s[nb * 4 + 2 * hf + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      float mnew = fmaxf(m[hf], mx * scale_log2);
+      float mref = mnew == -INFINITY ? 0.f : mnew;
+      corr[hf] = ex2(m[hf] - mref);
+      m[hf] = mnew;
+      float rs = 0.f;
+#pragma unroll
+      for (int nb = 0; nb < BN / 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          float p = ex2(fmaf(s[nb * 4 + 2 * hf + e], scale_log2, -mref));
+          s[nb * 4 + 2 * hf + e] = p;
+          rs += p;
+        }
+      l[hf] = l[hf] * corr[hf] + rs;
+    }
+    u32 pa[BN / 16][4];
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; kc++) {
+      pa[kc][0] = pack2(s[(2 * kc) * 4 + 0], s[(2 * kc) * 4 + 1]);
+      pa[kc][1] = pack2(s[(2 * kc) * 4 + 2], s[(2 * kc) * 4 + 3]);
+      pa[kc][2] = pack2(s[(2 * kc + 1) * 4 + 0], s[(2 * kc + 1) * 4 + 1]);
+      pa[kc][3] = pack2(s[(2 * kc + 1) * 4 + 2], s[(2 * kc + 1) * 4 + 3]);
+    }
+    /* The output accumulator is rescaled after the last product on it has completed (the
+       previous iteration waited for it). */
+#pragma unroll
+    for (int nb = 0; nb < D / 8; nb++) {
+      o[nb * 4] *= corr[0];
+      o[nb * 4 + 1] *= corr[0];
+      o[nb * 4 + 2] *= corr[1];
+      o[nb * 4 + 3] *= corr[1];
+    }
+    hold<D / 2>(o);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; kc++) {
+      u64 db = desc(sv + kc * 16 * 128, BN * 128, 1024);
+      WG_O(o, pa[kc], db);
+    }
+    wg_commit();
+    wg_wait0();
+    hold<D / 2>(o);
+    hold<BN / 2>(sn);
+    /* Done with this tile's stage: the producer may refill it. */
+    bar_arrive(empty + 8 * st);
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++) s[i] = sn[i];
+  }
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float L = l[hf];
+    L += __shfl_xor_sync(0xffffffffu, L, 1);
+    L += __shfl_xor_sync(0xffffffffu, L, 2);
+    float inv = 1.f / L;
+    int row = q0 + row0 + 8 * hf;
+    if (lse && lane % 4 == 0 && row < Lq)
+      lse[bh * lq + row] = L > 0.f ? (m[hf] + __log2f(L)) * 0.69314718055994531f : INFINITY;
+    if (row < Lq) {
+      u32* op = (u32*)(out + ((bh * lq) + row) * D);
+#pragma unroll
+      for (int nb = 0; nb < D / 8; nb++)
+        op[nb * 4 + lane % 4] = pack2(o[nb * 4 + 2 * hf] * inv, o[nb * 4 + 2 * hf + 1] * inv);
+    }
+  }
+  }
+}
