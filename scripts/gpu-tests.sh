@@ -10,7 +10,8 @@
 #                                       conformance binary compiles its kernels with NVRTC
 #                                       on first use, which more threads may spread over the
 #                                       host's cores: untried); GPU_TEST_ONLY="gpu graph"
-#                                       runs only the binaries named.
+#                                       runs only the binaries named (at build, only
+#                                       those are collected; XZ_OPT="-6 -T2" packs faster).
 #
 # The tests find tests/reference through the path they were built at (CARGO_MANIFEST_DIR), so
 # `run` links that path to the carried copy. DEST must be git-ignored (it is sent with `carry`).
@@ -38,11 +39,15 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' | while read -r exe; do
         name=$(basename "$exe" | sed 's/-[0-9a-f]*$//')
+        # GPU_TEST_ONLY="gpu conformance": only those binaries travel (a smaller carry).
+        if [ -n "${GPU_TEST_ONLY:-}" ] && [[ " $GPU_TEST_ONLY " != *" $name "* ]]; then
+            continue
+        fi
         # Library unit tests of several crates are all called after their crate: keep apart.
         cp "$exe" "$dest/bin/$name" && strip "$dest/bin/$name"
     done
     # Compressed: a dozen binaries that share most of their code shrink several times over.
-    XZ_OPT="-9 -T1" tar cJf "$dest/bin.tar.xz" -C "$dest" bin && rm -rf "$dest/bin"
+    XZ_OPT=${XZ_OPT:-"-9 -T1"} tar cJf "$dest/bin.tar.xz" -C "$dest" bin && rm -rf "$dest/bin"
     cp -r tests/reference "$dest/reference"
     cp -r crates/umx-lm/tests/data "$dest/lm-data"
     cp "$0" "$dest/gpu-tests.sh"

@@ -83,6 +83,25 @@ pub(crate) fn function_for(
     make_source: impl FnOnce() -> String,
     name: &str,
 ) -> Result<sys::CUfunction> {
+    function_for_target(key, make_source, name, false)
+}
+
+/// [`function_for`] for a source that uses instructions of the card's architecture-specific
+/// target (`sm_90a`: Hopper's `wgmma` and `setmaxnreg`), whose code runs on that chip only.
+pub(crate) fn function_for_arch_specific(
+    key: &str,
+    make_source: impl FnOnce() -> String,
+    name: &str,
+) -> Result<sys::CUfunction> {
+    function_for_target(key, make_source, name, true)
+}
+
+fn function_for_target(
+    key: &str,
+    make_source: impl FnOnce() -> String,
+    name: &str,
+    arch_specific: bool,
+) -> Result<sys::CUfunction> {
     struct Fn(sys::CUfunction);
     // SAFETY: function handles are process-wide driver objects.
     unsafe impl Send for Fn {}
@@ -92,7 +111,7 @@ pub(crate) fn function_for(
     if let Some(f) = map.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
         return Ok(f.0);
     }
-    let f = function(&make_source(), name)?;
+    let f = function_with(&make_source(), name, &[], arch_specific)?;
     map.lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(key.to_string(), Fn(f));
@@ -154,18 +173,21 @@ pub(crate) fn may_read_early(inputs: &[&umx_core::ArrayData]) -> bool {
 
 /// The kernel `name` of `source`, compiling (or loading from disk) the module on first use.
 pub(crate) fn function(source: &str, name: &str) -> Result<sys::CUfunction> {
-    function_with(source, name, &[])
+    function_with(source, name, &[], false)
 }
 
 /// [`function`] with NVRTC options of the caller's instead of umx's own (a user kernel's:
-/// C++17, the CUDA include directory, default float contraction).
+/// C++17, the CUDA include directory, default float contraction), built for the card's
+/// architecture-specific target (`sm_90a`) when `arch_specific`.
 pub(crate) fn function_with(
     source: &str,
     name: &str,
     options: &[String],
+    arch_specific: bool,
 ) -> Result<sys::CUfunction> {
     let g = gpu()?;
-    let arch = format!("sm_{}{}", g.arch.0, g.arch.1);
+    let suffix = if arch_specific { "a" } else { "" };
+    let arch = format!("sm_{}{}{suffix}", g.arch.0, g.arch.1);
     let own = OPTIONS.join(" ");
     let opts = if options.is_empty() {
         own

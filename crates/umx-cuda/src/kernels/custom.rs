@@ -158,7 +158,7 @@ pub(super) fn eval(k: &UserKernel, inputs: &[ArrayData]) -> Result<Option<Vec<Ar
     let g = gpu()?;
     let mut options = vec!["--std=c++17".to_string()];
     options.extend(include_dirs().iter().map(|d| format!("-I{d}")));
-    let f = function_with(&src, &format!("umx_user_{}", k.name), &options)
+    let f = function_with(&src, &format!("umx_user_{}", k.name), &options, false)
         .map_err(|e| Error::Invalid(format!("cuda_kernel {}: {e}", k.name)))?;
 
     let mut outs = Vec::with_capacity(k.outputs.len());

@@ -1,11 +1,13 @@
 //! Flash attention on the tensor cores (`flash.cu`): attention over query blocks longer than
 //! the decoding kernel's in bfloat16/float16 (head dims 64, 128, 256), forward (with each
 //! row's log-sum-exp when a gradient is traced) and backward (`FastOp::AttentionVjp`: dQ by
-//! query blocks, dK and dV by key blocks). The op's portable rule leaves these cases to its
+//! query blocks, dK and dV by key blocks). On Hopper (sm_90) the forward pass of head dims 64
+//! and 128 takes `flash_sm90.cu` instead: warpgroup products (`wgmma`) fed by a producer
+//! warpgroup, FlashAttention-3's schedule. The op's portable rule leaves these cases to its
 //! matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
 
 use super::source::Args;
-use crate::compile::{function_for, launch};
+use crate::compile::{function_for, function_for_arch_specific, launch};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
 use umx_core::device::OutSpec;
@@ -119,29 +121,6 @@ pub(crate) fn flash(
     };
     let (q, k, v) = (&q, &k, &v);
     let (qp, kp, vp) = (input_ptr(q)?, input_ptr(k)?, input_ptr(v)?);
-    // Head dims 64 and 128: 4 warps of 2 row tiles each, key tiles of 64, the fastest of the
-    // shapes tried on an H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one
-    // tile: 207). 256: 8 warps of one tile, key tiles of 32 (181 TFLOP/s causal B=4 H=8 on an
-    // H100; tiles of 64 with 4 warps: 124).
-    let (bc, warps, mt) = if d == 256 {
-        (32usize, 8usize, 1usize)
-    } else {
-        (64, 4, 2)
-    };
-    let br = warps * 16 * mt;
-    let shared = (br * d + 4 * bc * d) * 2;
-    let key = format!("flash|{dt:?}|{d}|{causal}|{bc}|{warps}|{mt}");
-    let make = || {
-        format!(
-            "#define D {d}\n#define BC {bc}\n#define WARPS {warps}\n#define MT {mt}\n\
-             #define IS_F16 {}\n#define CAUSAL {}\n#define BACKWARD 0\n{}",
-            (dt == Dtype::Float16) as u8,
-            causal as u8,
-            include_str!("flash.cu")
-        )
-    };
-    let f = function_for(&key, make, "umx_flash")?;
-    set_shared(f, shared)?;
     let (result, out_ptr) = fresh(&out.shape, dt)?;
     let (lse, lse_ptr) = if lse {
         let (l, p) = fresh(&[b, hq, lq], Dtype::Float32)?;
@@ -149,6 +128,32 @@ pub(crate) fn flash(
     } else {
         (None, 0)
     };
+    let wgmma = gpu()?.arch == (9, 0) && d <= 128;
+    let (f, br, threads, shared, what) = if wgmma {
+        // Hopper (`flash_sm90.cu`): two consumer warpgroups of 64 query rows and a producer
+        // warpgroup, key tiles of 128 in three stages, the fastest shape tried on an H200
+        // (B=4 H=16 L=2048 D=128 causal: 361 TFLOP/s, against 324 with tiles of 64 and 279
+        // with two stages; `bench/flash_sm90_harness.py`).
+        let (bn, wg, ns) = (128usize, 2usize, 3usize);
+        let br = 64 * wg;
+        let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
+        let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}");
+        let make = || {
+            format!(
+                "#define D {d}\n#define BN {bn}\n#define WG {wg}\n#define NS {ns}\n\
+                 #define IS_F16 {}\n#define CAUSAL {}\n{}",
+                (dt == Dtype::Float16) as u8,
+                causal as u8,
+                include_str!("flash_sm90.cu")
+            )
+        };
+        let f = function_for_arch_specific(&key, make, "umx_flash")?;
+        (f, br, 128 * (wg + 1), shared, "flash attention (wgmma)")
+    } else {
+        let (f, br, threads, shared) = mma_kernel(dt, d, causal)?;
+        (f, br, threads, shared, "flash attention")
+    };
+    set_shared(f, shared)?;
     let nqb = lq.div_ceil(br);
     let mut args = Args::default();
     args.push(out_ptr)
@@ -172,14 +177,46 @@ pub(crate) fn flash(
     launch(
         f,
         (nqb * b * hq) as u32,
-        (warps * 32) as u32,
+        threads as u32,
         shared as u32,
         &mut args.pointers(),
     )?;
     if start.is_some() {
-        crate::profile::span(format!(" flash attention: {} blocks", nqb * b * hq), start)?;
+        crate::profile::span(format!(" {what}: {} blocks", nqb * b * hq), start)?;
     }
     Ok(Some([result].into_iter().chain(lse).collect()))
+}
+
+/// The forward kernel of `flash.cu` (`mma.sync`, sm_80 and later) for these dtypes and head
+/// dim: the function, its query rows a block, threads a block and shared memory.
+fn mma_kernel(
+    dt: Dtype,
+    d: usize,
+    causal: bool,
+) -> Result<(cudarc::driver::sys::CUfunction, usize, usize, usize)> {
+    // Head dims 64 and 128: 4 warps of 2 row tiles each, key tiles of 64, the fastest of the
+    // shapes tried on an H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one
+    // tile: 207). 256: 8 warps of one tile, key tiles of 32 (181 TFLOP/s causal B=4 H=8 on an
+    // H100; tiles of 64 with 4 warps: 124).
+    let (bc, warps, mt) = if d == 256 {
+        (32usize, 8usize, 1usize)
+    } else {
+        (64, 4, 2)
+    };
+    let br = warps * 16 * mt;
+    let shared = (br * d + 4 * bc * d) * 2;
+    let key = format!("flash|{dt:?}|{d}|{causal}|{bc}|{warps}|{mt}");
+    let make = || {
+        format!(
+            "#define D {d}\n#define BC {bc}\n#define WARPS {warps}\n#define MT {mt}\n\
+             #define IS_F16 {}\n#define CAUSAL {}\n#define BACKWARD 0\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash.cu")
+        )
+    };
+    let f = function_for(&key, make, "umx_flash")?;
+    Ok((f, br, warps * 32, shared))
 }
 
 /// The block shapes of the backward kernels: (dQ kernel warps, its key tile, dK/dV kernel

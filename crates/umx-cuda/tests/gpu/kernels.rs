@@ -341,6 +341,18 @@ fn flash_attention_agrees_with_the_cpu() {
         flash >= 28,
         "the flash kernel ran {flash} times: {report:?}"
     );
+    // On Hopper, head dims 64 and 128 take the wgmma kernel (20 of the 28 calls).
+    let wgmma: usize = report
+        .iter()
+        .filter(|l| l.label.contains("flash attention (wgmma)"))
+        .map(|l| l.count)
+        .sum();
+    let hopper = umx_cuda::device_info().unwrap().1 == (9, 0);
+    assert_eq!(
+        wgmma >= 20,
+        hopper,
+        "the wgmma kernel ran {wgmma} times: {report:?}"
+    );
 }
 
 /// The gradients of flash attention (the backward kernels, from the log-sum-exp the forward
