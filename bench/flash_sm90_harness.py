@@ -2,13 +2,13 @@
 (crates/umx-cuda/src/kernels/flash_sm90.cu, wgmma): builds it through CuPy's NVRTC for sm_90a for
 each block shape given (BN,WG[,NS[,PINGPONG]]: keys a tile, consumer warpgroups of 64 query rows,
 shared memory stages (2 by default), whether the warpgroups take turns (1 by default), heads whose
-blocks run together (8)), checks it against a float32 reference in torch and
+blocks run together (8), whether K and V load through the copy engine (TMA, 0)), checks it against a float32 reference in torch and
 times it beside torch's SDPA and the mma.sync kernel (flash.cu, its kept shape). On the GPU
 machine, from the repository root (no Rust build needed):
 
     python3 bench/flash_sm90_harness.py 128,2 64,2
 """
-import math, os, sys, time
+import ctypes, math, os, sys, time
 import cupy as cp
 import numpy as np
 import torch
@@ -32,8 +32,8 @@ def kernel(D, cfg, f16, causal):
             BR, threads = WARPS * 16 * MT, WARPS * 32
             smem = (BR * D + 4 * BC * D) * 2
         else:
-            BN, WG, NS, PP, HG = (list(cfg) + [2, 1, 8][len(cfg) - 2:])[:5]
-            defs = f"#define D {D}\n#define BN {BN}\n#define WG {WG}\n#define NS {NS}\n#define PINGPONG {PP}\n#define HEADS_AT_ONCE {HG}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
+            BN, WG, NS, PP, HG, TMA = (list(cfg) + [2, 1, 8, 0][len(cfg) - 2:])[:6]
+            defs = f"#define D {D}\n#define BN {BN}\n#define WG {WG}\n#define NS {NS}\n#define PINGPONG {PP}\n#define HEADS_AT_ONCE {HG}\n#define TMA {TMA}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
             mod = cp.RawModule(code=defs + SRC, options=("-arch=sm_90a", "-std=c++17"))
             BR, threads = 64 * WG, 128 * WG + 128
             smem = 2 * (BR * D + 2 * NS * BN * D) + 1024
@@ -56,8 +56,77 @@ def flash(q, k, v, causal, cfg):
             np.float32(1 / math.sqrt(D) * math.log2(math.e)),
             *[i64(s) for s in q.stride()[:3]], *[i64(s) for s in k.stride()[:3]],
             *[i64(s) for s in v.stride()[:3]])
-    kern((nqb * B * HQ,), (threads,), args, shared_mem=smem)
+    if cfg != "old" and (list(cfg) + [2, 1, 8, 0][len(cfg) - 2:])[5]:
+        BN = cfg[0]
+        tk, tv = tensor_map(k, BN), tensor_map(v, BN)
+        launch_raw(kern, nqb * B * HQ, threads, smem, args, [tk, tv])
+    else:
+        kern((nqb * B * HQ,), (threads,), args, shared_mem=smem)
     return out
+
+
+libcuda = ctypes.CDLL("libcuda.so.1")
+
+
+_maps = {}
+
+
+def tensor_map(x, BN):
+    """A 4-d TMA map of (B, H, L, D) 16-bit x: boxes of 64 columns by BN rows, 128-byte swizzle
+    (cached: encoding it each call costs the host more than the kernel runs)."""
+    key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.dtype, BN)
+    if key not in _maps:
+        _maps[key] = (x, encode_map(x, BN))
+    return _maps[key][1]
+
+
+def encode_map(x, BN):
+    B, H, L, D = x.shape
+    m = (ctypes.c_uint64 * 16)()
+    dims = (ctypes.c_uint64 * 4)(D, L, H, B)
+    strides = (ctypes.c_uint64 * 3)(*[x.stride(i) * 2 for i in (2, 1, 0)])
+    box = (ctypes.c_uint32 * 4)(64, BN, 1, 1)
+    ones = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
+    dt = 6 if x.dtype == torch.float16 else 9
+    r = libcuda.cuTensorMapEncodeTiled(ctypes.byref(m), dt, 4, ctypes.c_void_p(x.data_ptr()), dims,
+                                       strides, box, ones, 0, 3, 3, 0)
+    if r != 0:
+        raise RuntimeError(f"cuTensorMapEncodeTiled: {r}")
+    return m
+
+
+def fn_ptr(fn):
+    for path in ("ptr", "kernel.ptr", "_kernel.ptr"):
+        o = fn
+        try:
+            for a in path.split("."):
+                o = getattr(o, a)
+            return o
+        except AttributeError:
+            pass
+    raise SystemExit(f"no function handle in {dir(fn)}")
+
+
+def launch_raw(kern, grid, block, smem, args, maps):
+    vals = []
+    for a in args:
+        if isinstance(a, cp.ndarray):
+            vals.append(ctypes.c_void_p(a.data.ptr))
+        elif isinstance(a, np.uint64):
+            vals.append(ctypes.c_uint64(int(a)))
+        elif isinstance(a, np.int64):
+            vals.append(ctypes.c_longlong(int(a)))
+        elif isinstance(a, np.float32):
+            vals.append(ctypes.c_float(float(a)))
+        else:
+            raise TypeError(type(a))
+    vals += maps
+    params = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
+    stream = torch.cuda.current_stream().cuda_stream
+    r = libcuda.cuLaunchKernel(ctypes.c_void_p(fn_ptr(kern)), grid, 1, 1, block, 1, 1, smem,
+                               ctypes.c_void_p(stream), params, None)
+    if r != 0:
+        raise RuntimeError(f"cuLaunchKernel: {r}")
 
 
 def ref(q, k, v, causal):

@@ -10,6 +10,7 @@ use super::source::Args;
 use crate::compile::{function_for, function_for_arch_specific, launch};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
+use cudarc::driver::sys;
 use umx_core::device::OutSpec;
 use umx_core::primitives::FastOp;
 use umx_core::{Array, ArrayData, Dtype, Result};
@@ -129,19 +130,30 @@ pub(crate) fn flash(
         (None, 0)
     };
     let wgmma = gpu()?.arch == (9, 0) && d <= 128;
+    // Hopper (`flash_sm90.cu`): two consumer warpgroups of 64 query rows and a producer
+    // warpgroup, key tiles of 128 in three stages, the fastest shape tried on an H200
+    // (`bench/flash_sm90_harness.py`, B=4 H=16 L=2048 D=128: 368 TFLOP/s causal and 543 not,
+    // against 324 causal with tiles of 64 and 279 with two stages). Keys and values load
+    // through the copy engine (TMA) where their layout has a tensor map (543 TFLOP/s against
+    // 437 with cp.async, not causal), else through cp.async.
+    let (bn, wg, ns) = (128usize, 2usize, 3usize);
+    let maps = if wgmma {
+        match (tensor_map(k, bn)?, tensor_map(v, bn)?) {
+            (Some(a), Some(b)) => Some([a, b]),
+            _ => None,
+        }
+    } else {
+        None
+    };
     let (f, br, threads, shared, what) = if wgmma {
-        // Hopper (`flash_sm90.cu`): two consumer warpgroups of 64 query rows and a producer
-        // warpgroup, key tiles of 128 in three stages, the fastest shape tried on an H200
-        // (B=4 H=16 L=2048 D=128 causal: 361 TFLOP/s, against 324 with tiles of 64 and 279
-        // with two stages; `bench/flash_sm90_harness.py`).
-        let (bn, wg, ns) = (128usize, 2usize, 3usize);
         let br = 64 * wg;
         let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
-        let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}");
+        let tma = maps.is_some() as u8;
+        let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}|{tma}");
         let make = || {
             format!(
                 "#define D {d}\n#define BN {bn}\n#define WG {wg}\n#define NS {ns}\n\
-                 #define IS_F16 {}\n#define CAUSAL {}\n{}",
+                 #define TMA {tma}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
                 (dt == Dtype::Float16) as u8,
                 causal as u8,
                 include_str!("flash_sm90.cu")
@@ -173,6 +185,9 @@ pub(crate) fn flash(
             args.push(s as i64);
         }
     }
+    for m in maps.iter().flatten() {
+        args.push(*m);
+    }
     let start = crate::profile::mark()?;
     launch(
         f,
@@ -185,6 +200,50 @@ pub(crate) fn flash(
         crate::profile::span(format!(" {what}: {} blocks", nqb * b * hq), start)?;
     }
     Ok(Some([result].into_iter().chain(lse).collect()))
+}
+
+/// The copy engine's description of `x` (B, H, L, D) in 16-bit floats for the Hopper kernel:
+/// boxes of 64 columns (128 bytes) by `rows` rows, 128-byte swizzled as its `wgmma` reads
+/// them, rows past the end read as zeros. `None` where the driver takes no map of this layout
+/// (the kernel then copies with cp.async).
+fn tensor_map(x: &ArrayData, rows: usize) -> Result<Option<sys::CUtensorMap>> {
+    use sys::*;
+    let [b, h, l, d] = x.shape[..] else {
+        return Ok(None);
+    };
+    let size = x.dtype.size() as u64;
+    let dt = match x.dtype {
+        Dtype::Bfloat16 => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        _ => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    };
+    if x.strides.iter().any(|&s| s <= 0) {
+        return Ok(None);
+    }
+    let dims = [d as u64, l as u64, h as u64, b as u64];
+    let strides = [2, 1, 0].map(|a| x.strides[a] as u64 * size);
+    let boxes = [64u32, rows as u32, 1, 1];
+    let ones = [1u32; 4];
+    let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
+    // SAFETY: the map is written by the driver; the arrays hold the rank's entries; the
+    // address is the array's device memory (16-byte aligned, checked by the caller).
+    let r = unsafe {
+        cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            dt,
+            4,
+            input_ptr(x)? as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            ones.as_ptr(),
+            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    // SAFETY: written on success.
+    Ok((r == CUresult::CUDA_SUCCESS).then(|| unsafe { map.assume_init() }))
 }
 
 /// The forward kernel of `flash.cu` (`mma.sync`, sm_80 and later) for these dtypes and head

@@ -1,18 +1,26 @@
 /* Flash attention forward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
    umx_core::fast::scaled_dot_product_attention on the GPU for query blocks on sm_90, with the
-   arguments of flash.cu's umx_flash.
+   arguments of flash.cu's umx_flash (and, with TMA, the tensor maps of K and V after them).
+   FlashAttention-3's schedule:
 
-   A block takes BR = 64 * WG query rows of one head: each warpgroup (4 warps) 64 rows. Key and
-   value tiles of BN rows stream through shared memory in three stages (cp.async, tile t + 2
-   loading while tile t is used). S = Q K^T is one wgmma chain per warpgroup with Q and K in
-   shared memory; the softmax runs online in registers (exp2, the scale folded in); O += P V
-   takes P from registers (the accumulator fragment of S is the A fragment of the product)
-   and V from shared memory, transposed by the instruction.
+   - A block takes BR = 64 * WG query rows of one head: WG consumer warpgroups of 64 rows
+     each, and a producer warpgroup that loads key and value tiles of BN rows into NS stages
+     of shared memory, through the copy engine (TMA: one thread asks for each tile's boxes)
+     or cp.async, signalling each stage full on an mbarrier; the consumers signal it empty
+     when done with it. The producer gives its registers to the consumers (setmaxnreg).
+   - A consumer computes S = Q K^T with Q and K in shared memory; while the tensor cores run
+     S of tile t + 1 and then O += P V of tile t (P from registers: the accumulator fragment
+     of S is the A fragment of the product; V transposed by the instruction), it computes
+     the softmax of tile t + 1 online in registers (exp2, the scale folded in). The two
+     consumer warpgroups take turns issuing their products (named barriers), so that one's
+     softmax overlaps the other's products.
+   - Heads run in groups of HEADS_AT_ONCE, their query blocks longest causal rows first, so
+     that the group's keys and values stay in L2.
 
-   Tiles sit in shared memory in wgmma's 128-byte-swizzled layout: 64-column panels (128
-   bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r stored at chunk
-   c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set by the caller: D
-   (64 or 128), BN (64 or 128), WG (1 or 2), IS_F16, CAUSAL. */
+   Tiles sit in shared memory in wgmma's 128-byte-swizzled layout (TMA's SWIZZLE_128B):
+   64-column panels (128 bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r
+   stored at chunk c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set
+   by the caller: D (64 or 128), BN (64 or 128), WG (1 or 2), NS, TMA, IS_F16, CAUSAL. */
 #define UMX_FN __device__ __forceinline__
 #define INFINITY __int_as_float(0x7f800000)
 #define CH (D / 8)
@@ -22,6 +30,9 @@
 #endif
 #ifndef PINGPONG
 #define PINGPONG 1
+#endif
+#ifndef TMA
+#define TMA 0
 #endif
 #ifndef HEADS_AT_ONCE
 #define HEADS_AT_ONCE 8
@@ -128,6 +139,21 @@ UMX_FN void bar_wait(u32 bar, u32 parity) {
     asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
                  : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
 }
+#if TMA
+/* The driver's tensor map (cuTensorMapEncodeTiled), passed by value. */
+struct __align__(64) umx_tensor_map { unsigned long long opaque[16]; };
+/* The barrier expects `bytes` more from the copy engine, and this thread arrives. */
+UMX_FN void bar_expect(u32 bar, u32 bytes) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(bar), "r"(bytes) : "memory");
+}
+/* A box of the 4-d tensor `map` at (c0 innermost .. c3) into shared memory at `dst`, counted
+   on `bar` as it lands. */
+UMX_FN void tma_load(u32 dst, const umx_tensor_map* map, int c0, int c1, int c2, int c3, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+      ::"r"(dst), "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
+}
+#endif
 /* A barrier among the consumer warpgroups only. */
 UMX_FN void consumers_sync() { asm volatile("bar.sync 1, %0;" ::"n"(WG * 128) : "memory"); }
 /* Warpgroup w's turn to issue its products (barrier 2 + w, with the other warpgroup's
@@ -139,7 +165,11 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
     const u16* k, const u16* v, long long bhq, long long hq, long long lq, long long lk,
     long long group, long long nqb, float scale_log2, long long qs0, long long qs1,
     long long qs2, long long ks0, long long ks1, long long ks2, long long vs0, long long vs1,
-    long long vs2) {
+    long long vs2
+#if TMA
+    , const __grid_constant__ umx_tensor_map tk, const __grid_constant__ umx_tensor_map tv
+#endif
+    ) {
   extern __shared__ __align__(1024) unsigned char smraw[];
   /* full[s]: stage s holds its tile (the producer's 32 lanes arrive as their copies land);
      empty[s]: every consumer thread is done with it. */
@@ -159,8 +189,10 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
   long long qb = nqb - 1 - r / gsize;
   long long bi = bh / hq, h = bh % hq, kh = h / group;
   const u16* qp = q + bi * qs0 + h * qs1;
+#if !TMA
   const u16* kp = k + bi * ks0 + kh * ks1;
   const u16* vp = v + bi * vs0 + kh * vs1;
+#endif
   int Lq = (int)lq, Lk = (int)lk, q0 = (int)qb * BR;
   int tid = threadIdx.x, lane = tid % 32;
   int kend = Lk;
@@ -170,7 +202,7 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
   int ntiles = (kend + BN - 1) / BN;
   if (tid == 0) {
     for (int i = 0; i < NS; i++) {
-      bar_init(full + 8 * i, 128);
+      bar_init(full + 8 * i, TMA ? 1 : 128);
       bar_init(empty + 8 * i, WG * 128);
     }
   }
@@ -183,6 +215,17 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
     for (int t = 0; t < ntiles; t++) {
       int st = t % NS, use = t / NS;
       if (use > 0) bar_wait(empty + 8 * st, (use - 1) & 1);
+#if TMA
+      /* One thread asks the copy engine for the tile's 64-column panels of K and V. */
+      if (ptid == 0) {
+        bar_expect(full + 8 * st, 2 * BN * D * 2);
+#pragma unroll
+        for (int p = 0; p < D / 64; p++) {
+          tma_load(sK + st * BN * D * 2 + p * BN * 128, &tk, p * 64, t * BN, (int)kh, (int)bi, full + 8 * st);
+          tma_load(sV + st * BN * D * 2 + p * BN * 128, &tv, p * 64, t * BN, (int)kh, (int)bi, full + 8 * st);
+        }
+      }
+#else
       for (int i = ptid; i < BN * CH; i += 128) {
         int r = i / CH, c = i % CH;
         int j = t * BN + r;
@@ -191,6 +234,7 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
         cp16(sV + st * BN * D * 2 + swz(BN, r, c), vp + (ok ? j * vs2 + c * 8 : 0), ok);
       }
       bar_arrive_copies(full + 8 * st);
+#endif
     }
     cp_wait_all();
   } else {

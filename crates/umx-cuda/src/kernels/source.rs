@@ -82,8 +82,9 @@ impl Args {
     /// Adds a plain-data argument.
     pub fn push<T: Copy>(&mut self, v: T) -> &mut Self {
         let at = self.slot(std::mem::size_of::<T>());
-        // SAFETY: the slot has room for T and is 8-byte aligned; T is plain data.
-        unsafe { std::ptr::write(self.words[at..].as_mut_ptr() as *mut T, v) };
+        // SAFETY: the slot has room for T; T is plain data. The slot is 8-byte aligned, which
+        // a type may exceed (a tensor map asks for 64): written unaligned.
+        unsafe { std::ptr::write_unaligned(self.words[at..].as_mut_ptr() as *mut T, v) };
         self
     }
 
