@@ -129,25 +129,18 @@ pub(crate) fn flash(
     } else {
         (None, 0)
     };
-    let wgmma = gpu()?.arch == (9, 0) && d <= 128;
     // Hopper (`flash_sm90.cu`): two consumer warpgroups of 64 query rows and a producer
-    // warpgroup, key tiles of 128 in three stages, the fastest shape tried on an H200
-    // (`bench/flash_sm90_harness.py`, B=4 H=16 L=2048 D=128: 368 TFLOP/s causal and 543 not,
-    // against 324 causal with tiles of 64 and 279 with two stages). Keys and values load
-    // through the copy engine (TMA) where their layout has a tensor map (543 TFLOP/s against
-    // 437 with cp.async, not causal), else through cp.async.
+    // warpgroup, key tiles of 128 in three stages, keys and values through the copy engine
+    // (TMA) where the driver takes their layout, else through cp.async: the fastest of the
+    // versions and shapes tried (`bench/flash_sm90_harness.py`; bench/RESULTS.md has them).
+    // Where the architecture-specific target does not build, the `mma.sync` kernel.
     let (bn, wg, ns) = (128usize, 2usize, 3usize);
-    let maps = if wgmma {
-        match (tensor_map(k, bn)?, tensor_map(v, bn)?) {
+    let mut hopper = None;
+    if gpu()?.arch == (9, 0) && d <= 128 {
+        let maps = match (tensor_map(k, bn)?, tensor_map(v, bn)?) {
             (Some(a), Some(b)) => Some([a, b]),
             _ => None,
-        }
-    } else {
-        None
-    };
-    let (f, br, threads, shared, what) = if wgmma {
-        let br = 64 * wg;
-        let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
+        };
         let tma = maps.is_some() as u8;
         let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}|{tma}");
         let make = || {
@@ -159,11 +152,27 @@ pub(crate) fn flash(
                 include_str!("flash_sm90.cu")
             )
         };
-        let f = function_for_arch_specific(&key, make, "umx_flash")?;
-        (f, br, 128 * (wg + 1), shared, "flash attention (wgmma)")
-    } else {
-        let (f, br, threads, shared) = mma_kernel(dt, d, causal)?;
-        (f, br, threads, shared, "flash attention")
+        if let Ok(f) = function_for_arch_specific(&key, make, "umx_flash") {
+            hopper = Some((f, maps));
+        }
+    }
+    let (f, br, threads, shared, maps, what) = match hopper {
+        Some((f, maps)) => {
+            let br = 64 * wg;
+            let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
+            (
+                f,
+                br,
+                128 * (wg + 1),
+                shared,
+                maps,
+                "flash attention (wgmma)",
+            )
+        }
+        None => {
+            let (f, br, threads, shared) = mma_kernel(dt, d, causal)?;
+            (f, br, threads, shared, None, "flash attention")
+        }
     };
     set_shared(f, shared)?;
     let nqb = lq.div_ceil(br);
@@ -248,11 +257,7 @@ fn tensor_map(x: &ArrayData, rows: usize) -> Result<Option<sys::CUtensorMap>> {
 
 /// The forward kernel of `flash.cu` (`mma.sync`, sm_80 and later) for these dtypes and head
 /// dim: the function, its query rows a block, threads a block and shared memory.
-fn mma_kernel(
-    dt: Dtype,
-    d: usize,
-    causal: bool,
-) -> Result<(cudarc::driver::sys::CUfunction, usize, usize, usize)> {
+fn mma_kernel(dt: Dtype, d: usize, causal: bool) -> Result<(sys::CUfunction, usize, usize, usize)> {
     // Head dims 64 and 128: 4 warps of 2 row tiles each, key tiles of 64, the fastest of the
     // shapes tried on an H200 (230 TFLOP/s causal, B=4 H=16 L=2048 D=128; 8 warps of one
     // tile: 207). 256: 8 warps of one tile, key tiles of 32 (181 TFLOP/s causal B=4 H=8 on an
