@@ -200,10 +200,18 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     let mut step_of: HashMap<usize, usize> = HashMap::new();
     let mut consts: Vec<Array> = Vec::new();
     let mut const_of: HashMap<usize, usize> = HashMap::new();
-    let mut refer = |a: &Array, step_of: &HashMap<usize, usize>| -> Ref {
+    // The steps of the members of a group node (node, output) -> its member's step.
+    let mut group_out: HashMap<(usize, usize), Ref> = HashMap::new();
+    let mut refer = |a: &Array,
+                     step_of: &HashMap<usize, usize>,
+                     group_out: &HashMap<(usize, usize), Ref>|
+     -> Ref {
         if let Some((n, k)) = a.node() {
             if let Some(&i) = input_of.get(&key(&n)) {
                 return Ref::Input(i);
+            }
+            if let Some(&r) = group_out.get(&(key(&n), k)) {
+                return r;
             }
             if let Some(&s) = step_of.get(&key(&n)) {
                 return Ref::Step(s, k);
@@ -219,7 +227,35 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     };
     let mut steps = Vec::with_capacity(nodes.len());
     for t in &nodes {
-        let args = t.inputs.iter().map(|a| refer(a, &step_of)).collect();
+        if let Primitive::FusedGroup(g) = t.prim() {
+            // A group an inner compiled function made (a gradient's chains, say): its members
+            // become steps of their own, so that this trace fuses each with its neighbours
+            // (and groups what is left at the end).
+            let mut at = 0;
+            for m in &g.members {
+                let args = m
+                    .inputs
+                    .iter()
+                    .map(|&i| refer(&t.inputs[i], &step_of, &group_out))
+                    .collect();
+                let count = m.output_count();
+                for j in 0..count {
+                    group_out.insert((key(&t.node), at + j), Ref::Step(steps.len(), j));
+                }
+                steps.push(Step {
+                    prim: Primitive::Fused(m.op.clone()),
+                    args,
+                    outputs: t.node.outputs[at..at + count].to_vec(),
+                });
+                at += count;
+            }
+            continue;
+        }
+        let args = t
+            .inputs
+            .iter()
+            .map(|a| refer(a, &step_of, &group_out))
+            .collect();
         step_of.insert(key(&t.node), steps.len());
         steps.push(Step {
             prim: t.prim().clone(),
@@ -227,7 +263,10 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
             outputs: t.node.outputs.clone(),
         });
     }
-    let outputs = outs.iter().map(|o| refer(o, &step_of)).collect();
+    let outputs = outs
+        .iter()
+        .map(|o| refer(o, &step_of, &group_out))
+        .collect();
     let mut p = Program {
         steps,
         consts,

@@ -441,6 +441,46 @@ fn independent_updates_that_only_leave_the_function_run_as_one_group() {
     assert_eq!(traces.load(Ordering::SeqCst), 4);
 }
 
+/// A group made by an inner compiled function (two chains that leave it) comes apart inside an
+/// outer compiled function, whose fusion then takes each chain with its neighbours: the
+/// outer result is one fused node, not a group and a chain after it.
+#[test]
+fn an_inner_group_fuses_with_what_the_outer_function_does_with_it() {
+    let inner = Arc::new(compile(
+        |a: &[Array]| -> umx::Result<Vec<Array>> {
+            Ok(vec![
+                ops::exp(&ops::subtract(&a[0], 1.0)?)?,
+                ops::sqrt(&ops::add(ops::abs(&a[1])?, 2.0)?)?,
+            ])
+        },
+        false,
+    ));
+    let args = [rand(&[4, 5], 1), rand(&[5], 2)];
+    let pair = inner(&args).unwrap();
+    assert!(matches!(
+        pair[0].primitive(),
+        Some(umx::primitives::Primitive::FusedGroup(_))
+    ));
+    let i2 = inner.clone();
+    let outer = compile(
+        move |a: &[Array]| -> umx::Result<Vec<Array>> {
+            let y = i2(a)?;
+            Ok(vec![ops::add(ops::multiply(&y[0], &y[1])?, 1.0)?])
+        },
+        false,
+    );
+    let got = outer(&args).unwrap();
+    match got[0].primitive() {
+        Some(umx::primitives::Primitive::Fused(op)) => {
+            // sqrt(|y| + 2) and exp(x - 1), then their product plus one: seven instructions.
+            assert_eq!(op.program.len(), 7, "{op:?}");
+        }
+        other => panic!("not one fused node: {other:?}"),
+    }
+    let want = ops::add(ops::multiply(&pair[0], &pair[1]).unwrap(), 1.0).unwrap();
+    same(&got[0], &want);
+}
+
 /// A value used twice inside a chain (as GELU's gradient uses `x / sqrt 2`) stays inside one
 /// fused node.
 #[test]
