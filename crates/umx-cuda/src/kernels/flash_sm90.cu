@@ -86,6 +86,12 @@ UMX_FN u64 desc(u32 addr, u32 lbo, u32 sbo) {
 /* Byte offset of 16-byte chunk c of row r in a swizzled tile of R rows. */
 UMX_FN u32 swz(int R, int r, int c) { return (c / 8) * R * 128 + r * 128 + (((c % 8) ^ (r % 8)) << 4); }
 
+/* The warpgroup products m64nNk16 (N = 64 or 128), float32 accumulators d (N / 2 a thread,
+   the layout of mma.sync's C fragments, warp w holding rows 16w..16w + 15). ss: A and B from
+   shared-memory descriptors, both K-major (rows of K); d is overwritten where scale_d is 0.
+   rs: A from registers (the A fragment of mma.sync's m16n8k16, per warp), B from shared
+   memory with its rows along K (transposed by the instruction: V's rows are the keys), added
+   to d. */
 UMX_FN void wgmma_ss_n64(float* d, unsigned long long da, unsigned long long db, int scale_d) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
     "wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
