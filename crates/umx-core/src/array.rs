@@ -348,7 +348,7 @@ impl Array {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Evaluates the array (see [`crate::eval`]).
+    /// Evaluates the array (see [`crate::eval()`]).
     pub fn eval(&self) -> Result<()> {
         crate::eval::eval([self])
     }

@@ -425,7 +425,7 @@ impl Array {
     pub fn var(&self, axes: impl Into<Axes>) -> Result<Array> {
         var(self, axes, false, 0)
     }
-    /// `std(self, axes, false, 0)`: see [`std`].
+    /// `std(self, axes, false, 0)`: see [`std()`].
     pub fn std(&self, axes: impl Into<Axes>) -> Result<Array> {
         std(self, axes, false, 0)
     }
