@@ -38,10 +38,11 @@ pub fn set_tf32(allow: bool) -> bool {
 
 /// cuBLASLt's scratch memory, which bounds the split-K algorithms its heuristic may pick.
 /// With 32 MB it split the MLP step's 1024 x 4096 x 4096 float32 products in two (a grid of
-/// 8 x 32 x 2), 10 us (1.5%) slower each than the same kernel unsplit, which it picks with 8
-/// MB (torch's choice too): the compiled step 8.089-8.102 ms with 32 MB, 8.064-8.066 with 8,
-/// 8.078-8.082 with 4 and 8.066-8.074 with 1 (H200). Split-K still fits where it pays, on
-/// products of few output tiles (their partial sums are small).
+/// 8 x 32 x 2), 10 us (1.5%) slower each under `ncu` than torch's unsplit run of the same
+/// kernel (H100). With less the compiled step was faster: 8.089-8.102 ms with 32 MB,
+/// 8.064-8.066 with 8, 8.078-8.082 with 4 and 8.066-8.074 with 1 (H200; which kernel the
+/// heuristic then picks was not looked at). 8 MB still holds the partial sums of products of
+/// few output tiles, where splitting pays.
 const WORKSPACE: usize = 8 << 20;
 
 struct Blas {
