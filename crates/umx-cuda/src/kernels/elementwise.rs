@@ -77,27 +77,9 @@ pub(crate) fn run_program(
     let Some(p) = prepare(inputs, compute, stmts, outs, out_shape)? else {
         return Ok(None);
     };
-    if p.n == 0 {
-        return Ok(Some(p.results));
+    if p.n > 0 && !p.launch()? {
+        return Ok(None);
     }
-    let g = gpu()?;
-    let mut args = Args::default();
-    p.push_args(&mut args);
-    let key = p.key();
-    let (f, grid) = if p.contiguous {
-        args.push(p.aligned() as i32);
-        let f = function_for(&key, || p.source(None), "umx_elementwise")?;
-        (f, p.blocks())
-    } else {
-        let Some(dims) = merged_dims(out_shape, &p.operands) else {
-            return Ok(None);
-        };
-        args.push_bytes(&dims);
-        let f = function_for(&key, || p.source(None), "umx_elementwise")?;
-        // The strided path loops over the array from a grid that fills the card.
-        (f, grid_for(p.n, THREADS, g.sm_count))
-    };
-    launch(f, grid, THREADS, 0, &mut args.pointers())?;
     Ok(Some(p.results))
 }
 
@@ -112,6 +94,7 @@ pub(crate) struct Prepared<'a> {
     compute: &'a [Dtype],
     stmts: &'a str,
     outs: &'a [(&'a str, Dtype)],
+    out_shape: &'a [usize],
     /// Elements of the output.
     pub n: usize,
     /// Whether every operand is contiguous (or one element): the vector path.
@@ -207,6 +190,7 @@ pub(crate) fn prepare<'a>(
         compute,
         stmts,
         outs,
+        out_shape,
         n,
         contiguous,
         per_thread: (16 / widest).max(1),
@@ -214,6 +198,27 @@ pub(crate) fn prepare<'a>(
 }
 
 impl Prepared<'_> {
+    /// Launches the program as a kernel of its own; false when its strided layout has more
+    /// axes than the kernel takes (nothing is launched).
+    fn launch(&self) -> Result<bool> {
+        let mut args = Args::default();
+        self.push_args(&mut args);
+        let grid = if self.contiguous {
+            args.push(self.aligned() as i32);
+            self.blocks()
+        } else {
+            let Some(dims) = merged_dims(self.out_shape, &self.operands) else {
+                return Ok(false);
+            };
+            args.push_bytes(&dims);
+            // The strided path loops over the array from a grid that fills the card.
+            grid_for(self.n, THREADS, gpu()?.sm_count)
+        };
+        let f = function_for(&self.key(), || self.source(None), "umx_elementwise")?;
+        launch(f, grid, THREADS, 0, &mut args.pointers())?;
+        Ok(true)
+    }
+
     /// The arguments every layout takes: the outputs, the operands, the element count.
     fn push_args(&self, args: &mut Args) {
         for &p in &self.out_ptrs {
@@ -318,11 +323,8 @@ pub(crate) fn run_group(members: &[Prepared]) -> Result<()> {
 fn run_group_kernel(members: &[&Prepared]) -> Result<()> {
     if let [one] = members {
         // One member: its own kernel.
-        let mut args = Args::default();
-        one.push_args(&mut args);
-        args.push(one.aligned() as i32);
-        let f = function_for(&one.key(), || one.source(None), "umx_elementwise")?;
-        return launch(f, one.blocks(), THREADS, 0, &mut args.pointers());
+        one.launch()?;
+        return Ok(());
     }
     let mut key = String::from("group");
     let mut args = Args::default();
