@@ -74,45 +74,70 @@ def bench(fn, reps=20):
     return st.elapsed_time(en) / reps
 
 
-# --d256: also head dim 256 (checks and timing at B=4 H=8 L=2048).
-D256 = "--d256" in sys.argv
-SHAPES = [(4, 16, 2048, 128), (4, 32, 2048, 64)] + ([(4, 8, 2048, 256)] if D256 else [])
-cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:] if c != "--d256"] or [(64, 4, 2), (64, 8, 1)]
-torch.manual_seed(0)
-summary = []
-for cfg in cfgs:
-    print("config BC,WARPS,MT =", cfg)
+# Correctness cases: (B, HQ, HK, LQ, LK, D, causal, dtype).
+CASES = [
+    (1, 2, 2, 128, 128, 128, False, torch.bfloat16),
+    (2, 4, 2, 200, 333, 128, True, torch.bfloat16),
+    (2, 4, 1, 333, 200, 64, True, torch.float16),
+    (1, 3, 3, 1000, 1000, 128, True, torch.float16),
+    (1, 2, 2, 77, 513, 64, False, torch.bfloat16),
+    (1, 4, 2, 300, 300, 256, True, torch.bfloat16),
+    (1, 2, 2, 77, 200, 256, False, torch.float16),
+]
+
+
+def check(run, cases):
+    """run(q, k, v, causal) against the float32 reference on each case, keys contiguous and
+    every other row of a longer array: prints each case's error; True when all are close and
+    NaN where the reference is."""
     ok = True
-    for (B, HQ, HK, LQ, LK, D, causal, dt) in [
-        (1, 2, 2, 128, 128, 128, False, torch.bfloat16),
-        (2, 4, 2, 200, 333, 128, True, torch.bfloat16),
-        (2, 4, 1, 333, 200, 64, True, torch.float16),
-        (1, 3, 3, 1000, 1000, 128, True, torch.float16),
-        (1, 2, 2, 77, 513, 64, False, torch.bfloat16),
-        (1, 4, 2, 300, 300, 256, True, torch.bfloat16),
-        (1, 2, 2, 77, 200, 256, False, torch.float16),
-    ]:
+    for (B, HQ, HK, LQ, LK, D, causal, dt) in cases:
         q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
         k = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
         v = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
         # a strided key tensor: every other row of a longer one
         k2 = torch.randn(B, HK, LK * 2, D, device="cuda", dtype=dt)[:, :, ::2]
         for kk in (k, k2):
-            got = flash(q, kk, v, causal, cfg).float()
+            got = run(q, kk, v, causal).float()
             want = ref(q, kk, v, causal)
             fin = torch.isfinite(want)
             err = (got - want)[fin].abs().max().item() if fin.any() else 0.0
             nan_match = bool((torch.isnan(got) == torch.isnan(want)).all())
             print(f"  {B},{HQ}/{HK},{LQ}x{LK},D{D},causal={causal},{dt}: max err {err:.4f} nan-match {nan_match}")
-            ok = ok and err < 2e-2
-    print("  correct:", ok)
-    for (B, H, L, D) in SHAPES:
+            ok = ok and err < 2e-2 and nan_match
+    print("  correct:", ok, flush=True)
+    return ok
+
+
+def timings(run, label, shapes):
+    """run(q, k, v, causal) and torch's SDPA on random bfloat16 (B, H, L, D) inputs, causal and
+    not: a line each."""
+    lines = []
+    for (B, H, L, D) in shapes:
         q = torch.randn(B, H, L, D, device="cuda", dtype=torch.bfloat16)
         k = torch.randn_like(q)
         v = torch.randn_like(q)
         for causal in (True, False):
             fl = 4 * B * H * L * L * D / (2 if causal else 1)
-            t = bench(lambda: flash(q, k, v, causal, cfg))
+            t = bench(lambda: run(q, k, v, causal))
             tt = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
-            summary.append(f"{cfg} B{B} H{H} L{L} D{D} causal={causal}: umx-proto {t*1e3:.0f} us {fl/t/1e9:.0f} TFLOP/s, torch {tt*1e3:.0f} us {fl/tt/1e9:.0f} TFLOP/s")
-print("\n".join(summary))
+            lines.append(f"{label} B{B} H{H} L{L} D{D} causal={causal}: umx {t*1e3:.0f} us {fl/t/1e9:.0f} TFLOP/s, torch {tt*1e3:.0f} us {fl/tt/1e9:.0f} TFLOP/s")
+    return lines
+
+
+def main():
+    # --d256: also head dim 256 (checks and timing at B=4 H=8 L=2048).
+    d256 = "--d256" in sys.argv
+    shapes = [(4, 16, 2048, 128), (4, 32, 2048, 64)] + ([(4, 8, 2048, 256)] if d256 else [])
+    cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:] if c != "--d256"] or [(64, 4, 2), (64, 8, 1)]
+    torch.manual_seed(0)
+    summary = []
+    for cfg in cfgs:
+        print("config BC,WARPS,MT =", cfg)
+        check(lambda q, k, v, causal: flash(q, k, v, causal, cfg), CASES)
+        summary += timings(lambda q, k, v, causal: flash(q, k, v, causal, cfg), cfg, shapes)
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
