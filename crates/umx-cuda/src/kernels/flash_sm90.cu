@@ -31,6 +31,9 @@
 #ifndef PINGPONG
 #define PINGPONG 1
 #endif
+#ifndef BACKWARD
+#define BACKWARD 0
+#endif
 #ifndef TMA
 #define TMA 0
 #endif
@@ -98,6 +101,14 @@ UMX_FN void wgmma_ss_n64(float* d, unsigned long long da, unsigned long long db,
     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
     : "l"(da), "l"(db), "r"(scale_d));
 }
+/* The same with both operands transposed by the instruction (A with its rows along K, B
+   with its rows along K): dQ = dS K from dS^T and K as they sit in shared memory. */
+UMX_FN void wgmma_ss_n64_tt(float* d, unsigned long long da, unsigned long long db, int scale_d) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+    : "l"(da), "l"(db), "r"(scale_d));
+}
 UMX_FN void wgmma_rs_n64(float* d, const u32* a, unsigned long long db) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
     "wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_T "." MMA_T " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
@@ -117,17 +128,6 @@ UMX_FN void wgmma_rs_n128(float* d, const u32* a, unsigned long long db) {
     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
-#if BN == 64
-#define WG_S wgmma_ss_n64
-#else
-#define WG_S wgmma_ss_n128
-#endif
-#if D == 64
-#define WG_O wgmma_rs_n64
-#else
-#define WG_O wgmma_rs_n128
-#endif
-
 /* mbarriers in shared memory (addresses from smem_addr). */
 UMX_FN void bar_init(u32 bar, u32 count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
@@ -145,7 +145,7 @@ UMX_FN void bar_wait(u32 bar, u32 parity) {
     asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
                  : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
 }
-#if TMA
+#if TMA || BACKWARD
 /* The driver's tensor map (cuTensorMapEncodeTiled), passed by value. */
 struct __align__(64) umx_tensor_map { unsigned long long opaque[16]; };
 /* The barrier expects `bytes` more from the copy engine, and this thread arrives. */
@@ -166,6 +166,18 @@ UMX_FN void consumers_sync() { asm volatile("bar.sync 1, %0;" ::"n"(WG * 128) : 
    arrival), and handing the turn to the other one. */
 UMX_FN void turn_wait(int w) { asm volatile("bar.sync %0, 256;" ::"r"(2 + w) : "memory"); }
 UMX_FN void turn_give(int w) { asm volatile("bar.arrive %0, 256;" ::"r"(2 + (1 - w)) : "memory"); }
+
+#if !BACKWARD
+#if BN == 64
+#define WG_S wgmma_ss_n64
+#else
+#define WG_S wgmma_ss_n128
+#endif
+#if D == 64
+#define WG_O wgmma_rs_n64
+#else
+#define WG_O wgmma_rs_n128
+#endif
 
 extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* out, float* lse, const u16* q,
     const u16* k, const u16* v, long long bhq, long long hq, long long lq, long long lk,
@@ -393,3 +405,334 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
   }
   }
 }
+#endif
+
+#if BACKWARD
+#if D == 64
+#define WG_OB wgmma_rs_n64
+#else
+#define WG_OB wgmma_rs_n128
+#endif
+/* Backward (BACKWARD 1), FlashAttention-3's schedule: a block takes BNK = 64 * WG keys of one
+   key head and sweeps the query tiles (BM rows) of every query head of its group; consumer
+   warpgroup w holds keys 64w.. and their dK and dV accumulators in registers, and a producer
+   warpgroup loads each tile's Q, dO, log-sum-exp and delta into NS stages. Per tile, with
+   keys as the rows of every product:
+     S^T = K Q^T and dP^T = V dO^T (both operands in shared memory),
+     P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - delta) in registers,
+     dV += P^T dO and dK += dS^T Q (P^T and dS^T from registers, dO and Q transposed by the
+     instruction),
+     dS^T to shared memory, and dQ += dS K (both transposed by the instruction) added to a
+     float32 dQ in global memory (red.add; umx_flash_dq_convert scales and rounds it).
+   Head dim 128: warpgroup w takes dQ's columns 64w.. over all the block's keys (the two
+   warpgroups meet on a barrier once both wrote dS^T); 64: its own keys' share of all columns. */
+#define BM 64
+#define BNK (64 * WG)
+#define LOG2E 1.4426950408889634f
+
+UMX_FN void st_shared(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory"); }
+UMX_FN void cp4(u32 dst, const void* src, bool ok) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0));
+}
+/* The two 16-bit floats of `x` (`lo` from the low half) as float32. */
+UMX_FN void unpack2(u32 x, float& lo, float& hi) {
+#if IS_F16
+  asm("{ .reg .f16 a, b; mov.b32 {a, b}, %2; cvt.f32.f16 %0, a; cvt.f32.f16 %1, b; }"
+      : "=f"(lo), "=f"(hi) : "r"(x));
+#else
+  lo = __uint_as_float(x << 16);
+  hi = __uint_as_float(x & 0xffff0000u);
+#endif
+}
+
+/* delta[r] = dot(dO[r], O[r]) in float32 (0 for a row that sees no key: its log-sum-exp is
+   +inf), and row r of the float32 dQ zeroed; a warp a row, dO, O and dQ row-major
+   (B * Hq * Lq, D). */
+extern "C" __global__ void umx_flash_bwd_pre(float* delta, float* dqacc, const u16* dout,
+    const u16* out, const float* lse, long long rows) {
+  long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const u32* a = (const u32*)(dout + r * D);
+  const u32* b = (const u32*)(out + r * D);
+  float acc = 0.f;
+  for (int c = lane; c < D / 2; c += 32) {
+    float x0, x1, y0, y1;
+    unpack2(a[c], x0, x1);
+    unpack2(b[c], y0, y1);
+    acc = fmaf(x0, y0, fmaf(x1, y1, acc));
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) delta[r] = lse[r] == INFINITY ? 0.f : acc;
+  float4* z = (float4*)(dqacc + r * D);
+  for (int c = lane; c < D / 4; c += 32) z[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+/* dQ = scale * the float32 sums, rounded to 16 bits; `pairs` values two at a time. */
+extern "C" __global__ void umx_flash_dq_convert(u16* dq, const float* dqacc, float scale, long long pairs) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < pairs;
+       i += (long long)gridDim.x * blockDim.x) {
+    float2 x = ((const float2*)dqacc)[i];
+    ((u32*)dq)[i] = pack2(x.x * scale, x.y * scale);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(float* dqacc,
+    u16* dk, u16* dv, const u16* q, const u16* k, const u16* v, const u16* dout,
+    const float* lse, const float* delta, long long bhk, long long hk, long long lq,
+    long long lk, long long group, long long nkb, float scale_log2, float scale,
+    long long qs0, long long qs1, long long qs2, long long ks0, long long ks1, long long ks2,
+    long long vs0, long long vs1, long long vs2, const __grid_constant__ umx_tensor_map tdq) {
+  extern __shared__ __align__(1024) unsigned char smraw[];
+  __shared__ __align__(8) unsigned long long bars[2 * NS];
+  u32 raw = smem_addr(smraw);
+  u32 base = (raw + 1023) & ~1023u;
+  u32 sK = base;
+  u32 sV = sK + BNK * D * 2;
+  u32 sQ = sV + BNK * D * 2;
+  u32 sO = sQ + NS * BM * D * 2;
+  u32 sS = sO + NS * BM * D * 2;
+  u32 sDQ = sS + 2 * BNK * BM * 2;
+  u32 sL = sDQ + WG * BM * 64 * 4;
+  u32 sDl = sL + NS * BM * 4;
+  const float* lsm = (const float*)(smraw + (sL - raw));
+  const float* dsm = (const float*)(smraw + (sDl - raw));
+  u32 full = smem_addr(bars), empty = full + NS * 8;
+  /* Heads in groups of HEADS_AT_ONCE whose key blocks run together (their queries and
+     gradients stay in L2), the blocks of the first keys (under a causal mask, the most query
+     tiles) first. */
+  long long per = HEADS_AT_ONCE * nkb, grp = blockIdx.x / per, r = blockIdx.x % per;
+  long long gsize = min((long long)HEADS_AT_ONCE, bhk - grp * HEADS_AT_ONCE);
+  long long bkh = grp * HEADS_AT_ONCE + r % gsize;
+  long long kb = r / gsize;
+  long long bi = bkh / hk, kh = bkh % hk, hq = hk * group;
+  int Lq = (int)lq, Lk = (int)lk, k0 = (int)kb * BNK;
+  int tid = threadIdx.x, lane = tid % 32;
+  /* The first query tile with a row that sees one of these keys. */
+  int qstart = 0;
+#if CAUSAL
+  qstart = max(0, k0 - (Lk - Lq)) / BM;
+#endif
+  int per_head = max(0, (Lq + BM - 1) / BM - qstart);
+  int iters = per_head * (int)group;
+  if (tid == 0) {
+    for (int i = 0; i < NS; i++) {
+      bar_init(full + 8 * i, 128);
+      bar_init(empty + 8 * i, WG * 128);
+    }
+  }
+  __syncthreads();
+  if (tid >= WG * 128) {
+    /* The producer: tile `it` (query tile qstart + it % per_head of query head
+       kh * group + it / per_head) into stage it % NS once the consumers released it. */
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(PRODUCER_REGS));
+    int ptid = tid - WG * 128;
+    for (int it = 0; it < iters; it++) {
+      int st = it % NS, use = it / NS;
+      if (use > 0) bar_wait(empty + 8 * st, (use - 1) & 1);
+      long long h = kh * group + it / per_head;
+      int q0 = (qstart + it % per_head) * BM;
+      const u16* qp = q + bi * qs0 + h * qs1;
+      long long rb = (bi * hq + h) * lq;
+      for (int i = ptid; i < BM * CH; i += 128) {
+        int r = i / CH, c = i % CH;
+        bool ok = q0 + r < Lq;
+        cp16(sQ + st * BM * D * 2 + swz(BM, r, c), qp + (ok ? (q0 + r) * qs2 + c * 8 : 0), ok);
+        cp16(sO + st * BM * D * 2 + swz(BM, r, c), dout + (ok ? (rb + q0 + r) * D + c * 8 : 0), ok);
+      }
+      {
+        int r = ptid % BM;
+        bool ok = q0 + r < Lq;
+        if (ptid < BM)
+          cp4(sL + (st * BM + r) * 4, lse + (ok ? rb + q0 + r : 0), ok);
+        else
+          cp4(sDl + (st * BM + r) * 4, delta + (ok ? rb + q0 + r : 0), ok);
+      }
+      bar_arrive_copies(full + 8 * st);
+    }
+    cp_wait_all();
+  } else {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
+  int w = tid / 128, warp = (tid / 32) % 4;
+  const u16* kp = k + bi * ks0 + kh * ks1;
+  const u16* vp = v + bi * vs0 + kh * vs1;
+  for (int i = tid; i < BNK * CH; i += WG * 128) {
+    int r = i / CH, c = i % CH;
+    bool ok = k0 + r < Lk;
+    cp16(sK + swz(BNK, r, c), kp + (ok ? (k0 + r) * ks2 + c * 8 : 0), ok);
+    cp16(sV + swz(BNK, r, c), vp + (ok ? (k0 + r) * vs2 + c * 8 : 0), ok);
+  }
+  cp_commit();
+  cp_wait_all();
+  fence_async();
+  consumers_sync();
+  float gk[D / 2], gv[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; i++) gk[i] = gv[i] = 0.f;
+  float s[BM / 2], dp[BM / 2], dq[32];
+  u32 pa[BM / 16][4], pd[BM / 16][4];
+  /* This thread's key rows within the warpgroup's 64 (and + 8). */
+  int krow = warp * 16 + lane / 4;
+  int key0 = k0 + w * 64 + krow;
+  for (int it = 0; it < iters; it++) {
+    int st = it % NS;
+    int q0 = (qstart + it % per_head) * BM;
+    u32 sq = sQ + st * BM * D * 2, so = sO + st * BM * D * 2;
+    bar_wait(full + 8 * st, (it / NS) & 1);
+    fence_async();
+    hold<BM / 2>(s);
+    hold<BM / 2>(dp);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      u64 da = desc(sK + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
+      u64 db = desc(sq + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);
+      wgmma_ss_n64(s, da, db, kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      u64 da = desc(sV + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
+      u64 db = desc(so + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);
+      wgmma_ss_n64(dp, da, db, kk > 0);
+    }
+    wg_commit();
+    wg_wait0();
+    hold<BM / 2>(s);
+    hold<BM / 2>(dp);
+    /* P^T into s, dS^T into dp; keys past the end, rows past the end and keys after a row
+       (causal) take no part. */
+    bool need_mask = k0 + BNK > Lk || q0 + BM > Lq;
+    if (CAUSAL) need_mask = need_mask || k0 + BNK - 1 > q0 + Lk - Lq;
+#pragma unroll
+    for (int nb = 0; nb < BM / 8; nb++) {
+      int col = nb * 8 + 2 * (lane % 4);
+      float2 l = *(const float2*)(lsm + st * BM + col);
+      float2 dl = *(const float2*)(dsm + st * BM + col);
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        int i = nb * 4 + e, c = col + (e & 1);
+#ifdef NOEXP
+        float p = fmaf(s[i], scale_log2, -((e & 1) ? l.y : l.x) * LOG2E);
+#else
+        float p = ex2(fmaf(s[i], scale_log2, -((e & 1) ? l.y : l.x) * LOG2E));
+#endif
+        if (need_mask) {
+          int key = key0 + 8 * (e >> 1), row = q0 + c;
+          bool ok = key < Lk && row < Lq;
+          if (CAUSAL) ok = ok && key <= row + Lk - Lq;
+          if (!ok) p = 0.f;
+        }
+        s[i] = p;
+        dp[i] = p * (dp[i] - ((e & 1) ? dl.y : dl.x));
+      }
+    }
+#pragma unroll
+    for (int kc = 0; kc < BM / 16; kc++) {
+      pa[kc][0] = pack2(s[(2 * kc) * 4 + 0], s[(2 * kc) * 4 + 1]);
+      pa[kc][1] = pack2(s[(2 * kc) * 4 + 2], s[(2 * kc) * 4 + 3]);
+      pa[kc][2] = pack2(s[(2 * kc + 1) * 4 + 0], s[(2 * kc + 1) * 4 + 1]);
+      pa[kc][3] = pack2(s[(2 * kc + 1) * 4 + 2], s[(2 * kc + 1) * 4 + 3]);
+      pd[kc][0] = pack2(dp[(2 * kc) * 4 + 0], dp[(2 * kc) * 4 + 1]);
+      pd[kc][1] = pack2(dp[(2 * kc) * 4 + 2], dp[(2 * kc) * 4 + 3]);
+      pd[kc][2] = pack2(dp[(2 * kc + 1) * 4 + 0], dp[(2 * kc + 1) * 4 + 1]);
+      pd[kc][3] = pack2(dp[(2 * kc + 1) * 4 + 2], dp[(2 * kc + 1) * 4 + 3]);
+    }
+    /* dV += P^T dO, dK += dS^T Q. */
+    hold<D / 2>(gv);
+    hold<D / 2>(gk);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < BM / 16; kc++) WG_OB(gv, pa[kc], desc(so + kc * 16 * 128, BM * 128, 1024));
+#pragma unroll
+    for (int kc = 0; kc < BM / 16; kc++) WG_OB(gk, pd[kc], desc(sq + kc * 16 * 128, BM * 128, 1024));
+    wg_commit();
+    /* dS^T into shared memory while they run: the block's key rows of BM query columns (one
+       swizzled panel), in buffer it % 2 (the other warpgroup may still read the other). */
+    u32 sds = sS + (it & 1) * BNK * BM * 2;
+#pragma unroll
+    for (int kc = 0; kc < BM / 16; kc++) {
+      int r0 = w * 64 + krow, off = 4 * (lane % 4);
+      st_shared(sds + swz(BNK, r0, 2 * kc) + off, pd[kc][0]);
+      st_shared(sds + swz(BNK, r0 + 8, 2 * kc) + off, pd[kc][1]);
+      st_shared(sds + swz(BNK, r0, 2 * kc + 1) + off, pd[kc][2]);
+      st_shared(sds + swz(BNK, r0 + 8, 2 * kc + 1) + off, pd[kc][3]);
+    }
+    fence_async();
+#if D == 128
+    consumers_sync();
+#else
+    asm volatile("bar.sync %0, 128;" ::"r"(2 + w) : "memory");
+#endif
+    /* dQ (BM rows, 64 columns): all keys for columns 64w.. (D 128), or this warpgroup's keys
+       for all columns (D 64). */
+    hold<32>(dq);
+    wg_fence();
+#if defined(NODQ)
+    int dcol = 0;
+#elif D == 128
+#pragma unroll
+    for (int kc = 0; kc < BNK / 16; kc++)
+      wgmma_ss_n64_tt(dq, desc(sds + kc * 16 * 128, BNK * 128, 1024),
+                      desc(sK + w * BNK * 128 + kc * 16 * 128, BNK * 128, 1024), kc > 0);
+    int dcol = w * 64;
+#else
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++)
+      wgmma_ss_n64_tt(dq, desc(sds + (w * 64 + kc * 16) * 128, BNK * 128, 1024),
+                      desc(sK + (w * 64 + kc * 16) * 128, BNK * 128, 1024), kc > 0);
+    int dcol = 0;
+#endif
+    wg_commit();
+    wg_wait0();
+    hold<D / 2>(gv);
+    hold<D / 2>(gk);
+    hold<32>(dq);
+    /* Done with the stage: the producer may refill it. */
+    bar_arrive(empty + 8 * st);
+    /* dQ's share into this warpgroup's staging tile (two boxes of 32 columns, 128-byte
+       swizzled, once the copy engine has read the last one), which the copy engine adds to
+       the float32 dQ (rows past the end clipped). */
+    u32 stage = sDQ + w * BM * 64 * 4;
+    if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+    asm volatile("bar.sync %0, 128;" ::"r"(2 + w) : "memory");
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      int row = warp * 16 + lane / 4 + 8 * hf;
+#pragma unroll
+      for (int nb = 0; nb < 8; nb++) {
+        int c = (nb % 4) * 2 + (lane % 4) / 2;
+        u32 a = stage + (nb / 4) * BM * 128 + row * 128 + ((c ^ (row % 8)) << 4) + (lane % 2) * 8;
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(a), "f"(dq[nb * 4 + 2 * hf]), "f"(dq[nb * 4 + 2 * hf + 1]) : "memory");
+      }
+    }
+    fence_async();
+    asm volatile("bar.sync %0, 128;" ::"r"(2 + w) : "memory");
+#ifndef NORED
+    if (tid % 128 == 0) {
+      int bh = (int)((bi * hq) + kh * group + it / per_head);
+#pragma unroll
+      for (int j = 0; j < 2; j++)
+        asm volatile("cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2, %3}], [%4];"
+                     ::"l"((unsigned long long)&tdq), "r"(dcol + 32 * j), "r"(q0), "r"(bh), "r"(stage + j * BM * 128) : "memory");
+      asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+    }
+#endif
+  }
+  if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    int key = key0 + 8 * hf;
+    if (key < Lk) {
+      u32* kq = (u32*)(dk + (bkh * lk + key) * D);
+      u32* vq = (u32*)(dv + (bkh * lk + key) * D);
+#pragma unroll
+      for (int nb = 0; nb < D / 8; nb++) {
+        kq[nb * 4 + lane % 4] = pack2(gk[nb * 4 + 2 * hf] * scale, gk[nb * 4 + 2 * hf + 1] * scale);
+        vq[nb * 4 + lane % 4] = pack2(gv[nb * 4 + 2 * hf], gv[nb * 4 + 2 * hf + 1]);
+      }
+    }
+  }
+  }
+}
+#endif

@@ -1,0 +1,199 @@
+"""Tuning harness for the Hopper flash attention backward kernel (crates/umx-cuda/src/kernels/
+flash_sm90.cu, BACKWARD 1: wgmma, a producer warpgroup, dQ summed in float32 with red.add):
+builds it through CuPy's NVRTC for sm_90a for each configuration given, NS[,HEADS] (shared-memory
+stages of query tiles, heads whose key blocks run together), checks dQ, dK, dV against float32
+autograd in torch (the forward from the Hopper forward kernel, which also gives the log-sum-exp)
+and times forward + backward beside torch's SDPA. On the GPU machine, from the repository root
+(no Rust build needed):
+
+    python3 bench/flash_bwd_sm90_harness.py 2,8 3,8
+"""
+import math, os, sys, time
+import cupy as cp
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import flash_sm90_harness as fwd  # noqa: E402  (the forward kernel, tensor maps, raw launches)
+
+SRC = open(os.path.join(HERE, "..", "crates", "umx-cuda", "src", "kernels", "flash_sm90.cu")).read()
+FWD_CFG = (128, 2, 3, 1, 8, 1)
+_mods = {}
+i64 = np.int64
+
+
+def forward(q, k, v, causal):
+    """The Hopper forward kernel with its log-sum-exp."""
+    B, HQ, LQ, D = q.shape
+    HK, LK = k.shape[1], k.shape[2]
+    kern, BR, threads, smem = fwd.kernel(D, FWD_CFG, q.dtype == torch.float16, causal)
+    out = torch.empty(B, HQ, LQ, D, device="cuda", dtype=q.dtype)
+    lse = torch.empty(B, HQ, LQ, device="cuda", dtype=torch.float32)
+    nqb = (LQ + BR - 1) // BR
+    args = (cp.from_dlpack(out), cp.from_dlpack(lse), cp.from_dlpack(q), cp.from_dlpack(k),
+            cp.from_dlpack(v), i64(B * HQ), i64(HQ), i64(LQ), i64(LK), i64(HQ // HK), i64(nqb),
+            np.float32(1 / math.sqrt(D) * math.log2(math.e)),
+            *[i64(s) for t in (q, k, v) for s in t.stride()[:3]])
+    fwd.launch_raw(kern, nqb * B * HQ, threads, smem, args,
+                   [fwd.tensor_map(k, FWD_CFG[0]), fwd.tensor_map(v, FWD_CFG[0])])
+    return out, lse
+
+
+def module(D, f16, causal, cfg):
+    key = (D, f16, causal, cfg)
+    if key not in _mods:
+        t = time.time()
+        NS, HG = cfg[:2]
+        defs = "".join(f"#define {x} 1\n" for x in cfg[2:]) + (f"#define D {D}\n#define WG 2\n#define NS {NS}\n#define HEADS_AT_ONCE {HG}\n"
+                f"#define BACKWARD 1\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n")
+        mod = cp.RawModule(code=defs + SRC, options=("-arch=sm_90a", "-std=c++17"))
+        k = mod.get_function("umx_flash_bwd")
+        BNK, BM = 128, 64
+        smem = 1024 + 2 * BNK * D * 2 + 2 * NS * BM * D * 2 + 2 * BNK * BM * 2 + 2 * BM * 64 * 4 + 2 * NS * BM * 4
+        k.max_dynamic_shared_size_bytes = smem
+        print(f"  compiled {key} in {time.time()-t:.2f}s regs={k.num_regs} local={k.local_size_bytes} smem={smem}", flush=True)
+        _mods[key] = (mod, k, smem)
+    return _mods[key]
+
+
+def backward(q, k, v, out, lse, dout, causal, cfg):
+    B, HQ, LQ, D = q.shape
+    HK, LK = k.shape[1], k.shape[2]
+    mod, kern, smem = module(D, q.dtype == torch.float16, causal, cfg)
+    dout = dout.contiguous()
+    rows = B * HQ * LQ
+    delta = torch.empty(rows, device="cuda", dtype=torch.float32)
+    dqacc = torch.empty(B, HQ, LQ, D, device="cuda", dtype=torch.float32)
+    mod.get_function("umx_flash_bwd_pre")(((rows + 7) // 8,), (256,), (cp.from_dlpack(delta),
+        cp.from_dlpack(dqacc), cp.from_dlpack(dout), cp.from_dlpack(out), cp.from_dlpack(lse), i64(rows)))
+    dq = torch.empty(B, HQ, LQ, D, device="cuda", dtype=q.dtype)
+    dk = torch.empty(B, HK, LK, D, device="cuda", dtype=q.dtype)
+    dv = torch.empty_like(dk)
+    scale = 1 / math.sqrt(D)
+    nkb = (LK + 127) // 128
+    fwd.launch_raw(kern, nkb * B * HK, 384, smem, (cp.from_dlpack(dqacc), cp.from_dlpack(dk),
+         cp.from_dlpack(dv), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
+         cp.from_dlpack(dout), cp.from_dlpack(lse), cp.from_dlpack(delta), i64(B * HK), i64(HK),
+         i64(LQ), i64(LK), i64(HQ // HK), i64(nkb), np.float32(scale * math.log2(math.e)),
+         np.float32(scale), *[i64(s) for t in (q, k, v) for s in t.stride()[:3]]), [dq_map(dqacc)])
+    pairs = rows * D // 2
+    mod.get_function("umx_flash_dq_convert")((min((pairs + 255) // 256, 132 * 16),), (256,),
+        (cp.from_dlpack(dq), cp.from_dlpack(dqacc), np.float32(scale), i64(pairs)))
+    return dq, dk, dv
+
+
+def dq_map(dqacc):
+    """The copy engine's map of the float32 dQ (B * H, L, D): boxes of 32 columns by 64 rows of
+    one head, 128-byte swizzled (rows past L clipped)."""
+    import ctypes
+    BH, L, D = dqacc.shape[0] * dqacc.shape[1], dqacc.shape[2], dqacc.shape[3]
+    m = (ctypes.c_uint64 * 16)()
+    dims = (ctypes.c_uint64 * 3)(D, L, BH)
+    strides = (ctypes.c_uint64 * 2)(D * 4, L * D * 4)
+    box = (ctypes.c_uint32 * 3)(32, 64, 1)
+    ones = (ctypes.c_uint32 * 3)(1, 1, 1)
+    r = fwd.libcuda.cuTensorMapEncodeTiled(ctypes.byref(m), 7, 3, ctypes.c_void_p(dqacc.data_ptr()),
+                                           dims, strides, box, ones, 0, 3, 3, 0)
+    if r != 0:
+        raise RuntimeError(f"cuTensorMapEncodeTiled: {r}")
+    return m
+
+
+def ref(q, k, v, dout, causal):
+    LQ, LK = q.shape[2], k.shape[2]
+    qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
+    g = q.shape[1] // k.shape[1]
+    s = qf @ kf.repeat_interleave(g, 1).transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if causal:
+        mask = torch.ones(LQ, LK, device="cuda", dtype=torch.bool).tril(LK - LQ)
+        s = s.masked_fill(~mask, float("-inf"))
+    p = torch.softmax(s, -1)
+    o = p.detach() @ vf.detach().repeat_interleave(g, 1)
+    (p.nan_to_num(0.0) @ vf.repeat_interleave(g, 1)).backward(dout.float())
+    return o, qf.grad, kf.grad, vf.grad
+
+
+def rel(got, want):
+    fin = torch.isfinite(want)
+    return ((got.float() - want)[fin].abs().max() / want[fin].abs().max().clamp_min(1e-6)).item()
+
+
+def bench(fn, reps=20):
+    """Card time a call: the calls queue behind a sleeping kernel, so the host's cost of
+    launching them (CuPy's and ctypes' argument handling) is not counted."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(100_000_000)
+    st.record()
+    for _ in range(reps):
+        fn()
+    en.record()
+    torch.cuda.synchronize()
+    return st.elapsed_time(en) / reps
+
+
+CASES = [
+    (1, 2, 2, 128, 128, 128, False, torch.bfloat16),
+    (2, 4, 2, 200, 333, 128, True, torch.bfloat16),
+    (2, 4, 1, 333, 200, 64, True, torch.float16),
+    (1, 3, 3, 1000, 1000, 128, True, torch.float16),
+    (1, 2, 2, 77, 513, 64, False, torch.bfloat16),
+    (2, 8, 2, 256, 256, 128, True, torch.bfloat16),
+    (1, 4, 4, 64, 3, 64, False, torch.bfloat16),
+]
+
+
+def main():
+    # NS,HEADS[,NAME...]: NAME defined to 1 (a trial knob; the results are then not checked).
+    cfgs = [tuple(int(x) if x.isdigit() else x for x in c.split(",")) for c in sys.argv[1:]] or [(2, 8)]
+    torch.manual_seed(0)
+    summary = []
+    for cfg in cfgs:
+        print("config NS,HEADS =", cfg)
+        ok = True
+        for (B, HQ, HK, LQ, LK, D, causal, dt) in ([] if len(cfg) > 2 else CASES):
+            q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
+            k = torch.randn(B, HK, LK * 2, D, device="cuda", dtype=dt)[:, :, ::2]
+            v = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
+            do = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
+            try:
+                out, lse = forward(q, k, v, causal)
+                dq, dk, dv = backward(q, k, v, out, lse, do, causal, cfg)
+                torch.cuda.synchronize()
+            except Exception as e:
+                print("  failed:", e)
+                ok = False
+                continue
+            o, rq, rk, rv = ref(q, k, v, do, causal)
+            errs = [rel(out, o), rel(dq, rq), rel(dk, rk), rel(dv, rv)]
+            print(f"  {B},{HQ}/{HK},{LQ}x{LK},D{D},causal={causal},{dt}: rel err o/dq/dk/dv "
+                  + " ".join(f"{e:.4f}" for e in errs), flush=True)
+            ok = ok and max(errs) < 2e-2
+        print("  correct:", ok)
+        if not ok:
+            summary.append(f"{cfg}: WRONG")
+            continue
+        for (B, H, L, D) in [(4, 16, 2048, 128), (4, 32, 2048, 64)]:
+            q = torch.randn(B, H, L, D, device="cuda", dtype=torch.bfloat16)
+            k, v, do = torch.randn_like(q), torch.randn_like(q), torch.randn_like(q)
+            for causal in (True, False):
+                fl = 4 * B * H * L * L * D / (2 if causal else 1)
+                out, lse = forward(q, k, v, causal)
+                tf = bench(lambda: forward(q, k, v, causal))
+                tb = bench(lambda: backward(q, k, v, out, lse, do, causal, cfg))
+                qt, kt, vt = (t.clone().requires_grad_() for t in (q, k, v))
+                tt = bench(lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).backward(do))
+                ttf = bench(lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal))
+                summary.append(
+                    f"{cfg} B{B} H{H} L{L} D{D} causal={causal}: umx fwd {tf*1e3:.0f} bwd {tb*1e3:.0f} us, "
+                    f"fwd+bwd {3.5*fl/(tf+tb)/1e9:.0f} TFLOP/s (bwd {2.5*fl/tb/1e9:.0f}); torch fwd+bwd "
+                    f"{tt*1e3:.0f} us {3.5*fl/tt/1e9:.0f} TFLOP/s (fwd {fl/ttf/1e9:.0f})")
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
