@@ -46,7 +46,7 @@ def module(D, f16, causal, cfg):
     if key not in _mods:
         t = time.time()
         NS, HG = cfg[:2]
-        defs = "".join(f"#define {x} 1\n" for x in cfg[2:]) + (f"#define D {D}\n#define WG 2\n#define NS {NS}\n#define HEADS_AT_ONCE {HG}\n"
+        defs = "".join(f"#define {x.replace('=', ' ')}\n" if "=" in x else f"#define {x} 1\n" for x in cfg[2:]) + (f"#define D {D}\n#define WG 2\n#define NS {NS}\n#define HEADS_AT_ONCE {HG}\n"
                 f"#define BACKWARD 1\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n")
         mod = cp.RawModule(code=defs + SRC, options=("-arch=sm_90a", "-std=c++17"))
         k = mod.get_function("umx_flash_bwd")
@@ -58,7 +58,11 @@ def module(D, f16, causal, cfg):
     return _mods[key]
 
 
-def backward(q, k, v, out, lse, dout, causal, cfg):
+def backward(q, k, v, out, lse, dout, causal, cfg, only_kernel=False, parts=("pre", "main", "convert")):
+    """dQ, dK, dV (only_kernel: the main kernel alone, for its time; dQ then is not summed;
+    parts: the kernels run, for their times)."""
+    if only_kernel:
+        parts = ("main",)
     B, HQ, LQ, D = q.shape
     HK, LK = k.shape[1], k.shape[2]
     mod, kern, smem = module(D, q.dtype == torch.float16, causal, cfg)
@@ -66,21 +70,26 @@ def backward(q, k, v, out, lse, dout, causal, cfg):
     rows = B * HQ * LQ
     delta = torch.empty(rows, device="cuda", dtype=torch.float32)
     dqacc = torch.empty(B, HQ, LQ, D, device="cuda", dtype=torch.float32)
-    mod.get_function("umx_flash_bwd_pre")(((rows + 7) // 8,), (256,), (cp.from_dlpack(delta),
+    if "pre" in parts and "NOZERO" in cfg:
+        dqacc.zero_()
+    if "pre" in parts:
+        mod.get_function("umx_flash_bwd_pre")(((rows * D // 8 + 255) // 256,), (256,), (cp.from_dlpack(delta),
         cp.from_dlpack(dqacc), cp.from_dlpack(dout), cp.from_dlpack(out), cp.from_dlpack(lse), i64(rows)))
     dq = torch.empty(B, HQ, LQ, D, device="cuda", dtype=q.dtype)
     dk = torch.empty(B, HK, LK, D, device="cuda", dtype=q.dtype)
     dv = torch.empty_like(dk)
     scale = 1 / math.sqrt(D)
     nkb = (LK + 127) // 128
-    fwd.launch_raw(kern, nkb * B * HK, 384, smem, (cp.from_dlpack(dqacc), cp.from_dlpack(dk),
+    if "main" in parts:
+      fwd.launch_raw(kern, nkb * B * HK, 384, smem, (cp.from_dlpack(dqacc), cp.from_dlpack(dk),
          cp.from_dlpack(dv), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
          cp.from_dlpack(dout), cp.from_dlpack(lse), cp.from_dlpack(delta), i64(B * HK), i64(HK),
          i64(LQ), i64(LK), i64(HQ // HK), i64(nkb), np.float32(scale * math.log2(math.e)),
          np.float32(scale), *[i64(s) for t in (q, k, v) for s in t.stride()[:3]]), [dq_map(dqacc)])
-    pairs = rows * D // 2
-    mod.get_function("umx_flash_dq_convert")((min((pairs + 255) // 256, 132 * 16),), (256,),
-        (cp.from_dlpack(dq), cp.from_dlpack(dqacc), np.float32(scale), i64(pairs)))
+    groups = rows * D // 8
+    if "convert" in parts:
+        mod.get_function("umx_flash_dq_convert")(((groups + 255) // 256,), (256,),
+        (cp.from_dlpack(dq), cp.from_dlpack(dqacc), np.float32(scale), i64(groups)))
     return dq, dk, dv
 
 
@@ -148,14 +157,14 @@ CASES = [
 
 
 def main():
-    # NS,HEADS[,NAME...]: NAME defined to 1 (a trial knob; the results are then not checked).
-    cfgs = [tuple(int(x) if x.isdigit() else x for x in c.split(",")) for c in sys.argv[1:]] or [(2, 8)]
+    # NS,HEADS[,NAME[=V]...]: NAME defined to V or 1 (a trial knob; the results are then checked only with --check).
+    cfgs = [tuple(int(x) if x.isdigit() else x for x in c.split(",")) for c in sys.argv[1:] if c != "--check"] or [(2, 8)]
     torch.manual_seed(0)
     summary = []
     for cfg in cfgs:
         print("config NS,HEADS =", cfg)
         ok = True
-        for (B, HQ, HK, LQ, LK, D, causal, dt) in ([] if len(cfg) > 2 else CASES):
+        for (B, HQ, HK, LQ, LK, D, causal, dt) in ([] if len(cfg) > 2 and "--check" not in sys.argv else CASES):
             q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
             k = torch.randn(B, HK, LK * 2, D, device="cuda", dtype=dt)[:, :, ::2]
             v = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
@@ -185,11 +194,14 @@ def main():
                 out, lse = forward(q, k, v, causal)
                 tf = bench(lambda: forward(q, k, v, causal))
                 tb = bench(lambda: backward(q, k, v, out, lse, do, causal, cfg))
+                tk = bench(lambda: backward(q, k, v, out, lse, do, causal, cfg, True))
+                tp = bench(lambda: backward(q, k, v, out, lse, do, causal, cfg, parts=("pre",)))
+                tc = bench(lambda: backward(q, k, v, out, lse, do, causal, cfg, parts=("convert",)))
                 qt, kt, vt = (t.clone().requires_grad_() for t in (q, k, v))
                 tt = bench(lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).backward(do))
                 ttf = bench(lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal))
                 summary.append(
-                    f"{cfg} B{B} H{H} L{L} D{D} causal={causal}: umx fwd {tf*1e3:.0f} bwd {tb*1e3:.0f} us, "
+                    f"{cfg} B{B} H{H} L{L} D{D} causal={causal}: umx fwd {tf*1e3:.0f} bwd {tb*1e3:.0f} (kernel {tk*1e3:.0f}, pre {tp*1e3:.0f}, convert {tc*1e3:.0f}) us, "
                     f"fwd+bwd {3.5*fl/(tf+tb)/1e9:.0f} TFLOP/s (bwd {2.5*fl/tb/1e9:.0f}); torch fwd+bwd "
                     f"{tt*1e3:.0f} us {3.5*fl/tt/1e9:.0f} TFLOP/s (fwd {fl/ttf/1e9:.0f})")
     print("\n".join(summary))

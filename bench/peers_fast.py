@@ -1,6 +1,8 @@
-"""GPU peer of bench/src/bin/fast.rs: torch on the same workloads, timed the same way (after
-warm-up, `reps` calls back to back, one synchronisation, mean per call). Prints one JSON
-object: {"workload/torch": milliseconds}; a workload that fails gives "workload/torch:error"."""
+"""GPU peer of bench/src/bin/fast.rs: torch, and MLX's CUDA build where it imports (pip
+`mlx[cuda13]`, see ../shared/peers/prepare-mlx-cuda.sh), on the same workloads, timed the same
+way (after warm-up, `reps` calls back to back, one synchronisation, mean per call; MLX's calls
+queued with async_eval). Prints one JSON object: {"workload/torch": milliseconds,
+"workload/mlx": ...}; a workload that fails gives "workload/PEER:error"."""
 import json, time
 
 res = {}
@@ -79,8 +81,67 @@ def bench_torch():
     record("sdpa_causal_train/torch", lambda: timed(train, 3))
 
 
+def bench_mlx():
+    import mlx.core as mx
+
+    def timed_mx(fn, reps):
+        for _ in range(3):
+            mx.eval(fn())
+        mx.synchronize()
+        t0 = time.perf_counter()
+        outs = []
+        for _ in range(reps):
+            o = fn()
+            mx.async_eval(o)
+            outs.append(o)
+        mx.eval(outs)
+        mx.synchronize()
+        return (time.perf_counter() - t0) / reps * 1e3
+
+    bf = mx.bfloat16
+    n = 8192
+    x = mx.random.normal((n, n)).astype(bf)
+    w = mx.random.normal((n,)).astype(bf)
+    b = mx.random.normal((n,)).astype(bf)
+    mx.eval(x, w, b)
+    record("softmax/mlx", lambda: timed_mx(lambda: mx.softmax(x, axis=-1), 20))
+    record("layer_norm/mlx", lambda: timed_mx(lambda: mx.fast.layer_norm(x, w, b, 1e-5), 20))
+    record("rms_norm/mlx", lambda: timed_mx(lambda: mx.fast.rms_norm(x, w, 1e-5), 20))
+    del x, w, b
+    sdpa = mx.fast.scaled_dot_product_attention
+    q = mx.random.normal((1, 32, 1, 128)).astype(bf)
+    k = mx.random.normal((1, 8, 4096, 128)).astype(bf)
+    v = mx.random.normal((1, 8, 4096, 128)).astype(bf)
+    mx.eval(q, k, v)
+    record("sdpa_decode/mlx", lambda: timed_mx(lambda: sdpa(q, k, v, scale=128 ** -0.5), 500))
+    q = mx.random.normal((4, 16, 2048, 128)).astype(bf)
+    k = mx.random.normal((4, 16, 2048, 128)).astype(bf)
+    v = mx.random.normal((4, 16, 2048, 128)).astype(bf)
+    dout = mx.random.normal((4, 16, 2048, 128)).astype(bf)
+    mx.eval(q, k, v, dout)
+    s = 128 ** -0.5
+    record("sdpa_causal/mlx", lambda: timed_mx(lambda: sdpa(q, k, v, scale=s, mask="causal"), 10))
+    record("sdpa_full/mlx", lambda: timed_mx(lambda: sdpa(q, k, v, scale=s), 10))
+
+    def train():
+        _, grads = mx.vjp(lambda a, b_, c: sdpa(a, b_, c, scale=s, mask="causal"), [q, k, v], [dout])
+        return grads
+
+    record("sdpa_causal_train/mlx", lambda: timed_mx(train, 3))
+
+
 try:
     bench_torch()
 except Exception as e:
     res["torch:error"] = repr(e)[:300]
+try:
+    import mlx.core  # noqa: F401
+    have_mlx = True
+except Exception:
+    have_mlx = False
+if have_mlx:
+    try:
+        bench_mlx()
+    except Exception as e:
+        res["mlx:error"] = repr(e)[:300]
 print(json.dumps(res))

@@ -1,9 +1,10 @@
-//! Fast-op benchmark (issue 8) on the GPU: umx's fused kernels side by side with torch, run
-//! in the same invocation on the same card (bench/peers_fast.py).
+//! Fast-op benchmark (issue 8) on the GPU: umx's fused kernels side by side with torch and
+//! MLX (where its CUDA build imports), run in the same invocation on the same card
+//! (bench/peers_fast.py).
 //!
 //! ```sh
 //! cargo build --release -p umx-bench --bin fast    # here; then on the GPU machine:
-//! target/release/fast                              # runs bench/peers_fast.py for torch
+//! target/release/fast                              # runs bench/peers_fast.py for the peers
 //! target/release/fast --profile                    # and decoding attention's kernel times
 //! ```
 //!
@@ -13,7 +14,7 @@
 //! time alone); and attention B=4 H=16 L=2048 D=128: causal forward, full
 //! (no mask) forward, and causal forward and backward (the three inputs' gradients). Each time
 //! is the mean of back-to-back calls after a warm-up with one synchronisation at the end, for
-//! umx and torch alike; graph building and launches are inside the time.
+//! umx and its peers alike; graph building and launches are inside the time.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -160,8 +161,16 @@ fn main() -> Result<()> {
     let card = umx_bench::card();
     println!("card: {card}");
     println!(
-        "{:<17} {:>10} {:>10} {:>12} {:>12} {:>13}",
-        "bfloat16", "umx ms", "torch ms", "umx", "torch", "torch / umx"
+        "{:<17} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12} {:>11} {:>9}",
+        "bfloat16",
+        "umx ms",
+        "torch ms",
+        "mlx ms",
+        "umx",
+        "torch",
+        "mlx",
+        "torch / umx",
+        "mlx / umx"
     );
     let bytes = 2.0 * 2.0 * 8192.0 * 8192.0;
     // Attention FLOPs, as FlashAttention counts them: 4 B H L^2 D, half of it when causal,
@@ -183,20 +192,20 @@ fn main() -> Result<()> {
         ("sdpa_causal_train", "TFLOP/s"),
     ] {
         let u = times.get(&format!("{w}/umx")).copied().unwrap_or(f64::NAN);
-        let t = times
-            .get(&format!("{w}/torch"))
-            .copied()
-            .unwrap_or(f64::NAN);
+        let peer = |p: &str| times.get(&format!("{w}/{p}")).copied().unwrap_or(f64::NAN);
+        let (t, m) = (peer("torch"), peer("mlx"));
         let rate = |ms: f64| match unit {
             "GB/s" => bytes / ms / 1e6,
             "us" => ms * 1e3,
             _ => flops(w) / ms / 1e9,
         };
         println!(
-            "{w:<17} {u:>10.4} {t:>10.4} {:>7.0} {unit:<4} {:>7.0} {unit:<4} {:>9.2}",
+            "{w:<17} {u:>9.4} {t:>9.4} {m:>9.4} {:>7.0} {unit:<4} {:>7.0} {unit:<4} {:>7.0} {unit:<4} {:>11.2} {:>9.2}",
             rate(u),
             rate(t),
-            t / u
+            rate(m),
+            t / u,
+            m / u
         );
     }
     println!("ops on the CPU fallback: {fallbacks:?}");

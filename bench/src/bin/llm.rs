@@ -1,11 +1,11 @@
 //! LLM benchmark (issue 8) on the GPU: a Llama of TinyLlama's shape (1.1B parameters: 22
 //! layers, hidden 2048, 32 query and 4 key/value heads, vocabulary 32000) with random
-//! bfloat16 weights, in umx-lm beside Hugging Face transformers (bench/peers_llm.py) in the
-//! same invocation on the same card.
+//! bfloat16 weights, in umx-lm beside Hugging Face transformers and MLX (where its CUDA build
+//! imports; bench/peers_llm.py) in the same invocation on the same card.
 //!
 //! ```sh
 //! cargo build --release -p umx-bench --bin llm     # here; then on the GPU machine:
-//! target/release/llm                               # runs bench/peers_llm.py for torch
+//! target/release/llm                               # runs bench/peers_llm.py for the peers
 //! ```
 //!
 //! Prompt processing of 1024 tokens (tokens/s over the time to the first generated token)
@@ -138,16 +138,17 @@ fn main() -> Result<()> {
          {copy:.0} GB/s)"
     );
     println!(
-        "{:<10} {:>12} {:>14} {:>12}",
-        "tokens/s", "umx", "transformers", "umx / peer"
+        "{:<10} {:>12} {:>14} {:>12} {:>19} {:>10}",
+        "tokens/s", "umx", "transformers", "mlx", "umx / transformers", "umx / mlx"
     );
     for w in ["prefill", "generate"] {
-        let u = times.get(&format!("{w}/umx")).copied().unwrap_or(f64::NAN);
-        let t = times
-            .get(&format!("{w}/transformers"))
-            .copied()
-            .unwrap_or(f64::NAN);
-        println!("{w:<10} {u:>12.1} {t:>14.1} {:>12.2}", u / t);
+        let get = |p: &str| times.get(&format!("{w}/{p}")).copied().unwrap_or(f64::NAN);
+        let (u, t, m) = (get("umx"), get("transformers"), get("mlx"));
+        println!(
+            "{w:<10} {u:>12.1} {t:>14.1} {m:>12.1} {:>19.2} {:>10.2}",
+            u / t,
+            u / m
+        );
     }
     if let Some(g) = times.get("generate/umx") {
         println!(

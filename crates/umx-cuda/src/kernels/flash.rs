@@ -216,31 +216,44 @@ pub(crate) fn flash(
 /// them, rows past the end read as zeros. `None` where the driver takes no map of this layout
 /// (the kernel then copies with cp.async).
 fn tensor_map(x: &ArrayData, rows: usize) -> Result<Option<sys::CUtensorMap>> {
-    use sys::*;
     let [b, h, l, d] = x.shape[..] else {
         return Ok(None);
     };
     let size = x.dtype.size() as u64;
     let dt = match x.dtype {
-        Dtype::Bfloat16 => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-        _ => CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        Dtype::Bfloat16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
     };
     if x.strides.iter().any(|&s| s <= 0) {
         return Ok(None);
     }
     let dims = [d as u64, l as u64, h as u64, b as u64];
     let strides = [2, 1, 0].map(|a| x.strides[a] as u64 * size);
-    let boxes = [64u32, rows as u32, 1, 1];
-    let ones = [1u32; 4];
+    encode_tiled(input_ptr(x)?, dt, &dims, &strides, &[64, rows as u32, 1, 1])
+}
+
+/// A tiled tensor map (128-byte swizzle) of the tensor at device address `ptr`: `dims`
+/// innermost first, the byte `strides` of every dimension but the innermost, `boxes` the
+/// elements a copy takes along each. `None` where the driver refuses it.
+fn encode_tiled(
+    ptr: u64,
+    dt: sys::CUtensorMapDataType,
+    dims: &[u64],
+    strides: &[u64],
+    boxes: &[u32],
+) -> Result<Option<sys::CUtensorMap>> {
+    use sys::*;
+    let ones = [1u32; 5];
     let mut map = std::mem::MaybeUninit::<CUtensorMap>::zeroed();
-    // SAFETY: the map is written by the driver; the arrays hold the rank's entries; the
-    // address is the array's device memory (16-byte aligned, checked by the caller).
+    // SAFETY: the map is written by the driver; `dims`, `boxes` and `ones` hold at least the
+    // rank's entries and `strides` one fewer; the address is device memory (16-byte aligned,
+    // checked by the callers).
     let r = unsafe {
         cuTensorMapEncodeTiled(
             map.as_mut_ptr(),
             dt,
-            4,
-            input_ptr(x)? as *mut std::ffi::c_void,
+            dims.len() as u32,
+            ptr as *mut std::ffi::c_void,
             dims.as_ptr(),
             strides.as_ptr(),
             boxes.as_ptr(),
@@ -339,6 +352,18 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
             }
             .map_err(|e| crate::gpu::driver_err("attention gradients: zeroing", e))?;
         }
+        return Ok(Some(vec![dq, dk, dv]));
+    }
+    if gpu()?.arch == (9, 0)
+        && d <= 128
+        && hopper_backward(
+            [&q, &k, &v, &o, &lse, &dout],
+            [dq_ptr, dk_ptr, dv_ptr],
+            hq / hk,
+            scale,
+            causal,
+        )?
+    {
         return Ok(Some(vec![dq, dk, dv]));
     }
     let (qw, qbc, kw, kbr) = backward_blocks(d);
@@ -456,6 +481,134 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
     // The scratch goes back to the pool; the stream orders its reuse after these launches.
     drop(delta);
     Ok(Some(vec![dq, dk, dv]))
+}
+
+/// The gradients of attention on Hopper (`flash_sm90.cu`, BACKWARD 1), head dims 64 and 128,
+/// into `outs` (dQ, dK, dV, row-major): each row's dot(dO, O) and a zeroed float32 dQ, then
+/// one kernel a block of 128 keys (two consumer warpgroups of 64 and a producer warpgroup
+/// loading query tiles of 64 rows; dK and dV in registers, each tile's share of dQ added to
+/// the float32 dQ by the copy engine), then dQ scaled and rounded. `false` (nothing queued)
+/// where the architecture-specific target does not build or the driver takes no map of the
+/// float32 dQ: the `mma.sync` kernels then run.
+fn hopper_backward(
+    inputs: [&ArrayData; 6],
+    outs: [u64; 3],
+    group: usize,
+    scale: f32,
+    causal: bool,
+) -> Result<bool> {
+    let [q, k, v, o, lse, dout] = inputs;
+    let [dq_ptr, dk_ptr, dv_ptr] = outs;
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(false);
+    };
+    let (hk, lk, dt) = (k.shape[1], k.shape[2], q.dtype);
+    let key = format!("flash90_bwd|{dt:?}|{d}|{causal}");
+    let make = || {
+        format!(
+            "#define D {d}\n#define WG 2\n#define NS 2\n#define BACKWARD 1\n\
+             #define IS_F16 {}\n#define CAUSAL {}\n{}",
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            include_str!("flash_sm90.cu")
+        )
+    };
+    let func = |name: &str| function_for_arch_specific(&format!("{key}|{name}"), make, name);
+    let Ok(main) = func("umx_flash_bwd") else {
+        return Ok(false);
+    };
+    let rows = b * hq * lq;
+    let (dq_sum, dq_sum_ptr) = fresh(&[b * hq, lq, d], Dtype::Float32)?;
+    // Boxes of 32 float32 columns by 64 rows of one head (rows past the head's end clipped).
+    let Some(map) = encode_tiled(
+        dq_sum_ptr,
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        &[d as u64, lq as u64, (b * hq) as u64],
+        &[d as u64 * 4, (lq * d) as u64 * 4],
+        &[32, 64, 1],
+    )?
+    else {
+        return Ok(false);
+    };
+    let (delta, delta_ptr) = fresh(&[rows], Dtype::Float32)?;
+    let (o_ptr, lse_ptr, dout_ptr) = (input_ptr(o)?, input_ptr(lse)?, input_ptr(dout)?);
+    let start = crate::profile::mark()?;
+    let mut args = Args::default();
+    args.push(delta_ptr)
+        .push(dq_sum_ptr)
+        .push(dout_ptr)
+        .push(o_ptr)
+        .push(lse_ptr)
+        .push(rows as i64);
+    launch(
+        func("umx_flash_bwd_pre")?,
+        (rows * d / 8).div_ceil(256) as u32,
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
+    let (bnk, bm, ns) = (128, 64, 2);
+    let shared = 1024
+        + 2 * bnk * d * 2
+        + 2 * ns * bm * d * 2
+        + 2 * bnk * bm * 2
+        + 2 * bm * 64 * 4
+        + 2 * ns * bm * 4;
+    set_shared(main, shared)?;
+    let nkb = lk.div_ceil(bnk);
+    let mut args = Args::default();
+    args.push(dq_sum_ptr)
+        .push(dk_ptr)
+        .push(dv_ptr)
+        .push(input_ptr(q)?)
+        .push(input_ptr(k)?)
+        .push(input_ptr(v)?)
+        .push(dout_ptr)
+        .push(lse_ptr)
+        .push(delta_ptr)
+        .push((b * hk) as i64)
+        .push(hk as i64)
+        .push(lq as i64)
+        .push(lk as i64)
+        .push(group as i64)
+        .push(nkb as i64)
+        .push(scale * std::f32::consts::LOG2_E)
+        .push(scale);
+    for a in [q, k, v] {
+        for &s in &a.strides[..3] {
+            args.push(s as i64);
+        }
+    }
+    args.push(map);
+    launch(
+        main,
+        (nkb * b * hk) as u32,
+        384,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    let groups = rows * d / 8;
+    let mut args = Args::default();
+    args.push(dq_ptr)
+        .push(dq_sum_ptr)
+        .push(scale)
+        .push(groups as i64);
+    launch(
+        func("umx_flash_dq_convert")?,
+        groups.div_ceil(256) as u32,
+        256,
+        0,
+        &mut args.pointers(),
+    )?;
+    if start.is_some() {
+        crate::profile::span(
+            format!(" flash attention backward (wgmma): {} blocks", nkb * b * hk),
+            start,
+        )?;
+    }
+    // The scratch goes back to the pool; the stream orders its reuse after these launches.
+    drop((delta, dq_sum));
+    Ok(true)
 }
 
 /// Raises a kernel's dynamic shared memory limit to `bytes`.

@@ -446,36 +446,45 @@ UMX_FN void unpack2(u32 x, float& lo, float& hi) {
 }
 
 /* delta[r] = dot(dO[r], O[r]) in float32 (0 for a row that sees no key: its log-sum-exp is
-   +inf), and row r of the float32 dQ zeroed; a warp a row, dO, O and dQ row-major
-   (B * Hq * Lq, D). */
+   +inf), and row r of the float32 dQ zeroed; D / 8 threads a row (16 bytes of each), dO, O
+   and dQ row-major (B * Hq * Lq, D). */
+#define TPR (D / 8)
 extern "C" __global__ void umx_flash_bwd_pre(float* delta, float* dqacc, const u16* dout,
     const u16* out, const float* lse, long long rows) {
-  long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  int lane = threadIdx.x % 32;
-  if (r >= rows) return;
-  const u32* a = (const u32*)(dout + r * D);
-  const u32* b = (const u32*)(out + r * D);
+  long long r = (long long)blockIdx.x * (blockDim.x / TPR) + threadIdx.x / TPR;
+  int c = threadIdx.x % TPR;
   float acc = 0.f;
-  for (int c = lane; c < D / 2; c += 32) {
-    float x0, x1, y0, y1;
-    unpack2(a[c], x0, x1);
-    unpack2(b[c], y0, y1);
-    acc = fmaf(x0, y0, fmaf(x1, y1, acc));
+  if (r < rows) {
+    uint4 a = ((const uint4*)(dout + r * D))[c];
+    uint4 b = ((const uint4*)(out + r * D))[c];
+    u32 av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float x0, x1, y0, y1;
+      unpack2(av[i], x0, x1);
+      unpack2(bv[i], y0, y1);
+      acc = fmaf(x0, y0, fmaf(x1, y1, acc));
+    }
   }
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  if (lane == 0) delta[r] = lse[r] == INFINITY ? 0.f : acc;
-  float4* z = (float4*)(dqacc + r * D);
-  for (int c = lane; c < D / 4; c += 32) z[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int o = TPR / 2; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (r < rows) {
+    if (c == 0) delta[r] = lse[r] == INFINITY ? 0.f : acc;
+#ifndef NOZERO
+    float4* z = (float4*)(dqacc + r * D) + 2 * c;
+    z[0] = z[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+#endif
+  }
 }
 
-/* dQ = scale * the float32 sums, rounded to 16 bits; `pairs` values two at a time. */
-extern "C" __global__ void umx_flash_dq_convert(u16* dq, const float* dqacc, float scale, long long pairs) {
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < pairs;
-       i += (long long)gridDim.x * blockDim.x) {
-    float2 x = ((const float2*)dqacc)[i];
-    ((u32*)dq)[i] = pack2(x.x * scale, x.y * scale);
-  }
+/* dQ = scale * the float32 sums, rounded to 16 bits, eight values (`groups` of them) a
+   thread. */
+extern "C" __global__ void umx_flash_dq_convert(u16* dq, const float* dqacc, float scale, long long groups) {
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= groups) return;
+  float4 a = ((const float4*)dqacc)[2 * i], b = ((const float4*)dqacc)[2 * i + 1];
+  ((uint4*)dq)[i] = make_uint4(pack2(a.x * scale, a.y * scale), pack2(a.z * scale, a.w * scale),
+                               pack2(b.x * scale, b.y * scale), pack2(b.z * scale, b.w * scale));
 }
 
 extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(float* dqacc,
@@ -575,21 +584,28 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
   /* This thread's key rows within the warpgroup's 64 (and + 8). */
   int krow = warp * 16 + lane / 4;
   int key0 = k0 + w * 64 + krow;
+  /* S^T of tile t, once its stage is full. */
+#define ISSUE_S(t)                                                                          \
+  {                                                                                         \
+    u32 sq_ = sQ + ((t) % NS) * BM * D * 2;                                                 \
+    bar_wait(full + 8 * ((t) % NS), ((t) / NS) & 1);                                        \
+    fence_async();                                                                          \
+    hold<BM / 2>(s);                                                                        \
+    wg_fence();                                                                             \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; kk++) {                                 \
+      u64 da = desc(sK + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);    \
+      u64 db = desc(sq_ + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);                   \
+      wgmma_ss_n64(s, da, db, kk > 0);                                                      \
+    }                                                                                       \
+    wg_commit();                                                                            \
+  }
   for (int it = 0; it < iters; it++) {
     int st = it % NS;
     int q0 = (qstart + it % per_head) * BM;
     u32 sq = sQ + st * BM * D * 2, so = sO + st * BM * D * 2;
-    bar_wait(full + 8 * st, (it / NS) & 1);
-    fence_async();
-    hold<BM / 2>(s);
+    ISSUE_S(it);
     hold<BM / 2>(dp);
     wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-      u64 da = desc(sK + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
-      u64 db = desc(sq + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);
-      wgmma_ss_n64(s, da, db, kk > 0);
-    }
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
       u64 da = desc(sV + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
@@ -597,18 +613,16 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
       wgmma_ss_n64(dp, da, db, kk > 0);
     }
     wg_commit();
-    wg_wait0();
+    wg_wait1();
     hold<BM / 2>(s);
-    hold<BM / 2>(dp);
-    /* P^T into s, dS^T into dp; keys past the end, rows past the end and keys after a row
-       (causal) take no part. */
+    /* P^T into s while dP^T is computed, then dS^T into dp; keys past the end, rows past the
+       end and keys after a row (causal) take no part. */
     bool need_mask = k0 + BNK > Lk || q0 + BM > Lq;
     if (CAUSAL) need_mask = need_mask || k0 + BNK - 1 > q0 + Lk - Lq;
 #pragma unroll
     for (int nb = 0; nb < BM / 8; nb++) {
       int col = nb * 8 + 2 * (lane % 4);
       float2 l = *(const float2*)(lsm + st * BM + col);
-      float2 dl = *(const float2*)(dsm + st * BM + col);
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         int i = nb * 4 + e, c = col + (e & 1);
@@ -624,8 +638,15 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
           if (!ok) p = 0.f;
         }
         s[i] = p;
-        dp[i] = p * (dp[i] - ((e & 1) ? dl.y : dl.x));
       }
+    }
+    wg_wait0();
+    hold<BM / 2>(dp);
+#pragma unroll
+    for (int nb = 0; nb < BM / 8; nb++) {
+      float2 dl = *(const float2*)(dsm + st * BM + nb * 8 + 2 * (lane % 4));
+#pragma unroll
+      for (int e = 0; e < 4; e++) dp[nb * 4 + e] = s[nb * 4 + e] * (dp[nb * 4 + e] - ((e & 1) ? dl.y : dl.x));
     }
 #pragma unroll
     for (int kc = 0; kc < BM / 16; kc++) {
@@ -659,6 +680,8 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
       st_shared(sds + swz(BNK, r0 + 8, 2 * kc + 1) + off, pd[kc][3]);
     }
     fence_async();
+    /* (And the copy engine is done reading the last dQ staged, to be written below.) */
+    if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
 #if D == 128
     consumers_sync();
 #else
@@ -691,11 +714,9 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
     /* Done with the stage: the producer may refill it. */
     bar_arrive(empty + 8 * st);
     /* dQ's share into this warpgroup's staging tile (two boxes of 32 columns, 128-byte
-       swizzled, once the copy engine has read the last one), which the copy engine adds to
+       swizzled; the copy engine has read the last one, as waited for above), which it adds to
        the float32 dQ (rows past the end clipped). */
     u32 stage = sDQ + w * BM * 64 * 4;
-    if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
-    asm volatile("bar.sync %0, 128;" ::"r"(2 + w) : "memory");
 #pragma unroll
     for (int hf = 0; hf < 2; hf++) {
       int row = warp * 16 + lane / 4 + 8 * hf;

@@ -358,8 +358,8 @@ fn flash_attention_agrees_with_the_cpu() {
 /// The gradients of flash attention (the backward kernels, from the log-sum-exp the forward
 /// kept while the gradient was traced) against the CPU's, which differentiates the fallback
 /// in float32: causal and full, grouped-query heads, more keys than queries and fewer (the
-/// first causal rows then see no key and get no gradient), head dims 64, 128 and 256, a
-/// strided key input and a strided cotangent; both 16-bit dtypes.
+/// first causal rows then see no key and get no gradient), three keys, head dims 64, 128 and
+/// 256, a strided key input and a strided cotangent; both 16-bit dtypes.
 #[test]
 fn flash_attention_gradients_agree_with_the_cpu() {
     use umx_core::fast::{self, AttentionMask};
@@ -375,6 +375,8 @@ fn flash_attention_gradients_agree_with_the_cpu() {
             (2, 4, 2, 200, 333, 128, true),
             (2, 4, 1, 333, 200, 64, true),
             (1, 2, 2, 77, 513, 64, false),
+            (2, 8, 2, 256, 256, 128, true),
+            (1, 4, 4, 80, 3, 64, false),
             (1, 4, 2, 300, 300, 256, true),
         ] {
             let q = input(&[b, hq, lq, d], dt, 21);
@@ -485,6 +487,18 @@ fn flash_attention_gradients_agree_with_the_cpu() {
     assert!(
         backward >= cases,
         "the backward kernels ran {backward} times: {report:?}"
+    );
+    // On Hopper, head dims 64 and 128 take the wgmma kernel (14 of the 16 calls).
+    let wgmma: usize = report
+        .iter()
+        .filter(|l| l.label.contains("flash attention backward (wgmma)"))
+        .map(|l| l.count)
+        .sum();
+    let hopper = umx_cuda::device_info().unwrap().1 == (9, 0);
+    assert_eq!(
+        wgmma >= 14,
+        hopper,
+        "the wgmma backward kernel ran {wgmma} times: {report:?}"
     );
 }
 
