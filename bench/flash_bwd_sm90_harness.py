@@ -85,7 +85,7 @@ def backward(q, k, v, out, lse, dout, causal, cfg, only_kernel=False, parts=("pr
          cp.from_dlpack(dv), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
          cp.from_dlpack(dout), cp.from_dlpack(lse), cp.from_dlpack(delta), i64(B * HK), i64(HK),
          i64(LQ), i64(LK), i64(HQ // HK), i64(nkb), np.float32(scale * math.log2(math.e)),
-         np.float32(scale), *[i64(s) for t in (q, k, v) for s in t.stride()[:3]]), [dq_map(dqacc)])
+         np.float32(scale), *[i64(s) for t in (q, k, v) for s in t.stride()[:3]]), [dq_map(dqacc, 64)])
     groups = rows * D // 8
     if "convert" in parts:
         mod.get_function("umx_flash_dq_convert")(((groups + 255) // 256,), (256,),
@@ -93,15 +93,15 @@ def backward(q, k, v, out, lse, dout, causal, cfg, only_kernel=False, parts=("pr
     return dq, dk, dv
 
 
-def dq_map(dqacc):
-    """The copy engine's map of the float32 dQ (B * H, L, D): boxes of 32 columns by 64 rows of
-    one head, 128-byte swizzled (rows past L clipped)."""
+def dq_map(dqacc, rows):
+    """The copy engine's map of the float32 dQ (B * H, L, D): boxes of 32 columns by `rows`
+    rows of one head, 128-byte swizzled (rows past L clipped)."""
     import ctypes
     BH, L, D = dqacc.shape[0] * dqacc.shape[1], dqacc.shape[2], dqacc.shape[3]
     m = (ctypes.c_uint64 * 16)()
     dims = (ctypes.c_uint64 * 3)(D, L, BH)
     strides = (ctypes.c_uint64 * 2)(D * 4, L * D * 4)
-    box = (ctypes.c_uint32 * 3)(32, 64, 1)
+    box = (ctypes.c_uint32 * 3)(32, rows, 1)
     ones = (ctypes.c_uint32 * 3)(1, 1, 1)
     r = fwd.libcuda.cuTensorMapEncodeTiled(ctypes.byref(m), 7, 3, ctypes.c_void_p(dqacc.data_ptr()),
                                            dims, strides, box, ones, 0, 3, 3, 0)
@@ -156,7 +156,20 @@ CASES = [
 ]
 
 
+def profile():
+    """--profile: one causal forward and backward at B=4 H=16 L=2048 D=128 after a warm-up
+    (for ncu)."""
+    q = torch.randn(4, 16, 2048, 128, device="cuda", dtype=torch.bfloat16)
+    k, v, do = torch.randn_like(q), torch.randn_like(q), torch.randn_like(q)
+    for _ in range(2):
+        out, lse = forward(q, k, v, True)
+        backward(q, k, v, out, lse, do, True, (2, 8))
+    torch.cuda.synchronize()
+
+
 def main():
+    if "--profile" in sys.argv:
+        return profile()
     # NS,HEADS[,NAME[=V]...]: NAME defined to V or 1 (a trial knob; the results are then checked only with --check).
     cfgs = [tuple(int(x) if x.isdigit() else x for x in c.split(",")) for c in sys.argv[1:] if c != "--check"] or [(2, 8)]
     torch.manual_seed(0)
