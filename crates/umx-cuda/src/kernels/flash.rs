@@ -1,10 +1,11 @@
 //! Flash attention on the tensor cores (`flash.cu`): attention over query blocks longer than
 //! the decoding kernel's in bfloat16/float16 (head dims 64, 128, 256), forward (with each
 //! row's log-sum-exp when a gradient is traced) and backward (`FastOp::AttentionVjp`: dQ by
-//! query blocks, dK and dV by key blocks). On Hopper (sm_90) the forward pass of head dims 64
-//! and 128 takes `flash_sm90.cu` instead: warpgroup products (`wgmma`) fed by a producer
-//! warpgroup, FlashAttention-3's schedule. The op's portable rule leaves these cases to its
-//! matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
+//! query blocks, dK and dV by key blocks). On Hopper (sm_90) head dims 64 and 128 take
+//! `flash_sm90.cu` instead, forward and backward: warpgroup products (`wgmma`) fed by a
+//! producer warpgroup, FlashAttention-3's schedules (the backward pass one kernel a block of
+//! keys, dQ summed in float32 by the copy engine). The op's portable rule leaves these cases
+//! to its matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
 
 use super::source::Args;
 use crate::compile::{function_for, function_for_arch_specific, launch};

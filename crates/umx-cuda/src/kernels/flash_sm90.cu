@@ -422,10 +422,16 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
      P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - delta) in registers,
      dV += P^T dO and dK += dS^T Q (P^T and dS^T from registers, dO and Q transposed by the
      instruction),
-     dS^T to shared memory, and dQ += dS K (both transposed by the instruction) added to a
-     float32 dQ in global memory (red.add; umx_flash_dq_convert scales and rounds it).
+     dS^T to shared memory, and the tile's share of dQ = dS K (both transposed by the
+     instruction) staged in shared memory, which the copy engine adds to a float32 dQ in
+     global memory (cp.reduce.async.bulk.tensor; umx_flash_dq_convert then scales and rounds
+     it; umx_flash_bwd_pre zeroes it and takes delta = rowsum(dO O) first).
    Head dim 128: warpgroup w takes dQ's columns 64w.. over all the block's keys (the two
-   warpgroups meet on a barrier once both wrote dS^T); 64: its own keys' share of all columns. */
+   warpgroups meet on a barrier once both wrote dS^T); 64: its own keys' share of all columns.
+   Tried and not kept (bench/RESULTS.md): dQ added with red.global.add.v2.f32 from registers
+   (135 us more at B=4 H=16 L=2048 D=128 causal), each warp handing its own rows to the copy
+   engine, S^T of the next tile issued before this one's dQ is staged, three stages (no room
+   in shared memory for head dim 128). */
 #define BM 64
 #define BNK (64 * WG)
 #define LOG2E 1.4426950408889634f
@@ -584,28 +590,23 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
   /* This thread's key rows within the warpgroup's 64 (and + 8). */
   int krow = warp * 16 + lane / 4;
   int key0 = k0 + w * 64 + krow;
-  /* S^T of tile t, once its stage is full. */
-#define ISSUE_S(t)                                                                          \
-  {                                                                                         \
-    u32 sq_ = sQ + ((t) % NS) * BM * D * 2;                                                 \
-    bar_wait(full + 8 * ((t) % NS), ((t) / NS) & 1);                                        \
-    fence_async();                                                                          \
-    hold<BM / 2>(s);                                                                        \
-    wg_fence();                                                                             \
-    _Pragma("unroll") for (int kk = 0; kk < D / 16; kk++) {                                 \
-      u64 da = desc(sK + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);    \
-      u64 db = desc(sq_ + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);                   \
-      wgmma_ss_n64(s, da, db, kk > 0);                                                      \
-    }                                                                                       \
-    wg_commit();                                                                            \
-  }
   for (int it = 0; it < iters; it++) {
     int st = it % NS;
     int q0 = (qstart + it % per_head) * BM;
     u32 sq = sQ + st * BM * D * 2, so = sO + st * BM * D * 2;
-    ISSUE_S(it);
+    bar_wait(full + 8 * st, (it / NS) & 1);
+    fence_async();
+    /* S^T and dP^T, each its own group: the softmax starts once S^T is in. */
+    hold<BM / 2>(s);
     hold<BM / 2>(dp);
     wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      u64 da = desc(sK + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
+      u64 db = desc(sq + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);
+      wgmma_ss_n64(s, da, db, kk > 0);
+    }
+    wg_commit();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
       u64 da = desc(sV + (kk / 4) * BNK * 128 + w * 64 * 128 + (kk % 4) * 32, 16, 1024);
@@ -626,11 +627,7 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         int i = nb * 4 + e, c = col + (e & 1);
-#ifdef NOEXP
-        float p = fmaf(s[i], scale_log2, -((e & 1) ? l.y : l.x) * LOG2E);
-#else
         float p = ex2(fmaf(s[i], scale_log2, -((e & 1) ? l.y : l.x) * LOG2E));
-#endif
         if (need_mask) {
           int key = key0 + 8 * (e >> 1), row = q0 + c;
           bool ok = key < Lk && row < Lq;
@@ -691,9 +688,7 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
        for all columns (D 64). */
     hold<32>(dq);
     wg_fence();
-#if defined(NODQ)
-    int dcol = 0;
-#elif D == 128
+#if D == 128
 #pragma unroll
     for (int kc = 0; kc < BNK / 16; kc++)
       wgmma_ss_n64_tt(dq, desc(sds + kc * 16 * 128, BNK * 128, 1024),
@@ -729,7 +724,6 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
     }
     fence_async();
     asm volatile("bar.sync %0, 128;" ::"r"(2 + w) : "memory");
-#ifndef NORED
     if (tid % 128 == 0) {
       int bh = (int)((bi * hq) + kh * group + it / per_head);
 #pragma unroll
@@ -738,7 +732,6 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
                      ::"l"((unsigned long long)&tdq), "r"(dcol + 32 * j), "r"(q0), "r"(bh), "r"(stage + j * BM * 128) : "memory");
       asm volatile("cp.async.bulk.commit_group;" ::: "memory");
     }
-#endif
   }
   if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 #pragma unroll
