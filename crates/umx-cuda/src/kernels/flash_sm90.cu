@@ -430,8 +430,10 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
    warpgroups meet on a barrier once both wrote dS^T); 64: its own keys' share of all columns.
    Tried and not kept (bench/RESULTS.md): dQ added with red.global.add.v2.f32 from registers
    (135 us more at B=4 H=16 L=2048 D=128 causal), each warp handing its own rows to the copy
-   engine, S^T of the next tile issued before this one's dQ is staged, three stages (no room
-   in shared memory for head dim 128). */
+   engine, S^T of the next tile issued before this one's dQ is staged (and S^T and dP^T of the
+   next tile issued before this one's dQ is waited for: with dQ's accumulators in flight too,
+   ptxas spills and serializes the products, C7515), three stages (no room in shared memory
+   for head dim 128). */
 #define BM 64
 #define BNK (64 * WG)
 #define LOG2E 1.4426950408889634f
