@@ -548,6 +548,9 @@ fn hopper_backward(
         0,
         &mut args.pointers(),
     )?;
+    // Shared memory: K and V of the block, NS stages of Q and dO, two dS^T buffers, each
+    // warpgroup's dQ staging tile (BM x 64 float32), NS stages of the log-sum-exp and delta,
+    // and 1024 bytes to align the swizzled tiles.
     let (bnk, bm, ns) = (128, 64, 2);
     let shared = 1024
         + 2 * bnk * d * 2

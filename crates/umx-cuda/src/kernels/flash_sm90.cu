@@ -1,7 +1,8 @@
-/* Flash attention forward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
-   umx_core::fast::scaled_dot_product_attention on the GPU for query blocks on sm_90, with the
-   arguments of flash.cu's umx_flash (and, with TMA, the tensor maps of K and V after them).
-   FlashAttention-3's schedule:
+/* Flash attention on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
+   umx_core::fast::scaled_dot_product_attention on the GPU for query blocks on sm_90. The
+   forward pass (BACKWARD 0) takes the arguments of flash.cu's umx_flash (and, with TMA, the
+   tensor maps of K and V after them); the backward pass (BACKWARD 1) is described where it
+   starts below. The forward pass follows FlashAttention-3's schedule:
 
    - A block takes BR = 64 * WG query rows of one head: WG consumer warpgroups of 64 rows
      each, and a producer warpgroup that loads key and value tiles of BN rows into NS stages
@@ -20,7 +21,8 @@
    Tiles sit in shared memory in wgmma's 128-byte-swizzled layout (TMA's SWIZZLE_128B):
    64-column panels (128 bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r
    stored at chunk c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set
-   by the caller: D (64 or 128), BN (64 or 128), WG (1 or 2), NS, TMA, IS_F16, CAUSAL. */
+   by the caller: D (64 or 128), WG (1 or 2; the backward pass 2), NS, IS_F16, CAUSAL,
+   BACKWARD; the forward pass also BN (64 or 128) and TMA. */
 #define UMX_FN __device__ __forceinline__
 #define INFINITY __int_as_float(0x7f800000)
 #define CH (D / 8)
