@@ -373,16 +373,25 @@ def a_split(warps):
     return lambda n, kv: 1 if n >= SM * 16 else (2 if kv < 4 * 32 * warps and kv >= 4 * 32 * 2 else warps)
 
 
+def small_split(split):
+    """`split` warps a column for the short products (q/k/v: 2560 columns, o: 2048, both of
+    2048 inputs), umx's choice for the others."""
+    return lambda n, kv: split if kv == HID // 8 and n <= QKV else a_split(4)(n, kv)
+
+
+# Session 19: the short products (q/k/v and o) ran at a third of the copy rate on the H100;
+# more warps a column or more vectors a lane in one batch. The rows of 2026-11-27 17:00 are
+# in bench/RESULTS.md; umx's kernel is "C U2 W4 A-split minB12" (minB16 where a block shares
+# each column).
 variants = [
-    Variant("A (umx)", A),
-    Variant("C U4 W4 A-split", C, "#define U 4\n#define WARPS 4\n", splits=a_split(4)),
-    Variant("C U2 W4 A-split", C, "#define U 2\n#define WARPS 4\n", splits=a_split(4)),
-    Variant("C U2 W4 A-split minB16", C, "#define U 2\n#define WARPS 4\n#define MINB 16\n", splits=a_split(4)),
-    Variant("C U3 W4 A-split minB16", C, "#define U 3\n#define WARPS 4\n#define MINB 16\n", splits=a_split(4)),
-    Variant("C U4 W4 A-split minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
-    Variant("C U2 W4 A-split minB12", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
-    Variant("A (umx) again", A),
-    Variant("C U2 W4 A-split minB16 again", C, "#define U 2\n#define WARPS 4\n#define MINB 16\n", splits=a_split(4)),
+    Variant("C U2 W4 A-split minB12 (umx)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
+    Variant("C U2 W4 small split 2 minB12", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
+    Variant("C U2 W4 small split 4 minB16", C, "#define U 2\n#define WARPS 4\n#define MINB 16\n", splits=small_split(4)),
+    Variant("C U4 W4 small split 2 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
+    Variant("C U4 W4 small split 1 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(1)),
+    Variant("C U8 W4 small split 1 minB8", C, "#define U 8\n#define WARPS 4\n#define MINB 8\n", splits=small_split(1)),
+    Variant("C U2 W8 small split 8 minB8", C, "#define U 2\n#define WARPS 8\n#define MINB 8\n", warps=8, splits=small_split(8)),
+    Variant("C U2 W4 A-split minB12 (umx) again", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
 ]
 for v in variants:
     check(v)

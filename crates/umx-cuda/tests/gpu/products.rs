@@ -175,6 +175,18 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
     // Per dtype: 3 shapes x (product, beta 0) plain and the half row; 3 x 3 with the addend.
     assert_eq!(count(" matrix-vector:"), 21, "{report:?}");
     assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
+    // Rows of 2048 16-bit values and, on a card of 132 SMs (H100, H200), from 16 to 24
+    // columns an SM (two warps a column): a decoding step's q/k/v product (2560 columns),
+    // with and without a residual.
+    for n in [2112, 2560, 3167] {
+        let x = input(&[1, 2048], Dtype::Bfloat16, 26);
+        let w = input(&[n, 2048], Dtype::Bfloat16, 27);
+        let residual = input(&[1, n], Dtype::Bfloat16, 28);
+        let (c, g) = both(|| ops::matmul(&x, &w.t()?));
+        assert_close_to_largest(&format!("{n} columns of 2048"), &c, &g, 2e-2);
+        let (c, g) = both(|| ops::addmm(&residual, &x, &w.t()?, 1.0, 1.0));
+        assert_close_to_largest(&format!("{n} columns of 2048, residual"), &c, &g, 2e-2);
+    }
 }
 
 /// `fast::swiglu_linear` on a few rows is one matrix-vector kernel computing each output's
