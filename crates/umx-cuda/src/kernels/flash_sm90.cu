@@ -660,16 +660,13 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
       pd[kc][2] = pack2(dp[(2 * kc + 1) * 4 + 0], dp[(2 * kc + 1) * 4 + 1]);
       pd[kc][3] = pack2(dp[(2 * kc + 1) * 4 + 2], dp[(2 * kc + 1) * 4 + 3]);
     }
-    /* dV += P^T dO, dK += dS^T Q. */
+    /* dV += P^T dO (dK's product comes after dQ's, so that dQ is staged while it runs). */
     hold<D / 2>(gv);
-    hold<D / 2>(gk);
     wg_fence();
 #pragma unroll
     for (int kc = 0; kc < BM / 16; kc++) WG_OB(gv, pa[kc], desc(so + kc * 16 * 128, BM * 128, 1024));
-#pragma unroll
-    for (int kc = 0; kc < BM / 16; kc++) WG_OB(gk, pd[kc], desc(sq + kc * 16 * 128, BM * 128, 1024));
     wg_commit();
-    /* dS^T into shared memory while they run: the block's key rows of BM query columns (one
+    /* dS^T into shared memory while it runs: the block's key rows of BM query columns (one
        swizzled panel), in buffer it % 2 (the other warpgroup may still read the other). */
     u32 sds = sS + (it & 1) * BNK * BM * 2;
 #pragma unroll
@@ -706,12 +703,16 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
     int dcol = 0;
 #endif
     wg_commit();
-    wg_wait0();
-    hold<D / 2>(gv);
+    /* dK += dS^T Q. */
     hold<D / 2>(gk);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < BM / 16; kc++) WG_OB(gk, pd[kc], desc(sq + kc * 16 * 128, BM * 128, 1024));
+    wg_commit();
+    /* dV and dQ are in; dK's product runs on. */
+    wg_wait1();
+    hold<D / 2>(gv);
     hold<32>(dq);
-    /* Done with the stage: the producer may refill it. */
-    bar_arrive(empty + 8 * st);
     /* dQ's share into this warpgroup's staging tile (two boxes of 32 columns, 128-byte
        swizzled; the copy engine has read the last one, as waited for above), which it adds to
        the float32 dQ (rows past the end clipped). */
@@ -736,6 +737,10 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash_bwd(fl
                      ::"l"((unsigned long long)&tdq), "r"(dcol + 32 * j), "r"(q0), "r"(bh), "r"(stage + j * BM * 128) : "memory");
       asm volatile("cp.async.bulk.commit_group;" ::: "memory");
     }
+    wg_wait0();
+    hold<D / 2>(gk);
+    /* Done with the stage: the producer may refill it. */
+    bar_arrive(empty + 8 * st);
   }
   if (tid % 128 == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 #pragma unroll
