@@ -434,8 +434,10 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
    (135 us more at B=4 H=16 L=2048 D=128 causal), each warp handing its own rows to the copy
    engine, S^T of the next tile issued before this one's dQ is staged (and S^T and dP^T of the
    next tile issued before this one's dQ is waited for: with dQ's accumulators in flight too,
-   ptxas spills and serializes the products, C7515), three stages (no room in shared memory
-   for head dim 128). */
+   ptxas spills and serializes the products, C7515), dV's product issued before dP^T is in
+   (with float32 P^T kept: C7512, serialized for want of registers; with dS^T from the
+   rounded P^T: causal 453 -> 465 us, full 825 -> 801), three stages (no room in shared
+   memory for head dim 128). */
 #define BM 64
 #define BNK (64 * WG)
 #define LOG2E 1.4426950408889634f
