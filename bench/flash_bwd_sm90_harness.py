@@ -1,12 +1,14 @@
 """Tuning harness for the Hopper flash attention backward kernel (crates/umx-cuda/src/kernels/
-flash_sm90.cu, BACKWARD 1: wgmma, a producer warpgroup, dQ summed in float32 with red.add):
-builds it through CuPy's NVRTC for sm_90a for each configuration given, NS[,HEADS] (shared-memory
-stages of query tiles, heads whose key blocks run together), checks dQ, dK, dV against float32
-autograd in torch (the forward from the Hopper forward kernel, which also gives the log-sum-exp)
-and times forward + backward beside torch's SDPA. On the GPU machine, from the repository root
-(no Rust build needed):
+flash_sm90.cu, BACKWARD 1: wgmma, a producer warpgroup, dQ summed in float32 by the copy
+engine): builds it through CuPy's NVRTC for sm_90a for each configuration given,
+NS,HEADS[,NAME[=V]...] (shared-memory stages of query tiles, heads whose key blocks run
+together, trial defines), checks dQ, dK, dV against float32 autograd in torch (the forward from
+the Hopper forward kernel, which also gives the log-sum-exp; configurations with trial defines
+only with --check) and times forward + backward beside torch's SDPA, card time only, with the
+backward's three kernels apart. --profile runs one forward and backward for ncu. On the GPU
+machine, from the repository root (no Rust build needed):
 
-    python3 bench/flash_bwd_sm90_harness.py 2,8 3,8
+    python3 bench/flash_bwd_sm90_harness.py 2,8 2,16
 """
 import math, os, sys, time
 import cupy as cp
@@ -170,7 +172,7 @@ def profile():
 def main():
     if "--profile" in sys.argv:
         return profile()
-    # NS,HEADS[,NAME[=V]...]: NAME defined to V or 1 (a trial knob; the results are then checked only with --check).
+    # NS,HEADS[,NAME[=V]...]: NAME defined to V or 1.
     cfgs = [tuple(int(x) if x.isdigit() else x for x in c.split(",")) for c in sys.argv[1:] if c != "--check"] or [(2, 8)]
     torch.manual_seed(0)
     summary = []
