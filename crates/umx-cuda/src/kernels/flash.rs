@@ -190,11 +190,7 @@ pub(crate) fn flash(
         .push((hq / hk) as i64)
         .push(nqb as i64)
         .push(scale * std::f32::consts::LOG2_E);
-    for a in [q, k, v] {
-        for &s in &a.strides[..3] {
-            args.push(s as i64);
-        }
-    }
+    push_strides(&mut args, [q, k, v]);
     for m in maps.iter().flatten() {
         args.push(*m);
     }
@@ -396,13 +392,6 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
         0,
         &mut args.pointers(),
     )?;
-    let strides = |args: &mut Args| {
-        for a in [&q, &k, &v] {
-            for &s in &a.strides[..3] {
-                args.push(s as i64);
-            }
-        }
-    };
     // dQ: blocks of qw * 16 query rows, the longest causal rows first.
     let qbr = qw * 16;
     let nqb = lq.div_ceil(qbr);
@@ -424,7 +413,7 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
         .push((hq / hk) as i64)
         .push(nqb as i64)
         .push(scale);
-    strides(&mut args);
+    push_strides(&mut args, [&q, &k, &v]);
     launch(
         f,
         (nqb * b * hq) as u32,
@@ -457,7 +446,7 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
         .push(lk as i64)
         .push((hq / hk) as i64)
         .push(scale);
-    strides(&mut args);
+    push_strides(&mut args, [&q, &k, &v]);
     for name in names {
         let f = func(name)?;
         set_shared(f, shared)?;
@@ -578,11 +567,7 @@ fn hopper_backward(
         .push(nkb as i64)
         .push(scale * std::f32::consts::LOG2_E)
         .push(scale);
-    for a in [q, k, v] {
-        for &s in &a.strides[..3] {
-            args.push(s as i64);
-        }
-    }
+    push_strides(&mut args, [q, k, v]);
     args.push(map);
     launch(
         main,
@@ -613,6 +598,16 @@ fn hopper_backward(
     // The scratch goes back to the pool; the stream orders its reuse after these launches.
     drop((delta, dq_sum));
     Ok(true)
+}
+
+/// The element strides of the batch, head and row axes of `q`, `k` and `v`, which every
+/// flash kernel takes after its other arguments.
+fn push_strides(args: &mut Args, qkv: [&ArrayData; 3]) {
+    for a in qkv {
+        for &s in &a.strides[..3] {
+            args.push(s as i64);
+        }
+    }
 }
 
 /// Raises a kernel's dynamic shared memory limit to `bytes`.
