@@ -1,8 +1,8 @@
 """Tuning harness for the flash attention backward kernels (crates/umx-cuda/src/kernels/flash.cu,
 BACKWARD 1): builds them through CuPy's NVRTC for each block shape given (QW,QBC,KW,KBR: warps and
 key tile of the dQ kernel, warps and query tile of the dK/dV kernel), checks dQ, dK, dV against
-float32 autograd in torch and times forward + backward beside torch's SDPA. On the GPU machine,
-from the repository root (no Rust build needed):
+float32 autograd in torch (flash_harness.py's cases) and times forward + backward beside
+torch's SDPA. On the GPU machine, from the repository root (no Rust build needed):
 
     python3 bench/flash_bwd_harness.py 4,64,4,32 4,64,4,64
 """
@@ -11,6 +11,9 @@ import cupy as cp
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flash_harness  # noqa: E402  (its correctness cases)
 
 SRC = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "umx-cuda",
                        "src", "kernels", "flash.cu")).read()
@@ -134,49 +137,48 @@ d256 = [a for a in sys.argv[1:] if a.startswith("--d256")]
 D256 = bool(d256)
 SPLIT256 = "--no-split" not in sys.argv
 D256_CFG = tuple(map(int, d256[0].split("=")[1].split(","))) if d256 and "=" in d256[0] else (4, 32, 4, 32)
-cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:] if not c.startswith("--")] or [(4, 64, 4, 32)]
-torch.manual_seed(0)
-summary = []
-for cfg in cfgs:
-    print("config QW,QBC,KW,KBR =", cfg)
-    ok = True
-    for (B, HQ, HK, LQ, LK, D, causal, dt) in [
-        (1, 2, 2, 128, 128, 128, False, torch.bfloat16),
-        (2, 4, 2, 200, 333, 128, True, torch.bfloat16),
-        (2, 4, 1, 333, 200, 64, True, torch.float16),
-        (1, 3, 3, 1000, 1000, 128, True, torch.float16),
-        (1, 2, 2, 77, 513, 64, False, torch.bfloat16),
-        (1, 4, 2, 300, 300, 256, True, torch.bfloat16),
-        (1, 2, 2, 77, 200, 256, False, torch.float16),
-    ]:
-        q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
-        k = torch.randn(B, HK, LK * 2, D, device="cuda", dtype=dt)[:, :, ::2]
-        v = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
-        do = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
-        try:
-            out, lse = forward(q, k, v, causal)
-            dq, dk, dv, regs = backward(q, k, v, out, lse, do, causal, cfg)
-        except Exception as e:
-            print("  failed:", e)
-            ok = False
-            continue
-        o, rq, rk, rv = ref(q, k, v, do, causal)
-        errs = [rel(out, o), rel(dq, rq), rel(dk, rk), rel(dv, rv)]
-        print(f"  {B},{HQ}/{HK},{LQ}x{LK},D{D},causal={causal},{dt}: rel err o/dq/dk/dv "
-              + " ".join(f"{e:.4f}" for e in errs) + f"  regs/local {regs}")
-        ok = ok and max(errs) < 2e-2
-    print("  correct:", ok)
-    for (B, H, L, D) in [(4, 16, 2048, 128), (4, 32, 2048, 64)] + ([(4, 8, 2048, 256)] if D256 else []):
-        q = torch.randn(B, H, L, D, device="cuda", dtype=torch.bfloat16)
-        k, v, do = torch.randn_like(q), torch.randn_like(q), torch.randn_like(q)
-        for causal in (True,):
-            fl = 4 * B * H * L * L * D / (2 if causal else 1) * 3.5
-            def ours():
+
+
+def main():
+    cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:] if not c.startswith("--")] or [(4, 64, 4, 32)]
+    torch.manual_seed(0)
+    summary = []
+    for cfg in cfgs:
+        print("config QW,QBC,KW,KBR =", cfg)
+        ok = True
+        for (B, HQ, HK, LQ, LK, D, causal, dt) in flash_harness.CASES:
+            q = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
+            k = torch.randn(B, HK, LK * 2, D, device="cuda", dtype=dt)[:, :, ::2]
+            v = torch.randn(B, HK, LK, D, device="cuda", dtype=dt)
+            do = torch.randn(B, HQ, LQ, D, device="cuda", dtype=dt)
+            try:
                 out, lse = forward(q, k, v, causal)
-                backward(q, k, v, out, lse, do, causal, cfg)
-            qt, kt, vt = (t.clone().requires_grad_() for t in (q, k, v))
-            def theirs():
-                F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).backward(do)
-            t, tt = bench(ours), bench(theirs)
-            summary.append(f"{cfg} B{B} H{H} L{L} D{D} causal={causal} fwd+bwd: umx-proto {t*1e3:.0f} us {fl/t/1e9:.0f} TFLOP/s, torch {tt*1e3:.0f} us {fl/tt/1e9:.0f} TFLOP/s")
-print("\n".join(summary))
+                dq, dk, dv, regs = backward(q, k, v, out, lse, do, causal, cfg)
+            except Exception as e:
+                print("  failed:", e)
+                ok = False
+                continue
+            o, rq, rk, rv = ref(q, k, v, do, causal)
+            errs = [rel(out, o), rel(dq, rq), rel(dk, rk), rel(dv, rv)]
+            print(f"  {B},{HQ}/{HK},{LQ}x{LK},D{D},causal={causal},{dt}: rel err o/dq/dk/dv "
+                  + " ".join(f"{e:.4f}" for e in errs) + f"  regs/local {regs}")
+            ok = ok and max(errs) < 2e-2
+        print("  correct:", ok)
+        for (B, H, L, D) in [(4, 16, 2048, 128), (4, 32, 2048, 64)] + ([(4, 8, 2048, 256)] if D256 else []):
+            q = torch.randn(B, H, L, D, device="cuda", dtype=torch.bfloat16)
+            k, v, do = torch.randn_like(q), torch.randn_like(q), torch.randn_like(q)
+            for causal in (True,):
+                fl = 4 * B * H * L * L * D / (2 if causal else 1) * 3.5
+                def ours():
+                    out, lse = forward(q, k, v, causal)
+                    backward(q, k, v, out, lse, do, causal, cfg)
+                qt, kt, vt = (t.clone().requires_grad_() for t in (q, k, v))
+                def theirs():
+                    F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).backward(do)
+                t, tt = bench(ours), bench(theirs)
+                summary.append(f"{cfg} B{B} H{H} L{L} D{D} causal={causal} fwd+bwd: umx-proto {t*1e3:.0f} us {fl/t/1e9:.0f} TFLOP/s, torch {tt*1e3:.0f} us {fl/tt/1e9:.0f} TFLOP/s")
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
