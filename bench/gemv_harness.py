@@ -1,14 +1,13 @@
 """Tuning harness for the matrix-vector kernel of a decoding step (crates/umx-cuda/src/kernels/
 gemv.rs): TinyLlama's products (bfloat16, one row, 22 layers of distinct weights) replayed as a
 CUDA graph with programmatic dependent launch, as umx runs them, for each kernel variant in
-`variants` (A: the kernel before 2026-11-27 17:00; C: guarded batches of U vectors, umx's now
-with U 2 and MINB 12/16); each product's chain alone and the whole step's chain. On the GPU
-machine:
+`variants` (umx's kernel C with its batch of U vectors a lane, its warps, their split over a
+column and its blocks an SM as defines); each product's chain alone and the whole step's
+chain. On the GPU machine:
 
     python3 bench/gemv_harness.py
 """
 import ctypes
-import sys
 import cupy as cp
 import numpy as np
 
@@ -32,126 +31,11 @@ __device__ __forceinline__ float dot8(vec_t w, vec_t x) {
 }
 """
 
-# A: umx's kernel today (gemv.rs, one row, no addend).
-A = COMMON + r"""
-#define WARPS 4
-extern "C" __global__ void __launch_bounds__(128) gemv(bf* y, const bf* x, const bf* w,
-    long long n_cols, long long kv, int split, int early) {
-  __shared__ float part[WARPS];
-  int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
-  int group = wb / split, share = wb % split;
-  int per_block = WARPS / split;
-  int step = split * 32;
-  const vec_t* xs = (const vec_t*)x;
-  vec_t first[4];
-  long long n_first = (long long)blockIdx.x * per_block + group;
-  bool have = early && n_first < n_cols && share * 32 + lane + 3 * step < kv;
-  if (have) {
-    const vec_t* wr = (const vec_t*)w + n_first * kv + share * 32 + lane;
-    #pragma unroll
-    for (int u = 0; u < 4; u++) first[u] = __ldg(&wr[step * u]);
-  }
-  pdl_wait();
-  for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
-       base += (long long)gridDim.x * per_block) {
-    long long n = base + group;
-    bool live = n < n_cols;
-    const vec_t* wr = (const vec_t*)w + (live ? n : 0) * kv;
-    float acc = 0.f;
-    long long j = share * 32 + lane;
-    for (; j + 3 * step < kv; j += 4 * step) {
-      vec_t wq[4];
-      #pragma unroll
-      for (int u = 0; u < 4; u++) wq[u] = have ? first[u] : __ldg(&wr[j + step * u]);
-      have = false;
-      #pragma unroll
-      for (int u = 0; u < 4; u++) acc += dot8(wq[u], xs[j + step * u]);
-    }
-    for (; j < kv; j += step) acc += dot8(__ldg(&wr[j]), xs[j]);
-    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (split == 1) {
-      if (lane == 0 && live) y[n] = b(acc);
-    } else {
-      if (lane == 0) part[wb] = acc;
-      __syncthreads();
-      if (share == 0 && lane == 0 && live) {
-        float s = 0.f;
-        for (int q = 0; q < split; q++) s += part[group * split + q];
-        y[n] = b(s);
-      }
-      __syncthreads();
-    }
-  }
-}
-"""
-
-# B: a stream per warp. The grid is what the card holds at once; each warp (or each group of
-# SPLIT warps sharing a column) takes columns n0, n0 + S, ... and its lanes read them as one
-# stream of vectors, DEPTH loads always in flight across the columns' boundaries; the first
-# DEPTH load before the wait for the kernel before.
-B = COMMON + r"""
-#ifndef DEPTH
-#define DEPTH 4
-#endif
-#define WARPS 4
-extern "C" __global__ void __launch_bounds__(128) gemv(bf* y, const bf* x, const bf* w,
-    long long n_cols, long long kv, int split, int early) {
-  __shared__ float part[WARPS];
-  int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
-  int group = wb / split, share = wb % split;
-  int per_block = WARPS / split;
-  int L = split * 32;                 /* lanes a column */
-  int t = share * 32 + lane;          /* this lane's place among them */
-  int per_lane = (int)(kv / L);       /* kv % L == 0 */
-  long long n0 = (long long)blockIdx.x * per_block + group;
-  long long S = (long long)gridDim.x * per_block;
-  long long cols = n0 < n_cols ? (n_cols - n0 + S - 1) / S : 0;
-  long long total = cols * per_lane;
-  const vec_t* xs = (const vec_t*)x;
-  const vec_t* wv = (const vec_t*)w;
-  /* The load position: column index c (of this warp's), vector i within its share. */
-  long long lc = 0; int li = 0;
-  vec_t buf[DEPTH];
-  #pragma unroll
-  for (int u = 0; u < DEPTH; u++) {
-    if (u < total) buf[u] = __ldg(&wv[(n0 + lc * S) * kv + t + (long long)L * li]);
-    if (++li == per_lane) { li = 0; lc++; }
-  }
-  if (!early) {}
-  pdl_wait();
-  long long cc = 0; int ci = 0;
-  float acc = 0.f;
-  for (long long i = 0; i < total; i += DEPTH) {
-    #pragma unroll
-    for (int u = 0; u < DEPTH; u++) {
-      if (i + u < total) {
-        vec_t v = buf[u];
-        if (i + u + DEPTH < total) {
-          buf[u] = __ldg(&wv[(n0 + lc * S) * kv + t + (long long)L * li]);
-          if (++li == per_lane) { li = 0; lc++; }
-        }
-        acc += dot8(v, xs[t + (long long)L * ci]);
-        if (++ci == per_lane) {
-          for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-          long long n = n0 + cc * S;
-          if (split == 1) {
-            if (lane == 0) y[n] = b(acc);
-          } else {
-            if (lane == 0) part[wb] = acc;
-            __syncwarp();
-          }
-          acc = 0.f; ci = 0; cc++;
-        }
-      }
-    }
-  }
-}
-"""
-# (B with split > 1 needs a block-level combine; B is only run with split == 1 here.)
-
-
-# C: A with its loads in guarded batches of U vectors a lane (every load of a batch issued
-# before any is used, the row's tail included), WARPS warps a block.
+# C: umx's kernel (gemv.rs, one row, no addend): each warp owns a column (or SPLIT warps share
+# one), its loads in guarded batches of U vectors a lane (every load of a batch issued before
+# any is used, the row's tail included), WARPS warps a block. (The kernel before 2026-11-27
+# 17:00, and a persistent grid streaming each warp's columns, were variants A and B here: their
+# figures are in bench/RESULTS.md, their code in git history.)
 C = COMMON + r"""
 #ifndef MINB
 #define MINB 1
@@ -361,15 +245,9 @@ def nbytes(key):
     return sum(L[key].nbytes for L in layers)
 
 
-def split1(n, kv):
-    return 1
-
-
-def block_split(warps):
-    return lambda n, kv: 1 if n >= SM * 16 else warps
-
-
 def a_split(warps):
+    """gemv.rs's warps a column before 2026-11-27 21:50: one where the columns fill 16 an SM,
+    else two where a lane would have fewer than four vectors of a row, else all of a block's."""
     return lambda n, kv: 1 if n >= SM * 16 else (2 if kv < 4 * 32 * warps and kv >= 4 * 32 * 2 else warps)
 
 
@@ -381,17 +259,17 @@ def small_split(split):
 
 # Session 19: the short products (q/k/v and o) ran at a third of the copy rate on the H100;
 # more warps a column or more vectors a lane in one batch. The rows of 2026-11-27 17:00 are
-# in bench/RESULTS.md; umx's kernel is "C U2 W4 A-split minB12" (minB16 where a block shares
-# each column).
+# in bench/RESULTS.md. umx's kernel was "C U2 W4 A-split minB12" (minB16 where a block shares
+# each column) and is now "small split 2" (two warps a column for q/k/v too).
 variants = [
-    Variant("C U2 W4 A-split minB12 (umx)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
-    Variant("C U2 W4 small split 2 minB12", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
+    Variant("C U2 W4 A-split minB12 (umx before)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
+    Variant("C U2 W4 small split 2 minB12 (umx now)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
     Variant("C U2 W4 small split 4 minB16", C, "#define U 2\n#define WARPS 4\n#define MINB 16\n", splits=small_split(4)),
     Variant("C U4 W4 small split 2 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
     Variant("C U4 W4 small split 1 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(1)),
     Variant("C U8 W4 small split 1 minB8", C, "#define U 8\n#define WARPS 4\n#define MINB 8\n", splits=small_split(1)),
     Variant("C U2 W8 small split 8 minB8", C, "#define U 2\n#define WARPS 8\n#define MINB 8\n", warps=8, splits=small_split(8)),
-    Variant("C U2 W4 A-split minB12 (umx) again", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
+    Variant("C U2 W4 A-split minB12 (umx before) again", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
 ]
 for v in variants:
     check(v)
