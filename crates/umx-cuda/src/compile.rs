@@ -119,21 +119,45 @@ fn function_for_target(
 }
 
 /// What every kernel starts with on cards that have programmatic dependent launch (sm_90):
-/// wait for the kernels before it (the launch lets it start early, see [`launch`]), then let
-/// the next one start. A kernel touches no memory before the wait, so an early start only
-/// overlaps launch latency with the previous kernel's tail.
-const PDL_PROLOGUE: &str = "\n#if __CUDA_ARCH__ >= 900\nasm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\nasm volatile(\"griddepcontrol.launch_dependents;\");\n#endif\n";
+/// let the next kernel start, then wait for the kernels before it (the launch lets this one
+/// start early, see [`launch`]). A kernel touches no memory before its wait, which returns
+/// only once the kernel before it ended (and that one waited for the one before it), so an
+/// early start only makes the next kernels resident while this one runs: a chain of short
+/// kernels launches ahead, and a matrix-vector product loads its weights during the kernels
+/// before it (a TinyLlama decoding step 1.267 -> 1.238 ms on the H100, bench/RESULTS.md).
+/// `UMX_PDL_TRIGGER=after` lets the next kernel start only after the wait.
+const PDL_PROLOGUE: &str = "\n#if __CUDA_ARCH__ >= 900\nasm volatile(\"griddepcontrol.launch_dependents;\");\nasm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n#endif\n";
+/// [`PDL_PROLOGUE`] with the next kernel let start after the wait.
+const PDL_PROLOGUE_AFTER: &str = "\n#if __CUDA_ARCH__ >= 900\nasm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\nasm volatile(\"griddepcontrol.launch_dependents;\");\n#endif\n";
 
-/// What a kernel that waits for the kernel before it at a place of its own calls (a source
-/// that names `umx_pdl_wait` gets this definition instead of [`PDL_PROLOGUE`] in its kernels).
-const PDL_WAIT_FN: &str = "\n#if __CUDA_ARCH__ >= 900\n__device__ __forceinline__ void umx_pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); asm volatile(\"griddepcontrol.launch_dependents;\"); }\n#else\n__device__ __forceinline__ void umx_pdl_wait() {}\n#endif\n";
+/// What a source that waits for the kernel before it at a place of its own gets instead of
+/// [`PDL_PROLOGUE`] (one that names `umx_pdl_wait`): `umx_pdl_wait()` waits and
+/// `umx_pdl_trigger()` lets the next kernel start, each where the kernel calls it.
+const PDL_FNS: &str = "\n#if __CUDA_ARCH__ >= 900\n__device__ __forceinline__ void umx_pdl_wait() { asm volatile(\"griddepcontrol.wait;\" ::: \"memory\"); }\n__device__ __forceinline__ void umx_pdl_trigger() { asm volatile(\"griddepcontrol.launch_dependents;\"); }\n#else\n__device__ __forceinline__ void umx_pdl_wait() {}\n__device__ __forceinline__ void umx_pdl_trigger() {}\n#endif\n";
 
-/// `source` with [`PDL_PROLOGUE`] at the top of every kernel's body, or, where the source
-/// calls `umx_pdl_wait` itself, with that function defined first.
+/// Whether kernels let the next one start only after their wait (`UMX_PDL_TRIGGER=after`).
+pub(crate) fn pdl_trigger_after() -> bool {
+    static AFTER: OnceLock<bool> = OnceLock::new();
+    *AFTER.get_or_init(|| std::env::var("UMX_PDL_TRIGGER").is_ok_and(|v| v == "after"))
+}
+
+/// The prologue in use: [`PDL_PROLOGUE`], or [`PDL_PROLOGUE_AFTER`] with
+/// `UMX_PDL_TRIGGER=after`.
+fn pdl_prologue() -> &'static str {
+    if pdl_trigger_after() {
+        PDL_PROLOGUE_AFTER
+    } else {
+        PDL_PROLOGUE
+    }
+}
+
+/// `source` with the prologue ([`pdl_prologue`]) at the top of every kernel's body, or, where
+/// the source calls `umx_pdl_wait` itself, with [`PDL_FNS`] defined first.
 fn with_prologue(source: &str) -> String {
     if source.contains("umx_pdl_wait") {
-        return format!("{PDL_WAIT_FN}{source}");
+        return format!("{PDL_FNS}{source}");
     }
+    let prologue = pdl_prologue();
     let mut out = String::with_capacity(source.len() + 256);
     let mut rest = source;
     while let Some(at) = rest.find("__global__") {
@@ -143,7 +167,7 @@ fn with_prologue(source: &str) -> String {
         };
         let end = at + open + 1;
         out.push_str(&rest[..end]);
-        out.push_str(PDL_PROLOGUE);
+        out.push_str(prologue);
         rest = &rest[end..];
     }
     out.push_str(rest);
@@ -200,8 +224,8 @@ pub(crate) fn function_with(
         source.as_bytes(),
         arch.as_bytes(),
         opts.as_bytes(),
-        PDL_PROLOGUE.as_bytes(),
-        PDL_WAIT_FN.as_bytes(),
+        pdl_prologue().as_bytes(),
+        PDL_FNS.as_bytes(),
     ]);
     let mut modules = MODULES
         .get_or_init(Default::default)

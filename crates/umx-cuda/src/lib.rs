@@ -30,8 +30,10 @@
 //! (`gpu.rs`).
 //!
 //! On sm_90 kernels launch with programmatic dependent launch (`UMX_NO_PDL=1` turns it off):
-//! a kernel may start while the one before it runs and waits for it first thing, so launch
-//! latency overlaps. The matrix-vector kernels load their first weights before that wait
+//! a kernel may start while the one before it runs; it first lets the next one start, then
+//! waits for the one before it (whose end implies the end of all before), so a chain of short
+//! kernels is resident ahead of its turn and launch latency overlaps (`UMX_PDL_TRIGGER=after`
+//! lets the next start only after the wait). The matrix-vector kernels load their first weights before that wait
 //! when no running kernel can be writing them: every device buffer carries a write stamp,
 //! and synchronizing a stream settles what was stamped before (`storage.rs`;
 //! `UMX_EARLY_LOADS=0` turns this off).

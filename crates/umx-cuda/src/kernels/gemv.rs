@@ -212,8 +212,13 @@ impl Launch {
         };
         let add = self.c.is_some();
         let pair = self.pair;
-        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}");
-        let f = function_for(&key, || source(dtype, m, split, add, pair), "umx_gemv")?;
+        let after = crate::compile::pdl_trigger_after();
+        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}|{after}");
+        let f = function_for(
+            &key,
+            || source(dtype, m, split, add, pair, after),
+            "umx_gemv",
+        )?;
         let (cp, (c_row, c_col)) = self.c.unwrap_or((0, (0, 0)));
         let mut args = Args::default();
         args.push(self.y)
@@ -305,7 +310,14 @@ pub(crate) fn swiglu_expr(dtype: Dtype) -> String {
     )
 }
 
-fn source(dtype: Dtype, rows: usize, split: u32, add: bool, pair: bool) -> String {
+fn source(
+    dtype: Dtype,
+    rows: usize,
+    split: u32,
+    add: bool,
+    pair: bool,
+    trigger_after: bool,
+) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     let add = add as u8;
     let halves = if pair { 2 } else { 1 };
@@ -370,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
       }}
     }}
   }}
-  umx_pdl_wait();
+  {wait}
   /* Every warp of a block runs the same iterations (they meet at barriers); a group past
      the last column reads column 0 and writes nothing. */
   for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
@@ -457,6 +469,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
   }}
 }}
 "#,
+        // The next kernel may start once the first weights are on their way (before the wait,
+        // as every kernel lets it: see `compile::PDL_PROLOGUE`).
+        wait = if trigger_after {
+            "umx_pdl_wait(); umx_pdl_trigger();"
+        } else {
+            "umx_pdl_trigger(); umx_pdl_wait();"
+        },
         epilogue_split = if pair {
             format!("float a1 = acc[HALVES - 1][0], s; {}", swiglu_expr(dtype))
         } else {
