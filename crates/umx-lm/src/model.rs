@@ -499,6 +499,42 @@ impl Attention {
         keys: &Array,
         values: &Array,
     ) -> Result<(Array, Array, Array)> {
+        // Stacked: one op rotates the queries and keys and writes the keys and values into
+        // the caches (one kernel on the GPU instead of a rope and two scatters).
+        let projs = [&self.q_proj, &self.k_proj, &self.v_proj];
+        if let Some((qkv, _)) = self.stacked.product(&projs, x)? {
+            let (nq, nkv) = (self.num_heads, self.num_kv_heads);
+            let (q, keys, values) = match &self.rope {
+                Rope::Standard(r) => umx::fast::rope_cache_write(
+                    &qkv,
+                    nq,
+                    nkv,
+                    keys,
+                    values,
+                    position,
+                    r.dims,
+                    r.traditional,
+                    Some(r.base as f32),
+                    r.scale as f32,
+                    None,
+                )?,
+                Rope::Periods(periods) => umx::fast::rope_cache_write(
+                    &qkv,
+                    nq,
+                    nkv,
+                    keys,
+                    values,
+                    position,
+                    2 * periods.size(),
+                    false,
+                    None,
+                    1.0,
+                    Some(periods),
+                )?,
+            };
+            let o = self.attend(&q, &keys, &values, AttentionMask::Array(mask))?;
+            return Ok((o, keys, values));
+        }
         let (q, k, v) = self.queries_keys_values(x, position)?;
         let at = [ops::reshape(position, &[1])?];
         let window = |a: &Array| {

@@ -350,6 +350,147 @@ pub fn rope(
     }
 }
 
+/// A decoding step's attention inputs from a stacked q/k/v projection, with its keys and
+/// values written into preallocated caches, in one pass (one kernel on the GPU, where the
+/// composite takes a rope kernel and two scatters).
+///
+/// `qkv (B, L, (heads + 2 kv_heads) * D)` holds each position's query heads, then its key
+/// heads, then its value heads. The query and key heads are rotated as [`rope`] rotates them
+/// (`dims`, `traditional`, `base` or `freqs`, `scale`) at positions `offset, offset + 1, ...`
+/// (an integer scalar); the rotated keys and the values replace rows `offset..offset + L` of
+/// `keys` and `values` `(B, kv_heads, capacity, D)` (of `qkv`'s dtype). Returns the rotated
+/// queries `(B, heads, L, D)` and the updated caches. The values are the composite's (views
+/// of `qkv`, [`rope`], then [`scatter`](crate::ops::scatter) along axis 2), and so are
+/// gradients and batching. A cache that nothing else holds is updated in place (the arrays
+/// passed in are consumed when they are their buffers' last handles, as a scatter's are).
+/// Rows past the capacity are an error (reported by the next read where `offset` lives on a
+/// device).
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, Dtype, fast, ops};
+/// // One query head and one key/value head of 2 features, at position 1 of a 3-row cache.
+/// let qkv = Array::from_slice(&[1.0f32, 0.0, 1.0, 0.0, 5.0, 6.0], &[1, 1, 6])?;
+/// let cache = ops::zeros(&[1, 1, 3, 2], Dtype::Float32)?;
+/// let (q, keys, values) =
+///     fast::rope_cache_write(&qkv, 1, 1, &cache, &cache, 1, 2, false, Some(1.0), 1.0, None)?;
+/// assert!((q.to_vec::<f32>()?[0] - 1f32.cos()).abs() < 1e-6);
+/// assert_eq!(values.to_vec::<f32>()?, [0.0, 0.0, 5.0, 6.0, 0.0, 0.0]);
+/// assert!((keys.to_vec::<f32>()?[3] - 1f32.sin()).abs() < 1e-6);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn rope_cache_write(
+    qkv: &Array,
+    heads: usize,
+    kv_heads: usize,
+    keys: &Array,
+    values: &Array,
+    offset: impl IntoArray,
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    freqs: Option<&Array>,
+) -> Result<(Array, Array, Array)> {
+    const OP: &str = "rope_cache_write";
+    check_float(OP, "qkv", qkv)?;
+    check_float(OP, "keys", keys)?;
+    check_float(OP, "values", values)?;
+    let offset = offset.into_array();
+    offset.check()?;
+    if qkv.ndim() != 3 || keys.ndim() != 4 {
+        bail!(
+            "{OP}: qkv must be (B, L, features) and the caches (B, kv_heads, capacity, D), not {} and {}",
+            fmt_shape(qkv.shape()),
+            fmt_shape(keys.shape())
+        );
+    }
+    let (b, l) = (qkv.shape()[0], qkv.shape()[1]);
+    let [kb, kh, capacity, d] = keys.shape()[..] else {
+        unreachable!("checked to be 4-d")
+    };
+    if kv_heads == 0 || kb != b || kh != kv_heads || values.shape() != keys.shape() {
+        bail!(
+            "{OP}: the caches must both be ({b}, {kv_heads}, capacity, D) for qkv {}, not {} and {}",
+            fmt_shape(qkv.shape()),
+            fmt_shape(keys.shape()),
+            fmt_shape(values.shape())
+        );
+    }
+    if qkv.shape()[2] != (heads + 2 * kv_heads) * d {
+        bail!(
+            "{OP}: qkv {} must have (heads + 2 kv_heads) * D = {} features for {heads} heads, {kv_heads} kv heads and D = {d}",
+            fmt_shape(qkv.shape()),
+            (heads + 2 * kv_heads) * d
+        );
+    }
+    if keys.dtype() != qkv.dtype() || values.dtype() != qkv.dtype() {
+        bail!(
+            "{OP}: the caches must be of qkv's dtype {}, not {} and {}",
+            qkv.dtype(),
+            keys.dtype(),
+            values.dtype()
+        );
+    }
+    if l > capacity {
+        bail!("{OP}: {l} positions do not fit a cache of {capacity}");
+    }
+    if offset.ndim() != 0 || !offset.dtype().is_integer() {
+        bail!(
+            "{OP}: the offset must be an integer scalar, not {} of {}",
+            fmt_shape(offset.shape()),
+            offset.dtype()
+        );
+    }
+    if dims == 0 || !dims.is_multiple_of(2) || dims > d {
+        bail!("{OP}: dims must be even, positive and at most D = {d}, not {dims}");
+    }
+    let base = match (base, freqs) {
+        (Some(b), None) => b,
+        (None, Some(f)) => {
+            check_float(OP, "freqs", f)?;
+            if f.shape() != [dims / 2] {
+                bail!(
+                    "{OP}: freqs must have shape ({},) for dims {dims}, not {}",
+                    dims / 2,
+                    fmt_shape(f.shape())
+                );
+            }
+            0.0
+        }
+        _ => bail!("{OP}: give exactly one of base and freqs"),
+    };
+    let mut inputs = vec![
+        qkv.clone(),
+        offset.astype(Dtype::Int32)?,
+        keys.clone(),
+        values.clone(),
+    ];
+    if let Some(f) = freqs {
+        inputs.push(f.astype(Dtype::Float32)?);
+    }
+    let op = FastOp::RopeCacheWrite {
+        heads,
+        kv_heads,
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs: freqs.is_some(),
+    };
+    let outs = if has_kernel(qkv.dtype()) {
+        let specs = op.outputs(&inputs);
+        Array::from_primitive_multi(Primitive::Fast(op), inputs, specs)?
+    } else {
+        op.fallback(&inputs)?
+    };
+    let [q, keys, values]: [Array; 3] = outs
+        .try_into()
+        .map_err(|_| crate::Error::Invalid(format!("{OP}: expected three outputs")))?;
+    Ok((q, keys, values))
+}
+
 /// The mask of [`scaled_dot_product_attention`].
 #[derive(Clone, Copy, Debug, Default)]
 pub enum AttentionMask<'a> {

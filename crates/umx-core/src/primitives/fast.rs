@@ -73,6 +73,22 @@ pub enum FastOp {
     /// `quantized_matmul` with `transpose`). Inputs: `x (..., K)`, the packed weight
     /// `(2I, K * bits / 32)`, its scales and biases `(2I, K / group_size)`.
     SwigluQuantizedLinear { group_size: usize, bits: usize },
+    /// A decoding step's queries and keys rotated and its keys and values written into
+    /// preallocated caches (`fast::rope_cache_write`): `qkv (B, L, (heads + 2 kv_heads) D)`
+    /// split into heads, the query and key heads rotated as [`FastOp::Rope`] at positions
+    /// `offset + l`, the key and value heads written into rows `offset..offset + L` of the
+    /// caches. Inputs: `qkv`, the offset (an int32 scalar), `keys`, `values` `(B, kv_heads,
+    /// capacity, D)` of `qkv`'s dtype, then `freqs` when `freqs`. Outputs: the rotated queries
+    /// `(B, heads, L, D)`, the keys and the values.
+    RopeCacheWrite {
+        heads: usize,
+        kv_heads: usize,
+        dims: usize,
+        traditional: bool,
+        base: f32,
+        scale: f32,
+        freqs: bool,
+    },
     /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
@@ -132,6 +148,7 @@ impl FastOp {
             FastOp::Softmax => "softmax",
             FastOp::LogSumExp => "logsumexp",
             FastOp::Rope { .. } => "rope",
+            FastOp::RopeCacheWrite { .. } => "rope_cache_write",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
             FastOp::SwigluLinear => "swiglu_linear",
@@ -150,6 +167,9 @@ impl FastOp {
         match self {
             FastOp::CudaKernel(k) => k.outputs.clone(),
             FastOp::AttentionVjp { .. } => inputs[..3].iter().map(spec).collect(),
+            FastOp::RopeCacheWrite { .. } => {
+                vec![self.output(inputs), spec(&inputs[2]), spec(&inputs[3])]
+            }
             FastOp::Attention { lse: true, .. } => vec![
                 self.output(inputs),
                 OutSpec {
@@ -198,6 +218,13 @@ impl FastOp {
                 }
                 OutSpec {
                     shape,
+                    dtype: x.dtype(),
+                }
+            }
+            FastOp::RopeCacheWrite { heads, .. } => {
+                let (s, d) = (x.shape(), inputs[2].shape()[3]);
+                OutSpec {
+                    shape: vec![s[0], *heads, s[1], d],
                     dtype: x.dtype(),
                 }
             }
@@ -323,6 +350,52 @@ impl FastOp {
                     grads[0] = ops::concatenate(&[zeros, grads[0].clone()], 2)?;
                 }
                 return Ok(grads);
+            }
+            FastOp::RopeCacheWrite {
+                heads,
+                kv_heads,
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            } => {
+                let [b, l, _] = x.shape()[..] else {
+                    crate::bail!("rope_cache_write: qkv must be (B, L, features)");
+                };
+                let d = inputs[2].shape()[3];
+                // Heads `from..from + n` of qkv as (B, n, L, D).
+                let split = |from: usize, n: usize| {
+                    let part = ops::slice(
+                        x,
+                        &[0, 0, (from * d) as i64],
+                        &[b as i64, l as i64, ((from + n) * d) as i64],
+                        &[],
+                    )?;
+                    let part = ops::reshape(&part, &[b as i64, l as i64, n as i64, d as i64])?;
+                    ops::transpose(&part, [0i64, 2, 1, 3])
+                };
+                let freqs = freqs.then(|| &inputs[4]);
+                let rotate = |a: &Array| {
+                    rope_fallback(
+                        a,
+                        compute,
+                        &inputs[1],
+                        freqs,
+                        dims,
+                        traditional,
+                        base,
+                        scale,
+                    )
+                };
+                let q = rotate(&split(0, heads)?)?;
+                let k = rotate(&split(heads, kv_heads)?)?;
+                let v = split(heads + kv_heads, kv_heads)?;
+                let at = [ops::reshape(&inputs[1], &[1])?];
+                let window = |a: &Array| ops::expand_dims(a, 0);
+                let keys = ops::scatter(&inputs[2], &at, &window(&k)?, &[2])?;
+                let values = ops::scatter(&inputs[3], &at, &window(&v)?, &[2])?;
+                return Ok(vec![q, keys, values]);
             }
             FastOp::SwigluLinear => {
                 swiglu_halves(&ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?)?

@@ -113,6 +113,18 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             base,
             scale,
         )?,
+        FastOp::RopeCacheWrite {
+            heads,
+            kv_heads,
+            dims,
+            traditional,
+            base,
+            scale,
+            freqs,
+        } => {
+            let rope = Rotation::new(freqs.then(|| floats(&inputs[4])), dims, traditional, base);
+            return rope_cache_write(&inputs, outputs, heads, kv_heads, &rope, scale);
+        }
         FastOp::Attention {
             scale,
             causal,
@@ -298,16 +310,9 @@ fn rope(
     let offsets: Vec<f32> = floats(offset);
     let nd = x.shape.len();
     let (l, d) = (x.shape[nd - 2], x.shape[nd - 1]);
-    let half = dims / 2;
     // Rows of one index of the first axis (for a per-row offset).
     let per_first: usize = x.shape[1..nd - 1].iter().product();
-    let inv_freqs: Vec<f32> = match freqs {
-        Some(f) => f.iter().map(|f| 1.0 / f).collect(),
-        None => {
-            let k = -base.ln() / half as f32;
-            (0..half).map(|i| (i as f32 * k).exp()).collect()
-        }
-    };
+    let rotation = Rotation::new(freqs, dims, traditional, base);
     let mut ys = xs.clone();
     let rows_n = xs.len().checked_div(d).unwrap_or(0);
     let row = |r: usize, y: &mut [f32]| {
@@ -316,19 +321,7 @@ fn rope(
         } else {
             offsets[r / per_first.max(1)]
         };
-        let pos = (off + (r % l) as f32) * scale;
-        for (i, inv) in inv_freqs.iter().enumerate() {
-            let theta = pos * inv;
-            let (s, c) = theta.sin_cos();
-            let (a, b) = if traditional {
-                (2 * i, 2 * i + 1)
-            } else {
-                (i, i + half)
-            };
-            let (xa, xb) = (y[a], y[b]);
-            y[a] = xa * c - xb * s;
-            y[b] = xa * s + xb * c;
-        }
+        rotation.apply(y, (off + (r % l) as f32) * scale);
     };
     if rows_n == 0 {
         return Ok(ys);
@@ -343,6 +336,113 @@ fn rope(
         }
     }
     Ok(ys)
+}
+
+/// Rotary embedding of one row: pair `i` turns by `position / freqs[i]` or `position *
+/// base^(-2i / dims)`.
+struct Rotation {
+    inv_freqs: Vec<f32>,
+    traditional: bool,
+}
+
+impl Rotation {
+    fn new(freqs: Option<Vec<f32>>, dims: usize, traditional: bool, base: f32) -> Rotation {
+        let half = dims / 2;
+        let inv_freqs = match freqs {
+            Some(f) => f.iter().map(|f| 1.0 / f).collect(),
+            None => {
+                let k = -base.ln() / half as f32;
+                (0..half).map(|i| (i as f32 * k).exp()).collect()
+            }
+        };
+        Rotation {
+            inv_freqs,
+            traditional,
+        }
+    }
+
+    /// Turns the pairs of `y` for `position` (offset + row, times the scale).
+    fn apply(&self, y: &mut [f32], position: f32) {
+        let half = self.inv_freqs.len();
+        for (i, inv) in self.inv_freqs.iter().enumerate() {
+            let (s, c) = (position * inv).sin_cos();
+            let (a, b) = if self.traditional {
+                (2 * i, 2 * i + 1)
+            } else {
+                (i, i + half)
+            };
+            let (xa, xb) = (y[a], y[b]);
+            y[a] = xa * c - xb * s;
+            y[b] = xa * s + xb * c;
+        }
+    }
+}
+
+/// `fast::rope_cache_write`: the rotated queries and the caches with the step's rows
+/// written (fresh copies).
+fn rope_cache_write(
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    rope: &Rotation,
+    scale: f32,
+) -> Result<Vec<ArrayData>> {
+    let [qkv, offset, keys, values, ..] = inputs else {
+        return Err(Error::Device(
+            "rope_cache_write: expects qkv, offset, keys and values".into(),
+        ));
+    };
+    let (b, l) = (qkv.shape[0], qkv.shape[1]);
+    let (capacity, d) = (keys.shape[2], keys.shape[3]);
+    let off = floats(offset)[0] as i64;
+    if off < 0 || off + l as i64 > capacity as i64 {
+        return Err(Error::Index(format!(
+            "rope_cache_write: rows {off}..{} do not fit a cache of {capacity} positions",
+            off + l as i64
+        )));
+    }
+    let off = off as usize;
+    let xs = floats(qkv);
+    let (mut q, mut ks, mut vs) = (vec![0f32; b * heads * l * d], floats(keys), floats(values));
+    let all = heads + 2 * kv_heads;
+    for bi in 0..b {
+        for li in 0..l {
+            let position = (off + li) as f32 * scale;
+            for h in 0..all {
+                let src = &xs[((bi * l + li) * all + h) * d..][..d];
+                let (dst, rotate) = if h < heads {
+                    (&mut q[((bi * heads + h) * l + li) * d..][..d], true)
+                } else if h < heads + kv_heads {
+                    let kh = h - heads;
+                    (
+                        &mut ks[((bi * kv_heads + kh) * capacity + off + li) * d..][..d],
+                        true,
+                    )
+                } else {
+                    let kh = h - heads - kv_heads;
+                    (
+                        &mut vs[((bi * kv_heads + kh) * capacity + off + li) * d..][..d],
+                        false,
+                    )
+                };
+                dst.copy_from_slice(src);
+                if rotate {
+                    rope.apply(dst, position);
+                }
+            }
+        }
+    }
+    let spec = |i: usize| {
+        outputs
+            .get(i)
+            .ok_or_else(|| Error::Device("rope_cache_write: expects three outputs".into()))
+    };
+    Ok(vec![
+        store(&q, spec(0)?)?,
+        store(&ks, spec(1)?)?,
+        store(&vs, spec(2)?)?,
+    ])
 }
 
 /// Attention row by row: the scores of one query against its keys, a softmax (with the sink

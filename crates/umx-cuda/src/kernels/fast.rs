@@ -60,6 +60,24 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             scale,
             freqs,
         } => rope(inputs, out, dims, traditional, base, scale, freqs),
+        FastOp::RopeCacheWrite {
+            heads,
+            kv_heads,
+            dims,
+            traditional,
+            base,
+            scale,
+            freqs,
+        } => {
+            let rotation = Rotation {
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            };
+            rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+        }
         FastOp::Attention {
             scale,
             causal,
@@ -575,6 +593,167 @@ extern "C" __global__ void umx_rope({os}* out, const {xs}* x, const int* offsets
     args.push_bytes(&lead);
     launch(f, blocks, threads, 0, &mut args.pointers())?;
     Ok(Some(vec![result]))
+}
+
+/// A rotary embedding's parameters (as `FastOp::Rope`'s).
+struct Rotation {
+    dims: usize,
+    traditional: bool,
+    base: f32,
+    scale: f32,
+    freqs: bool,
+}
+
+/// `fast::rope_cache_write`: a thread per feature of each head row of `qkv`; query heads go
+/// to a fresh output, key and value heads into the caches (updated in place when they are
+/// their buffers' last handles, as a scatter's input is), the rotations computed as the rope
+/// kernel computes them. Rows past the capacity are skipped and recorded as an index error.
+fn rope_cache_write(
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    rot: &Rotation,
+) -> Outs {
+    let [qkv, offset, keys, values, rest @ ..] = inputs else {
+        return Ok(None);
+    };
+    let (Some(qkv), Some(offset)) = (row_major(qkv)?, row_major(offset)?) else {
+        return Ok(None);
+    };
+    let freqs = match (rot.freqs, rest.first()) {
+        (true, Some(f)) => match row_major(f)? {
+            Some(f) => Some(f),
+            None => return Ok(None),
+        },
+        (true, None) => return Ok(None),
+        (false, _) => None,
+    };
+    let Some(q_spec) = outputs.first() else {
+        return Ok(None);
+    };
+    let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
+        return Ok(None);
+    };
+    let Some((values, vp)) = super::indexing::writable_copy(values)? else {
+        return Ok(None);
+    };
+    let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
+    let (b, l) = (qkv.shape[0], qkv.shape[1]);
+    let (capacity, d) = (keys.shape[2], keys.shape[3]);
+    let work = b * l * (heads + 2 * kv_heads) * d;
+    if work == 0 {
+        return Ok(Some(vec![q, keys, values]));
+    }
+    let dtype = qkv.dtype;
+    let (dims, half) = (rot.dims, rot.dims / 2);
+    let key = format!(
+        "fast-rope-cache|{dtype:?}|{dims}|{}|{}",
+        rot.traditional, rot.freqs
+    );
+    let f = function_for(&key, || rope_cache_source(dtype, rot), "umx_rope_cache")?;
+    let g = gpu()?;
+    let threads = 256u32;
+    let blocks = work
+        .div_ceil(threads as usize)
+        .min(g.sm_count as usize * 32) as u32;
+    let k = if rot.freqs {
+        0.0
+    } else {
+        -rot.base.ln() / half as f32
+    };
+    let freqs_ptr = match &freqs {
+        Some(f) => input_ptr(f)?,
+        None => 0,
+    };
+    let err = super::indexing::error_block(true)?;
+    let mut args = Args::default();
+    args.push(qp)
+        .push(kp)
+        .push(vp)
+        .push(input_ptr(&qkv)?)
+        .push(input_ptr(&offset)?)
+        .push(freqs_ptr)
+        .push(work as i64)
+        .push(l as i64)
+        .push(capacity as i64)
+        .push(d as i64)
+        .push(heads as i64)
+        .push(kv_heads as i64)
+        .push(rot.scale)
+        .push(k)
+        .push(err);
+    launch(f, blocks, threads, 0, &mut args.pointers())?;
+    Ok(Some(vec![q, keys, values]))
+}
+
+/// The source of `umx_rope_cache` for `dtype` and `rot` (see [`rope_cache_write`]).
+fn rope_cache_source(dtype: Dtype, rot: &Rotation) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    let (dims, half) = (rot.dims, rot.dims / 2);
+    let lx = |v: &str| load(dtype, v, "float");
+    format!(
+        r#"{HEADER}{flag}
+extern "C" __global__ void umx_rope_cache({st}* q, {st}* keys, {st}* values, const {st}* qkv,
+    const int* offset, const float* freqs, long long work, long long l, long long cap,
+    long long d, long long heads, long long kv_heads, float scale, float k, umx_err* err) {{
+  const long long half = {half}, dims = {dims}, all = heads + 2 * kv_heads;
+  int off = offset[0];
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < work;
+       t += (long long)gridDim.x * blockDim.x) {{
+    long long i = t % d, row = t / d;
+    long long h = row % all, bl = row / all, li = bl % l, bi = bl / l;
+    long long at = (long long)off + li;
+    const {st}* x = qkv + row * d;
+    {st}* y;
+    if (h < heads) {{
+      y = q + ((bi * heads + h) * l + li) * d;
+    }} else {{
+      if (at < 0 || at >= cap) {{
+if (i == 0) umx_flag(err, {code}, 2, at, cap);
+continue;
+      }}
+      y = h < heads + kv_heads ? keys + ((bi * kv_heads + h - heads) * cap + at) * d
+                       : values + ((bi * kv_heads + h - heads - kv_heads) * cap + at) * d;
+      if (h >= heads + kv_heads) {{
+y[i] = x[i];
+continue;
+      }}
+    }}
+    if (i < half) {{
+      float pos = ((float)off + (float)li) * scale;
+      float inv = {inv};
+      float s, c;
+      sincosf(pos * inv, &s, &c);
+      long long a = {a}, b = {b};
+      float xa = {xa}, xb = {xb};
+      y[a] = {ya};
+      y[b] = {yb};
+    }} else if (i < half + (d - dims)) {{
+      long long j = dims + (i - half);
+      y[j] = x[j];
+    }}
+  }}
+}}
+"#,
+        flag = super::indexing::ERROR_FLAG,
+        code = super::indexing::error_code("rope_cache_write"),
+        inv = if rot.freqs {
+            "1.0f / freqs[i]"
+        } else {
+            "expf((float)i * k)"
+        },
+        a = if rot.traditional { "2 * i" } else { "i" },
+        b = if rot.traditional {
+            "2 * i + 1"
+        } else {
+            "i + half"
+        },
+        xa = lx("x[a]"),
+        xb = lx("x[b]"),
+        ya = store(dtype, "xa * c - xb * s"),
+        yb = store(dtype, "xa * s + xb * c"),
+    )
 }
 
 /// Strides (in elements) of a 4-d operand, for the attention kernels.

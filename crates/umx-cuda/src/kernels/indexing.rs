@@ -44,7 +44,7 @@ const MAX_INDICES: usize = 4;
 const THREADS: u32 = 256;
 
 /// The ops whose kernels check indices, by the code the kernel records (position + 1).
-const OPS: [&str; 10] = [
+const OPS: [&str; 11] = [
     "take",
     "take_along_axis",
     "gather",
@@ -55,6 +55,7 @@ const OPS: [&str; 10] = [
     "scatter_min",
     "put_along_axis",
     "scatter_add_axis",
+    "rope_cache_write",
 ];
 
 pub fn eval(op: &IndexOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
@@ -308,7 +309,7 @@ fn source(
         ""
     };
     let complex = complex_prelude(out == Dtype::Complex64 || values == Dtype::Complex64);
-    let mut src = format!("{HEADER}{PRELUDE}{complex}{INDEX_PRELUDE}");
+    let mut src = format!("{HEADER}{PRELUDE}{complex}{ERROR_FLAG}{INDEX_PRELUDE}");
     src += &format!(
         r#"
 struct umx_ix {{
@@ -362,8 +363,9 @@ fn combine(mode: ScatterMode, dtype: Dtype, o: &str, u: &str) -> String {
     op.c_expr(dtype, o, u).unwrap_or_else(|| u.to_string())
 }
 
-/// The error record and atomic read-modify-write helpers of the indexing kernels.
-const INDEX_PRELUDE: &str = r#"
+/// The error record of a kernel that checks indices made on the device (`umx_flag(err,
+/// code, axis, index, size)`, `code` an op's position in [`OPS`] plus one).
+pub(crate) const ERROR_FLAG: &str = r#"
 struct umx_err { int code; int axis; long long value; long long dim; };
 /* Records the first out-of-range index (later ones are dropped). */
 UMX_FN void umx_flag(umx_err* e, int code, int axis, long long v, long long dim) {
@@ -373,6 +375,17 @@ UMX_FN void umx_flag(umx_err* e, int code, int axis, long long v, long long dim)
     atomicExch(&e->code, code);
   }
 }
+"#;
+
+/// The code `umx_flag` records for `op` (one of [`OPS`]).
+pub(crate) fn error_code(op: &str) -> i32 {
+    OPS.iter()
+        .position(|&o| o == op)
+        .map_or(0, |i| i as i32 + 1)
+}
+
+/// The atomic read-modify-write helpers of the indexing kernels (after [`ERROR_FLAG`]).
+const INDEX_PRELUDE: &str = r#"
 /* *p = f(*p) atomically: a compare-and-swap loop on the element's own 4- or 8-byte word, or on
    the aligned 4-byte word holding a 1- or 2-byte element (device blocks are 256-byte aligned,
    so that word is inside the block). */
@@ -443,7 +456,7 @@ thread_local! {
 const ERROR_BYTES: usize = 24;
 
 /// The device address of this thread's error record; `arm` marks it to be looked at.
-fn error_block(arm: bool) -> Result<u64> {
+pub(crate) fn error_block(arm: bool) -> Result<u64> {
     RECORD.with(|r| {
         let mut r = r.borrow_mut();
         if r.is_none() {
@@ -509,7 +522,6 @@ pub(crate) fn take_index_error() -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The ops
 
-/// A row-major copy of `a` on the device that this op may write into.
 /// The dtype whose values a kernel that only moves and zeroes elements of `d` handles them
 /// as: complex64 as 8-byte words (zero is both parts zero).
 fn moved_as(d: Dtype) -> Dtype {
@@ -520,7 +532,9 @@ fn moved_as(d: Dtype) -> Dtype {
     }
 }
 
-fn writable_copy(a: &ArrayData) -> Result<Option<(ArrayData, u64)>> {
+/// A row-major copy of `a` on the device that this op may write into (`a` itself when it is
+/// its buffer's last handle), and its device pointer; `None` where no kernel copies it.
+pub(crate) fn writable_copy(a: &ArrayData) -> Result<Option<(ArrayData, u64)>> {
     // Donation: an input whose buffer nothing else holds (the op's own handle is the last) is
     // updated in place, as MLX does, so a cache updated one row at a time is not copied whole.
     if std::sync::Arc::strong_count(&a.buffer) == 1

@@ -826,3 +826,298 @@ fn swiglu_quantized_linear_computes_the_composite_for_a_few_rows_in_one_node() {
             .unwrap_err();
     assert!(e.to_string().contains("swiglu_quantized_linear"), "{e}");
 }
+
+/// `fast::rope_cache_write` as the ops it stands for: views of `qkv`, `fast::rope` of the
+/// query and key heads, and a scatter of the keys and of the values along the cache's axis 2.
+#[allow(clippy::too_many_arguments)]
+fn rope_cache_composite(
+    qkv: &Array,
+    heads: usize,
+    kv_heads: usize,
+    keys: &Array,
+    values: &Array,
+    offset: i32,
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    freqs: Option<&Array>,
+) -> Result<(Array, Array, Array)> {
+    let (b, l, d) = (
+        qkv.shape()[0] as i64,
+        qkv.shape()[1] as i64,
+        keys.shape()[3],
+    );
+    let split = |from: usize, n: usize| -> Result<Array> {
+        let (from, to) = ((from * d) as i64, ((from + n) * d) as i64);
+        let part = ops::slice(qkv, &[0, 0, from], &[b, l, to], &[])?;
+        let part = ops::reshape(&part, &[b, l, n as i64, d as i64])?;
+        ops::transpose(&part, [0i64, 2, 1, 3])
+    };
+    let rope = |a: &Array| fast::rope(a, dims, traditional, base, 1.0, offset, freqs);
+    let q = rope(&split(0, heads)?)?;
+    let k = rope(&split(heads, kv_heads)?)?;
+    let v = split(heads + kv_heads, kv_heads)?;
+    let at = [Array::from_slice(&[offset], &[1])?];
+    let keys = ops::scatter(keys, &at, &ops::expand_dims(&k, 0)?, &[2])?;
+    let values = ops::scatter(values, &at, &ops::expand_dims(&v, 0)?, &[2])?;
+    Ok((q, keys, values))
+}
+
+/// `fast::rope_cache_write` is one node with three outputs whose values are the composite's
+/// (float32, float16, bfloat16; one and several positions and sequences; all features or the
+/// first `dims` rotated, halves or neighbours, `base` or `freqs`; a strided `qkv`); its
+/// gradients are the composite's (float64 against finite differences), batching equals a
+/// loop, rows past the cache are an error at the next read, and bad shapes, dtypes and
+/// offsets are errors naming the op.
+#[test]
+fn rope_cache_write_computes_the_composite_in_one_node() {
+    let freqs = Array::from_slice(&[1.0f32, 3.0, 7.0, 20.0], &[4]).unwrap();
+    // (B, L, heads, kv heads, D, dims, capacity, offset, traditional, freqs)
+    let cases = [
+        (1, 1, 32, 4, 64, 64, 40, 7, false, false),
+        (2, 3, 4, 2, 16, 8, 10, 7, true, false),
+        (1, 2, 2, 1, 8, 8, 5, 0, false, true),
+        (3, 1, 6, 3, 32, 16, 9, 8, false, false),
+    ];
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 2e-3),
+        (Dtype::Bfloat16, 2e-2),
+    ] {
+        for (i, &(b, l, h, kh, d, dims, cap, off, trad, with_freqs)) in cases.iter().enumerate() {
+            let seed = 100 + 10 * i as u64;
+            let qkv = random(&[b, l, (h + 2 * kh) * d], Dtype::Float32, seed)
+                .astype(dt)
+                .unwrap();
+            let keys = random(&[b, kh, cap, d], Dtype::Float32, seed + 1)
+                .astype(dt)
+                .unwrap();
+            let values = random(&[b, kh, cap, d], Dtype::Float32, seed + 2)
+                .astype(dt)
+                .unwrap();
+            let (base, f) = if with_freqs {
+                (None, Some(&freqs))
+            } else {
+                (Some(10000.0), None)
+            };
+            let what = format!("rope_cache_write {dt} case {i}");
+            let (q, k, v) =
+                fast::rope_cache_write(&qkv, h, kh, &keys, &values, off, dims, trad, base, 1.0, f)
+                    .unwrap();
+            assert!(
+                matches!(
+                    q.primitive(),
+                    Some(Primitive::Fast(FastOp::RopeCacheWrite { .. }))
+                ),
+                "{what}"
+            );
+            assert_eq!(q.shape(), &[b, h, l, d], "{what}");
+            let (wq, wk, wv) =
+                rope_cache_composite(&qkv, h, kh, &keys, &values, off, dims, trad, base, f)
+                    .unwrap();
+            assert_close(&q, &wq, tol, &format!("{what}: queries"));
+            assert_close(&k, &wk, tol, &format!("{what}: keys"));
+            assert_close(&v, &wv, 0.0, &format!("{what}: values"));
+        }
+    }
+    // A strided qkv (a transposed array) and the fallback's own value.
+    let t = random(&[24, 2], Dtype::Float32, 50);
+    let qkv = ops::reshape(&ops::transpose(&t, [1i64, 0]).unwrap(), &[1, 2, 24]).unwrap();
+    let cache = random(&[1, 2, 4, 4], Dtype::Float32, 51);
+    let zeros = ops::zeros(&[1, 2, 4, 4], Dtype::Float32).unwrap();
+    let (q, k, v) = fast::rope_cache_write(
+        &qkv,
+        2,
+        2,
+        &cache,
+        &zeros,
+        1,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .unwrap();
+    let Some(Primitive::Fast(op)) = q.primitive() else {
+        panic!("not a fast node");
+    };
+    let fb = op.fallback(&q.inputs()).unwrap();
+    let (wq, wk, wv) =
+        rope_cache_composite(&qkv, 2, 2, &cache, &zeros, 1, 4, false, Some(10.0), None).unwrap();
+    assert_close(&q, &wq, 1e-6, "strided queries");
+    assert_close(&k, &wk, 1e-6, "strided keys");
+    assert_close(&v, &wv, 0.0, "strided values");
+    for (g, w) in fb.iter().zip([&wq, &wk, &wv]) {
+        assert_close(g, w, 1e-5, "the fallback");
+    }
+    // Gradients through the node are the composite's; float64 against finite differences.
+    let f = |a: &[Array]| {
+        let (q, k, v) = fast::rope_cache_write(
+            &a[0],
+            2,
+            1,
+            &a[1],
+            &a[2],
+            2,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )?;
+        Ok(vec![q, k, v])
+    };
+    let composite = |a: &[Array]| {
+        let (q, k, v) =
+            rope_cache_composite(&a[0], 2, 1, &a[1], &a[2], 2, 4, false, Some(10.0), None)?;
+        Ok(vec![q, k, v])
+    };
+    let primals = [
+        random(&[1, 2, 16], Dtype::Float32, 60),
+        random(&[1, 1, 5, 4], Dtype::Float32, 61),
+        random(&[1, 1, 5, 4], Dtype::Float32, 62),
+    ];
+    let cots = [
+        random(&[1, 2, 2, 4], Dtype::Float32, 63),
+        random(&[1, 1, 5, 4], Dtype::Float32, 64),
+        random(&[1, 1, 5, 4], Dtype::Float32, 65),
+    ];
+    let (_, got) = vjp(f, &primals, &cots).unwrap();
+    let (_, want) = vjp(composite, &primals, &cots).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_close(g, w, 1e-5, "rope_cache_write vjp");
+    }
+    let p64: Vec<Array> = primals
+        .iter()
+        .map(|p| p.astype(Dtype::Float64).unwrap())
+        .collect();
+    check_vjp(&f, &p64, 66, Tol::default()).unwrap();
+    check_jvp(&f, &p64, 67, Tol::default()).unwrap();
+    for pos in [Pos::First, Pos::Last] {
+        let ins = [
+            vin_of(&[1, 2, 16], true, Dtype::Float64),
+            vin_of(&[1, 1, 5, 4], false, Dtype::Float64),
+            vin_of(&[1, 1, 5, 4], true, Dtype::Float64),
+        ];
+        check_vmap(&f, &ins, pos, 3, 68).unwrap();
+    }
+    // Rows past the capacity: an error naming the op, at the latest at the next read.
+    let qkv = random(&[1, 2, 12], Dtype::Float32, 70);
+    let cache = random(&[1, 1, 4, 4], Dtype::Float32, 71);
+    let e = fast::rope_cache_write(
+        &qkv,
+        1,
+        1,
+        &cache,
+        &cache,
+        3,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .and_then(|(_, k, _)| k.to_vec::<f32>())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rope_cache_write"), "{e}");
+    // The GPU's record is read and cleared: the next op is fine.
+    let (_, k, _) = fast::rope_cache_write(
+        &qkv,
+        1,
+        1,
+        &cache,
+        &cache,
+        2,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .unwrap();
+    k.to_vec::<f32>().unwrap();
+    // Bad input.
+    let bad = |qkv: &Array, keys: &Array, values: &Array, off: Array, dims: usize| {
+        fast::rope_cache_write(
+            qkv,
+            1,
+            1,
+            keys,
+            values,
+            off,
+            dims,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    let scalar = || Array::scalar(0i32);
+    for (e, what) in [
+        (
+            bad(
+                &random(&[1, 2, 13], Dtype::Float32, 72),
+                &cache,
+                &cache,
+                scalar(),
+                4,
+            ),
+            "features",
+        ),
+        (
+            bad(
+                &qkv,
+                &random(&[1, 2, 4, 4], Dtype::Float32, 73),
+                &cache,
+                scalar(),
+                4,
+            ),
+            "caches",
+        ),
+        (
+            bad(
+                &qkv,
+                &cache,
+                &cache.astype(Dtype::Float16).unwrap(),
+                scalar(),
+                4,
+            ),
+            "dtype",
+        ),
+        (
+            bad(
+                &qkv,
+                &cache,
+                &cache,
+                Array::from_slice(&[0i32, 1], &[2]).unwrap(),
+                4,
+            ),
+            "offset",
+        ),
+        (
+            bad(&qkv, &cache, &cache, Array::scalar(0.5f32), 4),
+            "offset",
+        ),
+        (bad(&qkv, &cache, &cache, scalar(), 3), "dims"),
+        (
+            bad(
+                &random(&[1, 5, 12], Dtype::Float32, 74),
+                &cache,
+                &cache,
+                scalar(),
+                4,
+            ),
+            "fit",
+        ),
+    ] {
+        assert!(
+            e.contains("rope_cache_write") && e.contains(what),
+            "{what}: {e}"
+        );
+    }
+}

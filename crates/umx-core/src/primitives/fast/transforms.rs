@@ -152,7 +152,11 @@ impl FastOp {
         }
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
-        let four_d = matches!(self, FastOp::Attention { .. });
+        // Inputs of a fixed rank: batched through the fallback.
+        let four_d = matches!(
+            self,
+            FastOp::Attention { .. } | FastOp::RopeCacheWrite { .. }
+        );
         let few_rows = matches!(
             self,
             FastOp::SwigluLinear | FastOp::SwigluQuantizedLinear { .. }
