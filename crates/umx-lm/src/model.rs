@@ -241,6 +241,16 @@ impl Stacked {
         }
     }
 
+    /// The stacked weight of `projs` `(sum of widths, K)` when they are still the stack's
+    /// views, unquantized and without biases (what `x @ weight.T` computes all of at once).
+    fn weight(&self, projs: &[&Projection]) -> Option<Array> {
+        let stack = self.current(projs)?;
+        match (&stack.quantized, &stack.parts[..], &stack.bias) {
+            (None, [w], None) => Some(w.clone()),
+            _ => None,
+        }
+    }
+
     /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
     /// and each one's width, when they are still the stack's views (see [`Stacked::current`]).
     fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
@@ -502,36 +512,52 @@ impl Attention {
         // Stacked: one op rotates the queries and keys and writes the keys and values into
         // the caches (one kernel on the GPU instead of a rope and two scatters).
         let projs = [&self.q_proj, &self.k_proj, &self.v_proj];
-        if let Some((qkv, _)) = self.stacked.product(&projs, x)? {
-            let (nq, nkv) = (self.num_heads, self.num_kv_heads);
-            let (q, keys, values) = match &self.rope {
-                Rope::Standard(r) => umx::fast::rope_cache_write(
-                    &qkv,
-                    nq,
-                    nkv,
-                    keys,
-                    values,
-                    position,
-                    r.dims,
-                    r.traditional,
-                    Some(r.base as f32),
-                    r.scale as f32,
-                    None,
-                )?,
-                Rope::Periods(periods) => umx::fast::rope_cache_write(
-                    &qkv,
-                    nq,
-                    nkv,
-                    keys,
-                    values,
-                    position,
-                    2 * periods.size(),
-                    false,
-                    None,
-                    1.0,
-                    Some(periods),
-                )?,
-            };
+        let (nq, nkv) = (self.num_heads, self.num_kv_heads);
+        let (dims, traditional, base, scale, freqs) = match &self.rope {
+            Rope::Standard(r) => (
+                r.dims,
+                r.traditional,
+                Some(r.base as f32),
+                r.scale as f32,
+                None,
+            ),
+            Rope::Periods(periods) => (2 * periods.size(), false, None, 1.0, Some(periods)),
+        };
+        // Unquantized and without biases, the product too (`fast::linear_rope_cache_write`:
+        // on the GPU the matrix-vector kernel rotates and writes each pair of its outputs).
+        let rotated = if let Some(w) = self.stacked.weight(&projs) {
+            Some(umx::fast::linear_rope_cache_write(
+                x,
+                &w,
+                nq,
+                nkv,
+                keys,
+                values,
+                position,
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            )?)
+        } else if let Some((qkv, _)) = self.stacked.product(&projs, x)? {
+            Some(umx::fast::rope_cache_write(
+                &qkv,
+                nq,
+                nkv,
+                keys,
+                values,
+                position,
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            )?)
+        } else {
+            None
+        };
+        if let Some((q, keys, values)) = rotated {
             let o = self.attend(&q, &keys, &values, AttentionMask::Array(mask))?;
             return Ok((o, keys, values));
         }

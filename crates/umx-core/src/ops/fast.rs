@@ -393,15 +393,138 @@ pub fn rope_cache_write(
     scale: f32,
     freqs: Option<&Array>,
 ) -> Result<(Array, Array, Array)> {
-    const OP: &str = "rope_cache_write";
-    check_float(OP, "qkv", qkv)?;
-    check_float(OP, "keys", keys)?;
-    check_float(OP, "values", values)?;
+    let rope = RopeArgs {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    };
+    rope_cache_op(
+        qkv,
+        None,
+        heads,
+        kv_heads,
+        keys,
+        values,
+        offset.into_array(),
+        &rope,
+    )
+}
+
+/// The most rows of `x` (`B * L`) [`linear_rope_cache_write`] makes its own node for.
+pub const PROJECTION_ROWS: usize = 8;
+
+/// [`rope_cache_write`] of the projection `x @ w.T`: `x (B, L, K)` and the stacked q/k/v
+/// weight `w ((heads + 2 kv_heads) * D, K)` (as a Linear layer's, without bias). The value is
+/// the composite's (the product rounded to its dtype, then [`rope_cache_write`]); for a few
+/// rows (up to [`PROJECTION_ROWS`]: a decoding step) of one of float32/float16/bfloat16 with
+/// `K` a whole number of 16-byte vectors, the GPU rotates and writes each query, key and value
+/// pair in its matrix-vector pass (no `qkv` in memory, no second kernel); otherwise, and for
+/// gradients and batching, it is the composite.
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, Dtype, fast, ops};
+/// // x = (1, 0): the weight's first column is qkv.
+/// let x = Array::from_slice(&[1.0f32, 0.0], &[1, 1, 2])?;
+/// let w = Array::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 5.0, 0.0, 6.0, 0.0], &[6, 2])?;
+/// let cache = ops::zeros(&[1, 1, 3, 2], Dtype::Float32)?;
+/// let (q, _, values) = fast::linear_rope_cache_write(
+///     &x, &w, 1, 1, &cache, &cache, 1, 2, false, Some(1.0), 1.0, None,
+/// )?;
+/// assert!((q.to_vec::<f32>()?[0] - 1f32.cos()).abs() < 1e-6);
+/// assert_eq!(values.to_vec::<f32>()?, [0.0, 0.0, 5.0, 6.0, 0.0, 0.0]);
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn linear_rope_cache_write(
+    x: &Array,
+    w: &Array,
+    heads: usize,
+    kv_heads: usize,
+    keys: &Array,
+    values: &Array,
+    offset: impl IntoArray,
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    freqs: Option<&Array>,
+) -> Result<(Array, Array, Array)> {
+    const OP: &str = "linear_rope_cache_write";
+    check_float(OP, "x", x)?;
+    check_float(OP, "weight", w)?;
+    if x.ndim() != 3 || w.ndim() != 2 || w.shape()[1] != x.shape()[2] {
+        bail!(
+            "{OP}: x must be (B, L, K) and the weight (features, K), not {} and {}",
+            fmt_shape(x.shape()),
+            fmt_shape(w.shape())
+        );
+    }
+    let rope = RopeArgs {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    };
     let offset = offset.into_array();
+    let k = x.shape()[2];
+    let rows = x.shape()[0] * x.shape()[1];
+    if has_kernel(x.dtype())
+        && x.dtype() == w.dtype()
+        && k > 0
+        && k.is_multiple_of(16 / x.dtype().size())
+        && (1..=PROJECTION_ROWS).contains(&rows)
+    {
+        return rope_cache_op(x, Some(w), heads, kv_heads, keys, values, offset, &rope);
+    }
+    let qkv = ops::matmul(x, &ops::transpose(w, [1i64, 0])?)?;
+    rope_cache_op(&qkv, None, heads, kv_heads, keys, values, offset, &rope)
+}
+
+/// A rotary embedding's arguments, as [`rope`] takes them.
+struct RopeArgs<'a> {
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    freqs: Option<&'a Array>,
+}
+
+/// [`rope_cache_write`] of `qkv`, or with `w` of the projection `qkv @ w.T` (`qkv` then being
+/// `x`; checked by the caller to be `(B, L, K)` against `w (features, K)`).
+#[allow(clippy::too_many_arguments)]
+fn rope_cache_op(
+    qkv: &Array,
+    w: Option<&Array>,
+    heads: usize,
+    kv_heads: usize,
+    keys: &Array,
+    values: &Array,
+    offset: Array,
+    rope: &RopeArgs,
+) -> Result<(Array, Array, Array)> {
+    let op_name = if w.is_some() {
+        "linear_rope_cache_write"
+    } else {
+        "rope_cache_write"
+    };
+    let RopeArgs {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    } = *rope;
+    check_float(op_name, "qkv", qkv)?;
+    check_float(op_name, "keys", keys)?;
+    check_float(op_name, "values", values)?;
     offset.check()?;
     if qkv.ndim() != 3 || keys.ndim() != 4 {
         bail!(
-            "{OP}: qkv must be (B, L, features) and the caches (B, kv_heads, capacity, D), not {} and {}",
+            "{op_name}: qkv must be (B, L, features) and the caches (B, kv_heads, capacity, D), not {} and {}",
             fmt_shape(qkv.shape()),
             fmt_shape(keys.shape())
         );
@@ -412,65 +535,64 @@ pub fn rope_cache_write(
     };
     if kv_heads == 0 || kb != b || kh != kv_heads || values.shape() != keys.shape() {
         bail!(
-            "{OP}: the caches must both be ({b}, {kv_heads}, capacity, D) for qkv {}, not {} and {}",
+            "{op_name}: the caches must both be ({b}, {kv_heads}, capacity, D) for qkv {}, not {} and {}",
             fmt_shape(qkv.shape()),
             fmt_shape(keys.shape()),
             fmt_shape(values.shape())
         );
     }
-    if qkv.shape()[2] != (heads + 2 * kv_heads) * d {
+    let features = w.map_or(qkv.shape()[2], |w| w.shape()[0]);
+    if features != (heads + 2 * kv_heads) * d {
         bail!(
-            "{OP}: qkv {} must have (heads + 2 kv_heads) * D = {} features for {heads} heads, {kv_heads} kv heads and D = {d}",
-            fmt_shape(qkv.shape()),
+            "{op_name}: qkv {} must have (heads + 2 kv_heads) * D = {} features for {heads} heads, {kv_heads} kv heads and D = {d}",
+            fmt_shape(&[b, l, features]),
             (heads + 2 * kv_heads) * d
         );
     }
     if keys.dtype() != qkv.dtype() || values.dtype() != qkv.dtype() {
         bail!(
-            "{OP}: the caches must be of qkv's dtype {}, not {} and {}",
+            "{op_name}: the caches must be of qkv's dtype {}, not {} and {}",
             qkv.dtype(),
             keys.dtype(),
             values.dtype()
         );
     }
     if l > capacity {
-        bail!("{OP}: {l} positions do not fit a cache of {capacity}");
+        bail!("{op_name}: {l} positions do not fit a cache of {capacity}");
     }
     if offset.ndim() != 0 || !offset.dtype().is_integer() {
         bail!(
-            "{OP}: the offset must be an integer scalar, not {} of {}",
+            "{op_name}: the offset must be an integer scalar, not {} of {}",
             fmt_shape(offset.shape()),
             offset.dtype()
         );
     }
     if dims == 0 || !dims.is_multiple_of(2) || dims > d {
-        bail!("{OP}: dims must be even, positive and at most D = {d}, not {dims}");
+        bail!("{op_name}: dims must be even, positive and at most D = {d}, not {dims}");
     }
     let base = match (base, freqs) {
         (Some(b), None) => b,
         (None, Some(f)) => {
-            check_float(OP, "freqs", f)?;
+            check_float(op_name, "freqs", f)?;
             if f.shape() != [dims / 2] {
                 bail!(
-                    "{OP}: freqs must have shape ({},) for dims {dims}, not {}",
+                    "{op_name}: freqs must have shape ({},) for dims {dims}, not {}",
                     dims / 2,
                     fmt_shape(f.shape())
                 );
             }
             0.0
         }
-        _ => bail!("{OP}: give exactly one of base and freqs"),
+        _ => bail!("{op_name}: give exactly one of base and freqs"),
     };
-    let mut inputs = vec![
-        qkv.clone(),
-        offset.astype(Dtype::Int32)?,
-        keys.clone(),
-        values.clone(),
-    ];
+    let mut inputs = vec![qkv.clone()];
+    inputs.extend(w.cloned());
+    inputs.extend([offset.astype(Dtype::Int32)?, keys.clone(), values.clone()]);
     if let Some(f) = freqs {
         inputs.push(f.astype(Dtype::Float32)?);
     }
     let op = FastOp::RopeCacheWrite {
+        project: w.is_some(),
         heads,
         kv_heads,
         dims,
@@ -487,7 +609,7 @@ pub fn rope_cache_write(
     };
     let [q, keys, values]: [Array; 3] = outs
         .try_into()
-        .map_err(|_| crate::Error::Invalid(format!("{OP}: expected three outputs")))?;
+        .map_err(|_| crate::Error::Invalid(format!("{op_name}: expected three outputs")))?;
     Ok((q, keys, values))
 }
 

@@ -79,8 +79,11 @@ pub enum FastOp {
     /// `offset + l`, the key and value heads written into rows `offset..offset + L` of the
     /// caches. Inputs: `qkv`, the offset (an int32 scalar), `keys`, `values` `(B, kv_heads,
     /// capacity, D)` of `qkv`'s dtype, then `freqs` when `freqs`. Outputs: the rotated queries
-    /// `(B, heads, L, D)`, the keys and the values.
+    /// `(B, heads, L, D)`, the keys and the values. With `project`, `qkv` is the product
+    /// `x @ w.T` of two inputs in its place, `x (B, L, K)` and `w ((heads + 2 kv_heads) D, K)`
+    /// (made only for a few rows, which a device computes in its matrix-vector pass).
     RopeCacheWrite {
+        project: bool,
         heads: usize,
         kv_heads: usize,
         dims: usize,
@@ -167,8 +170,13 @@ impl FastOp {
         match self {
             FastOp::CudaKernel(k) => k.outputs.clone(),
             FastOp::AttentionVjp { .. } => inputs[..3].iter().map(spec).collect(),
-            FastOp::RopeCacheWrite { .. } => {
-                vec![self.output(inputs), spec(&inputs[2]), spec(&inputs[3])]
+            FastOp::RopeCacheWrite { project, .. } => {
+                let at = 2 + *project as usize;
+                vec![
+                    self.output(inputs),
+                    spec(&inputs[at]),
+                    spec(&inputs[at + 1]),
+                ]
             }
             FastOp::Attention { lse: true, .. } => vec![
                 self.output(inputs),
@@ -221,8 +229,8 @@ impl FastOp {
                     dtype: x.dtype(),
                 }
             }
-            FastOp::RopeCacheWrite { heads, .. } => {
-                let (s, d) = (x.shape(), inputs[2].shape()[3]);
+            FastOp::RopeCacheWrite { project, heads, .. } => {
+                let (s, d) = (x.shape(), inputs[2 + *project as usize].shape()[3]);
                 OutSpec {
                     shape: vec![s[0], *heads, s[1], d],
                     dtype: x.dtype(),
@@ -352,6 +360,7 @@ impl FastOp {
                 return Ok(grads);
             }
             FastOp::RopeCacheWrite {
+                project,
                 heads,
                 kv_heads,
                 dims,
@@ -363,6 +372,14 @@ impl FastOp {
                 let [b, l, _] = x.shape()[..] else {
                     crate::bail!("rope_cache_write: qkv must be (B, L, features)");
                 };
+                // With `project`, the product first (and the other inputs one further on).
+                let (qkv, inputs) = if project {
+                    let w = ops::transpose(&inputs[1], [1i64, 0])?;
+                    (ops::matmul(x, &w)?, &inputs[1..])
+                } else {
+                    (x.clone(), inputs)
+                };
+                let x = &qkv;
                 let d = inputs[2].shape()[3];
                 // Heads `from..from + n` of qkv as (B, n, L, D).
                 let split = |from: usize, n: usize| {

@@ -114,6 +114,7 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             scale,
         )?,
         FastOp::RopeCacheWrite {
+            project,
             heads,
             kv_heads,
             dims,
@@ -122,6 +123,21 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             scale,
             freqs,
         } => {
+            // With `project`, `x @ w.T` by the CPU's matmul kernel (the composite's product)
+            // in place of x and w.
+            let x = x.clone();
+            let mut inputs = inputs;
+            if project {
+                let mut wt = inputs.remove(1);
+                wt.shape.swap(0, 1);
+                wt.strides.swap(0, 1);
+                let spec = OutSpec {
+                    shape: vec![x.shape[0], x.shape[1], wt.shape[1]],
+                    dtype: x.dtype,
+                };
+                let op = umx_core::primitives::MatmulOp::Matmul;
+                inputs[0] = super::matmul::eval(&op, vec![x.clone(), wt], &[spec])?.remove(0);
+            }
             let rope = Rotation::new(freqs.then(|| floats(&inputs[4])), dims, traditional, base);
             return rope_cache_write(&inputs, outputs, heads, kv_heads, &rope, scale);
         }

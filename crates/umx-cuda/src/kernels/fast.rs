@@ -61,6 +61,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             freqs,
         } => rope(inputs, out, dims, traditional, base, scale, freqs),
         FastOp::RopeCacheWrite {
+            project,
             heads,
             kv_heads,
             dims,
@@ -76,7 +77,11 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
                 scale,
                 freqs,
             };
-            rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+            if project {
+                linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+            } else {
+                rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+            }
         }
         FastOp::Attention {
             scale,
@@ -685,6 +690,92 @@ fn rope_cache_write(
         .push(err);
     launch(f, blocks, threads, 0, &mut args.pointers())?;
     Ok(Some(vec![q, keys, values]))
+}
+
+/// `fast::linear_rope_cache_write`: the matrix-vector kernel's rope form where every feature
+/// rotates and the operands fit it (one kernel); else the product, then
+/// [`rope_cache_write`]'s kernel.
+fn linear_rope_cache_write(
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    rot: &Rotation,
+) -> Outs {
+    let [x, w, rest @ ..] = inputs else {
+        return Ok(None);
+    };
+    let [offset, keys, values, ..] = rest else {
+        return Ok(None);
+    };
+    let (b, l) = (x.shape[0], x.shape[1]);
+    let (capacity, d) = (keys.shape[2], keys.shape[3]);
+    if rot.dims == d {
+        let (Some(offset), Some(q_spec)) = (row_major(offset)?, outputs.first()) else {
+            return Ok(None);
+        };
+        let freqs = match (rot.freqs, rest.get(3)) {
+            (true, Some(f)) => row_major(f)?,
+            _ => None,
+        };
+        if rot.freqs == freqs.is_some() {
+            // Whether the kernel fits is known before anything is copied or launched.
+            let x = row_major(x)?;
+            let w = row_major(w)?;
+            if let (Some(x), Some(w)) = (x, w)
+                && super::gemv::rope_fits(&x, &w)?
+            {
+                let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
+                    return Ok(None);
+                };
+                let Some((values, vp)) = super::indexing::writable_copy(values)? else {
+                    return Ok(None);
+                };
+                let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
+                let half = d / 2;
+                let launch = super::gemv::RopeLaunch {
+                    form: super::gemv::RopeForm {
+                        d,
+                        traditional: rot.traditional,
+                        freqs: rot.freqs,
+                    },
+                    q: qp,
+                    keys: kp,
+                    values: vp,
+                    offset: input_ptr(&offset)?,
+                    freqs: freqs.as_ref().map_or(Ok(0), input_ptr)?,
+                    err: super::indexing::error_block(true)?,
+                    heads,
+                    kv_heads,
+                    l,
+                    cap: capacity,
+                    scale: rot.scale,
+                    k: if rot.freqs {
+                        0.0
+                    } else {
+                        -rot.base.ln() / half as f32
+                    },
+                };
+                super::gemv::rope(&x, &w, &launch)?;
+                return Ok(Some(vec![q, keys, values]));
+            }
+        }
+    }
+    // The product (w viewed as its transpose), then the rope and cache kernel.
+    let mut wt = w.clone();
+    wt.shape.swap(0, 1);
+    wt.strides.swap(0, 1);
+    let spec = OutSpec {
+        shape: vec![b, l, wt.shape[1]],
+        dtype: x.dtype,
+    };
+    let op = umx_core::primitives::MatmulOp::Matmul;
+    let Some(mut qkv) = super::matmul::eval(&op, &[x.clone(), wt], &[spec])? else {
+        return Ok(None);
+    };
+    let mut args = vec![qkv.remove(0)];
+    args.extend(rest.iter().cloned());
+    rope_cache_write(&args, outputs, heads, kv_heads, rot)
 }
 
 /// The source of `umx_rope_cache` for `dtype` and `rot` (see [`rope_cache_write`]).

@@ -112,6 +112,7 @@ pub(crate) fn try_gemv(
         beta,
         pair: false,
         early: may_read_early(&[b]),
+        rope: None,
     };
     launch.run(dtype)?;
     Ok(Some(out))
@@ -164,6 +165,7 @@ pub(crate) fn swiglu(
         beta: 0.0,
         pair: true,
         early: may_read_early(&[&w]),
+        rope: None,
     };
     launch.run(dtype)?;
     Ok(Some(out))
@@ -171,7 +173,7 @@ pub(crate) fn swiglu(
 
 /// One launch of the matrix-vector kernel: `y (rows, n)` from `x (rows, k)` and the weight
 /// rows, device pointers all (16-byte aligned for `x` and `w`).
-struct Launch {
+struct Launch<'a> {
     y: u64,
     x: u64,
     w: u64,
@@ -187,9 +189,11 @@ struct Launch {
     pair: bool,
     /// Whether the weights may be read before the kernel before this one ends.
     early: bool,
+    /// The rope form: columns in rope pairs, rotated into queries and caches (no `y`).
+    rope: Option<&'a RopeLaunch>,
 }
 
-impl Launch {
+impl Launch<'_> {
     fn run(&self, dtype: Dtype) -> Result<()> {
         let g = gpu()?;
         let (m, n) = (self.rows, self.n);
@@ -210,13 +214,20 @@ impl Launch {
         } else {
             WARPS
         };
+        // The rope form pairs a block's groups: at most two warps a column.
+        let split = if self.rope.is_some() {
+            split.min(2)
+        } else {
+            split
+        };
         let add = self.c.is_some();
         let pair = self.pair;
         let after = crate::compile::pdl_trigger_after();
-        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}|{after}");
+        let form = self.rope.map(|r| r.form);
+        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}|{after}|{form:?}");
         let f = function_for(
             &key,
-            || source(dtype, m, split, add, pair, after),
+            || source(dtype, m, split, add, pair, after, form.as_ref()),
             "umx_gemv",
         )?;
         let (cp, (c_row, c_col)) = self.c.unwrap_or((0, (0, 0)));
@@ -232,6 +243,20 @@ impl Launch {
             .push(self.alpha)
             .push(self.beta)
             .push(self.early as i32);
+        if let Some(r) = self.rope {
+            args.push(r.q)
+                .push(r.keys)
+                .push(r.values)
+                .push(r.offset)
+                .push(r.freqs)
+                .push(r.heads as i64)
+                .push(r.kv_heads as i64)
+                .push(r.l as i64)
+                .push(r.cap as i64)
+                .push(r.scale)
+                .push(r.k)
+                .push(r.err);
+        }
         // Enough blocks to fill the card; each strides over the columns.
         let per_block = (WARPS / split) as u64;
         let blocks = (n as u64).div_ceil(per_block).min(g.sm_count as u64 * 32) as u32;
@@ -281,6 +306,173 @@ fn addend_strides(c: &ArrayData, out_shape: &[usize], dtype: Dtype) -> Option<(i
     Some((row.unwrap_or(0), col))
 }
 
+/// What a [`rope`] launch's kernel is compiled for: the head dim `d` (every feature rotated),
+/// halves or neighbours, `base` or `freqs`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RopeForm {
+    pub d: usize,
+    pub traditional: bool,
+    pub freqs: bool,
+}
+
+/// The outputs and rotation of a [`rope`] launch, device pointers all.
+pub(crate) struct RopeLaunch {
+    pub form: RopeForm,
+    /// Queries `(B, heads, L, D)`, keys and values `(B, kv_heads, cap, D)`, row-major.
+    pub q: u64,
+    pub keys: u64,
+    pub values: u64,
+    /// The int32 offset, the float32 `freqs` (0 without), the index-error record.
+    pub offset: u64,
+    pub freqs: u64,
+    pub err: u64,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub l: usize,
+    pub cap: usize,
+    pub scale: f32,
+    /// `-ln(base) / (D / 2)` (the exponent of pair `i` is `i * k`).
+    pub k: f32,
+}
+
+/// `fast::linear_rope_cache_write` in one matrix-vector pass: `x (rows = B * L, K)` against
+/// the stacked q/k/v weight `w`, each block's columns taken as rope pairs (features `p` and
+/// `p + D/2` of a head, or `2p` and `2p + 1`), whose two products meet in shared memory, are
+/// rounded to the dtype as the product would be, rotated as the rope kernel rotates them and
+/// written to the queries or into the caches (value pairs are written as they are). `false`
+/// where the kernel does not fit (`x` or `w` not row-major from a 16-byte aligned pointer,
+/// more than [`MAX_ROWS`] rows, `K` no whole number of vectors).
+pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<bool> {
+    if !rope_fits(x, w)? {
+        return Ok(false);
+    }
+    let k = *x.shape.last().unwrap_or(&0);
+    let launch = Launch {
+        y: 0,
+        x: input_ptr(x)?,
+        w: input_ptr(w)?,
+        rows: x.size() / k,
+        n: w.shape[0],
+        k,
+        c: None,
+        alpha: 1.0,
+        beta: 0.0,
+        pair: false,
+        early: may_read_early(&[w]),
+        rope: Some(r),
+    };
+    launch.run(x.dtype)?;
+    Ok(true)
+}
+
+/// Whether [`rope`] takes `x` and `w` (see there).
+pub(crate) fn rope_fits(x: &ArrayData, w: &ArrayData) -> Result<bool> {
+    let dtype = x.dtype;
+    let k = *x.shape.last().unwrap_or(&0);
+    let m = x.size().checked_div(k).unwrap_or(0);
+    let n = w.shape.first().copied().unwrap_or(0);
+    if !matches!(dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
+        || w.dtype != dtype
+        || w.shape.len() != 2
+        || w.shape[1] != k
+        || k == 0
+        || !k.is_multiple_of(16 / dtype.size())
+        || !(1..=MAX_ROWS).contains(&m)
+        || n == 0
+        || !n.is_multiple_of(2)
+        || !umx_core::shape::is_row_contiguous(&x.shape, &x.strides)
+        || !umx_core::shape::is_row_contiguous(&w.shape, &w.strides)
+    {
+        return Ok(false);
+    }
+    Ok(input_ptr(x)? % 16 == 0 && input_ptr(w)? % 16 == 0)
+}
+
+/// The defines and helper of the rope form of the kernel: `COLUMN(s)` maps a block's slot to
+/// its weight row (slots `2P` and `2P + 1` are pair `P`'s two features; value heads' columns
+/// in order after the rotated heads'), `ROUND`/`STORE` the product's rounding and store.
+fn rope_defs(r: &RopeForm, dtype: Dtype) -> String {
+    let st = storage_type(dtype).unwrap_or("void");
+    format!(
+        r#"{flag}
+typedef {st} umx_st;
+#define RD {d}
+#define RH {h}
+#define TRAD {trad}
+#define CODE {code}
+#define ROUND(v) ({round})
+#define STORE(v) ({store})
+#define INV(p) ({inv})
+UMX_FN long long umx_rope_column(long long s, long long rot_pairs) {{
+  long long P = s / 2; int side = (int)(s % 2);
+  if (P < rot_pairs) {{
+    long long head = P / RH, p = P % RH;
+    return head * RD + (TRAD ? 2 * p + side : p + side * RH);
+  }}
+  return 2 * rot_pairs + 2 * (P - rot_pairs) + side;
+}}
+#define COLUMN(s) umx_rope_column((s), (heads + kv_heads) * RH)"#,
+        flag = super::indexing::ERROR_FLAG,
+        d = r.d,
+        h = r.d / 2,
+        trad = r.traditional as u8,
+        code = super::indexing::error_code("linear_rope_cache_write"),
+        round = load(dtype, &store(dtype, "(v)"), "float"),
+        store = store(dtype, "(v)"),
+        inv = if r.freqs {
+            "1.0f / freqs[p]"
+        } else {
+            "expf((float)(p) * k)"
+        },
+    )
+}
+
+/// The rope form's epilogue (in place of the product's store): every warp's sums to shared
+/// memory, then the pair's first group sums both columns' shares, rounds, rotates and writes.
+const ROPE_EPILOGUE: &str = r#"
+    if (lane == 0) {
+      #pragma unroll
+      for (int r = 0; r < ROWS; r++) part[wb][0][r] = acc[0][r];
+    }
+    __syncthreads();
+    if (group % 2 == 0 && share == 0 && lane < ROWS && live) {
+      int r = lane;
+      float t0 = 0.f, t1 = 0.f;
+      for (int q = 0; q < SPLIT; q++) {
+        t0 += part[group * SPLIT + q][0][r];
+        t1 += part[(group + 1) * SPLIT + q][0][r];
+      }
+      float a0 = ROUND(t0), a1 = ROUND(t1);
+      long long P = (base + group) / 2, rot_pairs = (heads + kv_heads) * RH;
+      long long bi = r / l, li = r % l;
+      int off = offset[0];
+      long long at = (long long)off + li;
+      bool fits = at >= 0 && at < cap;
+      if (P < rot_pairs) {
+        long long head = P / RH, p = P % RH;
+        float pos = ((float)off + (float)li) * scale;
+        float inv = INV(p);
+        float sn, cs;
+        sincosf(pos * inv, &sn, &cs);
+        float ya = a0 * cs - a1 * sn, yb = a0 * sn + a1 * cs;
+        long long fa = TRAD ? 2 * p : p, fb = TRAD ? 2 * p + 1 : p + RH;
+        umx_st* dst = 0;
+        if (head < heads) dst = q_out + ((bi * heads + head) * l + li) * RD;
+        else if (fits) dst = keys + ((bi * kv_heads + head - heads) * cap + at) * RD;
+        else umx_flag(err, CODE, 2, at, cap);
+        if (dst) { dst[fa] = STORE(ya); dst[fb] = STORE(yb); }
+      } else {
+        long long col = 2 * (P - rot_pairs), head = col / RD, f = col % RD;
+        if (fits) {
+          umx_st* dst = values + ((bi * kv_heads + head) * cap + at) * RD;
+          dst[f] = STORE(a0); dst[f + 1] = STORE(a1);
+        } else umx_flag(err, CODE, 2, at, cap);
+      }
+    }
+    __syncthreads();
+    continue;
+"#;
+
 /// Blocks of the kernel an SM should hold at once, which caps its registers: a product's
 /// blocks mostly fit in one or two waves, so more of them resident is fewer waves (for one
 /// row: 12, or 16 where a block shares each column of one weight row; more rows need their
@@ -310,6 +502,7 @@ pub(crate) fn swiglu_expr(dtype: Dtype) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn source(
     dtype: Dtype,
     rows: usize,
@@ -317,6 +510,7 @@ fn source(
     add: bool,
     pair: bool,
     trigger_after: bool,
+    rope: Option<&RopeForm>,
 ) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     let add = add as u8;
@@ -355,10 +549,11 @@ fn source(
 #define CV {cv}
 /* 16 bytes: E elements. */
 typedef uint4 vec_t;
+{rope_defs}
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
 extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({st}* y,
     const {st}* x, const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
-    long long c_col, float alpha, float beta, int early) {{
+    long long c_col, float alpha, float beta, int early{rope_params}) {{
   __shared__ float part[WARPS][HALVES][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
@@ -369,8 +564,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
      loads before the wait for the kernel before this one (the launch knows no kernel still
      running writes w): its latency overlaps that kernel's tail. */
   vec_t buf[HALVES][U];
-  long long n_first = (long long)blockIdx.x * per_block + group;
-  bool have = early && n_first < n_cols;
+  bool have = early && (long long)blockIdx.x * per_block + group < n_cols;
+  long long n_first = COLUMN((long long)blockIdx.x * per_block + group);
   if (have) {{
     #pragma unroll
     for (int h = 0; h < HALVES; h++) {{
@@ -387,8 +582,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
      the last column reads column 0 and writes nothing. */
   for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
        base += (long long)gridDim.x * per_block) {{
-    long long n = base + group;
-    bool live = n < n_cols;
+    bool live = base + group < n_cols;
+    long long n = COLUMN(base + group);
     const vec_t* wr = (const vec_t*)w + (live ? n : 0) * kv;
     float acc[HALVES][ROWS];
     #pragma unroll
@@ -433,6 +628,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
         for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
         acc[h][r] = s;
       }}
+    {rope_epilogue}
     if (SPLIT == 1) {{
       if (lane == 0 && live) {{
         #pragma unroll
@@ -476,6 +672,19 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
         } else {
             "umx_pdl_trigger(); umx_pdl_wait();"
         },
+        rope_params = if rope.is_some() {
+            ", {st}* q_out, {st}* keys, {st}* values, const int* offset, const float* freqs, \
+             long long heads, long long kv_heads, long long l, long long cap, float scale, \
+             float k, umx_err* err"
+                .replace("{st}", st)
+        } else {
+            String::new()
+        },
+        rope_defs = rope.map_or_else(
+            || "#define COLUMN(s) (s)".to_string(),
+            |r| rope_defs(r, dtype)
+        ),
+        rope_epilogue = if rope.is_some() { ROPE_EPILOGUE } else { "" },
         epilogue_split = if pair {
             format!("float a1 = acc[HALVES - 1][0], s; {}", swiglu_expr(dtype))
         } else {

@@ -44,7 +44,7 @@ const MAX_INDICES: usize = 4;
 const THREADS: u32 = 256;
 
 /// The ops whose kernels check indices, by the code the kernel records (position + 1).
-const OPS: [&str; 11] = [
+const OPS: [&str; 12] = [
     "take",
     "take_along_axis",
     "gather",
@@ -56,6 +56,7 @@ const OPS: [&str; 11] = [
     "put_along_axis",
     "scatter_add_axis",
     "rope_cache_write",
+    "linear_rope_cache_write",
 ];
 
 pub fn eval(op: &IndexOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {

@@ -1121,3 +1121,193 @@ fn rope_cache_write_computes_the_composite_in_one_node() {
         );
     }
 }
+
+/// `fast::linear_rope_cache_write` is one node for a few rows with the composite's values
+/// (`x @ w.T` rounded to the dtype, then `rope_cache_write`'s composite): float32, float16,
+/// bfloat16; one and several rows and sequences, halves and neighbours, `base` and `freqs`,
+/// head dims 8 to 128, some features not rotated (on the GPU the product, then the rope
+/// kernel); more rows than a node takes give the composite too; gradients are the
+/// composite's, rows past the cache are an error, and bad shapes are errors naming the op.
+#[test]
+fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
+    let is_node = |y: &Array| {
+        matches!(
+            y.primitive(),
+            Some(Primitive::Fast(FastOp::RopeCacheWrite {
+                project: true,
+                ..
+            }))
+        )
+    };
+    let freqs = Array::from_slice(&[1.0f32, 3.0, 7.0, 20.0], &[4]).unwrap();
+    // (B, L, heads, kv heads, D, dims, K, capacity, offset, traditional, freqs)
+    let cases = [
+        (1, 1, 32, 4, 64, 64, 256, 40, 7, false, false),
+        (1, 1, 4, 2, 128, 128, 64, 9, 8, true, false),
+        (2, 3, 4, 2, 16, 16, 32, 10, 7, false, false),
+        (1, 2, 2, 1, 8, 8, 24, 5, 0, false, true),
+        (3, 1, 6, 3, 32, 16, 48, 9, 8, false, false),
+        (1, 9, 2, 1, 16, 16, 32, 12, 3, false, false),
+    ];
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (i, &(b, l, h, kh, d, dims, k, cap, off, trad, with_freqs)) in cases.iter().enumerate()
+        {
+            let seed = 200 + 10 * i as u64;
+            let n = (h + 2 * kh) * d;
+            let x = random(&[b, l, k], Dtype::Float32, seed).astype(dt).unwrap();
+            let w = ops::multiply(
+                random(&[n, k], Dtype::Float32, seed + 1),
+                1.0 / (k as f64).sqrt(),
+            )
+            .unwrap()
+            .astype(dt)
+            .unwrap();
+            let keys = random(&[b, kh, cap, d], Dtype::Float32, seed + 2)
+                .astype(dt)
+                .unwrap();
+            let values = random(&[b, kh, cap, d], Dtype::Float32, seed + 3)
+                .astype(dt)
+                .unwrap();
+            let (base, f) = if with_freqs {
+                (None, Some(&freqs))
+            } else {
+                (Some(10000.0), None)
+            };
+            let what = format!("linear_rope_cache_write {dt} case {i}");
+            let (q, nk, nv) = fast::linear_rope_cache_write(
+                &x, &w, h, kh, &keys, &values, off, dims, trad, base, 1.0, f,
+            )
+            .unwrap();
+            assert_eq!(is_node(&q), b * l <= fast::PROJECTION_ROWS, "{what}");
+            let qkv = ops::matmul(&x, &ops::transpose(&w, [1i64, 0]).unwrap()).unwrap();
+            let (wq, wk, wv) =
+                rope_cache_composite(&qkv, h, kh, &keys, &values, off, dims, trad, base, f)
+                    .unwrap();
+            assert_close(&q, &wq, tol, &format!("{what}: queries"));
+            assert_close(&nk, &wk, tol, &format!("{what}: keys"));
+            assert_close(&nv, &wv, tol, &format!("{what}: values"));
+        }
+    }
+    // Gradients through the node are the composite's.
+    let f = |a: &[Array]| {
+        let (q, k, v) = fast::linear_rope_cache_write(
+            &a[0],
+            &a[1],
+            2,
+            1,
+            &a[2],
+            &a[3],
+            2,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )?;
+        Ok(vec![q, k, v])
+    };
+    let composite = |a: &[Array]| {
+        let qkv = ops::matmul(&a[0], &ops::transpose(&a[1], [1i64, 0])?)?;
+        let (q, k, v) =
+            rope_cache_composite(&qkv, 2, 1, &a[2], &a[3], 2, 4, false, Some(10.0), None)?;
+        Ok(vec![q, k, v])
+    };
+    let primals = [
+        random(&[1, 2, 8], Dtype::Float32, 80),
+        random(&[16, 8], Dtype::Float32, 81),
+        random(&[1, 1, 5, 4], Dtype::Float32, 82),
+        random(&[1, 1, 5, 4], Dtype::Float32, 83),
+    ];
+    let cots = [
+        random(&[1, 2, 2, 4], Dtype::Float32, 84),
+        random(&[1, 1, 5, 4], Dtype::Float32, 85),
+        random(&[1, 1, 5, 4], Dtype::Float32, 86),
+    ];
+    let (_, got) = vjp(f, &primals, &cots).unwrap();
+    let (_, want) = vjp(composite, &primals, &cots).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_close(g, w, 1e-5, "linear_rope_cache_write vjp");
+    }
+    // Rows past the capacity: an error naming the op, at the latest at the next read.
+    let x = random(&[1, 2, 8], Dtype::Float32, 90);
+    let w = random(&[12, 8], Dtype::Float32, 91);
+    let cache = random(&[1, 1, 4, 4], Dtype::Float32, 92);
+    let e = fast::linear_rope_cache_write(
+        &x,
+        &w,
+        1,
+        1,
+        &cache,
+        &cache,
+        3,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .and_then(|(_, k, _)| k.to_vec::<f32>())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rope_cache_write"), "{e}");
+    let (_, k, _) = fast::linear_rope_cache_write(
+        &x,
+        &w,
+        1,
+        1,
+        &cache,
+        &cache,
+        2,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .unwrap();
+    k.to_vec::<f32>().unwrap();
+    // Bad shapes.
+    for (x, w, what) in [
+        (
+            random(&[1, 2, 8], Dtype::Float32, 93),
+            random(&[12, 7], Dtype::Float32, 94),
+            "(B, L, K)",
+        ),
+        (
+            random(&[2, 8], Dtype::Float32, 95),
+            random(&[12, 8], Dtype::Float32, 96),
+            "(B, L, K)",
+        ),
+        (
+            random(&[1, 2, 8], Dtype::Float32, 97),
+            random(&[10, 8], Dtype::Float32, 98),
+            "features",
+        ),
+    ] {
+        let e = fast::linear_rope_cache_write(
+            &x,
+            &w,
+            1,
+            1,
+            &cache,
+            &cache,
+            0,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("linear_rope_cache_write") && e.contains(what),
+            "{what}: {e}"
+        );
+    }
+}
