@@ -531,7 +531,7 @@ fn rope_cache_op(
     }
     let (b, l) = (qkv.shape()[0], qkv.shape()[1]);
     let [kb, kh, capacity, d] = keys.shape()[..] else {
-        unreachable!("checked to be 4-d")
+        bail!("{op_name}: the caches must be 4-d");
     };
     if kv_heads == 0 || kb != b || kh != kv_heads || values.shape() != keys.shape() {
         bail!(

@@ -10,6 +10,10 @@
 //! kernels for products with many rows; with one row it leaves bandwidth unused (see
 //! bench/RESULTS.md).
 //!
+//! A rope form (`fast::linear_rope_cache_write`) takes each block's columns as rope pairs of
+//! the stacked q/k/v weight and, in place of the store, rotates each pair and writes it to the
+//! queries or into a key/value cache.
+//!
 //! A decoding step is a chain of short kernels, each started early by programmatic dependent
 //! launch and waiting for the one before it. A weight no running kernel writes (one whose
 //! writes ended at a synchronization: `compile::may_read_early`) needs no wait, so each lane
@@ -264,6 +268,7 @@ impl Launch<'_> {
         launch(f, blocks, WARPS * 32, 0, &mut args.pointers())?;
         if start.is_some() {
             let what = match (add, pair) {
+                _ if form.is_some() => "matrix-vector, rope and cache writes",
                 (true, _) => "matrix-vector + addend",
                 (_, true) => "matrix-vector, SwiGLU",
                 _ => "matrix-vector",
