@@ -317,21 +317,7 @@ pub fn rope(
             fmt_shape(x.shape())
         );
     }
-    let base = match (base, freqs) {
-        (Some(b), None) => b,
-        (None, Some(f)) => {
-            check_float("rope", "freqs", f)?;
-            if f.shape() != [dims / 2] {
-                bail!(
-                    "rope: freqs must have shape ({},) for dims {dims}, not {}",
-                    dims / 2,
-                    fmt_shape(f.shape())
-                );
-            }
-            0.0
-        }
-        _ => bail!("rope: give exactly one of base and freqs"),
-    };
+    let base = rope_base("rope", dims, base, freqs)?;
     let mut inputs = vec![x.clone(), offset.astype(Dtype::Int32)?];
     if let Some(f) = freqs {
         inputs.push(f.astype(Dtype::Float32)?);
@@ -347,6 +333,26 @@ pub fn rope(
         node(op, inputs)
     } else {
         fallback(op, &inputs)
+    }
+}
+
+/// The `base` a rope node holds (0 when `freqs` is given): exactly one of the two, `freqs` of
+/// shape `(dims / 2,)`.
+fn rope_base(op: &str, dims: usize, base: Option<f32>, freqs: Option<&Array>) -> Result<f32> {
+    match (base, freqs) {
+        (Some(b), None) => Ok(b),
+        (None, Some(f)) => {
+            check_float(op, "freqs", f)?;
+            if f.shape() != [dims / 2] {
+                bail!(
+                    "{op}: freqs must have shape ({},) for dims {dims}, not {}",
+                    dims / 2,
+                    fmt_shape(f.shape())
+                );
+            }
+            Ok(0.0)
+        }
+        _ => bail!("{op}: give exactly one of base and freqs"),
     }
 }
 
@@ -570,21 +576,7 @@ fn rope_cache_op(
     if dims == 0 || !dims.is_multiple_of(2) || dims > d {
         bail!("{op_name}: dims must be even, positive and at most D = {d}, not {dims}");
     }
-    let base = match (base, freqs) {
-        (Some(b), None) => b,
-        (None, Some(f)) => {
-            check_float(op_name, "freqs", f)?;
-            if f.shape() != [dims / 2] {
-                bail!(
-                    "{op_name}: freqs must have shape ({},) for dims {dims}, not {}",
-                    dims / 2,
-                    fmt_shape(f.shape())
-                );
-            }
-            0.0
-        }
-        _ => bail!("{op_name}: give exactly one of base and freqs"),
-    };
+    let base = rope_base(op_name, dims, base, freqs)?;
     let mut inputs = vec![qkv.clone()];
     inputs.extend(w.cloned());
     inputs.extend([offset.astype(Dtype::Int32)?, keys.clone(), values.clone()]);

@@ -139,7 +139,7 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                 inputs[0] = super::matmul::eval(&op, vec![x.clone(), wt], &[spec])?.remove(0);
             }
             let rope = Rotation::new(freqs.then(|| floats(&inputs[4])), dims, traditional, base);
-            return rope_cache_write(&inputs, outputs, heads, kv_heads, &rope, scale);
+            return rope_cache_write(&inputs, outputs, op.name(), heads, kv_heads, &rope, scale);
         }
         FastOp::Attention {
             scale,
@@ -399,22 +399,23 @@ impl Rotation {
 fn rope_cache_write(
     inputs: &[ArrayData],
     outputs: &[OutSpec],
+    name: &str,
     heads: usize,
     kv_heads: usize,
     rope: &Rotation,
     scale: f32,
 ) -> Result<Vec<ArrayData>> {
     let [qkv, offset, keys, values, ..] = inputs else {
-        return Err(Error::Device(
-            "rope_cache_write: expects qkv, offset, keys and values".into(),
-        ));
+        return Err(Error::Device(format!(
+            "{name}: expects qkv, offset, keys and values"
+        )));
     };
     let (b, l) = (qkv.shape[0], qkv.shape[1]);
     let (capacity, d) = (keys.shape[2], keys.shape[3]);
     let off = floats(offset)[0] as i64;
     if off < 0 || off + l as i64 > capacity as i64 {
         return Err(Error::Index(format!(
-            "rope_cache_write: rows {off}..{} do not fit a cache of {capacity} positions",
+            "{name}: rows {off}..{} do not fit a cache of {capacity} positions",
             off + l as i64
         )));
     }
@@ -452,7 +453,7 @@ fn rope_cache_write(
     let spec = |i: usize| {
         outputs
             .get(i)
-            .ok_or_else(|| Error::Device("rope_cache_write: expects three outputs".into()))
+            .ok_or_else(|| Error::Device(format!("{name}: expects three outputs")))
     };
     Ok(vec![
         store(&q, spec(0)?)?,

@@ -1005,38 +1005,28 @@ fn rope_cache_write_computes_the_composite_in_one_node() {
     // Rows past the capacity: an error naming the op, at the latest at the next read.
     let qkv = random(&[1, 2, 12], Dtype::Float32, 70);
     let cache = random(&[1, 1, 4, 4], Dtype::Float32, 71);
-    let e = fast::rope_cache_write(
-        &qkv,
-        1,
-        1,
-        &cache,
-        &cache,
-        3,
-        4,
-        false,
-        Some(10.0),
-        1.0,
-        None,
-    )
-    .and_then(|(_, k, _)| k.to_vec::<f32>())
-    .unwrap_err()
-    .to_string();
+    let write = |off: i32| {
+        fast::rope_cache_write(
+            &qkv,
+            1,
+            1,
+            &cache,
+            &cache,
+            off,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )
+    };
+    let e = write(3)
+        .and_then(|(_, k, _)| k.to_vec::<f32>())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("rope_cache_write"), "{e}");
     // The GPU's record is read and cleared: the next op is fine.
-    let (_, k, _) = fast::rope_cache_write(
-        &qkv,
-        1,
-        1,
-        &cache,
-        &cache,
-        2,
-        4,
-        false,
-        Some(10.0),
-        1.0,
-        None,
-    )
-    .unwrap();
+    let (_, k, _) = write(2).unwrap();
     k.to_vec::<f32>().unwrap();
     // Bad input.
     let bad = |qkv: &Array, keys: &Array, values: &Array, off: Array, dims: usize| {
@@ -1236,39 +1226,16 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
     let x = random(&[1, 2, 8], Dtype::Float32, 90);
     let w = random(&[12, 8], Dtype::Float32, 91);
     let cache = random(&[1, 1, 4, 4], Dtype::Float32, 92);
-    let e = fast::linear_rope_cache_write(
-        &x,
-        &w,
-        1,
-        1,
-        &cache,
-        &cache,
-        3,
-        4,
-        false,
-        Some(10.0),
-        1.0,
-        None,
-    )
-    .and_then(|(_, k, _)| k.to_vec::<f32>())
-    .unwrap_err()
-    .to_string();
+    let write = |off: i32| {
+        let (b, r) = (Some(10.0), 1.0);
+        fast::linear_rope_cache_write(&x, &w, 1, 1, &cache, &cache, off, 4, false, b, r, None)
+    };
+    let e = write(3)
+        .and_then(|(_, k, _)| k.to_vec::<f32>())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("rope_cache_write"), "{e}");
-    let (_, k, _) = fast::linear_rope_cache_write(
-        &x,
-        &w,
-        1,
-        1,
-        &cache,
-        &cache,
-        2,
-        4,
-        false,
-        Some(10.0),
-        1.0,
-        None,
-    )
-    .unwrap();
+    let (_, k, _) = write(2).unwrap();
     k.to_vec::<f32>().unwrap();
     // Bad shapes.
     for (x, w, what) in [
