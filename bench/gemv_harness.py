@@ -18,8 +18,8 @@ typedef unsigned short bf;
 __device__ __forceinline__ float f(bf h) { return __uint_as_float(((unsigned)h) << 16); }
 __device__ __forceinline__ bf b(float x) { unsigned short h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x)); return h; }
 __device__ __forceinline__ void pdl_wait() {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
 }
 typedef uint4 vec_t;
 __device__ __forceinline__ float dot8(vec_t w, vec_t x) {
@@ -103,7 +103,10 @@ libcuda = ctypes.CDLL("libcuda.so.1")
 
 
 class Attr(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_char * 4), ("value", ctypes.c_char * 64)]
+    # The value is a union of 64 bytes; as `c_char * 64` a field reads back as a copy (bytes),
+    # and writing into that copy left the attribute 0: before 2026-11-28 this harness ran with
+    # programmatic dependent launch off (bench/pdl_probe.cu).
+    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_int), ("value", ctypes.c_int * 16)]
 
 
 class Config(ctypes.Structure):
@@ -113,11 +116,11 @@ class Config(ctypes.Structure):
                 ("attrs", ctypes.POINTER(Attr)), ("nattrs", ctypes.c_uint)]
 
 
-def launch(fn, grid, block, args, stream, pdl=True):
+def launch(fn, grid, block, args, stream, pdl=True, smem=0):
     attr = Attr()
     attr.id = 6  # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
-    ctypes.memmove(attr.value, ctypes.byref(ctypes.c_int(1)), 4)
-    cfg = Config(grid, 1, 1, block, 1, 1, 0, stream.ptr, ctypes.pointer(attr), 1 if pdl else 0)
+    attr.value[0] = 1
+    cfg = Config(grid, 1, 1, block, 1, 1, smem, stream.ptr, ctypes.pointer(attr), 1 if pdl else 0)
     vals = []
     for a in args:
         if isinstance(a, cp.ndarray):
@@ -126,6 +129,8 @@ def launch(fn, grid, block, args, stream, pdl=True):
             vals.append(ctypes.c_longlong(int(a)))
         elif isinstance(a, np.int32):
             vals.append(ctypes.c_int(int(a)))
+        elif isinstance(a, np.uint64):
+            vals.append(ctypes.c_uint64(int(a)))
         else:
             raise TypeError(a)
     params = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
@@ -172,9 +177,18 @@ y = cp.zeros(VOCAB, dtype=cp.uint16)
 
 class Variant:
     def __init__(self, name, src, defs="", blocks_per_sm=None, splits=None, warps=4, pdl=True,
-                 early=1):
+                 early=1, carveout=None, fmad=True):
         self.name, self.warps, self.pdl, self.early = name, warps, pdl, early
-        self.fn = cp.RawModule(code=defs + src, options=("-arch=sm_90", "-std=c++17")).get_function("gemv")
+        # umx compiles every kernel with --fmad=false (compile.rs: no contraction of a * b + c).
+        opts = ("-arch=sm_90", "-std=c++17") + (() if fmad else ("--fmad=false",))
+        self.fn = cp.RawModule(code=defs + src, options=opts).get_function("gemv")
+        if carveout is not None:
+            # CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: the L1/shared split (percent
+            # shared) its blocks ask of an SM; blocks of kernels asking different splits do not
+            # share an SM until it drains.
+            r = libcuda.cuFuncSetAttribute(ctypes.c_void_p(fn_ptr(self.fn)), 9, carveout)
+            if r != 0:
+                raise RuntimeError(f"cuFuncSetAttribute: {r}")
         self.blocks_per_sm = blocks_per_sm
         self.splits = splits
         print(f"  {name}: regs={self.fn.num_regs} local={self.fn.local_size_bytes}", flush=True)
@@ -193,6 +207,16 @@ class Variant:
                                                   np.int32(self.early)), stream, pdl=self.pdl)
 
 
+class Mixed:
+    """A kernel variant for each product, picked by the weight's shape."""
+
+    def __init__(self, name, by_shape, default):
+        self.name, self.by_shape, self.default = name, by_shape, default
+
+    def __call__(self, w, stream):
+        self.by_shape.get(tuple(w.shape), self.default)(w, stream)
+
+
 def check(v):
     s = cp.cuda.Stream(non_blocking=True)
     for w in (layers[0]["qkv"], layers[0]["o"], layers[0]["gu"], layers[0]["d"], head):
@@ -206,11 +230,32 @@ def check(v):
             raise SystemExit(f"{v.name}: wrong result for {w.shape}: rel err {err}")
 
 
+class DriverGraph:
+    """A graph captured and launched through the driver API (CuPy's capture, through its
+    runtime, dropped programmatic dependent launch: every kernel started after the one before
+    ended, as `TRACE=1` showed)."""
+
+    def __init__(self, fn):
+        self.s = cp.cuda.Stream(non_blocking=True)
+        check_cu(libcuda.cuStreamBeginCapture_v2(ctypes.c_void_p(self.s.ptr), 2), "begin capture")  # relaxed
+        fn(self.s)
+        graph = ctypes.c_void_p()
+        check_cu(libcuda.cuStreamEndCapture(ctypes.c_void_p(self.s.ptr), ctypes.byref(graph)), "end capture")
+        self.exe = ctypes.c_void_p()
+        check_cu(libcuda.cuGraphInstantiateWithFlags(ctypes.byref(self.exe), graph, ctypes.c_ulonglong(0)), "instantiate")
+
+    def launch(self, s):
+        check_cu(libcuda.cuGraphLaunch(self.exe, ctypes.c_void_p(s.ptr)), "graph launch")
+
+
+def check_cu(r, what):
+    if r != 0:
+        raise RuntimeError(f"{what}: CUresult {r}")
+
+
 def capture(fn):
-    s = cp.cuda.Stream(non_blocking=True)
-    s.begin_capture()
-    fn(s)
-    return s.end_capture(), s
+    g = DriverGraph(fn)
+    return g, g.s
 
 
 def time_graph(g, s, reps=20):
@@ -257,20 +302,250 @@ def small_split(split):
     return lambda n, kv: split if kv == HID // 8 and n <= QKV else a_split(4)(n, kv)
 
 
-# Session 19: the short products (q/k/v and o) ran at a third of the copy rate on the H100;
-# more warps a column or more vectors a lane in one batch. The rows of 2026-11-27 17:00 are
-# in bench/RESULTS.md. umx's kernel was "C U2 W4 A-split minB12" (minB16 where a block shares
-# each column) and is now "small split 2" (two warps a column for q/k/v too).
+# T: each block streams a contiguous run of weight rows through shared memory with the bulk copy
+# engine (`cp.async.bulk` completing on an mbarrier, STAGES buffers of up to CHUNK bytes of whole
+# rows), its first STAGES chunks issued before the wait for the kernel before: a block holds no
+# registers for loads in flight, so a step's next products prefetch while this one runs.
+T = COMMON + r"""
+typedef unsigned int u32;
+__device__ __forceinline__ u32 saddr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void bar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void bar_wait(u32 bar, u32 parity) {
+  u32 ok = 0;
+  while (!ok)
+    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void bar_expect(u32 bar, u32 bytes) {
+  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+extern "C" __global__ void __launch_bounds__(WARPS * 32, 1) gemv(bf* y, const bf* x, const bf* w,
+    long long n_cols, long long kv, int rpc, int early) {
+  extern __shared__ __align__(128) unsigned char sm[];
+  __shared__ __align__(8) unsigned long long full[STAGES];
+  __shared__ float red[2][WARPS][RPCMAX];
+  int lane = threadIdx.x % 32, wp = threadIdx.x / 32;
+  long long c0 = n_cols * blockIdx.x / gridDim.x, c1 = n_cols * (blockIdx.x + 1) / gridDim.x;
+  int rows_b = (int)(c1 - c0);
+  int chunks = (rows_b + rpc - 1) / rpc;
+  u32 row_bytes = (u32)(kv * 16), stage_bytes = (u32)rpc * row_bytes;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; s++) bar_init(saddr(&full[s]), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  int pre = min(STAGES, chunks);
+#define ISSUE(c) do { int s_ = (c) % STAGES; int rows_ = min(rpc, rows_b - (c) * rpc); \
+    u32 bytes_ = (u32)rows_ * row_bytes, bar_ = saddr(&full[s_]); bar_expect(bar_, bytes_); \
+    bulk_load(saddr(sm + (size_t)s_ * stage_bytes), (const char*)w + (size_t)(c0 + (long long)(c) * rpc) * row_bytes, bytes_, bar_); } while (0)
+  if (threadIdx.x == 0 && early) for (int c = 0; c < pre; c++) ISSUE(c);
+  pdl_wait();
+  if (threadIdx.x == 0 && !early) for (int c = 0; c < pre; c++) ISSUE(c);
+  long long sl = (kv + WARPS - 1) / WARPS, j0 = wp * sl, j1 = min(kv, j0 + sl);
+  const vec_t* xs = (const vec_t*)x;
+  vec_t xr[XT];
+  #pragma unroll
+  for (int t = 0; t < XT; t++) { long long j = j0 + lane + 32 * t; if (j < j1) xr[t] = xs[j]; }
+  for (int c = 0; c < chunks; c++) {
+    int s = c % STAGES;
+    int rows = min(rpc, rows_b - c * rpc);
+    bar_wait(saddr(&full[s]), (c / STAGES) & 1);
+    const vec_t* st = (const vec_t*)(sm + (size_t)s * stage_bytes);
+    for (int r = 0; r < rows; r++) {
+      float acc = 0.f;
+      #pragma unroll
+      for (int t = 0; t < XT; t++) {
+        long long j = j0 + lane + 32 * t;
+        if (j < j1) acc += dot8(st[r * kv + j], xr[t]);
+      }
+      for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (lane == 0) red[c & 1][wp][r] = acc;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0 && c + STAGES < chunks) ISSUE(c + STAGES);
+    if (threadIdx.x < rows) {
+      float t2 = 0.f;
+      #pragma unroll
+      for (int q = 0; q < WARPS; q++) t2 += red[c & 1][q][threadIdx.x];
+      y[c0 + (long long)c * rpc + threadIdx.x] = b(t2);
+    }
+  }
+}
+"""
+
+
+class TVariant(Variant):
+    """T with `stages` buffers of up to `chunk` bytes of whole rows, `bps` blocks an SM."""
+
+    def __init__(self, name, stages, chunk, warps=4, bps=1, early=1, carveout=None):
+        defs = f"#define STAGES {stages}\n#define WARPS {warps}\n#define RPCMAX 64\n#define XT 6\n"
+        super().__init__(name, T, defs, warps=warps, early=early, carveout=carveout)
+        self.stages, self.chunk, self.bps = stages, chunk, bps
+        self.fn.max_dynamic_shared_size_bytes = 200 * 1024
+
+    def __call__(self, w, stream):
+        n, k = w.shape
+        kv = k // 8
+        rpc = max(1, min(64, self.chunk // (kv * 16)))
+        blocks = min(n, SM * self.bps)
+        smem = self.stages * rpc * kv * 16
+        launch(self.fn, blocks, 32 * self.warps, (y, x, w, np.int64(n), np.int64(kv), np.int32(rpc),
+                                                  np.int32(self.early)), stream, smem=smem)
+
+
+# T2: as T, with many warps: a chunk is one row for each group of `split` warps (each warp a
+# share of the row, x's matching vectors in its registers), so a chunk's rows are summed at
+# once; one barrier a chunk frees its buffer and meets the shares.
+T2 = T.replace("extern \"C\" __global__", "#if 0\n", 1) + r"""
+#endif
+#define ISSUE(c) do { int s_ = (c) % STAGES; int rows_ = min(rpc, rows_b - (c) * rpc); \
+    u32 bytes_ = (u32)rows_ * row_bytes, bar_ = saddr(&full[s_]); bar_expect(bar_, bytes_); \
+    bulk_load(saddr(sm + (size_t)s_ * stage_bytes), (const char*)w + (size_t)(c0 + (long long)(c) * rpc) * row_bytes, bytes_, bar_); } while (0)
+#ifndef MINB
+#define MINB 1
+#endif
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB) gemv(bf* y, const bf* x, const bf* w,
+    long long n_cols, long long kv, int split, int early, unsigned long long* trace) {
+  unsigned long long t_start; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_start));
+  extern __shared__ __align__(128) unsigned char sm[];
+  __shared__ __align__(8) unsigned long long full[STAGES];
+  __shared__ float red[2][WARPS];
+  int lane = threadIdx.x % 32, wp = threadIdx.x / 32;
+  int group = wp / split, share = wp % split, rpc = WARPS / split;
+  long long c0 = n_cols * blockIdx.x / gridDim.x, c1 = n_cols * (blockIdx.x + 1) / gridDim.x;
+  int rows_b = (int)(c1 - c0);
+  int chunks = (rows_b + rpc - 1) / rpc;
+  u32 row_bytes = (u32)(kv * 16), stage_bytes = (u32)rpc * row_bytes;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; s++) bar_init(saddr(&full[s]), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  int pre = min(STAGES, chunks);
+  if (threadIdx.x == 0 && early) for (int c = 0; c < pre; c++) ISSUE(c);
+  pdl_wait();
+  unsigned long long t_wait; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_wait));
+  if (threadIdx.x == 0 && !early) for (int c = 0; c < pre; c++) ISSUE(c);
+  const vec_t* xs = (const vec_t*)x;
+  long long step = (long long)split * 32;
+#if XSMEM
+  vec_t* xr = (vec_t*)(sm + (size_t)STAGES * stage_bytes);
+  for (long long j = threadIdx.x; j < kv; j += blockDim.x) xr[j] = xs[j];
+  __syncthreads();
+#define XAT(t) xr[share * 32 + lane + step * (t)]
+#else
+  vec_t xr[XT];
+  #pragma unroll
+  for (int t = 0; t < XT; t++) { long long j = share * 32 + lane + step * t; if (j < kv) xr[t] = xs[j]; }
+#define XAT(t) xr[t]
+#endif
+  for (int c = 0; c < chunks; c++) {
+    int s = c % STAGES;
+    int rows = min(rpc, rows_b - c * rpc);
+    bar_wait(saddr(&full[s]), (c / STAGES) & 1);
+    const vec_t* st = (const vec_t*)(sm + (size_t)s * stage_bytes) + (long long)group * kv;
+    float acc = 0.f;
+    if (group < rows) {
+      #pragma unroll
+      for (int t = 0; t < XT; t++) {
+        long long j = share * 32 + lane + step * t;
+        if (j < kv) acc += dot8(st[j], XAT(t));
+      }
+    }
+    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) red[c & 1][wp] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0 && c + STAGES < chunks) ISSUE(c + STAGES);
+    if (threadIdx.x < rows) {
+      float t2 = 0.f;
+      for (int q = 0; q < split; q++) t2 += red[c & 1][threadIdx.x * split + q];
+      y[c0 + (long long)c * rpc + threadIdx.x] = b(t2);
+    }
+  }
+  if (trace && threadIdx.x == 0) {
+    unsigned long long t_end; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_end));
+    trace[blockIdx.x * 3] = t_start; trace[blockIdx.x * 3 + 1] = t_wait; trace[blockIdx.x * 3 + 2] = t_end;
+  }
+}
+"""
+
+
+class T2Variant(Variant):
+    """T2 with `stages` buffers, `warps` warps, `splits(kv)` warps a row, `bps` blocks an SM."""
+
+    def __init__(self, name, stages, warps, splits, bps=1, early=1, minb=1, xsmem=0, carveout=100,
+                 pdl=True, fmad=True):
+        defs = (f"#define STAGES {stages}\n#define WARPS {warps}\n#define RPCMAX 64\n#define XT {12 if xsmem else 8}\n"
+                f"#define MINB {minb}\n#define XSMEM {xsmem}\n")
+        super().__init__(name, T2, defs, warps=warps, early=early, carveout=carveout, pdl=pdl,
+                         fmad=fmad)
+        self.stages, self.split_of, self.bps = stages, splits, bps
+        self.trace = np.uint64(0)
+        self.fn.max_dynamic_shared_size_bytes = 220 * 1024
+
+    def __call__(self, w, stream):
+        n, k = w.shape
+        kv = k // 8
+        split = self.split_of(kv)
+        rpc = self.warps // split
+        blocks = min(n, SM * self.bps)
+        smem = self.stages * rpc * kv * 16 + kv * 16
+        launch(self.fn, blocks, 32 * self.warps, (y, x, w, np.int64(n), np.int64(kv), np.int32(split),
+                                                  np.int32(self.early), self.trace), stream, smem=smem, pdl=self.pdl)
+
+
+# Session 21: the bulk-copy kernel against umx's ("small split 2": two warps a column for the
+# short products, registers capped for 12 blocks an SM).
+c_now = Variant("C U2 W4 small split 2 minB12 (umx now)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2))
+t2_2x = T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)
+t2_3x = T2Variant("T2 3 st W16 split 2/4 xsmem minB2", 3, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)
+t2_3 = T2Variant("T2 3 st W16 split 2/4", 3, 16, lambda kv: 2 if kv <= 256 else 4)
+t2_4x8 = T2Variant("T2 4 st W16 split 4/8 xsmem minB2", 4, 16, lambda kv: 4 if kv <= 256 else 8, xsmem=1, minb=2)
+O, D, QKV_S, GU = (HID, HID), (HID, INTER), (QKV, HID), (2 * INTER, HID)
+def cv(u, minb, split=2, warps=4):
+    return Variant(f"C U{u} W{warps} small split {split} minB{minb}", C,
+                   f"#define U {u}\n#define WARPS {warps}\n#define MINB {minb}\n", warps=warps,
+                   splits=small_split(split))
+
+
+c_nofma = Variant("C (umx now) --fmad=false", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2), fmad=False)
+t2_3_nofma = T2Variant("T2 3 st W16 split 4 --fmad=false", 3, 16, lambda kv: 4, fmad=False)
 variants = [
-    Variant("C U2 W4 A-split minB12 (umx before)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
-    Variant("C U2 W4 small split 2 minB12 (umx now)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
-    Variant("C U2 W4 small split 4 minB16", C, "#define U 2\n#define WARPS 4\n#define MINB 16\n", splits=small_split(4)),
-    Variant("C U4 W4 small split 2 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2)),
-    Variant("C U4 W4 small split 1 minB12", C, "#define U 4\n#define WARPS 4\n#define MINB 12\n", splits=small_split(1)),
-    Variant("C U8 W4 small split 1 minB8", C, "#define U 8\n#define WARPS 4\n#define MINB 8\n", splits=small_split(1)),
-    Variant("C U2 W8 small split 8 minB8", C, "#define U 2\n#define WARPS 8\n#define MINB 8\n", warps=8, splits=small_split(8)),
-    Variant("C U2 W4 A-split minB12 (umx before) again", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=a_split(4)),
+    c_now, c_nofma,
+    Mixed("mixed: d T2 3 st W16 split 4", {D: t2_3}, c_now),
+    Mixed("mixed: d T2 3 st W16 split 4, all --fmad=false", {D: t2_3_nofma}, c_nofma),
+    Mixed("C --fmad=false, d T2 (fma)", {D: t2_3}, c_nofma),
+    c_now, c_nofma,
 ]
+import os
+if os.environ.get("TRACE"):
+    for v in [T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2),
+              T2Variant("T2 2 st W16 split 2/4 xsmem minB2 no early", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2, early=0),
+              T2Variant("T2 2 st W16 split 2/4 xsmem minB2 no PDL", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2, pdl=False)]:
+        for key in ("qkv", "d"):
+            bufs = [cp.zeros(SM * 3, dtype=cp.uint64) for _ in range(6)]
+            def chain(s):
+                for i, L in enumerate(layers[:6]):
+                    v.trace = np.uint64(bufs[i].data.ptr)
+                    v(L[key], s)
+            g, st = capture(chain)
+            for _ in range(3):
+                g.launch(st)
+            st.synchronize()
+            v.trace = np.uint64(0)
+            t = [b.get().reshape(SM, 3).astype(np.int64) for b in bufs]
+            t0 = t[0][:, 0].min()
+            print(f"{v.name} {key}: per kernel (us from first start): start min/max, wait-return min/max, end min/max")
+            for i, a in enumerate(t):
+                a = (a - t0) / 1e3
+                print(f"  {i}: start {a[:,0].min():7.2f} {a[:,0].max():7.2f}  wait {a[:,1].min():7.2f} {a[:,1].max():7.2f}  end {a[:,2].min():7.2f} {a[:,2].max():7.2f}")
+    raise SystemExit
 for v in variants:
     check(v)
 graphs = {(v.name, k): capture(fn) for v in variants for k, fn in chains(v).items()}

@@ -229,15 +229,7 @@ pub(super) fn eval(k: &UserKernel, inputs: &[ArrayData]) -> Result<Option<Vec<Ar
     let shared = u32::try_from(k.shared_memory)
         .map_err(|_| Error::Invalid(format!("cuda_kernel {}: shared memory too large", k.name)))?;
     if shared > 48 * 1024 {
-        // SAFETY: a live function; raising its dynamic shared memory limit.
-        unsafe {
-            result::function::set_function_attribute(
-                f,
-                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                shared as i32,
-            )
-        }
-        .map_err(|e| driver_err(&format!("cuda_kernel {}: shared memory", k.name), e))?;
+        super::set_shared(f, shared as usize, &format!("cuda_kernel {}", k.name))?;
     }
     let mut ptrs = args.pointers();
     // SAFETY: the arguments follow the generated signature; the buffers outlive the queued

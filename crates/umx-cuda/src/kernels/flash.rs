@@ -7,6 +7,7 @@
 //! keys, dQ summed in float32 by the copy engine). The op's portable rule leaves these cases
 //! to its matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
 
+use super::set_shared;
 use super::source::Args;
 use crate::compile::{function_for, function_for_arch_specific, launch};
 use crate::gpu::gpu;
@@ -175,7 +176,7 @@ pub(crate) fn flash(
             (f, br, threads, shared, None, "flash attention")
         }
     };
-    set_shared(f, shared)?;
+    set_shared(f, shared, "attention")?;
     let nqb = lq.div_ceil(br);
     let mut args = Args::default();
     args.push(out_ptr)
@@ -397,7 +398,7 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
     let nqb = lq.div_ceil(qbr);
     let shared = (2 * qbr * d + 4 * qbc * d) * 2;
     let f = func("umx_flash_dq")?;
-    set_shared(f, shared)?;
+    set_shared(f, shared, "attention")?;
     let mut args = Args::default();
     args.push(dq_ptr)
         .push(qp)
@@ -449,7 +450,7 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
     push_strides(&mut args, [&q, &k, &v]);
     for name in names {
         let f = func(name)?;
-        set_shared(f, shared)?;
+        set_shared(f, shared, "attention")?;
         launch(
             f,
             (nkb * b * hk) as u32,
@@ -547,7 +548,7 @@ fn hopper_backward(
         + 2 * bnk * bm * 2
         + 2 * bm * 64 * 4
         + 2 * ns * bm * 4;
-    set_shared(main, shared)?;
+    set_shared(main, shared, "attention")?;
     let nkb = lk.div_ceil(bnk);
     let mut args = Args::default();
     args.push(dq_sum_ptr)
@@ -608,17 +609,4 @@ fn push_strides(args: &mut Args, qkv: [&ArrayData; 3]) {
             args.push(s as i64);
         }
     }
-}
-
-/// Raises a kernel's dynamic shared memory limit to `bytes`.
-fn set_shared(f: cudarc::driver::sys::CUfunction, bytes: usize) -> Result<()> {
-    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
-    unsafe {
-        cudarc::driver::result::function::set_function_attribute(
-            f,
-            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            bytes as i32,
-        )
-    }
-    .map_err(|e| crate::gpu::driver_err("attention: shared memory", e))
 }

@@ -284,6 +284,24 @@ pub fn contiguous(x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
     elementwise::run(std::slice::from_ref(x), &[x.dtype], "x0", &x.shape, dtype)
 }
 
+/// Raises kernel `f`'s dynamic shared memory limit to `bytes` (needed above 48 KB); `what`
+/// names the op in the error.
+pub(crate) fn set_shared(
+    f: cudarc::driver::sys::CUfunction,
+    bytes: usize,
+    what: &str,
+) -> Result<()> {
+    // SAFETY: a loaded function; raising its dynamic shared memory limit to what it is given.
+    unsafe {
+        cudarc::driver::result::function::set_function_attribute(
+            f,
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+    }
+    .map_err(|e| crate::gpu::driver_err(&format!("{what}: shared memory"), e))
+}
+
 /// `x` as one row-major run on the device: itself when it is one, else a copy.
 pub(crate) fn row_major(x: &ArrayData) -> Result<Option<ArrayData>> {
     if x.is_row_contiguous() || umx_core::shape::is_row_contiguous(&x.shape, &x.strides) {
