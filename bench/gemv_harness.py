@@ -6,6 +6,12 @@ column and its blocks an SM as defines); each product's chain alone and the whol
 chain. On the GPU machine:
 
     python3 bench/gemv_harness.py
+    TRACE=1 python3 bench/gemv_harness.py   # when each T2 kernel's blocks start, wait, end
+
+A chain of products alone is not a decoding step: variants that won here lost in `llm --step`
+(the streamed T2 form for the down projection, 2026-11-28; more vectors a lane for the short
+products, 2026-11-27): take a winner into umx and time the step before keeping it. Before
+2026-11-28 the harness ran with programmatic dependent launch off (see `launch`).
 """
 import ctypes
 import cupy as cp
@@ -231,9 +237,7 @@ def check(v):
 
 
 class DriverGraph:
-    """A graph captured and launched through the driver API (CuPy's capture, through its
-    runtime, dropped programmatic dependent launch: every kernel started after the one before
-    ended, as `TRACE=1` showed)."""
+    """A graph captured and launched through the driver API, as umx captures its graphs."""
 
     def __init__(self, fn):
         self.s = cp.cuda.Stream(non_blocking=True)
@@ -500,8 +504,8 @@ class T2Variant(Variant):
                                                   np.int32(self.early), self.trace), stream, smem=smem, pdl=self.pdl)
 
 
-# Session 21: the bulk-copy kernel against umx's ("small split 2": two warps a column for the
-# short products, registers capped for 12 blocks an SM).
+# Session 21 (figures in bench/RESULTS.md): umx's kernel, the bulk-copy kernels, per-product
+# mixes (`Mixed`), and umx's `--fmad=false` (the C kernel now sums with explicit fmaf).
 c_now = Variant("C U2 W4 small split 2 minB12 (umx now)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2))
 t2_2x = T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)
 t2_3x = T2Variant("T2 3 st W16 split 2/4 xsmem minB2", 3, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)

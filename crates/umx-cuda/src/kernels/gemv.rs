@@ -4,11 +4,12 @@
 //! is all the work, so the kernel is built for that: each warp owns output columns (or, for
 //! few columns, a block's warps share each one), its lanes read 16-byte vectors of a weight
 //! row, two at a time in flight with the registers capped so that many blocks fit an SM, and
-//! accumulate in float32 for all rows at once; warp shuffles
-//! (and shared memory across warps) sum them. `addmm`'s addend (the residual `compile` folds
-//! into the product before it, or a bias) is added in the same kernel. cuBLASLt picks its
-//! kernels for products with many rows; with one row it leaves bandwidth unused (see
-//! bench/RESULTS.md).
+//! accumulate in float32 for all rows at once by fused multiply-adds (`fmaf`, as cuBLAS's
+//! kernels do: umx compiles kernels without contraction, so the source asks for it); warp
+//! shuffles (and shared memory across warps) sum them. `addmm`'s addend (the residual
+//! `compile` folds into the product before it, or a bias) is added in the same kernel.
+//! cuBLASLt picks its kernels for products with many rows; with one row it leaves bandwidth
+//! unused (see bench/RESULTS.md).
 //!
 //! A rope form (`fast::linear_rope_cache_write`) takes each block's columns as rope pairs of
 //! the stacked q/k/v weight and, in place of the store, rotates each pair and writes it to the
@@ -618,7 +619,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
             for (int h = 0; h < HALVES; h++) {{
               const {st}* we = reinterpret_cast<const {st}*>(&buf[h][u]);
               #pragma unroll
-              for (int e = 0; e < E; e++) acc[h][r] += {xv} * {wv};
+              for (int e = 0; e < E; e++) acc[h][r] = fmaf({xv}, {wv}, acc[h][r]);
             }}
           }}
         }}
