@@ -203,19 +203,17 @@ impl Launch<'_> {
         let g = gpu()?;
         let (m, n) = (self.rows, self.n);
         // Few columns: a block's warps share each one, so enough loads are in flight (two
-        // warps a column, or a split chosen by the vectors each lane loads, were slower), but
-        // two warps a column where a lane would otherwise have fewer than four vectors of a
-        // row (a decoding step's output projection, 1.358 -> 1.352 ms on the H100), and for
-        // short rows of up to a wave and a half of columns (TinyLlama's q/k/v product, 2560
-        // columns of 2048: 6.44 -> 5.90 us on the H100, `bench/gemv_harness.py`).
+        // warps a column, or a split chosen by the vectors each lane loads, were slower); rows
+        // of two to four passes of a warp's loads do so up to a wave and a half of columns
+        // (TinyLlama's q/k/v product, 2560 columns of 2048). Two warps a column for those rows,
+        // as until 2026-11-28, made a decoding step 1.094 ms -> 1.107 on the H100 (its output
+        // projection; bench/RESULTS.md).
         let kv = self.k / (16 / dtype.size());
         let pass = |warps: u32| 4 * 32 * warps as usize;
         let sm = g.sm_count as usize;
         let short_rows = kv < pass(WARPS) && kv >= pass(2);
         let split = if n >= sm * 24 || (n >= sm * 16 && !short_rows) {
             1
-        } else if short_rows {
-            2
         } else {
             WARPS
         };
