@@ -2,6 +2,7 @@
 //! not handle yet (a dtype, a layout, an op), which the backend then runs on the CPU.
 
 pub mod argreduce;
+mod attention;
 mod custom;
 pub mod elementwise;
 pub mod fast;
