@@ -343,12 +343,15 @@ pub(crate) struct RopeLaunch {
 /// the stacked q/k/v weight `w`, each block's columns taken as rope pairs (features `p` and
 /// `p + D/2` of a head, or `2p` and `2p + 1`), whose two products meet in shared memory, are
 /// rounded to the dtype as the product would be, rotated as the rope kernel rotates them and
-/// written to the queries or into the caches (value pairs are written as they are). `false`
-/// where the kernel does not fit (`x` or `w` not row-major from a 16-byte aligned pointer,
-/// more than [`MAX_ROWS`] rows, `K` no whole number of vectors).
-pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<bool> {
+/// written to the queries or into the caches (value pairs are written as they are). For
+/// operands that [`rope_fits`] takes (the caller asks first, before it allocates the
+/// outputs); others are an error.
+pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<()> {
     if !rope_fits(x, w)? {
-        return Ok(false);
+        return Err(umx_core::Error::Device(format!(
+            "linear_rope_cache_write: operands {:?} and {:?} do not fit the matrix-vector kernel",
+            x.shape, w.shape
+        )));
     }
     let k = *x.shape.last().unwrap_or(&0);
     let launch = Launch {
@@ -365,11 +368,12 @@ pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<bool>
         early: may_read_early(&[w]),
         rope: Some(r),
     };
-    launch.run(x.dtype)?;
-    Ok(true)
+    launch.run(x.dtype)
 }
 
-/// Whether [`rope`] takes `x` and `w` (see there).
+/// Whether [`rope`] takes `x` and `w`: both row-major from 16-byte aligned pointers, of one
+/// float dtype, at most [`MAX_ROWS`] rows of `x`, `K` a whole number of vectors and an even
+/// number of weight rows.
 pub(crate) fn rope_fits(x: &ArrayData, w: &ArrayData) -> Result<bool> {
     let dtype = x.dtype;
     let k = *x.shape.last().unwrap_or(&0);
