@@ -176,8 +176,8 @@ fn matrix_vector_products_and_their_addends_agree_with_the_cpu() {
     assert_eq!(count(" matrix-vector:"), 21, "{report:?}");
     assert_eq!(count(" matrix-vector + addend:"), 27, "{report:?}");
     // Rows of 2048 16-bit values and, on a card of 132 SMs (H100, H200), from 16 to 24
-    // columns an SM (two warps a column): a decoding step's q/k/v product (2560 columns),
-    // with and without a residual.
+    // columns an SM (a block's four warps a column): a decoding step's q/k/v product (2560
+    // columns), with and without a residual.
     for n in [2112, 2560, 3167] {
         let x = input(&[1, 2048], Dtype::Bfloat16, 26);
         let w = input(&[n, 2048], Dtype::Bfloat16, 27);
