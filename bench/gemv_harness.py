@@ -14,6 +14,7 @@ products, 2026-11-27): take a winner into umx and time the step before keeping i
 2026-11-28 the harness ran with programmatic dependent launch off (see `launch`).
 """
 import ctypes
+import os
 import cupy as cp
 import numpy as np
 
@@ -306,11 +307,8 @@ def small_split(split):
     return lambda n, kv: split if kv == HID // 8 and n <= QKV else a_split(4)(n, kv)
 
 
-# T: each block streams a contiguous run of weight rows through shared memory with the bulk copy
-# engine (`cp.async.bulk` completing on an mbarrier, STAGES buffers of up to CHUNK bytes of whole
-# rows), its first STAGES chunks issued before the wait for the kernel before: a block holds no
-# registers for loads in flight, so a step's next products prefetch while this one runs.
-T = COMMON + r"""
+# Bulk copies into shared memory completing on an mbarrier (sm_90), for T2.
+BULK = r"""
 typedef unsigned int u32;
 __device__ __forceinline__ u32 saddr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void bar_init(u32 bar, u32 count) {
@@ -329,85 +327,17 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 }
-extern "C" __global__ void __launch_bounds__(WARPS * 32, 1) gemv(bf* y, const bf* x, const bf* w,
-    long long n_cols, long long kv, int rpc, int early) {
-  extern __shared__ __align__(128) unsigned char sm[];
-  __shared__ __align__(8) unsigned long long full[STAGES];
-  __shared__ float red[2][WARPS][RPCMAX];
-  int lane = threadIdx.x % 32, wp = threadIdx.x / 32;
-  long long c0 = n_cols * blockIdx.x / gridDim.x, c1 = n_cols * (blockIdx.x + 1) / gridDim.x;
-  int rows_b = (int)(c1 - c0);
-  int chunks = (rows_b + rpc - 1) / rpc;
-  u32 row_bytes = (u32)(kv * 16), stage_bytes = (u32)rpc * row_bytes;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < STAGES; s++) bar_init(saddr(&full[s]), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  int pre = min(STAGES, chunks);
-#define ISSUE(c) do { int s_ = (c) % STAGES; int rows_ = min(rpc, rows_b - (c) * rpc); \
-    u32 bytes_ = (u32)rows_ * row_bytes, bar_ = saddr(&full[s_]); bar_expect(bar_, bytes_); \
-    bulk_load(saddr(sm + (size_t)s_ * stage_bytes), (const char*)w + (size_t)(c0 + (long long)(c) * rpc) * row_bytes, bytes_, bar_); } while (0)
-  if (threadIdx.x == 0 && early) for (int c = 0; c < pre; c++) ISSUE(c);
-  pdl_wait();
-  if (threadIdx.x == 0 && !early) for (int c = 0; c < pre; c++) ISSUE(c);
-  long long sl = (kv + WARPS - 1) / WARPS, j0 = wp * sl, j1 = min(kv, j0 + sl);
-  const vec_t* xs = (const vec_t*)x;
-  vec_t xr[XT];
-  #pragma unroll
-  for (int t = 0; t < XT; t++) { long long j = j0 + lane + 32 * t; if (j < j1) xr[t] = xs[j]; }
-  for (int c = 0; c < chunks; c++) {
-    int s = c % STAGES;
-    int rows = min(rpc, rows_b - c * rpc);
-    bar_wait(saddr(&full[s]), (c / STAGES) & 1);
-    const vec_t* st = (const vec_t*)(sm + (size_t)s * stage_bytes);
-    for (int r = 0; r < rows; r++) {
-      float acc = 0.f;
-      #pragma unroll
-      for (int t = 0; t < XT; t++) {
-        long long j = j0 + lane + 32 * t;
-        if (j < j1) acc += dot8(st[r * kv + j], xr[t]);
-      }
-      for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-      if (lane == 0) red[c & 1][wp][r] = acc;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0 && c + STAGES < chunks) ISSUE(c + STAGES);
-    if (threadIdx.x < rows) {
-      float t2 = 0.f;
-      #pragma unroll
-      for (int q = 0; q < WARPS; q++) t2 += red[c & 1][q][threadIdx.x];
-      y[c0 + (long long)c * rpc + threadIdx.x] = b(t2);
-    }
-  }
-}
 """
 
 
-class TVariant(Variant):
-    """T with `stages` buffers of up to `chunk` bytes of whole rows, `bps` blocks an SM."""
-
-    def __init__(self, name, stages, chunk, warps=4, bps=1, early=1, carveout=None):
-        defs = f"#define STAGES {stages}\n#define WARPS {warps}\n#define RPCMAX 64\n#define XT 6\n"
-        super().__init__(name, T, defs, warps=warps, early=early, carveout=carveout)
-        self.stages, self.chunk, self.bps = stages, chunk, bps
-        self.fn.max_dynamic_shared_size_bytes = 200 * 1024
-
-    def __call__(self, w, stream):
-        n, k = w.shape
-        kv = k // 8
-        rpc = max(1, min(64, self.chunk // (kv * 16)))
-        blocks = min(n, SM * self.bps)
-        smem = self.stages * rpc * kv * 16
-        launch(self.fn, blocks, 32 * self.warps, (y, x, w, np.int64(n), np.int64(kv), np.int32(rpc),
-                                                  np.int32(self.early)), stream, smem=smem)
-
-
-# T2: as T, with many warps: a chunk is one row for each group of `split` warps (each warp a
-# share of the row, x's matching vectors in its registers), so a chunk's rows are summed at
-# once; one barrier a chunk frees its buffer and meets the shares.
-T2 = T.replace("extern \"C\" __global__", "#if 0\n", 1) + r"""
-#endif
+# T2: each block streams a contiguous run of weight rows through shared memory with the bulk
+# copy engine (STAGES buffers of whole rows), its first chunks issued before the wait for the
+# kernel before; a chunk is one row for each group of `split` warps (each warp a share of the
+# row, x's matching vectors in its registers or, with XSMEM, in shared memory), so a chunk's
+# rows are summed at once; one barrier a chunk frees its buffer and meets the shares. (A first
+# form, T, one block of 4 warps an SM summing a chunk's rows one after another, was 60%
+# slower; it is in git history.)
+T2 = COMMON + BULK + r"""
 #define ISSUE(c) do { int s_ = (c) % STAGES; int rows_ = min(rpc, rows_b - (c) * rpc); \
     u32 bytes_ = (u32)rows_ * row_bytes, bar_ = saddr(&full[s_]); bar_expect(bar_, bytes_); \
     bulk_load(saddr(sm + (size_t)s_ * stage_bytes), (const char*)w + (size_t)(c0 + (long long)(c) * rpc) * row_bytes, bytes_, bar_); } while (0)
@@ -485,7 +415,7 @@ class T2Variant(Variant):
 
     def __init__(self, name, stages, warps, splits, bps=1, early=1, minb=1, xsmem=0, carveout=100,
                  pdl=True, fmad=True):
-        defs = (f"#define STAGES {stages}\n#define WARPS {warps}\n#define RPCMAX 64\n#define XT {12 if xsmem else 8}\n"
+        defs = (f"#define STAGES {stages}\n#define WARPS {warps}\n#define XT {12 if xsmem else 8}\n"
                 f"#define MINB {minb}\n#define XSMEM {xsmem}\n")
         super().__init__(name, T2, defs, warps=warps, early=early, carveout=carveout, pdl=pdl,
                          fmad=fmad)
@@ -507,17 +437,9 @@ class T2Variant(Variant):
 # Session 21 (figures in bench/RESULTS.md): umx's kernel, the bulk-copy kernels, per-product
 # mixes (`Mixed`), and umx's `--fmad=false` (the C kernel now sums with explicit fmaf).
 c_now = Variant("C U2 W4 small split 2 minB12 (umx now)", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2))
-t2_2x = T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)
-t2_3x = T2Variant("T2 3 st W16 split 2/4 xsmem minB2", 3, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2)
 t2_3 = T2Variant("T2 3 st W16 split 2/4", 3, 16, lambda kv: 2 if kv <= 256 else 4)
-t2_4x8 = T2Variant("T2 4 st W16 split 4/8 xsmem minB2", 4, 16, lambda kv: 4 if kv <= 256 else 8, xsmem=1, minb=2)
-O, D, QKV_S, GU = (HID, HID), (HID, INTER), (QKV, HID), (2 * INTER, HID)
-def cv(u, minb, split=2, warps=4):
-    return Variant(f"C U{u} W{warps} small split {split} minB{minb}", C,
-                   f"#define U {u}\n#define WARPS {warps}\n#define MINB {minb}\n", warps=warps,
-                   splits=small_split(split))
 
-
+D = (HID, INTER)  # the down projection's weight
 c_nofma = Variant("C (umx now) --fmad=false", C, "#define U 2\n#define WARPS 4\n#define MINB 12\n", splits=small_split(2), fmad=False)
 t2_3_nofma = T2Variant("T2 3 st W16 split 4 --fmad=false", 3, 16, lambda kv: 4, fmad=False)
 variants = [
@@ -527,7 +449,6 @@ variants = [
     Mixed("C --fmad=false, d T2 (fma)", {D: t2_3}, c_nofma),
     c_now, c_nofma,
 ]
-import os
 if os.environ.get("TRACE"):
     for v in [T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2),
               T2Variant("T2 2 st W16 split 2/4 xsmem minB2 no early", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2, early=0),
