@@ -863,6 +863,22 @@ fn rope_cache_composite(
     Ok((q, keys, values))
 }
 
+/// A key cache and a value cache of `shape` `(B, kv_heads, capacity, D)` in `dt`, random
+/// from `seed` and `seed + 1`.
+fn random_caches(shape: [usize; 4], dt: Dtype, seed: u64) -> (Array, Array) {
+    let cache = |s| random(&shape, Dtype::Float32, s).astype(dt).unwrap();
+    (cache(seed), cache(seed + 1))
+}
+
+/// The rope's `base` (10000) or, with `with_freqs`, `freqs`: the two ways to give it.
+fn base_or(freqs: &Array, with_freqs: bool) -> (Option<f32>, Option<&Array>) {
+    if with_freqs {
+        (None, Some(freqs))
+    } else {
+        (Some(10000.0), None)
+    }
+}
+
 /// `fast::rope_cache_write` is one node with three outputs whose values are the composite's
 /// (float32, float16, bfloat16; one and several positions and sequences; all features or the
 /// first `dims` rotated, halves or neighbours, `base` or `freqs`; a strided `qkv`); its
@@ -889,17 +905,8 @@ fn rope_cache_write_computes_the_composite_in_one_node() {
             let qkv = random(&[b, l, (h + 2 * kh) * d], Dtype::Float32, seed)
                 .astype(dt)
                 .unwrap();
-            let keys = random(&[b, kh, cap, d], Dtype::Float32, seed + 1)
-                .astype(dt)
-                .unwrap();
-            let values = random(&[b, kh, cap, d], Dtype::Float32, seed + 2)
-                .astype(dt)
-                .unwrap();
-            let (base, f) = if with_freqs {
-                (None, Some(&freqs))
-            } else {
-                (Some(10000.0), None)
-            };
+            let (keys, values) = random_caches([b, kh, cap, d], dt, seed + 1);
+            let (base, f) = base_or(&freqs, with_freqs);
             let what = format!("rope_cache_write {dt} case {i}");
             let (q, k, v) =
                 fast::rope_cache_write(&qkv, h, kh, &keys, &values, off, dims, trad, base, 1.0, f)
@@ -1156,17 +1163,8 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
             .unwrap()
             .astype(dt)
             .unwrap();
-            let keys = random(&[b, kh, cap, d], Dtype::Float32, seed + 2)
-                .astype(dt)
-                .unwrap();
-            let values = random(&[b, kh, cap, d], Dtype::Float32, seed + 3)
-                .astype(dt)
-                .unwrap();
-            let (base, f) = if with_freqs {
-                (None, Some(&freqs))
-            } else {
-                (Some(10000.0), None)
-            };
+            let (keys, values) = random_caches([b, kh, cap, d], dt, seed + 2);
+            let (base, f) = base_or(&freqs, with_freqs);
             let what = format!("linear_rope_cache_write {dt} case {i}");
             let (q, nk, nv) = fast::linear_rope_cache_write(
                 &x, &w, h, kh, &keys, &values, off, dims, trad, base, 1.0, f,
