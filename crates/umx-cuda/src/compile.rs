@@ -141,6 +141,17 @@ pub(crate) fn pdl_trigger_after() -> bool {
     *AFTER.get_or_init(|| std::env::var("UMX_PDL_TRIGGER").is_ok_and(|v| v == "after"))
 }
 
+/// The trigger and the wait for a kernel that places them itself (one whose source names
+/// `umx_pdl_wait`, after work that needs nothing from the kernel before), in the prologue's
+/// order: the trigger first, or with `after` ([`pdl_trigger_after`]) the wait first.
+pub(crate) fn pdl_wait_source(after: bool) -> &'static str {
+    if after {
+        "umx_pdl_wait(); umx_pdl_trigger();"
+    } else {
+        "umx_pdl_trigger(); umx_pdl_wait();"
+    }
+}
+
 /// The prologue in use: [`PDL_PROLOGUE`], or [`PDL_PROLOGUE_AFTER`] with
 /// `UMX_PDL_TRIGGER=after`.
 fn pdl_prologue() -> &'static str {

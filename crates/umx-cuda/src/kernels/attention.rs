@@ -20,6 +20,10 @@ type Outs = Result<Option<Vec<ArrayData>>>;
 
 /// Query rows one attention block serves.
 pub const ATTN_ROWS: usize = 8;
+/// Keys a warp of the general kernel loads at once. Four (more registers) and other shapes of
+/// the block (2 or 4 rows, 16 or 32 warps, longer splits) were no faster in a decoding step on
+/// the H100.
+const GENERAL_KEYS: usize = 2;
 /// Warps of an attention block when values are wider than 128 (8 otherwise, which hides more
 /// of the memory latency; the block's partial sums must fit shared memory).
 const ATTN_WARPS: usize = 4;
@@ -111,64 +115,154 @@ pub(super) fn attention(
     let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
     let splits = lk.div_ceil(chunk).max(1);
+    // The kernels index in 32 bits.
+    if n_rows > i32::MAX as usize || base_blocks * splits > i32::MAX as usize {
+        return Ok(None);
+    }
 
-    let qs = storage_type(q.dtype).unwrap_or("void");
-    let ks = storage_type(k.dtype).unwrap_or("void");
-    let vs = storage_type(v.dtype).unwrap_or("void");
-    let os = storage_type(out.dtype).unwrap_or("void");
-    let ms = m.map_or("float", |m| storage_type(m.dtype).unwrap_or("void"));
-    let ss = s
-        .as_ref()
-        .map_or("float", |s| storage_type(s.dtype).unwrap_or("void"));
-    let md = m.map_or(Dtype::Float32, |m| m.dtype);
-    let sd = s.as_ref().map_or(Dtype::Float32, |s| s.dtype);
-    let dpl = d.div_ceil(32).max(1);
-    let dvpl = dv.div_ceil(32);
-    // More warps a block hide more latency; the block's partial sums must fit shared memory.
-    let warps = match vec {
-        Some(_) => VECTOR_WARPS,
-        None if dv <= 128 => 8,
-        None => ATTN_WARPS,
+    let warps = warps_for(vec, dv);
+    let kernel = AttentionKernel {
+        q: q.dtype,
+        k: k.dtype,
+        v: v.dtype,
+        out: out.dtype,
+        mask: m.map(|m| m.dtype),
+        sinks: s.as_ref().map_or(Dtype::Float32, |s| s.dtype),
+        r,
+        d,
+        dv,
+        warps,
+        causal,
+        vec,
+        shape: Heads {
+            hk,
+            group,
+            one_query: lq == 1,
+        },
+        merge_width: merge_width(splits),
     };
-    // Keys a warp loads at once. Four (more registers) and other shapes of the block (2 or 4
-    // rows, 16 or 32 warps, longer splits) were no faster in a decoding step on the H100.
-    let keys = 2;
-    let key = format!(
-        "fast-attn|{:?}|{:?}|{:?}|{:?}|{md:?}|{sd:?}|{d}|{dv}|{r}|{causal}|{mask}|{sinks}|{warps}|{keys}|{vec:?}",
-        q.dtype, k.dtype, v.dtype, out.dtype
-    );
-    let mask_term = if mask {
-        if md == Dtype::Bool {
-            "ok = ok && (mrow[rr][j * ms3] != 0);".to_string()
-        } else {
-            format!("sc += {};", load(md, "mrow[rr][j * ms3]", "float"))
-        }
+    let key = format!("fast-attn|{kernel:?}");
+    let make = || kernel.source();
+    let f = function_for(&key, make, "umx_attn")?;
+    let scratch = if splits > 1 {
+        Some(crate::storage::output(n_rows * splits * (dv + 2) * 4)?)
     } else {
-        String::new()
+        None
     };
-    let sink_load = load(sd, "sinks[h]", "float");
-    let make = || {
-        format!(
-            r#"{HEADER}{INF}
+    let part_ptr = scratch.as_ref().map_or(0, |s| s.1);
+    let m_ptr = match m {
+        Some(m) => input_ptr(m)?,
+        None => 0,
+    };
+    let s_ptr = match &s {
+        Some(s) => input_ptr(s)?,
+        None => 0,
+    };
+    let s4 = |a: [i64; 4]| -> Vec<u8> { a.iter().flat_map(|w| w.to_le_bytes()).collect() };
+    let mst = m.map_or([0; 4], strides4);
+    let mut args = Args::default();
+    args.push(out_ptr)
+        .push(part_ptr)
+        .push(input_ptr(&q)?)
+        .push(input_ptr(&k)?)
+        .push(input_ptr(&v)?)
+        .push(m_ptr)
+        .push(s_ptr)
+        .push(hq as i32)
+        .push(lq as i32)
+        .push(lk as i64)
+        .push(row_blocks as i32)
+        .push(chunk as i64)
+        .push(splits as i32)
+        .push(scale)
+        .push(mst[3]);
+    args.push_bytes(&s4(strides4(&q)))
+        .push_bytes(&s4(strides4(&k)))
+        .push_bytes(&s4(strides4(&v)))
+        .push_bytes(&s4(mst));
+    let blocks = base_blocks * splits;
+    // With profiling on, each kernel's own time too (inside the primitive's).
+    let start = crate::profile::mark()?;
+    launch(
+        f,
+        blocks as u32,
+        (warps * 32) as u32,
+        0,
+        &mut args.pointers(),
+    )?;
+    if start.is_some() {
+        let attr = |a| {
+            let mut v = 0i32;
+            // SAFETY: a loaded function and one out-parameter.
+            unsafe { cudarc::driver::sys::cuFuncGetAttribute(&mut v, a, f) };
+            v
+        };
+        use cudarc::driver::sys::CUfunction_attribute::*;
+        let label = format!(
+            " attention: {blocks} blocks over {splits} splits; {} registers, {} B local, {} B shared",
+            attr(CU_FUNC_ATTRIBUTE_NUM_REGS),
+            attr(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES),
+            attr(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+        );
+        crate::profile::span(label, start)?;
+    }
+    if splits > 1 {
+        let start = crate::profile::mark()?;
+        // The merge kernel is in the same source (so the same module).
+        let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
+        let mut args = Args::default();
+        args.push(out_ptr)
+            .push(part_ptr)
+            .push(s_ptr)
+            .push(n_rows as i64)
+            .push(hq as i32)
+            .push(lq as i32)
+            .push(splits as i32);
+        let threads = dv.next_multiple_of(32).clamp(32, 1024) as u32;
+        let blocks = n_rows.min(g.sm_count as usize * 16) as u32;
+        launch(merge, blocks, threads, 0, &mut args.pointers())?;
+        crate::profile::span(format!(" attention merge: {blocks} blocks"), start)?;
+    }
+    // The scratch goes back to the pool; the stream orders its reuse after these launches.
+    drop(scratch);
+    Ok(Some(vec![result]))
+}
+
+/// The general decoding kernel (any dtypes and head dims up to 256): a query row's
+/// dimensions split over a warp's lanes, each warp over its own keys, [`GENERAL_KEYS`] at a
+/// time with all their loads in flight; the block's warps meet in shared memory.
+fn general_source(a: &AttentionKernel) -> String {
+    let st = |d: Dtype| storage_type(d).unwrap_or("void");
+    let (qs, ks, vs, os, ss) = (st(a.q), st(a.k), st(a.v), st(a.out), st(a.sinks));
+    let ms = a.mask.map_or("float", st);
+    let mask_term = match a.mask {
+        Some(Dtype::Bool) => "ok = ok && (mrow[rr][j * ms3] != 0);".to_string(),
+        Some(md) => format!("sc += {};", load(md, "mrow[rr][j * ms3]", "float")),
+        None => String::new(),
+    };
+    let sink_load = load(a.sinks, "sinks[h]", "float");
+    let (r, d, dv, warps) = (a.r, a.d, a.dv, a.warps);
+    let (dpl, dvpl) = (d.div_ceil(32).max(1), dv.div_ceil(32));
+    format!(
+        r#"{HEADER}{INF}
 #define R {r}
-#define KEYS {keys}
+#define KEYS {GENERAL_KEYS}
 #define WARPS {warps}
 #define D {d}
 #define DV {dv}
 #define DPL {dpl}
 #define DVPL {dvpl}
+{defines}
 struct umx_s4 {{ long long s[4]; }};
 /* Merges running (m, l) pairs: the weight of a part with maximum `m` against `M`. */
 UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : expf(m - M); }}
+{merge}
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
-    const {vs}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
-    long long lk, long long group, long long row_blocks, long long chunk, int splits,
-    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
+    const {vs}* v, const {ms}* mk, const {ss}* sinks, int hq, int lq,
+    long long lk, int row_blocks, long long chunk, int splits, float scale, long long ms3,
+    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[WARPS][R], sh_l[WARPS][R], sh_acc[WARPS][R][DV];
-  long long blk = blockIdx.x;
-  int split = (int)(blk % splits); blk /= splits;
-  long long rb = blk % row_blocks; blk /= row_blocks;
-  long long kh = blk % hk, bi = blk / hk;
+{index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float qr[R][DPL];
   long long seen[R];
@@ -178,10 +272,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   long long jend = 0;
   #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
-    long long g = rb * R + rr;
-    live[rr] = g < group * lq;
-    long long h = kh * group + (live[rr] ? g / lq : 0), i = live[rr] ? g % lq : 0;
-    hrow[rr] = (bi * hq + h) * lq + i;
+    int g = rb * R + rr;
+    live[rr] = g < GROUP * LQ;
+    int h = kh * GROUP + (live[rr] ? QHEAD(g) : 0), i = live[rr] ? QPOS(g) : 0;
+    hrow[rr] = ((long long)bi * hq + h) * LQ + i;
     const {qs}* qp = q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2];
     #pragma unroll
     for (int t = 0; t < DPL; t++) {{
@@ -282,119 +376,30 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     long long row = hrow[rr];
 {finish}  }}
 }}
-{merge}
 "#,
-            lq_ = load(q.dtype, "qp[c]", "float"),
-            lk_ = load(k.dtype, "kp[c]", "float"),
-            lv_ = load(v.dtype, "vp[c]", "float"),
-            seen = if causal {
-                "min(lk, max(0LL, i + lk - lq + 1))"
-            } else {
-                "lk"
-            },
-            finish = finish_source(&sink_load, out.dtype, false),
-            merge = merge_source(os, ss, dv, &sink_load, out.dtype, false),
-        )
-    };
-    let make = || match vec {
-        Some(vec) => vector_source(&VectorAttention {
-            dtype: q.dtype,
-            out: out.dtype,
-            mask: m.map(|m| m.dtype),
-            sinks: sd,
-            r,
-            d,
-            vec,
-            warps,
-            causal,
-        }),
-        None => make(),
-    };
-    let f = function_for(&key, make, "umx_attn")?;
-    let scratch = if splits > 1 {
-        Some(crate::storage::output(n_rows * splits * (dv + 2) * 4)?)
-    } else {
-        None
-    };
-    let part_ptr = scratch.as_ref().map_or(0, |s| s.1);
-    let m_ptr = match m {
-        Some(m) => input_ptr(m)?,
-        None => 0,
-    };
-    let s_ptr = match &s {
-        Some(s) => input_ptr(s)?,
-        None => 0,
-    };
-    let s4 = |a: [i64; 4]| -> Vec<u8> { a.iter().flat_map(|w| w.to_le_bytes()).collect() };
-    let mst = m.map_or([0; 4], strides4);
-    let mut args = Args::default();
-    args.push(out_ptr)
-        .push(part_ptr)
-        .push(input_ptr(&q)?)
-        .push(input_ptr(&k)?)
-        .push(input_ptr(&v)?)
-        .push(m_ptr)
-        .push(s_ptr)
-        .push(hq as i64)
-        .push(hk as i64)
-        .push(lq as i64)
-        .push(lk as i64)
-        .push(group as i64)
-        .push(row_blocks as i64)
-        .push(chunk as i64)
-        .push(splits as i32)
-        .push(scale)
-        .push(mst[3]);
-    args.push_bytes(&s4(strides4(&q)))
-        .push_bytes(&s4(strides4(&k)))
-        .push_bytes(&s4(strides4(&v)))
-        .push_bytes(&s4(mst));
-    let blocks = base_blocks * splits;
-    // With profiling on, each kernel's own time too (inside the primitive's).
-    let start = crate::profile::mark()?;
-    launch(
-        f,
-        blocks as u32,
-        (warps * 32) as u32,
-        0,
-        &mut args.pointers(),
-    )?;
-    if start.is_some() {
-        let attr = |a| {
-            let mut v = 0i32;
-            // SAFETY: a loaded function and one out-parameter.
-            unsafe { cudarc::driver::sys::cuFuncGetAttribute(&mut v, a, f) };
-            v
-        };
-        use cudarc::driver::sys::CUfunction_attribute::*;
-        let label = format!(
-            " attention: {blocks} blocks over {splits} splits; {} registers, {} B local, {} B shared",
-            attr(CU_FUNC_ATTRIBUTE_NUM_REGS),
-            attr(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES),
-            attr(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
-        );
-        crate::profile::span(label, start)?;
+        lq_ = load(a.q, "qp[c]", "float"),
+        lk_ = load(a.k, "kp[c]", "float"),
+        lv_ = load(a.v, "vp[c]", "float"),
+        seen = if a.causal {
+            "min(lk, max(0LL, i + lk - LQ + 1))"
+        } else {
+            "lk"
+        },
+        defines = index_defines(&a.shape),
+        index = index_source(),
+        finish = finish_source(&sink_load, a.out, false),
+        merge = merge_source(a, &sink_load, false),
+    )
+}
+
+/// Warps of a decoding block: more hide more latency; the block's partial sums must fit
+/// shared memory.
+fn warps_for(vec: Option<usize>, dv: usize) -> usize {
+    match vec {
+        Some(_) => VECTOR_WARPS,
+        None if dv <= 128 => 8,
+        None => ATTN_WARPS,
     }
-    if splits > 1 {
-        let start = crate::profile::mark()?;
-        // The merge kernel is in the same source (so the same module).
-        let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
-        let mut args = Args::default();
-        args.push(out_ptr)
-            .push(part_ptr)
-            .push(s_ptr)
-            .push(n_rows as i64)
-            .push(hq as i64)
-            .push(lq as i64)
-            .push(splits as i32);
-        let threads = dv.next_multiple_of(32).clamp(32, 1024) as u32;
-        let blocks = n_rows.min(g.sm_count as usize * 16) as u32;
-        launch(merge, blocks, threads, 0, &mut args.pointers())?;
-        crate::profile::span(format!(" attention merge: {blocks} blocks"), start)?;
-    }
-    // The scratch goes back to the pool; the stream orders its reuse after these launches.
-    drop(scratch);
-    Ok(Some(vec![result]))
 }
 
 /// Warps of a block of the vectorised decoding kernel.
@@ -429,17 +434,38 @@ fn vector_width(q: &ArrayData, k: &ArrayData, v: &ArrayData) -> Result<Option<us
     Ok(Some(vec))
 }
 
-/// What the vectorised decoding kernel's source depends on.
-struct VectorAttention {
-    dtype: Dtype,
+/// What a decoding kernel's source depends on (its `Debug` form is its cache key).
+#[derive(Debug)]
+struct AttentionKernel {
+    q: Dtype,
+    k: Dtype,
+    v: Dtype,
     out: Dtype,
+    /// The mask's dtype, where there is one.
     mask: Option<Dtype>,
+    /// The sinks' dtype (whether there are sinks is the kernel's parameter).
     sinks: Dtype,
+    /// Query rows a block.
     r: usize,
     d: usize,
-    vec: usize,
+    dv: usize,
     warps: usize,
     causal: bool,
+    /// The elements of a 16-byte vector, for the vectorised kernel ([`vector_width`]).
+    vec: Option<usize>,
+    shape: Heads,
+    /// Splits the merge kernel reads at once ([`merge_width`]).
+    merge_width: usize,
+}
+
+impl AttentionKernel {
+    /// The kernel's source (with the merge kernel's).
+    fn source(&self) -> String {
+        match self.vec {
+            Some(vec) => vector_source(self, vec),
+            None => general_source(self),
+        }
+    }
 }
 
 /// The decoding attention kernel for 16-byte rows (see [`vector_width`]), with the same
@@ -452,14 +478,14 @@ struct VectorAttention {
 /// source says so): fewer instructions in a kernel whose time is its warps' instruction
 /// chains (a TinyLlama decoding step, with the matrix-vector kernel's, 1.120 -> 1.106 ms on
 /// the H100).
-fn vector_source(a: &VectorAttention) -> String {
-    let t = storage_type(a.dtype).unwrap_or("void");
+fn vector_source(a: &AttentionKernel, vec: usize) -> String {
+    let t = storage_type(a.q).unwrap_or("void");
     let os = storage_type(a.out).unwrap_or("void");
     let ms = a
         .mask
         .map_or("float", |m| storage_type(m).unwrap_or("void"));
     let ss = storage_type(a.sinks).unwrap_or("void");
-    let unpack = match a.dtype {
+    let unpack = match a.q {
         Dtype::Bfloat16 => {
             "const unsigned int* w = (const unsigned int*)&x;\n  #pragma unroll\n  for (int i = 0; i < 4; i++) { f[2 * i] = __uint_as_float(w[i] << 16); f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u); }"
         }
@@ -480,16 +506,18 @@ fn vector_source(a: &VectorAttention) -> String {
         None => String::new(),
     };
     // Fewer keys in flight when the rows' registers are many.
-    let kif = if a.r * a.vec >= 64 { 2 } else { 4 };
+    let kif = if a.r * vec >= 64 { 2 } else { 4 };
     let sink_load = load(a.sinks, "sinks[h]", "float");
-    let merge = merge_source(os, ss, a.d, &sink_load, a.out, true);
+    let merge = merge_source(a, &sink_load, true);
+    let defines = index_defines(&a.shape);
+    let index = index_source();
     let seen = if a.causal {
-        "min(lk, max(0LL, i + lk - lq + 1))"
+        "min(lk, max(0LL, i + lk - LQ + 1))"
     } else {
         "lk"
     };
     let finish = finish_source(&sink_load, a.out, true);
-    let (r, d, vec, warps) = (a.r, a.d, a.vec, a.warps);
+    let (r, d, warps) = (a.r, a.d, a.warps);
     format!(
         r#"{HEADER}{INF}
 #define R {r}
@@ -501,6 +529,7 @@ fn vector_source(a: &VectorAttention) -> String {
 #define WARPS {warps}
 #define G (WARPS * GPW)
 #define KIF {kif}
+{defines}
 struct umx_s4 {{ long long s[4]; }};
 UMX_FN float umx_ex2(float x) {{ float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }}
 /* Merges running (m, l) pairs of base-2 logits: the weight of a part with maximum `m`
@@ -510,15 +539,13 @@ struct alignas(16) umx_u4 {{ unsigned int x, y, z, w; }};
 UMX_FN void umx_unpack(umx_u4 x, float* f) {{
   {unpack}
 }}
+{merge}
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
-    const {t}* v, const {ms}* mk, const {ss}* sinks, long long hq, long long hk, long long lq,
-    long long lk, long long group, long long row_blocks, long long chunk, int splits,
-    float scale, long long ms3, umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
+    const {t}* v, const {ms}* mk, const {ss}* sinks, int hq, int lq,
+    long long lk, int row_blocks, long long chunk, int splits, float scale, long long ms3,
+    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];
-  long long blk = blockIdx.x;
-  int split = (int)(blk % splits); blk /= splits;
-  long long rb = blk % row_blocks; blk /= row_blocks;
-  long long kh = blk % hk, bi = blk / hk;
+{index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int sub = lane % LPK, gid = warp * GPW + lane / LPK;
   float qr[R][VEC];
@@ -527,9 +554,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   long long jend = 0;
   #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
-    long long g = rb * R + rr;
-    bool live = g < group * lq;
-    long long h = kh * group + (live ? g / lq : 0), i = live ? g % lq : 0;
+    int g = rb * R + rr;
+    bool live = g < GROUP * LQ;
+    int h = kh * GROUP + (live ? QHEAD(g) : 0), i = live ? QPOS(g) : 0;
     umx_unpack(*(const umx_u4*)(q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2] + sub * VEC), qr[rr]);
     /* Scores as base-2 logits: exp(x) = 2^(x log2 e). */
     #pragma unroll
@@ -632,9 +659,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   __syncthreads();
   for (int idx = threadIdx.x; idx < R * D; idx += blockDim.x) {{
     int rr = idx / D, c = idx % D;
-    long long g = rb * R + rr;
-    if (g >= group * lq) continue;
-    long long row = (bi * hq + kh * group + g / lq) * lq + g % lq;
+    int g = rb * R + rr;
+    if (g >= GROUP * LQ) continue;
+    long long row = ((long long)bi * hq + kh * GROUP + QHEAD(g)) * LQ + QPOS(g);
     float M = -INFINITY;
     #pragma unroll
     for (int w = 0; w < G; w++) M = fmaxf(M, sh_m[w][rr]);
@@ -647,8 +674,50 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     }}
 {finish}  }}
 }}
-{merge}
 "#
+    )
+}
+
+/// What the decoding kernels' indexing takes as constants: the key heads, the query heads a
+/// key head serves, and whether one query a head is decoded (query length 1). All are fixed
+/// for a model (query lengths other than 1 share one kernel), so the kernel divides by
+/// constants (multiplications) where it would otherwise divide by parameters.
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    hk: usize,
+    group: usize,
+    one_query: bool,
+}
+
+/// The `#define`s of [`Heads`] for the decoding kernels' sources: `HK`, `GROUP`, `LQ` (the
+/// query length, 1 or the parameter `lq`), `NRB` (row blocks a key head) and `QHEAD(g)` /
+/// `QPOS(g)` (the head within the group and the query position of a key head's row `g`).
+fn index_defines(h: &Heads) -> String {
+    let Heads {
+        hk,
+        group,
+        one_query,
+    } = *h;
+    let lq = if one_query {
+        "#define LQ 1\n#define NRB ((GROUP + R - 1) / R)\n#define QHEAD(g) (g)\n#define QPOS(g) 0"
+    } else {
+        "#define LQ lq\n#define NRB row_blocks\n#define QHEAD(g) ((g) / lq)\n#define QPOS(g) ((g) % lq)"
+    };
+    format!("#define HK {hk}\n#define GROUP {group}\n{lq}")
+}
+
+/// The start of both decoding kernels: the block's key split `split`, row block `rb`, key
+/// head `kh` and batch index `bi`, in 32-bit arithmetic (a 64-bit division is a long software
+/// routine), then the wait for the kernel before (with programmatic launches, everything
+/// above it may overlap that kernel's end).
+fn index_source() -> String {
+    format!(
+        r#"  unsigned blk = blockIdx.x;
+  int split = (int)(blk % (unsigned)splits); blk /= (unsigned)splits;
+  int rb = (int)(blk % NRB); blk /= NRB;
+  int kh = (int)(blk % HK), bi = (int)(blk / HK);
+  {}"#,
+        crate::compile::pdl_wait_source(crate::compile::pdl_trigger_after())
     )
 }
 
@@ -666,7 +735,7 @@ fn finish_source(sink_load: &str, out: Dtype, log2: bool) -> String {
     format!(
         r#"    if (splits == 1) {{
       if (sinks) {{
-        long long h = (row / lq) % hq;
+        int h = (int)((unsigned)row / (unsigned)LQ % (unsigned)hq);
         float sk = {sink_load}{sink_scale};
         float M2 = fmaxf(M, sk);
         float wt = umx_w(M, M2);
@@ -685,33 +754,38 @@ fn finish_source(sink_load: &str, out: Dtype, log2: bool) -> String {
 }
 
 /// The kernel merging the key splits' partial results of one row (running maximum, weight
-/// sum, weighted values): a thread per output column, one pass over the splits sixteen at a
-/// time with all their loads in flight, merged online (each group of splits rescales what
-/// came before to its new maximum). With `log2`, the partial maxima are base-2 logits (the
+/// sum, weighted values): a thread per output column, one pass over the splits `width` at a
+/// time with all their loads in flight (one pass for most decoding steps: [`merge_width`]),
+/// merged online (each group of splits rescales what came before to its new maximum); then
+/// the sink, and the output. With `log2`, the partial maxima are base-2 logits (the
 /// vectorised kernel's), and a sink's natural logit is converted.
-fn merge_source(os: &str, ss: &str, dv: usize, sink_load: &str, out: Dtype, log2: bool) -> String {
-    let store_y = store(out, "y");
+fn merge_source(a: &AttentionKernel, sink_load: &str, log2: bool) -> String {
+    let st = |d: Dtype| storage_type(d).unwrap_or("void");
+    let (os, ss, dv, width) = (st(a.out), st(a.sinks), a.dv, a.merge_width);
+    let store_y = store(a.out, "y");
     let (exp, sink_scale) = if log2 {
         ("umx_ex2", "1.4426950408889634f")
     } else {
         ("expf", "1.f")
     };
+    let wait = crate::compile::pdl_wait_source(crate::compile::pdl_trigger_after());
     format!(
         r#"
 /* The weight of a part with maximum `m` against the reference `M` (0 for an empty part). */
 UMX_FN float umx_mw(float m, float M) {{ return m == -INFINITY ? 0.f : {exp}(m - M); }}
+#define MW {width}
 extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
-    long long rows, long long hq, long long lq, int splits) {{
+    long long rows, int hq, int lq, int splits) {{
   const int W = {dv} + 2;
+  {wait}
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
     const float* pp = part + row * splits * W;
-    long long h = (row / lq) % hq;
     for (int c = threadIdx.x; c < {dv}; c += blockDim.x) {{
       float M = -INFINITY, L = 0.f, A = 0.f;
-      for (int s0 = 0; s0 < splits; s0 += 16) {{
-        float mv[16], lv[16], av[16];
+      for (int s0 = 0; s0 < splits; s0 += MW) {{
+        float mv[MW], lv[MW], av[MW];
 #pragma unroll
-        for (int u = 0; u < 16; u++) {{
+        for (int u = 0; u < MW; u++) {{
           bool in = s0 + u < splits;
           const float* ps = pp + (s0 + u) * W;
           mv[u] = in ? ps[0] : -INFINITY;
@@ -720,20 +794,21 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
         }}
         float nM = M;
 #pragma unroll
-        for (int u = 0; u < 16; u++) nM = fmaxf(nM, mv[u]);
+        for (int u = 0; u < MW; u++) nM = fmaxf(nM, mv[u]);
         float ref = nM == -INFINITY ? 0.f : nM;
         float k = umx_mw(M, ref);
         L *= k;
         A *= k;
 #pragma unroll
-        for (int u = 0; u < 16; u++) {{
+        for (int u = 0; u < MW; u++) {{
           float w = umx_mw(mv[u], ref);
-          L += lv[u] * w;
-          A += av[u] * w;
+          L = fmaf(lv[u], w, L);
+          A = fmaf(av[u], w, A);
         }}
         M = nM;
       }}
       if (sinks) {{
+        int h = (int)((unsigned)row / (unsigned)lq % (unsigned)hq);
         float sk = {sink_load} * {sink_scale};
         float nM = fmaxf(M, sk);
         float k = umx_mw(M, nM);
@@ -747,4 +822,75 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
 }}
 "#
     )
+}
+
+/// Splits the merge kernel reads at once for `splits` (see [`merge_source`]): 16, 32 or 48
+/// (three variants of a module at most; 48 covers the 33 splits of a decoding step that fills
+/// an H100 with eight row blocks).
+fn merge_width(splits: usize) -> usize {
+    match splits {
+        ..=16 => 16,
+        ..=32 => 32,
+        _ => 48,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form of the decoding kernels' source has balanced braces and parentheses and
+    /// names both kernels; with `UMX_DUMP_ATTENTION_SOURCES=dir` they are also written there
+    /// (to compile them with NVRTC where no GPU is at hand).
+    #[test]
+    fn generated_sources_are_well_formed() {
+        let dump = std::env::var("UMX_DUMP_ATTENTION_SOURCES").ok();
+        let dtypes = [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16];
+        for (i, (dtype, mask, causal, one_query, vec, d)) in dtypes
+            .iter()
+            .flat_map(|&t| {
+                [
+                    (t, None, false, true, Some(16 / t.size()), 64),
+                    (t, Some(Dtype::Bool), true, false, Some(16 / t.size()), 128),
+                    (t, Some(t), false, false, None, 96),
+                    (t, None, true, true, None, 256),
+                ]
+            })
+            .enumerate()
+        {
+            let kernel = AttentionKernel {
+                q: dtype,
+                k: dtype,
+                v: dtype,
+                out: dtype,
+                mask,
+                sinks: Dtype::Float32,
+                r: if vec.is_some() {
+                    VECTOR_ROWS
+                } else {
+                    ATTN_ROWS
+                },
+                d,
+                dv: d,
+                warps: warps_for(vec, d),
+                causal,
+                vec,
+                shape: Heads {
+                    hk: 4,
+                    group: 8,
+                    one_query,
+                },
+                merge_width: merge_width(8 * i + 1),
+            };
+            let src = kernel.source();
+            let count = |c: char| src.chars().filter(|&x| x == c).count();
+            assert_eq!(count('{'), count('}'), "{kernel:?}");
+            assert_eq!(count('('), count(')'), "{kernel:?}");
+            assert!(src.contains("void __launch_bounds__(WARPS * 32) umx_attn("));
+            assert!(src.contains("void umx_attn_merge("));
+            if let Some(dir) = &dump {
+                std::fs::write(format!("{dir}/attention_{i}.cu"), &src).unwrap();
+            }
+        }
+    }
 }

@@ -675,11 +675,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
 "#,
         // The next kernel may start once the first weights are on their way (before the wait,
         // as every kernel lets it: see `compile::PDL_PROLOGUE`).
-        wait = if trigger_after {
-            "umx_pdl_wait(); umx_pdl_trigger();"
-        } else {
-            "umx_pdl_trigger(); umx_pdl_wait();"
-        },
+        wait = crate::compile::pdl_wait_source(trigger_after),
         rope_params = if rope.is_some() {
             ", {st}* q_out, {st}* keys, {st}* values, const int* offset, const float* freqs, \
              long long heads, long long kv_heads, long long l, long long cap, float scale, \
