@@ -829,8 +829,8 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
 /// an H100 with eight row blocks).
 fn merge_width(splits: usize) -> usize {
     match splits {
-        ..=16 => 16,
-        ..=32 => 32,
+        0..=16 => 16,
+        17..=32 => 32,
         _ => 48,
     }
 }
