@@ -96,6 +96,12 @@ pub enum FastOp {
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
     CudaKernel(std::sync::Arc<UserKernel>),
+    /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
+    /// makes of an RMS norm whose one use is the first input of a matrix-vector op
+    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`), so a device
+    /// can normalise in the product's own pass (no kernel, no row in memory, between them).
+    /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
+    NormPrologue { eps: f32, op: Box<FastOp> },
 }
 
 /// A user CUDA kernel and one call's launch configuration.
@@ -158,7 +164,30 @@ impl FastOp {
             FastOp::SwigluLinear => "swiglu_linear",
             FastOp::SwigluQuantizedLinear { .. } => "swiglu_quantized_linear",
             FastOp::CudaKernel(_) => "cuda_kernel",
+            FastOp::NormPrologue { op, .. } => match **op {
+                FastOp::SwigluLinear => "rms_norm_swiglu_linear",
+                FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
+                _ => "rms_norm_prologue",
+            },
         }
+    }
+
+    /// For [`FastOp::NormPrologue`], the inner op's inputs with `x` normalised as the
+    /// fallback computes it ([`FastOp::RmsNorm`]'s fallback), and the inner op.
+    fn normalised(&self, inputs: &[Array]) -> Result<Option<(Vec<Array>, &FastOp)>> {
+        let FastOp::NormPrologue { eps, op } = self else {
+            return Ok(None);
+        };
+        let Some((weight, rest)) = inputs.split_last() else {
+            crate::bail!("{}: expects the norm's weight last", self.name());
+        };
+        let norm = FastOp::RmsNorm {
+            eps: *eps,
+            weight: true,
+        };
+        let mut inner = rest.to_vec();
+        inner[0] = norm.fallback(&[rest[0].clone(), weight.clone()])?.remove(0);
+        Ok(Some((inner, op)))
     }
 
     /// Every output for these inputs (one but for a user kernel's, attention's gradients,
@@ -170,6 +199,7 @@ impl FastOp {
         };
         match self {
             FastOp::CudaKernel(k) => k.outputs.clone(),
+            FastOp::NormPrologue { op, .. } => op.outputs(&inputs[..inputs.len() - 1]),
             FastOp::AttentionVjp { .. } => inputs[..3].iter().map(spec).collect(),
             FastOp::RopeCacheWrite { project, .. } => {
                 let at = 2 + *project as usize;
@@ -238,6 +268,7 @@ impl FastOp {
                 }
             }
             FastOp::CudaKernel(k) => k.outputs[0].clone(),
+            FastOp::NormPrologue { op, .. } => op.output(&inputs[..inputs.len() - 1]),
         }
     }
 
@@ -246,6 +277,9 @@ impl FastOp {
     pub fn fallback(&self, inputs: &[Array]) -> Result<Vec<Array>> {
         if let FastOp::CudaKernel(k) = self {
             return Err(no_fallback(k));
+        }
+        if let Some((inner, op)) = self.normalised(inputs)? {
+            return op.fallback(&inner);
         }
         let out = self.output(inputs).dtype;
         let x = &inputs[0];
@@ -425,6 +459,9 @@ impl FastOp {
                 swiglu_halves(&ops::quantized_matmul(x, w, s, b, true, group_size, bits)?)?
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
+            FastOp::NormPrologue { .. } => {
+                crate::bail!("{}: expects the norm's weight last", self.name())
+            }
         };
         Ok(vec![y])
     }

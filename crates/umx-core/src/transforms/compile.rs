@@ -18,7 +18,9 @@ use super::graph::{key, tape};
 use crate::device::OutSpec;
 use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce, GroupMember};
 use crate::primitives::reduce::ReduceOp;
-use crate::primitives::{FusedGroup, FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp};
+use crate::primitives::{
+    FastOp, FusedGroup, FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp,
+};
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -276,6 +278,7 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     };
     simplify(&mut p);
     matmul_epilogues(&mut p);
+    norm_prologues(&mut p);
     fuse(&mut p);
     group(&mut p);
     if dump() {
@@ -431,26 +434,7 @@ fn simplify(p: &mut Program) {
 /// over the product. An activation after it still fuses with what follows (`fuse`).
 fn matmul_epilogues(p: &mut Program) {
     let live = reachable(p);
-    let mut uses = vec![0usize; p.steps.len()];
-    for (i, s) in p.steps.iter().enumerate() {
-        if live[i] {
-            for r in &s.args {
-                if let Ref::Step(j, _) = r {
-                    uses[*j] += 1;
-                }
-            }
-        }
-    }
-    for r in &p.outputs {
-        if let Ref::Step(j, _) = r {
-            uses[*j] += 1;
-        }
-    }
-    let dtype_of = |p: &Program, r: Ref| match r {
-        Ref::Input(i) => p.input_dtypes[i],
-        Ref::Const(c) => p.consts[c].dtype(),
-        Ref::Step(j, k) => p.steps[j].outputs[k].dtype,
-    };
+    let uses = use_counts(p, &live);
     for (i, &alive) in live.iter().enumerate() {
         let s = &p.steps[i];
         if !alive
@@ -493,6 +477,81 @@ fn matmul_epilogues(p: &mut Program) {
             outputs: vec![out.clone()],
         };
         // The product step is now unreferenced and skipped at replay.
+    }
+}
+
+/// Folds an RMS norm into the matrix-vector op it feeds: `rms_norm(x, w, eps)` whose one use
+/// is the first input of `swiglu_linear` or `linear_rope_cache_write` (a decoding step's
+/// norms, each before its layer's first product) becomes a [`FastOp::NormPrologue`] of that
+/// op, all of one dtype, so a device can normalise `x` in the product's own pass.
+fn norm_prologues(p: &mut Program) {
+    let live = reachable(p);
+    let uses = use_counts(p, &live);
+    for (i, &alive) in live.iter().enumerate() {
+        let s = &p.steps[i];
+        let Primitive::Fast(op) = &s.prim else {
+            continue;
+        };
+        if !alive
+            || !matches!(
+                op,
+                FastOp::SwigluLinear | FastOp::RopeCacheWrite { project: true, .. }
+            )
+        {
+            continue;
+        }
+        let Some(&Ref::Step(j, 0)) = s.args.first() else {
+            continue;
+        };
+        let norm = &p.steps[j];
+        let (Primitive::Fast(FastOp::RmsNorm { eps, weight: true }), [x, w], 1) =
+            (&norm.prim, &norm.args[..], uses[j])
+        else {
+            continue;
+        };
+        let dtype = norm.outputs[0].dtype;
+        if dtype_of(p, *x) != dtype || dtype_of(p, *w) != dtype {
+            continue;
+        }
+        let (eps, x, w) = (*eps, *x, *w);
+        let prim = Primitive::Fast(FastOp::NormPrologue {
+            eps,
+            op: Box::new(op.clone()),
+        });
+        let s = &mut p.steps[i];
+        s.prim = prim;
+        s.args[0] = x;
+        s.args.push(w);
+        // The norm step is now unreferenced and skipped at replay.
+    }
+}
+
+/// How many live steps' arguments and function outputs refer to each step.
+fn use_counts(p: &Program, live: &[bool]) -> Vec<usize> {
+    let mut uses = vec![0usize; p.steps.len()];
+    for (i, s) in p.steps.iter().enumerate() {
+        if live[i] {
+            for r in &s.args {
+                if let Ref::Step(j, _) = r {
+                    uses[*j] += 1;
+                }
+            }
+        }
+    }
+    for r in &p.outputs {
+        if let Ref::Step(j, _) = r {
+            uses[*j] += 1;
+        }
+    }
+    uses
+}
+
+/// The dtype of what `r` refers to.
+fn dtype_of(p: &Program, r: Ref) -> Dtype {
+    match r {
+        Ref::Input(i) => p.input_dtypes[i],
+        Ref::Const(c) => p.consts[c].dtype(),
+        Ref::Step(j, k) => p.steps[j].outputs[k].dtype,
     }
 }
 
@@ -907,6 +966,82 @@ fn replay(p: &Program, args: &[Array], shapeless: bool) -> Result<Option<Vec<Arr
 mod tests {
     use super::*;
     use crate::ops;
+
+    /// An RMS norm whose one use is `swiglu_linear`'s or `linear_rope_cache_write`'s input
+    /// folds into that op (`rms_norm_...`, the norm's step gone); a norm used twice, or one
+    /// whose weight promotes the dtype, stays a step of its own.
+    #[test]
+    fn an_rms_norm_folds_into_the_product_it_feeds() {
+        let arr = |shape: &[usize], dt: Dtype| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+            Array::from_slice(&v, shape).unwrap().astype(dt).unwrap()
+        };
+        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
+            describe(&trace(f, args).unwrap())
+        };
+        let swiglu = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            Ok(vec![crate::fast::swiglu_linear(&n, &a[2])?])
+        };
+        let args = [
+            arr(&[1, 16], Dtype::Float32),
+            arr(&[16], Dtype::Float32),
+            arr(&[8, 16], Dtype::Float32),
+        ];
+        let text = describe_of(&swiglu, &args);
+        assert!(
+            text.contains("rms_norm_swiglu_linear(in0, in2, in1)"),
+            "{text}"
+        );
+        assert!(!text.contains(" rms_norm("), "{text}");
+        // The norm's output is also returned: no fold.
+        let both = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            Ok(vec![crate::fast::swiglu_linear(&n, &a[2])?, n])
+        };
+        let text = describe_of(&both, &args);
+        assert!(
+            text.contains(" rms_norm(") && text.contains(" swiglu_linear("),
+            "{text}"
+        );
+        // A bfloat16 weight on float32 rows: the norm's output is float32 either way, but
+        // the weight is not of its dtype, so it stays.
+        let mut mixed = args.clone();
+        mixed[1] = arr(&[16], Dtype::Bfloat16);
+        let text = describe_of(&swiglu, &mixed);
+        assert!(!text.contains("rms_norm_swiglu_linear"), "{text}");
+        // The q/k/v product with its rope and cache writes.
+        let rope = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            let (q, k, v) = crate::fast::linear_rope_cache_write(
+                &n,
+                &a[2],
+                2,
+                1,
+                &a[3],
+                &a[4],
+                3,
+                8,
+                false,
+                Some(1e4),
+                1.0,
+                None,
+            )?;
+            Ok(vec![q, k, v])
+        };
+        let cache = arr(&[1, 1, 6, 8], Dtype::Float32);
+        let args = [
+            arr(&[1, 1, 16], Dtype::Float32),
+            arr(&[16], Dtype::Float32),
+            arr(&[32, 16], Dtype::Float32),
+            cache.clone(),
+            cache,
+        ];
+        let text = describe_of(&rope, &args);
+        assert!(text.contains("rms_norm_linear_rope_cache_write("), "{text}");
+        assert!(!text.contains(" rms_norm("), "{text}");
+    }
 
     /// What `UMX_COMPILE_DUMP` prints: a line per live step, a fused step with its
     /// instructions and reduction, operands by input, constant and step.

@@ -190,8 +190,34 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             swiglu_of_halves(&y[0], out)
         }
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
+        FastOp::NormPrologue { eps, ref op } => {
+            return norm_prologue(eps, op, inputs.clone(), outputs);
+        }
     };
     Ok(vec![store(&values, out)?])
+}
+
+/// [`FastOp::NormPrologue`]: the norm (as its own kernel computes it), then `op` on its
+/// output.
+fn norm_prologue(
+    eps: f32,
+    op: &FastOp,
+    mut inputs: Vec<ArrayData>,
+    outputs: &[OutSpec],
+) -> Result<Vec<ArrayData>> {
+    let (Some(weight), false) = (inputs.pop(), inputs.is_empty()) else {
+        return Err(Error::Device(format!(
+            "{}: expects its inputs and the norm's weight",
+            op.name()
+        )));
+    };
+    let spec = OutSpec {
+        shape: inputs[0].shape.clone(),
+        dtype: inputs[0].dtype,
+    };
+    let norm = FastOp::RmsNorm { eps, weight: true };
+    inputs[0] = eval(&norm, vec![inputs[0].clone(), weight], &[spec])?.remove(0);
+    eval(op, inputs, outputs)
 }
 
 /// The SwiGLU ops' product `(..., 2I)` for their output `(..., I)`.

@@ -70,7 +70,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
                 freqs,
             };
             if project {
-                linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+                linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, None)
             } else {
                 rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
             }
@@ -93,12 +93,74 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         } => super::attention::attention(inputs, out, scale, causal, mask, sinks),
         FastOp::AttentionVjp { scale, causal } => flash_backward(inputs, scale, causal),
         FastOp::SwigluLinear => match inputs {
-            [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape)?.map(|y| vec![y])),
+            [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape, None)?.map(|y| vec![y])),
             _ => Ok(None),
         },
         FastOp::SwigluQuantizedLinear { .. } => Ok(None),
         FastOp::CudaKernel(_) => Ok(None),
+        FastOp::NormPrologue { eps, ref op } => norm_prologue(eps, op, inputs, outputs),
     }
+}
+
+/// [`FastOp::NormPrologue`]: in the matrix-vector kernel's pass where it takes the op and the
+/// norm's weight (each warp normalises `x`'s rows itself: `gemv.rs`), else the norm's kernel
+/// and then the op.
+fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
+    let (Some((weight, rest)), Some(out)) = (inputs.split_last(), outputs.first()) else {
+        return Ok(None);
+    };
+    let norm = super::gemv::Norm { weight, eps };
+    match (op, rest) {
+        (FastOp::SwigluLinear, [x, w]) => {
+            if let Some(y) = super::gemv::swiglu(x, w, &out.shape, Some(&norm))? {
+                return Ok(Some(vec![y]));
+            }
+        }
+        (
+            &FastOp::RopeCacheWrite {
+                project: true,
+                heads,
+                kv_heads,
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            },
+            _,
+        ) => {
+            let rotation = Rotation {
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            };
+            return linear_rope_cache_write(rest, outputs, heads, kv_heads, &rotation, Some(&norm));
+        }
+        _ => {}
+    }
+    let Some(inner) = normalised(rest, &norm)? else {
+        return Ok(None);
+    };
+    eval(op, &inner, outputs)
+}
+
+/// `inputs` with the first RMS-normalised by `norm` (its kernel), or `None` where that kernel
+/// does not take it.
+fn normalised(inputs: &[ArrayData], norm: &super::gemv::Norm) -> Result<Option<Vec<ArrayData>>> {
+    let x = &inputs[0];
+    let spec = OutSpec {
+        shape: x.shape.clone(),
+        dtype: x.dtype,
+    };
+    let args = [x.clone(), norm.weight.clone()];
+    let Some(mut y) = rows(Row::Rms, norm.eps, &args, true, false, &spec)? else {
+        return Ok(None);
+    };
+    let mut inner = inputs.to_vec();
+    inner[0] = y.remove(0);
+    Ok(Some(inner))
 }
 
 fn supported(d: Dtype) -> bool {
@@ -693,6 +755,7 @@ fn linear_rope_cache_write(
     heads: usize,
     kv_heads: usize,
     rot: &Rotation,
+    norm: Option<&super::gemv::Norm>,
 ) -> Outs {
     let [x, w, rest @ ..] = inputs else {
         return Ok(None);
@@ -715,7 +778,7 @@ fn linear_rope_cache_write(
             let x = row_major(x)?;
             let w = row_major(w)?;
             if let (Some(x), Some(w)) = (x, w)
-                && super::gemv::rope_fits(&x, &w)?
+                && super::gemv::rope_fits(&x, &w, norm)?
             {
                 let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
                     return Ok(None);
@@ -748,12 +811,19 @@ fn linear_rope_cache_write(
                         -rot.base.ln() / half as f32
                     },
                 };
-                super::gemv::rope(&x, &w, &launch)?;
+                super::gemv::rope(&x, &w, &launch, norm)?;
                 return Ok(Some(vec![q, keys, values]));
             }
         }
     }
-    // The product (w viewed as its transpose), then the rope and cache kernel.
+    // The norm, the product (w viewed as its transpose), then the rope and cache kernel.
+    let x = match norm {
+        Some(n) => match normalised(std::slice::from_ref(x), n)? {
+            Some(mut y) => y.remove(0),
+            None => return Ok(None),
+        },
+        None => x.clone(),
+    };
     let mut wt = w.clone();
     wt.shape.swap(0, 1);
     wt.strides.swap(0, 1);
@@ -762,7 +832,7 @@ fn linear_rope_cache_write(
         dtype: x.dtype,
     };
     let op = umx_core::primitives::MatmulOp::Matmul;
-    let Some(mut qkv) = super::matmul::eval(&op, &[x.clone(), wt], &[spec])? else {
+    let Some(mut qkv) = super::matmul::eval(&op, &[x, wt], &[spec])? else {
         return Ok(None);
     };
     let mut args = vec![qkv.remove(0)];

@@ -118,6 +118,7 @@ pub(crate) fn try_gemv(
         pair: false,
         early: may_read_early(&[b]),
         rope: None,
+        norm: None,
     };
     launch.run(dtype)?;
     Ok(Some(out))
@@ -131,10 +132,12 @@ pub(crate) fn swiglu(
     x: &ArrayData,
     w: &ArrayData,
     out_shape: &[usize],
+    norm: Option<&Norm>,
 ) -> Result<Option<ArrayData>> {
     let dtype = x.dtype;
     let k = *x.shape.last().unwrap_or(&0);
     let m = x.size().checked_div(k).unwrap_or(0);
+    let norm_given = norm.is_some();
     if !matches!(dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16)
         || w.dtype != dtype
         || w.shape.len() != 2
@@ -157,6 +160,10 @@ pub(crate) fn swiglu(
     let (Some(x), Some(w)) = (aligned(x)?, aligned(w)?) else {
         return Ok(None);
     };
+    let norm = norm_operand(norm, &x)?;
+    if norm.is_none() && norm_given {
+        return Ok(None);
+    }
     let (out, yp) = fresh(out_shape, dtype)?;
     let launch = Launch {
         y: yp,
@@ -171,6 +178,7 @@ pub(crate) fn swiglu(
         pair: true,
         early: may_read_early(&[&w]),
         rope: None,
+        norm,
     };
     launch.run(dtype)?;
     Ok(Some(out))
@@ -196,6 +204,9 @@ struct Launch<'a> {
     early: bool,
     /// The rope form: columns in rope pairs, rotated into queries and caches (no `y`).
     rope: Option<&'a RopeLaunch>,
+    /// `x`'s rows RMS-normalised first: the norm's weight (of the dtype, `K` long, 16-byte
+    /// aligned) and epsilon.
+    norm: Option<(u64, f32)>,
 }
 
 impl Launch<'_> {
@@ -227,10 +238,11 @@ impl Launch<'_> {
         let pair = self.pair;
         let after = crate::compile::pdl_trigger_after();
         let form = self.rope.map(|r| r.form);
-        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}|{after}|{form:?}");
+        let norm = self.norm.is_some();
+        let key = format!("gemv|{dtype:?}|{m}|{split}|{add}|{pair}|{after}|{form:?}|{norm}");
         let f = function_for(
             &key,
-            || source(dtype, m, split, add, pair, after, form.as_ref()),
+            || source(dtype, m, split, add, pair, after, form.as_ref(), norm),
             "umx_gemv",
         )?;
         let (cp, (c_row, c_col)) = self.c.unwrap_or((0, (0, 0)));
@@ -246,6 +258,8 @@ impl Launch<'_> {
             .push(self.alpha)
             .push(self.beta)
             .push(self.early as i32);
+        let (nw, eps) = self.norm.unwrap_or((0, 0.0));
+        args.push(nw).push(eps);
         if let Some(r) = self.rope {
             args.push(r.q)
                 .push(r.keys)
@@ -346,8 +360,13 @@ pub(crate) struct RopeLaunch {
 /// written to the queries or into the caches (value pairs are written as they are). For
 /// operands that [`rope_fits`] takes (the caller asks first, before it allocates the
 /// outputs); others are an error.
-pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<()> {
-    if !rope_fits(x, w)? {
+pub(crate) fn rope(
+    x: &ArrayData,
+    w: &ArrayData,
+    r: &RopeLaunch,
+    norm: Option<&Norm>,
+) -> Result<()> {
+    if !rope_fits(x, w, norm)? {
         return Err(umx_core::Error::Device(format!(
             "linear_rope_cache_write: operands {:?} and {:?} do not fit the matrix-vector kernel",
             x.shape, w.shape
@@ -367,6 +386,7 @@ pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<()> {
         pair: false,
         early: may_read_early(&[w]),
         rope: Some(r),
+        norm: norm_operand(norm, x)?,
     };
     launch.run(x.dtype)
 }
@@ -374,7 +394,7 @@ pub(crate) fn rope(x: &ArrayData, w: &ArrayData, r: &RopeLaunch) -> Result<()> {
 /// Whether [`rope`] takes `x` and `w`: both row-major from 16-byte aligned pointers, of one
 /// float dtype, at most [`MAX_ROWS`] rows of `x`, `K` a whole number of vectors and an even
 /// number of weight rows.
-pub(crate) fn rope_fits(x: &ArrayData, w: &ArrayData) -> Result<bool> {
+pub(crate) fn rope_fits(x: &ArrayData, w: &ArrayData, norm: Option<&Norm>) -> Result<bool> {
     let dtype = x.dtype;
     let k = *x.shape.last().unwrap_or(&0);
     let m = x.size().checked_div(k).unwrap_or(0);
@@ -393,7 +413,30 @@ pub(crate) fn rope_fits(x: &ArrayData, w: &ArrayData) -> Result<bool> {
     {
         return Ok(false);
     }
-    Ok(input_ptr(x)? % 16 == 0 && input_ptr(w)? % 16 == 0)
+    Ok(input_ptr(x)? % 16 == 0
+        && input_ptr(w)? % 16 == 0
+        && (norm.is_none() || norm_operand(norm, x)?.is_some()))
+}
+
+/// An RMS norm the kernel applies to `x`'s rows before its products
+/// (`FastOp::NormPrologue`): its weight `(K,)` and epsilon.
+pub(crate) struct Norm<'a> {
+    pub weight: &'a ArrayData,
+    pub eps: f32,
+}
+
+/// The kernel's norm operand for `x`: the weight's pointer and epsilon where the weight is
+/// `x`'s dtype, `K` long, contiguous and 16-byte aligned; `None` without a norm or where it
+/// does not fit (the caller then normalises first).
+fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>> {
+    let Some(n) = norm else { return Ok(None) };
+    let w = n.weight;
+    let k = *x.shape.last().unwrap_or(&0);
+    if w.dtype != x.dtype || w.shape != [k] || (k > 1 && w.strides[0] != 1) {
+        return Ok(None);
+    }
+    let p = input_ptr(w)?;
+    Ok((p % 16 == 0).then_some((p, n.eps)))
 }
 
 /// The defines and helper of the rope form of the kernel: `COLUMN(s)` maps a block's slot to
@@ -481,6 +524,26 @@ const ROPE_EPILOGUE: &str = r#"
     continue;
 "#;
 
+/// The norm form's start (`FastOp::NormPrologue`), after the wait: each warp sums the squares
+/// of every row of `x` itself (a few kilobytes, in cache: no block waits for another) into
+/// `inv[r]`, the row's `1 / sqrt(mean(x^2) + eps)` as the norm kernel computes it; the main
+/// loop then takes each element as the norm gives it (`x * inv` rounded to the dtype, times
+/// the weight, rounded), so the product is the one of the norm's output.
+const NORM_PROLOGUE: &str = r#"  float inv[ROWS];
+  #pragma unroll
+  for (int r = 0; r < ROWS; r++) {
+    float ss = 0.f;
+    #pragma unroll 4
+    for (long long j = lane; j < kv; j += 32) {
+      vec_t xq = xs[r * kv + j];
+      const umx_x* xe = reinterpret_cast<const umx_x*>(&xq);
+      #pragma unroll
+      for (int e = 0; e < E; e++) { float v = {xv}; ss += v * v; }
+    }
+    for (int o = 16; o > 0; o /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    inv[r] = 1.0f / sqrtf(ss / (float)(kv * E) + eps);
+  }"#;
+
 /// Blocks of the kernel an SM should hold at once, which caps its registers: a product's
 /// blocks mostly fit in one or two waves, so more of them resident is fewer waves (for one
 /// row: 12, or 16 where a block shares each column of one weight row; more rows need their
@@ -519,6 +582,7 @@ fn source(
     pair: bool,
     trigger_after: bool,
     rope: Option<&RopeForm>,
+    norm: bool,
 ) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     let add = add as u8;
@@ -561,7 +625,7 @@ typedef uint4 vec_t;
 /* y[r, n] = sum_k x[r, k] * w[n, k]; kv = K / E vectors per row. */
 extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({st}* y,
     const {st}* x, const {st}* w, long long n_cols, long long kv, const {st}* c, long long c_row,
-    long long c_col, float alpha, float beta, int early{rope_params}) {{
+    long long c_col, float alpha, float beta, int early, const {st}* nw, float eps{rope_params}) {{
   __shared__ float part[WARPS][HALVES][ROWS];
   int lane = threadIdx.x % 32, wb = threadIdx.x / 32;
   int group = wb / SPLIT, share = wb % SPLIT;
@@ -586,6 +650,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
     }}
   }}
   {wait}
+{norm_prologue}
   /* Every warp of a block runs the same iterations (they meet at barriers); a group past
      the last column reads column 0 and writes nothing. */
   for (long long base = (long long)blockIdx.x * per_block; base < n_cols;
@@ -612,16 +677,16 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
       #pragma unroll
       for (int u = 0; u < U; u++) {{
         long long j = j0 + (long long)STEP * u;
-        if (j < kv) {{
+        if (j < kv) {{{norm_weight}
           #pragma unroll
           for (int r = 0; r < ROWS; r++) {{
             vec_t xq = xs[r * kv + j];
-            const {st}* xe = reinterpret_cast<const {st}*>(&xq);
+            const {st}* xe = reinterpret_cast<const {st}*>(&xq);{norm_x}
             #pragma unroll
             for (int h = 0; h < HALVES; h++) {{
               const {st}* we = reinterpret_cast<const {st}*>(&buf[h][u]);
               #pragma unroll
-              for (int e = 0; e < E; e++) acc[h][r] = fmaf({xv}, {wv}, acc[h][r]);
+              for (int e = 0; e < E; e++) acc[h][r] = fmaf({x_elem}, {wv}, acc[h][r]);
             }}
           }}
         }}
@@ -689,10 +754,79 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
             |r| rope_defs(r, dtype)
         ),
         rope_epilogue = if rope.is_some() { ROPE_EPILOGUE } else { "" },
+        norm_prologue = if norm {
+            NORM_PROLOGUE.replace("{xv}", &xv).replace("umx_x", st)
+        } else {
+            String::new()
+        },
+        norm_weight = if norm {
+            format!(
+                "\n          vec_t gq = __ldg((const vec_t*)nw + j);\n          \
+                 const {st}* ge = reinterpret_cast<const {st}*>(&gq);"
+            )
+        } else {
+            String::new()
+        },
+        norm_x = if norm {
+            let round = |e: &str| load(dtype, &store(dtype, e), "float");
+            format!(
+                "\n            float xn[E];\n            #pragma unroll\n            \
+                 for (int e = 0; e < E; e++) xn[e] = {};",
+                round(&format!(
+                    "{} * {}",
+                    round(&format!("{xv} * inv[r]")),
+                    to_f("ge[e]")
+                ))
+            )
+        } else {
+            String::new()
+        },
+        x_elem = if norm { "xn[e]" } else { &xv },
         epilogue_split = if pair {
             format!("float a1 = acc[HALVES - 1][0], s; {}", swiglu_expr(dtype))
         } else {
             "float s = alpha * a0; if (ADD) s += beta * CV;".to_string()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's forms have balanced braces and parentheses and name the kernel; with
+    /// `UMX_DUMP_GEMV_SOURCES=dir` they are also written there (to compile them with NVRTC
+    /// where no GPU is at hand).
+    #[test]
+    fn generated_sources_are_well_formed() {
+        let dump = std::env::var("UMX_DUMP_GEMV_SOURCES").ok();
+        let rope = RopeForm {
+            d: 64,
+            traditional: false,
+            freqs: false,
+        };
+        let mut i = 0;
+        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+            for (rows, split, add, pair, form) in [
+                (1, 1, true, false, None),
+                (1, WARPS, false, true, None),
+                (2, 1, false, true, None),
+                (1, 2, false, false, Some(&rope)),
+                (3, WARPS, false, false, Some(&rope)),
+            ] {
+                for norm in [false, true] {
+                    let src = source(dtype, rows, split, add, pair, false, form, norm);
+                    let count = |c: char| src.chars().filter(|&x| x == c).count();
+                    assert_eq!(count('{'), count('}'), "{i}");
+                    assert_eq!(count('('), count(')'), "{i}");
+                    assert!(src.contains("umx_gemv("));
+                    assert_eq!(src.contains("inv[r]"), norm);
+                    if let Some(dir) = &dump {
+                        std::fs::write(format!("{dir}/gemv_{i}.cu"), &src).unwrap();
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
 }

@@ -382,6 +382,113 @@ fn compiled_fast_ops_equal_the_uncompiled_ones_over_several_shapes() {
     }
 }
 
+/// Under `compile`, an RMS norm that feeds `swiglu_linear` or `linear_rope_cache_write` folds
+/// into it (on the GPU the matrix-vector kernel normalises its rows itself): the compiled
+/// function equals the uncompiled one for float32, float16 and bfloat16, few and many output
+/// columns, short and long rows, one and several rows; with a strided norm weight (the
+/// norm's kernel first, then the product) and with the norm's output also returned (no
+/// fold); and its gradients are the uncompiled function's.
+#[test]
+fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
+    const EPS: f32 = 1e-5;
+    let swiglu = |a: &[Array]| -> Result<Vec<Array>> {
+        let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
+        Ok(vec![fast::swiglu_linear(&n, &a[2])?])
+    };
+    let both = |a: &[Array]| -> Result<Vec<Array>> {
+        let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
+        Ok(vec![fast::swiglu_linear(&n, &a[2])?, n])
+    };
+    let (c_swiglu, c_both) = (
+        umx::transforms::compile(swiglu, false),
+        umx::transforms::compile(both, false),
+    );
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (rows, i, k) in [(1, 2200, 64), (3, 40, 1024), (1, 700, 2048), (2, 5, 5632)] {
+            let what = format!("rms_norm + swiglu_linear {dt} rows {rows} I {i} K {k}");
+            let x = random(&[rows, k], Dtype::Float32, 11).astype(dt).unwrap();
+            let g = random(&[k], Dtype::Float32, 12).astype(dt).unwrap();
+            let w = ops::multiply(
+                random(&[2 * i, k], Dtype::Float32, 13),
+                1.0 / (k as f64).sqrt(),
+            )
+            .unwrap()
+            .astype(dt)
+            .unwrap();
+            let args = [x, g, w];
+            let want = swiglu(&args).unwrap();
+            assert_close(&c_swiglu(&args).unwrap()[0], &want[0], tol, &what);
+            let got = c_both(&args).unwrap();
+            assert_close(&got[0], &want[0], tol, &format!("{what}, norm returned"));
+            // A norm weight of every other element of a wider one.
+            let wide = random(&[2 * k], Dtype::Float32, 14).astype(dt).unwrap();
+            let g = ops::slice(&wide, &[0], &[2 * k as i64], &[2]).unwrap();
+            let args = [args[0].clone(), g, args[2].clone()];
+            let want = swiglu(&args).unwrap();
+            let what = format!("{what}, strided weight");
+            assert_close(&c_swiglu(&args).unwrap()[0], &want[0], tol, &what);
+        }
+        // The q/k/v product with its rope and cache writes: (B, L, heads, kv heads, D, K).
+        for (b, l, h, kh, d, k) in [(1, 1, 32, 4, 64, 2048), (2, 3, 4, 2, 16, 32)] {
+            let what = format!("rms_norm + linear_rope_cache_write {dt} B {b} L {l} K {k}");
+            let rope = move |a: &[Array]| -> Result<Vec<Array>> {
+                let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
+                let (q, k, v) = fast::linear_rope_cache_write(
+                    &n,
+                    &a[2],
+                    h,
+                    kh,
+                    &a[3],
+                    &a[4],
+                    5,
+                    d,
+                    false,
+                    Some(1e4),
+                    1.0,
+                    None,
+                )?;
+                Ok(vec![q, k, v])
+            };
+            let compiled = umx::transforms::compile(rope, false);
+            let n = (h + 2 * kh) * d;
+            let x = random(&[b, l, k], Dtype::Float32, 21).astype(dt).unwrap();
+            let g = random(&[k], Dtype::Float32, 22).astype(dt).unwrap();
+            let w = ops::multiply(random(&[n, k], Dtype::Float32, 23), 1.0 / (k as f64).sqrt())
+                .unwrap()
+                .astype(dt)
+                .unwrap();
+            let (keys, values) = random_caches([b, kh, 12, d], dt, 24);
+            let args = [x, g, w, keys, values];
+            let (got, want) = (compiled(&args).unwrap(), rope(&args).unwrap());
+            for (j, part) in ["queries", "keys", "values"].iter().enumerate() {
+                assert_close(&got[j], &want[j], tol, &format!("{what}: {part}"));
+            }
+        }
+    }
+    // Gradients through the folded op: the uncompiled function's.
+    let x = random(&[2, 64], Dtype::Float32, 31);
+    let g = random(&[64], Dtype::Float32, 32);
+    let w = ops::multiply(random(&[24, 64], Dtype::Float32, 33), 0.125).unwrap();
+    let loss = |f: &(dyn Fn(&[Array]) -> Result<Vec<Array>> + Sync), a: &[Array]| {
+        ops::sum(&f(a)?[0], None, false)
+    };
+    let args = vec![x, g, w];
+    let want = grad(|a: &Vec<Array>| loss(&swiglu, a))(&args).unwrap();
+    let got = grad(|a: &Vec<Array>| loss(&c_swiglu, a))(&args).unwrap();
+    for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_close(
+            a,
+            b,
+            1e-4,
+            &format!("rms_norm + swiglu_linear gradient {j}"),
+        );
+    }
+}
+
 #[test]
 fn fast_ops_reject_bad_input_by_name() {
     let x = random(&[2, 4], Dtype::Float32, 1);

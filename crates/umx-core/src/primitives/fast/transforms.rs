@@ -152,10 +152,10 @@ impl FastOp {
         }
         let only_rows = axes[1..].iter().all(Option::is_none);
         let per_row_offset = matches!(self, FastOp::Rope { .. }) && inputs[1].ndim() == 1;
-        // Inputs of a fixed rank: batched through the fallback.
+        // Inputs of a fixed rank, and a norm before a product: batched through the fallback.
         let four_d = matches!(
             self,
-            FastOp::Attention { .. } | FastOp::RopeCacheWrite { .. }
+            FastOp::Attention { .. } | FastOp::RopeCacheWrite { .. } | FastOp::NormPrologue { .. }
         );
         let few_rows = matches!(
             self,
