@@ -98,11 +98,9 @@ pub enum FastOp {
     CudaKernel(std::sync::Arc<UserKernel>),
     /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
     /// makes of an RMS norm whose one use is the first input of a matrix-vector op
-    /// ([`FastOp::SwigluLinear`], [`FastOp::SwigluQuantizedLinear`], [`FastOp::RopeCacheWrite`]
-    /// with `project`), so a device can normalise in the product's own pass (no kernel, no
-    /// row in memory, between them). Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s
-    /// dtype). The GPU's matrix-vector kernels take the normalised row in float32 (the
-    /// fallback rounds it to the dtype first): the values agree to that rounding.
+    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`), so a device
+    /// can normalise in the product's own pass (no kernel, no row in memory, between them).
+    /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
     NormPrologue { eps: f32, op: Box<FastOp> },
 }
 
@@ -168,7 +166,6 @@ impl FastOp {
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
-                FastOp::SwigluQuantizedLinear { .. } => "rms_norm_swiglu_quantized_linear",
                 FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
                 _ => "rms_norm_prologue",
             },

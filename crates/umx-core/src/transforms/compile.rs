@@ -481,7 +481,7 @@ fn matmul_epilogues(p: &mut Program) {
 }
 
 /// Folds an RMS norm into the matrix-vector op it feeds: `rms_norm(x, w, eps)` whose one use
-/// is the first input of `swiglu_linear` (quantized or not) or `linear_rope_cache_write` (a decoding step's
+/// is the first input of `swiglu_linear` or `linear_rope_cache_write` (a decoding step's
 /// norms, each before its layer's first product) becomes a [`FastOp::NormPrologue`] of that
 /// op, all of one dtype, so a device can normalise `x` in the product's own pass.
 fn norm_prologues(p: &mut Program) {
@@ -495,9 +495,7 @@ fn norm_prologues(p: &mut Program) {
         if !alive
             || !matches!(
                 op,
-                FastOp::SwigluLinear
-                    | FastOp::SwigluQuantizedLinear { .. }
-                    | FastOp::RopeCacheWrite { project: true, .. }
+                FastOp::SwigluLinear | FastOp::RopeCacheWrite { project: true, .. }
             )
         {
             continue;
@@ -1013,23 +1011,6 @@ mod tests {
         mixed[1] = arr(&[16], Dtype::Bfloat16);
         let text = describe_of(&swiglu, &mixed);
         assert!(!text.contains("rms_norm_swiglu_linear"), "{text}");
-        // The quantized SwiGLU.
-        let quantized = |a: &[Array]| -> Result<Vec<Array>> {
-            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
-            Ok(vec![crate::fast::swiglu_quantized_linear(
-                &n, &a[2], &a[3], &a[4], 32, 4,
-            )?])
-        };
-        let (wq, sc, bi) = crate::ops::quantize(&arr(&[8, 64], Dtype::Float32), 32, 4).unwrap();
-        let args = [
-            arr(&[1, 64], Dtype::Float32),
-            arr(&[64], Dtype::Float32),
-            wq,
-            sc,
-            bi,
-        ];
-        let text = describe_of(&quantized, &args);
-        assert!(text.contains("rms_norm_swiglu_quantized_linear("), "{text}");
         // The q/k/v product with its rope and cache writes.
         let rope = |a: &[Array]| -> Result<Vec<Array>> {
             let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;

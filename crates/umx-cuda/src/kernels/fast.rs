@@ -35,10 +35,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let out = first_out(op.name(), outputs)?;
     if let FastOp::SwigluQuantizedLinear { group_size, bits } = *op {
         // The packed weight is uint32: the quantized kernels check their operands.
-        return super::quantized::swiglu(inputs, group_size, bits, out, None);
-    }
-    if let FastOp::NormPrologue { eps, op } = op {
-        return norm_prologue(*eps, op, inputs, outputs);
+        return super::quantized::swiglu(inputs, group_size, bits, out);
     }
     if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
         return Ok(None);
@@ -101,7 +98,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         },
         FastOp::SwigluQuantizedLinear { .. } => Ok(None),
         FastOp::CudaKernel(_) => Ok(None),
-        FastOp::NormPrologue { .. } => Ok(None),
+        FastOp::NormPrologue { eps, ref op } => norm_prologue(eps, op, inputs, outputs),
     }
 }
 
@@ -117,12 +114,6 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
         (FastOp::SwigluLinear, [x, w]) => {
             if let Some(y) = super::gemv::swiglu(x, w, &out.shape, Some(&norm))? {
                 return Ok(Some(vec![y]));
-            }
-        }
-        (&FastOp::SwigluQuantizedLinear { group_size, bits }, _) => {
-            let done = super::quantized::swiglu(rest, group_size, bits, out, Some(&norm))?;
-            if done.is_some() {
-                return Ok(done);
             }
         }
         (

@@ -281,14 +281,7 @@ extern "C" __global__ void umx_dequantize({st}* out, const unsigned int* q, cons
 }
 
 /// The CUDA source of the matrix-vector kernel for `rows` rows of `x`.
-fn qmv_source(
-    dtype: Dtype,
-    bits: usize,
-    group_size: usize,
-    rows: usize,
-    pair: bool,
-    norm: bool,
-) -> String {
+fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize, pair: bool) -> String {
     let m = rows;
     let halves = if pair { 2 } else { 1 };
     let epilogue = if pair {
@@ -323,8 +316,7 @@ fn qmv_source(
 #define XV {xv}
 #define HALVES {halves}
 extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
-    const {st}* sc, const {st}* bi, long long n, long long k, long long batches, int early,
-    const {st}* nw, float eps) {{
+    const {st}* sc, const {st}* bi, long long n, long long k, long long batches, int early) {{
   int lane = threadIdx.x & 31;
   long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   bool live = warp < batches * n;
@@ -374,7 +366,7 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
   #pragma unroll
   for (int h = 0; h < HALVES; h++)
     #pragma unroll
-    for (int r = 0; r < ROWS; r++) acc[h][r] = 0.f;{norm_zero}
+    for (int r = 0; r < ROWS; r++) acc[h][r] = 0.f;
   for (long long c0 = lane; c0 < chunks; c0 += 64) {{
     if (!have) {{
       #pragma unroll
@@ -410,14 +402,14 @@ extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int*
     }}
     #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
-      const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);{norm_gp}
+      const umx_pack<{st}, XV>* xp = (const umx_pack<{st}, XV>*)(xb + r * k + c * 32);
       float dot = 0.f, sum = 0.f;
       #pragma unroll
       for (int i = 0; i < 32 / XV; i++) {{
-umx_pack<{st}, XV> p = xp[i];{norm_g}
+umx_pack<{st}, XV> p = xp[i];
 #pragma unroll
 for (int e = 0; e < XV; e++) {{
-  float xv = {xe};{norm_e}
+  float xv = {xe};
   dot += xv * qv[i * XV + e];
   sum += xv;
 }}
@@ -434,7 +426,7 @@ for (int e = 0; e < XV; e++) {{
       float v = acc[h][r];
       for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
       acc[h][r] = v;
-    }}{norm_scale}
+    }}
   if (lane == 0) {{
     #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
@@ -448,47 +440,8 @@ for (int e = 0; e < XV; e++) {{
         b = load(dtype, "br[h][g]", "float"),
         xe = load(dtype, "p.v[e]", "float"),
         o = store(dtype, "v"),
-        norm_zero = if norm {
-            "\n  float ss[ROWS];\n  #pragma unroll\n  for (int r = 0; r < ROWS; r++) ss[r] = 0.f;"
-        } else {
-            ""
-        },
-        norm_gp = if norm {
-            format!(
-                "\n      const umx_pack<{st}, XV>* gp = (const umx_pack<{st}, XV>*)(nw + c * 32);"
-            )
-        } else {
-            String::new()
-        },
-        norm_g = if norm {
-            format!("\numx_pack<{st}, XV> gq = gp[i];")
-        } else {
-            String::new()
-        },
-        norm_e = if norm {
-            format!(
-                "\n  if (h == 0) ss[r] = fmaf(xv, xv, ss[r]);\n  xv *= {};",
-                load(dtype, "gq.v[e]", "float")
-            )
-        } else {
-            String::new()
-        },
-        norm_scale = if norm { NORM_SCALE } else { "" },
     )
 }
-
-/// The norm form's end (`FastOp::NormPrologue`, see `gemv.rs`'s): the squares of each row,
-/// summed by the lanes while they took its elements (times the norm's weight) into the
-/// products, summed over the warp; the products scaled by `1 / sqrt(mean(x^2) + eps)`.
-const NORM_SCALE: &str = r#"
-  #pragma unroll
-  for (int r = 0; r < ROWS; r++) {
-    float v = ss[r];
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    float iv = 1.0f / sqrtf(v / (float)k + eps);
-    #pragma unroll
-    for (int h = 0; h < HALVES; h++) acc[h][r] *= iv;
-  }"#;
 
 #[allow(clippy::too_many_arguments)]
 fn qmm(
@@ -543,7 +496,7 @@ fn qmm(
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(
-            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, out,
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, out,
         )
         .map(|o| Some(vec![o]));
     }
@@ -586,13 +539,7 @@ fn qmm(
 /// `W` `(2I, k)` quantized, each output's gate and up rows read by one warp of the
 /// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
 /// where it does).
-pub(crate) fn swiglu(
-    inputs: &[ArrayData],
-    group_size: usize,
-    bits: usize,
-    out: &OutSpec,
-    norm: Option<&super::gemv::Norm>,
-) -> Outs {
+pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
     let [x, q, s, b] = inputs else {
         return Ok(None);
     };
@@ -616,10 +563,6 @@ pub(crate) fn swiglu(
     let Some(x) = dense(x, dtype)? else {
         return Ok(None);
     };
-    let norm_operand = super::gemv::norm_operand(norm, &x)?;
-    if norm.is_some() && norm_operand.is_none() {
-        return Ok(None);
-    }
     let y = qmv(
         &x,
         &q,
@@ -632,7 +575,6 @@ pub(crate) fn swiglu(
         group_size,
         bits,
         true,
-        norm_operand,
         out,
     )?;
     Ok(Some(vec![y]))
@@ -654,7 +596,6 @@ fn qmv(
     group_size: usize,
     bits: usize,
     pair: bool,
-    norm: Option<(u64, f32)>,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
@@ -667,13 +608,10 @@ fn qmv(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
-    let key = format!(
-        "qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}|{}",
-        norm.is_some()
-    );
+    let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
     let f = function_for(
         &key,
-        || qmv_source(dtype, bits, group_size, m, pair, norm.is_some()),
+        || qmv_source(dtype, bits, group_size, m, pair),
         "umx_qmv",
     )?;
     let warps = batches * n;
@@ -689,8 +627,6 @@ fn qmv(
         .push(k as i64)
         .push(batches as i64)
         .push(crate::compile::may_read_early(&[q, s, b]) as i32);
-    let (nw, eps) = norm.unwrap_or((0, 0.0));
-    args.push(nw).push(eps);
     launch(f, blocks, THREADS, 0, &mut args.pointers())?;
     Ok(result)
 }
@@ -715,11 +651,11 @@ mod tests {
                     for rows in [1, 8] {
                         sources.push((
                             format!("qmv_{dtype:?}_{bits}_{gs}_{rows}"),
-                            qmv_source(dtype, bits, gs, rows, false, false),
+                            qmv_source(dtype, bits, gs, rows, false),
                         ));
                         sources.push((
                             format!("qmvpair_{dtype:?}_{bits}_{gs}_{rows}"),
-                            qmv_source(dtype, bits, gs, rows, true, rows == 1),
+                            qmv_source(dtype, bits, gs, rows, true),
                         ));
                     }
                     for (name, src) in sources {
