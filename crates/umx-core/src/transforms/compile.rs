@@ -483,7 +483,9 @@ fn matmul_epilogues(p: &mut Program) {
 /// Folds an RMS norm into the matrix-vector op it feeds: `rms_norm(x, w, eps)` whose one use
 /// is the first input of `swiglu_linear` or `linear_rope_cache_write` (a decoding step's
 /// norms, each before its layer's first product) becomes a [`FastOp::NormPrologue`] of that
-/// op, all of one dtype, so a device can normalise `x` in the product's own pass.
+/// op, all of one dtype, so a device can normalise `x` in the product's own pass. (Not the
+/// quantized SwiGLU: its kernel is bound by unpacking the codes, and a norm form of it made
+/// a 4-bit TinyLlama decoding step 0.930 -> 0.944 ms on the H100.)
 fn norm_prologues(p: &mut Program) {
     let live = reachable(p);
     let uses = use_counts(p, &live);

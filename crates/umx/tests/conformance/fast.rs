@@ -387,7 +387,8 @@ fn compiled_fast_ops_equal_the_uncompiled_ones_over_several_shapes() {
 /// function equals the uncompiled one for float32, float16 and bfloat16, few and many output
 /// columns, short and long rows, one and several rows; with a strided norm weight (the
 /// norm's kernel first, then the product) and with the norm's output also returned (no
-/// fold); and its gradients are the uncompiled function's.
+/// fold); a quantized SwiGLU after a norm too (not folded); and the gradients are the
+/// uncompiled function's.
 #[test]
 fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
     const EPS: f32 = 1e-5;
@@ -467,6 +468,41 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             for (j, part) in ["queries", "keys", "values"].iter().enumerate() {
                 assert_close(&got[j], &want[j], tol, &format!("{what}: {part}"));
             }
+        }
+    }
+    // The quantized SwiGLU (4 bits, group size 64; 3 bits, 32), whose norm stays a step.
+    let quantized = |a: &[Array]| -> Result<Vec<Array>> {
+        let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
+        let (bits, group) = if a[2].shape()[1] * 32 / a[0].shape()[1] == 4 {
+            (4, 64)
+        } else {
+            (3, 32)
+        };
+        Ok(vec![fast::swiglu_quantized_linear(
+            &n, &a[2], &a[3], &a[4], group, bits,
+        )?])
+    };
+    let c_quantized = umx::transforms::compile(quantized, false);
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (rows, i, k, bits, group) in [(1, 700, 2048, 4, 64), (3, 40, 256, 3, 32)] {
+            let what = format!("rms_norm + swiglu_quantized_linear {dt} rows {rows} K {k}");
+            let x = random(&[rows, k], Dtype::Float32, 41).astype(dt).unwrap();
+            let g = random(&[k], Dtype::Float32, 42).astype(dt).unwrap();
+            let w = ops::multiply(
+                random(&[2 * i, k], Dtype::Float32, 43),
+                1.0 / (k as f64).sqrt(),
+            )
+            .unwrap()
+            .astype(dt)
+            .unwrap();
+            let (wq, sc, bi) = ops::quantize(&w, group, bits).unwrap();
+            let args = [x, g, wq, sc, bi];
+            let (got, want) = (c_quantized(&args).unwrap(), quantized(&args).unwrap());
+            assert_close(&got[0], &want[0], tol, &what);
         }
     }
     // Gradients through the folded op: the uncompiled function's.
