@@ -1,4 +1,6 @@
-//! [`compile`]: trace a function once per input signature, simplify its graph, fuse chains of
+//! [`compile`]: trace a function once per input signature, simplify its graph, fold additions
+//! into the products before them (`addmm`) and RMS norms into the matrix-vector ops after them
+//! (`FastOp::NormPrologue`), fuse chains of
 //! element-wise ops into single [`FusedOp`] nodes (with the reduction they feed, if any),
 //! group the fused chains whose values only leave the function (an optimizer's per-parameter
 //! updates) into one [`FusedGroup`] node, and replay the result on each call.

@@ -103,8 +103,8 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
 }
 
 /// [`FastOp::NormPrologue`]: in the matrix-vector kernel's pass where it takes the op and the
-/// norm's weight (each warp normalises `x`'s rows itself: `gemv.rs`), else the norm's kernel
-/// and then the op.
+/// norm's weight (its lanes sum the row's squares as they take it into the products:
+/// `gemv.rs`'s norm form), else the norm's kernel and then the op.
 fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let (Some((weight, rest)), Some(out)) = (inputs.split_last(), outputs.first()) else {
         return Ok(None);

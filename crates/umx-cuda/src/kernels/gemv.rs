@@ -15,6 +15,10 @@
 //! the stacked q/k/v weight and, in place of the store, rotates each pair and writes it to the
 //! queries or into a key/value cache.
 //!
+//! A norm form (`FastOp::NormPrologue`, which `compile` makes of an RMS norm feeding a
+//! product) takes `x`'s rows RMS-normalised: the lanes sum the squares of the elements they
+//! take into the products anyway, and each column's sums are scaled once by the row's norm.
+//!
 //! A decoding step is a chain of short kernels, each started early by programmatic dependent
 //! launch and waiting for the one before it. A weight no running kernel writes (one whose
 //! writes ended at a synchronization: `compile::may_read_early`) needs no wait, so each lane
