@@ -387,8 +387,8 @@ fn compiled_fast_ops_equal_the_uncompiled_ones_over_several_shapes() {
 /// function equals the uncompiled one for float32, float16 and bfloat16, few and many output
 /// columns, short and long rows, one and several rows; with a strided norm weight (the
 /// norm's kernel first, then the product) and with the norm's output also returned (no
-/// fold); a quantized SwiGLU after a norm too (not folded); and the gradients are the
-/// uncompiled function's.
+/// fold); a quantized SwiGLU after a norm too (not folded); a transposed `x`; and batching
+/// and the gradients are the uncompiled function's.
 #[test]
 fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
     const EPS: f32 = 1e-5;
@@ -504,6 +504,41 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             let (got, want) = (c_quantized(&args).unwrap(), quantized(&args).unwrap());
             assert_close(&got[0], &want[0], tol, &what);
         }
+    }
+    // A transposed x (a view: the products copy it), and batching the compiled function over
+    // x's rows: a loop of the uncompiled one.
+    let k = 64;
+    let xt = random(&[k, 3], Dtype::Float32, 51);
+    let x = ops::transpose(&xt, [1i64, 0]).unwrap();
+    let g = random(&[k], Dtype::Float32, 52);
+    let w = ops::multiply(random(&[48, k], Dtype::Float32, 53), 0.125).unwrap();
+    let args = [x.clone(), g.clone(), w.clone()];
+    let what = "rms_norm + swiglu_linear, transposed x";
+    assert_close(
+        &c_swiglu(&args).unwrap()[0],
+        &swiglu(&args).unwrap()[0],
+        1e-5,
+        what,
+    );
+    let batched = umx::transforms::vmap(&c_swiglu, &[Some(0), None, None], &[Some(0)]);
+    let got = batched(&[
+        ops::reshape(&x, &[3, 1, k as i64]).unwrap(),
+        g.clone(),
+        w.clone(),
+    ])
+    .unwrap()
+    .remove(0);
+    for r in 0..3 {
+        let row = ops::slice(&x, &[r, 0], &[r + 1, k as i64], &[]).unwrap();
+        let want = swiglu(&[row, g.clone(), w.clone()]).unwrap().remove(0);
+        let one = ops::slice(&got, &[r, 0, 0], &[r + 1, 1, 24], &[]).unwrap();
+        let one = ops::reshape(&one, &[1, 24]).unwrap();
+        assert_close(
+            &one,
+            &want,
+            1e-5,
+            &format!("vmap of the folded op, row {r}"),
+        );
     }
     // Gradients through the folded op: the uncompiled function's.
     let x = random(&[2, 64], Dtype::Float32, 31);
