@@ -23,8 +23,8 @@ use cudarc::driver::{result, sys};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
-use umx_core::{Array, ArrayData, Dtype, Error, Result};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use umx_core::{Array, ArrayData, Buffer, Dtype, Error, Result};
 
 /// Held for reading by every thread's GPU work, for writing by a capture.
 static CAPTURE_LOCK: RwLock<()> = RwLock::new(());
@@ -75,6 +75,10 @@ fn nbytes(d: &ArrayData) -> usize {
     d.size() * d.dtype.size()
 }
 
+fn nbytes_of(shape: &[usize], dtype: Dtype) -> usize {
+    shape.iter().product::<usize>() * dtype.size()
+}
+
 /// The error for work a capture cannot hold.
 pub(crate) fn not_capturable(what: &str) -> Error {
     Error::Device(format!(
@@ -118,6 +122,8 @@ pub struct CudaGraph {
     /// Blocks the captured work freed, and the state buffers no array holds any more.
     blocks: Vec<(sys::CUdeviceptr, usize)>,
     nodes: usize,
+    /// Each slot's page-locked memory for [`CudaGraph::read_later`] (made on first use).
+    staging: Mutex<Vec<Vec<Arc<Staging>>>>,
 }
 
 // SAFETY: the graph handles are process-wide driver objects; all use goes through the stream,
@@ -271,6 +277,7 @@ impl CudaGraph {
                 }
             };
         drop(_write);
+        let n_slots = slots.len();
         let mut cg = CudaGraph {
             graph,
             exec,
@@ -279,6 +286,7 @@ impl CudaGraph {
             _leaves: leaves,
             blocks,
             nodes,
+            staging: Mutex::new(vec![Vec::new(); n_slots]),
         };
         cg.replay()?;
         Ok(cg)
@@ -316,6 +324,56 @@ impl CudaGraph {
         Ok(Array::from_data(data))
     }
 
+    /// Queues a copy of state array `i` to the host after the steps queued so far, and
+    /// returns at once: [`HostRead::wait`] waits for that copy only, so steps queued after
+    /// this call keep the GPU busy while the host reads (a language model's generation queues
+    /// the next token's step before it reads this token). The copy lands in page-locked host
+    /// memory the graph keeps for the slot and reuses once the read is done with (freeing
+    /// such memory waits for the whole device).
+    pub fn read_later(&self, i: usize) -> Result<HostRead> {
+        let s = self.slots.get(i).ok_or_else(|| {
+            Error::Invalid(format!(
+                "CudaGraph::read_later: state {i} of a state of {}",
+                self.slots.len()
+            ))
+        })?;
+        let g = gpu()?;
+        let _on = crate::gpu::on_stream(0)?;
+        let _guard = stream_guard();
+        if capturing() {
+            return Err(not_capturable("a copy to the host"));
+        }
+        let bytes = nbytes_of(&s.shape, s.dtype);
+        let staging = {
+            let mut kept = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+            // One no read holds any more (only the graph does), else a new one.
+            match kept[i].iter().find(|st| Arc::strong_count(st) == 1) {
+                Some(st) => st.clone(),
+                None => {
+                    let st = Arc::new(Staging::new(bytes)?);
+                    kept[i].push(st.clone());
+                    st
+                }
+            }
+        };
+        // SAFETY: `pinned` holds `bytes`; the copy is ordered after the replays queued so
+        // far, and the staging (freed only after its event) outlives it.
+        unsafe {
+            if bytes > 0 {
+                let dst = std::slice::from_raw_parts_mut(staging.pinned, bytes);
+                result::memcpy_dtoh_async(dst, s.ptr, g.stream())
+                    .map_err(|e| driver_err("reading a graph's state", e))?;
+            }
+            result::event::record(staging.event, g.stream())
+                .map_err(|e| driver_err("recording an event", e))?;
+        }
+        Ok(HostRead {
+            staging,
+            shape: s.shape.clone(),
+            dtype: s.dtype,
+        })
+    }
+
     /// How many arrays the state has.
     pub fn state_len(&self) -> usize {
         self.slots.len()
@@ -347,6 +405,87 @@ impl std::fmt::Debug for CudaGraph {
         f.debug_struct("CudaGraph")
             .field("state", &self.slots.len())
             .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+/// Page-locked host memory a state array is copied into, and the event recorded after the
+/// copy ([`CudaGraph::read_later`]).
+struct Staging {
+    pinned: *mut u8,
+    bytes: usize,
+    event: sys::CUevent,
+}
+
+// SAFETY: the page-locked block and the event are process-wide driver objects; a staging is
+// written by one queued copy at a time (`read_later` hands out only those no read holds).
+unsafe impl Send for Staging {}
+unsafe impl Sync for Staging {}
+
+impl Staging {
+    fn new(bytes: usize) -> Result<Staging> {
+        let event = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| driver_err("creating an event", e))?;
+        // SAFETY: page-locked host memory of at least one byte, freed by Drop.
+        let pinned = match unsafe { result::malloc_host(bytes.max(1), 0) } {
+            Ok(p) => p.cast(),
+            Err(e) => {
+                // SAFETY: the event made above, never recorded.
+                let _ = unsafe { result::event::destroy(event) };
+                return Err(driver_err("allocating page-locked host memory", e));
+            }
+        };
+        Ok(Staging {
+            pinned,
+            bytes,
+            event,
+        })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // SAFETY: once the last copy's event has completed nothing writes the block.
+        unsafe {
+            let _ = result::event::synchronize(self.event);
+            let _ = result::event::destroy(self.event);
+            let _ = result::free_host(self.pinned.cast());
+        }
+    }
+}
+
+/// A state array on its way to the host ([`CudaGraph::read_later`]).
+pub struct HostRead {
+    staging: Arc<Staging>,
+    shape: Vec<usize>,
+    dtype: Dtype,
+}
+
+impl HostRead {
+    /// Waits for the copy (not for work queued after it) and returns the array, on the host.
+    pub fn wait(self) -> Result<Array> {
+        let st = &self.staging;
+        // SAFETY: a live event recorded after the copy.
+        unsafe { result::event::synchronize(st.event) }
+            .map_err(|e| driver_err("waiting for a graph's state", e))?;
+        let mut buffer = Buffer::uninit(st.bytes)?;
+        // SAFETY: the copy into `pinned` has finished; it holds `bytes` bytes.
+        buffer
+            .bytes_mut()
+            .copy_from_slice(unsafe { std::slice::from_raw_parts(st.pinned, st.bytes) });
+        Ok(Array::from_data(ArrayData::contiguous(
+            buffer,
+            &self.shape,
+            self.dtype,
+        )))
+    }
+}
+
+impl std::fmt::Debug for HostRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostRead")
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
             .finish()
     }
 }

@@ -52,7 +52,7 @@ pub use batch::{BatchStats, MAX_BATCH, batch_stats, set_launch_batching};
 pub use compile::{kernel_cache_stats, launch_cost};
 pub use fallback::fallback_ops;
 pub use gpu::{device_count, device_info};
-pub use graph::CudaGraph;
+pub use graph::{CudaGraph, HostRead};
 pub use kernels::gemv::set_gemv;
 pub use kernels::matmul::set_tf32;
 pub use pool::memory;

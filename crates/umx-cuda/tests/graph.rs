@@ -111,6 +111,50 @@ fn captured_steps_replay_like_eager_steps() {
     .unwrap();
 }
 
+/// `read_later` copies a state array out as of the replays queued before it, whatever is
+/// queued after it (each read while the next steps run, as generation reads its tokens), and
+/// reuses its page-locked memory once a read is done with; a read dropped unwaited and a read
+/// outliving its graph are harmless.
+#[test]
+fn a_later_read_sees_the_steps_queued_before_it() {
+    if !setup() {
+        return;
+    }
+    with_device(Device::Gpu(0), || {
+        let (state, step) = mixed_step();
+        let mut eager = vec![state.clone()];
+        for _ in 0..6 {
+            let next = step(eager.last().unwrap())?;
+            umx_core::eval(&next)?;
+            eager.push(next);
+        }
+        let mut g = CudaGraph::capture(&step, state)?;
+        // After a capture from step n the state is step n + 1's: each round reads it with two
+        // more steps queued behind the reads.
+        for n in 1..6 {
+            let counter = g.read_later(0)?;
+            let sums = g.read_later(1)?;
+            g.replay()?;
+            g.replay()?;
+            assert_eq!(counter.wait()?.item::<i32>()?, n as i32, "step {n}");
+            assert_eq!(values(&sums.wait()?), values(&eager[n][1]), "step {n}");
+            let _unwaited = g.read_later(2)?;
+            let now = g.read_later(0)?.wait()?.item::<i32>()?;
+            assert_eq!(now, n as i32 + 2, "step {n}");
+            // The next round starts from step n + 1: a graph captured from step n.
+            g = CudaGraph::capture(&step, eager[n].clone())?;
+        }
+        // Two reads of one slot at once get two buffers; a read outliving its graph still
+        // gives its value.
+        let a = g.read_later(3)?;
+        let b = g.read_later(3)?;
+        drop(g);
+        assert_eq!(values(&a.wait()?), values(&b.wait()?));
+        Ok::<(), umx_core::Error>(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn a_step_the_gpu_cannot_run_fails_to_capture_and_the_program_goes_on() {
     if !setup() {

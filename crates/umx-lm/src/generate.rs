@@ -394,15 +394,26 @@ pub fn generate(
                     if !ran {
                         g.replay()?;
                     }
-                    g.read(0)?.item::<u32>()?
+                    // The token's copy to the host is queued, then the next step (when one
+                    // will be asked for and the cache has room for its position), and only
+                    // then does the host wait, for the copy: the GPU computes the next token
+                    // while the host hands this one out. A step queued for a token nobody
+                    // takes (a stop token, a callback that ends) is wasted work, as in the
+                    // eager decoding below.
+                    let read = g.read_later(0)?;
+                    ran = out.len() + 1 < options.max_tokens && at + 1 < fixed.capacity();
+                    if ran {
+                        g.replay()?;
+                    }
+                    read.wait()?.item::<u32>()?
                 }
                 None => {
                     state = decode(&fixed, &state)?;
                     eval(&state)?;
+                    ran = false;
                     state[0].item::<u32>()?
                 }
             };
-            ran = false;
             out.push(t);
             more = on_token(t)? && !options.stop_tokens.contains(&t);
         }

@@ -22,9 +22,9 @@ pub use umx_optim as optim;
 /// step captured once and replayed).
 pub mod cuda {
     pub use umx_cuda::{
-        BatchStats, CudaGraph, ProfileLine, batch_stats, device_count, device_info, dispatch_cost,
-        fallback_ops, kernel_cache_stats, launch_cost, memory, profile_report, set_gemv,
-        set_launch_batching, set_profiling, set_tf32,
+        BatchStats, CudaGraph, HostRead, ProfileLine, batch_stats, device_count, device_info,
+        dispatch_cost, fallback_ops, kernel_cache_stats, launch_cost, memory, profile_report,
+        set_gemv, set_launch_batching, set_profiling, set_tf32,
     };
 }
 
