@@ -115,12 +115,6 @@ pub(super) fn attention(
     let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
     let chunk = lk.div_ceil(splits).max(1);
     let splits = lk.div_ceil(chunk).max(1);
-    let cluster = cluster_for(vec, g.arch, lk);
-    let (splits, chunk) = if cluster > 1 {
-        (cluster, lk.div_ceil(cluster))
-    } else {
-        (splits, chunk)
-    };
     // The kernels index in 32 bits.
     if n_rows > i32::MAX as usize || base_blocks * splits > i32::MAX as usize {
         return Ok(None);
@@ -146,19 +140,11 @@ pub(super) fn attention(
             one_query: lq == 1,
         },
         merge_width: merge_width(splits),
-        cluster,
     };
     let key = format!("fast-attn|{kernel:?}");
     let make = || kernel.source();
     let f = function_for(&key, make, "umx_attn")?;
-    if cluster > 8 {
-        use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED as NON_PORTABLE;
-        // SAFETY: a loaded function; the attribute lets its clusters exceed 8 blocks.
-        unsafe { cudarc::driver::sys::cuFuncSetAttribute(f, NON_PORTABLE, 1) }
-            .result()
-            .map_err(|e| crate::gpu::driver_err("allowing a cluster of 16 blocks", e))?;
-    }
-    let scratch = if splits > 1 && cluster == 0 {
+    let scratch = if splits > 1 {
         Some(crate::storage::output(n_rows * splits * (dv + 2) * 4)?)
     } else {
         None
@@ -220,7 +206,7 @@ pub(super) fn attention(
         );
         crate::profile::span(label, start)?;
     }
-    if splits > 1 && cluster == 0 {
+    if splits > 1 {
         let start = crate::profile::mark()?;
         // The merge kernel is in the same source (so the same module).
         let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
@@ -470,10 +456,6 @@ struct AttentionKernel {
     shape: Heads,
     /// Splits the merge kernel reads at once ([`merge_width`]).
     merge_width: usize,
-    /// Blocks of a cluster (sm_90 and later; vectorised kernel only): a row block's splits,
-    /// which merge their partial results through distributed shared memory, so no merge
-    /// kernel runs. 0: no cluster.
-    cluster: usize,
 }
 
 impl AttentionKernel {
@@ -534,24 +516,7 @@ fn vector_source(a: &AttentionKernel, vec: usize) -> String {
     } else {
         "lk"
     };
-    let (finish, cluster_merge, cluster_attr, cluster_defs, cluster_shared) = if a.cluster > 1 {
-        (
-            "    if (c == 0) { sh_pm[rr] = M; sh_pl[rr] = L; }\n    sh_pa[rr][c] = A;\n"
-                .to_string(),
-            cluster_merge_source(&sink_load, a.out),
-            format!(" __cluster_dims__({}, 1, 1)", a.cluster),
-            format!("#define CLUSTER {}\n{CLUSTER_FNS}", a.cluster),
-            "\n  __shared__ float sh_pm[R], sh_pl[R], sh_pa[R][DV];",
-        )
-    } else {
-        (
-            finish_source(&sink_load, a.out, true),
-            String::new(),
-            String::new(),
-            String::new(),
-            "",
-        )
-    };
+    let finish = finish_source(&sink_load, a.out, true);
     let (r, d, warps) = (a.r, a.d, a.warps);
     format!(
         r#"{HEADER}{INF}
@@ -574,12 +539,12 @@ struct alignas(16) umx_u4 {{ unsigned int x, y, z, w; }};
 UMX_FN void umx_unpack(umx_u4 x, float* f) {{
   {unpack}
 }}
-{merge}{cluster_defs}
-extern "C" __global__ void{cluster_attr} __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
+{merge}
+extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
     const {t}* v, const {ms}* mk, const {ss}* sinks, int hq, int lq,
     long long lk, int row_blocks, long long chunk, int splits, float scale, long long ms3,
     umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
-  __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];{cluster_shared}
+  __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];
 {index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int sub = lane % LPK, gid = warp * GPW + lane / LPK;
@@ -708,25 +673,10 @@ extern "C" __global__ void{cluster_attr} __launch_bounds__(WARPS * 32) umx_attn(
       A = fmaf(sh_acc[w][rr][c], wt, A);
     }}
 {finish}  }}
-{cluster_merge}}}
+}}
 "#
     )
 }
-
-/// Device functions of the cluster form of the vectorised kernel: the cluster's barrier (with
-/// release and acquire: shared memory written before it is seen by every block after it), and
-/// a load of a float from block `rank`'s shared memory at the address of `p` in this one's.
-const CLUSTER_FNS: &str = r#"UMX_FN void umx_cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-UMX_FN float umx_dsmem(const float* p, unsigned rank) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(p), r;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(r) : "memory");
-  return v;
-}
-"#;
 
 /// What the decoding kernels' indexing takes as constants: the key heads, the query heads a
 /// key head serves, and whether one query a head is decoded (query length 1). All are fixed
@@ -776,22 +726,6 @@ fn index_source() -> String {
 /// the sink joins and the output is written; else the partial result goes to `part` for the
 /// merge. With `log2`, `M` is a base-2 logit (the vectorised kernel's).
 fn finish_source(sink_load: &str, out: Dtype, log2: bool) -> String {
-    let write = out_source(sink_load, out, log2);
-    format!(
-        r#"    if (splits == 1) {{
-{write}    }} else {{
-      float* pp = part + (row * splits + split) * (DV + 2);
-      if (c == 0) {{ pp[0] = M; pp[1] = L; }}
-      pp[2 + c] = A;
-    }}
-"#
-    )
-}
-
-/// Output column `c` of row `row` from its running maximum `M`, weight sum `L` and weighted
-/// value `A` over all keys: the sink joins, then the output is written. With `log2`, `M` is a
-/// base-2 logit (the vectorised kernel's).
-fn out_source(sink_load: &str, out: Dtype, log2: bool) -> String {
     let store_y = store(out, "y");
     let (exp, sink_scale) = if log2 {
         ("umx_ex2", " * 1.4426950408889634f")
@@ -799,7 +733,8 @@ fn out_source(sink_load: &str, out: Dtype, log2: bool) -> String {
         ("expf", "")
     };
     format!(
-        r#"      if (sinks) {{
+        r#"    if (splits == 1) {{
+      if (sinks) {{
         int h = (int)((unsigned)row / (unsigned)LQ % (unsigned)hq);
         float sk = {sink_load}{sink_scale};
         float M2 = fmaxf(M, sk);
@@ -809,47 +744,11 @@ fn out_source(sink_load: &str, out: Dtype, log2: bool) -> String {
       }}
       float y = A / L;
       out[row * DV + c] = {store_y};
-"#
-    )
-}
-
-/// The end of the vectorised kernel when a row block's splits form a cluster (see
-/// [`AttentionKernel::cluster`]): each block has left its rows' partial results in its
-/// shared memory (`sh_pm`, `sh_pl`, `sh_pa`); after the cluster's barrier the blocks share
-/// the rows' output columns, each reading every block's partial results for its columns
-/// (all loads in flight, then one merge), and a second barrier keeps every block's shared
-/// memory alive until the others have read it.
-fn cluster_merge_source(sink_load: &str, out: Dtype) -> String {
-    let write = out_source(sink_load, out, true);
-    format!(
-        r#"  umx_cluster_sync();
-  {{
-    unsigned rank;
-    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-    for (int idx = rank * blockDim.x + threadIdx.x; idx < R * DV; idx += CLUSTER * blockDim.x) {{
-      int rr = idx / DV, c = idx % DV;
-      int g = rb * R + rr;
-      if (g >= GROUP * LQ) continue;
-      long long row = ((long long)bi * hq + kh * GROUP + QHEAD(g)) * LQ + QPOS(g);
-      float mv[CLUSTER], lv[CLUSTER], av[CLUSTER];
-      #pragma unroll
-      for (int u = 0; u < CLUSTER; u++) {{
-        mv[u] = umx_dsmem(&sh_pm[rr], u);
-        lv[u] = umx_dsmem(&sh_pl[rr], u);
-        av[u] = umx_dsmem(&sh_pa[rr][c], u);
-      }}
-      float M = -INFINITY, L = 0.f, A = 0.f;
-      #pragma unroll
-      for (int u = 0; u < CLUSTER; u++) M = fmaxf(M, mv[u]);
-      #pragma unroll
-      for (int u = 0; u < CLUSTER; u++) {{
-        float wt = umx_w(mv[u], M);
-        L = fmaf(lv[u], wt, L);
-        A = fmaf(av[u], wt, A);
-      }}
-{write}    }}
-  }}
-  umx_cluster_sync();
+    }} else {{
+      float* pp = part + (row * splits + split) * (DV + 2);
+      if (c == 0) {{ pp[0] = M; pp[1] = L; }}
+      pp[2 + c] = A;
+    }}
 "#
     )
 }
@@ -925,26 +824,6 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
     )
 }
 
-/// The blocks of a cluster for the decoding attention of `lk` keys (see
-/// [`AttentionKernel::cluster`]; 0: none): the vectorised kernel on sm_90 or later, with keys
-/// for at least 16 a block. Not measured yet, so off unless `UMX_ATTN_CLUSTER` names a size
-/// (2 to 16): the cluster takes the place of the merge kernel (a launch and a round trip
-/// through global memory a layer in a decoding step) but caps the splits at its size.
-fn cluster_for(vec: Option<usize>, arch: (i32, i32), lk: usize) -> usize {
-    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let c = *SIZE.get_or_init(|| {
-        std::env::var("UMX_ATTN_CLUSTER")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    });
-    let fits = (2..=16).contains(&c) && lk >= 16 * c && lk.div_ceil(lk.div_ceil(c)) == c;
-    if !fits || vec.is_none() || arch.0 < 9 {
-        return 0;
-    }
-    c
-}
-
 /// Splits the merge kernel reads at once for `splits` (see [`merge_source`]): 16, 32 or 48
 /// (three variants of a module at most; 48 covers the 33 splits of a decoding step that fills
 /// an H100 with eight row blocks).
@@ -1002,14 +881,12 @@ mod tests {
                     one_query,
                 },
                 merge_width: merge_width(8 * i + 1),
-                cluster: if vec.is_some() { [0, 8, 16][i % 3] } else { 0 },
             };
             let src = kernel.source();
             let count = |c: char| src.chars().filter(|&x| x == c).count();
             assert_eq!(count('{'), count('}'), "{kernel:?}");
             assert_eq!(count('('), count(')'), "{kernel:?}");
-            assert!(src.contains("__launch_bounds__(WARPS * 32) umx_attn("));
-            assert_eq!(src.contains("__cluster_dims__"), kernel.cluster > 0);
+            assert!(src.contains("void __launch_bounds__(WARPS * 32) umx_attn("));
             assert!(src.contains("void umx_attn_merge("));
             if let Some(dir) = &dump {
                 std::fs::write(format!("{dir}/attention_{i}.cu"), &src).unwrap();
