@@ -14,7 +14,7 @@
 //! Everything computes in float32 and rounds once, as the CPU kernels and the fallback do.
 
 use super::flash::{flash, flash_backward};
-use super::source::{Args, HEADER, load, storage_type, store};
+use super::source::{Args, HEADER, ROTATE, load, storage_type, store};
 use super::{first_out, row_major};
 use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
@@ -571,63 +571,13 @@ fn rope(
     words[2 * MAX_DIMS] = (nd - 1) as i64;
     let lead: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let per_first: usize = x.shape[1..nd - 1].iter().product();
-    let xs = storage_type(x.dtype).unwrap_or("void");
-    let os = storage_type(out.dtype).unwrap_or("void");
     let key = format!(
         "fast-rope|{:?}|{:?}|{dims}|{traditional}|{freqs}",
         x.dtype, out.dtype
     );
-    let lx = |v: &str| load(x.dtype, v, "float");
     let f = function_for(
         &key,
-        || {
-            format!(
-                r#"{HEADER}
-struct umx_lead {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_DIMS}]; long long ndim; }};
-extern "C" __global__ void umx_rope({os}* out, const {xs}* x, const int* offsets,
-    const float* freqs, long long work, long long l, long long d, long long per_first,
-    int n_off, float scale, float k, long long last, umx_lead ld) {{
-  const long long half = {half}, dims = {dims}, per_row = half + (d - dims);
-  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < work;
-       t += (long long)gridDim.x * blockDim.x) {{
-    long long r = t / per_row, i = t % per_row;
-    long long base = 0, rest = r;
-    for (int a = (int)ld.ndim - 1; a >= 0; a--) {{
-      base += (rest % ld.shape[a]) * ld.strides[a];
-      rest /= ld.shape[a];
-    }}
-    {os}* yr = out + r * d;
-    if (i < half) {{
-      int off = n_off == 1 ? offsets[0] : offsets[r / per_first];
-      float pos = ((float)off + (float)(r % l)) * scale;
-      float inv = {inv};
-      float s, c;
-      sincosf(pos * inv, &s, &c);
-      long long a = {a}, b = {b};
-      float xa = {xa}, xb = {xb};
-      yr[a] = {ya};
-      yr[b] = {yb};
-    }} else {{
-      long long j = dims + (i - half);
-      yr[j] = {yj};
-    }}
-  }}
-}}
-"#,
-                inv = if freqs {
-                    "1.0f / freqs[i]"
-                } else {
-                    "expf((float)i * k)"
-                },
-                a = if traditional { "2 * i" } else { "i" },
-                b = if traditional { "2 * i + 1" } else { "i + half" },
-                xa = lx("x[base + a * last]"),
-                xb = lx("x[base + b * last]"),
-                ya = store(out.dtype, "xa * c - xb * s"),
-                yb = store(out.dtype, "xa * s + xb * c"),
-                yj = store(out.dtype, &lx("x[base + j * last]")),
-            )
-        },
+        || rope_source(x.dtype, out.dtype, dims, traditional, freqs),
         "umx_rope",
     )?;
     let g = gpu()?;
@@ -652,6 +602,60 @@ extern "C" __global__ void umx_rope({os}* out, const {xs}* x, const int* offsets
     args.push_bytes(&lead);
     launch(f, blocks, threads, 0, &mut args.pointers())?;
     Ok(Some(vec![result]))
+}
+
+/// The source of `umx_rope` (see [`rope`]): input `xd`, output `od`, `dims` rotated
+/// features, neighbours paired (`traditional`) or halves, frequencies given or from the base.
+fn rope_source(xd: Dtype, od: Dtype, dims: usize, traditional: bool, freqs: bool) -> String {
+    let half = dims / 2;
+    let xs = storage_type(xd).unwrap_or("void");
+    let os = storage_type(od).unwrap_or("void");
+    let lx = |v: &str| load(xd, v, "float");
+    format!(
+        r#"{HEADER}{ROTATE}
+struct umx_lead {{ long long shape[{MAX_DIMS}]; long long strides[{MAX_DIMS}]; long long ndim; }};
+extern "C" __global__ void umx_rope({os}* out, const {xs}* x, const int* offsets,
+    const float* freqs, long long work, long long l, long long d, long long per_first,
+    int n_off, float scale, float k, long long last, umx_lead ld) {{
+  const long long half = {half}, dims = {dims}, per_row = half + (d - dims);
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < work;
+       t += (long long)gridDim.x * blockDim.x) {{
+    long long r = t / per_row, i = t % per_row;
+    long long base = 0, rest = r;
+    for (int a = (int)ld.ndim - 1; a >= 0; a--) {{
+      base += (rest % ld.shape[a]) * ld.strides[a];
+      rest /= ld.shape[a];
+    }}
+    {os}* yr = out + r * d;
+    if (i < half) {{
+      int off = n_off == 1 ? offsets[0] : offsets[r / per_first];
+      float pos = ((float)off + (float)(r % l)) * scale;
+      float inv = {inv};
+      long long a = {a}, b = {b};
+      float ya, yb;
+      umx_rotate({xa}, {xb}, pos * inv, &ya, &yb);
+      yr[a] = {ya};
+      yr[b] = {yb};
+    }} else {{
+      long long j = dims + (i - half);
+      yr[j] = {yj};
+    }}
+  }}
+}}
+"#,
+        inv = if freqs {
+            "1.0f / freqs[i]"
+        } else {
+            "expf((float)i * k)"
+        },
+        a = if traditional { "2 * i" } else { "i" },
+        b = if traditional { "2 * i + 1" } else { "i + half" },
+        xa = lx("x[base + a * last]"),
+        xb = lx("x[base + b * last]"),
+        ya = store(od, "ya"),
+        yb = store(od, "yb"),
+        yj = store(od, &lx("x[base + j * last]")),
+    )
 }
 
 /// A rotary embedding's parameters (as `FastOp::Rope`'s).
@@ -846,7 +850,7 @@ fn rope_cache_source(dtype: Dtype, rot: &Rotation) -> String {
     let (dims, half) = (rot.dims, rot.dims / 2);
     let lx = |v: &str| load(dtype, v, "float");
     format!(
-        r#"{HEADER}{flag}
+        r#"{HEADER}{ROTATE}{flag}
 extern "C" __global__ void umx_rope_cache({st}* q, {st}* keys, {st}* values, const {st}* qkv,
     const int* offset, const float* freqs, long long work, long long l, long long cap,
     long long d, long long heads, long long kv_heads, float scale, float k, umx_err* err) {{
@@ -876,10 +880,9 @@ continue;
     if (i < half) {{
       float pos = ((float)off + (float)li) * scale;
       float inv = {inv};
-      float s, c;
-      sincosf(pos * inv, &s, &c);
       long long a = {a}, b = {b};
-      float xa = {xa}, xb = {xb};
+      float ya, yb;
+      umx_rotate({xa}, {xb}, pos * inv, &ya, &yb);
       y[a] = {ya};
       y[b] = {yb};
     }} else if (i < half + (d - dims)) {{
@@ -904,7 +907,50 @@ continue;
         },
         xa = lx("x[a]"),
         xb = lx("x[b]"),
-        ya = store(dtype, "xa * c - xb * s"),
-        yb = store(dtype, "xa * s + xb * c"),
+        ya = store(dtype, "ya"),
+        yb = store(dtype, "yb"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rope kernels' sources (the rope op's and `rope_cache_write`'s, every dtype, halves
+    /// and neighbours, frequencies given or from the base, whole and partial rotation) have
+    /// balanced braces and parentheses and name their kernel; with
+    /// `UMX_DUMP_ROPE_SOURCES=dir` they are also written there (to compile them with NVRTC
+    /// where no GPU is at hand).
+    #[test]
+    fn rope_sources_are_well_formed() {
+        let dump = std::env::var("UMX_DUMP_ROPE_SOURCES").ok();
+        let mut i = 0;
+        for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
+            for (traditional, freqs, dims) in [(false, false, 64), (true, true, 32)] {
+                let rot = Rotation {
+                    dims,
+                    traditional,
+                    base: 1e4,
+                    scale: 1.0,
+                    freqs,
+                };
+                for (name, src) in [
+                    (
+                        "umx_rope(",
+                        rope_source(dtype, dtype, dims, traditional, freqs),
+                    ),
+                    ("umx_rope_cache(", rope_cache_source(dtype, &rot)),
+                ] {
+                    let count = |c: char| src.chars().filter(|&x| x == c).count();
+                    assert_eq!(count('{'), count('}'), "{name} {i}");
+                    assert_eq!(count('('), count(')'), "{name} {i}");
+                    assert!(src.contains(name), "{name} {i}");
+                    if let Some(dir) = &dump {
+                        std::fs::write(format!("{dir}/rope_{i}.cu"), &src).unwrap();
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
 }

@@ -28,6 +28,18 @@ UMX_FN unsigned short umx_f2bf(float f) {
 template<class T, int E> struct alignas(sizeof(T) * E) umx_pack { T v[E]; };
 "#;
 
+/// The rotation of a rotary embedding's feature pair, for the kernels that apply one (the
+/// rope op's, `rope_cache_write`'s and the matrix-vector kernel's rope form): `(xa, xb)`
+/// turned by `angle` radians.
+pub const ROTATE: &str = r#"
+UMX_FN void umx_rotate(float xa, float xb, float angle, float* ya, float* yb) {
+  float s, c;
+  sincosf(angle, &s, &c);
+  *ya = xa * c - xb * s;
+  *yb = xa * s + xb * c;
+}
+"#;
+
 /// The C type a dtype is stored as in device memory.
 pub fn storage_type(d: Dtype) -> Option<&'static str> {
     Some(match d {
