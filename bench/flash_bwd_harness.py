@@ -15,8 +15,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flash_harness  # noqa: E402  (its correctness cases)
 
-SRC = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "umx-cuda",
-                       "src", "kernels", "flash.cu")).read()
+SRC = flash_harness.kernel_source("flash.cu")
 _mods = {}
 i64 = np.int64
 

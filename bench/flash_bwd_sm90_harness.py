@@ -22,7 +22,7 @@ import flash_harness  # noqa: E402  (the correctness cases)
 import flash_sm90_harness as fwd  # noqa: E402  (the forward kernel, tensor maps, raw launches)
 from flash_bwd_harness import bench, ref, rel  # noqa: E402  (reference, error, card time)
 
-SRC = open(os.path.join(HERE, "..", "crates", "umx-cuda", "src", "kernels", "flash_sm90.cu")).read()
+SRC = flash_harness.kernel_source("flash_sm90.cu")
 FWD_CFG = (128, 2, 3, 1, 8, 1)
 _mods = {}
 i64 = np.int64

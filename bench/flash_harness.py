@@ -11,8 +11,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-SRC = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "umx-cuda",
-                       "src", "kernels", "flash.cu")).read()
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "umx-cuda", "src",
+                       "kernels")
+
+
+def kernel_source(name):
+    """A flash kernel file after the helpers it shares (flash_common.cuh), as umx builds it."""
+    return "".join(open(os.path.join(KERNELS, n)).read() for n in ("flash_common.cuh", name))
+
+
+SRC = kernel_source("flash.cu")
 _mods = {}
 
 

@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import flash_harness as mma  # noqa: E402  (its reference, checks and timings; the mma.sync kernel)
 
-SRC = open(os.path.join(HERE, "..", "crates", "umx-cuda", "src", "kernels", "flash_sm90.cu")).read()
+SRC = mma.kernel_source("flash_sm90.cu")
 _mods = {}
 
 

@@ -16,26 +16,9 @@
 
    Rows in shared memory have their 16-byte chunks permuted by row (`sw`) so that ldmatrix
    reads hit distinct banks. Defines set by the caller: D (64, 128 or 256), IS_F16, CAUSAL,
-   BACKWARD; forward: BC, WARPS, MT; backward: QW, QBC, KW, KBR. */
-#define UMX_FN __device__ __forceinline__
-#define INFINITY __int_as_float(0x7f800000)
-#define CH (D / 8)
-typedef unsigned short u16;
-typedef unsigned int u32;
+   BACKWARD; forward: BC, WARPS, MT; backward: QW, QBC, KW, KBR. The helpers this file shares with
+   flash_sm90.cu (cp.async, pack2, ex2, ...) are in flash_common.cuh, placed before it. */
 
-UMX_FN u32 smem_addr(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-  return r;
-}
-UMX_FN void cp16(u32 dst, const void* src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
-}
-UMX_FN void cp_commit() { asm volatile("cp.async.commit_group;"); }
-UMX_FN void cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-UMX_FN void cp4(u32 dst, const void* src, bool ok) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0));
-}
 UMX_FN void ldsm4(u32* r, u32 addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
@@ -44,23 +27,11 @@ UMX_FN void ldsm4t(u32* r, u32 addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
 }
-#if IS_F16
-#define MMA_T "f16"
-#else
-#define MMA_T "bf16"
-#endif
 UMX_FN void mma(float* c, const u32* a, u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32." MMA_T "." MMA_T ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-/* Two floats as one register of two 16-bit values, `lo` in the low half. */
-UMX_FN u32 pack2(float lo, float hi) {
-  u32 r;
-  asm("cvt.rn." MMA_T "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-UMX_FN float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 /* Element offset of 16-byte chunk `c` of row `r` in a tile of rows of D elements: the chunks
    of eight consecutive rows are permuted so that ldmatrix's eight row reads hit distinct
    banks. */
@@ -265,18 +236,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_flash(u16* out, flo
 #endif
 
 #if BACKWARD
-#define LOG2E 1.4426950408889634f
-
-/* The two 16-bit floats of `x` (`lo` from the low half) as float32. */
-UMX_FN void unpack2(u32 x, float& lo, float& hi) {
-#if IS_F16
-  asm("{ .reg .f16 a, b; mov.b32 {a, b}, %2; cvt.f32.f16 %0, a; cvt.f32.f16 %1, b; }"
-      : "=f"(lo), "=f"(hi) : "r"(x));
-#else
-  lo = __uint_as_float(x << 16);
-  hi = __uint_as_float(x & 0xffff0000u);
-#endif
-}
 
 /* delta[r] = dot(dO[r], O[r]) in float32, a warp a row; dO and O row-major (B * Hq * Lq, D).
    A row that sees no key (its log-sum-exp +inf, its output NaN) gets 0: it takes no part in

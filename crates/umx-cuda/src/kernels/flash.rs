@@ -17,6 +17,15 @@ use umx_core::device::OutSpec;
 use umx_core::primitives::FastOp;
 use umx_core::{Array, ArrayData, Dtype, Result};
 
+/// `flash.cu` after the helpers it shares with `flash_sm90.cu` (a kernel's defines go before
+/// both).
+const FLASH_CU: &str = concat!(include_str!("flash_common.cuh"), include_str!("flash.cu"));
+/// `flash_sm90.cu` after the helpers it shares with `flash.cu`.
+const FLASH_SM90_CU: &str = concat!(
+    include_str!("flash_common.cuh"),
+    include_str!("flash_sm90.cu")
+);
+
 type Outs = Result<Option<Vec<ArrayData>>>;
 
 /// Query rows from which attention takes the flash kernel (shorter query blocks, decoding,
@@ -151,7 +160,7 @@ pub(crate) fn flash(
                  #define TMA {tma}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
                 (dt == Dtype::Float16) as u8,
                 causal as u8,
-                include_str!("flash_sm90.cu")
+                FLASH_SM90_CU
             )
         };
         if let Ok(f) = function_for_arch_specific(&key, make, "umx_flash") {
@@ -287,7 +296,7 @@ fn mma_kernel(dt: Dtype, d: usize, causal: bool) -> Result<(sys::CUfunction, usi
              #define IS_F16 {}\n#define CAUSAL {}\n#define BACKWARD 0\n{}",
             (dt == Dtype::Float16) as u8,
             causal as u8,
-            include_str!("flash.cu")
+            FLASH_CU
         )
     };
     let f = function_for(&key, make, "umx_flash")?;
@@ -372,7 +381,7 @@ pub(crate) fn flash_backward(inputs: &[ArrayData], scale: f32, causal: bool) -> 
              #define KW {kw}\n#define KBR {kbr}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
             (dt == Dtype::Float16) as u8,
             causal as u8,
-            include_str!("flash.cu")
+            FLASH_CU
         )
     };
     let func = |name: &str| function_for(&format!("{key}|{name}"), make, name);
@@ -501,7 +510,7 @@ fn hopper_backward(
              #define IS_F16 {}\n#define CAUSAL {}\n{}",
             (dt == Dtype::Float16) as u8,
             causal as u8,
-            include_str!("flash_sm90.cu")
+            FLASH_SM90_CU
         )
     };
     let func = |name: &str| function_for_arch_specific(&format!("{key}|{name}"), make, name);

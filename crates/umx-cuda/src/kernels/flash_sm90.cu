@@ -22,10 +22,8 @@
    64-column panels (128 bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r
    stored at chunk c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set
    by the caller: D (64 or 128), WG (1 or 2; the backward pass 2), NS, IS_F16, CAUSAL,
-   BACKWARD; the forward pass also BN (64 or 128) and TMA. */
-#define UMX_FN __device__ __forceinline__
-#define INFINITY __int_as_float(0x7f800000)
-#define CH (D / 8)
+   BACKWARD; the forward pass also BN (64 or 128) and TMA. The helpers this file shares with
+   flash.cu (cp.async, pack2, ex2, ...) are in flash_common.cuh, placed before it. */
 #define BR (64 * WG)
 #ifndef NS
 #define NS 2
@@ -45,25 +43,8 @@
 /* Registers a thread of the producer warpgroup and of the consumers keep (64K in all). */
 #define PRODUCER_REGS 40
 #define CONSUMER_REGS ((65536 / 128 - PRODUCER_REGS) / WG / 8 * 8 > 240 ? 240 : (65536 / 128 - PRODUCER_REGS) / WG / 8 * 8)
-typedef unsigned short u16;
-typedef unsigned int u32;
 typedef unsigned long long u64;
-#if IS_F16
-#define MMA_T "f16"
-#else
-#define MMA_T "bf16"
-#endif
 
-UMX_FN u32 smem_addr(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-  return r;
-}
-UMX_FN void cp16(u32 dst, const void* src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
-}
-UMX_FN void cp_commit() { asm volatile("cp.async.commit_group;"); }
-UMX_FN void cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 UMX_FN void cp_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 /* Shared memory written by cp.async, visible to the tensor cores' (async proxy) reads. */
 UMX_FN void fence_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
@@ -77,12 +58,6 @@ UMX_FN void hold(float* r) {
 #pragma unroll
   for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
 }
-UMX_FN u32 pack2(float lo, float hi) {
-  u32 r;
-  asm("cvt.rn." MMA_T "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-UMX_FN float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 /* A shared-memory matrix descriptor: 128-byte swizzle, byte offsets lbo and sbo. */
 UMX_FN u64 desc(u32 addr, u32 lbo, u32 sbo) {
   return (u64)((addr & 0x3FFFF) >> 4) | ((u64)((lbo >> 4) & 0x3FFF) << 16) |
@@ -440,22 +415,8 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
    memory for head dim 128). */
 #define BM 64
 #define BNK (64 * WG)
-#define LOG2E 1.4426950408889634f
 
 UMX_FN void st_shared(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory"); }
-UMX_FN void cp4(u32 dst, const void* src, bool ok) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src), "r"(ok ? 4 : 0));
-}
-/* The two 16-bit floats of `x` (`lo` from the low half) as float32. */
-UMX_FN void unpack2(u32 x, float& lo, float& hi) {
-#if IS_F16
-  asm("{ .reg .f16 a, b; mov.b32 {a, b}, %2; cvt.f32.f16 %0, a; cvt.f32.f16 %1, b; }"
-      : "=f"(lo), "=f"(hi) : "r"(x));
-#else
-  lo = __uint_as_float(x << 16);
-  hi = __uint_as_float(x & 0xffff0000u);
-#endif
-}
 
 /* delta[r] = dot(dO[r], O[r]) in float32 (0 for a row that sees no key: its log-sum-exp is
    +inf), and row r of the float32 dQ zeroed; D / 8 threads a row (16 bytes of each), dO, O
