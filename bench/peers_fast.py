@@ -5,6 +5,8 @@ queued with async_eval). Prints one JSON object: {"workload/torch": milliseconds
 "workload/mlx": ...}; a workload that fails gives "workload/PEER:error"."""
 import json, time
 
+from peers_common import run_peer
+
 res = {}
 
 
@@ -130,18 +132,6 @@ def bench_mlx():
     record("sdpa_causal_train/mlx", lambda: timed_mx(train, 3))
 
 
-try:
-    bench_torch()
-except Exception as e:
-    res["torch:error"] = repr(e)[:300]
-try:
-    import mlx.core  # noqa: F401
-    have_mlx = True
-except Exception:
-    have_mlx = False
-if have_mlx:
-    try:
-        bench_mlx()
-    except Exception as e:
-        res["mlx:error"] = repr(e)[:300]
+run_peer(res, "torch", bench_torch)
+run_peer(res, "mlx", bench_mlx, "mlx.core")
 print(json.dumps(res))

@@ -7,6 +7,8 @@ async_eval). Prompt of 1024 tokens: tokens/s over the time to the first new toke
 greedy tokens with the KV cache: tokens/s after the first. Prints one JSON object."""
 import json, time
 
+from peers_common import run_peer
+
 res = {}
 try:
     import torch
@@ -122,14 +124,5 @@ def bench_mlx():
     res["generate/mlx"] = 127 / max(t_rest, 1e-9)
 
 
-try:
-    import mlx.core  # noqa: F401
-    have_mlx = True
-except Exception:
-    have_mlx = False
-if have_mlx:
-    try:
-        bench_mlx()
-    except Exception as e:
-        res["mlx:error"] = repr(e)[:300]
+run_peer(res, "mlx", bench_mlx, "mlx.core")
 print(json.dumps(res))
