@@ -445,6 +445,8 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        // The context, bound on this thread (a graph may be dropped on another than its own).
+        let _ = gpu();
         // SAFETY: once the last copy's event has completed nothing writes the block.
         unsafe {
             let _ = result::event::synchronize(self.event);
@@ -464,6 +466,8 @@ pub struct HostRead {
 impl HostRead {
     /// Waits for the copy (not for work queued after it) and returns the array, on the host.
     pub fn wait(self) -> Result<Array> {
+        // The context, bound on this thread (a read may be waited for on another).
+        gpu()?;
         let st = &self.staging;
         // SAFETY: a live event recorded after the copy.
         unsafe { result::event::synchronize(st.event) }
