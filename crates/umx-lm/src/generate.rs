@@ -119,6 +119,8 @@ pub enum Decoding {
     Fixed,
     /// The [`Decoding::Fixed`] step, compiled (element-wise chains fused), captured once as a
     /// CUDA graph and replayed for each token: one launch per token instead of one per op.
+    /// The next token's step is queued before this token is read, so the GPU does not wait
+    /// for the host between tokens (a step queued past a stop token is wasted work).
     /// The capture happens before the first token is returned (its time counts as prompt
     /// time). Top-p sampling and other steps with ops the GPU cannot capture fall back to
     /// [`Decoding::Fixed`].
