@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, c_void};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use umx_core::{Error, Result};
 
 /// Options every kernel is compiled with. Full IEEE float semantics (no fast math), so the
@@ -29,7 +29,12 @@ struct Module {
 // SAFETY: module and function handles are process-wide driver objects.
 unsafe impl Send for Module {}
 
-static MODULES: OnceLock<Mutex<HashMap<u128, Module>>> = OnceLock::new();
+/// Each module by its key, behind a lock of its own: a thread compiling a module holds only
+/// that module's lock, so threads compile different kernels at once (and wait for each other
+/// only on the same one).
+static MODULES: OnceLock<Mutex<HashMap<u128, ModuleSlot>>> = OnceLock::new();
+/// A module's place in [`MODULES`]: empty until it is loaded.
+type ModuleSlot = Arc<Mutex<Option<Module>>>;
 static COMPILED: AtomicUsize = AtomicUsize::new(0);
 static FROM_DISK: AtomicUsize = AtomicUsize::new(0);
 
@@ -238,18 +243,22 @@ pub(crate) fn function_with(
         pdl_prologue().as_bytes(),
         PDL_FNS.as_bytes(),
     ]);
-    let mut modules = MODULES
+    let slot = MODULES
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let m = match modules.entry(key) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => {
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let m = match &mut *slot {
+        Some(m) => m,
+        none => {
             let cubin = cubin(source, &arch, key, options)?;
             // SAFETY: a complete cubin image for this device's architecture.
             let module = unsafe { result::module::load_data(cubin.as_ptr() as *const c_void) }
                 .map_err(|e| driver_err("loading a compiled kernel module", e))?;
-            e.insert(Module {
+            none.insert(Module {
                 module,
                 functions: HashMap::new(),
             })
