@@ -9,8 +9,8 @@
 #                                       (GPU_TEST_THREADS tests at once, default 4; the
 #                                       conformance binary compiles its kernels with NVRTC
 #                                       on first use, each module under its own lock, so
-#                                       more threads compile more kernels at once: 8 or 12
-#                                       untried); GPU_TEST_ONLY="gpu graph"
+#                                       more threads compile more kernels at once; 8 or 12
+#                                       threads untried); GPU_TEST_ONLY="gpu graph"
 #                                       runs only the binaries named (at build, only
 #                                       those are collected; XZ_OPT="-6 -T2" packs faster).
 #
