@@ -140,6 +140,7 @@ pub(super) fn attention(
             one_query: lq == 1,
         },
         merge_width: merge_width(splits),
+        prefetch: vec.is_some() && prefetch_on(),
     };
     let key = format!("fast-attn|{kernel:?}");
     let make = || kernel.source();
@@ -386,7 +387,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
             "lk"
         },
         defines = index_defines(&a.shape),
-        index = index_source(),
+        index = index_source(""),
         finish = finish_source(&sink_load, a.out, false),
         merge = merge_source(a, &sink_load, false),
     )
@@ -456,6 +457,10 @@ struct AttentionKernel {
     shape: Heads,
     /// Splits the merge kernel reads at once ([`merge_width`]).
     merge_width: usize,
+    /// Whether the vectorised kernel asks its key and value rows into L2 before it waits for
+    /// the kernel before (keys of earlier steps sit in memory, not in L2, behind a step's
+    /// weights). Not measured yet, so on only with `UMX_ATTN_PREFETCH=1`.
+    prefetch: bool,
 }
 
 impl AttentionKernel {
@@ -510,7 +515,7 @@ fn vector_source(a: &AttentionKernel, vec: usize) -> String {
     let sink_load = load(a.sinks, "sinks[h]", "float");
     let merge = merge_source(a, &sink_load, true);
     let defines = index_defines(&a.shape);
-    let index = index_source();
+    let index = index_source(if a.prefetch { PREFETCH_SOURCE } else { "" });
     let seen = if a.causal {
         "min(lk, max(0LL, i + lk - LQ + 1))"
     } else {
@@ -708,18 +713,37 @@ fn index_defines(h: &Heads) -> String {
 
 /// The start of both decoding kernels: the block's key split `split`, row block `rb`, key
 /// head `kh` and batch index `bi`, in 32-bit arithmetic (a 64-bit division is a long software
-/// routine), then the wait for the kernel before (with programmatic launches, everything
-/// above it may overlap that kernel's end).
-fn index_source() -> String {
+/// routine), then `before_wait` (work that needs nothing from the kernel before), then the
+/// wait for the kernel before (with programmatic launches, everything above it may overlap
+/// that kernel's end).
+fn index_source(before_wait: &str) -> String {
     format!(
         r#"  unsigned blk = blockIdx.x;
   int split = (int)(blk % (unsigned)splits); blk /= (unsigned)splits;
   int rb = (int)(blk % NRB); blk /= NRB;
   int kh = (int)(blk % HK), bi = (int)(blk / HK);
-  {}"#,
+{before_wait}  {}"#,
         crate::compile::pdl_wait_source(crate::compile::pdl_trigger_after())
     )
 }
+
+/// What the vectorised kernel does before its wait with `prefetch` (see
+/// [`AttentionKernel::prefetch`]): its block's key and value rows asked into L2, a 128-byte
+/// line a thread at a time (a hint only, so rows the kernel before is writing come out the
+/// same).
+const PREFETCH_SOURCE: &str = r#"  {
+    long long p0 = (long long)split * chunk;
+    int np = (int)max(0LL, min(lk, p0 + chunk) - p0);
+    const int lines = (D * (int)sizeof(*k) + 127) / 128;
+    for (int t = threadIdx.x; t < 2 * np * lines; t += blockDim.x) {
+      int j = t / (2 * lines), rest = t % (2 * lines), line = rest / 2;
+      const char* p = (rest % 2)
+          ? (const char*)(v + bi * vst.s[0] + kh * vst.s[1] + (p0 + j) * vst.s[2])
+          : (const char*)(k + bi * kst.s[0] + kh * kst.s[1] + (p0 + j) * kst.s[2]);
+      asm volatile("prefetch.L2 [%0];" ::"l"(p + line * 128));
+    }
+  }
+"#;
 
 /// The end of both decoding kernels, for output column `c` of row `row` once the block's
 /// running maximum `M`, weight sum `L` and weighted value `A` are combined: with one split,
@@ -824,6 +848,12 @@ extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {s
     )
 }
 
+/// Whether `UMX_ATTN_PREFETCH=1` asks for [`AttentionKernel::prefetch`].
+fn prefetch_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("UMX_ATTN_PREFETCH").is_ok_and(|v| v == "1"))
+}
+
 /// Splits the merge kernel reads at once for `splits` (see [`merge_source`]): 16, 32 or 48
 /// (three variants of a module at most; 48 covers the 33 splits of a decoding step that fills
 /// an H100 with eight row blocks).
@@ -881,6 +911,7 @@ mod tests {
                     one_query,
                 },
                 merge_width: merge_width(8 * i + 1),
+                prefetch: vec.is_some() && i % 2 == 0,
             };
             let src = kernel.source();
             let count = |c: char| src.chars().filter(|&x| x == c).count();
