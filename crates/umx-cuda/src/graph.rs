@@ -5,7 +5,9 @@
 //! The step maps a *state* (a list of arrays) to its next value: the same number of arrays,
 //! of the same shapes and dtypes. The graph owns the state's device buffers; each replay reads
 //! them and writes the new state back into them, so nothing moves between host and device and
-//! no buffer address changes. [`CudaGraph::read`] takes a copy of one state array out.
+//! no buffer address changes. [`CudaGraph::read`] takes a copy of one state array out;
+//! [`CudaGraph::read_later`] queues one for the host, to be waited for without waiting for the
+//! steps queued after it.
 //!
 //! How a capture works: the state is copied into fresh device buffers and every evaluated
 //! array the step reads (weights, constants) is put on the device and kept alive by the graph;
