@@ -307,12 +307,7 @@ impl CudaGraph {
 
     /// A copy of state array `i` after the steps run so far (queued after them).
     pub fn read(&self, i: usize) -> Result<Array> {
-        let s = self.slots.get(i).ok_or_else(|| {
-            Error::Invalid(format!(
-                "CudaGraph::read: state {i} of a state of {}",
-                self.slots.len()
-            ))
-        })?;
+        let s = self.slot(i, "read")?;
         let g = gpu()?;
         let _on = crate::gpu::on_stream(0)?;
         let _guard = stream_guard();
@@ -333,12 +328,7 @@ impl CudaGraph {
     /// memory the graph keeps for the slot and reuses once the read is done with (freeing
     /// such memory waits for the whole device).
     pub fn read_later(&self, i: usize) -> Result<HostRead> {
-        let s = self.slots.get(i).ok_or_else(|| {
-            Error::Invalid(format!(
-                "CudaGraph::read_later: state {i} of a state of {}",
-                self.slots.len()
-            ))
-        })?;
+        let s = self.slot(i, "read_later")?;
         let g = gpu()?;
         let _on = crate::gpu::on_stream(0)?;
         let _guard = stream_guard();
@@ -373,6 +363,16 @@ impl CudaGraph {
             staging,
             shape: s.shape.clone(),
             dtype: s.dtype,
+        })
+    }
+
+    /// State array `i`'s slot, or an error naming `what` asked for it.
+    fn slot(&self, i: usize, what: &str) -> Result<&Slot> {
+        self.slots.get(i).ok_or_else(|| {
+            Error::Invalid(format!(
+                "CudaGraph::{what}: state {i} of a state of {}",
+                self.slots.len()
+            ))
         })
     }
 

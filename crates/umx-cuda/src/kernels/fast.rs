@@ -52,29 +52,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             scale,
             freqs,
         } => rope(inputs, out, dims, traditional, base, scale, freqs),
-        FastOp::RopeCacheWrite {
-            project,
-            heads,
-            kv_heads,
-            dims,
-            traditional,
-            base,
-            scale,
-            freqs,
-        } => {
-            let rotation = Rotation {
-                dims,
-                traditional,
-                base,
-                scale,
-                freqs,
-            };
-            if project {
-                linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, None)
-            } else {
-                rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
-            }
-        }
+        FastOp::RopeCacheWrite { .. } => rope_cache(op, inputs, outputs, None),
         FastOp::Attention {
             scale,
             causal,
@@ -116,27 +94,8 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
                 return Ok(Some(vec![y]));
             }
         }
-        (
-            &FastOp::RopeCacheWrite {
-                project: true,
-                heads,
-                kv_heads,
-                dims,
-                traditional,
-                base,
-                scale,
-                freqs,
-            },
-            _,
-        ) => {
-            let rotation = Rotation {
-                dims,
-                traditional,
-                base,
-                scale,
-                freqs,
-            };
-            return linear_rope_cache_write(rest, outputs, heads, kv_heads, &rotation, Some(&norm));
+        (FastOp::RopeCacheWrite { project: true, .. }, _) => {
+            return rope_cache(op, rest, outputs, Some(&norm));
         }
         _ => {}
     }
@@ -144,6 +103,41 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
         return Ok(None);
     };
     eval(op, &inner, outputs)
+}
+
+/// [`FastOp::RopeCacheWrite`], with `norm` (for its projecting form) normalising `x` in the
+/// product's pass.
+fn rope_cache(
+    op: &FastOp,
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+    norm: Option<&super::gemv::Norm>,
+) -> Outs {
+    let FastOp::RopeCacheWrite {
+        project,
+        heads,
+        kv_heads,
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    } = *op
+    else {
+        return Ok(None);
+    };
+    let rotation = Rotation {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    };
+    if project {
+        linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, norm)
+    } else {
+        rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+    }
 }
 
 /// `inputs` with the first RMS-normalised by `norm` (its kernel), or `None` where that kernel
