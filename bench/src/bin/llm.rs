@@ -66,6 +66,23 @@ fn main() -> Result<()> {
         let ms = graph_step(&model, &prompt, profile)?;
         let separate_ms = graph_step(&separate, &prompt, false)?;
         println!("decoding step: {ms:.3} ms (projections apart: {separate_ms:.3} ms)");
+        if std::env::args().any(|a| a == "--pattern") {
+            let (b2b, pipelined) = generation_pattern(&model, &prompt)?;
+            println!(
+                "advancing step: {b2b:.3} ms back to back, {pipelined:.3} ms with each token read"
+            );
+            let options = GenerateOptions {
+                max_tokens: GENERATE,
+                ..Default::default()
+            };
+            warm_up(&model, &prompt)?;
+            let (_, stats) = generate(&model, &prompt, &options, |_| Ok(true))?;
+            println!(
+                "generate: {:.3} ms a token ({:.1} tokens/s)",
+                1e3 / stats.generation_tps,
+                stats.generation_tps
+            );
+        }
         if std::env::args().any(|a| a == "--q4") {
             // And with 4-bit weights, as the full run makes them.
             let mut q4 = model.clone();
@@ -232,54 +249,22 @@ fn first_difference(
     )))
 }
 
-/// A short generation, so the timed call after it finds its kernels compiled and its
-/// cuBLASLt plans made.
+/// A short generation from the whole prompt, so the timed call after it finds its kernels
+/// (the prompt's among them) compiled and its cuBLASLt plans made.
 fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
     let options = GenerateOptions {
         max_tokens: 8,
         ..Default::default()
     };
-    generate(model, &prompt[..64], &options, |_| Ok(true)).map(|_| ())
+    generate(model, prompt, &options, |_| Ok(true)).map(|_| ())
 }
 
 /// The card's time for one decoding step (a graph replay, back to back, at position 1024);
 /// with `profile`, also the time of each primitive in one replay (events captured as graph
 /// nodes, so no host time is counted).
 fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
-    let mut cache = model.new_cache();
-    model.hidden_states(
-        &Array::from_slice(prompt, &[1, prompt.len()])?,
-        Some(&mut cache),
-    )?;
-    let fixed = FixedCache::from_caches(&cache, prompt.len() + GENERATE)?;
-    drop(cache);
-    let mut state = vec![
-        Array::from_slice(&[7u32], &[1, 1])?,
-        Array::scalar(prompt.len() as i32),
-    ];
-    for (k, v) in fixed.keys.iter().zip(&fixed.values) {
-        state.push(k.clone());
-        state.push(v.clone());
-    }
-    let step = |s: &[Array]| -> Result<Vec<Array>> {
-        let kv = &s[2..];
-        let cache = fixed.with(
-            kv.iter().step_by(2).cloned().collect(),
-            kv.iter().skip(1).step_by(2).cloned().collect(),
-        );
-        let (logits, cache) = model.decode_fixed(&s[0], &s[1], &cache)?;
-        let t = ops::reshape(&ops::argmax(&logits, Some(-1), false)?, &[1, 1])?;
-        // The position stays: every replay decodes at the same place.
-        let mut out = vec![t, s[1].clone()];
-        for (k, v) in cache.keys.into_iter().zip(cache.values) {
-            out.push(k);
-            out.push(v);
-        }
-        Ok(out)
-    };
     umx::cuda::set_profiling(profile);
-    let fused = |s: &[Array]| umx::transforms::compile_once(&step, s);
-    let mut g = umx::cuda::CudaGraph::capture(fused, state)?;
+    let mut g = step_graph(model, prompt, false)?;
     if profile {
         let report = umx::cuda::profile_report()?;
         umx::cuda::set_profiling(false);
@@ -305,4 +290,72 @@ fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
     }
     g.read(0)?.item::<u32>()?;
     Ok(t.elapsed().as_secs_f64() * 1e3 / n as f64)
+}
+
+/// A decoding step as `generate` replays it: the position advancing each step (from 1024),
+/// timed back to back and in generation's pattern (the token read to the host while the next
+/// step runs). Both in ms a step.
+fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64)> {
+    let n = 100;
+    let mut g = step_graph(model, prompt, true)?;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        g.replay()?;
+    }
+    g.read(0)?.item::<u32>()?;
+    let back_to_back = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+    let mut g = step_graph(model, prompt, true)?;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let read = g.read_later(0)?;
+        if i + 1 < n {
+            g.replay()?;
+        }
+        read.wait()?.item::<u32>()?;
+    }
+    let pipelined = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+    Ok((back_to_back, pipelined))
+}
+
+/// A decoding step after the prompt, captured as a CUDA graph (the capture runs it once); its
+/// state is the token, the position (kept or, with `advance`, one further each step) and the
+/// fixed cache of `prompt.len() + GENERATE` positions.
+fn step_graph(model: &Llama, prompt: &[u32], advance: bool) -> Result<umx::cuda::CudaGraph> {
+    let mut cache = model.new_cache();
+    model.hidden_states(
+        &Array::from_slice(prompt, &[1, prompt.len()])?,
+        Some(&mut cache),
+    )?;
+    let fixed = FixedCache::from_caches(&cache, prompt.len() + GENERATE)?;
+    drop(cache);
+    let mut state = vec![
+        Array::from_slice(&[7u32], &[1, 1])?,
+        Array::scalar(prompt.len() as i32),
+    ];
+    for (k, v) in fixed.keys.iter().zip(&fixed.values) {
+        state.push(k.clone());
+        state.push(v.clone());
+    }
+    let step = |s: &[Array]| -> Result<Vec<Array>> {
+        let kv = &s[2..];
+        let cache = fixed.with(
+            kv.iter().step_by(2).cloned().collect(),
+            kv.iter().skip(1).step_by(2).cloned().collect(),
+        );
+        let (logits, cache) = model.decode_fixed(&s[0], &s[1], &cache)?;
+        let t = ops::reshape(&ops::argmax(&logits, Some(-1), false)?, &[1, 1])?;
+        let position = if advance {
+            ops::add(&s[1], 1)?
+        } else {
+            s[1].clone()
+        };
+        let mut out = vec![t, position];
+        for (k, v) in cache.keys.into_iter().zip(cache.values) {
+            out.push(k);
+            out.push(v);
+        }
+        Ok(out)
+    };
+    let fused = |s: &[Array]| umx::transforms::compile_once(&step, s);
+    umx::cuda::CudaGraph::capture(fused, state)
 }
