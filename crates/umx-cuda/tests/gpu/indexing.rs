@@ -189,6 +189,34 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
         let (c, g) = both(|| ops::argmin(&v, Some(axis), false));
         assert_eq!(c, g, "argmin with NaN along {axis}");
     }
+    // Long rows (a vocabulary's logits take the block kernel; contiguous aligned rows its
+    // vector loads): coarse values, so the extreme ties within a row and the first must win,
+    // a NaN in one row, a row offset by one element (unaligned), a strided row, a length that
+    // is not a whole number of vectors.
+    for dtype in [Dtype::Bfloat16, Dtype::Float16, Dtype::Float32, Dtype::Int32, Dtype::Uint8] {
+        let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
+        let coarse = cpu(&|| ops::floor(&ops::abs(&input(&[3, 32016], Dtype::Float32, 19))?));
+        let mut values: Vec<f32> = coarse.to_vec().unwrap();
+        if dtype.is_float() {
+            values[20011] = f32::NAN;
+            values[31999] = f32::NAN;
+        }
+        let x = cpu(&|| Array::from_slice(&values, &[3, 32016])?.astype(dtype));
+        let unaligned = cpu(&|| ops::slice(&x, &[0, 1], &[3, 32016], &[1, 1]));
+        let tail = cpu(&|| ops::slice(&x, &[0, 0], &[3, 32005], &[1, 1]));
+        let strided = cpu(&|| ops::transpose(&x, [1, 0]));
+        for (what, a, axis) in [
+            ("rows", &x, 1),
+            ("rows from their second element", &unaligned, 1),
+            ("rows with a tail", &tail, 1),
+            ("columns of a transpose", &strided, 0),
+        ] {
+            let (c, g) = both(|| ops::argmax(a, Some(axis), false));
+            assert_eq!(c, g, "argmax of long {what} {dtype}");
+            let (c, g) = both(|| ops::argmin(a, Some(axis), false));
+            assert_eq!(c, g, "argmin of long {what} {dtype}");
+        }
+    }
     // Sorting: NaNs last, ties by position (a stable argsort), a long lane.
     let (c, g) = both(|| ops::argsort(&ops::concatenate(&[v.clone(), v.clone()], 1)?, Some(1)));
     assert_eq!(c, g, "argsort with NaN and ties");
