@@ -263,8 +263,7 @@ fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
 /// with `profile`, also the time of each primitive in one replay (events captured as graph
 /// nodes, so no host time is counted).
 fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
-    umx::cuda::set_profiling(profile);
-    let mut g = step_graph(model, prompt, false)?;
+    let mut g = step_graph(model, prompt, false, profile)?;
     if profile {
         let report = umx::cuda::profile_report()?;
         umx::cuda::set_profiling(false);
@@ -274,7 +273,7 @@ fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
             g.nodes(),
             total
         );
-        for l in report.iter().take(24) {
+        for l in report.iter().take(40) {
             println!("{:>9.4} {:>6}  {}", l.total_ms, l.count, l.label);
         }
         // A graph without the event nodes for the timing below.
@@ -297,14 +296,14 @@ fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
 /// step runs). Both in ms a step.
 fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64)> {
     let n = 100;
-    let mut g = step_graph(model, prompt, true)?;
+    let mut g = step_graph(model, prompt, true, false)?;
     let t = std::time::Instant::now();
     for _ in 0..n {
         g.replay()?;
     }
     g.read(0)?.item::<u32>()?;
     let back_to_back = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    let mut g = step_graph(model, prompt, true)?;
+    let mut g = step_graph(model, prompt, true, false)?;
     let t = std::time::Instant::now();
     for i in 0..n {
         let read = g.read_later(0)?;
@@ -319,8 +318,14 @@ fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64)> {
 
 /// A decoding step after the prompt, captured as a CUDA graph (the capture runs it once); its
 /// state is the token, the position (kept or, with `advance`, one further each step) and the
-/// fixed cache of `prompt.len() + GENERATE` positions.
-fn step_graph(model: &Llama, prompt: &[u32], advance: bool) -> Result<umx::cuda::CudaGraph> {
+/// fixed cache of `prompt.len() + GENERATE` positions. With `profile`, the capture places
+/// events around each primitive (see [`graph_step`]).
+fn step_graph(
+    model: &Llama,
+    prompt: &[u32],
+    advance: bool,
+    profile: bool,
+) -> Result<umx::cuda::CudaGraph> {
     let mut cache = model.new_cache();
     model.hidden_states(
         &Array::from_slice(prompt, &[1, prompt.len()])?,
@@ -357,5 +362,6 @@ fn step_graph(model: &Llama, prompt: &[u32], advance: bool) -> Result<umx::cuda:
         Ok(out)
     };
     let fused = |s: &[Array]| umx::transforms::compile_once(&step, s);
+    umx::cuda::set_profiling(profile);
     umx::cuda::CudaGraph::capture(fused, state)
 }
