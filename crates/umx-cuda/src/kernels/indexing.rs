@@ -965,13 +965,14 @@ fn copy_into(
 ) -> Result<Option<()>> {
     let rm = row_major_strides(out_shape);
     let base: isize = rm.iter().zip(at).map(|(&s, &k)| s * k as isize).sum();
+    let dst = ptr.wrapping_add((base * dtype.size() as isize) as u64);
+    if copy_rows(x, dst, dtype, out_shape)? {
+        return Ok(Some(()));
+    }
     run(Plan {
         op: "copy",
         shape: x.shape.clone(),
-        out: (
-            ptr.wrapping_add((base * dtype.size() as isize) as u64),
-            dtype,
-        ),
+        out: (dst, dtype),
         dst_strides: rm,
         values: x,
         src_strides: x.strides.clone(),
@@ -980,6 +981,61 @@ fn copy_into(
         atomic: false,
         out_len: 0,
     })
+}
+
+/// [`copy_into`] by the copy engine where it can: `x` row-contiguous in the output's dtype and
+/// its region rows of one pitch (`x` spans the output on every axis but one), as a
+/// concatenation's inputs are. A 2D copy moves such a region at about the card's copy rate,
+/// where the element kernel moved about 360 GB/s (a TinyLlama's stacked projections on an
+/// H100). Whether it did.
+fn copy_rows(x: &ArrayData, dst: u64, dtype: Dtype, out_shape: &[usize]) -> Result<bool> {
+    if x.dtype != dtype
+        || x.size() == 0
+        || !umx_core::shape::is_row_contiguous(&x.shape, &x.strides)
+    {
+        return Ok(false);
+    }
+    let mut apart = (0..x.shape.len()).filter(|&d| x.shape[d] != out_shape[d]);
+    let axis = apart.next().unwrap_or(0);
+    if apart.next().is_some() {
+        return Ok(false);
+    }
+    let size = dtype.size();
+    let rows: usize = x.shape[..axis].iter().product();
+    let width = x.shape[axis..].iter().product::<usize>() * size;
+    let pitch = out_shape[axis..].iter().product::<usize>() * size;
+    let src = input_ptr(x)?;
+    let g = gpu()?;
+    if rows == 1 {
+        // SAFETY: both regions hold `width` bytes; ordered on the stream as below.
+        unsafe { result::memcpy_dtod_async(dst, src, width, g.stream()) }
+            .map_err(|e| driver_err("copying into a region of an array", e))?;
+        return Ok(true);
+    }
+    if pitch > i32::MAX as usize {
+        // Past what a 2D copy's pitch may be.
+        return Ok(false);
+    }
+    // SAFETY: a zeroed descriptor is valid; the fields set name two device regions of
+    // `rows` rows of `width` bytes, each inside its allocation, and the copy is ordered on
+    // the stream (which submits kernels held back first).
+    let copy = unsafe {
+        let mut c: cudarc::driver::sys::CUDA_MEMCPY2D = std::mem::zeroed();
+        c.srcMemoryType = cudarc::driver::sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+        c.srcDevice = src;
+        c.srcPitch = width;
+        c.dstMemoryType = cudarc::driver::sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
+        c.dstDevice = dst;
+        c.dstPitch = pitch;
+        c.WidthInBytes = width;
+        c.Height = rows;
+        c
+    };
+    // SAFETY: see above.
+    unsafe { cudarc::driver::sys::cuMemcpy2DAsync_v2(&copy, g.stream()) }
+        .result()
+        .map_err(|e| driver_err("copying into a region of an array", e))?;
+    Ok(true)
 }
 
 /// The inputs joined along `axis` into a new array of `spec`.

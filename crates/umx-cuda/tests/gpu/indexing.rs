@@ -122,6 +122,32 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
                 Box::new(|| ops::concatenate(&[t.clone(), t.clone()], 2)),
             ),
             (
+                "concatenate along the middle axis",
+                Box::new(|| ops::concatenate(&[a.clone(), input(&[6, 2, 4], dtype, 13)], 1)),
+            ),
+            (
+                "concatenate along the last axis, a view among them",
+                Box::new(|| {
+                    let b = input(&[6, 5, 3], dtype, 14);
+                    ops::concatenate(
+                        &[
+                            b.clone(),
+                            a.clone(),
+                            ops::slice(&a, &[0, 0, 1], &[6, 5, 3], &[1, 1, 1])?,
+                        ],
+                        2,
+                    )
+                }),
+            ),
+            (
+                "concatenate of two dtypes",
+                Box::new(|| ops::concatenate(&[a.clone(), upd.astype(Dtype::Float32)?], 0)),
+            ),
+            (
+                "pad one axis",
+                Box::new(|| ops::pad(&a, &[(0, 0), (2, 1), (0, 0)], 3.0, PadMode::Constant)),
+            ),
+            (
                 "pad",
                 Box::new(|| ops::pad(&a, &[(1, 0), (0, 2), (3, 1)], 7.0, PadMode::Constant)),
             ),
@@ -193,7 +219,13 @@ fn gathers_scatters_scans_and_arg_reductions_agree_with_the_cpu() {
     // vector loads): coarse values, so the extreme ties within a row and the first must win,
     // a NaN in one row, a row offset by one element (unaligned), a strided row, a length that
     // is not a whole number of vectors.
-    for dtype in [Dtype::Bfloat16, Dtype::Float16, Dtype::Float32, Dtype::Int32, Dtype::Uint8] {
+    for dtype in [
+        Dtype::Bfloat16,
+        Dtype::Float16,
+        Dtype::Float32,
+        Dtype::Int32,
+        Dtype::Uint8,
+    ] {
         let cpu = |f: &dyn Fn() -> umx_core::Result<Array>| with_device(Device::Cpu, f).unwrap();
         let coarse = cpu(&|| ops::floor(&ops::abs(&input(&[3, 32016], Dtype::Float32, 19))?));
         let mut values: Vec<f32> = coarse.to_vec().unwrap();
