@@ -57,22 +57,7 @@ fn main() -> Result<()> {
     // As `Llama::load` leaves a model: q/k/v and gate/up stacked into one product each. The
     // unstacked copy is timed too.
     let separate = model.clone();
-    // The stacked weights are concatenations (3.8 GB moved, read and written); timed as
-    // loading a checkpoint pays for them.
-    let start = std::time::Instant::now();
     model.stack_projections()?;
-    let stacked: Vec<Array> = model.parameters().into_values().collect();
-    eval(&stacked)?;
-    // A read waits for the copies queued before it.
-    let last = stacked
-        .last()
-        .map(|w| ops::sum(w, None, false))
-        .transpose()?;
-    last.map(|s| s.item::<f32>()).transpose()?;
-    println!(
-        "stacking q/k/v and gate/up: {:.1} ms",
-        start.elapsed().as_secs_f64() * 1e3
-    );
     let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919) % 32000).collect();
     if std::env::args().any(|a| a == "--step") {
         // Only the card's time for one decoding step (and its profile with --profile), with

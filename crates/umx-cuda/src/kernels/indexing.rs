@@ -1016,22 +1016,28 @@ fn copy_rows(x: &ArrayData, dst: u64, dtype: Dtype, out_shape: &[usize]) -> Resu
         // Past what a 2D copy's pitch may be.
         return Ok(false);
     }
-    // SAFETY: a zeroed descriptor is valid; the fields set name two device regions of
-    // `rows` rows of `width` bytes, each inside its allocation, and the copy is ordered on
-    // the stream (which submits kernels held back first).
-    let copy = unsafe {
-        let mut c: cudarc::driver::sys::CUDA_MEMCPY2D = std::mem::zeroed();
-        c.srcMemoryType = cudarc::driver::sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        c.srcDevice = src;
-        c.srcPitch = width;
-        c.dstMemoryType = cudarc::driver::sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        c.dstDevice = dst;
-        c.dstPitch = pitch;
-        c.WidthInBytes = width;
-        c.Height = rows;
-        c
+    use cudarc::driver::sys::{CUDA_MEMCPY2D, CUmemorytype};
+    let copy = CUDA_MEMCPY2D {
+        srcXInBytes: 0,
+        srcY: 0,
+        srcMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+        srcHost: std::ptr::null(),
+        srcDevice: src,
+        srcArray: std::ptr::null_mut(),
+        srcPitch: width,
+        dstXInBytes: 0,
+        dstY: 0,
+        dstMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+        dstHost: std::ptr::null_mut(),
+        dstDevice: dst,
+        dstArray: std::ptr::null_mut(),
+        dstPitch: pitch,
+        WidthInBytes: width,
+        Height: rows,
     };
-    // SAFETY: see above.
+    // SAFETY: the descriptor names two device regions of `rows` rows of `width` bytes, each
+    // inside its allocation; the copy is ordered on the stream (which submits kernels held
+    // back first).
     unsafe { cudarc::driver::sys::cuMemcpy2DAsync_v2(&copy, g.stream()) }
         .result()
         .map_err(|e| driver_err("copying into a region of an array", e))?;
