@@ -30,7 +30,9 @@ fn repeated_batches_replay_as_graphs_and_keep_their_values() {
     let before = umx_cuda::batch_stats();
     // A batch repeats when the pool hands its adds the same buffers again, which other tests
     // allocating at the same time can prevent for a while (it failed once so, 8 tests at
-    // once): up to 20 rounds until four replays are seen, every round's values checked.
+    // once): up to 20 rounds until four replays and a thousand replayed kernels are seen
+    // (other tests' replays count too, so the replays alone can come first: it failed so, 12
+    // tests at once), every round's values checked.
     let mut after = before;
     for rep in 0..20 {
         // 1000 adds: three full batches and a partial one, the same every time.
@@ -38,7 +40,10 @@ fn repeated_batches_replay_as_graphs_and_keep_their_values() {
         umx_core::eval([&t]).unwrap();
         assert_eq!(t.to_vec::<f32>().unwrap(), vec![1000.5f32; 16], "rep {rep}");
         after = umx_cuda::batch_stats();
-        if rep >= 4 && after.replays >= before.replays + 4 {
+        if rep >= 4
+            && after.replays >= before.replays + 4
+            && after.replayed_kernels >= before.replayed_kernels + 1000
+        {
             break;
         }
     }
