@@ -6,6 +6,9 @@
 //! ```sh
 //! cargo build --release -p umx-bench --bin llm     # here; then on the GPU machine:
 //! target/release/llm                               # runs bench/peers_llm.py for the peers
+//! target/release/llm --step [--profile] [--q4]     # a decoding step's time (and where it goes)
+//! target/release/llm --step --pattern              # ... with its position advancing, as
+//!                                                  # generate runs it, and generate's
 //! ```
 //!
 //! Prompt processing of 1024 tokens (tokens/s over the time to the first generated token)
