@@ -1,6 +1,7 @@
 //! Gathers and scatters: take, take_along_axis, gather, scatter (every mode), put_along_axis,
 //! slice_update, triangles and diagonal matrices; concatenate and constant pad as copies into
-//! regions of a new array.
+//! regions of a new array (by the copy engine where an input is row-contiguous and its region
+//! rows of one pitch, else by the gather kernel).
 //!
 //! Every gather and scatter is one generated kernel over an iteration shape: each element's
 //! source and destination offsets are dot products of its coordinates with two stride lists,
