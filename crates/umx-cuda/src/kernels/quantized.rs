@@ -580,6 +580,153 @@ pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: 
     Ok(Some(vec![y]))
 }
 
+/// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): `UMX_QMV4_COLS` (1 to
+/// 8), an experiment until measured; 0 (the default) keeps [`qmv_source`]'s kernel.
+fn qmv4_cols() -> usize {
+    static COLS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COLS.get_or_init(|| {
+        std::env::var("UMX_QMV4_COLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|c| (1..=8).contains(c))
+            .unwrap_or(0)
+    })
+}
+
+/// The 4-bit matrix-vector kernel for one bfloat16 row of `x` (a decoding step), an experiment
+/// behind [`qmv4_cols`]: a warp takes `cols` output columns (with `pair`, their gate and up
+/// rows too), so each lane converts its chunk of `x` and sums it once for all of them. A pair
+/// of codes becomes two floats without a conversion instruction: the nibbles masked into the
+/// mantissas of two bfloat16 `128 + q` (`0x4300 | q`), which are the halves of a float's bits;
+/// `Σ x (128 + q) - 128 Σ x` is `Σ x q` (float32 keeps ~20 of its 24 bits through that).
+fn qmv4_source(group_size: usize, cols: usize, pair: bool) -> String {
+    let dtype = Dtype::Bfloat16;
+    let halves = if pair { 2 } else { 1 };
+    let epilogue = if pair {
+        format!(
+            "float a0 = acc[0][cc], a1 = acc[1][cc], s; {} float v = s;",
+            super::gemv::swiglu_expr(dtype)
+        )
+    } else {
+        "float v = acc[0][cc];".to_string()
+    };
+    format!(
+        r#"{HEADER}
+#define GS {group_size}
+#define COLS {cols}
+#define HALVES {halves}
+typedef {stype} st;
+extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
+    const st* sc, const st* bi, long long n, long long k, int early) {{
+  int lane = threadIdx.x & 31;
+  long long col0 = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * COLS;
+  bool live = col0 < n;
+  long long words = k / 8, groups = k / GS, chunks = k / 32;
+  /* The weight rows of the warp's columns (past the last column, the last one's again). */
+  const uint4* wr[HALVES][COLS];
+  const st* sr[HALVES][COLS];
+  const st* br[HALVES][COLS];
+  #pragma unroll
+  for (int h = 0; h < HALVES; h++)
+    #pragma unroll
+    for (int cc = 0; cc < COLS; cc++) {{
+      long long row = h * n + min(col0 + cc, n - 1);
+      wr[h][cc] = (const uint4*)(q + row * words);
+      sr[h][cc] = sc + row * groups;
+      br[h][cc] = bi + row * groups;
+    }}
+  /* A lane takes chunks lane, lane + 32, ... (32 codes: 16 bytes a row); with `early`, its
+     first chunk's codes, scales and biases load before the wait for the kernel before. */
+  uint4 wq[HALVES][COLS];
+  float sq[HALVES][COLS], bq[HALVES][COLS];
+  bool have = early && live && lane < chunks;
+  if (have) {{
+    long long g = (long long)lane * 32 / GS;
+    #pragma unroll
+    for (int h = 0; h < HALVES; h++)
+      #pragma unroll
+      for (int cc = 0; cc < COLS; cc++) {{
+        wq[h][cc] = __ldg(&wr[h][cc][lane]);
+        sq[h][cc] = {s}; bq[h][cc] = {b};
+      }}
+  }}
+  umx_pdl_wait();
+  umx_pdl_trigger();
+  if (!live) return;
+  float acc[HALVES][COLS];
+  #pragma unroll
+  for (int h = 0; h < HALVES; h++)
+    #pragma unroll
+    for (int cc = 0; cc < COLS; cc++) acc[h][cc] = 0.f;
+  for (long long c = lane; c < chunks; c += 32) {{
+    if (!have) {{
+      long long g = c * 32 / GS;
+      #pragma unroll
+      for (int h = 0; h < HALVES; h++)
+        #pragma unroll
+        for (int cc = 0; cc < COLS; cc++) {{
+          wq[h][cc] = __ldg(&wr[h][cc][c]);
+          sq[h][cc] = {s}; bq[h][cc] = {b};
+        }}
+    }}
+    have = false;
+    const uint4* xp = (const uint4*)(x + c * 32);
+    float xf[32], sx = 0.f;
+    #pragma unroll
+    for (int i = 0; i < 4; i++) {{
+      uint4 p = xp[i];
+      unsigned int u[4] = {{p.x, p.y, p.z, p.w}};
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {{
+        xf[8 * i + 2 * e] = __uint_as_float(u[e] << 16);
+        xf[8 * i + 2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
+      }}
+    }}
+    #pragma unroll
+    for (int j = 0; j < 32; j++) sx += xf[j];
+    #pragma unroll
+    for (int h = 0; h < HALVES; h++)
+      #pragma unroll
+      for (int cc = 0; cc < COLS; cc++) {{
+        unsigned int w[4] = {{wq[h][cc].x, wq[h][cc].y, wq[h][cc].z, wq[h][cc].w}};
+        float dot = 0.f;
+        #pragma unroll
+        for (int wi = 0; wi < 4; wi++)
+          #pragma unroll
+          for (int p = 0; p < 4; p++) {{
+            /* Codes 8 wi + p and 8 wi + p + 4: nibbles p and p + 4 of word wi. */
+            unsigned int t = ((w[wi] >> (4 * p)) & 0x000F000Fu) | 0x43004300u;
+            dot = fmaf(xf[8 * wi + p], __uint_as_float(t << 16), dot);
+            dot = fmaf(xf[8 * wi + p + 4], __uint_as_float(t & 0xffff0000u), dot);
+          }}
+        acc[h][cc] = fmaf(sq[h][cc], fmaf(-128.f, sx, dot), fmaf(bq[h][cc], sx, acc[h][cc]));
+      }}
+  }}
+  #pragma unroll
+  for (int h = 0; h < HALVES; h++)
+    #pragma unroll
+    for (int cc = 0; cc < COLS; cc++) {{
+      float v = acc[h][cc];
+      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      acc[h][cc] = v;
+    }}
+  if (lane == 0) {{
+    #pragma unroll
+    for (int cc = 0; cc < COLS; cc++) {{
+      if (col0 + cc >= n) break;
+      {epilogue}
+      out[col0 + cc] = {o};
+    }}
+  }}
+}}
+"#,
+        stype = storage_type(dtype).unwrap_or("void"),
+        s = load(dtype, "sr[h][cc][g]", "float"),
+        b = load(dtype, "br[h][cc][g]", "float"),
+        o = store(dtype, "v"),
+    )
+}
+
 /// The matrix-vector kernel: `out (batches, m, n) = x (batches, m, k) @ W^T`, `W` `(batches,
 /// n, k)` quantized, all dense; with `pair`, `W` has `2n` rows and `out` is the SwiGLU of
 /// each column's two (see [`swiglu`]).
@@ -608,6 +755,24 @@ fn qmv(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
+    let cols = qmv4_cols();
+    if cols > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16 {
+        let key = format!("qmv4|{group_size}|{cols}|{pair}");
+        let f = function_for(&key, || qmv4_source(group_size, cols, pair), "umx_qmv4")?;
+        let per_block = (THREADS / 32) as usize;
+        let blocks = n.div_ceil(cols).div_ceil(per_block).max(1) as u32;
+        let mut args = Args::default();
+        args.push(ptr)
+            .push(input_ptr(x)?)
+            .push(input_ptr(q)?)
+            .push(input_ptr(s)?)
+            .push(input_ptr(b)?)
+            .push(n as i64)
+            .push(k as i64)
+            .push(crate::compile::may_read_early(&[q, s, b]) as i32);
+        launch(f, blocks, THREADS, 0, &mut args.pointers())?;
+        return Ok(result);
+    }
     let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
     let f = function_for(
         &key,
@@ -648,6 +813,16 @@ mod tests {
                         format!("deq_{dtype:?}_{bits}_{gs}"),
                         dequantize_source(dtype, bits, gs),
                     )];
+                    if dtype == Dtype::Bfloat16 && bits == 4 {
+                        for cols in [1, 2, 4, 8] {
+                            for pair in [false, true] {
+                                sources.push((
+                                    format!("qmv4_{gs}_{cols}_{pair}"),
+                                    qmv4_source(gs, cols, pair),
+                                ));
+                            }
+                        }
+                    }
                     for rows in [1, 8] {
                         sources.push((
                             format!("qmv_{dtype:?}_{bits}_{gs}_{rows}"),
