@@ -70,9 +70,10 @@ fn main() -> Result<()> {
         let separate_ms = graph_step(&separate, &prompt, false)?;
         println!("decoding step: {ms:.3} ms (projections apart: {separate_ms:.3} ms)");
         if std::env::args().any(|a| a == "--pattern") {
-            let (b2b, pipelined) = generation_pattern(&model, &prompt)?;
+            let (b2b, pipelined, two) = generation_pattern(&model, &prompt)?;
             println!(
-                "advancing step: {b2b:.3} ms back to back, {pipelined:.3} ms with each token read"
+                "advancing step: {b2b:.3} ms back to back, {pipelined:.3} ms with each token \
+                 read, {two:.3} ms two steps a graph"
             );
             let options = GenerateOptions {
                 max_tokens: GENERATE,
@@ -266,7 +267,7 @@ fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
 /// with `profile`, also the time of each primitive in one replay (events captured as graph
 /// nodes, so no host time is counted).
 fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
-    let mut g = step_graph(model, prompt, false, profile)?;
+    let mut g = step_graph(model, prompt, false, 1, profile)?;
     if profile {
         let report = umx::cuda::profile_report()?;
         umx::cuda::set_profiling(false);
@@ -296,17 +297,17 @@ fn graph_step(model: &Llama, prompt: &[u32], profile: bool) -> Result<f64> {
 
 /// A decoding step as `generate` replays it: the position advancing each step (from 1024),
 /// timed back to back and in generation's pattern (the token read to the host while the next
-/// step runs). Both in ms a step.
-fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64)> {
+/// step runs), and two steps a graph. Each in ms a step.
+fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64, f64)> {
     let n = 100;
-    let mut g = step_graph(model, prompt, true, false)?;
+    let mut g = step_graph(model, prompt, true, 1, false)?;
     let t = std::time::Instant::now();
     for _ in 0..n {
         g.replay()?;
     }
     g.read(0)?.item::<u32>()?;
     let back_to_back = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    let mut g = step_graph(model, prompt, true, false)?;
+    let mut g = step_graph(model, prompt, true, 1, false)?;
     let t = std::time::Instant::now();
     for i in 0..n {
         let read = g.read_later(0)?;
@@ -316,17 +317,26 @@ fn generation_pattern(model: &Llama, prompt: &[u32]) -> Result<(f64, f64)> {
         read.wait()?.item::<u32>()?;
     }
     let pipelined = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    Ok((back_to_back, pipelined))
+    // Two steps a graph: what the boundary between two replays costs a step.
+    let mut g = step_graph(model, prompt, true, 2, false)?;
+    let t = std::time::Instant::now();
+    for _ in 0..n / 2 {
+        g.replay()?;
+    }
+    g.read(0)?.item::<u32>()?;
+    let two = t.elapsed().as_secs_f64() * 1e3 / (n / 2 * 2) as f64;
+    Ok((back_to_back, pipelined, two))
 }
 
 /// A decoding step after the prompt, captured as a CUDA graph (the capture runs it once); its
 /// state is the token, the position (kept or, with `advance`, one further each step) and the
-/// fixed cache of `prompt.len() + GENERATE` positions. With `profile`, the capture places
-/// events around each primitive (see [`graph_step`]).
+/// fixed cache of `prompt.len() + GENERATE` positions; `steps` steps a replay. With
+/// `profile`, the capture places events around each primitive (see [`graph_step`]).
 fn step_graph(
     model: &Llama,
     prompt: &[u32],
     advance: bool,
+    steps: usize,
     profile: bool,
 ) -> Result<umx::cuda::CudaGraph> {
     let mut cache = model.new_cache();
@@ -344,7 +354,7 @@ fn step_graph(
         state.push(k.clone());
         state.push(v.clone());
     }
-    let step = |s: &[Array]| -> Result<Vec<Array>> {
+    let one = |s: &[Array]| -> Result<Vec<Array>> {
         let kv = &s[2..];
         let cache = fixed.with(
             kv.iter().step_by(2).cloned().collect(),
@@ -363,6 +373,14 @@ fn step_graph(
             out.push(v);
         }
         Ok(out)
+    };
+    // `steps` decoding steps one after another in the one graph.
+    let step = |s: &[Array]| -> Result<Vec<Array>> {
+        let mut s = s.to_vec();
+        for _ in 0..steps {
+            s = one(&s)?;
+        }
+        Ok(s)
     };
     let fused = |s: &[Array]| umx::transforms::compile_once(&step, s);
     umx::cuda::set_profiling(profile);
