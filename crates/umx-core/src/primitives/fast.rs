@@ -92,13 +92,18 @@ pub enum FastOp {
         scale: f32,
         freqs: bool,
     },
+    /// `x @ w.T` for a weight `(N, K)`: what `compile` makes of a matrix product whose left
+    /// operand is an RMS norm's output (a language model's head), inside
+    /// [`FastOp::NormPrologue`]. Inputs: `x (..., K)`, `w`.
+    Linear,
     /// A user CUDA kernel (`fast::cuda_kernel`, MLX's `mx.fast.cuda_kernel`): its source and
     /// this call's launch. Inputs: the kernel's inputs. GPU only: it has no fallback, so no
     /// CPU kernel, gradient or batching rule.
     CudaKernel(std::sync::Arc<UserKernel>),
     /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
     /// makes of an RMS norm whose one use is the first input of a matrix-vector op
-    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`), so a device
+    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`, a matrix product
+    /// as [`FastOp::Linear`]), so a device
     /// can normalise in the product's own pass (no kernel, no row in memory, between them).
     /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
     NormPrologue { eps: f32, op: Box<FastOp> },
@@ -161,12 +166,14 @@ impl FastOp {
             FastOp::RopeCacheWrite { project: true, .. } => "linear_rope_cache_write",
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
+            FastOp::Linear => "linear",
             FastOp::SwigluLinear => "swiglu_linear",
             FastOp::SwigluQuantizedLinear { .. } => "swiglu_quantized_linear",
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
                 FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
+                FastOp::Linear => "rms_norm_linear",
                 _ => "rms_norm_prologue",
             },
         }
@@ -250,6 +257,16 @@ impl FastOp {
                 shape: x.shape().to_vec(),
                 dtype: x.dtype(),
             },
+            FastOp::Linear => {
+                let mut shape = x.shape().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = inputs[1].shape()[0];
+                }
+                OutSpec {
+                    shape,
+                    dtype: x.dtype(),
+                }
+            }
             FastOp::SwigluLinear | FastOp::SwigluQuantizedLinear { .. } => {
                 let mut shape = x.shape().to_vec();
                 if let Some(last) = shape.last_mut() {
@@ -449,6 +466,7 @@ impl FastOp {
                 let values = ops::scatter(&inputs[3], &at, &window(&v)?, &[2])?;
                 return Ok(vec![q, keys, values]);
             }
+            FastOp::Linear => ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?,
             FastOp::SwigluLinear => {
                 swiglu_halves(&ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?)?
             }

@@ -281,6 +281,7 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     simplify(&mut p);
     matmul_epilogues(&mut p);
     norm_prologues(&mut p);
+    norm_linear_prologues(&mut p);
     fuse(&mut p);
     group(&mut p);
     if dump() {
@@ -526,6 +527,74 @@ fn norm_prologues(p: &mut Program) {
         s.prim = prim;
         s.args[0] = x;
         s.args.push(w);
+        // The norm step is now unreferenced and skipped at replay.
+    }
+}
+
+/// Folds an RMS norm into a matrix product `rms_norm(x, w_n, eps) @ w.T` it is the left
+/// operand of (through a reshape that keeps the last axis, its one use too): a language
+/// model's final norm and head. The product becomes a [`FastOp::NormPrologue`] of
+/// [`FastOp::Linear`] on `x` and `w` (the transpose's input, or, for a constant `w.T`, its
+/// transpose, a view), all of one dtype, as [`norm_prologues`] makes for the products it
+/// folds into.
+fn norm_linear_prologues(p: &mut Program) {
+    let live = reachable(p);
+    let uses = use_counts(p, &live);
+    for (i, &alive) in live.iter().enumerate() {
+        if !alive || !matches!(p.steps[i].prim, Primitive::Matmul(MatmulOp::Matmul)) {
+            continue;
+        }
+        let [Ref::Step(r, 0), b] = p.steps[i].args[..] else {
+            continue;
+        };
+        // The norm, or a reshape of it.
+        let (reshape, j) = match (&p.steps[r].prim, &p.steps[r].args[..]) {
+            (Primitive::Shape(ShapeOp::Reshape { .. }), &[Ref::Step(j, 0)]) if uses[r] == 1 => {
+                (Some(r), j)
+            }
+            _ => (None, r),
+        };
+        let norm = &p.steps[j];
+        let (Primitive::Fast(FastOp::RmsNorm { eps, weight: true }), &[x, nw], 1) =
+            (&norm.prim, &norm.args[..], uses[j])
+        else {
+            continue;
+        };
+        let eps = *eps;
+        let (dtype, k) = (norm.outputs[0].dtype, norm.outputs[0].shape.last().copied());
+        let keeps_k = reshape.is_none_or(|r| p.steps[r].outputs[0].shape.last().copied() == k);
+        if !keeps_k || [x, nw, b].iter().any(|&a| dtype_of(p, a) != dtype) {
+            continue;
+        }
+        // `w` of `w.T`: (N, K).
+        let w = match b {
+            Ref::Step(t, 0) => match (&p.steps[t].prim, &p.steps[t].args[..]) {
+                (Primitive::Shape(ShapeOp::Transpose { perm }), &[w]) if perm[..] == [1, 0] => w,
+                _ => continue,
+            },
+            Ref::Const(c) if p.consts[c].ndim() == 2 => {
+                let Ok(w) = crate::ops::transpose(&p.consts[c], [1i64, 0]) else {
+                    continue;
+                };
+                p.consts.push(w);
+                Ref::Const(p.consts.len() - 1)
+            }
+            _ => continue,
+        };
+        let x = match reshape {
+            Some(r) => {
+                // The reshape now takes the norm's input (of the norm's shape and dtype).
+                p.steps[r].args[0] = x;
+                Ref::Step(r, 0)
+            }
+            None => x,
+        };
+        let s = &mut p.steps[i];
+        s.prim = Primitive::Fast(FastOp::NormPrologue {
+            eps,
+            op: Box::new(FastOp::Linear),
+        });
+        s.args = vec![x, w, nw];
         // The norm step is now unreferenced and skipped at replay.
     }
 }
@@ -1045,6 +1114,42 @@ mod tests {
         let text = describe_of(&rope, &args);
         assert!(text.contains("rms_norm_linear_rope_cache_write("), "{text}");
         assert!(!text.contains(" rms_norm("), "{text}");
+        // A final norm and a head: a product with the normalised rows on the left, through a
+        // reshape that keeps the last axis, the weight transposed in the function or a
+        // constant (values: the conformance suite's fast tests).
+        let head = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            let n = ops::reshape(&n, &[-1, 16])?;
+            Ok(vec![ops::matmul(&n, &ops::transpose(&a[2], [1i64, 0])?)?])
+        };
+        let args = [
+            arr(&[2, 1, 16], Dtype::Float32),
+            arr(&[16], Dtype::Float32),
+            arr(&[24, 16], Dtype::Float32),
+        ];
+        let text = describe_of(&head, &args);
+        assert!(text.contains("rms_norm_linear("), "{text}");
+        assert!(!text.contains(" rms_norm("), "{text}");
+        let wt = ops::transpose(&args[2], [1i64, 0]).unwrap();
+        let constant = move |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            Ok(vec![ops::matmul(&ops::reshape(&n, &[-1, 16])?, &wt)?])
+        };
+        let text = describe_of(&constant, &args[..2]);
+        assert!(text.contains("rms_norm_linear("), "{text}");
+        // A reshape that moves the last axis's elements: no fold.
+        let mixed = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            let n = ops::reshape(&n, &[-1, 8])?;
+            Ok(vec![ops::matmul(&n, &ops::transpose(&a[2], [1i64, 0])?)?])
+        };
+        let args = [
+            arr(&[2, 16], Dtype::Float32),
+            arr(&[16], Dtype::Float32),
+            arr(&[24, 8], Dtype::Float32),
+        ];
+        let text = describe_of(&mixed, &args);
+        assert!(!text.contains("rms_norm_linear("), "{text}");
     }
 
     /// What `UMX_COMPILE_DUMP` prints: a line per live step, a fused step with its

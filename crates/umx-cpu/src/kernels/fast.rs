@@ -170,6 +170,14 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                     .into(),
             ));
         }
+        FastOp::Linear => {
+            // `x @ w.T` by the CPU's matmul kernel (the composite's product).
+            let mut wt = inputs[1].clone();
+            wt.shape.swap(0, 1);
+            wt.strides.swap(0, 1);
+            let op = umx_core::primitives::MatmulOp::Matmul;
+            return super::matmul::eval(&op, vec![x.clone(), wt], outputs);
+        }
         FastOp::SwigluLinear => {
             // `x @ w.T` by the CPU's matmul kernel (the composite's product).
             let mut wt = inputs[1].clone();

@@ -70,6 +70,10 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             lse: false,
         } => super::attention::attention(inputs, out, scale, causal, mask, sinks),
         FastOp::AttentionVjp { scale, causal } => flash_backward(inputs, scale, causal),
+        FastOp::Linear => match inputs {
+            [x, w] => linear(x, w, outputs),
+            _ => Ok(None),
+        },
         FastOp::SwigluLinear => match inputs {
             [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape, None)?.map(|y| vec![y])),
             _ => Ok(None),
@@ -97,12 +101,30 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
         (FastOp::RopeCacheWrite { project: true, .. }, _) => {
             return rope_cache(op, rest, outputs, Some(&norm));
         }
+        (FastOp::Linear, [x, w]) => {
+            if let Some(y) = super::gemv::linear(x, w, &out.shape, &norm)? {
+                return Ok(Some(vec![y]));
+            }
+        }
         _ => {}
     }
     let Some(inner) = normalised(rest, &norm)? else {
         return Ok(None);
     };
     eval(op, &inner, outputs)
+}
+
+/// [`FastOp::Linear`]: `x @ w.T` as the matrix product of `x` and `w`'s transpose (a view),
+/// which takes the matrix-vector kernel for a few rows and cuBLASLt otherwise.
+fn linear(x: &ArrayData, w: &ArrayData, outputs: &[OutSpec]) -> Outs {
+    if w.shape.len() != 2 {
+        return Ok(None);
+    }
+    let mut wt = w.clone();
+    wt.shape.swap(0, 1);
+    wt.strides.swap(0, 1);
+    let op = umx_core::primitives::MatmulOp::Matmul;
+    super::matmul::eval(&op, &[x.clone(), wt], outputs)
 }
 
 /// [`FastOp::RopeCacheWrite`], with `norm` (for its projecting form) normalising `x` in the

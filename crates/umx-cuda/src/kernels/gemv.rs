@@ -138,6 +138,29 @@ pub(crate) fn swiglu(
     out_shape: &[usize],
     norm: Option<&Norm>,
 ) -> Result<Option<ArrayData>> {
+    products(x, w, out_shape, norm, true)
+}
+
+/// `x @ w.T` for a few rows with `x` RMS-normalised in the kernel's pass
+/// (`FastOp::NormPrologue` of `FastOp::Linear`: a language model's final norm and head). `None`
+/// where the kernel does not fit (the caller then normalises first).
+pub(crate) fn linear(
+    x: &ArrayData,
+    w: &ArrayData,
+    out_shape: &[usize],
+    norm: &Norm,
+) -> Result<Option<ArrayData>> {
+    products(x, w, out_shape, Some(norm), false)
+}
+
+/// [`swiglu`] (`pair`: each output the SwiGLU of weight rows `i` and `I + i`) or [`linear`].
+fn products(
+    x: &ArrayData,
+    w: &ArrayData,
+    out_shape: &[usize],
+    norm: Option<&Norm>,
+    pair: bool,
+) -> Result<Option<ArrayData>> {
     let dtype = x.dtype;
     let k = *x.shape.last().unwrap_or(&0);
     let m = x.size().checked_div(k).unwrap_or(0);
@@ -146,7 +169,7 @@ pub(crate) fn swiglu(
         || w.dtype != dtype
         || w.shape.len() != 2
         || w.shape[1] != k
-        || !w.shape[0].is_multiple_of(2)
+        || (pair && !w.shape[0].is_multiple_of(2))
         || w.shape[0] == 0
         || k == 0
         || !k.is_multiple_of(16 / dtype.size())
@@ -174,12 +197,12 @@ pub(crate) fn swiglu(
         x: input_ptr(&x)?,
         w: input_ptr(&w)?,
         rows: m,
-        n: w.shape[0] / 2,
+        n: w.shape[0] / if pair { 2 } else { 1 },
         k,
         c: None,
         alpha: 1.0,
         beta: 0.0,
-        pair: true,
+        pair,
         early: may_read_early(&[&w]),
         rope: None,
         norm,
@@ -846,6 +869,8 @@ mod tests {
         for dtype in [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16] {
             for (rows, split, add, pair, form) in [
                 (1, 1, true, false, None),
+                (1, 1, false, false, None),
+                (3, WARPS, false, false, None),
                 (1, 1, false, true, None),
                 (1, WARPS, false, true, None),
                 (2, 1, false, true, None),

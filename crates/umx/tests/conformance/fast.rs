@@ -469,6 +469,39 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
                 assert_close(&got[j], &want[j], tol, &format!("{what}: {part}"));
             }
         }
+        // The final norm and the head: `x @ w.T` of the normalised rows through a reshape,
+        // `w` an argument transposed in the function, or a constant (as a captured decoding
+        // step's head is). Rows (B, 1, K); the head's N outputs.
+        for (b, n, k) in [(1, 4096, 2048), (3, 100, 64), (9, 40, 32)] {
+            let what = format!("rms_norm + head {dt} B {b} N {n} K {k}");
+            let head = move |a: &[Array]| -> Result<Vec<Array>> {
+                let h = ops::reshape(&fast::rms_norm(&a[0], Some(&a[1]), EPS)?, &[-1, k as i64])?;
+                Ok(vec![ops::matmul(&h, &ops::transpose(&a[2], [1i64, 0])?)?])
+            };
+            let x = random(&[b, 1, k], Dtype::Float32, 31).astype(dt).unwrap();
+            let g = random(&[k], Dtype::Float32, 32).astype(dt).unwrap();
+            let w = ops::multiply(random(&[n, k], Dtype::Float32, 33), 1.0 / (k as f64).sqrt())
+                .unwrap()
+                .astype(dt)
+                .unwrap();
+            let args = [x, g, w.clone()];
+            let want = head(&args).unwrap();
+            let compiled = umx::transforms::compile(head, false);
+            assert_close(&compiled(&args).unwrap()[0], &want[0], tol, &what);
+            let wt = ops::transpose(&w, [1i64, 0]).unwrap();
+            let constant = move |a: &[Array]| -> Result<Vec<Array>> {
+                let h = ops::reshape(&fast::rms_norm(&a[0], Some(&a[1]), EPS)?, &[-1, k as i64])?;
+                Ok(vec![ops::matmul(&h, &wt)?])
+            };
+            let compiled = umx::transforms::compile(constant, false);
+            let got = compiled(&args[..2]).unwrap();
+            assert_close(
+                &got[0],
+                &want[0],
+                tol,
+                &format!("{what}, a constant weight"),
+            );
+        }
     }
     // The quantized SwiGLU (4 bits, group size 64; 3 bits, 32), whose norm stays a step.
     let quantized = |a: &[Array]| -> Result<Vec<Array>> {

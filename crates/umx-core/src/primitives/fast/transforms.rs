@@ -155,7 +155,10 @@ impl FastOp {
         // Inputs of a fixed rank, and a norm before a product: batched through the fallback.
         let four_d = matches!(
             self,
-            FastOp::Attention { .. } | FastOp::RopeCacheWrite { .. } | FastOp::NormPrologue { .. }
+            FastOp::Attention { .. }
+                | FastOp::RopeCacheWrite { .. }
+                | FastOp::NormPrologue { .. }
+                | FastOp::Linear
         );
         let few_rows = matches!(
             self,
