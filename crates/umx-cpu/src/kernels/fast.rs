@@ -128,15 +128,12 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             let x = x.clone();
             let mut inputs = inputs;
             if project {
-                let mut wt = inputs.remove(1);
-                wt.shape.swap(0, 1);
-                wt.strides.swap(0, 1);
+                let w = inputs.remove(1);
                 let spec = OutSpec {
-                    shape: vec![x.shape[0], x.shape[1], wt.shape[1]],
+                    shape: vec![x.shape[0], x.shape[1], w.shape[0]],
                     dtype: x.dtype,
                 };
-                let op = umx_core::primitives::MatmulOp::Matmul;
-                inputs[0] = super::matmul::eval(&op, vec![x.clone(), wt], &[spec])?.remove(0);
+                inputs[0] = linear(&x, &w, &spec)?;
             }
             let rope = Rotation::new(freqs.then(|| floats(&inputs[4])), dims, traditional, base);
             return rope_cache_write(&inputs, outputs, op.name(), heads, kv_heads, &rope, scale);
@@ -170,23 +167,8 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
                     .into(),
             ));
         }
-        FastOp::Linear => {
-            // `x @ w.T` by the CPU's matmul kernel (the composite's product).
-            let mut wt = inputs[1].clone();
-            wt.shape.swap(0, 1);
-            wt.strides.swap(0, 1);
-            let op = umx_core::primitives::MatmulOp::Matmul;
-            return super::matmul::eval(&op, vec![x.clone(), wt], outputs);
-        }
-        FastOp::SwigluLinear => {
-            // `x @ w.T` by the CPU's matmul kernel (the composite's product).
-            let mut wt = inputs[1].clone();
-            wt.shape.swap(0, 1);
-            wt.strides.swap(0, 1);
-            let op = umx_core::primitives::MatmulOp::Matmul;
-            let y = super::matmul::eval(&op, vec![x.clone(), wt], &[product_spec(out)])?;
-            swiglu_of_halves(&y[0], out)
-        }
+        FastOp::Linear => return Ok(vec![linear(x, &inputs[1], out)?]),
+        FastOp::SwigluLinear => swiglu_of_halves(&linear(x, &inputs[1], &product_spec(out))?, out),
         FastOp::SwigluQuantizedLinear { group_size, bits } => {
             // The product by the CPU's quantized kernel (the composite's).
             let op = umx_core::primitives::QuantOp::QuantizedMatmul {
@@ -229,6 +211,16 @@ fn norm_prologue(
 }
 
 /// The SwiGLU ops' product `(..., 2I)` for their output `(..., I)`.
+/// `x @ w.T` by the CPU's matmul kernel (the composite's product), `w` viewed as its
+/// transpose.
+fn linear(x: &ArrayData, w: &ArrayData, spec: &OutSpec) -> Result<ArrayData> {
+    let mut wt = w.clone();
+    wt.shape.swap(0, 1);
+    wt.strides.swap(0, 1);
+    let op = umx_core::primitives::MatmulOp::Matmul;
+    Ok(super::matmul::eval(&op, vec![x.clone(), wt], std::slice::from_ref(spec))?.remove(0))
+}
+
 fn product_spec(out: &OutSpec) -> OutSpec {
     let mut shape = out.shape.clone();
     if let Some(l) = shape.last_mut() {

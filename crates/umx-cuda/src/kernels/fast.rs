@@ -844,15 +844,11 @@ fn linear_rope_cache_write(
         },
         None => x.clone(),
     };
-    let mut wt = w.clone();
-    wt.shape.swap(0, 1);
-    wt.strides.swap(0, 1);
     let spec = OutSpec {
-        shape: vec![b, l, wt.shape[1]],
+        shape: vec![b, l, w.shape[0]],
         dtype: x.dtype,
     };
-    let op = umx_core::primitives::MatmulOp::Matmul;
-    let Some(mut qkv) = super::matmul::eval(&op, &[x, wt], &[spec])? else {
+    let Some(mut qkv) = linear(&x, w, &[spec])? else {
         return Ok(None);
     };
     let mut args = vec![qkv.remove(0)];

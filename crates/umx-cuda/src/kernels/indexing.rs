@@ -986,9 +986,9 @@ fn copy_into(
 
 /// [`copy_into`] by the copy engine where it can: `x` row-contiguous in the output's dtype and
 /// its region rows of one pitch (`x` spans the output on every axis but one), as a
-/// concatenation's inputs are. A 2D copy moves such a region at about the card's copy rate,
-/// where the element kernel moved about 360 GB/s (a TinyLlama's stacked projections on an
-/// H100). Whether it did.
+/// concatenation's inputs are: one device copy or a 2D copy, where the element kernel moved
+/// about 360 GB/s (a TinyLlama's stacked projections on an H100, ncu; the copies not yet
+/// timed). Whether it did.
 fn copy_rows(x: &ArrayData, dst: u64, dtype: Dtype, out_shape: &[usize]) -> Result<bool> {
     if x.dtype != dtype
         || x.size() == 0

@@ -755,33 +755,8 @@ fn qmv(
         strides: row_major_strides(&out.shape),
         offset: 0,
     };
-    let cols = qmv4_cols();
-    if cols > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16 {
-        let key = format!("qmv4|{group_size}|{cols}|{pair}");
-        let f = function_for(&key, || qmv4_source(group_size, cols, pair), "umx_qmv4")?;
-        let per_block = (THREADS / 32) as usize;
-        let blocks = n.div_ceil(cols).div_ceil(per_block).max(1) as u32;
-        let mut args = Args::default();
-        args.push(ptr)
-            .push(input_ptr(x)?)
-            .push(input_ptr(q)?)
-            .push(input_ptr(s)?)
-            .push(input_ptr(b)?)
-            .push(n as i64)
-            .push(k as i64)
-            .push(crate::compile::may_read_early(&[q, s, b]) as i32);
-        launch(f, blocks, THREADS, 0, &mut args.pointers())?;
-        return Ok(result);
-    }
-    let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
-    let f = function_for(
-        &key,
-        || qmv_source(dtype, bits, group_size, m, pair),
-        "umx_qmv",
-    )?;
-    let warps = batches * n;
     let per_block = (THREADS / 32) as usize;
-    let blocks = warps.div_ceil(per_block).max(1) as u32;
+    // Both kernels take the output, the operands and the shape first.
     let mut args = Args::default();
     args.push(ptr)
         .push(input_ptr(x)?)
@@ -789,10 +764,26 @@ fn qmv(
         .push(input_ptr(s)?)
         .push(input_ptr(b)?)
         .push(n as i64)
-        .push(k as i64)
-        .push(batches as i64)
-        .push(crate::compile::may_read_early(&[q, s, b]) as i32);
-    launch(f, blocks, THREADS, 0, &mut args.pointers())?;
+        .push(k as i64);
+    let early = crate::compile::may_read_early(&[q, s, b]) as i32;
+    let cols = qmv4_cols();
+    let (f, blocks) = if cols > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16
+    {
+        let key = format!("qmv4|{group_size}|{cols}|{pair}");
+        let f = function_for(&key, || qmv4_source(group_size, cols, pair), "umx_qmv4")?;
+        (f, n.div_ceil(cols).div_ceil(per_block))
+    } else {
+        let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
+        let f = function_for(
+            &key,
+            || qmv_source(dtype, bits, group_size, m, pair),
+            "umx_qmv",
+        )?;
+        args.push(batches as i64);
+        (f, (batches * n).div_ceil(per_block))
+    };
+    args.push(early);
+    launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())?;
     Ok(result)
 }
 
