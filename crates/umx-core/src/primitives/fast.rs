@@ -73,6 +73,13 @@ pub enum FastOp {
     /// `quantized_matmul` with `transpose`). Inputs: `x (..., K)`, the packed weight
     /// `(2I, K * bits / 32)`, its scales and biases `(2I, K / group_size)`.
     SwigluQuantizedLinear { group_size: usize, bits: usize },
+    /// `x @ w.T + c` with the weight quantized (as `quantized_matmul` with `transpose`, the
+    /// product rounded to the dtype before the sum): what `compile` makes of a quantized
+    /// product's residual sum for a few rows of `x` (a decoding step's output projections),
+    /// so a device adds `c` in the product's own pass. Inputs: `x (..., K)`, the packed
+    /// weight `(N, K * bits / 32)`, its scales and biases `(N, K / group_size)`, and `c` of
+    /// the output's shape and dtype.
+    QuantizedLinearAdd { group_size: usize, bits: usize },
     /// A decoding step's queries and keys rotated and its keys and values written into
     /// preallocated caches (`fast::rope_cache_write`): `qkv (B, L, (heads + 2 kv_heads) D)`
     /// split into heads, the query and key heads rotated as [`FastOp::Rope`] at positions
@@ -169,6 +176,7 @@ impl FastOp {
             FastOp::Linear => "linear",
             FastOp::SwigluLinear => "swiglu_linear",
             FastOp::SwigluQuantizedLinear { .. } => "swiglu_quantized_linear",
+            FastOp::QuantizedLinearAdd { .. } => "quantized_linear_add",
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
@@ -257,7 +265,7 @@ impl FastOp {
                 shape: x.shape().to_vec(),
                 dtype: x.dtype(),
             },
-            FastOp::Linear => {
+            FastOp::Linear | FastOp::QuantizedLinearAdd { .. } => {
                 let mut shape = x.shape().to_vec();
                 if let Some(last) = shape.last_mut() {
                     *last = inputs[1].shape()[0];
@@ -475,6 +483,15 @@ impl FastOp {
                     crate::bail!("swiglu_quantized_linear: expects x, w, scales and biases");
                 };
                 swiglu_halves(&ops::quantized_matmul(x, w, s, b, true, group_size, bits)?)?
+            }
+            FastOp::QuantizedLinearAdd { group_size, bits } => {
+                let [_, w, s, b, c] = inputs else {
+                    crate::bail!("quantized_linear_add: expects x, w, scales, biases and c");
+                };
+                ops::add(
+                    &ops::quantized_matmul(x, w, s, b, true, group_size, bits)?,
+                    c,
+                )?
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
             FastOp::NormPrologue { .. } => {

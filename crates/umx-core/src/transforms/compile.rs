@@ -21,7 +21,7 @@ use crate::device::OutSpec;
 use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce, GroupMember};
 use crate::primitives::reduce::ReduceOp;
 use crate::primitives::{
-    FastOp, FusedGroup, FusedOp, MatmulOp, Primitive, ShapeOp, TransformOp, UnaryOp,
+    FastOp, FusedGroup, FusedOp, MatmulOp, Primitive, QuantOp, ShapeOp, TransformOp, UnaryOp,
 };
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
@@ -280,6 +280,7 @@ fn trace(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> Result<P
     };
     simplify(&mut p);
     matmul_epilogues(&mut p);
+    quantized_epilogues(&mut p);
     norm_prologues(&mut p);
     norm_linear_prologues(&mut p);
     fuse(&mut p);
@@ -477,6 +478,74 @@ fn matmul_epilogues(p: &mut Program) {
                 beta: 1.0,
             }),
             args: vec![c, a, b],
+            outputs: vec![out.clone()],
+        };
+        // The product step is now unreferenced and skipped at replay.
+    }
+}
+
+/// Folds a residual sum into the quantized product it adds: `c + quantized_matmul(x, w, s, b)`
+/// (transposed, a 2-D weight, the product's one use, `c` of the sum's shape and dtype) for a
+/// few rows of `x` becomes [`FastOp::QuantizedLinearAdd`], so a device adds `c` in the
+/// product's pass: a quantized decoding step's output projections, as [`matmul_epilogues`]
+/// does for unquantized ones.
+fn quantized_epilogues(p: &mut Program) {
+    let live = reachable(p);
+    let uses = use_counts(p, &live);
+    for (i, &alive) in live.iter().enumerate() {
+        let s = &p.steps[i];
+        if !alive
+            || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
+            || s.args.len() != 2
+            || s.outputs.len() != 1
+        {
+            continue;
+        }
+        let out = &s.outputs[0];
+        let product = s.args.iter().enumerate().find_map(|(side, r)| match *r {
+            Ref::Step(j, 0) if uses[j] == 1 && p.steps[j].outputs[0] == *out => {
+                match p.steps[j].prim {
+                    Primitive::Quantized(QuantOp::QuantizedMatmul {
+                        transpose: true,
+                        group_size,
+                        bits,
+                    }) => Some((side, j, group_size, bits)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        });
+        let Some((side, j, group_size, bits)) = product else {
+            continue;
+        };
+        let c = s.args[1 - side];
+        let c_shape = match c {
+            Ref::Input(x) => p.input_shapes[x].clone(),
+            Ref::Const(x) => p.consts[x].shape().to_vec(),
+            Ref::Step(x, k) => p.steps[x].outputs[k].shape.clone(),
+        };
+        let [x, w, scales, biases] = p.steps[j].args[..] else {
+            continue;
+        };
+        let w_2d = match w {
+            Ref::Input(a) => p.input_shapes[a].len() == 2,
+            Ref::Const(a) => p.consts[a].ndim() == 2,
+            Ref::Step(a, k) => p.steps[a].outputs[k].shape.len() == 2,
+        };
+        let n = out.shape.last().copied().unwrap_or(0);
+        // Rows of the product (all leading axes): a few, a matrix-vector pass.
+        let few = n > 0 && out.shape.iter().product::<usize>() / n <= crate::ops::fast::SWIGLU_ROWS;
+        if !out.dtype.is_float()
+            || dtype_of(p, c) != out.dtype
+            || c_shape != out.shape
+            || !w_2d
+            || !few
+        {
+            continue;
+        }
+        p.steps[i] = Step {
+            prim: Primitive::Fast(FastOp::QuantizedLinearAdd { group_size, bits }),
+            args: vec![x, w, scales, biases, c],
             outputs: vec![out.clone()],
         };
         // The product step is now unreferenced and skipped at replay.
@@ -1150,6 +1219,45 @@ mod tests {
         ];
         let text = describe_of(&mixed, &args);
         assert!(!text.contains("rms_norm_linear("), "{text}");
+    }
+
+    /// A residual sum of a transposed quantized product of a few rows folds into
+    /// `quantized_linear_add` (either operand order); a product used twice, a residual that
+    /// broadcasts, or many rows stay as they were.
+    #[test]
+    fn a_residual_sum_folds_into_its_quantized_product() {
+        let arr = |shape: &[usize], seed: usize| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|i| ((i + seed) % 7) as f32 * 0.25 - 0.5)
+                .collect();
+            Array::from_slice(&v, shape).unwrap()
+        };
+        let (wq, s, b) = ops::quantize(&arr(&[8, 64], 1), 32, 4).unwrap();
+        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
+            describe(&trace(f, args).unwrap())
+        };
+        let (w1, s1, b1) = (wq.clone(), s.clone(), b.clone());
+        let residual = move |a: &[Array]| -> Result<Vec<Array>> {
+            let y = ops::quantized_matmul(&a[0], &w1, &s1, &b1, true, 32, 4)?;
+            Ok(vec![ops::add(&a[1], &y)?, ops::add(&y, &a[1])?])
+        };
+        // Used twice: no fold.
+        let text = describe_of(&residual, &[arr(&[1, 64], 0), arr(&[1, 8], 2)]);
+        assert!(!text.contains("quantized_linear_add("), "{text}");
+        let (w1, s1, b1) = (wq.clone(), s.clone(), b.clone());
+        let once = move |a: &[Array]| -> Result<Vec<Array>> {
+            let y = ops::quantized_matmul(&a[0], &w1, &s1, &b1, true, 32, 4)?;
+            Ok(vec![ops::add(&y, &a[1])?])
+        };
+        let text = describe_of(&once, &[arr(&[2, 1, 64], 0), arr(&[2, 1, 8], 2)]);
+        assert!(text.contains("quantized_linear_add("), "{text}");
+        assert!(!text.contains(" quantized_matmul("), "{text}");
+        // A residual that broadcasts, and more rows than a matrix-vector pass takes.
+        let text = describe_of(&once, &[arr(&[2, 1, 64], 0), arr(&[8], 2)]);
+        assert!(!text.contains("quantized_linear_add("), "{text}");
+        let text = describe_of(&once, &[arr(&[9, 64], 0), arr(&[9, 8], 2)]);
+        assert!(!text.contains("quantized_linear_add("), "{text}");
     }
 
     /// What `UMX_COMPILE_DUMP` prints: a line per live step, a fused step with its

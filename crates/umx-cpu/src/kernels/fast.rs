@@ -179,6 +179,21 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             let y = super::quantized::eval(&op, inputs.clone(), &[product_spec(out)])?;
             swiglu_of_halves(&y[0], out)
         }
+        FastOp::QuantizedLinearAdd { group_size, bits } => {
+            // The product by the CPU's quantized kernel, then the sum (the composite's).
+            let op = umx_core::primitives::QuantOp::QuantizedMatmul {
+                transpose: true,
+                group_size,
+                bits,
+            };
+            let mut inputs = inputs;
+            let c = inputs.pop().ok_or_else(|| {
+                Error::Device("quantized_linear_add: expects x, w, scales, biases and c".into())
+            })?;
+            let y = super::quantized::eval(&op, inputs, outputs)?;
+            let add = umx_core::primitives::BinaryOp::Add;
+            return super::binary::eval(&add, vec![y[0].clone(), c], outputs);
+        }
         FastOp::CudaKernel(_) => return Err(Error::Invalid("cuda_kernel: GPU only".into())),
         FastOp::NormPrologue { eps, ref op } => {
             return norm_prologue(eps, op, inputs.clone(), outputs);

@@ -37,6 +37,9 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         // The packed weight is uint32: the quantized kernels check their operands.
         return super::quantized::swiglu(inputs, group_size, bits, out);
     }
+    if let FastOp::QuantizedLinearAdd { group_size, bits } = *op {
+        return super::quantized::linear_add(inputs, group_size, bits, out);
+    }
     if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
         return Ok(None);
     }
@@ -78,7 +81,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape, None)?.map(|y| vec![y])),
             _ => Ok(None),
         },
-        FastOp::SwigluQuantizedLinear { .. } => Ok(None),
+        FastOp::SwigluQuantizedLinear { .. } | FastOp::QuantizedLinearAdd { .. } => Ok(None),
         FastOp::CudaKernel(_) => Ok(None),
         FastOp::NormPrologue { eps, ref op } => norm_prologue(eps, op, inputs, outputs),
     }

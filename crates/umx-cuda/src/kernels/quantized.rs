@@ -316,7 +316,8 @@ fn qmv_source(dtype: Dtype, bits: usize, group_size: usize, rows: usize, pair: b
 #define XV {xv}
 #define HALVES {halves}
 extern "C" __global__ void umx_qmv({st}* out, const {st}* x, const unsigned int* q,
-    const {st}* sc, const {st}* bi, long long n, long long k, long long batches, int early) {{
+    const {st}* sc, const {st}* bi, const {st}* res, long long n, long long k,
+    long long batches, int early) {{
   int lane = threadIdx.x & 31;
   long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   bool live = warp < batches * n;
@@ -431,7 +432,10 @@ for (int e = 0; e < XV; e++) {{
     #pragma unroll
     for (int r = 0; r < ROWS; r++) {{
       {epilogue}
-      out[(bat * ROWS + r) * n + col] = {o};
+      long long oi = (bat * ROWS + r) * n + col;
+      /* A residual sum: the product rounded to the dtype first, as the ops compute it. */
+      if (res) {{ {st} p = {o}; v = {pv} + {rv}; }}
+      out[oi] = {o};
     }}
   }}
 }}
@@ -440,6 +444,8 @@ for (int e = 0; e < XV; e++) {{
         b = load(dtype, "br[h][g]", "float"),
         xe = load(dtype, "p.v[e]", "float"),
         o = store(dtype, "v"),
+        pv = load(dtype, "p", "float"),
+        rv = load(dtype, "res[oi]", "float"),
     )
 }
 
@@ -496,7 +502,7 @@ fn qmm(
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(
-            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, out,
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, out,
         )
         .map(|o| Some(vec![o]));
     }
@@ -575,9 +581,72 @@ pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: 
         group_size,
         bits,
         true,
+        None,
         out,
     )?;
     Ok(Some(vec![y]))
+}
+
+/// `fast`'s [`umx_core::primitives::FastOp::QuantizedLinearAdd`]: `x @ W^T + c`, the sum in
+/// the matrix-vector kernel's pass (its output written once) where the kernel takes the
+/// product, else the product as `quantized_matmul` computes it and an element-wise sum.
+pub(crate) fn linear_add(
+    inputs: &[ArrayData],
+    group_size: usize,
+    bits: usize,
+    out: &OutSpec,
+) -> Outs {
+    let [x, q, s, b, c] = inputs else {
+        return Ok(None);
+    };
+    let dtype = out.dtype;
+    let fits = is_float(dtype)
+        && x.dtype == dtype
+        && c.dtype == dtype
+        && c.shape == out.shape
+        && q.shape.len() == 2
+        && bits > 0;
+    if fits {
+        let (n, k) = (q.shape[0], q.shape[1] * 32 / bits);
+        let m = x.size().checked_div(k).unwrap_or(0);
+        if n > 0
+            && x.shape.last() == Some(&k)
+            && k.is_multiple_of(32)
+            && (1..=QMV_MAX_ROWS).contains(&m)
+            && let (Some((q, s, b)), Some(x), Some(c)) = (
+                packed_operands(q, s, b, dtype)?,
+                dense(x, dtype)?,
+                dense(c, dtype)?,
+            )
+        {
+            let y = qmv(
+                &x,
+                &q,
+                &s,
+                &b,
+                m,
+                n,
+                k,
+                1,
+                group_size,
+                bits,
+                false,
+                Some(&c),
+                out,
+            )?;
+            return Ok(Some(vec![y]));
+        }
+    }
+    let op = QuantOp::QuantizedMatmul {
+        transpose: true,
+        group_size,
+        bits,
+    };
+    let Some(y) = eval(&op, &inputs[..4], std::slice::from_ref(out))? else {
+        return Ok(None);
+    };
+    let add = umx_core::primitives::BinaryOp::Add;
+    super::binary(&add, &[y[0].clone(), c.clone()], std::slice::from_ref(out))
 }
 
 /// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): `UMX_QMV4_COLS` (1 to
@@ -617,7 +686,7 @@ fn qmv4_source(group_size: usize, cols: usize, pair: bool) -> String {
 #define HALVES {halves}
 typedef {stype} st;
 extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
-    const st* sc, const st* bi, long long n, long long k, int early) {{
+    const st* sc, const st* bi, const st* res, long long n, long long k, int early) {{
   int lane = threadIdx.x & 31;
   long long col0 = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * COLS;
   bool live = col0 < n;
@@ -715,6 +784,7 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
     for (int cc = 0; cc < COLS; cc++) {{
       if (col0 + cc >= n) break;
       {epilogue}
+      if (res) {{ st p = {o}; v = {pv} + {rv}; }}
       out[col0 + cc] = {o};
     }}
   }}
@@ -724,6 +794,8 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
         s = load(dtype, "sr[h][cc][g]", "float"),
         b = load(dtype, "br[h][cc][g]", "float"),
         o = store(dtype, "v"),
+        pv = load(dtype, "p", "float"),
+        rv = load(dtype, "res[col0 + cc]", "float"),
     )
 }
 
@@ -743,6 +815,7 @@ fn qmv(
     group_size: usize,
     bits: usize,
     pair: bool,
+    res: Option<&ArrayData>,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
@@ -763,6 +836,7 @@ fn qmv(
         .push(input_ptr(q)?)
         .push(input_ptr(s)?)
         .push(input_ptr(b)?)
+        .push(res.map(input_ptr).transpose()?.unwrap_or(0))
         .push(n as i64)
         .push(k as i64);
     let early = crate::compile::may_read_early(&[q, s, b]) as i32;

@@ -262,6 +262,63 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
     }
 }
 
+/// Decoding attention whose key splits the kernel's last block merges (its counters left
+/// zero for the next launch): many launches queued back to back on two streams at once,
+/// without a host read between them, each equal to the CPU's; with sinks, a general-kernel
+/// dtype mix (float32 queries, bfloat16 keys), and a tiny key count (one split).
+#[test]
+fn decoding_attention_merges_its_splits_across_launches_and_streams() {
+    use umx_core::fast::{self, AttentionMask};
+    use umx_core::{new_stream, with_stream};
+    if !setup() {
+        return;
+    }
+    let gpu = Device::Gpu(0);
+    let (s1, s2) = (new_stream(gpu).unwrap(), new_stream(gpu).unwrap());
+    let sinks = input(&[32], Dtype::Float32, 30);
+    for (dt, kdt, lk, with_sinks, tol) in [
+        (Dtype::Bfloat16, Dtype::Bfloat16, 1100, false, 1e-2),
+        (Dtype::Float32, Dtype::Float32, 777, true, 1e-5),
+        (Dtype::Float32, Dtype::Bfloat16, 1500, false, 1e-5),
+        (Dtype::Float16, Dtype::Float16, 20, true, 2e-3),
+    ] {
+        let rounds = 8;
+        let qs: Vec<Array> = (0..2 * rounds)
+            .map(|i| input(&[1, 32, 1, 64], dt, 40 + i as u64))
+            .collect();
+        let k = input(&[1, 4, lk, 64], kdt, 31);
+        let v = input(&[1, 4, lk, 64], kdt, 32);
+        let s = with_sinks.then_some(&sinks);
+        let attend = |q: &Array| {
+            fast::scaled_dot_product_attention(q, &k, &v, 0.125, AttentionMask::None, s)
+        };
+        let want: Vec<Vec<f64>> = qs
+            .iter()
+            .map(|q| {
+                with_device(Device::Cpu, || attend(q))
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap()
+            })
+            .collect();
+        // Queued: eval returns once the kernels are, so both streams' launches overlap.
+        let got: Vec<Array> = qs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let stream = if i % 2 == 0 { s1 } else { s2 };
+                let y = with_stream(stream, || with_device(gpu, || attend(q))).unwrap();
+                y.eval().unwrap();
+                y
+            })
+            .collect();
+        for (i, (y, w)) in got.iter().zip(&want).enumerate() {
+            let what = format!("attention {dt}/{kdt} lk={lk} sinks={with_sinks} launch {i}");
+            assert_close(&what, w, &y.to_vec::<f64>().unwrap(), tol);
+        }
+    }
+}
+
 /// Attention over query blocks in 16-bit floats takes the tensor-core flash kernel: causal
 /// and not, grouped heads, more keys than queries and fewer, partial tiles, head dims 64, 128
 /// and 256, keys every other row of a longer array, and queries as a (B, L, H, D) layout's

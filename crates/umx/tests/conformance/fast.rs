@@ -382,6 +382,98 @@ fn compiled_fast_ops_equal_the_uncompiled_ones_over_several_shapes() {
     }
 }
 
+/// Under `compile`, a residual sum of a quantized product of a few rows (a decoding step's
+/// output projections) folds into `quantized_linear_add` (on the GPU the matrix-vector kernel
+/// adds it as it writes): the compiled function equals the uncompiled one for float32,
+/// float16 and bfloat16, 4 bits (group size 64) and 8 (32), one row and several, the
+/// residual on either side and a transposed view; its gradient with respect to `x` and the
+/// residual too, and batching over the rows is a loop of the uncompiled function.
+#[test]
+fn a_residual_sum_folded_into_a_quantized_product_computes_the_uncompiled_values() {
+    let f = |a: &[Array]| -> Result<Vec<Array>> {
+        let bits = a[2].shape()[1] * 32 / a[0].shape()[a[0].ndim() - 1];
+        let group = if bits == 4 { 64 } else { 32 };
+        let y = ops::quantized_matmul(&a[0], &a[2], &a[3], &a[4], true, group, bits)?;
+        Ok(vec![ops::add(&a[1], &y)?])
+    };
+    let compiled = umx::transforms::compile(f, false);
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-5),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (rows, n, k, bits, group) in [(1, 2048, 2048, 4, 64), (5, 300, 256, 8, 32)] {
+            let what = format!("quantized_linear_add {dt} rows {rows} N {n} K {k} bits {bits}");
+            let x = random(&[rows, 1, k], Dtype::Float32, 61)
+                .astype(dt)
+                .unwrap();
+            let c = random(&[rows, 1, n], Dtype::Float32, 62)
+                .astype(dt)
+                .unwrap();
+            let w = ops::multiply(random(&[n, k], Dtype::Float32, 63), 1.0 / (k as f64).sqrt())
+                .unwrap()
+                .astype(dt)
+                .unwrap();
+            let (wq, sc, bi) = ops::quantize(&w, group, bits).unwrap();
+            let args = [x, c, wq, sc, bi];
+            let (got, want) = (compiled(&args).unwrap(), f(&args).unwrap());
+            assert_close(&got[0], &want[0], tol, &what);
+        }
+    }
+    // The residual a transposed view (copied by the kernel's caller).
+    let (k, n) = (64, 24);
+    let x = random(&[3, k], Dtype::Float32, 71);
+    let ct = random(&[n, 3], Dtype::Float32, 72);
+    let c = ops::transpose(&ct, [1i64, 0]).unwrap();
+    let w = ops::multiply(random(&[n, k], Dtype::Float32, 73), 0.125).unwrap();
+    let (wq, sc, bi) = ops::quantize(&w, 64, 4).unwrap();
+    let args = [x.clone(), c.clone(), wq.clone(), sc.clone(), bi.clone()];
+    assert_close(
+        &compiled(&args).unwrap()[0],
+        &f(&args).unwrap()[0],
+        1e-5,
+        "quantized_linear_add, a transposed residual",
+    );
+    // Gradients with respect to x and the residual: the uncompiled function's.
+    let (wq2, sc2, bi2) = (wq.clone(), sc.clone(), bi.clone());
+    let residual = move |a: &[Array]| -> Result<Vec<Array>> {
+        let y = ops::quantized_matmul(&a[0], &wq2, &sc2, &bi2, true, 64, 4)?;
+        Ok(vec![ops::add(&y, &a[1])?])
+    };
+    let c_residual = umx::transforms::compile(residual.clone(), false);
+    let loss = |f: &(dyn Fn(&[Array]) -> Result<Vec<Array>> + Sync), a: &[Array]| {
+        ops::sum(&ops::square(&f(a)?[0])?, None, false)
+    };
+    let pair = vec![x.clone(), c.clone()];
+    let want = grad(|a: &Vec<Array>| loss(&residual, a))(&pair).unwrap();
+    let got = grad(|a: &Vec<Array>| loss(&c_residual, a))(&pair).unwrap();
+    for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_close(a, b, 1e-4, &format!("quantized_linear_add gradient {j}"));
+    }
+    // Batching the compiled function over x's and the residual's rows: a loop.
+    let (wq3, sc3, bi3) = (wq, sc, bi);
+    let row = move |a: &[Array]| -> Result<Vec<Array>> {
+        let y = ops::quantized_matmul(&a[0], &wq3, &sc3, &bi3, true, 64, 4)?;
+        Ok(vec![ops::add(&y, &a[1])?])
+    };
+    let c_row = umx::transforms::compile(row.clone(), false);
+    let batched =
+        umx::transforms::vmap(&c_row, &[Some(0), Some(0)], &[Some(0)])(&[x.clone(), c.clone()])
+            .unwrap();
+    for i in 0..3 {
+        let xi = ops::slice(&x, &[i, 0], &[i + 1, k as i64], &[]).unwrap();
+        let ci = ops::slice(&c, &[i, 0], &[i + 1, n as i64], &[]).unwrap();
+        let want = row(&[xi, ci]).unwrap();
+        let got = ops::slice(&batched[0], &[i, 0], &[i + 1, n as i64], &[]).unwrap();
+        assert_close(
+            &got,
+            &want[0],
+            1e-5,
+            &format!("quantized_linear_add vmap row {i}"),
+        );
+    }
+}
+
 /// Under `compile`, an RMS norm that feeds `swiglu_linear` or `linear_rope_cache_write` folds
 /// into it (on the GPU the matrix-vector kernel normalises its rows itself): the compiled
 /// function equals the uncompiled one for float32, float16 and bfloat16, few and many output

@@ -159,6 +159,7 @@ impl FastOp {
                 | FastOp::RopeCacheWrite { .. }
                 | FastOp::NormPrologue { .. }
                 | FastOp::Linear
+                | FastOp::QuantizedLinearAdd { .. }
         );
         let few_rows = matches!(
             self,
