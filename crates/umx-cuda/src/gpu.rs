@@ -19,9 +19,6 @@ use umx_core::{Error, Result};
 /// Streams a GPU may have (a bit each in a buffer's mask of the streams that used it).
 pub const MAX_STREAMS: usize = 64;
 
-/// Block counters each stream has ([`Gpu::counters`]).
-pub(crate) const COUNTERS: usize = 2048;
-
 /// Set once a stream other than the default one exists: until then nothing crosses streams
 /// and the backend skips the bookkeeping.
 static MULTI: AtomicBool = AtomicBool::new(false);
@@ -76,8 +73,6 @@ pub(crate) struct Gpu {
     pub sm_count: u32,
     pub total_memory: usize,
     pub name: String,
-    /// [`COUNTERS`] 32-bit counters a stream, zeroed when the GPU opens.
-    counters: sys::CUdeviceptr,
 }
 
 // SAFETY: the context and stream handles are process-wide driver objects, usable from any
@@ -158,12 +153,6 @@ fn open(ordinal: usize) -> Result<Gpu> {
     let streams: [AtomicPtr<sys::CUstream_st>; MAX_STREAMS] =
         std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut()));
     streams[0].store(stream, Ordering::Release);
-    let bytes = MAX_STREAMS * COUNTERS * 4;
-    // SAFETY: a fresh allocation of `bytes`, zeroed before any kernel can see it.
-    let counters = unsafe {
-        result::malloc_sync(bytes).and_then(|p| result::memset_d8_sync(p, 0, bytes).map(|_| p))
-    }
-    .map_err(|e| driver_err("allocating the block counters", e))?;
     Ok(Gpu {
         ordinal,
         ctx,
@@ -173,7 +162,6 @@ fn open(ordinal: usize) -> Result<Gpu> {
         sm_count,
         total_memory,
         name,
-        counters,
     })
 }
 
@@ -198,15 +186,6 @@ impl Gpu {
         self.streams
             .get(index)
             .map_or(std::ptr::null_mut(), |s| s.load(Ordering::Acquire))
-    }
-
-    /// The current stream's [`COUNTERS`] block counters: a kernel whose last block to finish
-    /// does a final step (merging the others' partial results) counts its blocks here with
-    /// `atomicInc(counter, blocks - 1)`, which leaves the counter zero again. The stream
-    /// orders the kernels that use them (a captured graph runs on the default stream, as it
-    /// was captured).
-    pub(crate) fn counters(&self) -> sys::CUdeviceptr {
-        self.counters + (current_stream() * COUNTERS * 4) as u64
     }
 
     /// Creates the CUDA stream of `index` if it has none yet.

@@ -159,10 +159,6 @@ pub(super) fn attention(
         Some(s) => input_ptr(s)?,
         None => 0,
     };
-    // The last block of a row block merges its splits (one kernel, not two) where the
-    // stream's counters cover the row blocks.
-    let fused = splits > 1 && base_blocks <= crate::gpu::COUNTERS && !merge_kernel_forced();
-    let counters = if fused { g.counters() } else { 0 };
     let s4 = |a: [i64; 4]| -> Vec<u8> { a.iter().flat_map(|w| w.to_le_bytes()).collect() };
     let mst = m.map_or([0; 4], strides4);
     let mut args = Args::default();
@@ -185,7 +181,6 @@ pub(super) fn attention(
         .push_bytes(&s4(strides4(&k)))
         .push_bytes(&s4(strides4(&v)))
         .push_bytes(&s4(mst));
-    args.push(counters);
     let blocks = base_blocks * splits;
     // With profiling on, each kernel's own time too (inside the primitive's).
     let start = crate::profile::mark()?;
@@ -212,7 +207,7 @@ pub(super) fn attention(
         );
         crate::profile::span(label, start)?;
     }
-    if splits > 1 && !fused {
+    if splits > 1 {
         let start = crate::profile::mark()?;
         // The merge kernel is in the same source (so the same module).
         let merge = function_for(&format!("{key}|merge"), make, "umx_attn_merge")?;
@@ -266,7 +261,7 @@ UMX_FN float umx_w(float m, float M) {{ return m == -INFINITY ? 0.f : expf(m - M
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {qs}* q, const {ks}* k,
     const {vs}* v, const {ms}* mk, const {ss}* sinks, int hq, int lq,
     long long lk, int row_blocks, long long chunk, int splits, float scale, long long ms3,
-    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst, unsigned* counters) {{
+    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[WARPS][R], sh_l[WARPS][R], sh_acc[WARPS][R][DV];
 {index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -381,7 +376,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     }}
     long long row = hrow[rr];
 {finish}  }}
-{tail}}}
+}}
 "#,
         lq_ = load(a.q, "qp[c]", "float"),
         lk_ = load(a.k, "kp[c]", "float"),
@@ -395,9 +390,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
         index = index_source(""),
         finish = finish_source(&sink_load, a.out, false),
         merge = merge_source(a, &sink_load, false),
-        tail = tail_merge_source(
-            "        if (!live[rr]) continue;\n        long long row = hrow[rr];"
-        ),
     )
 }
 
@@ -531,9 +523,6 @@ fn vector_source(a: &AttentionKernel, vec: usize) -> String {
         "lk"
     };
     let finish = finish_source(&sink_load, a.out, true);
-    let tail = tail_merge_source(
-        "        int g = rb * R + rr;\n        if (g >= GROUP * LQ) continue;\n        long long row = ((long long)bi * hq + kh * GROUP + QHEAD(g)) * LQ + QPOS(g);",
-    );
     let (r, d, warps) = (a.r, a.d, a.warps);
     format!(
         r#"{HEADER}{INF}
@@ -560,7 +549,7 @@ UMX_FN void umx_unpack(umx_u4 x, float* f) {{
 extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, float* part, const {t}* q, const {t}* k,
     const {t}* v, const {ms}* mk, const {ss}* sinks, int hq, int lq,
     long long lk, int row_blocks, long long chunk, int splits, float scale, long long ms3,
-    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst, unsigned* counters) {{
+    umx_s4 qst, umx_s4 kst, umx_s4 vst, umx_s4 mst) {{
   __shared__ float sh_m[G][R], sh_l[G][R], sh_acc[G][R][D];
 {index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -690,7 +679,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
       A = fmaf(sh_acc[w][rr][c], wt, A);
     }}
 {finish}  }}
-{tail}}}
+}}
 "#
     )
 }
@@ -810,95 +799,54 @@ fn merge_source(a: &AttentionKernel, sink_load: &str, log2: bool) -> String {
 /* The weight of a part with maximum `m` against the reference `M` (0 for an empty part). */
 UMX_FN float umx_mw(float m, float M) {{ return m == -INFINITY ? 0.f : {exp}(m - M); }}
 #define MW {width}
-/* Column `c` of row `row`'s output from its splits' partial results (read past L1: with the
-   merge in the attention kernel, other blocks wrote them). */
-UMX_FN void umx_merge_col({os}* out, const float* part, const {ss}* sinks, long long row,
-    int hq, int lq, int splits, int c) {{
-  const int W = {dv} + 2;
-  const float* pp = part + row * splits * W;
-  float M = -INFINITY, L = 0.f, A = 0.f;
-  for (int s0 = 0; s0 < splits; s0 += MW) {{
-    float mv[MW], lv[MW], av[MW];
-#pragma unroll
-    for (int u = 0; u < MW; u++) {{
-      bool in = s0 + u < splits;
-      const float* ps = pp + (s0 + u) * W;
-      mv[u] = in ? __ldcg(ps) : -INFINITY;
-      lv[u] = in ? __ldcg(ps + 1) : 0.f;
-      av[u] = in ? __ldcg(ps + 2 + c) : 0.f;
-    }}
-    float nM = M;
-#pragma unroll
-    for (int u = 0; u < MW; u++) nM = fmaxf(nM, mv[u]);
-    float ref = nM == -INFINITY ? 0.f : nM;
-    float k = umx_mw(M, ref);
-    L *= k;
-    A *= k;
-#pragma unroll
-    for (int u = 0; u < MW; u++) {{
-      float w = umx_mw(mv[u], ref);
-      L = fmaf(lv[u], w, L);
-      A = fmaf(av[u], w, A);
-    }}
-    M = nM;
-  }}
-  if (sinks) {{
-    int h = (int)((unsigned)row / (unsigned)lq % (unsigned)hq);
-    float sk = {sink_load} * {sink_scale};
-    float nM = fmaxf(M, sk);
-    float k = umx_mw(M, nM);
-    L = L * k + {exp}(sk - nM);
-    A *= k;
-  }}
-  float y = A / L;
-  out[row * {dv} + c] = {store_y};
-}}
 extern "C" __global__ void umx_attn_merge({os}* out, const float* part, const {ss}* sinks,
     long long rows, int hq, int lq, int splits) {{
+  const int W = {dv} + 2;
   {wait}
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{
-    for (int c = threadIdx.x; c < {dv}; c += blockDim.x)
-      umx_merge_col(out, part, sinks, row, hq, lq, splits, c);
+    const float* pp = part + row * splits * W;
+    for (int c = threadIdx.x; c < {dv}; c += blockDim.x) {{
+      float M = -INFINITY, L = 0.f, A = 0.f;
+      for (int s0 = 0; s0 < splits; s0 += MW) {{
+        float mv[MW], lv[MW], av[MW];
+#pragma unroll
+        for (int u = 0; u < MW; u++) {{
+          bool in = s0 + u < splits;
+          const float* ps = pp + (s0 + u) * W;
+          mv[u] = in ? ps[0] : -INFINITY;
+          lv[u] = in ? ps[1] : 0.f;
+          av[u] = in ? ps[2 + c] : 0.f;
+        }}
+        float nM = M;
+#pragma unroll
+        for (int u = 0; u < MW; u++) nM = fmaxf(nM, mv[u]);
+        float ref = nM == -INFINITY ? 0.f : nM;
+        float k = umx_mw(M, ref);
+        L *= k;
+        A *= k;
+#pragma unroll
+        for (int u = 0; u < MW; u++) {{
+          float w = umx_mw(mv[u], ref);
+          L = fmaf(lv[u], w, L);
+          A = fmaf(av[u], w, A);
+        }}
+        M = nM;
+      }}
+      if (sinks) {{
+        int h = (int)((unsigned)row / (unsigned)lq % (unsigned)hq);
+        float sk = {sink_load} * {sink_scale};
+        float nM = fmaxf(M, sk);
+        float k = umx_mw(M, nM);
+        L = L * k + {exp}(sk - nM);
+        A *= k;
+      }}
+      float y = A / L;
+      out[row * {dv} + c] = {store_y};
+    }}
   }}
 }}
 "#
     )
-}
-
-/// The end of both decoding kernels when they merge their splits themselves (`counters` not
-/// null): every thread's partial results made visible, the block counts itself finished in
-/// its row block's counter ([`crate::gpu::Gpu::counters`]), and the last block of the row
-/// block merges all its splits' results (as [`merge_source`]'s kernel would: one kernel
-/// boundary less in a decoding step). `live_row` is the kernel's code setting `row` for row
-/// `rr` of the block, or `continue` for a row past the end.
-fn tail_merge_source(live_row: &str) -> String {
-    format!(
-        r#"  if (splits > 1 && counters) {{
-    __shared__ bool umx_last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0)
-      umx_last = atomicInc(counters + blockIdx.x / (unsigned)splits, (unsigned)splits - 1u)
-          == (unsigned)splits - 1u;
-    __syncthreads();
-    if (umx_last) {{
-      __threadfence();
-      for (int idx = threadIdx.x; idx < R * DV; idx += blockDim.x) {{
-        int rr = idx / DV, c = idx % DV;
-{live_row}
-        umx_merge_col(out, part, sinks, row, hq, lq, splits, c);
-      }}
-    }}
-  }}
-"#
-    )
-}
-
-/// Whether the splits are merged by a kernel of their own (`UMX_ATTN_MERGE_KERNEL=1`; by
-/// the attention kernel's last block otherwise).
-fn merge_kernel_forced() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("UMX_ATTN_MERGE_KERNEL").is_ok_and(|v| v == "1"))
 }
 
 /// Whether [`AttentionKernel::prefetch`] is on (unless `UMX_ATTN_PREFETCH=0`).

@@ -7,7 +7,11 @@
 //!   row of `x`; each lane takes chunks of 32 codes of the weight row (`bits` words, read with
 //!   16-byte loads for 4 and 8 bits, 8-byte loads for 2 and 6), decodes them into registers
 //!   and accumulates `s * Σ x q + b * Σ x` in float32; the warp then sums its lanes. The
-//!   weights are read once: the kernel runs at the speed of reading them.
+//!   weights are read once, but decoding the codes, not reading them, bounds it (a 4-bit
+//!   decoding step gains much less than the bytes it saves). One bfloat16 row against 4-bit
+//!   weights takes [`qmv4_source`]'s kernel: two output columns a warp, sharing `x`, with the
+//!   codes made floats by integer operations alone. With an addend (`fast`'s
+//!   `QuantizedLinearAdd`, a residual), the kernels add it as they write.
 //! - every other product (more rows, or `W` not transposed): the weights are dequantized to
 //!   the activation dtype and multiplied by cuBLASLt (`kernels/matmul.rs`).
 //! - `quantize`: one thread per group, the CPU's arithmetic step for step (the same codes,
@@ -649,21 +653,23 @@ pub(crate) fn linear_add(
     super::binary(&add, &[y[0].clone(), c.clone()], std::slice::from_ref(out))
 }
 
-/// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): `UMX_QMV4_COLS` (1 to
-/// 8), an experiment until measured; 0 (the default) keeps [`qmv_source`]'s kernel.
+/// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 2, or `UMX_QMV4_COLS`
+/// (1 to 8; 0 keeps [`qmv_source`]'s kernel). A TinyLlama 4-bit decoding step on an H200:
+/// 0.914 ms with [`qmv_source`]'s kernel, 0.951 / 0.894 / 1.005 / 1.157 with 1 / 2 / 4 / 8
+/// columns a warp (fewer warps than the card takes at once past two).
 fn qmv4_cols() -> usize {
     static COLS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COLS.get_or_init(|| {
         std::env::var("UMX_QMV4_COLS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .filter(|c| (1..=8).contains(c))
-            .unwrap_or(0)
+            .filter(|c| (0..=8).contains(c))
+            .unwrap_or(2)
     })
 }
 
-/// The 4-bit matrix-vector kernel for one bfloat16 row of `x` (a decoding step), an experiment
-/// behind [`qmv4_cols`]: a warp takes `cols` output columns (with `pair`, their gate and up
+/// The 4-bit matrix-vector kernel for one bfloat16 row of `x` (a decoding step; see
+/// [`qmv4_cols`]): a warp takes `cols` output columns (with `pair`, their gate and up
 /// rows too), so each lane converts its chunk of `x` and sums it once for all of them. A pair
 /// of codes becomes two floats without a conversion instruction: the nibbles masked into the
 /// mantissas of two bfloat16 `128 + q` (`0x4300 | q`), which are the halves of a float's bits;

@@ -262,10 +262,10 @@ fn fast_kernels_agree_with_the_cpu_on_long_rows_views_and_caches() {
     }
 }
 
-/// Decoding attention whose key splits the kernel's last block merges (its counters left
-/// zero for the next launch): many launches queued back to back on two streams at once,
-/// without a host read between them, each equal to the CPU's; with sinks, a general-kernel
-/// dtype mix (float32 queries, bfloat16 keys), and a tiny key count (one split).
+/// Decoding attention over key splits (each launch's partial results in pool scratch, merged
+/// by a second kernel): many launches queued back to back on two streams at once, without a
+/// host read between them, each equal to the CPU's; with sinks, a general-kernel dtype mix
+/// (float32 queries, bfloat16 keys), and a tiny key count (one split).
 #[test]
 fn decoding_attention_merges_its_splits_across_launches_and_streams() {
     use umx_core::fast::{self, AttentionMask};
@@ -279,7 +279,7 @@ fn decoding_attention_merges_its_splits_across_launches_and_streams() {
     for (dt, kdt, lk, with_sinks, tol) in [
         (Dtype::Bfloat16, Dtype::Bfloat16, 1100, false, 1e-2),
         (Dtype::Float32, Dtype::Float32, 777, true, 1e-5),
-        (Dtype::Float32, Dtype::Bfloat16, 1500, false, 1e-5),
+        (Dtype::Float32, Dtype::Bfloat16, 1500, false, 1e-4),
         (Dtype::Float16, Dtype::Float16, 20, true, 2e-3),
     ] {
         let rounds = 8;
