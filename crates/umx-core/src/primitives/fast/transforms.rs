@@ -160,6 +160,7 @@ impl FastOp {
                 | FastOp::NormPrologue { .. }
                 | FastOp::Linear
                 | FastOp::QuantizedLinearAdd { .. }
+                | FastOp::QuantizedLinear { .. }
         );
         let few_rows = matches!(
             self,
