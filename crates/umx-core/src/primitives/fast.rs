@@ -80,11 +80,6 @@ pub enum FastOp {
     /// weight `(N, K * bits / 32)`, its scales and biases `(N, K / group_size)`, and `c` of
     /// the output's shape and dtype.
     QuantizedLinearAdd { group_size: usize, bits: usize },
-    /// `x @ w.T` with the weight quantized (as `quantized_matmul` with `transpose`): what
-    /// `compile` makes of a quantized product of a few rows that an RMS norm feeds (a
-    /// quantized decoding step's q/k/v product), inside [`FastOp::NormPrologue`]. Inputs:
-    /// `x (..., K)`, the packed weight `(N, K * bits / 32)`, its scales and biases.
-    QuantizedLinear { group_size: usize, bits: usize },
     /// A decoding step's queries and keys rotated and its keys and values written into
     /// preallocated caches (`fast::rope_cache_write`): `qkv (B, L, (heads + 2 kv_heads) D)`
     /// split into heads, the query and key heads rotated as [`FastOp::Rope`] at positions
@@ -115,8 +110,7 @@ pub enum FastOp {
     /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
     /// makes of an RMS norm whose one use is the first input of a matrix-vector op
     /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`, a matrix product
-    /// as [`FastOp::Linear`], and their quantized forms [`FastOp::SwigluQuantizedLinear`] and
-    /// [`FastOp::QuantizedLinear`]), so a device
+    /// as [`FastOp::Linear`]), so a device
     /// can normalise in the product's own pass (no kernel, no row in memory, between them).
     /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
     NormPrologue { eps: f32, op: Box<FastOp> },
@@ -183,14 +177,11 @@ impl FastOp {
             FastOp::SwigluLinear => "swiglu_linear",
             FastOp::SwigluQuantizedLinear { .. } => "swiglu_quantized_linear",
             FastOp::QuantizedLinearAdd { .. } => "quantized_linear_add",
-            FastOp::QuantizedLinear { .. } => "quantized_linear",
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
                 FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
                 FastOp::Linear => "rms_norm_linear",
-                FastOp::SwigluQuantizedLinear { .. } => "rms_norm_swiglu_quantized_linear",
-                FastOp::QuantizedLinear { .. } => "rms_norm_quantized_linear",
                 _ => "rms_norm_prologue",
             },
         }
@@ -274,7 +265,7 @@ impl FastOp {
                 shape: x.shape().to_vec(),
                 dtype: x.dtype(),
             },
-            FastOp::Linear | FastOp::QuantizedLinearAdd { .. } | FastOp::QuantizedLinear { .. } => {
+            FastOp::Linear | FastOp::QuantizedLinearAdd { .. } => {
                 let mut shape = x.shape().to_vec();
                 if let Some(last) = shape.last_mut() {
                     *last = inputs[1].shape()[0];
@@ -501,12 +492,6 @@ impl FastOp {
                     &ops::quantized_matmul(x, w, s, b, true, group_size, bits)?,
                     c,
                 )?
-            }
-            FastOp::QuantizedLinear { group_size, bits } => {
-                let [_, w, s, b] = inputs else {
-                    crate::bail!("quantized_linear: expects x, w, scales and biases");
-                };
-                ops::quantized_matmul(x, w, s, b, true, group_size, bits)?
             }
             FastOp::CudaKernel(ref k) => return Err(no_fallback(k)),
             FastOp::NormPrologue { .. } => {

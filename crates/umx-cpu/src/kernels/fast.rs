@@ -179,15 +179,6 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             let y = super::quantized::eval(&op, inputs.clone(), &[product_spec(out)])?;
             swiglu_of_halves(&y[0], out)
         }
-        FastOp::QuantizedLinear { group_size, bits } => {
-            // The CPU's quantized kernel (the composite's).
-            let op = umx_core::primitives::QuantOp::QuantizedMatmul {
-                transpose: true,
-                group_size,
-                bits,
-            };
-            return super::quantized::eval(&op, inputs, outputs);
-        }
         FastOp::QuantizedLinearAdd { group_size, bits } => {
             // The product by the CPU's quantized kernel, then the sum (the composite's).
             let op = umx_core::primitives::QuantOp::QuantizedMatmul {

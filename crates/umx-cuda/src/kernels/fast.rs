@@ -40,32 +40,6 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     if let FastOp::QuantizedLinearAdd { group_size, bits } = *op {
         return super::quantized::linear_add(inputs, group_size, bits, out);
     }
-    if let FastOp::QuantizedLinear { group_size, bits } = *op {
-        let op = umx_core::primitives::QuantOp::QuantizedMatmul {
-            transpose: true,
-            group_size,
-            bits,
-        };
-        return super::quantized::eval(&op, inputs, outputs);
-    }
-    if let FastOp::NormPrologue { eps, op: inner } = op
-        && let FastOp::SwigluQuantizedLinear { group_size, bits }
-        | FastOp::QuantizedLinear { group_size, bits } = **inner
-    {
-        // Before the dtype check: the packed weight is uint32.
-        let (Some((weight, rest)), Some(out)) = (inputs.split_last(), outputs.first()) else {
-            return Ok(None);
-        };
-        let norm = super::gemv::Norm { weight, eps: *eps };
-        let pair = matches!(**inner, FastOp::SwigluQuantizedLinear { .. });
-        if let Some(y) = super::quantized::normed(rest, group_size, bits, pair, &norm, out)? {
-            return Ok(Some(y));
-        }
-        let Some(normed) = normalised(rest, &norm)? else {
-            return Ok(None);
-        };
-        return eval(inner, &normed, outputs);
-    }
     if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
         return Ok(None);
     }
@@ -107,9 +81,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape, None)?.map(|y| vec![y])),
             _ => Ok(None),
         },
-        FastOp::SwigluQuantizedLinear { .. }
-        | FastOp::QuantizedLinearAdd { .. }
-        | FastOp::QuantizedLinear { .. } => Ok(None),
+        FastOp::SwigluQuantizedLinear { .. } | FastOp::QuantizedLinearAdd { .. } => Ok(None),
         FastOp::CudaKernel(_) => Ok(None),
         FastOp::NormPrologue { eps, ref op } => norm_prologue(eps, op, inputs, outputs),
     }

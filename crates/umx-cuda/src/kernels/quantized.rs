@@ -506,7 +506,7 @@ fn qmm(
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(
-            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, None, out,
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, out,
         )
         .map(|o| Some(vec![o]));
     }
@@ -550,56 +550,6 @@ fn qmm(
 /// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
 /// where it does).
 pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
-    products(inputs, group_size, bits, true, None, out)
-}
-
-/// The norm forms (`FastOp::NormPrologue` of `FastOp::SwigluQuantizedLinear` with `pair`, of
-/// `FastOp::QuantizedLinear` without): `x`'s row RMS-normalised in the 4-bit kernel's own
-/// pass, as the unquantized matrix-vector kernel does (`gemv.rs`'s norm form). `None` where
-/// that kernel does not take the product or the norm's weight (the caller then runs the
-/// norm's kernel first).
-pub(crate) fn normed(
-    inputs: &[ArrayData],
-    group_size: usize,
-    bits: usize,
-    pair: bool,
-    norm: &super::gemv::Norm,
-    out: &OutSpec,
-) -> Outs {
-    let Some(x) = inputs.first() else {
-        return Ok(None);
-    };
-    let m = x
-        .size()
-        .checked_div(*x.shape.last().unwrap_or(&0))
-        .unwrap_or(0);
-    if !takes_qmv4(out.dtype, bits, m, 1) || !qnorm_on() {
-        return Ok(None);
-    }
-    let Some(operand) = super::gemv::norm_operand(Some(norm), x)? else {
-        return Ok(None);
-    };
-    products(inputs, group_size, bits, pair, Some(operand), out)
-}
-
-/// Whether the 4-bit kernel normalises rows itself (unless `UMX_AB_QNORM=0`: the norm's
-/// kernel first).
-fn qnorm_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("UMX_AB_QNORM").is_ok_and(|v| v == "0"))
-}
-
-/// The transposed product `x @ W^T` of a few rows by the matrix-vector kernel (with `pair`,
-/// the SwiGLU of each output's gate and up rows; with `norm`, `x` normalised in its pass), or
-/// `None` where it does not fit.
-fn products(
-    inputs: &[ArrayData],
-    group_size: usize,
-    bits: usize,
-    pair: bool,
-    norm: Option<(u64, f32)>,
-    out: &OutSpec,
-) -> Outs {
     let [x, q, s, b] = inputs else {
         return Ok(None);
     };
@@ -609,9 +559,8 @@ fn products(
     }
     let (rows, k) = (q.shape[0], q.shape[1] * 32 / bits);
     let m = x.size().checked_div(k).unwrap_or(0);
-    let n = if pair { rows / 2 } else { rows };
     if rows == 0
-        || (pair && !rows.is_multiple_of(2))
+        || !rows.is_multiple_of(2)
         || x.shape.last() != Some(&k)
         || !k.is_multiple_of(32)
         || !(1..=QMV_MAX_ROWS).contains(&m)
@@ -625,7 +574,19 @@ fn products(
         return Ok(None);
     };
     let y = qmv(
-        &x, &q, &s, &b, m, n, k, 1, group_size, bits, pair, None, norm, out,
+        &x,
+        &q,
+        &s,
+        &b,
+        m,
+        rows / 2,
+        k,
+        1,
+        group_size,
+        bits,
+        true,
+        None,
+        out,
     )?;
     Ok(Some(vec![y]))
 }
@@ -675,7 +636,6 @@ pub(crate) fn linear_add(
                 bits,
                 false,
                 Some(&c),
-                None,
                 out,
             )?;
             return Ok(Some(vec![y]));
@@ -708,21 +668,14 @@ fn qmv4_cols() -> usize {
     })
 }
 
-/// Whether [`qmv4_source`]'s kernel takes a product: one bfloat16 row against one 4-bit
-/// matrix (unless `UMX_QMV4_COLS=0`).
-fn takes_qmv4(dtype: Dtype, bits: usize, m: usize, batches: usize) -> bool {
-    qmv4_cols() > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16
-}
-
 /// The 4-bit matrix-vector kernel for one bfloat16 row of `x` (a decoding step; see
 /// [`qmv4_cols`]): a warp takes `cols` output columns (with `pair`, their gate and up
 /// rows too), so each lane converts its chunk of `x` and sums it once for all of them. A pair
 /// of codes becomes two floats without a conversion instruction: the nibbles masked into the
 /// mantissas of two bfloat16 `128 + q` (`0x4300 | q`), which are the halves of a float's bits;
 /// `Σ x (128 + q) - 128 Σ x` is `Σ x q` (float32 keeps ~20 of its 24 bits through that).
-fn qmv4_source(group_size: usize, cols: usize, pair: bool, norm: bool) -> String {
+fn qmv4_source(group_size: usize, cols: usize, pair: bool) -> String {
     let dtype = Dtype::Bfloat16;
-    let norm = norm as u8;
     let halves = if pair { 2 } else { 1 };
     let epilogue = if pair {
         format!(
@@ -737,19 +690,9 @@ fn qmv4_source(group_size: usize, cols: usize, pair: bool, norm: bool) -> String
 #define GS {group_size}
 #define COLS {cols}
 #define HALVES {halves}
-#define NORM {norm}
 typedef {stype} st;
-UMX_FN void umx_bf16x8(uint4 p, float* f) {{
-  unsigned int u[4] = {{p.x, p.y, p.z, p.w}};
-  #pragma unroll
-  for (int e = 0; e < 4; e++) {{
-    f[2 * e] = __uint_as_float(u[e] << 16);
-    f[2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
-  }}
-}}
 extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
-    const st* sc, const st* bi, const st* res, long long n, long long k, int early,
-    const st* nw, float eps) {{
+    const st* sc, const st* bi, const st* res, long long n, long long k, int early) {{
   int lane = threadIdx.x & 31;
   long long col0 = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * COLS;
   bool live = col0 < n;
@@ -785,7 +728,7 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
   umx_pdl_wait();
   umx_pdl_trigger();
   if (!live) return;
-  float acc[HALVES][COLS], ss = 0.f;
+  float acc[HALVES][COLS];
   #pragma unroll
   for (int h = 0; h < HALVES; h++)
     #pragma unroll
@@ -805,20 +748,13 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
     const uint4* xp = (const uint4*)(x + c * 32);
     float xf[32], sx = 0.f;
     #pragma unroll
-    for (int i = 0; i < 4; i++) umx_bf16x8(xp[i], xf + 8 * i);
-    if (NORM) {{
-      /* The norm form: the squares of the row summed as it is taken, each element times the
-         norm's weight; the row's scale once the squares are summed over the warp. */
-      const uint4* gp = (const uint4*)(nw + c * 32);
+    for (int i = 0; i < 4; i++) {{
+      uint4 p = xp[i];
+      unsigned int u[4] = {{p.x, p.y, p.z, p.w}};
       #pragma unroll
-      for (int i = 0; i < 4; i++) {{
-        float gf[8];
-        umx_bf16x8(__ldg(gp + i), gf);
-        #pragma unroll
-        for (int e = 0; e < 8; e++) {{
-          ss = fmaf(xf[8 * i + e], xf[8 * i + e], ss);
-          xf[8 * i + e] *= gf[e];
-        }}
+      for (int e = 0; e < 4; e++) {{
+        xf[8 * i + 2 * e] = __uint_as_float(u[e] << 16);
+        xf[8 * i + 2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
       }}
     }}
     #pragma unroll
@@ -849,14 +785,6 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
       for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
       acc[h][cc] = v;
     }}
-  if (NORM) {{
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    float iv = 1.0f / sqrtf(ss / (float)k + eps);
-    #pragma unroll
-    for (int h = 0; h < HALVES; h++)
-      #pragma unroll
-      for (int cc = 0; cc < COLS; cc++) acc[h][cc] *= iv;
-  }}
   if (lane == 0) {{
     #pragma unroll
     for (int cc = 0; cc < COLS; cc++) {{
@@ -894,16 +822,9 @@ fn qmv(
     bits: usize,
     pair: bool,
     res: Option<&ArrayData>,
-    norm: Option<(u64, f32)>,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
-    let four = takes_qmv4(dtype, bits, m, batches);
-    if norm.is_some() && !four {
-        return Err(Error::Device(
-            "quantized matrix-vector: only the 4-bit bfloat16 kernel normalises its row".into(),
-        ));
-    }
     let total = numel(&out.shape);
     let (buffer, ptr) = output(total * dtype.size())?;
     let result = ArrayData {
@@ -925,14 +846,11 @@ fn qmv(
         .push(n as i64)
         .push(k as i64);
     let early = crate::compile::may_read_early(&[q, s, b]) as i32;
-    let (f, blocks) = if four {
-        let cols = qmv4_cols();
-        let with_norm = norm.is_some();
-        let key = format!("qmv4|{group_size}|{cols}|{pair}|{with_norm}");
-        let make = || qmv4_source(group_size, cols, pair, with_norm);
-        let f = function_for(&key, make, "umx_qmv4")?;
-        let (nw, eps) = norm.unwrap_or((0, 0.0));
-        args.push(early).push(nw).push(eps);
+    let cols = qmv4_cols();
+    let (f, blocks) = if cols > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16
+    {
+        let key = format!("qmv4|{group_size}|{cols}|{pair}");
+        let f = function_for(&key, || qmv4_source(group_size, cols, pair), "umx_qmv4")?;
         (f, n.div_ceil(cols).div_ceil(per_block))
     } else {
         let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
@@ -941,9 +859,10 @@ fn qmv(
             || qmv_source(dtype, bits, group_size, m, pair),
             "umx_qmv",
         )?;
-        args.push(batches as i64).push(early);
+        args.push(batches as i64);
         (f, (batches * n).div_ceil(per_block))
     };
+    args.push(early);
     launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())?;
     Ok(result)
 }
@@ -967,12 +886,10 @@ mod tests {
                     )];
                     if dtype == Dtype::Bfloat16 && bits == 4 {
                         for cols in [1, 2, 4, 8] {
-                            for (pair, norm) in
-                                [(false, false), (true, false), (false, true), (true, true)]
-                            {
+                            for pair in [false, true] {
                                 sources.push((
-                                    format!("qmv4_{gs}_{cols}_{pair}_{norm}"),
-                                    qmv4_source(gs, cols, pair, norm),
+                                    format!("qmv4_{gs}_{cols}_{pair}"),
+                                    qmv4_source(gs, cols, pair),
                                 ));
                             }
                         }

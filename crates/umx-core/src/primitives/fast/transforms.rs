@@ -160,7 +160,6 @@ impl FastOp {
                 | FastOp::NormPrologue { .. }
                 | FastOp::Linear
                 | FastOp::QuantizedLinearAdd { .. }
-                | FastOp::QuantizedLinear { .. }
         );
         let few_rows = matches!(
             self,
