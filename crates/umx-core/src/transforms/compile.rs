@@ -440,35 +440,15 @@ fn matmul_epilogues(p: &mut Program) {
     let live = reachable(p);
     let uses = use_counts(p, &live);
     for (i, &alive) in live.iter().enumerate() {
-        let s = &p.steps[i];
-        if !alive
-            || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
-            || s.args.len() != 2
-            || s.outputs.len() != 1
-        {
+        let is_product = |prim: &Primitive| matches!(prim, Primitive::Matmul(MatmulOp::Matmul));
+        let Some((c, j)) = summed_product(p, &uses, i, alive, is_product) else {
             continue;
-        }
-        let out = &s.outputs[0];
-        let product = s.args.iter().enumerate().find_map(|(side, r)| match *r {
-            Ref::Step(j, 0)
-                if uses[j] == 1
-                    && matches!(p.steps[j].prim, Primitive::Matmul(MatmulOp::Matmul))
-                    && p.steps[j].outputs[0] == *out =>
-            {
-                Some((side, j))
-            }
-            _ => None,
-        });
-        let Some((side, j)) = product else { continue };
-        let c = s.args[1 - side];
+        };
+        let out = &p.steps[i].outputs[0];
         let [a, b] = p.steps[j].args[..] else {
             continue;
         };
-        let operands_2d = [a, b].iter().all(|&r| match r {
-            Ref::Input(x) => p.input_shapes[x].len() >= 2,
-            Ref::Const(x) => p.consts[x].ndim() >= 2,
-            Ref::Step(x, k) => p.steps[x].outputs[k].shape.len() >= 2,
-        });
+        let operands_2d = [a, b].iter().all(|&r| shape_of(p, r).len() >= 2);
         if !out.dtype.is_float() || dtype_of(p, c) != out.dtype || !operands_2d {
             continue;
         }
@@ -484,6 +464,36 @@ fn matmul_epilogues(p: &mut Program) {
     }
 }
 
+/// For step `i`, if it is a live sum of two arguments one of which is a step that
+/// `is_product` takes, used there alone and of the sum's shape and dtype: the other
+/// argument (the addend) and the product's step.
+fn summed_product(
+    p: &Program,
+    uses: &[usize],
+    i: usize,
+    alive: bool,
+    is_product: impl Fn(&Primitive) -> bool,
+) -> Option<(Ref, usize)> {
+    let s = &p.steps[i];
+    if !alive
+        || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
+        || s.args.len() != 2
+        || s.outputs.len() != 1
+    {
+        return None;
+    }
+    s.args.iter().enumerate().find_map(|(side, r)| match *r {
+        Ref::Step(j, 0)
+            if uses[j] == 1
+                && is_product(&p.steps[j].prim)
+                && p.steps[j].outputs[0] == s.outputs[0] =>
+        {
+            Some((s.args[1 - side], j))
+        }
+        _ => None,
+    })
+}
+
 /// Folds a residual sum into the quantized product it adds: `c + quantized_matmul(x, w, s, b)`
 /// (transposed, a 2-D weight, the product's one use, `c` of the sum's shape and dtype) for a
 /// few rows of `x` becomes [`FastOp::QuantizedLinearAdd`], so a device adds `c` in the
@@ -493,52 +503,35 @@ fn quantized_epilogues(p: &mut Program) {
     let live = reachable(p);
     let uses = use_counts(p, &live);
     for (i, &alive) in live.iter().enumerate() {
-        let s = &p.steps[i];
-        if !alive
-            || !matches!(s.prim, Primitive::Binary(crate::primitives::BinaryOp::Add))
-            || s.args.len() != 2
-            || s.outputs.len() != 1
-        {
-            continue;
-        }
-        let out = &s.outputs[0];
-        let product = s.args.iter().enumerate().find_map(|(side, r)| match *r {
-            Ref::Step(j, 0) if uses[j] == 1 && p.steps[j].outputs[0] == *out => {
-                match p.steps[j].prim {
-                    Primitive::Quantized(QuantOp::QuantizedMatmul {
-                        transpose: true,
-                        group_size,
-                        bits,
-                    }) => Some((side, j, group_size, bits)),
-                    _ => None,
-                }
-            }
-            _ => None,
-        });
-        let Some((side, j, group_size, bits)) = product else {
+        let is_product = |prim: &Primitive| {
+            matches!(
+                prim,
+                Primitive::Quantized(QuantOp::QuantizedMatmul {
+                    transpose: true,
+                    ..
+                })
+            )
+        };
+        let Some((c, j)) = summed_product(p, &uses, i, alive, is_product) else {
             continue;
         };
-        let c = s.args[1 - side];
-        let c_shape = match c {
-            Ref::Input(x) => p.input_shapes[x].clone(),
-            Ref::Const(x) => p.consts[x].shape().to_vec(),
-            Ref::Step(x, k) => p.steps[x].outputs[k].shape.clone(),
+        let Primitive::Quantized(QuantOp::QuantizedMatmul {
+            group_size, bits, ..
+        }) = p.steps[j].prim
+        else {
+            continue;
         };
         let [x, w, scales, biases] = p.steps[j].args[..] else {
             continue;
         };
-        let w_2d = match w {
-            Ref::Input(a) => p.input_shapes[a].len() == 2,
-            Ref::Const(a) => p.consts[a].ndim() == 2,
-            Ref::Step(a, k) => p.steps[a].outputs[k].shape.len() == 2,
-        };
+        let out = &p.steps[i].outputs[0];
         let n = out.shape.last().copied().unwrap_or(0);
         // Rows of the product (all leading axes): a few, a matrix-vector pass.
         let few = n > 0 && out.shape.iter().product::<usize>() / n <= crate::ops::fast::SWIGLU_ROWS;
         if !out.dtype.is_float()
             || dtype_of(p, c) != out.dtype
-            || c_shape != out.shape
-            || !w_2d
+            || shape_of(p, c) != out.shape
+            || shape_of(p, w).len() != 2
             || !few
         {
             continue;
@@ -687,6 +680,15 @@ fn use_counts(p: &Program, live: &[bool]) -> Vec<usize> {
         }
     }
     uses
+}
+
+/// The shape of what `r` refers to.
+fn shape_of(p: &Program, r: Ref) -> &[usize] {
+    match r {
+        Ref::Input(i) => &p.input_shapes[i],
+        Ref::Const(c) => p.consts[c].shape(),
+        Ref::Step(j, k) => &p.steps[j].outputs[k].shape,
+    }
 }
 
 /// The dtype of what `r` refers to.

@@ -225,7 +225,6 @@ fn norm_prologue(
     eval(op, inputs, outputs)
 }
 
-/// The SwiGLU ops' product `(..., 2I)` for their output `(..., I)`.
 /// `x @ w.T` by the CPU's matmul kernel (the composite's product), `w` viewed as its
 /// transpose.
 fn linear(x: &ArrayData, w: &ArrayData, spec: &OutSpec) -> Result<ArrayData> {
@@ -236,6 +235,7 @@ fn linear(x: &ArrayData, w: &ArrayData, spec: &OutSpec) -> Result<ArrayData> {
     Ok(super::matmul::eval(&op, vec![x.clone(), wt], std::slice::from_ref(spec))?.remove(0))
 }
 
+/// The SwiGLU ops' product `(..., 2I)` for their output `(..., I)`.
 fn product_spec(out: &OutSpec) -> OutSpec {
     let mut shape = out.shape.clone();
     if let Some(l) = shape.last_mut() {

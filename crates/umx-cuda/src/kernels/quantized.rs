@@ -7,8 +7,8 @@
 //!   row of `x`; each lane takes chunks of 32 codes of the weight row (`bits` words, read with
 //!   16-byte loads for 4 and 8 bits, 8-byte loads for 2 and 6), decodes them into registers
 //!   and accumulates `s * Σ x q + b * Σ x` in float32; the warp then sums its lanes. The
-//!   weights are read once, but decoding the codes, not reading them, bounds it (a 4-bit
-//!   decoding step gains much less than the bytes it saves). One bfloat16 row against 4-bit
+//!   weights are read once, yet a 4-bit decoding step gains far less than the bytes it saves
+//!   (TinyLlama on an H200: 0.853 ms against bfloat16's 0.821). One bfloat16 row against 4-bit
 //!   weights takes [`qmv4_source`]'s kernel: two output columns a warp, sharing `x`, with the
 //!   codes made floats by integer operations alone. With an addend (`fast`'s
 //!   `QuantizedLinearAdd`, a residual), the kernels add it as they write.
@@ -550,29 +550,18 @@ fn qmm(
 /// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
 /// where it does).
 pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
-    let [x, q, s, b] = inputs else {
+    let Some(MatVec {
+        ops: [x, q, s, b],
+        m,
+        rows,
+        k,
+    }) = matvec_operands(inputs, bits, out.dtype)?
+    else {
         return Ok(None);
     };
-    let dtype = out.dtype;
-    if !is_float(dtype) || x.dtype != dtype || q.shape.len() != 2 || x.shape.is_empty() {
+    if !rows.is_multiple_of(2) {
         return Ok(None);
     }
-    let (rows, k) = (q.shape[0], q.shape[1] * 32 / bits);
-    let m = x.size().checked_div(k).unwrap_or(0);
-    if rows == 0
-        || !rows.is_multiple_of(2)
-        || x.shape.last() != Some(&k)
-        || !k.is_multiple_of(32)
-        || !(1..=QMV_MAX_ROWS).contains(&m)
-    {
-        return Ok(None);
-    }
-    let Some((q, s, b)) = packed_operands(q, s, b, dtype)? else {
-        return Ok(None);
-    };
-    let Some(x) = dense(x, dtype)? else {
-        return Ok(None);
-    };
     let y = qmv(
         &x,
         &q,
@@ -591,6 +580,46 @@ pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: 
     Ok(Some(vec![y]))
 }
 
+/// The operands of a matrix-vector kernel launch ([`matvec_operands`]).
+struct MatVec {
+    /// `x`, the codes, scales and biases, dense.
+    ops: [ArrayData; 4],
+    /// Rows of `x`, rows of the weight, and `K`.
+    m: usize,
+    rows: usize,
+    k: usize,
+}
+
+/// The first four of `inputs` (`x`, the codes, scales and biases) made dense for the
+/// matrix-vector kernel, where it takes their transposed product (a 2-D weight, `x` in
+/// `dtype`, a few rows); `None` where it does not.
+fn matvec_operands(inputs: &[ArrayData], bits: usize, dtype: Dtype) -> Result<Option<MatVec>> {
+    let [x, q, s, b, ..] = inputs else {
+        return Ok(None);
+    };
+    if !is_float(dtype) || x.dtype != dtype || q.shape.len() != 2 || bits == 0 {
+        return Ok(None);
+    }
+    let (rows, k) = (q.shape[0], q.shape[1] * 32 / bits);
+    let m = x.size().checked_div(k).unwrap_or(0);
+    if rows == 0
+        || x.shape.last() != Some(&k)
+        || !k.is_multiple_of(32)
+        || !(1..=QMV_MAX_ROWS).contains(&m)
+    {
+        return Ok(None);
+    }
+    let (Some((q, s, b)), Some(x)) = (packed_operands(q, s, b, dtype)?, dense(x, dtype)?) else {
+        return Ok(None);
+    };
+    Ok(Some(MatVec {
+        ops: [x, q, s, b],
+        m,
+        rows,
+        k,
+    }))
+}
+
 /// `fast`'s [`umx_core::primitives::FastOp::QuantizedLinearAdd`]: `x @ W^T + c`, the sum in
 /// the matrix-vector kernel's pass (its output written once) where the kernel takes the
 /// product, else the product as `quantized_matmul` computes it and an element-wise sum.
@@ -600,46 +629,36 @@ pub(crate) fn linear_add(
     bits: usize,
     out: &OutSpec,
 ) -> Outs {
-    let [x, q, s, b, c] = inputs else {
+    let [_, _, _, _, c] = inputs else {
         return Ok(None);
     };
     let dtype = out.dtype;
-    let fits = is_float(dtype)
-        && x.dtype == dtype
-        && c.dtype == dtype
+    if c.dtype == dtype
         && c.shape == out.shape
-        && q.shape.len() == 2
-        && bits > 0;
-    if fits {
-        let (n, k) = (q.shape[0], q.shape[1] * 32 / bits);
-        let m = x.size().checked_div(k).unwrap_or(0);
-        if n > 0
-            && x.shape.last() == Some(&k)
-            && k.is_multiple_of(32)
-            && (1..=QMV_MAX_ROWS).contains(&m)
-            && let (Some((q, s, b)), Some(x), Some(c)) = (
-                packed_operands(q, s, b, dtype)?,
-                dense(x, dtype)?,
-                dense(c, dtype)?,
-            )
-        {
-            let y = qmv(
-                &x,
-                &q,
-                &s,
-                &b,
-                m,
-                n,
-                k,
-                1,
-                group_size,
-                bits,
-                false,
-                Some(&c),
-                out,
-            )?;
-            return Ok(Some(vec![y]));
-        }
+        && let Some(MatVec {
+            ops: [x, q, s, b],
+            m,
+            rows: n,
+            k,
+        }) = matvec_operands(inputs, bits, dtype)?
+        && let Some(c) = dense(c, dtype)?
+    {
+        let y = qmv(
+            &x,
+            &q,
+            &s,
+            &b,
+            m,
+            n,
+            k,
+            1,
+            group_size,
+            bits,
+            false,
+            Some(&c),
+            out,
+        )?;
+        return Ok(Some(vec![y]));
     }
     let op = QuantOp::QuantizedMatmul {
         transpose: true,
@@ -656,7 +675,7 @@ pub(crate) fn linear_add(
 /// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 2, or `UMX_QMV4_COLS`
 /// (1 to 8; 0 keeps [`qmv_source`]'s kernel). A TinyLlama 4-bit decoding step on an H200:
 /// 0.914 ms with [`qmv_source`]'s kernel, 0.951 / 0.894 / 1.005 / 1.157 with 1 / 2 / 4 / 8
-/// columns a warp (fewer warps than the card takes at once past two).
+/// columns a warp.
 fn qmv4_cols() -> usize {
     static COLS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COLS.get_or_init(|| {
