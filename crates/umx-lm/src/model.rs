@@ -251,6 +251,18 @@ impl Stacked {
         }
     }
 
+    /// The stacked quantized weight of `projs` (the packed weight, scales and biases, group
+    /// size and bits) when they are still the stack's views, without biases.
+    fn quantized_weight(&self, projs: &[&Projection]) -> Option<([Array; 3], usize, usize)> {
+        let stack = self.current(projs)?;
+        match (&stack.quantized, &stack.parts[..], &stack.bias) {
+            (Some((group, bits)), [w, s, b], None) => {
+                Some(([w.clone(), s.clone(), b.clone()], *group, *bits))
+            }
+            _ => None,
+        }
+    }
+
     /// The stacked product of `projs` on `x` (their outputs side by side on the last axis)
     /// and each one's width, when they are still the stack's views (see [`Stacked::current`]).
     fn product(&self, projs: &[&Projection], x: &Array) -> Result<Option<(Array, Vec<usize>)>> {
@@ -529,6 +541,26 @@ impl Attention {
             Some(umx::fast::linear_rope_cache_write(
                 x,
                 &w,
+                nq,
+                nkv,
+                keys,
+                values,
+                position,
+                dims,
+                traditional,
+                base,
+                scale,
+                freqs,
+            )?)
+        } else if let Some(([w, s, b], group, bits)) = self.stacked.quantized_weight(&projs) {
+            // Quantized: on the GPU the 4-bit kernel rotates and writes each pair as well.
+            Some(umx::fast::quantized_linear_rope_cache_write(
+                x,
+                &w,
+                &s,
+                &b,
+                group,
+                bits,
                 nq,
                 nkv,
                 keys,

@@ -8,7 +8,7 @@
 //! take the fallback directly.
 
 use crate::array::IntoArray;
-use crate::primitives::{FastOp, Primitive};
+use crate::primitives::{FastOp, Primitive, Projection};
 use crate::shape::{broadcast_shapes, fmt_shape};
 use crate::{Array, Dtype, Result, bail, ops};
 
@@ -408,7 +408,7 @@ pub fn rope_cache_write(
     };
     rope_cache_op(
         qkv,
-        None,
+        (Projection::None, &[]),
         heads,
         kv_heads,
         keys,
@@ -484,10 +484,88 @@ pub fn linear_rope_cache_write(
         && k.is_multiple_of(16 / x.dtype().size())
         && (1..=PROJECTION_ROWS).contains(&rows)
     {
-        return rope_cache_op(x, Some(w), heads, kv_heads, keys, values, offset, &rope);
+        let weights = std::slice::from_ref(w);
+        let project = (Projection::Linear, weights);
+        return rope_cache_op(x, project, heads, kv_heads, keys, values, offset, &rope);
     }
     let qkv = ops::matmul(x, &ops::transpose(w, [1i64, 0])?)?;
-    rope_cache_op(&qkv, None, heads, kv_heads, keys, values, offset, &rope)
+    let project = (Projection::None, &[][..]);
+    rope_cache_op(&qkv, project, heads, kv_heads, keys, values, offset, &rope)
+}
+
+/// [`linear_rope_cache_write`] with the stacked q/k/v weight quantized (MLX's affine scheme:
+/// `w_q`, `scales` and `biases` as `quantize` makes them from `((heads + 2 kv_heads) * D, K)`,
+/// used as `quantized_matmul` with `transpose`). The value is the composite's
+/// (`quantized_matmul`, then [`rope_cache_write`]); for a few rows (up to
+/// [`PROJECTION_ROWS`]) with the scales in `x`'s dtype, the GPU's 4-bit kernel for one
+/// bfloat16 row rotates and writes each pair of its outputs as it computes them (other
+/// shapes: its quantized product, then the rope and cache kernel).
+///
+/// ```
+/// # umx_cpu::register();
+/// use umx_core::{Array, Dtype, fast, ops};
+/// let w = Array::from_slice(&(0..384).map(|i| (i % 5) as f32 / 5.0).collect::<Vec<_>>(), &[6, 64])?;
+/// let (wq, s, b) = ops::quantize(&w, 64, 4)?;
+/// let x = Array::from_slice(&[0.25f32; 64], &[1, 1, 64])?;
+/// let cache = ops::zeros(&[1, 1, 3, 2], Dtype::Float32)?;
+/// let (q, keys, values) = fast::quantized_linear_rope_cache_write(
+///     &x, &wq, &s, &b, 64, 4, 1, 1, &cache, &cache, 1, 2, false, Some(10000.0), 1.0, None,
+/// )?;
+/// assert_eq!((q.shape(), keys.shape(), values.shape()), (&[1, 1, 1, 2][..], &[1, 1, 3, 2][..], &[1, 1, 3, 2][..]));
+/// # Ok::<(), umx_core::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn quantized_linear_rope_cache_write(
+    x: &Array,
+    w_q: &Array,
+    scales: &Array,
+    biases: &Array,
+    group_size: usize,
+    bits: usize,
+    heads: usize,
+    kv_heads: usize,
+    keys: &Array,
+    values: &Array,
+    offset: impl IntoArray,
+    dims: usize,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    freqs: Option<&Array>,
+) -> Result<(Array, Array, Array)> {
+    const OP: &str = "quantized_linear_rope_cache_write";
+    check_float(OP, "x", x)?;
+    let (k, _) = ops::quantized::check_quantized(OP, w_q, scales, biases, group_size, bits)?;
+    if x.ndim() != 3 || w_q.ndim() != 2 || x.shape()[2] != k {
+        bail!(
+            "{OP}: x must be (B, L, K) and the weight (features, K) (packed: {} with \
+             group_size={group_size}, bits={bits}, so K = {k}), not x of {}",
+            fmt_shape(w_q.shape()),
+            fmt_shape(x.shape())
+        );
+    }
+    let rope = RopeArgs {
+        dims,
+        traditional,
+        base,
+        scale,
+        freqs,
+    };
+    let offset = offset.into_array();
+    let rows = x.shape()[0] * x.shape()[1];
+    if has_kernel(x.dtype())
+        && scales.dtype() == x.dtype()
+        && biases.dtype() == x.dtype()
+        && k.is_multiple_of(32)
+        && (1..=PROJECTION_ROWS).contains(&rows)
+    {
+        let weights = [w_q.clone(), scales.clone(), biases.clone()];
+        let project = (Projection::Quantized { group_size, bits }, &weights[..]);
+        return rope_cache_op(x, project, heads, kv_heads, keys, values, offset, &rope);
+    }
+    let qkv = ops::quantized_matmul(x, w_q, scales, biases, true, group_size, bits)?;
+    let project = (Projection::None, &[][..]);
+    rope_cache_op(&qkv, project, heads, kv_heads, keys, values, offset, &rope)
 }
 
 /// A rotary embedding's arguments, as [`rope`] takes them.
@@ -499,12 +577,12 @@ struct RopeArgs<'a> {
     freqs: Option<&'a Array>,
 }
 
-/// [`rope_cache_write`] of `qkv`, or with `w` of the projection `qkv @ w.T` (`qkv` then being
-/// `x`; checked by the caller to be `(B, L, K)` against `w (features, K)`).
+/// [`rope_cache_write`] of `qkv`, or with a projection's weights of the product `qkv @ w.T`
+/// (`qkv` then being `x`; checked by the caller to be `(B, L, K)` against `w (features, K)`).
 #[allow(clippy::too_many_arguments)]
 fn rope_cache_op(
     qkv: &Array,
-    w: Option<&Array>,
+    (project, weights): (Projection, &[Array]),
     heads: usize,
     kv_heads: usize,
     keys: &Array,
@@ -512,11 +590,7 @@ fn rope_cache_op(
     offset: Array,
     rope: &RopeArgs,
 ) -> Result<(Array, Array, Array)> {
-    let op_name = if w.is_some() {
-        "linear_rope_cache_write"
-    } else {
-        "rope_cache_write"
-    };
+    let op_name = project.op_name();
     let RopeArgs {
         dims,
         traditional,
@@ -547,7 +621,7 @@ fn rope_cache_op(
             fmt_shape(values.shape())
         );
     }
-    let features = w.map_or(qkv.shape()[2], |w| w.shape()[0]);
+    let features = weights.first().map_or(qkv.shape()[2], |w| w.shape()[0]);
     if features != (heads + 2 * kv_heads) * d {
         bail!(
             "{op_name}: qkv {} must have (heads + 2 kv_heads) * D = {} features for {heads} heads, {kv_heads} kv heads and D = {d}",
@@ -578,13 +652,13 @@ fn rope_cache_op(
     }
     let base = rope_base(op_name, dims, base, freqs)?;
     let mut inputs = vec![qkv.clone()];
-    inputs.extend(w.cloned());
+    inputs.extend(weights.iter().cloned());
     inputs.extend([offset.astype(Dtype::Int32)?, keys.clone(), values.clone()]);
     if let Some(f) = freqs {
         inputs.push(f.astype(Dtype::Float32)?);
     }
     let op = FastOp::RopeCacheWrite {
-        project: w.is_some(),
+        project,
         heads,
         kv_heads,
         dims,

@@ -86,11 +86,11 @@ pub enum FastOp {
     /// `offset + l`, the key and value heads written into rows `offset..offset + L` of the
     /// caches. Inputs: `qkv`, the offset (an int32 scalar), `keys`, `values` `(B, kv_heads,
     /// capacity, D)` of `qkv`'s dtype, then `freqs` when `freqs`. Outputs: the rotated queries
-    /// `(B, heads, L, D)`, the keys and the values. With `project`, `qkv` is the product
-    /// `x @ w.T` of two inputs in its place, `x (B, L, K)` and `w ((heads + 2 kv_heads) D, K)`
-    /// (made only for a few rows, which a device computes in its matrix-vector pass).
+    /// `(B, heads, L, D)`, the keys and the values. With a `project`ion, `qkv` is the
+    /// product `x @ w.T` of the inputs in its place (see [`Projection`]; made only for a few
+    /// rows, which a device computes in its matrix-vector pass).
     RopeCacheWrite {
-        project: bool,
+        project: Projection,
         heads: usize,
         kv_heads: usize,
         dims: usize,
@@ -109,11 +109,44 @@ pub enum FastOp {
     CudaKernel(std::sync::Arc<UserKernel>),
     /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
     /// makes of an RMS norm whose one use is the first input of a matrix-vector op
-    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with `project`, a matrix product
-    /// as [`FastOp::Linear`]), so a device
+    /// ([`FastOp::SwigluLinear`] and its quantized form, [`FastOp::RopeCacheWrite`] with a
+    /// projection, a matrix product as [`FastOp::Linear`]), so a device
     /// can normalise in the product's own pass (no kernel, no row in memory, between them).
     /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
     NormPrologue { eps: f32, op: Box<FastOp> },
+}
+
+/// Where [`FastOp::RopeCacheWrite`]'s `qkv` comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Projection {
+    /// `qkv` is the first input.
+    None,
+    /// `x @ w.T` of two inputs, `x (B, L, K)` and `w ((heads + 2 kv_heads) D, K)`.
+    Linear,
+    /// `x @ w.T` with `w` quantized (as `quantized_matmul` with `transpose`): four inputs,
+    /// `x (B, L, K)`, the packed weight `((heads + 2 kv_heads) D, K * bits / 32)`, its scales
+    /// and biases.
+    Quantized { group_size: usize, bits: usize },
+}
+
+impl Projection {
+    /// The inputs it takes in `qkv`'s place.
+    pub fn inputs(self) -> usize {
+        match self {
+            Projection::None => 1,
+            Projection::Linear => 2,
+            Projection::Quantized { .. } => 4,
+        }
+    }
+
+    /// The name of the op that writes the caches from this projection, for messages.
+    pub fn op_name(self) -> &'static str {
+        match self {
+            Projection::None => "rope_cache_write",
+            Projection::Linear => "linear_rope_cache_write",
+            Projection::Quantized { .. } => "quantized_linear_rope_cache_write",
+        }
+    }
 }
 
 /// A user CUDA kernel and one call's launch configuration.
@@ -169,8 +202,7 @@ impl FastOp {
             FastOp::Softmax => "softmax",
             FastOp::LogSumExp => "logsumexp",
             FastOp::Rope { .. } => "rope",
-            FastOp::RopeCacheWrite { project: false, .. } => "rope_cache_write",
-            FastOp::RopeCacheWrite { project: true, .. } => "linear_rope_cache_write",
+            FastOp::RopeCacheWrite { project, .. } => project.op_name(),
             FastOp::Attention { .. } => "scaled_dot_product_attention",
             FastOp::AttentionVjp { .. } => "scaled_dot_product_attention_vjp",
             FastOp::Linear => "linear",
@@ -180,6 +212,11 @@ impl FastOp {
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
+                FastOp::SwigluQuantizedLinear { .. } => "rms_norm_swiglu_quantized_linear",
+                FastOp::RopeCacheWrite {
+                    project: Projection::Quantized { .. },
+                    ..
+                } => "rms_norm_quantized_linear_rope_cache_write",
                 FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
                 FastOp::Linear => "rms_norm_linear",
                 _ => "rms_norm_prologue",
@@ -217,7 +254,7 @@ impl FastOp {
             FastOp::NormPrologue { op, .. } => op.outputs(&inputs[..inputs.len() - 1]),
             FastOp::AttentionVjp { .. } => inputs[..3].iter().map(spec).collect(),
             FastOp::RopeCacheWrite { project, .. } => {
-                let at = 2 + *project as usize;
+                let at = 1 + project.inputs();
                 vec![
                     self.output(inputs),
                     spec(&inputs[at]),
@@ -286,7 +323,7 @@ impl FastOp {
                 }
             }
             FastOp::RopeCacheWrite { project, heads, .. } => {
-                let (s, d) = (x.shape(), inputs[2 + *project as usize].shape()[3]);
+                let (s, d) = (x.shape(), inputs[1 + project.inputs()].shape()[3]);
                 OutSpec {
                     shape: vec![s[0], *heads, s[1], d],
                     dtype: x.dtype(),
@@ -432,13 +469,16 @@ impl FastOp {
                 let [b, l, _] = x.shape()[..] else {
                     crate::bail!("rope_cache_write: qkv must be (B, L, features)");
                 };
-                // With `project`, the product first (and the other inputs one further on).
-                let (qkv, inputs) = if project {
-                    let w = ops::transpose(&inputs[1], [1i64, 0])?;
-                    (ops::matmul(x, &w)?, &inputs[1..])
-                } else {
-                    (x.clone(), inputs)
+                // With a projection, the product first (in place of its inputs).
+                let at = project.inputs() - 1;
+                let qkv = match project {
+                    Projection::None => x.clone(),
+                    Projection::Linear => ops::matmul(x, &ops::transpose(&inputs[1], [1i64, 0])?)?,
+                    Projection::Quantized { group_size, bits } => ops::quantized_matmul(
+                        x, &inputs[1], &inputs[2], &inputs[3], true, group_size, bits,
+                    )?,
                 };
+                let inputs = &inputs[at..];
                 let x = &qkv;
                 let d = inputs[2].shape()[3];
                 // Heads `from..from + n` of qkv as (B, n, L, D).

@@ -28,7 +28,7 @@ pub mod unary;
 
 pub use binary::BinaryOp;
 pub use creation::CreationOp;
-pub use fast::{FastOp, TemplateArg, UserKernel};
+pub use fast::{FastOp, Projection, TemplateArg, UserKernel};
 pub use fft::{FftKind, FftOp};
 pub use fused::{FusedGroup, FusedOp};
 pub use indexing::IndexOp;

@@ -21,7 +21,8 @@ use crate::device::OutSpec;
 use crate::primitives::fused::{FusedArg, FusedInstr, FusedReduce, GroupMember};
 use crate::primitives::reduce::ReduceOp;
 use crate::primitives::{
-    FastOp, FusedGroup, FusedOp, MatmulOp, Primitive, QuantOp, ShapeOp, TransformOp, UnaryOp,
+    FastOp, FusedGroup, FusedOp, MatmulOp, Primitive, Projection, QuantOp, ShapeOp, TransformOp,
+    UnaryOp,
 };
 use crate::shape::broadcast_shapes;
 use crate::{Array, Dtype, Result, bail};
@@ -546,12 +547,13 @@ fn quantized_epilogues(p: &mut Program) {
 }
 
 /// Folds an RMS norm into the matrix-vector op it feeds: `rms_norm(x, w, eps)` whose one use
-/// is the first input of `swiglu_linear` or `linear_rope_cache_write` (a decoding step's
-/// norms, each before its layer's first product) becomes a [`FastOp::NormPrologue`] of that
-/// op, all of one dtype, so a device can normalise `x` in the product's own pass. (Not the
-/// quantized SwiGLU: its kernel is bound by unpacking the codes, and a norm form of it made
-/// a 4-bit TinyLlama decoding step 0.930 -> 0.944 ms on the H100; the two-column 4-bit
-/// kernel's norm form, folding the q/k/v product's norm too, 0.855 -> 0.906 on the H200.)
+/// is the first input of `swiglu_linear`, `linear_rope_cache_write` or their quantized forms
+/// (a decoding step's norms, each before its layer's first product) becomes a
+/// [`FastOp::NormPrologue`] of that op, all of one dtype, so a device can normalise `x` in
+/// the product's own pass. (The 4-bit kernel's first norm form, each lane weighting and
+/// squaring the row's elements it takes, lost: a 4-bit TinyLlama decoding step 0.930 ->
+/// 0.944 ms on the H100, 0.855 -> 0.906 on the H200. Its block normalises the row once into
+/// shared memory now.)
 fn norm_prologues(p: &mut Program) {
     let live = reachable(p);
     let uses = use_counts(p, &live);
@@ -560,10 +562,29 @@ fn norm_prologues(p: &mut Program) {
         let Primitive::Fast(op) = &s.prim else {
             continue;
         };
+        // UMX_AB_QNORM=0: no quantized folds (for the A/B; not to be committed).
+        let quantized_off = std::env::var("UMX_AB_QNORM").is_ok_and(|v| v == "0");
+        if quantized_off
+            && matches!(
+                op,
+                FastOp::SwigluQuantizedLinear { .. }
+                    | FastOp::RopeCacheWrite {
+                        project: Projection::Quantized { .. },
+                        ..
+                    }
+            )
+        {
+            continue;
+        }
         if !alive
             || !matches!(
                 op,
-                FastOp::SwigluLinear | FastOp::RopeCacheWrite { project: true, .. }
+                FastOp::SwigluLinear
+                    | FastOp::SwigluQuantizedLinear { .. }
+                    | FastOp::RopeCacheWrite {
+                        project: Projection::Linear | Projection::Quantized { .. },
+                        ..
+                    }
             )
         {
             continue;
@@ -1222,6 +1243,61 @@ mod tests {
         ];
         let text = describe_of(&mixed, &args);
         assert!(!text.contains("rms_norm_linear("), "{text}");
+    }
+
+    /// An RMS norm feeding the quantized SwiGLU or the quantized q/k/v product with its rope
+    /// and cache writes folds into it as it does into their unquantized forms.
+    #[test]
+    fn an_rms_norm_folds_into_the_quantized_products_it_feeds() {
+        let arr = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+            Array::from_slice(&v, shape).unwrap()
+        };
+        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
+            describe(&trace(f, args).unwrap())
+        };
+        let (wq, s, b) = ops::quantize(&arr(&[32, 64]), 32, 4).unwrap();
+        let swiglu = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            Ok(vec![crate::fast::swiglu_quantized_linear(
+                &n, &a[2], &a[3], &a[4], 32, 4,
+            )?])
+        };
+        let args = [arr(&[1, 64]), arr(&[64]), wq.clone(), s.clone(), b.clone()];
+        let text = describe_of(&swiglu, &args);
+        assert!(text.contains("rms_norm_swiglu_quantized_linear("), "{text}");
+        assert!(!text.contains(" rms_norm("), "{text}");
+        let rope = |a: &[Array]| -> Result<Vec<Array>> {
+            let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
+            let (q, k, v) = crate::fast::quantized_linear_rope_cache_write(
+                &n,
+                &a[2],
+                &a[3],
+                &a[4],
+                32,
+                4,
+                2,
+                1,
+                &a[5],
+                &a[6],
+                3,
+                8,
+                false,
+                Some(1e4),
+                1.0,
+                None,
+            )?;
+            Ok(vec![q, k, v])
+        };
+        let cache = arr(&[1, 1, 6, 8]);
+        let args = [arr(&[1, 1, 64]), arr(&[64]), wq, s, b, cache.clone(), cache];
+        let text = describe_of(&rope, &args);
+        assert!(
+            text.contains("rms_norm_quantized_linear_rope_cache_write("),
+            "{text}"
+        );
+        assert!(!text.contains(" rms_norm("), "{text}");
     }
 
     /// A residual sum of a transposed quantized product of a few rows folds into

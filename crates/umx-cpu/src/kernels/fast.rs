@@ -6,7 +6,7 @@
 use crate::strided::{PARALLEL_THRESHOLD, alloc};
 use rayon::prelude::*;
 use umx_core::device::OutSpec;
-use umx_core::primitives::FastOp;
+use umx_core::primitives::{FastOp, Projection};
 use umx_core::{ArrayData, Dtype, Element, Error, Result, bf16, dispatch_dtype, f16};
 
 pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<Vec<ArrayData>> {
@@ -123,17 +123,28 @@ pub fn eval(op: &FastOp, inputs: Vec<ArrayData>, outputs: &[OutSpec]) -> Result<
             scale,
             freqs,
         } => {
-            // With `project`, `x @ w.T` by the CPU's matmul kernel (the composite's product)
-            // in place of x and w.
+            // With a projection, `x @ w.T` by the CPU's matmul or quantized kernel (the
+            // composite's product) in place of its inputs.
             let x = x.clone();
             let mut inputs = inputs;
-            if project {
-                let w = inputs.remove(1);
-                let spec = OutSpec {
-                    shape: vec![x.shape[0], x.shape[1], w.shape[0]],
-                    dtype: x.dtype,
-                };
-                inputs[0] = linear(&x, &w, &spec)?;
+            let weights: Vec<ArrayData> = inputs.drain(1..project.inputs()).collect();
+            let spec = || OutSpec {
+                shape: vec![x.shape[0], x.shape[1], weights[0].shape[0]],
+                dtype: x.dtype,
+            };
+            match project {
+                Projection::None => {}
+                Projection::Linear => inputs[0] = linear(&x, &weights[0], &spec())?,
+                Projection::Quantized { group_size, bits } => {
+                    let op = umx_core::primitives::QuantOp::QuantizedMatmul {
+                        transpose: true,
+                        group_size,
+                        bits,
+                    };
+                    let mut product = vec![x.clone()];
+                    product.extend(weights.iter().cloned());
+                    inputs[0] = super::quantized::eval(&op, product, &[spec()])?.remove(0);
+                }
             }
             let rope = Rotation::new(freqs.then(|| floats(&inputs[4])), dims, traditional, base);
             return rope_cache_write(&inputs, outputs, op.name(), heads, kv_heads, &rope, scale);

@@ -8,7 +8,10 @@
 //!   again from the cache for each pass.
 //! - Rope: a thread per feature pair (and per passed-through feature), any input strides.
 //! - Attention for short query blocks (decoding), with masks or sinks: `attention.rs`.
-//! - SwiGLU of a few rows (`swiglu_linear`): the matrix-vector kernel (`gemv.rs`).
+//! - SwiGLU of a few rows (`swiglu_linear`), a decoding step's q/k/v product with its rope
+//!   and cache writes (`linear_rope_cache_write`), each with an RMS norm before it: the
+//!   matrix-vector kernel (`gemv.rs`); their quantized forms, the quantized kernels
+//!   (`quantized.rs`).
 //! - Attention for longer query blocks in 16-bit floats: flash attention (`flash.rs`).
 //!
 //! Everything computes in float32 and rounds once, as the CPU kernels and the fallback do.
@@ -20,7 +23,7 @@ use crate::compile::{function_for, launch};
 use crate::gpu::gpu;
 use crate::storage::{fresh, input_ptr};
 use umx_core::device::OutSpec;
-use umx_core::primitives::FastOp;
+use umx_core::primitives::{FastOp, Projection};
 use umx_core::{ArrayData, Dtype, Result};
 
 type Outs = Result<Option<Vec<ArrayData>>>;
@@ -33,14 +36,8 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
         return super::custom::eval(k, inputs);
     }
     let out = first_out(op.name(), outputs)?;
-    if let FastOp::SwigluQuantizedLinear { group_size, bits } = *op {
-        // The packed weight is uint32: the quantized kernels check their operands.
-        return super::quantized::swiglu(inputs, group_size, bits, out);
-    }
-    if let FastOp::QuantizedLinearAdd { group_size, bits } = *op {
-        return super::quantized::linear_add(inputs, group_size, bits, out);
-    }
-    if !inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype) {
+    // A packed weight is uint32: the quantized kernels check their operands.
+    if !quantized(op) && (!inputs.iter().all(|a| supported(a.dtype)) || !supported(out.dtype)) {
         return Ok(None);
     }
     match *op {
@@ -81,15 +78,35 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             [x, w] => Ok(super::gemv::swiglu(x, w, &out.shape, None)?.map(|y| vec![y])),
             _ => Ok(None),
         },
-        FastOp::SwigluQuantizedLinear { .. } | FastOp::QuantizedLinearAdd { .. } => Ok(None),
+        FastOp::SwigluQuantizedLinear { group_size, bits } => {
+            super::quantized::swiglu(inputs, group_size, bits, None, out)
+        }
+        FastOp::QuantizedLinearAdd { group_size, bits } => {
+            super::quantized::linear_add(inputs, group_size, bits, out)
+        }
         FastOp::CudaKernel(_) => Ok(None),
         FastOp::NormPrologue { eps, ref op } => norm_prologue(eps, op, inputs, outputs),
     }
 }
 
+/// Whether `op` takes a quantized weight.
+fn quantized(op: &FastOp) -> bool {
+    match op {
+        FastOp::SwigluQuantizedLinear { .. }
+        | FastOp::QuantizedLinearAdd { .. }
+        | FastOp::RopeCacheWrite {
+            project: Projection::Quantized { .. },
+            ..
+        } => true,
+        FastOp::NormPrologue { op, .. } => quantized(op),
+        _ => false,
+    }
+}
+
 /// [`FastOp::NormPrologue`]: in the matrix-vector kernel's pass where it takes the op and the
 /// norm's weight (its lanes sum the row's squares as they take it into the products:
-/// `gemv.rs`'s norm form), else the norm's kernel and then the op.
+/// `gemv.rs`'s norm form; the 4-bit kernel's block normalises the row into shared memory
+/// first), else the norm's kernel and then the op.
 fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let (Some((weight, rest)), Some(out)) = (inputs.split_last(), outputs.first()) else {
         return Ok(None);
@@ -101,8 +118,20 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
                 return Ok(Some(vec![y]));
             }
         }
-        (FastOp::RopeCacheWrite { project: true, .. }, _) => {
+        (
+            FastOp::RopeCacheWrite {
+                project: Projection::Linear | Projection::Quantized { .. },
+                ..
+            },
+            _,
+        ) => {
             return rope_cache(op, rest, outputs, Some(&norm));
+        }
+        (&FastOp::SwigluQuantizedLinear { group_size, bits }, _) => {
+            let y = super::quantized::swiglu(rest, group_size, bits, Some(&norm), out)?;
+            if y.is_some() {
+                return Ok(y);
+            }
         }
         (FastOp::Linear, [x, w]) => {
             if let Some(y) = super::gemv::linear(x, w, &out.shape, &norm)? {
@@ -158,10 +187,18 @@ fn rope_cache(
         scale,
         freqs,
     };
-    if project {
-        linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, norm)
-    } else {
-        rope_cache_write(inputs, outputs, heads, kv_heads, &rotation)
+    match project {
+        Projection::None => match inputs {
+            [qkv, rest @ ..] => rope_cache_write(qkv, rest, outputs, heads, kv_heads, &rotation),
+            [] => Ok(None),
+        },
+        Projection::Linear => {
+            linear_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, norm)
+        }
+        Projection::Quantized { group_size, bits } => {
+            let q = Quantized { group_size, bits };
+            quantized_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, q, norm)
+        }
     }
 }
 
@@ -691,13 +728,16 @@ struct Rotation {
 /// their buffers' last handles, as a scatter's input is), the rotations computed as the rope
 /// kernel computes them. Rows past the capacity are skipped and recorded as an index error.
 fn rope_cache_write(
-    inputs: &[ArrayData],
+    qkv: &ArrayData,
+    rest: &[ArrayData],
     outputs: &[OutSpec],
     heads: usize,
     kv_heads: usize,
     rot: &Rotation,
 ) -> Outs {
-    let [qkv, offset, keys, values, rest @ ..] = inputs else {
+    // The offset, the caches, `freqs`: borrowed, so that caches this op holds the last
+    // handles to are written in place (see `writable_copy`).
+    let [offset, keys, values, rest @ ..] = rest else {
         return Ok(None);
     };
     let (Some(qkv), Some(offset)) = (row_major(qkv)?, row_major(offset)?) else {
@@ -769,6 +809,66 @@ fn rope_cache_write(
     Ok(Some(vec![q, keys, values]))
 }
 
+/// The outputs of a projecting rope form's launch for `rest` (the offset, the caches, then
+/// `freqs` when the rotation has them) and `l` positions: fresh queries and the caches made
+/// writable (copies where they are not their buffers' last handles), with the launch that
+/// writes them. `None` where the operands do not fit a launch.
+fn rope_launch(
+    rest: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    l: usize,
+    rot: &Rotation,
+) -> Result<Option<(super::gemv::RopeLaunch, Vec<ArrayData>)>> {
+    let ([offset, keys, values, ..], Some(q_spec)) = (rest, outputs.first()) else {
+        return Ok(None);
+    };
+    let Some(offset) = row_major(offset)? else {
+        return Ok(None);
+    };
+    let freqs = match (rot.freqs, rest.get(3)) {
+        (true, Some(f)) => match row_major(f)? {
+            Some(f) => Some(f),
+            None => return Ok(None),
+        },
+        (true, None) => return Ok(None),
+        (false, _) => None,
+    };
+    let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
+        return Ok(None);
+    };
+    let Some((values, vp)) = super::indexing::writable_copy(values)? else {
+        return Ok(None);
+    };
+    let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
+    let (capacity, d) = (keys.shape[2], keys.shape[3]);
+    let launch = super::gemv::RopeLaunch {
+        form: super::gemv::RopeForm {
+            d,
+            traditional: rot.traditional,
+            freqs: rot.freqs,
+        },
+        q: qp,
+        keys: kp,
+        values: vp,
+        offset: input_ptr(&offset)?,
+        freqs: freqs.as_ref().map_or(Ok(0), input_ptr)?,
+        err: super::indexing::error_block(true)?,
+        heads,
+        kv_heads,
+        l,
+        cap: capacity,
+        scale: rot.scale,
+        k: if rot.freqs {
+            0.0
+        } else {
+            -rot.base.ln() / (d / 2) as f32
+        },
+    };
+    Ok(Some((launch, vec![q, keys, values])))
+}
+
 /// `fast::linear_rope_cache_write`: the matrix-vector kernel's rope form where every feature
 /// rotates and the operands fit it (one kernel); else the product, then
 /// [`rope_cache_write`]'s kernel.
@@ -783,60 +883,18 @@ fn linear_rope_cache_write(
     let [x, w, rest @ ..] = inputs else {
         return Ok(None);
     };
-    let [offset, keys, values, ..] = rest else {
+    let [_, keys, ..] = rest else {
         return Ok(None);
     };
     let (b, l) = (x.shape[0], x.shape[1]);
-    let (capacity, d) = (keys.shape[2], keys.shape[3]);
-    if rot.dims == d {
-        let (Some(offset), Some(q_spec)) = (row_major(offset)?, outputs.first()) else {
-            return Ok(None);
-        };
-        let freqs = match (rot.freqs, rest.get(3)) {
-            (true, Some(f)) => row_major(f)?,
-            _ => None,
-        };
-        if rot.freqs == freqs.is_some() {
-            // Whether the kernel fits is known before anything is copied or launched.
-            let x = row_major(x)?;
-            let w = row_major(w)?;
-            if let (Some(x), Some(w)) = (x, w)
-                && super::gemv::rope_fits(&x, &w, norm)?
-            {
-                let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
-                    return Ok(None);
-                };
-                let Some((values, vp)) = super::indexing::writable_copy(values)? else {
-                    return Ok(None);
-                };
-                let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
-                let half = d / 2;
-                let launch = super::gemv::RopeLaunch {
-                    form: super::gemv::RopeForm {
-                        d,
-                        traditional: rot.traditional,
-                        freqs: rot.freqs,
-                    },
-                    q: qp,
-                    keys: kp,
-                    values: vp,
-                    offset: input_ptr(&offset)?,
-                    freqs: freqs.as_ref().map_or(Ok(0), input_ptr)?,
-                    err: super::indexing::error_block(true)?,
-                    heads,
-                    kv_heads,
-                    l,
-                    cap: capacity,
-                    scale: rot.scale,
-                    k: if rot.freqs {
-                        0.0
-                    } else {
-                        -rot.base.ln() / half as f32
-                    },
-                };
-                super::gemv::rope(&x, &w, &launch, norm)?;
-                return Ok(Some(vec![q, keys, values]));
-            }
+    if rot.dims == keys.shape[3] {
+        // Whether the kernel fits is known before anything is copied or launched.
+        if let (Some(x), Some(w)) = (row_major(x)?, row_major(w)?)
+            && super::gemv::rope_fits(&x, &w, norm)?
+            && let Some((launch, outs)) = rope_launch(rest, outputs, heads, kv_heads, l, rot)?
+        {
+            super::gemv::rope(&x, &w, &launch, norm)?;
+            return Ok(Some(outs));
         }
     }
     // The norm, the product (w viewed as its transpose), then the rope and cache kernel.
@@ -851,12 +909,64 @@ fn linear_rope_cache_write(
         shape: vec![b, l, w.shape[0]],
         dtype: x.dtype,
     };
-    let Some(mut qkv) = linear(&x, w, &[spec])? else {
+    let Some(qkv) = linear(&x, w, &[spec])? else {
         return Ok(None);
     };
-    let mut args = vec![qkv.remove(0)];
-    args.extend(rest.iter().cloned());
-    rope_cache_write(&args, outputs, heads, kv_heads, rot)
+    rope_cache_write(&qkv[0], rest, outputs, heads, kv_heads, rot)
+}
+
+/// A quantized projection's format.
+struct Quantized {
+    group_size: usize,
+    bits: usize,
+}
+
+/// `fast::quantized_linear_rope_cache_write`, with `norm` normalising `x` first: the 4-bit
+/// kernel's rope form where every feature rotates and it takes the operands (one kernel);
+/// else the norm's kernel, the quantized product, then [`rope_cache_write`]'s kernel.
+fn quantized_rope_cache_write(
+    inputs: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    rot: &Rotation,
+    Quantized { group_size, bits }: Quantized,
+    norm: Option<&super::gemv::Norm>,
+) -> Outs {
+    let [x, w, _, _, rest @ ..] = inputs else {
+        return Ok(None);
+    };
+    let [_, keys, ..] = rest else {
+        return Ok(None);
+    };
+    let (b, l) = (x.shape[0], x.shape[1]);
+    if rot.dims == keys.shape[3]
+        && let Some(ops) = super::quantized::rope_operands(&inputs[..4], bits, norm)?
+        && let Some((launch, outs)) = rope_launch(rest, outputs, heads, kv_heads, l, rot)?
+    {
+        super::quantized::rope(&ops, group_size, &launch)?;
+        return Ok(Some(outs));
+    }
+    let mut product = inputs[..4].to_vec();
+    if let Some(n) = norm {
+        let Some(mut y) = normalised(std::slice::from_ref(x), n)? else {
+            return Ok(None);
+        };
+        product[0] = y.remove(0);
+    }
+    let op = umx_core::primitives::QuantOp::QuantizedMatmul {
+        transpose: true,
+        group_size,
+        bits,
+    };
+    let spec = OutSpec {
+        shape: vec![b, l, w.shape[0]],
+        dtype: x.dtype,
+    };
+    let Some(qkv) = super::quantized::eval(&op, &product, &[spec])? else {
+        return Ok(None);
+    };
+    rope_cache_write(&qkv[0], rest, outputs, heads, kv_heads, rot)
 }
 
 /// The source of `umx_rope_cache` for `dtype` and `rot` (see [`rope_cache_write`]).

@@ -288,18 +288,7 @@ impl Launch<'_> {
         let (nw, eps) = self.norm.unwrap_or((0, 0.0));
         args.push(nw).push(eps);
         if let Some(r) = self.rope {
-            args.push(r.q)
-                .push(r.keys)
-                .push(r.values)
-                .push(r.offset)
-                .push(r.freqs)
-                .push(r.heads as i64)
-                .push(r.kv_heads as i64)
-                .push(r.l as i64)
-                .push(r.cap as i64)
-                .push(r.scale)
-                .push(r.k)
-                .push(r.err);
+            r.push(&mut args);
         }
         // Enough blocks to fill the card; each strides over the columns.
         let per_block = (WARPS / split) as u64;
@@ -380,6 +369,24 @@ pub(crate) struct RopeLaunch {
     pub k: f32,
 }
 
+impl RopeLaunch {
+    /// Adds the launch's [`ROPE_PARAMS`] to a kernel's arguments.
+    pub(crate) fn push(&self, args: &mut Args) {
+        args.push(self.q)
+            .push(self.keys)
+            .push(self.values)
+            .push(self.offset)
+            .push(self.freqs)
+            .push(self.heads as i64)
+            .push(self.kv_heads as i64)
+            .push(self.l as i64)
+            .push(self.cap as i64)
+            .push(self.scale)
+            .push(self.k)
+            .push(self.err);
+    }
+}
+
 /// `fast::linear_rope_cache_write` in one matrix-vector pass: `x (rows = B * L, K)` against
 /// the stacked q/k/v weight `w`, each block's columns taken as rope pairs (features `p` and
 /// `p + D/2` of a head, or `2p` and `2p + 1`), whose two products meet in shared memory, are
@@ -455,7 +462,7 @@ pub(crate) struct Norm<'a> {
 /// The kernel's norm operand for `x`: the weight's pointer and epsilon where the weight is
 /// `x`'s dtype, `K` long, contiguous and 16-byte aligned; `None` without a norm or where it
 /// does not fit (the caller then normalises first).
-fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>> {
+pub(crate) fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>> {
     let Some(n) = norm else { return Ok(None) };
     let w = n.weight;
     let k = *x.shape.last().unwrap_or(&0);
@@ -466,10 +473,19 @@ fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>
     Ok((p % 16 == 0).then_some((p, n.eps)))
 }
 
-/// The defines and helper of the rope form of the kernel: `COLUMN(s)` maps a block's slot to
-/// its weight row (slots `2P` and `2P + 1` are pair `P`'s two features; value heads' columns
-/// in order after the rotated heads'), `ROUND`/`STORE` the product's rounding and store.
-fn rope_defs(r: &RopeForm, dtype: Dtype) -> String {
+/// The rope form's kernel parameters (after the product's own), as [`Launch::run`] and
+/// the 4-bit kernel's rope form pass them.
+pub(crate) const ROPE_PARAMS: &str = ", umx_st* q_out, umx_st* keys, umx_st* values, \
+    const int* offset, const float* freqs, long long heads, long long kv_heads, long long l, \
+    long long cap, float scale, float rk, umx_err* err";
+
+/// The defines and helpers of a matrix-vector kernel's rope form (this kernel's, and the
+/// 4-bit kernel's): `COLUMN(s)` maps a slot to its weight row (slots `2P` and `2P + 1` are
+/// pair `P`'s two features; value heads' columns in order after the rotated heads'),
+/// `ROUND`/`STORE` the product's rounding and store, and `umx_rope_write` rotates pair `P`'s
+/// two rounded products of row `(bi, li)` and writes them to the queries or the caches (the
+/// parameters of [`ROPE_PARAMS`] by the same names); an index error names `op`.
+pub(crate) fn rope_defs(r: &RopeForm, dtype: Dtype, op: &str) -> String {
     let st = storage_type(dtype).unwrap_or("void");
     format!(
         r#"{flag}
@@ -488,18 +504,44 @@ typedef {st} umx_st;
   }}
   return 2 * rot_pairs + 2 * (P - rot_pairs) + side;
 }}
-#define COLUMN(s) umx_rope_column((s), (heads + kv_heads) * RH)"#,
+#define COLUMN(s) umx_rope_column((s), (heads + kv_heads) * RH)
+UMX_FN void umx_rope_write(float a0, float a1, long long P, long long bi, long long li{params}) {{
+  long long rot_pairs = (heads + kv_heads) * RH;
+  int off = offset[0];
+  long long at = (long long)off + li;
+  bool fits = at >= 0 && at < cap;
+  if (P < rot_pairs) {{
+    long long head = P / RH, p = P % RH;
+    float pos = ((float)off + (float)li) * scale;
+    float inv = INV(p);
+    float ya, yb;
+    umx_rotate(a0, a1, pos * inv, &ya, &yb);
+    long long fa = TRAD ? 2 * p : p, fb = TRAD ? 2 * p + 1 : p + RH;
+    umx_st* dst = 0;
+    if (head < heads) dst = q_out + ((bi * heads + head) * l + li) * RD;
+    else if (fits) dst = keys + ((bi * kv_heads + head - heads) * cap + at) * RD;
+    else umx_flag(err, CODE, 2, at, cap);
+    if (dst) {{ dst[fa] = STORE(ya); dst[fb] = STORE(yb); }}
+  }} else {{
+    long long col = 2 * (P - rot_pairs), head = col / RD, f = col % RD;
+    if (fits) {{
+      umx_st* dst = values + ((bi * kv_heads + head) * cap + at) * RD;
+      dst[f] = STORE(a0); dst[f + 1] = STORE(a1);
+    }} else umx_flag(err, CODE, 2, at, cap);
+  }}
+}}"#,
+        params = ROPE_PARAMS,
         flag = super::indexing::ERROR_FLAG,
         d = r.d,
         h = r.d / 2,
         trad = r.traditional as u8,
-        code = super::indexing::error_code("linear_rope_cache_write"),
+        code = super::indexing::error_code(op),
         round = load(dtype, &store(dtype, "(v)"), "float"),
         store = store(dtype, "(v)"),
         inv = if r.freqs {
             "1.0f / freqs[p]"
         } else {
-            "expf((float)(p) * k)"
+            "expf((float)(p) * rk)"
         },
     )
 }
@@ -520,31 +562,8 @@ const ROPE_EPILOGUE: &str = r#"
         t1 += part[(group + 1) * SPLIT + q][0][r];
       }
       /*norm*/
-      float a0 = ROUND(t0), a1 = ROUND(t1);
-      long long P = (base + group) / 2, rot_pairs = (heads + kv_heads) * RH;
-      long long bi = r / l, li = r % l;
-      int off = offset[0];
-      long long at = (long long)off + li;
-      bool fits = at >= 0 && at < cap;
-      if (P < rot_pairs) {
-        long long head = P / RH, p = P % RH;
-        float pos = ((float)off + (float)li) * scale;
-        float inv = INV(p);
-        float ya, yb;
-        umx_rotate(a0, a1, pos * inv, &ya, &yb);
-        long long fa = TRAD ? 2 * p : p, fb = TRAD ? 2 * p + 1 : p + RH;
-        umx_st* dst = 0;
-        if (head < heads) dst = q_out + ((bi * heads + head) * l + li) * RD;
-        else if (fits) dst = keys + ((bi * kv_heads + head - heads) * cap + at) * RD;
-        else umx_flag(err, CODE, 2, at, cap);
-        if (dst) { dst[fa] = STORE(ya); dst[fb] = STORE(yb); }
-      } else {
-        long long col = 2 * (P - rot_pairs), head = col / RD, f = col % RD;
-        if (fits) {
-          umx_st* dst = values + ((bi * kv_heads + head) * cap + at) * RD;
-          dst[f] = STORE(a0); dst[f + 1] = STORE(a1);
-        } else umx_flag(err, CODE, 2, at, cap);
-      }
+      umx_rope_write(ROUND(t0), ROUND(t1), (base + group) / 2, r / l, r % l, q_out, keys,
+                     values, offset, freqs, heads, kv_heads, l, cap, scale, rk, err);
     }
     __syncthreads();
     continue;
@@ -784,17 +803,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS) umx_gemv({s
         // The next kernel may start once the first weights are on their way (before the wait,
         // as every kernel lets it: see `compile::PDL_PROLOGUE`).
         wait = crate::compile::pdl_wait_source(trigger_after),
-        rope_params = if rope.is_some() {
-            ", {st}* q_out, {st}* keys, {st}* values, const int* offset, const float* freqs, \
-             long long heads, long long kv_heads, long long l, long long cap, float scale, \
-             float k, umx_err* err"
-                .replace("{st}", st)
-        } else {
-            String::new()
-        },
+        rope_params = if rope.is_some() { ROPE_PARAMS } else { "" },
         rope_defs = rope.map_or_else(
             || "#define COLUMN(s) (s)".to_string(),
-            |r| rope_defs(r, dtype)
+            |r| rope_defs(r, dtype, "linear_rope_cache_write")
         ),
         rope_epilogue = match (rope, norm) {
             (None, _) => String::new(),

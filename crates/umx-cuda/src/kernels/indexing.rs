@@ -45,7 +45,7 @@ const MAX_INDICES: usize = 4;
 const THREADS: u32 = 256;
 
 /// The ops whose kernels check indices, by the code the kernel records (position + 1).
-const OPS: [&str; 12] = [
+const OPS: [&str; 13] = [
     "take",
     "take_along_axis",
     "gather",
@@ -58,6 +58,7 @@ const OPS: [&str; 12] = [
     "scatter_add_axis",
     "rope_cache_write",
     "linear_rope_cache_write",
+    "quantized_linear_rope_cache_write",
 ];
 
 pub fn eval(op: &IndexOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {

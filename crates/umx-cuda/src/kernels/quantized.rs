@@ -11,12 +11,16 @@
 //!   (TinyLlama on an H200: 0.853 ms against bfloat16's 0.821). One bfloat16 row against 4-bit
 //!   weights takes [`qmv4_source`]'s kernel: two output columns a warp, sharing `x`, with the
 //!   codes made floats by integer operations alone. With an addend (`fast`'s
-//!   `QuantizedLinearAdd`, a residual), the kernels add it as they write.
+//!   `QuantizedLinearAdd`, a residual), the kernels add it as they write; the 4-bit kernel's
+//!   rope form (`fast::quantized_linear_rope_cache_write`) rotates each warp's two columns,
+//!   a rope pair, into the queries and the caches, and its norm form (`fast`'s
+//!   `NormPrologue`) RMS-normalises the row first, once a block, into shared memory.
 //! - every other product (more rows, or `W` not transposed): the weights are dequantized to
 //!   the activation dtype and multiplied by cuBLASLt (`kernels/matmul.rs`).
 //! - `quantize`: one thread per group, the CPU's arithmetic step for step (the same codes,
 //!   scales and biases bit for bit).
 
+use super::gemv::{Norm, RopeForm, RopeLaunch};
 use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use super::{contiguous, matmul};
 use crate::compile::{function_for, launch};
@@ -506,7 +510,7 @@ fn qmm(
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(
-            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, out,
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, None, out,
         )
         .map(|o| Some(vec![o]));
     }
@@ -547,9 +551,16 @@ fn qmm(
 
 /// `fast::swiglu_quantized_linear` for a few rows: `silu(x @ W[..I]^T) * (x @ W[I..]^T)` for
 /// `W` `(2I, k)` quantized, each output's gate and up rows read by one warp of the
-/// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
-/// where it does).
-pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
+/// matrix-vector kernel; with `norm`, `x` RMS-normalised in the 4-bit kernel's pass. `None`
+/// where the kernel does not fit (the op makes its node only where it does; a norm's caller
+/// then runs the norm's kernel first).
+pub(crate) fn swiglu(
+    inputs: &[ArrayData],
+    group_size: usize,
+    bits: usize,
+    norm: Option<&Norm>,
+    out: &OutSpec,
+) -> Outs {
     let Some(MatVec {
         ops: [x, q, s, b],
         m,
@@ -558,6 +569,13 @@ pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: 
     }) = matvec_operands(inputs, bits, out.dtype)?
     else {
         return Ok(None);
+    };
+    let norm = match norm {
+        Some(n) => match norm_operand(n, &x, bits, m)? {
+            Some(n) => Some(n),
+            None => return Ok(None),
+        },
+        None => None,
     };
     if !rows.is_multiple_of(2) {
         return Ok(None);
@@ -575,9 +593,31 @@ pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: 
         bits,
         true,
         None,
+        norm,
         out,
     )?;
     Ok(Some(vec![y]))
+}
+
+/// The longest row the 4-bit kernel's norm form takes (its normalised row in shared memory:
+/// 48 KB without asking for more).
+const NORM_MAX_K: usize = 24 * 1024;
+
+/// The 4-bit kernel's norm operand (the weight's pointer and epsilon) for `x`'s `m` rows:
+/// `None` where that kernel does not take the product (one bfloat16 row, 4 bits, a row of at
+/// most [`NORM_MAX_K`]) or the norm's weight (`gemv::norm_operand`).
+fn norm_operand(norm: &Norm, x: &ArrayData, bits: usize, m: usize) -> Result<Option<(u64, f32)>> {
+    let k = x.shape.last().copied().unwrap_or(0);
+    if !takes_qmv4(x.dtype, bits, m, 1) || k > NORM_MAX_K {
+        return Ok(None);
+    }
+    super::gemv::norm_operand(Some(norm), x)
+}
+
+/// Whether [`qmv4_source`]'s kernel takes a product: one bfloat16 row against one 4-bit
+/// matrix (unless `UMX_QMV4_COLS=0`).
+fn takes_qmv4(dtype: Dtype, bits: usize, m: usize, batches: usize) -> bool {
+    qmv4_cols() > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16
 }
 
 /// The operands of a matrix-vector kernel launch ([`matvec_operands`]).
@@ -656,6 +696,7 @@ pub(crate) fn linear_add(
             bits,
             false,
             Some(&c),
+            None,
             out,
         )?;
         return Ok(Some(vec![y]));
@@ -670,6 +711,87 @@ pub(crate) fn linear_add(
     };
     let add = umx_core::primitives::BinaryOp::Add;
     super::binary(&add, &[y[0].clone(), c.clone()], std::slice::from_ref(out))
+}
+
+/// The operands of the 4-bit kernel's rope form ([`rope`]), and its norm operand.
+pub(crate) struct RopeOperands(MatVec, Option<(u64, f32)>);
+
+/// The operands of [`rope`] where it takes the transposed 4-bit product of `inputs` (`x`, the
+/// codes, scales and biases; with `norm`, `x` normalised first): one bfloat16 row of `x`, an
+/// even number of weight rows, the 4-bit kernel not turned off (`UMX_QMV4_COLS=0`); `None`
+/// where it does not.
+pub(crate) fn rope_operands(
+    inputs: &[ArrayData],
+    bits: usize,
+    norm: Option<&Norm>,
+) -> Result<Option<RopeOperands>> {
+    let Some(x) = inputs.first() else {
+        return Ok(None);
+    };
+    let m = x.size().checked_div(x.shape.last().copied().unwrap_or(0));
+    if !takes_qmv4(x.dtype, bits, m.unwrap_or(0), 1) {
+        return Ok(None);
+    }
+    let Some(v) = matvec_operands(inputs, bits, x.dtype)? else {
+        return Ok(None);
+    };
+    let n = match norm {
+        Some(n) => match norm_operand(n, &v.ops[0], bits, v.m)? {
+            Some(n) => Some(n),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    Ok(v.rows.is_multiple_of(2).then_some(RopeOperands(v, n)))
+}
+
+/// `fast::quantized_linear_rope_cache_write` in one pass of the 4-bit kernel's rope form
+/// ([`qmv4_source`]): each warp's two columns are a rope pair of the q/k/v product, rotated
+/// and written as `gemv`'s rope form writes them.
+pub(crate) fn rope(ops: &RopeOperands, group_size: usize, r: &RopeLaunch) -> Result<()> {
+    let RopeOperands(
+        MatVec {
+            ops: [x, q, s, b],
+            rows: n,
+            k,
+            ..
+        },
+        norm,
+    ) = ops;
+    let form = &r.form;
+    let with_norm = norm.is_some();
+    let key = format!(
+        "qmv4-rope|{group_size}|{}|{}|{}|{with_norm}",
+        form.d, form.traditional, form.freqs
+    );
+    let f = function_for(
+        &key,
+        || qmv4_source(group_size, 2, false, Some(form), with_norm),
+        "umx_qmv4",
+    )?;
+    let (nw, eps) = norm.unwrap_or((0, 0.0));
+    let mut args = Args::default();
+    args.push(0u64)
+        .push(input_ptr(x)?)
+        .push(input_ptr(q)?)
+        .push(input_ptr(s)?)
+        .push(input_ptr(b)?)
+        .push(0u64)
+        .push(*n as i64)
+        .push(*k as i64)
+        .push(crate::compile::may_read_early(&[q, s, b]) as i32)
+        .push(nw)
+        .push(eps);
+    r.push(&mut args);
+    let blocks = n.div_ceil(2).div_ceil((THREADS / 32) as usize);
+    let shared = if with_norm { k * 2 } else { 0 } as u32;
+    launch(
+        f,
+        blocks.max(1) as u32,
+        THREADS,
+        shared,
+        &mut args.pointers(),
+    )
 }
 
 /// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 2, or `UMX_QMV4_COLS`
@@ -693,9 +815,27 @@ fn qmv4_cols() -> usize {
 /// of codes becomes two floats without a conversion instruction: the nibbles masked into the
 /// mantissas of two bfloat16 `128 + q` (`0x4300 | q`), which are the halves of a float's bits;
 /// `Σ x (128 + q) - 128 Σ x` is `Σ x q` (float32 keeps ~20 of its 24 bits through that).
-fn qmv4_source(group_size: usize, cols: usize, pair: bool) -> String {
+///
+/// The rope form (`fast`'s quantized `RopeCacheWrite`) takes two columns a warp, a rope pair
+/// (`gemv`'s `COLUMN`), and its lane 0 rounds, rotates and writes them to the queries or the
+/// caches (`umx_rope_write`) in place of the store.
+///
+/// The norm form (`fast`'s `NormPrologue`) RMS-normalises `x`'s row first: the block sums its
+/// squares, then writes each element normalised and weighted, rounded as the norm's kernel
+/// rounds them, into shared memory, from which its warps take the row. (Each lane weighting
+/// and squaring the elements it takes, with every warp redoing the row, lost to the norm's
+/// own kernel: 0.906 against 0.855 ms a 4-bit TinyLlama step on the H200.)
+fn qmv4_source(
+    group_size: usize,
+    cols: usize,
+    pair: bool,
+    rope: Option<&RopeForm>,
+    norm: bool,
+) -> String {
     let dtype = Dtype::Bfloat16;
+    let norm = norm as u8;
     let halves = if pair { 2 } else { 1 };
+    let cols = if rope.is_some() { 2 } else { cols };
     let epilogue = if pair {
         format!(
             "float a0 = acc[0][cc], a1 = acc[1][cc], s; {} float v = s;",
@@ -704,14 +844,52 @@ fn qmv4_source(group_size: usize, cols: usize, pair: bool) -> String {
     } else {
         "float v = acc[0][cc];".to_string()
     };
+    let finish = format!(
+        r#"#pragma unroll
+    for (int cc = 0; cc < COLS; cc++) {{
+      if (col0 + cc >= n) break;
+      {epilogue}
+      if (res) {{ st p = {o}; v = {pv} + {rv}; }}
+      out[col0 + cc] = {o};
+    }}"#,
+        o = store(dtype, "v"),
+        pv = load(dtype, "p", "float"),
+        rv = load(dtype, "res[col0 + cc]", "float"),
+    );
+    let (rope_defs, rope_params, row, finish) = match rope {
+        None => (String::new(), "", "min(col0 + cc, n - 1)", finish),
+        Some(r) => (
+            super::gemv::rope_defs(r, dtype, "quantized_linear_rope_cache_write"),
+            super::gemv::ROPE_PARAMS,
+            "COLUMN(col0 + cc)",
+            "umx_rope_write(ROUND(acc[0][0]), ROUND(acc[0][1]), col0 / 2, 0, 0, q_out, keys, \
+             values, offset, freqs, heads, kv_heads, l, cap, scale, rk, err);"
+                .to_string(),
+        ),
+    };
     format!(
         r#"{HEADER}
 #define GS {group_size}
 #define COLS {cols}
 #define HALVES {halves}
+#define NORM {norm}
 typedef {stype} st;
+{rope_defs}
+UMX_FN void umx_bf16x8(uint4 p, float* f) {{
+  unsigned int u[4] = {{p.x, p.y, p.z, p.w}};
+  #pragma unroll
+  for (int e = 0; e < 4; e++) {{
+    f[2 * e] = __uint_as_float(u[e] << 16);
+    f[2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
+  }}
+}}
+/* Vector j (of 4) of chunk c in shared memory: a chunk's vectors rotated by (c / 2) % 4, so
+   the 8 lanes of a load phase, one chunk each, meet distinct banks. */
+#define XS(c, j) xs[(c) * 4 + ((j) ^ (((c) >> 1) & 3))]
 extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
-    const st* sc, const st* bi, const st* res, long long n, long long k, int early) {{
+    const st* sc, const st* bi, const st* res, long long n, long long k,
+    int early, const st* nw, float eps{rope_params}) {{
+  extern __shared__ uint4 xs[];
   int lane = threadIdx.x & 31;
   long long col0 = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * COLS;
   bool live = col0 < n;
@@ -724,7 +902,7 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
   for (int h = 0; h < HALVES; h++)
     #pragma unroll
     for (int cc = 0; cc < COLS; cc++) {{
-      long long row = h * n + min(col0 + cc, n - 1);
+      long long row = h * n + {row};
       wr[h][cc] = (const uint4*)(q + row * words);
       sr[h][cc] = sc + row * groups;
       br[h][cc] = bi + row * groups;
@@ -746,6 +924,42 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
   }}
   umx_pdl_wait();
   umx_pdl_trigger();
+  if (NORM) {{
+    /* The norm: the row's squares summed by the block, then its elements normalised, rounded,
+       weighted and rounded again (the norm kernel's steps) into shared memory. */
+    __shared__ float red[32];
+    const uint4* xv = (const uint4*)x;
+    const uint4* wv = (const uint4*)nw;
+    long long vecs = k / 8;
+    float ss = 0.f;
+    for (long long i = threadIdx.x; i < vecs; i += blockDim.x) {{
+      float f[8];
+      umx_bf16x8(xv[i], f);
+      #pragma unroll
+      for (int e = 0; e < 8; e++) ss += f[e] * f[e];
+    }}
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if (lane == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    ss = 0.f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) ss += red[w];
+    float inv = 1.0f / sqrtf(ss / (float)k + eps);
+    for (long long i = threadIdx.x; i < vecs; i += blockDim.x) {{
+      float f[8], g[8];
+      umx_bf16x8(xv[i], f);
+      umx_bf16x8(__ldg(&wv[i]), g);
+      unsigned int u[4];
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {{
+        float a = umx_bf2f(umx_f2bf(f[2 * e] * inv));
+        float b = umx_bf2f(umx_f2bf(f[2 * e + 1] * inv));
+        unsigned int lo = umx_f2bf(a * g[2 * e]), hi = umx_f2bf(b * g[2 * e + 1]);
+        u[e] = lo | (hi << 16);
+      }}
+      XS(i / 4, i % 4) = make_uint4(u[0], u[1], u[2], u[3]);
+    }}
+    __syncthreads();
+  }}
   if (!live) return;
   float acc[HALVES][COLS];
   #pragma unroll
@@ -767,15 +981,7 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
     const uint4* xp = (const uint4*)(x + c * 32);
     float xf[32], sx = 0.f;
     #pragma unroll
-    for (int i = 0; i < 4; i++) {{
-      uint4 p = xp[i];
-      unsigned int u[4] = {{p.x, p.y, p.z, p.w}};
-      #pragma unroll
-      for (int e = 0; e < 4; e++) {{
-        xf[8 * i + 2 * e] = __uint_as_float(u[e] << 16);
-        xf[8 * i + 2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
-      }}
-    }}
+    for (int i = 0; i < 4; i++) umx_bf16x8(NORM ? XS(c, i) : xp[i], xf + 8 * i);
     #pragma unroll
     for (int j = 0; j < 32; j++) sx += xf[j];
     #pragma unroll
@@ -805,22 +1011,13 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
       acc[h][cc] = v;
     }}
   if (lane == 0) {{
-    #pragma unroll
-    for (int cc = 0; cc < COLS; cc++) {{
-      if (col0 + cc >= n) break;
-      {epilogue}
-      if (res) {{ st p = {o}; v = {pv} + {rv}; }}
-      out[col0 + cc] = {o};
-    }}
+    {finish}
   }}
 }}
 "#,
         stype = storage_type(dtype).unwrap_or("void"),
         s = load(dtype, "sr[h][cc][g]", "float"),
         b = load(dtype, "br[h][cc][g]", "float"),
-        o = store(dtype, "v"),
-        pv = load(dtype, "p", "float"),
-        rv = load(dtype, "res[col0 + cc]", "float"),
     )
 }
 
@@ -841,9 +1038,16 @@ fn qmv(
     bits: usize,
     pair: bool,
     res: Option<&ArrayData>,
+    norm: Option<(u64, f32)>,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
+    let four = takes_qmv4(dtype, bits, m, batches);
+    if norm.is_some() && !four {
+        return Err(Error::Device(
+            "quantized matrix-vector: only the 4-bit bfloat16 kernel normalises its row".into(),
+        ));
+    }
     let total = numel(&out.shape);
     let (buffer, ptr) = output(total * dtype.size())?;
     let result = ArrayData {
@@ -865,12 +1069,16 @@ fn qmv(
         .push(n as i64)
         .push(k as i64);
     let early = crate::compile::may_read_early(&[q, s, b]) as i32;
-    let cols = qmv4_cols();
-    let (f, blocks) = if cols > 0 && bits == 4 && m == 1 && batches == 1 && dtype == Dtype::Bfloat16
-    {
-        let key = format!("qmv4|{group_size}|{cols}|{pair}");
-        let f = function_for(&key, || qmv4_source(group_size, cols, pair), "umx_qmv4")?;
-        (f, n.div_ceil(cols).div_ceil(per_block))
+    let (f, blocks, shared) = if four {
+        let cols = qmv4_cols();
+        let with_norm = norm.is_some();
+        let key = format!("qmv4|{group_size}|{cols}|{pair}|{with_norm}");
+        let make = || qmv4_source(group_size, cols, pair, None, with_norm);
+        let f = function_for(&key, make, "umx_qmv4")?;
+        let (nw, eps) = norm.unwrap_or((0, 0.0));
+        args.push(early).push(nw).push(eps);
+        let shared = if with_norm { k * 2 } else { 0 };
+        (f, n.div_ceil(cols).div_ceil(per_block), shared)
     } else {
         let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
         let f = function_for(
@@ -878,11 +1086,16 @@ fn qmv(
             || qmv_source(dtype, bits, group_size, m, pair),
             "umx_qmv",
         )?;
-        args.push(batches as i64);
-        (f, (batches * n).div_ceil(per_block))
+        args.push(batches as i64).push(early);
+        (f, (batches * n).div_ceil(per_block), 0)
     };
-    args.push(early);
-    launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())?;
+    launch(
+        f,
+        blocks.max(1) as u32,
+        THREADS,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
     Ok(result)
 }
 
@@ -908,7 +1121,24 @@ mod tests {
                             for pair in [false, true] {
                                 sources.push((
                                     format!("qmv4_{gs}_{cols}_{pair}"),
-                                    qmv4_source(gs, cols, pair),
+                                    qmv4_source(gs, cols, pair, None, false),
+                                ));
+                                sources.push((
+                                    format!("qmv4norm_{gs}_{cols}_{pair}"),
+                                    qmv4_source(gs, cols, pair, None, true),
+                                ));
+                            }
+                        }
+                        for (d, traditional, freqs) in [(64, false, false), (128, true, true)] {
+                            let form = RopeForm {
+                                d,
+                                traditional,
+                                freqs,
+                            };
+                            for norm in [false, true] {
+                                sources.push((
+                                    format!("qmv4rope_{gs}_{d}_{traditional}_{norm}"),
+                                    qmv4_source(gs, 2, false, Some(&form), norm),
                                 ));
                             }
                         }

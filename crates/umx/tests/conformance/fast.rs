@@ -10,7 +10,7 @@ use common::{Layout, kw_bool, kw_f64, kw_i64, kw_str};
 use serde_json::Value;
 use umx::fast::{self, AttentionMask};
 use umx::prelude::*;
-use umx::primitives::{FastOp, Primitive};
+use umx::primitives::{FastOp, Primitive, Projection};
 
 fn vjp_of(
     f: impl Fn(&[Array]) -> Result<Array>,
@@ -479,7 +479,7 @@ fn a_residual_sum_folded_into_a_quantized_product_computes_the_uncompiled_values
 /// function equals the uncompiled one for float32, float16 and bfloat16, few and many output
 /// columns, short and long rows, one and several rows; with a strided norm weight (the
 /// norm's kernel first, then the product) and with the norm's output also returned (no
-/// fold); a quantized SwiGLU after a norm too (not folded); a transposed `x`; and batching
+/// fold); the quantized SwiGLU and q/k/v product after a norm too; a transposed `x`; and batching
 /// and the gradients are the uncompiled function's.
 #[test]
 fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
@@ -595,13 +595,16 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             );
         }
     }
-    // The quantized SwiGLU (4 bits, group size 64; 3 bits, 32), whose norm stays a step.
+    // The quantized SwiGLU (4 bits, group size 64 or 128; 3 bits, 32): folded too (on the GPU
+    // the 4-bit kernel's block normalises one bfloat16 row into shared memory first; a
+    // strided norm weight or other rows, the norm's kernel first).
     let quantized = |a: &[Array]| -> Result<Vec<Array>> {
         let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
-        let (bits, group) = if a[2].shape()[1] * 32 / a[0].shape()[1] == 4 {
-            (4, 64)
-        } else {
-            (3, 32)
+        let k = a[0].shape()[a[0].ndim() - 1];
+        let (bits, group) = match a[2].shape()[1] * 32 / k {
+            4 if k > 2048 => (4, 128),
+            4 => (4, 64),
+            _ => (3, 32),
         };
         Ok(vec![fast::swiglu_quantized_linear(
             &n, &a[2], &a[3], &a[4], group, bits,
@@ -613,7 +616,13 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
         (Dtype::Float16, 4e-3),
         (Dtype::Bfloat16, 3e-2),
     ] {
-        for (rows, i, k, bits, group) in [(1, 700, 2048, 4, 64), (3, 40, 256, 3, 32)] {
+        for (rows, i, k, bits, group) in [
+            (1, 700, 2048, 4, 64),
+            (1, 2816, 2048, 4, 64),
+            (1, 24, 5632, 4, 128),
+            (2, 40, 256, 4, 64),
+            (3, 40, 256, 3, 32),
+        ] {
             let what = format!("rms_norm + swiglu_quantized_linear {dt} rows {rows} K {k}");
             let x = random(&[rows, k], Dtype::Float32, 41).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 42).astype(dt).unwrap();
@@ -625,9 +634,60 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             .astype(dt)
             .unwrap();
             let (wq, sc, bi) = ops::quantize(&w, group, bits).unwrap();
-            let args = [x, g, wq, sc, bi];
+            let args = [x, g, wq.clone(), sc.clone(), bi.clone()];
             let (got, want) = (c_quantized(&args).unwrap(), quantized(&args).unwrap());
             assert_close(&got[0], &want[0], tol, &what);
+            let wide = random(&[2 * k], Dtype::Float32, 44).astype(dt).unwrap();
+            let g = ops::slice(&wide, &[0], &[2 * k as i64], &[2]).unwrap();
+            let args = [args[0].clone(), g, wq, sc, bi];
+            let (got, want) = (c_quantized(&args).unwrap(), quantized(&args).unwrap());
+            assert_close(&got[0], &want[0], tol, &format!("{what}, strided weight"));
+        }
+        // The quantized q/k/v product with its rope and cache writes (4 bits):
+        // (B, L, heads, kv heads, D, K, group size, traditional).
+        for (b, l, h, kh, d, k, group, trad) in [
+            (1, 1, 32, 4, 64, 2048, 64, false),
+            (1, 1, 4, 2, 128, 256, 32, true),
+            (2, 3, 4, 2, 16, 64, 64, false),
+        ] {
+            let what = format!("rms_norm + quantized_linear_rope_cache_write {dt} B {b} L {l}");
+            let rope = move |a: &[Array]| -> Result<Vec<Array>> {
+                let n = fast::rms_norm(&a[0], Some(&a[1]), EPS)?;
+                let (q, k, v) = fast::quantized_linear_rope_cache_write(
+                    &n,
+                    &a[2],
+                    &a[3],
+                    &a[4],
+                    group,
+                    4,
+                    h,
+                    kh,
+                    &a[5],
+                    &a[6],
+                    5,
+                    d,
+                    trad,
+                    Some(1e4),
+                    1.0,
+                    None,
+                )?;
+                Ok(vec![q, k, v])
+            };
+            let compiled = umx::transforms::compile(rope, false);
+            let n = (h + 2 * kh) * d;
+            let x = random(&[b, l, k], Dtype::Float32, 61).astype(dt).unwrap();
+            let g = random(&[k], Dtype::Float32, 62).astype(dt).unwrap();
+            let w = ops::multiply(random(&[n, k], Dtype::Float32, 63), 1.0 / (k as f64).sqrt())
+                .unwrap()
+                .astype(dt)
+                .unwrap();
+            let (wq, sc, bi) = ops::quantize(&w, group, 4).unwrap();
+            let (keys, values) = random_caches([b, kh, 12, d], dt, 64);
+            let args = [x, g, wq, sc, bi, keys, values];
+            let (got, want) = (compiled(&args).unwrap(), rope(&args).unwrap());
+            for (j, part) in ["queries", "keys", "values"].iter().enumerate() {
+                assert_close(&got[j], &want[j], tol, &format!("{what}: {part}"));
+            }
         }
     }
     // A transposed x (a view: the products copy it), and batching the compiled function over
@@ -1434,7 +1494,7 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
         matches!(
             y.primitive(),
             Some(Primitive::Fast(FastOp::RopeCacheWrite {
-                project: true,
+                project: Projection::Linear,
                 ..
             }))
         )
@@ -1578,4 +1638,225 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
             "{what}: {e}"
         );
     }
+}
+
+/// `fast::quantized_linear_rope_cache_write` is one node for a few rows with the composite's
+/// values (`quantized_matmul` rounded to the dtype, then `rope_cache_write`'s composite):
+/// float32, float16, bfloat16; bits 3, 4 and 8, group sizes 32, 64 and 128; one row (on the
+/// GPU in bfloat16 with 4 bits the 4-bit kernel's rope form: a TinyLlama layer's heads,
+/// head dim 128 with neighbours and `freqs`) and several rows and sequences, some features not
+/// rotated (the product, then the rope kernel); more rows than a node takes give the
+/// composite too; gradients are the composite's, rows past the cache are an error, and bad
+/// shapes are errors naming the op.
+#[test]
+fn quantized_linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
+    let is_node = |y: &Array| {
+        matches!(
+            y.primitive(),
+            Some(Primitive::Fast(FastOp::RopeCacheWrite {
+                project: Projection::Quantized { .. },
+                ..
+            }))
+        )
+    };
+    let freqs =
+        Array::from_slice(&(0..64).map(|i| 1.0 + i as f32).collect::<Vec<_>>(), &[64]).unwrap();
+    // (B, L, heads, kv heads, D, dims, K, capacity, offset, traditional, freqs, group, bits)
+    let cases = [
+        (1, 1, 32, 4, 64, 64, 256, 40, 7, false, false, 64, 4),
+        (1, 1, 4, 2, 128, 128, 128, 9, 8, true, true, 32, 4),
+        (1, 1, 8, 2, 64, 64, 512, 16, 15, false, false, 128, 4),
+        (1, 1, 4, 1, 32, 32, 128, 6, 2, false, false, 64, 8),
+        (2, 3, 4, 2, 16, 16, 64, 10, 7, false, false, 32, 4),
+        (1, 1, 6, 3, 32, 16, 96, 9, 8, false, false, 32, 3),
+        (1, 9, 2, 1, 16, 16, 64, 12, 3, false, false, 64, 4),
+    ];
+    for (dt, tol) in [
+        (Dtype::Float32, 1e-4),
+        (Dtype::Float16, 4e-3),
+        (Dtype::Bfloat16, 3e-2),
+    ] {
+        for (i, &(b, l, h, kh, d, dims, k, cap, off, trad, with_freqs, gs, bits)) in
+            cases.iter().enumerate()
+        {
+            let seed = 300 + 10 * i as u64;
+            let n = (h + 2 * kh) * d;
+            let x = random(&[b, l, k], Dtype::Float32, seed).astype(dt).unwrap();
+            let w = ops::multiply(
+                random(&[n, k], Dtype::Float32, seed + 1),
+                1.0 / (k as f64).sqrt(),
+            )
+            .unwrap()
+            .astype(dt)
+            .unwrap();
+            let (wq, sc, bi) = ops::quantize(&w, gs, bits).unwrap();
+            let (keys, values) = random_caches([b, kh, cap, d], dt, seed + 2);
+            let f = with_freqs.then(|| ops::slice(&freqs, &[0], &[dims as i64 / 2], &[]).unwrap());
+            let base = (!with_freqs).then_some(10000.0);
+            let what = format!("quantized_linear_rope_cache_write {dt} case {i}");
+            let (q, nk, nv) = fast::quantized_linear_rope_cache_write(
+                &x,
+                &wq,
+                &sc,
+                &bi,
+                gs,
+                bits,
+                h,
+                kh,
+                &keys,
+                &values,
+                off,
+                dims,
+                trad,
+                base,
+                1.0,
+                f.as_ref(),
+            )
+            .unwrap();
+            assert_eq!(is_node(&q), b * l <= fast::PROJECTION_ROWS, "{what}");
+            let qkv = ops::quantized_matmul(&x, &wq, &sc, &bi, true, gs, bits).unwrap();
+            let (wantq, wantk, wantv) = rope_cache_composite(
+                &qkv,
+                h,
+                kh,
+                &keys,
+                &values,
+                off,
+                dims,
+                trad,
+                base,
+                f.as_ref(),
+            )
+            .unwrap();
+            assert_close(&q, &wantq, tol, &format!("{what}: queries"));
+            assert_close(&nk, &wantk, tol, &format!("{what}: keys"));
+            assert_close(&nv, &wantv, tol, &format!("{what}: values"));
+        }
+    }
+    // Gradients (of x and the caches) through the node are the composite's.
+    let w = random(&[16, 32], Dtype::Float32, 180);
+    let (wq, sc, bi) = ops::quantize(&w, 32, 4).unwrap();
+    let f = |a: &[Array]| {
+        let (q, k, v) = fast::quantized_linear_rope_cache_write(
+            &a[0],
+            &wq,
+            &sc,
+            &bi,
+            32,
+            4,
+            2,
+            1,
+            &a[1],
+            &a[2],
+            2,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )?;
+        Ok(vec![q, k, v])
+    };
+    let composite = |a: &[Array]| {
+        let qkv = ops::quantized_matmul(&a[0], &wq, &sc, &bi, true, 32, 4)?;
+        let (q, k, v) =
+            rope_cache_composite(&qkv, 2, 1, &a[1], &a[2], 2, 4, false, Some(10.0), None)?;
+        Ok(vec![q, k, v])
+    };
+    let primals = [
+        random(&[1, 2, 32], Dtype::Float32, 181),
+        random(&[1, 1, 5, 4], Dtype::Float32, 182),
+        random(&[1, 1, 5, 4], Dtype::Float32, 183),
+    ];
+    let cots = [
+        random(&[1, 2, 2, 4], Dtype::Float32, 184),
+        random(&[1, 1, 5, 4], Dtype::Float32, 185),
+        random(&[1, 1, 5, 4], Dtype::Float32, 186),
+    ];
+    let (_, got) = vjp(f, &primals, &cots).unwrap();
+    let (_, want) = vjp(composite, &primals, &cots).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_close(g, w, 1e-5, "quantized_linear_rope_cache_write vjp");
+    }
+    // Rows past the capacity: an error naming the op, at the latest at the next read (the
+    // 4-bit kernel's rope form in bfloat16 on the GPU, the product then the rope kernel in
+    // float32).
+    for dt in [Dtype::Bfloat16, Dtype::Float32] {
+        let w = random(&[12, 64], Dtype::Float32, 190).astype(dt).unwrap();
+        let (wq, sc, bi) = ops::quantize(&w, 64, 4).unwrap();
+        let x = random(&[1, 1, 64], Dtype::Float32, 191).astype(dt).unwrap();
+        let cache = random(&[1, 1, 4, 4], Dtype::Float32, 192)
+            .astype(dt)
+            .unwrap();
+        let write = |off: i32| {
+            let (b, r) = (Some(10.0), 1.0);
+            fast::quantized_linear_rope_cache_write(
+                &x, &wq, &sc, &bi, 64, 4, 1, 1, &cache, &cache, off, 4, false, b, r, None,
+            )
+        };
+        let e = write(4)
+            .and_then(|(_, k, _)| k.to_vec::<f32>())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rope_cache_write"), "{dt}: {e}");
+        let (_, k, _) = write(3).unwrap();
+        k.to_vec::<f32>().unwrap();
+    }
+    // Bad shapes and weights.
+    let (wq, sc, bi) = ops::quantize(&random(&[12, 64], Dtype::Float32, 193), 64, 4).unwrap();
+    let cache = random(&[1, 1, 4, 4], Dtype::Float32, 194);
+    for (x, w, what) in [
+        (random(&[1, 2, 32], Dtype::Float32, 195), &wq, "(B, L, K)"),
+        (random(&[2, 64], Dtype::Float32, 196), &wq, "(B, L, K)"),
+        (random(&[1, 2, 64], Dtype::Float32, 197), &sc, "uint32"),
+    ] {
+        let e = fast::quantized_linear_rope_cache_write(
+            &x,
+            w,
+            &sc,
+            &bi,
+            64,
+            4,
+            1,
+            1,
+            &cache,
+            &cache,
+            0,
+            4,
+            false,
+            Some(10.0),
+            1.0,
+            None,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("quantized_linear_rope_cache_write") && e.contains(what),
+            "{what}: {e}"
+        );
+    }
+    let (wq, sc, bi) = ops::quantize(&random(&[10, 64], Dtype::Float32, 198), 64, 4).unwrap();
+    let e = fast::quantized_linear_rope_cache_write(
+        &random(&[1, 1, 64], Dtype::Float32, 199),
+        &wq,
+        &sc,
+        &bi,
+        64,
+        4,
+        1,
+        1,
+        &cache,
+        &cache,
+        0,
+        4,
+        false,
+        Some(10.0),
+        1.0,
+        None,
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("features"), "{e}");
 }
