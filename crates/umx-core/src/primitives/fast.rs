@@ -109,8 +109,8 @@ pub enum FastOp {
     CudaKernel(std::sync::Arc<UserKernel>),
     /// `op` on `x` normalised first as [`FastOp::RmsNorm`] with a weight: what `compile`
     /// makes of an RMS norm whose one use is the first input of a matrix-vector op
-    /// ([`FastOp::SwigluLinear`] and its quantized form, [`FastOp::RopeCacheWrite`] with a
-    /// projection, a matrix product as [`FastOp::Linear`]), so a device
+    /// ([`FastOp::SwigluLinear`], [`FastOp::RopeCacheWrite`] with a linear projection, a
+    /// matrix product as [`FastOp::Linear`]), so a device
     /// can normalise in the product's own pass (no kernel, no row in memory, between them).
     /// Inputs: `op`'s, then the norm's weight `(K,)` (of `x`'s dtype).
     NormPrologue { eps: f32, op: Box<FastOp> },
@@ -212,11 +212,6 @@ impl FastOp {
             FastOp::CudaKernel(_) => "cuda_kernel",
             FastOp::NormPrologue { op, .. } => match **op {
                 FastOp::SwigluLinear => "rms_norm_swiglu_linear",
-                FastOp::SwigluQuantizedLinear { .. } => "rms_norm_swiglu_quantized_linear",
-                FastOp::RopeCacheWrite {
-                    project: Projection::Quantized { .. },
-                    ..
-                } => "rms_norm_quantized_linear_rope_cache_write",
                 FastOp::RopeCacheWrite { .. } => "rms_norm_linear_rope_cache_write",
                 FastOp::Linear => "rms_norm_linear",
                 _ => "rms_norm_prologue",

@@ -79,7 +79,7 @@ pub fn eval(op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
             _ => Ok(None),
         },
         FastOp::SwigluQuantizedLinear { group_size, bits } => {
-            super::quantized::swiglu(inputs, group_size, bits, None, out)
+            super::quantized::swiglu(inputs, group_size, bits, out)
         }
         FastOp::QuantizedLinearAdd { group_size, bits } => {
             super::quantized::linear_add(inputs, group_size, bits, out)
@@ -105,8 +105,7 @@ fn quantized(op: &FastOp) -> bool {
 
 /// [`FastOp::NormPrologue`]: in the matrix-vector kernel's pass where it takes the op and the
 /// norm's weight (its lanes sum the row's squares as they take it into the products:
-/// `gemv.rs`'s norm form; the 4-bit kernel's block normalises the row into shared memory
-/// first), else the norm's kernel and then the op.
+/// `gemv.rs`'s norm form), else the norm's kernel and then the op.
 fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec]) -> Outs {
     let (Some((weight, rest)), Some(out)) = (inputs.split_last(), outputs.first()) else {
         return Ok(None);
@@ -120,18 +119,12 @@ fn norm_prologue(eps: f32, op: &FastOp, inputs: &[ArrayData], outputs: &[OutSpec
         }
         (
             FastOp::RopeCacheWrite {
-                project: Projection::Linear | Projection::Quantized { .. },
+                project: Projection::Linear,
                 ..
             },
             _,
         ) => {
             return rope_cache(op, rest, outputs, Some(&norm));
-        }
-        (&FastOp::SwigluQuantizedLinear { group_size, bits }, _) => {
-            let y = super::quantized::swiglu(rest, group_size, bits, Some(&norm), out)?;
-            if y.is_some() {
-                return Ok(y);
-            }
         }
         (FastOp::Linear, [x, w]) => {
             if let Some(y) = super::gemv::linear(x, w, &out.shape, &norm)? {
@@ -197,7 +190,7 @@ fn rope_cache(
         }
         Projection::Quantized { group_size, bits } => {
             let q = Quantized { group_size, bits };
-            quantized_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, q, norm)
+            quantized_rope_cache_write(inputs, outputs, heads, kv_heads, &rotation, q)
         }
     }
 }
@@ -921,9 +914,9 @@ struct Quantized {
     bits: usize,
 }
 
-/// `fast::quantized_linear_rope_cache_write`, with `norm` normalising `x` first: the 4-bit
-/// kernel's rope form where every feature rotates and it takes the operands (one kernel);
-/// else the norm's kernel, the quantized product, then [`rope_cache_write`]'s kernel.
+/// `fast::quantized_linear_rope_cache_write`: the 4-bit kernel's rope form where every
+/// feature rotates and it takes the operands (one kernel); else the quantized product, then
+/// [`rope_cache_write`]'s kernel.
 fn quantized_rope_cache_write(
     inputs: &[ArrayData],
     outputs: &[OutSpec],
@@ -931,7 +924,6 @@ fn quantized_rope_cache_write(
     kv_heads: usize,
     rot: &Rotation,
     Quantized { group_size, bits }: Quantized,
-    norm: Option<&super::gemv::Norm>,
 ) -> Outs {
     let [x, w, _, _, rest @ ..] = inputs else {
         return Ok(None);
@@ -941,18 +933,11 @@ fn quantized_rope_cache_write(
     };
     let (b, l) = (x.shape[0], x.shape[1]);
     if rot.dims == keys.shape[3]
-        && let Some(ops) = super::quantized::rope_operands(&inputs[..4], bits, norm)?
+        && let Some(ops) = super::quantized::rope_operands(&inputs[..4], bits)?
         && let Some((launch, outs)) = rope_launch(rest, outputs, heads, kv_heads, l, rot)?
     {
         super::quantized::rope(&ops, group_size, &launch)?;
         return Ok(Some(outs));
-    }
-    let mut product = inputs[..4].to_vec();
-    if let Some(n) = norm {
-        let Some(mut y) = normalised(std::slice::from_ref(x), n)? else {
-            return Ok(None);
-        };
-        product[0] = y.remove(0);
     }
     let op = umx_core::primitives::QuantOp::QuantizedMatmul {
         transpose: true,
@@ -963,7 +948,7 @@ fn quantized_rope_cache_write(
         shape: vec![b, l, w.shape[0]],
         dtype: x.dtype,
     };
-    let Some(qkv) = super::quantized::eval(&op, &product, &[spec])? else {
+    let Some(qkv) = super::quantized::eval(&op, &inputs[..4], &[spec])? else {
         return Ok(None);
     };
     rope_cache_write(&qkv[0], rest, outputs, heads, kv_heads, rot)

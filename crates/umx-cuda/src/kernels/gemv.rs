@@ -462,7 +462,7 @@ pub(crate) struct Norm<'a> {
 /// The kernel's norm operand for `x`: the weight's pointer and epsilon where the weight is
 /// `x`'s dtype, `K` long, contiguous and 16-byte aligned; `None` without a norm or where it
 /// does not fit (the caller then normalises first).
-pub(crate) fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>> {
+fn norm_operand(norm: Option<&Norm>, x: &ArrayData) -> Result<Option<(u64, f32)>> {
     let Some(n) = norm else { return Ok(None) };
     let w = n.weight;
     let k = *x.shape.last().unwrap_or(&0);

@@ -13,14 +13,13 @@
 //!   codes made floats by integer operations alone. With an addend (`fast`'s
 //!   `QuantizedLinearAdd`, a residual), the kernels add it as they write; the 4-bit kernel's
 //!   rope form (`fast::quantized_linear_rope_cache_write`) rotates each warp's two columns,
-//!   a rope pair, into the queries and the caches, and its norm form (`fast`'s
-//!   `NormPrologue`) RMS-normalises the row first, once a block, into shared memory.
+//!   a rope pair, into the queries and the caches.
 //! - every other product (more rows, or `W` not transposed): the weights are dequantized to
 //!   the activation dtype and multiplied by cuBLASLt (`kernels/matmul.rs`).
 //! - `quantize`: one thread per group, the CPU's arithmetic step for step (the same codes,
 //!   scales and biases bit for bit).
 
-use super::gemv::{Norm, RopeForm, RopeLaunch};
+use super::gemv::{RopeForm, RopeLaunch};
 use super::source::{Args, HEADER, grid_for, load, storage_type, store};
 use super::{contiguous, matmul};
 use crate::compile::{function_for, launch};
@@ -510,7 +509,7 @@ fn qmm(
     };
     if transpose && m <= QMV_MAX_ROWS && k.is_multiple_of(32) {
         return qmv(
-            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, None, out,
+            &x, &q, &s, &b, m, n, k, batches, group_size, bits, false, None, out,
         )
         .map(|o| Some(vec![o]));
     }
@@ -551,16 +550,9 @@ fn qmm(
 
 /// `fast::swiglu_quantized_linear` for a few rows: `silu(x @ W[..I]^T) * (x @ W[I..]^T)` for
 /// `W` `(2I, k)` quantized, each output's gate and up rows read by one warp of the
-/// matrix-vector kernel; with `norm`, `x` RMS-normalised in the 4-bit kernel's pass. `None`
-/// where the kernel does not fit (the op makes its node only where it does; a norm's caller
-/// then runs the norm's kernel first).
-pub(crate) fn swiglu(
-    inputs: &[ArrayData],
-    group_size: usize,
-    bits: usize,
-    norm: Option<&Norm>,
-    out: &OutSpec,
-) -> Outs {
+/// matrix-vector kernel. `None` where the kernel does not fit (the op makes its node only
+/// where it does).
+pub(crate) fn swiglu(inputs: &[ArrayData], group_size: usize, bits: usize, out: &OutSpec) -> Outs {
     let Some(MatVec {
         ops: [x, q, s, b],
         m,
@@ -569,13 +561,6 @@ pub(crate) fn swiglu(
     }) = matvec_operands(inputs, bits, out.dtype)?
     else {
         return Ok(None);
-    };
-    let norm = match norm {
-        Some(n) => match norm_operand(n, &x, bits, m)? {
-            Some(n) => Some(n),
-            None => return Ok(None),
-        },
-        None => None,
     };
     if !rows.is_multiple_of(2) {
         return Ok(None);
@@ -593,25 +578,9 @@ pub(crate) fn swiglu(
         bits,
         true,
         None,
-        norm,
         out,
     )?;
     Ok(Some(vec![y]))
-}
-
-/// The longest row the 4-bit kernel's norm form takes (its normalised row in shared memory:
-/// 48 KB without asking for more).
-const NORM_MAX_K: usize = 24 * 1024;
-
-/// The 4-bit kernel's norm operand (the weight's pointer and epsilon) for `x`'s `m` rows:
-/// `None` where that kernel does not take the product (one bfloat16 row, 4 bits, a row of at
-/// most [`NORM_MAX_K`]) or the norm's weight (`gemv::norm_operand`).
-fn norm_operand(norm: &Norm, x: &ArrayData, bits: usize, m: usize) -> Result<Option<(u64, f32)>> {
-    let k = x.shape.last().copied().unwrap_or(0);
-    if !takes_qmv4(x.dtype, bits, m, 1) || k > NORM_MAX_K {
-        return Ok(None);
-    }
-    super::gemv::norm_operand(Some(norm), x)
 }
 
 /// Whether [`qmv4_source`]'s kernel takes a product: one bfloat16 row against one 4-bit
@@ -696,7 +665,6 @@ pub(crate) fn linear_add(
             bits,
             false,
             Some(&c),
-            None,
             out,
         )?;
         return Ok(Some(vec![y]));
@@ -713,18 +681,13 @@ pub(crate) fn linear_add(
     super::binary(&add, &[y[0].clone(), c.clone()], std::slice::from_ref(out))
 }
 
-/// The operands of the 4-bit kernel's rope form ([`rope`]), and its norm operand.
-pub(crate) struct RopeOperands(MatVec, Option<(u64, f32)>);
+/// The operands of the 4-bit kernel's rope form ([`rope`]).
+pub(crate) struct RopeOperands(MatVec);
 
 /// The operands of [`rope`] where it takes the transposed 4-bit product of `inputs` (`x`, the
-/// codes, scales and biases; with `norm`, `x` normalised first): one bfloat16 row of `x`, an
-/// even number of weight rows, the 4-bit kernel not turned off (`UMX_QMV4_COLS=0`); `None`
-/// where it does not.
-pub(crate) fn rope_operands(
-    inputs: &[ArrayData],
-    bits: usize,
-    norm: Option<&Norm>,
-) -> Result<Option<RopeOperands>> {
+/// codes, scales and biases): one bfloat16 row of `x`, an even number of weight rows, the
+/// 4-bit kernel not turned off (`UMX_QMV4_COLS=0`); `None` where it does not.
+pub(crate) fn rope_operands(inputs: &[ArrayData], bits: usize) -> Result<Option<RopeOperands>> {
     let Some(x) = inputs.first() else {
         return Ok(None);
     };
@@ -735,41 +698,30 @@ pub(crate) fn rope_operands(
     let Some(v) = matvec_operands(inputs, bits, x.dtype)? else {
         return Ok(None);
     };
-    let n = match norm {
-        Some(n) => match norm_operand(n, &v.ops[0], bits, v.m)? {
-            Some(n) => Some(n),
-            None => return Ok(None),
-        },
-        None => None,
-    };
-    Ok(v.rows.is_multiple_of(2).then_some(RopeOperands(v, n)))
+    Ok(v.rows.is_multiple_of(2).then_some(RopeOperands(v)))
 }
 
 /// `fast::quantized_linear_rope_cache_write` in one pass of the 4-bit kernel's rope form
 /// ([`qmv4_source`]): each warp's two columns are a rope pair of the q/k/v product, rotated
 /// and written as `gemv`'s rope form writes them.
 pub(crate) fn rope(ops: &RopeOperands, group_size: usize, r: &RopeLaunch) -> Result<()> {
-    let RopeOperands(
-        MatVec {
-            ops: [x, q, s, b],
-            rows: n,
-            k,
-            ..
-        },
-        norm,
-    ) = ops;
+    let RopeOperands(MatVec {
+        ops: [x, q, s, b],
+        rows: n,
+        k,
+        ..
+    }) = ops;
     let form = &r.form;
-    let with_norm = norm.is_some();
+    let split = qmv4_split(n / 2, *k);
     let key = format!(
-        "qmv4-rope|{group_size}|{}|{}|{}|{with_norm}",
+        "qmv4-rope|{group_size}|{split}|{}|{}|{}",
         form.d, form.traditional, form.freqs
     );
     let f = function_for(
         &key,
-        || qmv4_source(group_size, 2, false, Some(form), with_norm),
+        || qmv4_source(group_size, 2, split, false, Some(form)),
         "umx_qmv4",
     )?;
-    let (nw, eps) = norm.unwrap_or((0, 0.0));
     let mut args = Args::default();
     args.push(0u64)
         .push(input_ptr(x)?)
@@ -779,19 +731,10 @@ pub(crate) fn rope(ops: &RopeOperands, group_size: usize, r: &RopeLaunch) -> Res
         .push(0u64)
         .push(*n as i64)
         .push(*k as i64)
-        .push(crate::compile::may_read_early(&[q, s, b]) as i32)
-        .push(nw)
-        .push(eps);
+        .push(crate::compile::may_read_early(&[q, s, b]) as i32);
     r.push(&mut args);
-    let blocks = n.div_ceil(2).div_ceil((THREADS / 32) as usize);
-    let shared = if with_norm { k * 2 } else { 0 } as u32;
-    launch(
-        f,
-        blocks.max(1) as u32,
-        THREADS,
-        shared,
-        &mut args.pointers(),
-    )
+    let blocks = n.div_ceil(2).div_ceil(THREADS as usize / 32 / split);
+    launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())
 }
 
 /// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 2, or `UMX_QMV4_COLS`
@@ -809,6 +752,28 @@ fn qmv4_cols() -> usize {
     })
 }
 
+/// Warps of the 4-bit kernel ([`qmv4_source`]) that share `groups` groups of output columns
+/// of rows of `k`: `UMX_QMV4_SPLIT` (1, 2, 4 or 8), or by default as many as keep every lane
+/// a chunk of the row while the warps stay within 32 an SM.
+fn qmv4_split(groups: usize, k: usize) -> usize {
+    static SPLIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let forced = *SPLIT.get_or_init(|| {
+        std::env::var("UMX_QMV4_SPLIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|s: &usize| [1, 2, 4, 8].contains(s))
+    });
+    if let Some(s) = forced {
+        return s;
+    }
+    let warps = gpu().map_or(4224, |g| g.sm_count as usize * 32);
+    let mut split = 1;
+    while split < 8 && k / 32 >= 64 * split && groups * 2 * split <= warps {
+        split *= 2;
+    }
+    split
+}
+
 /// The 4-bit matrix-vector kernel for one bfloat16 row of `x` (a decoding step; see
 /// [`qmv4_cols`]): a warp takes `cols` output columns (with `pair`, their gate and up
 /// rows too), so each lane converts its chunk of `x` and sums it once for all of them. A pair
@@ -819,21 +784,14 @@ fn qmv4_cols() -> usize {
 /// The rope form (`fast`'s quantized `RopeCacheWrite`) takes two columns a warp, a rope pair
 /// (`gemv`'s `COLUMN`), and its lane 0 rounds, rotates and writes them to the queries or the
 /// caches (`umx_rope_write`) in place of the store.
-///
-/// The norm form (`fast`'s `NormPrologue`) RMS-normalises `x`'s row first: the block sums its
-/// squares, then writes each element normalised and weighted, rounded as the norm's kernel
-/// rounds them, into shared memory, from which its warps take the row. (Each lane weighting
-/// and squaring the elements it takes, with every warp redoing the row, lost to the norm's
-/// own kernel: 0.906 against 0.855 ms a 4-bit TinyLlama step on the H200.)
 fn qmv4_source(
     group_size: usize,
     cols: usize,
+    split: usize,
     pair: bool,
     rope: Option<&RopeForm>,
-    norm: bool,
 ) -> String {
     let dtype = Dtype::Bfloat16;
-    let norm = norm as u8;
     let halves = if pair { 2 } else { 1 };
     let cols = if rope.is_some() { 2 } else { cols };
     let epilogue = if pair {
@@ -872,7 +830,7 @@ fn qmv4_source(
 #define GS {group_size}
 #define COLS {cols}
 #define HALVES {halves}
-#define NORM {norm}
+#define SPLIT {split}
 typedef {stype} st;
 {rope_defs}
 UMX_FN void umx_bf16x8(uint4 p, float* f) {{
@@ -883,17 +841,16 @@ UMX_FN void umx_bf16x8(uint4 p, float* f) {{
     f[2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
   }}
 }}
-/* Vector j (of 4) of chunk c in shared memory: a chunk's vectors rotated by (c / 2) % 4, so
-   the 8 lanes of a load phase, one chunk each, meet distinct banks. */
-#define XS(c, j) xs[(c) * 4 + ((j) ^ (((c) >> 1) & 3))]
 extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
     const st* sc, const st* bi, const st* res, long long n, long long k,
-    int early, const st* nw, float eps{rope_params}) {{
-  extern __shared__ uint4 xs[];
-  int lane = threadIdx.x & 31;
-  long long col0 = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * COLS;
+    int early{rope_params}) {{
+  /* SPLIT warps of a block share a group of columns, each over every SPLIT-th chunk of
+     the row; their sums meet in shared memory. */
+  int lane = threadIdx.x & 31, wb = threadIdx.x >> 5;
+  int group = wb / SPLIT, share = wb % SPLIT;
+  long long col0 = ((long long)blockIdx.x * ((blockDim.x >> 5) / SPLIT) + group) * COLS;
   bool live = col0 < n;
-  long long words = k / 8, groups = k / GS, chunks = k / 32;
+  long long words = k / 8, groups = k / GS, chunks = k / 32, c1 = share * 32 + lane;
   /* The weight rows of the warp's columns (past the last column, the last one's again). */
   const uint4* wr[HALVES][COLS];
   const st* sr[HALVES][COLS];
@@ -907,66 +864,30 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
       sr[h][cc] = sc + row * groups;
       br[h][cc] = bi + row * groups;
     }}
-  /* A lane takes chunks lane, lane + 32, ... (32 codes: 16 bytes a row); with `early`, its
+  /* A lane takes chunks c1, c1 + 32 SPLIT, ... (32 codes: 16 bytes a row); with `early`, its
      first chunk's codes, scales and biases load before the wait for the kernel before. */
   uint4 wq[HALVES][COLS];
   float sq[HALVES][COLS], bq[HALVES][COLS];
-  bool have = early && live && lane < chunks;
+  bool have = early && live && c1 < chunks;
   if (have) {{
-    long long g = (long long)lane * 32 / GS;
+    long long g = c1 * 32 / GS;
     #pragma unroll
     for (int h = 0; h < HALVES; h++)
       #pragma unroll
       for (int cc = 0; cc < COLS; cc++) {{
-        wq[h][cc] = __ldg(&wr[h][cc][lane]);
+        wq[h][cc] = __ldg(&wr[h][cc][c1]);
         sq[h][cc] = {s}; bq[h][cc] = {b};
       }}
   }}
   umx_pdl_wait();
   umx_pdl_trigger();
-  if (NORM) {{
-    /* The norm: the row's squares summed by the block, then its elements normalised, rounded,
-       weighted and rounded again (the norm kernel's steps) into shared memory. */
-    __shared__ float red[32];
-    const uint4* xv = (const uint4*)x;
-    const uint4* wv = (const uint4*)nw;
-    long long vecs = k / 8;
-    float ss = 0.f;
-    for (long long i = threadIdx.x; i < vecs; i += blockDim.x) {{
-      float f[8];
-      umx_bf16x8(xv[i], f);
-      #pragma unroll
-      for (int e = 0; e < 8; e++) ss += f[e] * f[e];
-    }}
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    if (lane == 0) red[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    ss = 0.f;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) ss += red[w];
-    float inv = 1.0f / sqrtf(ss / (float)k + eps);
-    for (long long i = threadIdx.x; i < vecs; i += blockDim.x) {{
-      float f[8], g[8];
-      umx_bf16x8(xv[i], f);
-      umx_bf16x8(__ldg(&wv[i]), g);
-      unsigned int u[4];
-      #pragma unroll
-      for (int e = 0; e < 4; e++) {{
-        float a = umx_bf2f(umx_f2bf(f[2 * e] * inv));
-        float b = umx_bf2f(umx_f2bf(f[2 * e + 1] * inv));
-        unsigned int lo = umx_f2bf(a * g[2 * e]), hi = umx_f2bf(b * g[2 * e + 1]);
-        u[e] = lo | (hi << 16);
-      }}
-      XS(i / 4, i % 4) = make_uint4(u[0], u[1], u[2], u[3]);
-    }}
-    __syncthreads();
-  }}
-  if (!live) return;
+  if (!live && SPLIT == 1) return;
   float acc[HALVES][COLS];
   #pragma unroll
   for (int h = 0; h < HALVES; h++)
     #pragma unroll
     for (int cc = 0; cc < COLS; cc++) acc[h][cc] = 0.f;
-  for (long long c = lane; c < chunks; c += 32) {{
+  for (long long c = c1; live && c < chunks; c += 32 * SPLIT) {{
     if (!have) {{
       long long g = c * 32 / GS;
       #pragma unroll
@@ -981,7 +902,7 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
     const uint4* xp = (const uint4*)(x + c * 32);
     float xf[32], sx = 0.f;
     #pragma unroll
-    for (int i = 0; i < 4; i++) umx_bf16x8(NORM ? XS(c, i) : xp[i], xf + 8 * i);
+    for (int i = 0; i < 4; i++) umx_bf16x8(xp[i], xf + 8 * i);
     #pragma unroll
     for (int j = 0; j < 32; j++) sx += xf[j];
     #pragma unroll
@@ -1010,6 +931,25 @@ extern "C" __global__ void umx_qmv4(st* out, const st* x, const unsigned int* q,
       for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
       acc[h][cc] = v;
     }}
+  if (SPLIT > 1) {{
+    __shared__ float part[32][HALVES][COLS];
+    if (lane == 0) {{
+      #pragma unroll
+      for (int h = 0; h < HALVES; h++)
+        #pragma unroll
+        for (int cc = 0; cc < COLS; cc++) part[wb][h][cc] = acc[h][cc];
+    }}
+    __syncthreads();
+    if (share != 0 || !live) return;
+    #pragma unroll
+    for (int h = 0; h < HALVES; h++)
+      #pragma unroll
+      for (int cc = 0; cc < COLS; cc++) {{
+        float t = 0.f;
+        for (int i = 0; i < SPLIT; i++) t += part[group * SPLIT + i][h][cc];
+        acc[h][cc] = t;
+      }}
+  }}
   if (lane == 0) {{
     {finish}
   }}
@@ -1038,16 +978,9 @@ fn qmv(
     bits: usize,
     pair: bool,
     res: Option<&ArrayData>,
-    norm: Option<(u64, f32)>,
     out: &OutSpec,
 ) -> Result<ArrayData> {
     let dtype = out.dtype;
-    let four = takes_qmv4(dtype, bits, m, batches);
-    if norm.is_some() && !four {
-        return Err(Error::Device(
-            "quantized matrix-vector: only the 4-bit bfloat16 kernel normalises its row".into(),
-        ));
-    }
     let total = numel(&out.shape);
     let (buffer, ptr) = output(total * dtype.size())?;
     let result = ArrayData {
@@ -1069,16 +1002,14 @@ fn qmv(
         .push(n as i64)
         .push(k as i64);
     let early = crate::compile::may_read_early(&[q, s, b]) as i32;
-    let (f, blocks, shared) = if four {
+    let (f, blocks) = if takes_qmv4(dtype, bits, m, batches) {
         let cols = qmv4_cols();
-        let with_norm = norm.is_some();
-        let key = format!("qmv4|{group_size}|{cols}|{pair}|{with_norm}");
-        let make = || qmv4_source(group_size, cols, pair, None, with_norm);
+        let split = qmv4_split(n.div_ceil(cols), k);
+        let key = format!("qmv4|{group_size}|{cols}|{split}|{pair}");
+        let make = || qmv4_source(group_size, cols, split, pair, None);
         let f = function_for(&key, make, "umx_qmv4")?;
-        let (nw, eps) = norm.unwrap_or((0, 0.0));
-        args.push(early).push(nw).push(eps);
-        let shared = if with_norm { k * 2 } else { 0 };
-        (f, n.div_ceil(cols).div_ceil(per_block), shared)
+        args.push(early);
+        (f, n.div_ceil(cols).div_ceil(per_block / split))
     } else {
         let key = format!("qmv|{dtype:?}|{bits}|{group_size}|{m}|{pair}");
         let f = function_for(
@@ -1087,15 +1018,9 @@ fn qmv(
             "umx_qmv",
         )?;
         args.push(batches as i64).push(early);
-        (f, (batches * n).div_ceil(per_block), 0)
+        (f, (batches * n).div_ceil(per_block))
     };
-    launch(
-        f,
-        blocks.max(1) as u32,
-        THREADS,
-        shared as u32,
-        &mut args.pointers(),
-    )?;
+    launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())?;
     Ok(result)
 }
 
@@ -1121,11 +1046,11 @@ mod tests {
                             for pair in [false, true] {
                                 sources.push((
                                     format!("qmv4_{gs}_{cols}_{pair}"),
-                                    qmv4_source(gs, cols, pair, None, false),
+                                    qmv4_source(gs, cols, 1, pair, None),
                                 ));
                                 sources.push((
-                                    format!("qmv4norm_{gs}_{cols}_{pair}"),
-                                    qmv4_source(gs, cols, pair, None, true),
+                                    format!("qmv4split_{gs}_{cols}_{pair}"),
+                                    qmv4_source(gs, cols, 4, pair, None),
                                 ));
                             }
                         }
@@ -1135,12 +1060,10 @@ mod tests {
                                 traditional,
                                 freqs,
                             };
-                            for norm in [false, true] {
-                                sources.push((
-                                    format!("qmv4rope_{gs}_{d}_{traditional}_{norm}"),
-                                    qmv4_source(gs, 2, false, Some(&form), norm),
-                                ));
-                            }
+                            sources.push((
+                                format!("qmv4rope_{gs}_{d}_{traditional}"),
+                                qmv4_source(gs, 2, 2, false, Some(&form)),
+                            ));
                         }
                     }
                     for rows in [1, 8] {
