@@ -7,11 +7,11 @@
 //!   row of `x`; each lane takes chunks of 32 codes of the weight row (`bits` words, read with
 //!   16-byte loads for 4 and 8 bits, 8-byte loads for 2 and 6), decodes them into registers
 //!   and accumulates `s * Σ x q + b * Σ x` in float32; the warp then sums its lanes. One
-//!   bfloat16 row against 4-bit weights takes [`qmv4_source`]'s kernel: two output columns a
+//!   bfloat16 row against 4-bit weights takes [`qmv4_source`]'s kernel: four output columns a
 //!   warp, sharing `x`, with the codes made floats by integer operations alone, and a row
 //!   split over several warps where the columns are few ([`qmv4_split`]). The weights are
 //!   read once, yet a 4-bit decoding step gains far less than the bytes it saves (TinyLlama
-//!   on an H200: 0.740 ms against bfloat16's 0.822): its time is its kernels' latency, not
+//!   on an H200: 0.719 ms against bfloat16's 0.811): its time is its kernels' latency, not
 //!   their bytes. With an addend (`fast`'s
 //!   `QuantizedLinearAdd`, a residual), the kernels add it as they write; the 4-bit kernel's
 //!   rope form (`fast::quantized_linear_rope_cache_write`) rotates each warp's two columns,
@@ -739,10 +739,12 @@ pub(crate) fn rope(ops: &RopeOperands, group_size: usize, r: &RopeLaunch) -> Res
     launch(f, blocks.max(1) as u32, THREADS, 0, &mut args.pointers())
 }
 
-/// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 2, or `UMX_QMV4_COLS`
-/// (1 to 8; 0 keeps [`qmv_source`]'s kernel). A TinyLlama 4-bit decoding step on an H200
-/// (one warp a group then, no residual or rope forms): 0.914 ms with [`qmv_source`]'s
-/// kernel, 0.951 / 0.894 / 1.005 / 1.157 with 1 / 2 / 4 / 8 columns a warp.
+/// Output columns a warp of the 4-bit kernel takes ([`qmv4_source`]): 4, or `UMX_QMV4_COLS`
+/// (1 to 8; 0 keeps [`qmv_source`]'s kernel; the rope form always takes 2, a rope pair). A
+/// TinyLlama 4-bit decoding step on an H200 with rows split over warps ([`qmv4_split`]): 0.761
+/// / 0.741 / **0.719** / 0.925 ms with 1 / 2 / 4 / 8 columns a warp. Before the split (one
+/// warp a group, no residual or rope forms): 0.914 ms with [`qmv_source`]'s kernel, 0.951 /
+/// 0.894 / 1.005 / 1.157 with 1 / 2 / 4 / 8 columns: four columns made too few warps then.
 fn qmv4_cols() -> usize {
     static COLS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COLS.get_or_init(|| {
@@ -750,17 +752,20 @@ fn qmv4_cols() -> usize {
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|c| (0..=8).contains(c))
-            .unwrap_or(2)
+            .unwrap_or(4)
     })
 }
 
 /// Warps of the 4-bit kernel ([`qmv4_source`]) that share `groups` groups of output columns
 /// of rows of `k`: `UMX_QMV4_SPLIT` (1, 2, 4 or 8), or by default as many as keep every lane
 /// a chunk of the row while the warps stay within 32 an SM. A TinyLlama 4-bit decoding step
-/// on an H200 (its o and down products 1024 warps of one row each, 8 an SM, with one warp a
-/// group): 0.820 ms with one warp a group, 0.752 with two for every product, 0.975 with four
-/// (half of the lanes idle on rows of 2048), **0.740** so (two for the o and q/k/v products,
-/// four for the down product's rows of 5632, one for the SwiGLU's 2816 groups).
+/// on an H200, two columns a warp (its o and down products 1024 warps of one row each, 8 an
+/// SM, with one warp a group): 0.820 ms with one warp a group, 0.752 with two for every
+/// product, 0.975 with four (half of the lanes idle on rows of 2048), 0.740 so (two for the o
+/// and q/k/v products, four for the down product's rows of 5632, one for the SwiGLU's 2816
+/// groups); aiming at 16 warps an SM 0.769, at 64 0.757. With four columns a warp (the
+/// default now): 0.719 so, at 64 warps 0.719, at 16 0.821; two warps a group for every
+/// product 0.764, four 0.872.
 fn qmv4_split(groups: usize, k: usize) -> usize {
     static SPLIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     let forced = *SPLIT.get_or_init(|| {
@@ -772,7 +777,7 @@ fn qmv4_split(groups: usize, k: usize) -> usize {
     if let Some(s) = forced {
         return s;
     }
-    let warps = gpu().map_or(4224, |g| g.sm_count as usize * 32);
+    let warps = gpu().map_or(132 * 32, |g| g.sm_count as usize * 32);
     let mut split = 1;
     while split < 8 && k / 32 >= 64 * split && groups * 2 * split <= warps {
         split *= 2;
