@@ -7,9 +7,9 @@
 //!   row of `x`; each lane takes chunks of 32 codes of the weight row (`bits` words, read with
 //!   16-byte loads for 4 and 8 bits, 8-byte loads for 2 and 6), decodes them into registers
 //!   and accumulates `s * Σ x q + b * Σ x` in float32; the warp then sums its lanes. One
-//!   bfloat16 row against 4-bit weights takes [`qmv4_source`]'s kernel: four output columns a
+//!   bfloat16 row against 4-bit weights takes `qmv4_source`'s kernel: four output columns a
 //!   warp, sharing `x`, with the codes made floats by integer operations alone, and a row
-//!   split over several warps where the columns are few ([`qmv4_split`]). The weights are
+//!   split over several warps where the columns are few (`qmv4_split`). The weights are
 //!   read once, yet a 4-bit decoding step gains far less than the bytes it saves (TinyLlama
 //!   on an H200: 0.719 ms against bfloat16's 0.811): its time is its kernels' latency, not
 //!   their bytes. With an addend (`fast`'s
