@@ -1119,19 +1119,27 @@ mod tests {
     use super::*;
     use crate::ops;
 
+    /// A float32 array of `shape` whose elements step through -0.5, -0.25, ..., 1.0 from
+    /// `seed` on.
+    fn ramp(shape: &[usize], seed: usize) -> Array {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i + seed) % 7) as f32 * 0.25 - 0.5)
+            .collect();
+        Array::from_slice(&v, shape).unwrap()
+    }
+
+    /// The program `f` traces on `args`, described a step a line.
+    fn describe_of(f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]) -> String {
+        describe(&trace(f, args).unwrap())
+    }
+
     /// An RMS norm whose one use is `swiglu_linear`'s or `linear_rope_cache_write`'s input
     /// folds into that op (`rms_norm_...`, the norm's step gone); a norm used twice, or one
     /// whose weight promotes the dtype, stays a step of its own.
     #[test]
     fn an_rms_norm_folds_into_the_product_it_feeds() {
-        let arr = |shape: &[usize], dt: Dtype| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
-            Array::from_slice(&v, shape).unwrap().astype(dt).unwrap()
-        };
-        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
-            describe(&trace(f, args).unwrap())
-        };
+        let arr = |shape: &[usize], dt: Dtype| ramp(shape, 0).astype(dt).unwrap();
         let swiglu = |a: &[Array]| -> Result<Vec<Array>> {
             let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
             Ok(vec![crate::fast::swiglu_linear(&n, &a[2])?])
@@ -1235,14 +1243,7 @@ mod tests {
     /// and cache writes stays a step of its own (see [`norm_prologues`]).
     #[test]
     fn an_rms_norm_stays_apart_from_the_quantized_products_it_feeds() {
-        let arr = |shape: &[usize]| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
-            Array::from_slice(&v, shape).unwrap()
-        };
-        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
-            describe(&trace(f, args).unwrap())
-        };
+        let arr = |shape: &[usize]| ramp(shape, 0);
         let (wq, s, b) = ops::quantize(&arr(&[32, 64]), 32, 4).unwrap();
         let swiglu = |a: &[Array]| -> Result<Vec<Array>> {
             let n = crate::fast::rms_norm(&a[0], Some(&a[1]), 1e-5)?;
@@ -1291,17 +1292,8 @@ mod tests {
     /// broadcasts, or many rows stay as they were.
     #[test]
     fn a_residual_sum_folds_into_its_quantized_product() {
-        let arr = |shape: &[usize], seed: usize| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n)
-                .map(|i| ((i + seed) % 7) as f32 * 0.25 - 0.5)
-                .collect();
-            Array::from_slice(&v, shape).unwrap()
-        };
+        let arr = ramp;
         let (wq, s, b) = ops::quantize(&arr(&[8, 64], 1), 32, 4).unwrap();
-        let describe_of = |f: &dyn Fn(&[Array]) -> Result<Vec<Array>>, args: &[Array]| {
-            describe(&trace(f, args).unwrap())
-        };
         let (w1, s1, b1) = (wq.clone(), s.clone(), b.clone());
         let residual = move |a: &[Array]| -> Result<Vec<Array>> {
             let y = ops::quantized_matmul(&a[0], &w1, &s1, &b1, true, 32, 4)?;

@@ -728,32 +728,19 @@ fn rope_cache_write(
     kv_heads: usize,
     rot: &Rotation,
 ) -> Outs {
-    // The offset, the caches, `freqs`: borrowed, so that caches this op holds the last
-    // handles to are written in place (see `writable_copy`).
-    let [offset, keys, values, rest @ ..] = rest else {
+    let Some(qkv) = row_major(qkv)? else {
         return Ok(None);
     };
-    let (Some(qkv), Some(offset)) = (row_major(qkv)?, row_major(offset)?) else {
+    let Some(CacheWrite {
+        offset,
+        freqs,
+        q: (q, qp),
+        keys: (keys, kp),
+        values: (values, vp),
+    }) = cache_write(rest, outputs, rot)?
+    else {
         return Ok(None);
     };
-    let freqs = match (rot.freqs, rest.first()) {
-        (true, Some(f)) => match row_major(f)? {
-            Some(f) => Some(f),
-            None => return Ok(None),
-        },
-        (true, None) => return Ok(None),
-        (false, _) => None,
-    };
-    let Some(q_spec) = outputs.first() else {
-        return Ok(None);
-    };
-    let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
-        return Ok(None);
-    };
-    let Some((values, vp)) = super::indexing::writable_copy(values)? else {
-        return Ok(None);
-    };
-    let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
     let (b, l) = (qkv.shape[0], qkv.shape[1]);
     let (capacity, d) = (keys.shape[2], keys.shape[3]);
     let work = b * l * (heads + 2 * kv_heads) * d;
@@ -802,18 +789,27 @@ fn rope_cache_write(
     Ok(Some(vec![q, keys, values]))
 }
 
-/// The outputs of a projecting rope form's launch for `rest` (the offset, the caches, then
-/// `freqs` when the rotation has them) and `l` positions: fresh queries and the caches made
-/// writable (copies where they are not their buffers' last handles), with the launch that
-/// writes them. `None` where the operands do not fit a launch.
-fn rope_launch(
+/// The operands a rope and cache write takes besides `qkv` (or its product's inputs), and
+/// its outputs, each with its device pointer.
+struct CacheWrite {
+    /// The int32 offset and the float32 `freqs` (where the rotation has them), row-major.
+    offset: ArrayData,
+    freqs: Option<ArrayData>,
+    /// Fresh queries, and the caches made writable: updated in place where the op holds
+    /// their buffers' last handles (`rest` is borrowed for that: see `writable_copy`), else
+    /// copies.
+    q: (ArrayData, u64),
+    keys: (ArrayData, u64),
+    values: (ArrayData, u64),
+}
+
+/// [`CacheWrite`] of `rest` (the offset, the caches, then `freqs` when the rotation has
+/// them); `None` where a kernel does not take them.
+fn cache_write(
     rest: &[ArrayData],
     outputs: &[OutSpec],
-    heads: usize,
-    kv_heads: usize,
-    l: usize,
     rot: &Rotation,
-) -> Result<Option<(super::gemv::RopeLaunch, Vec<ArrayData>)>> {
+) -> Result<Option<CacheWrite>> {
     let ([offset, keys, values, ..], Some(q_spec)) = (rest, outputs.first()) else {
         return Ok(None);
     };
@@ -828,13 +824,42 @@ fn rope_launch(
         (true, None) => return Ok(None),
         (false, _) => None,
     };
-    let Some((keys, kp)) = super::indexing::writable_copy(keys)? else {
+    let Some(keys) = super::indexing::writable_copy(keys)? else {
         return Ok(None);
     };
-    let Some((values, vp)) = super::indexing::writable_copy(values)? else {
+    let Some(values) = super::indexing::writable_copy(values)? else {
         return Ok(None);
     };
-    let (q, qp) = fresh(&q_spec.shape, q_spec.dtype)?;
+    Ok(Some(CacheWrite {
+        offset,
+        freqs,
+        q: fresh(&q_spec.shape, q_spec.dtype)?,
+        keys,
+        values,
+    }))
+}
+
+/// The launch of a projecting rope form for `rest` (as [`cache_write`] takes it) and `l`
+/// positions, and the outputs it writes (queries, keys, values). `None` where the operands do
+/// not fit a launch.
+fn rope_launch(
+    rest: &[ArrayData],
+    outputs: &[OutSpec],
+    heads: usize,
+    kv_heads: usize,
+    l: usize,
+    rot: &Rotation,
+) -> Result<Option<(super::gemv::RopeLaunch, Vec<ArrayData>)>> {
+    let Some(CacheWrite {
+        offset,
+        freqs,
+        q: (q, qp),
+        keys: (keys, kp),
+        values: (values, vp),
+    }) = cache_write(rest, outputs, rot)?
+    else {
+        return Ok(None);
+    };
     let (capacity, d) = (keys.shape[2], keys.shape[3]);
     let launch = super::gemv::RopeLaunch {
         form: super::gemv::RopeForm {

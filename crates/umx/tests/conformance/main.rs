@@ -23,6 +23,7 @@ mod ops_sort;
 mod ops_unary;
 mod ops_views;
 mod quantized;
+mod rope_cache;
 mod transforms;
 mod transforms_compose;
 mod transforms_errors;
