@@ -91,30 +91,20 @@ pub(super) fn attention(
         return Ok(Some(vec![result]));
     }
     let group = hq / hk;
-    // Rows of one key head: `group` heads times `lq` queries, in blocks of up to ATTN_ROWS.
+    // Rows of one key head: `group` heads times `lq` queries, in blocks of `r` rows.
     let rows_per_kh = group * lq;
     let vec = vector_width(&q, &k, &v)?;
-    let most = if vec.is_some() {
-        VECTOR_ROWS
-    } else {
-        ATTN_ROWS
-    };
-    let r = rows_per_kh.min(most);
-    let row_blocks = rows_per_kh.div_ceil(r);
     let g = gpu()?;
-    let base_blocks = b * hk * row_blocks;
-    // Split the keys so the card has a few blocks per SM, each over at least 32 keys: a
-    // warp of the general kernel keeps only two keys in flight, so long splits wait on
-    // memory (one split of 1152 keys took 210 us in a decoding step, 36 splits 17 us); the
-    // vectorised kernel keeps more in flight and takes two blocks per SM. The merge reads
-    // the splits in parallel.
-    let want = match vec {
-        Some(_) => (2 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
-        None => (4 * g.sm_count as usize).div_ceil(base_blocks.max(1)),
+    let Blocks {
+        r,
+        row_blocks,
+        chunk,
+        splits,
+    } = match vec {
+        Some(vw) => vector_blocks(rows_per_kh, b * hk, lk, d, vw, g.sm_count as usize),
+        None => general_blocks(rows_per_kh, b * hk, lk, g.sm_count as usize),
     };
-    let splits = want.clamp(1, lk.div_ceil(32).max(1)).min(256);
-    let chunk = lk.div_ceil(splits).max(1);
-    let splits = lk.div_ceil(chunk).max(1);
+    let base_blocks = b * hk * row_blocks;
     // The kernels index in 32 bits.
     if n_rows > i32::MAX as usize || base_blocks * splits > i32::MAX as usize {
         return Ok(None);
@@ -393,6 +383,96 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     )
 }
 
+/// How a decoding attention launch divides its work: `r` query rows a block (`row_blocks`
+/// blocks for the rows of one key head), and the keys in `splits` splits of `chunk` keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Blocks {
+    r: usize,
+    row_blocks: usize,
+    chunk: usize,
+    splits: usize,
+}
+
+/// Splits of `lk` keys for `base` blocks of rows, aiming at `per_sm` blocks an SM, each over
+/// at least 32 keys (at most 256 splits).
+fn split_keys(lk: usize, base: usize, per_sm: usize, sm_count: usize) -> usize {
+    (per_sm * sm_count)
+        .div_ceil(base.max(1))
+        .clamp(1, lk.div_ceil(32).max(1))
+        .min(256)
+}
+
+/// The general kernel's [`Blocks`]: [`ATTN_ROWS`] rows a block and four blocks an SM (a warp
+/// keeps only [`GENERAL_KEYS`] keys in flight, so long splits wait on memory: one split of
+/// 1152 keys took 210 us in a decoding step, 36 splits 17 us).
+fn general_blocks(rows_per_kh: usize, heads: usize, lk: usize, sm_count: usize) -> Blocks {
+    let r = rows_per_kh.clamp(1, ATTN_ROWS);
+    let row_blocks = rows_per_kh.div_ceil(r);
+    let splits = split_keys(lk, heads * row_blocks, 4, sm_count);
+    let chunk = lk.div_ceil(splits).max(1);
+    Blocks {
+        r,
+        row_blocks,
+        chunk,
+        splits: lk.div_ceil(chunk).max(1),
+    }
+}
+
+/// Keys each lane of the vectorised kernel keeps in flight: fewer when the rows' registers
+/// are many.
+fn vector_kif(r: usize, vec: usize) -> usize {
+    if r * vec >= 64 { 2 } else { 4 }
+}
+
+/// The vectorised kernel's [`Blocks`] for `heads` key heads (times the batch) of
+/// `rows_per_kh` query rows each, `lk` keys of head dim `d` in `vec`-element vectors: two
+/// blocks an SM, and of 4, 2 or 1 rows a block the one whose blocks take the fewest passes
+/// over their keys (a pass: each of the block's lane groups summing [`vector_kif`] keys),
+/// then, where the keys are split, the fewest rows. A split longer than a pass is cut to
+/// whole passes, so that no pass runs with lanes idle. A pass's instruction chain is longer
+/// the more rows it serves: a TinyLlama decoding step (32 query heads on 4 key heads, 1152
+/// keys of D 64: one pass a block either way) takes 2 rows a block and splits of 64 keys,
+/// 0.813 -> 0.786 ms a step on the H200 (before: 4 rows, splits of 35 keys), where longer
+/// rows of keys (4096 keys of D 128, 32 heads on 8: 3 passes of 4 rows, or 7 of 2) keep 4.
+fn vector_blocks(
+    rows_per_kh: usize,
+    heads: usize,
+    lk: usize,
+    d: usize,
+    vec: usize,
+    sm_count: usize,
+) -> Blocks {
+    // The passes a block takes with `r` rows a block, and the division.
+    let plan = |r: usize| {
+        let row_blocks = rows_per_kh.div_ceil(r);
+        let splits = split_keys(lk, heads * row_blocks, 2, sm_count);
+        let mut chunk = lk.div_ceil(splits).max(1);
+        let pass = VECTOR_WARPS * (32 / (d / vec)) * vector_kif(r, vec);
+        if chunk > pass && lk.div_ceil(chunk / pass * pass) <= 256 {
+            chunk = chunk / pass * pass;
+        }
+        let blocks = Blocks {
+            r,
+            row_blocks,
+            chunk,
+            splits: lk.div_ceil(chunk).max(1),
+        };
+        (chunk.div_ceil(pass), blocks)
+    };
+    let mut r = rows_per_kh.clamp(1, VECTOR_ROWS);
+    let mut best = plan(r);
+    while r > 1 {
+        r /= 2;
+        let (passes, blocks) = plan(r);
+        // A tie takes the fewer rows where the keys are split (where the rows alone fill
+        // the card, fewer rows a block only read the keys more often).
+        if passes < best.0 || (passes == best.0 && blocks.splits > 1) {
+            best = (passes, blocks);
+        }
+    }
+    best.1
+}
+
 /// Warps of a decoding block: more hide more latency; the block's partial sums must fit
 /// shared memory.
 fn warps_for(vec: Option<usize>, dv: usize) -> usize {
@@ -511,8 +591,7 @@ fn vector_source(a: &AttentionKernel, vec: usize) -> String {
         ),
         None => String::new(),
     };
-    // Fewer keys in flight when the rows' registers are many.
-    let kif = if a.r * vec >= 64 { 2 } else { 4 };
+    let kif = vector_kif(a.r, vec);
     let sink_load = load(a.sinks, "sinks[h]", "float");
     let merge = merge_source(a, &sink_load, true);
     let defines = index_defines(&a.shape);
@@ -554,19 +633,19 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
 {index}
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int sub = lane % LPK, gid = warp * GPW + lane / LPK;
+  /* The rows' bounds first (no loads), then the split's first keys and values, then the
+     queries: both kinds of load in flight at once after the wait. */
   float qr[R][VEC];
   long long seen[R];
   const {ms}* mrow[R];
+  const {t}* qrow[R];
   long long jend = 0;
   #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
     int g = rb * R + rr;
     bool live = g < GROUP * LQ;
     int h = kh * GROUP + (live ? QHEAD(g) : 0), i = live ? QPOS(g) : 0;
-    umx_unpack(*(const umx_u4*)(q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2] + sub * VEC), qr[rr]);
-    /* Scores as base-2 logits: exp(x) = 2^(x log2 e). */
-    #pragma unroll
-    for (int e = 0; e < VEC; e++) qr[rr][e] *= scale * 1.4426950408889634f;
+    qrow[rr] = q + bi * qst.s[0] + h * qst.s[1] + i * qst.s[2] + sub * VEC;
     seen[rr] = live ? {seen} : 0;
     if (seen[rr] > jend) jend = seen[rr];
     mrow[rr] = mk ? mk + bi * mst.s[0] + h * mst.s[1] + i * mst.s[2] : 0;
@@ -574,6 +653,24 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   /* Keys of this split counted from its first (32-bit offsets in the loop). */
   long long j0 = (long long)split * chunk, j1 = min(jend, j0 + chunk);
   int n = (int)max(0LL, j1 - j0), lim[R];
+  const {t}* kb = k + bi * kst.s[0] + kh * kst.s[1] + j0 * kst.s[2] + sub * VEC;
+  const {t}* vb = v + bi * vst.s[0] + kh * vst.s[1] + j0 * vst.s[2] + sub * VEC;
+  /* A batch's loads: KIF keys and values a lane, zeros past the split's end. */
+  umx_u4 kn[KIF], vn[KIF];
+#define UMX_LOAD_KV(jb) \
+  _Pragma("unroll") for (int u = 0; u < KIF; u++) {{ \
+    int j = (jb) + gid + u * G; \
+    if (j < n) {{ kn[u] = *(const umx_u4*)(kb + j * kst.s[2]); vn[u] = *(const umx_u4*)(vb + j * vst.s[2]); }} \
+    else {{ kn[u] = umx_u4{{0u, 0u, 0u, 0u}}; vn[u] = kn[u]; }} \
+  }}
+  UMX_LOAD_KV(0)
+  #pragma unroll
+  for (int rr = 0; rr < R; rr++) {{
+    umx_unpack(*(const umx_u4*)qrow[rr], qr[rr]);
+    /* Scores as base-2 logits: exp(x) = 2^(x log2 e). */
+    #pragma unroll
+    for (int e = 0; e < VEC; e++) qr[rr][e] *= scale * 1.4426950408889634f;
+  }}
   float mx[R], l[R], acc[R][VEC];
   #pragma unroll
   for (int rr = 0; rr < R; rr++) {{
@@ -582,21 +679,12 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
     #pragma unroll
     for (int e = 0; e < VEC; e++) acc[rr][e] = 0.f;
   }}
-  const {t}* kb = k + bi * kst.s[0] + kh * kst.s[1] + j0 * kst.s[2] + sub * VEC;
-  const {t}* vb = v + bi * vst.s[0] + kh * vst.s[1] + j0 * vst.s[2] + sub * VEC;
   for (int jb = 0; jb < n; jb += G * KIF) {{
     umx_u4 kv[KIF], vv[KIF];
     #pragma unroll
-    for (int u = 0; u < KIF; u++) {{
-      int j = jb + gid + u * G;
-      if (j < n) {{
-        kv[u] = *(const umx_u4*)(kb + j * kst.s[2]);
-        vv[u] = *(const umx_u4*)(vb + j * vst.s[2]);
-      }} else {{
-        kv[u] = umx_u4{{0u, 0u, 0u, 0u}};
-        vv[u] = kv[u];
-      }}
-    }}
+    for (int u = 0; u < KIF; u++) {{ kv[u] = kn[u]; vv[u] = vn[u]; }}
+    /* The next batch's loads in flight while this one is summed. */
+    if (jb + G * KIF < n) {{ UMX_LOAD_KV(jb + G * KIF) }}
     /* Every lane takes part in the shuffles (keys past the end score zero, then -inf). */
     float sc[KIF][R];
     #pragma unroll
@@ -897,7 +985,7 @@ mod tests {
                 mask,
                 sinks: Dtype::Float32,
                 r: if vec.is_some() {
-                    VECTOR_ROWS
+                    [VECTOR_ROWS, 2, 1][i % 3]
                 } else {
                     ATTN_ROWS
                 },
@@ -922,6 +1010,46 @@ mod tests {
             assert!(src.contains("void umx_attn_merge("));
             if let Some(dir) = &dump {
                 std::fs::write(format!("{dir}/attention_{i}.cu"), &src).unwrap();
+            }
+        }
+    }
+
+    /// The vectorised kernel's division of the work: the TinyLlama decoding step's shape
+    /// takes 2 rows a block and one full pass a block; longer key rows keep 4 rows and whole
+    /// passes; rows that fill the card alone keep 4 rows and one split; and for many shapes
+    /// the splits cover the keys exactly once, within the bounds.
+    #[test]
+    fn vector_blocks_divide_the_keys() {
+        // 32 query heads on 4 key heads, 1152 keys of D 64 (bfloat16: 8-element vectors).
+        let step = vector_blocks(8, 4, 1152, 64, 8, 132);
+        assert_eq!(
+            step,
+            Blocks {
+                r: 2,
+                row_blocks: 4,
+                chunk: 64,
+                splits: 18
+            }
+        );
+        // 32 on 8 heads, 4096 keys of D 128: a pass is 32 keys.
+        let long = vector_blocks(4, 8, 4096, 128, 8, 132);
+        assert_eq!((long.r, long.chunk, long.splits), (4, 96, 43));
+        // 8 heads a key head times 100 queries: rows enough for the card, no split.
+        let rows = vector_blocks(800, 4, 1152, 64, 8, 132);
+        assert_eq!((rows.r, rows.splits, rows.chunk), (4, 1, 1152));
+        for rows_per_kh in [1, 2, 3, 4, 5, 8, 16, 64] {
+            for heads in [1, 2, 8, 32] {
+                for lk in [1, 2, 31, 33, 64, 100, 1152, 4097, 100_000] {
+                    for (d, vec) in [(64, 8), (128, 8), (256, 8), (64, 4), (32, 8)] {
+                        let b = vector_blocks(rows_per_kh, heads, lk, d, vec, 132);
+                        let what = format!("{rows_per_kh} {heads} {lk} {d} {vec}: {b:?}");
+                        assert!((1..=VECTOR_ROWS.min(rows_per_kh)).contains(&b.r), "{what}");
+                        assert_eq!(b.row_blocks, rows_per_kh.div_ceil(b.r), "{what}");
+                        assert!(b.chunk * b.splits >= lk, "{what}");
+                        assert!((b.splits - 1) * b.chunk < lk, "{what}");
+                        assert!(b.splits <= 256, "{what}");
+                    }
+                }
             }
         }
     }
