@@ -485,8 +485,9 @@ fn warps_for(vec: Option<usize>, dv: usize) -> usize {
 
 /// Warps of a block of the vectorised decoding kernel.
 const VECTOR_WARPS: usize = 4;
-/// Query rows a block of the vectorised decoding kernel serves: each lane holds a vector of
-/// every row's query and sums (eight rows of bfloat16 took all 255 registers and spilled).
+/// The most query rows a block of the vectorised decoding kernel serves ([`vector_blocks`]
+/// takes 4, 2 or 1): each lane holds a vector of every row's query and sums (eight rows of
+/// bfloat16 took all 255 registers and spilled).
 const VECTOR_ROWS: usize = 4;
 
 /// The elements of one 16-byte vector when queries, keys and values share a dtype, their
