@@ -112,6 +112,9 @@ fn main() -> Result<()> {
         decoding: Decoding::Eager,
         ..options.clone()
     };
+    // Untimed first: eager steps see every cache length, and the decoding attention's kernel
+    // takes a form a range of lengths (its rows a block, its merge), each compiled once.
+    generate(&model, &prompt, &eager_options, |_| Ok(true))?;
     let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
     let divergence = first_difference(&model, &prompt, &tokens, &eager_tokens)?;
     // Each projection its own product.
@@ -253,11 +256,13 @@ fn first_difference(
     )))
 }
 
-/// A short generation from the whole prompt, so the timed call after it finds its kernels
+/// A generation from the whole prompt, so the timed call after it finds its kernels
 /// (the prompt's among them) compiled and its cuBLASLt plans made.
 fn warm_up(model: &Llama, prompt: &[u32]) -> Result<()> {
+    // As many tokens as the timed runs: the cache's capacity, and so the decoding kernels'
+    // forms, follow from it.
     let options = GenerateOptions {
-        max_tokens: 8,
+        max_tokens: GENERATE,
         ..Default::default()
     };
     generate(model, prompt, &options, |_| Ok(true)).map(|_| ())
