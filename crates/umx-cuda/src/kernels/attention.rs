@@ -583,14 +583,28 @@ fn vector_source(a: &AttentionKernel, vec: usize) -> String {
             "f[0] = __uint_as_float(x.x); f[1] = __uint_as_float(x.y); f[2] = __uint_as_float(x.z); f[3] = __uint_as_float(x.w);"
         }
     };
-    // A float mask adds natural logits: base 2 like the scores.
+    // A float mask adds natural logits: base 2 like the scores. The mask's values are
+    // loaded with the keys (`mn`, a batch ahead; `mc`, this batch's), not after the scores.
     let mask_term = match a.mask {
-        Some(Dtype::Bool) => "ok = ok && (mrow[rr][(j0 + j) * ms3] != 0);".to_string(),
+        Some(Dtype::Bool) => "ok = ok && (mc[u][rr] != 0);".to_string(),
         Some(md) => format!(
             "if (ok) s += {} * 1.4426950408889634f;",
-            load(md, "mrow[rr][(j0 + j) * ms3]", "float")
+            load(md, "mc[u][rr]", "float")
         ),
         None => String::new(),
+    };
+    let (mask_decl, mask_load, mask_zero, mask_copy) = if a.mask.is_some() {
+        (
+            format!("\n  {ms} mn[KIF][R];"),
+            " _Pragma(\"unroll\") for (int rr = 0; rr < R; rr++) mn[u][rr] = mrow[rr][(j0 + j) * ms3];",
+            " _Pragma(\"unroll\") for (int rr = 0; rr < R; rr++) mn[u][rr] = 0;",
+            format!(
+                "\n    {ms} mc[KIF][R];\n    #pragma unroll\n    for (int u = 0; u < KIF; u++)\n      \
+                 #pragma unroll\n      for (int rr = 0; rr < R; rr++) mc[u][rr] = mn[u][rr];"
+            ),
+        )
+    } else {
+        (String::new(), "", "", String::new())
     };
     let kif = vector_kif(a.r, vec);
     let sink_load = load(a.sinks, "sinks[h]", "float");
@@ -657,12 +671,12 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   const {t}* kb = k + bi * kst.s[0] + kh * kst.s[1] + j0 * kst.s[2] + sub * VEC;
   const {t}* vb = v + bi * vst.s[0] + kh * vst.s[1] + j0 * vst.s[2] + sub * VEC;
   /* A batch's loads: KIF keys and values a lane, zeros past the split's end. */
-  umx_u4 kn[KIF], vn[KIF];
+  umx_u4 kn[KIF], vn[KIF];{mask_decl}
 #define UMX_LOAD_KV(jb) \
   _Pragma("unroll") for (int u = 0; u < KIF; u++) {{ \
     int j = (jb) + gid + u * G; \
-    if (j < n) {{ kn[u] = *(const umx_u4*)(kb + j * kst.s[2]); vn[u] = *(const umx_u4*)(vb + j * vst.s[2]); }} \
-    else {{ kn[u] = umx_u4{{0u, 0u, 0u, 0u}}; vn[u] = kn[u]; }} \
+    if (j < n) {{ kn[u] = *(const umx_u4*)(kb + j * kst.s[2]); vn[u] = *(const umx_u4*)(vb + j * vst.s[2]);{mask_load} }} \
+    else {{ kn[u] = umx_u4{{0u, 0u, 0u, 0u}}; vn[u] = kn[u];{mask_zero} }} \
   }}
   UMX_LOAD_KV(0)
   #pragma unroll
@@ -683,7 +697,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) umx_attn({os}* out, flo
   for (int jb = 0; jb < n; jb += G * KIF) {{
     umx_u4 kv[KIF], vv[KIF];
     #pragma unroll
-    for (int u = 0; u < KIF; u++) {{ kv[u] = kn[u]; vv[u] = vn[u]; }}
+    for (int u = 0; u < KIF; u++) {{ kv[u] = kn[u]; vv[u] = vn[u]; }}{mask_copy}
     /* The next batch's loads in flight while this one is summed. */
     if (jb + G * KIF < n) {{ UMX_LOAD_KV(jb + G * KIF) }}
     /* Every lane takes part in the shuffles (keys past the end score zero, then -inf). */
@@ -974,6 +988,7 @@ mod tests {
                     (t, Some(Dtype::Bool), true, false, Some(16 / t.size()), 128),
                     (t, Some(t), false, false, None, 96),
                     (t, None, true, true, None, 256),
+                    (t, Some(t), false, true, Some(16 / t.size()), 64),
                 ]
             })
             .enumerate()
