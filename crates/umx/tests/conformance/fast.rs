@@ -184,20 +184,25 @@ fn fused_kernels_agree_with_their_fallbacks_on_long_rows_and_every_dtype() {
             let (op, want) = fused_and_fallback(&y);
             assert_close(&y, &want, tol, &format!("{} {dt}", op.name()));
         }
-        // Attention for decoding: one query against many keys, grouped heads, every mask.
+        // Attention for decoding: one query against many keys, grouped heads, every mask
+        // (float and boolean); 6000 keys take a GPU block several passes over its keys.
         let q = random(&[2, 8, 1, 64], dt, 4);
-        let k = random(&[2, 2, 500, 64], dt, 5);
-        let v = random(&[2, 2, 500, 64], dt, 6);
-        let m = random(&[2, 1, 1, 500], Dtype::Float32, 7);
         let sinks = random(&[8], Dtype::Float32, 8);
-        for (mask, s) in [
-            (AttentionMask::None, None),
-            (AttentionMask::Causal, Some(&sinks)),
-            (AttentionMask::Array(&m), None),
-        ] {
-            let y = fast::scaled_dot_product_attention(&q, &k, &v, 0.125, mask, s).unwrap();
-            let (op, want) = fused_and_fallback(&y);
-            assert_close(&y, &want, tol.max(2e-3), &format!("{op:?} {dt}"));
+        for lk in [500, 6000] {
+            let k = random(&[2, 2, lk, 64], dt, 5);
+            let v = random(&[2, 2, lk, 64], dt, 6);
+            let m = random(&[2, 1, 1, lk], Dtype::Float32, 7);
+            let keep = m.greater(-1.0f32).unwrap();
+            for (mask, s) in [
+                (AttentionMask::None, None),
+                (AttentionMask::Causal, Some(&sinks)),
+                (AttentionMask::Array(&m), None),
+                (AttentionMask::Array(&keep), None),
+            ] {
+                let y = fast::scaled_dot_product_attention(&q, &k, &v, 0.125, mask, s).unwrap();
+                let (op, want) = fused_and_fallback(&y);
+                assert_close(&y, &want, tol.max(2e-3), &format!("{op:?} {dt} {lk} keys"));
+            }
         }
     }
 }
