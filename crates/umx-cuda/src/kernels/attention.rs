@@ -1,10 +1,11 @@
 //! Scaled dot-product attention on the GPU outside the flash kernels: short query blocks
 //! (decoding), masks and sinks. Split-K "flash decoding": a block takes up to [`ATTN_ROWS`]
-//! query rows that share a key head (the group of grouped-query heads) and one chunk of the
-//! keys, so each key and value row is read once for the whole group; its warps keep
+//! query rows that share a key head (of the group of grouped-query heads) and one chunk of
+//! the keys, so each key and value row is read once for all its rows; its warps keep
 //! online-softmax running values; a second kernel merges the chunks. Rows of 16-byte vectors
-//! take the vectorised kernel ([`vector_source`]). Query blocks long enough for the flash
-//! kernels, without mask or sinks, go to them (`flash.rs`).
+//! take the vectorised kernel ([`vector_source`]; its rows a block and chunks:
+//! [`vector_blocks`]). Query blocks long enough for the flash kernels, without mask or sinks,
+//! go to them (`flash.rs`).
 
 use super::fast::INF;
 use super::flash::flash;
