@@ -113,7 +113,8 @@ fn main() -> Result<()> {
         ..options.clone()
     };
     // Untimed first: eager steps see every cache length, and the decoding attention's kernel
-    // takes a form a range of lengths (its rows a block, its merge), each compiled once.
+    // has a form for each range of lengths (its rows a block, its merge), compiled on first
+    // use.
     generate(&model, &prompt, &eager_options, |_| Ok(true))?;
     let (eager_tokens, eager) = generate(&model, &prompt, &eager_options, |_| Ok(true))?;
     let divergence = first_difference(&model, &prompt, &tokens, &eager_tokens)?;
