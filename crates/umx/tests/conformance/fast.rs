@@ -135,6 +135,18 @@ pub(crate) fn random(shape: &[usize], dtype: Dtype, seed: u64) -> Array {
     build(&v, shape, dtype, Layout::Contiguous)
 }
 
+/// A random `(n, k)` weight in `dtype`, scaled by `1 / sqrt(k)` so that its products with
+/// random rows of `k` stay near unit size.
+pub(crate) fn scaled_weight(n: usize, k: usize, dtype: Dtype, seed: u64) -> Array {
+    ops::multiply(
+        random(&[n, k], Dtype::Float32, seed),
+        1.0 / (k as f64).sqrt(),
+    )
+    .unwrap()
+    .astype(dtype)
+    .unwrap()
+}
+
 pub(crate) fn assert_close(got: &Array, want: &Array, tol: f64, what: &str) {
     assert_eq!(got.shape(), want.shape(), "{what}");
     assert_eq!(got.dtype(), want.dtype(), "{what}");
@@ -424,10 +436,7 @@ fn a_residual_sum_folded_into_a_quantized_product_computes_the_uncompiled_values
             let c = random(&[rows, 1, n], Dtype::Float32, 62)
                 .astype(dt)
                 .unwrap();
-            let w = ops::multiply(random(&[n, k], Dtype::Float32, 63), 1.0 / (k as f64).sqrt())
-                .unwrap()
-                .astype(dt)
-                .unwrap();
+            let w = scaled_weight(n, k, dt, 63);
             let (wq, sc, bi) = ops::quantize(&w, group, bits).unwrap();
             let args = [x, c, wq, sc, bi];
             let (got, want) = (compiled(&args).unwrap(), f(&args).unwrap());
@@ -520,13 +529,7 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             let what = format!("rms_norm + swiglu_linear {dt} rows {rows} I {i} K {k}");
             let x = random(&[rows, k], Dtype::Float32, 11).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 12).astype(dt).unwrap();
-            let w = ops::multiply(
-                random(&[2 * i, k], Dtype::Float32, 13),
-                1.0 / (k as f64).sqrt(),
-            )
-            .unwrap()
-            .astype(dt)
-            .unwrap();
+            let w = scaled_weight(2 * i, k, dt, 13);
             let args = [x, g, w];
             let want = swiglu(&args).unwrap();
             assert_close(&c_swiglu(&args).unwrap()[0], &want[0], tol, &what);
@@ -565,10 +568,7 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             let n = (h + 2 * kh) * d;
             let x = random(&[b, l, k], Dtype::Float32, 21).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 22).astype(dt).unwrap();
-            let w = ops::multiply(random(&[n, k], Dtype::Float32, 23), 1.0 / (k as f64).sqrt())
-                .unwrap()
-                .astype(dt)
-                .unwrap();
+            let w = scaled_weight(n, k, dt, 23);
             let (keys, values) = random_caches([b, kh, 12, d], dt, 24);
             let args = [x, g, w, keys, values];
             let (got, want) = (compiled(&args).unwrap(), rope(&args).unwrap());
@@ -587,10 +587,7 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             };
             let x = random(&[b, 1, k], Dtype::Float32, 31).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 32).astype(dt).unwrap();
-            let w = ops::multiply(random(&[n, k], Dtype::Float32, 33), 1.0 / (k as f64).sqrt())
-                .unwrap()
-                .astype(dt)
-                .unwrap();
+            let w = scaled_weight(n, k, dt, 33);
             let args = [x, g, w.clone()];
             let want = head(&args).unwrap();
             let compiled = umx::transforms::compile(head, false);
@@ -640,13 +637,7 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             let what = format!("rms_norm + swiglu_quantized_linear {dt} rows {rows} K {k}");
             let x = random(&[rows, k], Dtype::Float32, 41).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 42).astype(dt).unwrap();
-            let w = ops::multiply(
-                random(&[2 * i, k], Dtype::Float32, 43),
-                1.0 / (k as f64).sqrt(),
-            )
-            .unwrap()
-            .astype(dt)
-            .unwrap();
+            let w = scaled_weight(2 * i, k, dt, 43);
             let (wq, sc, bi) = ops::quantize(&w, group, bits).unwrap();
             let args = [x, g, wq.clone(), sc.clone(), bi.clone()];
             let (got, want) = (c_quantized(&args).unwrap(), quantized(&args).unwrap());
@@ -691,10 +682,7 @@ fn an_rms_norm_folded_into_its_product_computes_the_uncompiled_values() {
             let n = (h + 2 * kh) * d;
             let x = random(&[b, l, k], Dtype::Float32, 61).astype(dt).unwrap();
             let g = random(&[k], Dtype::Float32, 62).astype(dt).unwrap();
-            let w = ops::multiply(random(&[n, k], Dtype::Float32, 63), 1.0 / (k as f64).sqrt())
-                .unwrap()
-                .astype(dt)
-                .unwrap();
+            let w = scaled_weight(n, k, dt, 63);
             let (wq, sc, bi) = ops::quantize(&w, group, 4).unwrap();
             let (keys, values) = random_caches([b, kh, 12, d], dt, 64);
             let args = [x, g, wq, sc, bi, keys, values];
@@ -1046,7 +1034,7 @@ fn swiglu_linear_computes_the_composite_for_a_few_rows_in_one_node() {
             (1, 7, 8),
         ] {
             let x = random(&[rows, k], Dtype::Float32, 1).astype(dt).unwrap();
-            let w = scaled(&[2 * i, k], k, 2).astype(dt).unwrap();
+            let w = scaled_weight(2 * i, k, dt, 2);
             let y = fast::swiglu_linear(&x, &w).unwrap();
             assert!(is_node(&y), "{dt} {rows}x{k} ({i})");
             assert_eq!(y.shape(), &[rows, i]);
@@ -1163,13 +1151,7 @@ fn swiglu_quantized_linear_computes_the_composite_for_a_few_rows_in_one_node() {
             (9, 6, 128, 64, 4),
         ] {
             let x = random(&[rows, k], Dtype::Float32, 1).astype(dt).unwrap();
-            let w = ops::multiply(
-                random(&[2 * i, k], Dtype::Float32, 2),
-                1.0 / (k as f64).sqrt(),
-            )
-            .unwrap()
-            .astype(dt)
-            .unwrap();
+            let w = scaled_weight(2 * i, k, dt, 2);
             let (q, s, b) = ops::quantize(&w, gs, bits).unwrap();
             let y = fast::swiglu_quantized_linear(&x, &q, &s, &b, gs, bits).unwrap();
             assert_eq!(is_node(&y), rows <= 8, "{dt} rows {rows}");

@@ -3,7 +3,7 @@
 //! against the ops they stand for: values over dtypes and shapes, gradients, batching, rows
 //! past the cache, and errors.
 
-use crate::fast::{assert_close, random, vin_of};
+use crate::fast::{assert_close, random, scaled_weight, vin_of};
 use crate::fd::{Pos, Tol, check_jvp, check_vjp, check_vmap};
 use umx::fast;
 use umx::prelude::*;
@@ -338,13 +338,7 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
             let seed = 200 + 10 * i as u64;
             let n = (h + 2 * kh) * d;
             let x = random(&[b, l, k], Dtype::Float32, seed).astype(dt).unwrap();
-            let w = ops::multiply(
-                random(&[n, k], Dtype::Float32, seed + 1),
-                1.0 / (k as f64).sqrt(),
-            )
-            .unwrap()
-            .astype(dt)
-            .unwrap();
+            let w = scaled_weight(n, k, dt, seed + 1);
             let (keys, values) = random_caches([b, kh, cap, d], dt, seed + 2);
             let (base, f) = base_or(&freqs, with_freqs);
             let what = format!("linear_rope_cache_write {dt} case {i}");
@@ -501,13 +495,7 @@ fn quantized_linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_on
             let seed = 300 + 10 * i as u64;
             let n = (h + 2 * kh) * d;
             let x = random(&[b, l, k], Dtype::Float32, seed).astype(dt).unwrap();
-            let w = ops::multiply(
-                random(&[n, k], Dtype::Float32, seed + 1),
-                1.0 / (k as f64).sqrt(),
-            )
-            .unwrap()
-            .astype(dt)
-            .unwrap();
+            let w = scaled_weight(n, k, dt, seed + 1);
             let (wq, sc, bi) = ops::quantize(&w, gs, bits).unwrap();
             let (keys, values) = random_caches([b, kh, cap, d], dt, seed + 2);
             let f = with_freqs.then(|| ops::slice(&freqs, &[0], &[dims as i64 / 2], &[]).unwrap());
