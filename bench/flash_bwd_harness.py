@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flash_harness  # noqa: E402  (its correctness cases)
+from flash_harness import bench  # noqa: E402  (card time)
 
 SRC = flash_harness.kernel_source("flash.cu")
 _mods = {}
@@ -107,22 +108,6 @@ def ref(q, k, v, dout, causal):
     o = p.detach() @ vf.detach().repeat_interleave(g, 1)
     (p.nan_to_num(0.0) @ vf.repeat_interleave(g, 1)).backward(dout.float())
     return o, qf.grad, kf.grad, vf.grad
-
-
-def bench(fn, reps=20):
-    """Card time a call: the calls queue behind a sleeping kernel, so the host's cost of
-    launching them (CuPy's argument handling) is not counted."""
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(100_000_000)
-    st.record()
-    for _ in range(reps):
-        fn()
-    en.record()
-    torch.cuda.synchronize()
-    return st.elapsed_time(en) / reps
 
 
 def rel(got, want):

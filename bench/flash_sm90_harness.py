@@ -1,13 +1,14 @@
 """Tuning harness for the Hopper flash attention forward kernel
 (crates/umx-cuda/src/kernels/flash_sm90.cu, wgmma): builds it through CuPy's NVRTC for sm_90a for
-each configuration given, BN,WG[,NS[,PINGPONG[,HEADS[,TMA]]]]: keys a tile, consumer warpgroups
-of 64 query rows, shared-memory stages (2), whether the warpgroups take turns (1), heads whose
-blocks run together (8), whether K and V load through the copy engine (0). It checks each
+each configuration given, BN,WG[,NS[,PINGPONG[,HEADS[,PERSIST]]]]: keys a tile, consumer
+warpgroups of 64 query rows, shared-memory stages (2), whether the warpgroups take turns (0),
+heads whose query blocks run together (8), whether a block of the launch (one an SM) takes
+query block after query block by a counter (1; 0: a block each). It checks each
 against a float32 reference in torch and times it beside torch's SDPA and the mma.sync kernel
 (flash.cu in its kept shape, through bench/flash_harness.py, whose checks and timings this
 shares). On the GPU machine, from the repository root (no Rust build needed):
 
-    python3 bench/flash_sm90_harness.py 128,2,3,1,8,1 128,2,3,1,8,0
+    python3 bench/flash_sm90_harness.py 128,2,3,0,8,1 128,2,3,1,8,1
 """
 import ctypes, math, os, sys, time
 import cupy as cp
@@ -23,16 +24,19 @@ _mods = {}
 
 
 def full(cfg):
-    """The configuration with its defaults: (BN, WG, NS, PINGPONG, HEADS, TMA)."""
-    return tuple((list(cfg) + [2, 1, 8, 0][len(cfg) - 2:])[:6])
+    """The configuration with its defaults: (BN, WG, NS, PINGPONG, HEADS, PERSIST), then any
+    trial defines (NAME or NAME=V)."""
+    nums = [c for c in cfg if isinstance(c, int)]
+    return tuple((nums + [2, 0, 8, 1][len(nums) - 2:])[:6]) + tuple(c for c in cfg if not isinstance(c, int))
 
 
 def kernel(D, cfg, f16, causal):
     key = (D, cfg, f16, causal)
     if key not in _mods:
         t = time.time()
-        BN, WG, NS, PP, HG, TMA = cfg
-        defs = f"#define D {D}\n#define BN {BN}\n#define WG {WG}\n#define NS {NS}\n#define PINGPONG {PP}\n#define HEADS_AT_ONCE {HG}\n#define TMA {TMA}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
+        BN, WG, NS, PP, HG = cfg[:5]
+        defs = f"#define D {D}\n#define BN {BN}\n#define WG {WG}\n#define NS {NS}\n#define PINGPONG {PP}\n#define HEADS_AT_ONCE {HG}\n#define IS_F16 {int(f16)}\n#define CAUSAL {int(causal)}\n"
+        defs += "".join(f"#define {d.replace('=', ' ')}\n" if "=" in d else f"#define {d} 1\n" for d in cfg[6:])
         mod = cp.RawModule(code=defs + SRC, options=("-arch=sm_90a", "-std=c++17"))
         BR, threads = 64 * WG, 128 * WG + 128
         smem = 2 * (BR * D + 2 * NS * BN * D) + 1024
@@ -43,23 +47,30 @@ def kernel(D, cfg, f16, causal):
     return _mods[key]
 
 
-def flash(q, k, v, causal, cfg):
+def flash(q, k, v, causal, cfg, lse=None):
+    """The kernel's output (and each row's log-sum-exp into `lse`, where given)."""
     B, HQ, LQ, D = q.shape
     HK, LK = k.shape[1], k.shape[2]
     kern, BR, threads, smem = kernel(D, cfg, q.dtype == torch.float16, causal)
     out = torch.empty(B, HQ, LQ, D, device="cuda", dtype=q.dtype)
     nqb = (LQ + BR - 1) // BR
     i64 = np.int64
-    args = (cp.from_dlpack(out), np.uint64(0), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
+    args = (cp.from_dlpack(out), np.uint64(0) if lse is None else cp.from_dlpack(lse), cp.from_dlpack(q), cp.from_dlpack(k), cp.from_dlpack(v),
             i64(B * HQ), i64(HQ), i64(LQ), i64(LK), i64(HQ // HK), i64(nqb),
             np.float32(1 / math.sqrt(D) * math.log2(math.e)),
             *[i64(s) for s in q.stride()[:3]], *[i64(s) for s in k.stride()[:3]],
             *[i64(s) for s in v.stride()[:3]])
-    if cfg[5]:
-        tk, tv = tensor_map(k, cfg[0]), tensor_map(v, cfg[0])
-        launch_raw(kern, nqb * B * HQ, threads, smem, args, [tk, tv])
+    items = nqb * B * HQ
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    if cfg[5] and items > sms:
+        counter = torch.zeros(1, device="cuda", dtype=torch.int32)
+        args += (cp.from_dlpack(counter),)
+        grid = sms
     else:
-        kern((nqb * B * HQ,), (threads,), args, shared_mem=smem)
+        args += (np.uint64(0),)
+        grid = items
+    maps = [tensor_map(q, BR), tensor_map(k, cfg[0]), tensor_map(v, cfg[0])]
+    launch_raw(kern, grid, threads, smem, args, maps)
     return out
 
 
@@ -129,8 +140,14 @@ def launch_raw(kern, grid, block, smem, args, maps):
 
 def main():
     shapes = [(4, 16, 2048, 128), (4, 32, 2048, 64)]
-    cfgs = [full(tuple(map(int, c.split(",")))) for c in sys.argv[1:]] or [full((128, 2, 3, 1, 8, 1))]
-    cases = [c for c in mma.CASES if c[5] <= 128]
+    cfgs = [full(tuple(int(x) if x.isdigit() else x for x in c.split(","))) for c in sys.argv[1:] if c != "--no-mma"] or [full((128, 2, 3, 0, 8, 1))]
+    # flash.cu's cases and some of more query blocks than SMs (a block takes several; rows
+    # without keys where causal queries outnumber the keys)
+    cases = [c for c in mma.CASES if c[5] <= 128] + [
+        (4, 16, 4, 1000, 1000, 128, True, torch.bfloat16),
+        (3, 16, 16, 700, 900, 64, False, torch.float16),
+        (2, 32, 8, 900, 300, 64, True, torch.bfloat16),
+    ]
     torch.manual_seed(0)
     summary = []
     for cfg in cfgs:
@@ -139,6 +156,9 @@ def main():
             summary += mma.timings(lambda q, k, v, causal: flash(q, k, v, causal, cfg), cfg, shapes)
         else:
             summary.append(f"{cfg}: WRONG")
+    if "--no-mma" in sys.argv:
+        print("\n".join(summary))
+        return
     print("config mma.sync (flash.cu)")
     old = lambda q, k, v, causal: mma.flash(q, k, v, causal, (64, 4, 2))  # noqa: E731
     if mma.check(old, cases):

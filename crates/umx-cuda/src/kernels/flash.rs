@@ -3,8 +3,9 @@
 //! row's log-sum-exp when a gradient is traced) and backward (`FastOp::AttentionVjp`: dQ by
 //! query blocks, dK and dV by key blocks). On Hopper (sm_90) head dims 64 and 128 take
 //! `flash_sm90.cu` instead, forward and backward: warpgroup products (`wgmma`) fed by a
-//! producer warpgroup, FlashAttention-3's schedules (the backward pass one kernel a block of
-//! keys, dQ summed in float32 by the copy engine). The op's portable rule leaves these cases
+//! producer warpgroup through the copy engine, FlashAttention-3's schedules (the forward pass
+//! a block an SM taking query block after query block, the backward pass one kernel a block
+//! of keys, dQ summed in float32 by the copy engine). The op's portable rule leaves these cases
 //! to its matmul-and-softmax fallback; the GPU claims them through [`has_kernel`].
 
 use super::set_shared;
@@ -132,7 +133,6 @@ pub(crate) fn flash(
         return Ok(None);
     };
     let (q, k, v) = (&q, &k, &v);
-    let (qp, kp, vp) = (input_ptr(q)?, input_ptr(k)?, input_ptr(v)?);
     let (result, out_ptr) = fresh(&out.shape, dt)?;
     let (lse, lse_ptr) = if lse {
         let (l, p) = fresh(&[b, hq, lq], Dtype::Float32)?;
@@ -140,70 +140,17 @@ pub(crate) fn flash(
     } else {
         (None, 0)
     };
-    // Hopper (`flash_sm90.cu`): two consumer warpgroups of 64 query rows and a producer
-    // warpgroup, key tiles of 128 in three stages, keys and values through the copy engine
-    // (TMA) where the driver takes their layout, else through cp.async: the fastest of the
-    // versions and shapes tried (`bench/flash_sm90_harness.py`; bench/RESULTS.md has them).
-    // Where the architecture-specific target does not build, the `mma.sync` kernel.
-    let (bn, wg, ns) = (128usize, 2usize, 3usize);
-    let mut hopper = None;
-    if gpu()?.arch == (9, 0) && d <= 128 {
-        let maps = match (tensor_map(k, bn)?, tensor_map(v, bn)?) {
-            (Some(a), Some(b)) => Some([a, b]),
-            _ => None,
-        };
-        let tma = maps.is_some() as u8;
-        let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}|{tma}");
-        let make = || {
-            format!(
-                "#define D {d}\n#define BN {bn}\n#define WG {wg}\n#define NS {ns}\n\
-                 #define TMA {tma}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
-                (dt == Dtype::Float16) as u8,
-                causal as u8,
-                FLASH_SM90_CU
-            )
-        };
-        if let Ok(f) = function_for_arch_specific(&key, make, "umx_flash") {
-            hopper = Some((f, maps));
-        }
+    if gpu()?.arch == (9, 0)
+        && d <= 128
+        && hopper_forward([q, k, v], [out_ptr, lse_ptr], scale, causal)?
+    {
+        return Ok(Some([result].into_iter().chain(lse).collect()));
     }
-    let (f, br, threads, shared, maps, what) = match hopper {
-        Some((f, maps)) => {
-            let br = 64 * wg;
-            let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
-            (
-                f,
-                br,
-                128 * (wg + 1),
-                shared,
-                maps,
-                "flash attention (wgmma)",
-            )
-        }
-        None => {
-            let (f, br, threads, shared) = mma_kernel(dt, d, causal)?;
-            (f, br, threads, shared, None, "flash attention")
-        }
-    };
+    let (f, br, threads, shared) = mma_kernel(dt, d, causal)?;
     set_shared(f, shared, "attention")?;
     let nqb = lq.div_ceil(br);
     let mut args = Args::default();
-    args.push(out_ptr)
-        .push(lse_ptr)
-        .push(qp)
-        .push(kp)
-        .push(vp)
-        .push((b * hq) as i64)
-        .push(hq as i64)
-        .push(lq as i64)
-        .push(lk as i64)
-        .push((hq / hk) as i64)
-        .push(nqb as i64)
-        .push(scale * std::f32::consts::LOG2_E);
-    push_strides(&mut args, [q, k, v]);
-    for m in maps.iter().flatten() {
-        args.push(*m);
-    }
+    push_forward_args(&mut args, [out_ptr, lse_ptr], [q, k, v], hk, nqb, scale)?;
     let start = crate::profile::mark()?;
     launch(
         f,
@@ -213,9 +160,143 @@ pub(crate) fn flash(
         &mut args.pointers(),
     )?;
     if start.is_some() {
-        crate::profile::span(format!(" {what}: {} blocks", nqb * b * hq), start)?;
+        crate::profile::span(format!(" flash attention: {} blocks", nqb * b * hq), start)?;
     }
     Ok(Some([result].into_iter().chain(lse).collect()))
+}
+
+/// The Hopper forward kernel (`flash_sm90.cu`) into `out_ptr` (and each row's log-sum-exp
+/// into `lse_ptr` where not 0); whether it ran: not where the architecture-specific target
+/// does not build, nor where the copy engine takes no map of the inputs, packed or not.
+fn hopper_forward(
+    [q, k, v]: [&ArrayData; 3],
+    [out_ptr, lse_ptr]: [u64; 2],
+    scale: f32,
+    causal: bool,
+) -> Result<bool> {
+    // Two consumer warpgroups of 64 query rows and a producer warpgroup, key tiles of 128 in
+    // three stages, every tile through the copy engine (TMA); the warpgroups take turns
+    // issuing their products only for causal head dim 64 (B=4 H=16 L=2048 D=128 on an H200,
+    // TFLOP/s causal / full: 511 / 607 without turns, 480 / 575 with; H=32 D=64: 337 / 444
+    // and 352 / 418). The fastest of the versions and shapes tried
+    // (`bench/flash_sm90_harness.py`; bench/RESULTS.md has them).
+    let (bn, wg, ns) = (128usize, 2usize, 3usize);
+    let br = 64 * wg;
+    let ([b, hq, lq, d], hk, dt) = (shape4(q), k.shape[1], q.dtype);
+    let pingpong = d == 64 && causal;
+    let maps = |[q, k, v]: [&ArrayData; 3]| -> Result<Option<[sys::CUtensorMap; 3]>> {
+        Ok(
+            match (tensor_map(q, br)?, tensor_map(k, bn)?, tensor_map(v, bn)?) {
+                (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                _ => None,
+            },
+        )
+    };
+    // Where the driver takes no map of an input's layout (a stride of 0 along heads, say),
+    // packed copies of the three.
+    let copies;
+    let (inputs, maps) = match maps([q, k, v])? {
+        Some(m) => ([q, k, v], m),
+        None => {
+            let (Some(pq), Some(pk), Some(pv)) = (packed(q)?, packed(k)?, packed(v)?) else {
+                return Ok(false);
+            };
+            copies = [pq, pk, pv];
+            let inputs = [&copies[0], &copies[1], &copies[2]];
+            match maps(inputs)? {
+                Some(m) => (inputs, m),
+                None => return Ok(false),
+            }
+        }
+    };
+    let key = format!("flash90|{dt:?}|{d}|{causal}|{bn}|{wg}|{ns}|{pingpong}");
+    let make = || {
+        format!(
+            "#define D {d}\n#define BN {bn}\n#define WG {wg}\n#define NS {ns}\n\
+             #define PINGPONG {}\n#define IS_F16 {}\n#define CAUSAL {}\n{}",
+            pingpong as u8,
+            (dt == Dtype::Float16) as u8,
+            causal as u8,
+            FLASH_SM90_CU
+        )
+    };
+    let Ok(f) = function_for_arch_specific(&key, make, "umx_flash") else {
+        return Ok(false);
+    };
+    let shared = 2 * (br * d + 2 * ns * bn * d) + 1024;
+    set_shared(f, shared, "attention")?;
+    let g = gpu()?;
+    let nqb = lq.div_ceil(br);
+    let items = nqb * b * hq;
+    // A block an SM, each taking query block after query block: the blocks past the first
+    // wave take theirs from a zeroed counter (queued straight to the stream, after what
+    // launch batching holds back).
+    let grid = items.min(g.sm_count as usize);
+    let mut _direct = None;
+    let mut _counter = None;
+    let mut next_item = 0u64;
+    if items > grid {
+        _direct = Some(crate::batch::direct()?);
+        let c = crate::storage::CudaStorage::alloc(4)?;
+        // SAFETY: the counter holds 4 bytes; zeroed in stream order before the kernel.
+        unsafe { cudarc::driver::result::memset_d8_async(c.ptr(), 0, 4, g.stream()) }
+            .map_err(|e| crate::gpu::driver_err("flash attention: zeroing its counter", e))?;
+        next_item = c.ptr();
+        _counter = Some(c);
+    }
+    let mut args = Args::default();
+    push_forward_args(&mut args, [out_ptr, lse_ptr], inputs, hk, nqb, scale)?;
+    args.push(next_item);
+    for m in maps {
+        args.push(m);
+    }
+    let start = crate::profile::mark()?;
+    launch(
+        f,
+        grid as u32,
+        (128 * (wg + 1)) as u32,
+        shared as u32,
+        &mut args.pointers(),
+    )?;
+    if start.is_some() {
+        crate::profile::span(
+            format!(" flash attention (wgmma): {items} query blocks on {grid} blocks"),
+            start,
+        )?;
+    }
+    Ok(true)
+}
+
+/// The four dimensions of an attention input.
+fn shape4(x: &ArrayData) -> [usize; 4] {
+    [x.shape[0], x.shape[1], x.shape[2], x.shape[3]]
+}
+
+/// The arguments the forward kernels of `flash.cu` and `flash_sm90.cu` share: outputs and
+/// inputs, their shape, the scale, and the three leading strides of each input.
+fn push_forward_args(
+    args: &mut Args,
+    [out_ptr, lse_ptr]: [u64; 2],
+    [q, k, v]: [&ArrayData; 3],
+    hk: usize,
+    nqb: usize,
+    scale: f32,
+) -> Result<()> {
+    let (b, hq, lq) = (q.shape[0], q.shape[1], q.shape[2]);
+    args.push(out_ptr)
+        .push(lse_ptr)
+        .push(input_ptr(q)?)
+        .push(input_ptr(k)?)
+        .push(input_ptr(v)?)
+        .push((b * hq) as i64)
+        .push(hq as i64)
+        .push(lq as i64)
+        .push(k.shape[2] as i64)
+        .push((hq / hk) as i64)
+        .push(nqb as i64)
+        .push(scale * std::f32::consts::LOG2_E);
+    push_strides(args, [q, k, v]);
+    Ok(())
 }
 
 /// The copy engine's description of `x` (B, H, L, D) in 16-bit floats for the Hopper kernel:
@@ -231,11 +312,20 @@ fn tensor_map(x: &ArrayData, rows: usize) -> Result<Option<sys::CUtensorMap>> {
         Dtype::Bfloat16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
         _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
     };
-    if x.strides.iter().any(|&s| s <= 0) {
-        return Ok(None);
+    // A dimension of one element may have any stride (a view's 0, say): the copy engine
+    // takes the packed one there.
+    let mut strides = [0u64; 3];
+    let mut packed = d as u64 * size;
+    for (i, a) in [2, 1, 0].into_iter().enumerate() {
+        let s = x.strides[a];
+        strides[i] = match (x.shape[a], s) {
+            (1, _) => packed,
+            (_, s) if s > 0 => s as u64 * size,
+            _ => return Ok(None),
+        };
+        packed = strides[i] * x.shape[a] as u64;
     }
     let dims = [d as u64, l as u64, h as u64, b as u64];
-    let strides = [2, 1, 0].map(|a| x.strides[a] as u64 * size);
     encode_tiled(input_ptr(x)?, dt, &dims, &strides, &[64, rows as u32, 1, 1])
 }
 

@@ -1,20 +1,27 @@
 /* Flash attention on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a):
    umx_core::fast::scaled_dot_product_attention on the GPU for query blocks on sm_90. The
-   forward pass (BACKWARD 0) takes the arguments of flash.cu's umx_flash (and, with TMA, the
-   tensor maps of K and V after them); the backward pass (BACKWARD 1) is described where it
-   starts below. The forward pass follows FlashAttention-3's schedule:
+   forward pass (BACKWARD 0) takes the arguments of flash.cu's umx_flash, then a counter of
+   query blocks taken (zeroed; null: each block takes one) and the tensor maps of Q, K and V;
+   the backward pass (BACKWARD 1) is described where it starts below. The forward pass
+   follows FlashAttention-3's schedule:
 
-   - A block takes BR = 64 * WG query rows of one head: WG consumer warpgroups of 64 rows
-     each, and a producer warpgroup that loads key and value tiles of BN rows into NS stages
-     of shared memory, through the copy engine (TMA: one thread asks for each tile's boxes)
-     or cp.async, signalling each stage full on an mbarrier; the consumers signal it empty
-     when done with it. The producer gives its registers to the consumers (setmaxnreg).
+   - A query block is BR = 64 * WG query rows of one head. A block of the launch (one an SM)
+     takes query block after query block, its own first and then the launch's next by an
+     atomic counter, so that one's loads run under the last one's products and its stores
+     (a block a query block, B=4 H=16 L=2048 D=128 on an H200: causal 465 TFLOP/s, full
+     561; this way 484 and 576; D=64 H=32 306 -> 345 and 379 -> 410). WG consumer
+     warpgroups take 64 rows each; a producer warpgroup's one thread asks the copy engine (TMA) for each query block and
+     each key and value tile of BN rows, into NS stages of shared memory, each signalled
+     full on an mbarrier; the consumers signal a stage empty when done with it, and the
+     queries once their last product with them is in. The producer gives its registers to
+     the consumers (setmaxnreg).
    - A consumer computes S = Q K^T with Q and K in shared memory; while the tensor cores run
      S of tile t + 1 and then O += P V of tile t (P from registers: the accumulator fragment
      of S is the A fragment of the product; V transposed by the instruction), it computes
-     the softmax of tile t + 1 online in registers (exp2, the scale folded in). The two
-     consumer warpgroups take turns issuing their products (named barriers), so that one's
-     softmax overlaps the other's products.
+     the softmax of tile t + 1 online in registers (exp2, the scale folded in). With
+     PINGPONG the two consumer warpgroups take turns issuing their products (named
+     barriers), so that one's softmax overlaps the other's products: since a block takes
+     several query blocks, faster only for causal head dim 64 (the caller's choice).
    - Heads run in groups of HEADS_AT_ONCE, their query blocks longest causal rows first, so
      that the group's keys and values stay in L2.
 
@@ -22,20 +29,17 @@
    64-column panels (128 bytes a row), rows 128 bytes apart, the 16-byte chunk c of row r
    stored at chunk c ^ (r % 8); every panel starts at a multiple of 1024 bytes. Defines set
    by the caller: D (64 or 128), WG (1 or 2; the backward pass 2), NS, IS_F16, CAUSAL,
-   BACKWARD; the forward pass also BN (64 or 128) and TMA. The helpers this file shares with
+   BACKWARD; the forward pass also BN (64 or 128). The helpers this file shares with
    flash.cu (cp.async, pack2, ex2, ...) are in flash_common.cuh, placed before it. */
 #define BR (64 * WG)
 #ifndef NS
 #define NS 2
 #endif
 #ifndef PINGPONG
-#define PINGPONG 1
+#define PINGPONG 0
 #endif
 #ifndef BACKWARD
 #define BACKWARD 0
-#endif
-#ifndef TMA
-#define TMA 0
 #endif
 #ifndef HEADS_AT_ONCE
 #define HEADS_AT_ONCE 8
@@ -122,7 +126,6 @@ UMX_FN void bar_wait(u32 bar, u32 parity) {
     asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
                  : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
 }
-#if TMA || BACKWARD
 /* The driver's tensor map (cuTensorMapEncodeTiled), passed by value. */
 struct __align__(64) umx_tensor_map { unsigned long long opaque[16]; };
 /* The barrier expects `bytes` more from the copy engine, and this thread arrives. */
@@ -136,7 +139,11 @@ UMX_FN void tma_load(u32 dst, const umx_tensor_map* map, int c0, int c1, int c2,
       "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
       ::"r"(dst), "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
 }
-#endif
+/* The same box pulled into L2 only. */
+UMX_FN void tma_prefetch(const umx_tensor_map* map, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.prefetch.tensor.4d.L2.global.tile [%0, {%1, %2, %3, %4}];"
+               ::"l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3) : "memory");
+}
 /* A barrier among the consumer warpgroups only. */
 UMX_FN void consumers_sync() { asm volatile("bar.sync 1, %0;" ::"n"(WG * 128) : "memory"); }
 /* Warpgroup w's turn to issue its products (barrier 2 + w, with the other warpgroup's
@@ -156,106 +163,129 @@ UMX_FN void turn_give(int w) { asm volatile("bar.arrive %0, 256;" ::"r"(2 + (1 -
 #define WG_O wgmma_rs_n128
 #endif
 
-extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* out, float* lse, const u16* q,
-    const u16* k, const u16* v, long long bhq, long long hq, long long lq, long long lk,
-    long long group, long long nqb, float scale_log2, long long qs0, long long qs1,
-    long long qs2, long long ks0, long long ks1, long long ks2, long long vs0, long long vs1,
-    long long vs2
-#if TMA
-    , const __grid_constant__ umx_tensor_map tk, const __grid_constant__ umx_tensor_map tv
-#endif
-    ) {
-  extern __shared__ __align__(1024) unsigned char smraw[];
-  /* full[s]: stage s holds its tile (the producer's 32 lanes arrive as their copies land);
-     empty[s]: every consumer thread is done with it. */
-  __shared__ __align__(8) unsigned long long bars[2 * NS];
-  u32 base = (smem_addr(smraw) + 1023) & ~1023u;
-  u32 sQ = base;
-  u32 sK = sQ + BR * D * 2;
-  u32 sV = sK + NS * BN * D * 2;
-  u32 full = smem_addr(bars), empty = full + NS * 8;
-  /* Heads in groups of HEADS_AT_ONCE, whose query blocks run together, the longest causal
-     rows first: the group's keys and values stay in L2 while they run (ordered by head
-     first, B=4 H=16 L=2048 D=128, 39% of the reads hit L2; head after head, 85%), and the
-     heaviest blocks start first. */
-  long long per = HEADS_AT_ONCE * nqb, grp = blockIdx.x / per, r = blockIdx.x % per;
+/* Query block `item` of a launch's bhq * nqb: its head (batch * hq + head) and block of rows.
+   Heads run in groups of HEADS_AT_ONCE, whose query blocks run together, the longest causal
+   rows first: the group's keys and values stay in L2 while they run (ordered by head first,
+   B=4 H=16 L=2048 D=128, 39% of the reads hit L2; head after head, 85%), and the heaviest
+   blocks start first. */
+UMX_FN void item_at(long long item, long long bhq, long long nqb, long long& bh, long long& qb) {
+  long long per = HEADS_AT_ONCE * nqb, grp = item / per, r = item % per;
   long long gsize = min((long long)HEADS_AT_ONCE, bhq - grp * HEADS_AT_ONCE);
-  long long bh = grp * HEADS_AT_ONCE + r % gsize;
-  long long qb = nqb - 1 - r / gsize;
-  long long bi = bh / hq, h = bh % hq, kh = h / group;
-  const u16* qp = q + bi * qs0 + h * qs1;
-#if !TMA
-  const u16* kp = k + bi * ks0 + kh * ks1;
-  const u16* vp = v + bi * vs0 + kh * vs1;
-#endif
-  int Lq = (int)lq, Lk = (int)lk, q0 = (int)qb * BR;
-  int tid = threadIdx.x, lane = tid % 32;
+  bh = grp * HEADS_AT_ONCE + r % gsize;
+  qb = nqb - 1 - r / gsize;
+}
+/* The key tiles the query rows q0..q0 + BR see. */
+UMX_FN int tiles_of(int q0, int Lq, int Lk) {
   int kend = Lk;
 #if CAUSAL
   kend = min(Lk, max(0, q0 + BR + Lk - Lq));
 #endif
-  int ntiles = (kend + BN - 1) / BN;
+  return (kend + BN - 1) / BN;
+}
+
+extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* out, float* lse, const u16* q,
+    const u16* k, const u16* v, long long bhq, long long hq, long long lq, long long lk,
+    long long group, long long nqb, float scale_log2, long long qs0, long long qs1,
+    long long qs2, long long ks0, long long ks1, long long ks2, long long vs0, long long vs1,
+    long long vs2, int* next_item, const __grid_constant__ umx_tensor_map tq,
+    const __grid_constant__ umx_tensor_map tk, const __grid_constant__ umx_tensor_map tv) {
+  extern __shared__ __align__(1024) unsigned char smraw[];
+  /* full[s]: stage s holds its tile; empty[s]: every consumer thread is done with it; qfull:
+     the query block is in, and items[j % 2] says which one the block's j-th is (-1: none
+     left); qempty: every consumer thread's last product with it is done. */
+  __shared__ __align__(8) unsigned long long bars[2 * NS + 2];
+  __shared__ long long items[2];
+  u32 base = (smem_addr(smraw) + 1023) & ~1023u;
+  u32 sQ = base;
+  u32 sK = sQ + BR * D * 2;
+  u32 sV = sK + NS * BN * D * 2;
+  u32 full = smem_addr(bars), empty = full + NS * 8, qfull = empty + NS * 8, qempty = qfull + 8;
+  long long nitems = bhq * nqb;
+  int Lq = (int)lq, Lk = (int)lk;
+  int tid = threadIdx.x, lane = tid % 32;
   if (tid == 0) {
     for (int i = 0; i < NS; i++) {
-      bar_init(full + 8 * i, TMA ? 1 : 128);
+      bar_init(full + 8 * i, 1);
       bar_init(empty + 8 * i, WG * 128);
     }
+    bar_init(qfull, 1);
+    bar_init(qempty, WG * 128);
   }
   __syncthreads();
   if (tid >= WG * 128) {
-    /* The producer warpgroup: tile t into stage t % NS once the consumers released it. It
-       gives up registers to the consumers (setmaxnreg), which hold the accumulators. */
+    /* The producer warpgroup gives its registers to the consumers (setmaxnreg), which hold
+       the accumulators; one of its threads asks the copy engine for every tile. */
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(PRODUCER_REGS));
-    int ptid = tid - WG * 128;
-    for (int t = 0; t < ntiles; t++) {
-      int st = t % NS, use = t / NS;
+    if (tid != WG * 128) return;
+    int g = 0; /* key tiles asked for so far, over all the block's query blocks */
+    auto load_tile = [&](int t, int kh, int bi) {
+      int st = g % NS, use = g / NS;
       if (use > 0) bar_wait(empty + 8 * st, (use - 1) & 1);
-#if TMA
-      /* One thread asks the copy engine for the tile's 64-column panels of K and V. */
-      if (ptid == 0) {
-        bar_expect(full + 8 * st, 2 * BN * D * 2);
+      bar_expect(full + 8 * st, 2 * BN * D * 2);
 #pragma unroll
-        for (int p = 0; p < D / 64; p++) {
-          tma_load(sK + st * BN * D * 2 + p * BN * 128, &tk, p * 64, t * BN, (int)kh, (int)bi, full + 8 * st);
-          tma_load(sV + st * BN * D * 2 + p * BN * 128, &tv, p * 64, t * BN, (int)kh, (int)bi, full + 8 * st);
-        }
+      for (int p = 0; p < D / 64; p++) {
+        tma_load(sK + st * BN * D * 2 + p * BN * 128, &tk, p * 64, t * BN, kh, bi, full + 8 * st);
+        tma_load(sV + st * BN * D * 2 + p * BN * 128, &tv, p * 64, t * BN, kh, bi, full + 8 * st);
       }
-#else
-      for (int i = ptid; i < BN * CH; i += 128) {
-        int r = i / CH, c = i % CH;
-        int j = t * BN + r;
-        bool ok = j < Lk;
-        cp16(sK + st * BN * D * 2 + swz(BN, r, c), kp + (ok ? j * ks2 + c * 8 : 0), ok);
-        cp16(sV + st * BN * D * 2 + swz(BN, r, c), vp + (ok ? j * vs2 + c * 8 : 0), ok);
+      g++;
+    };
+    /* The block's own query block first, then the launch's next while any is left (from a
+       counter every block takes from). */
+    long long item = blockIdx.x;
+    for (int j = 0;; j++) {
+      if (item >= nitems) {
+        if (j > 0) bar_wait(qempty, (j - 1) & 1);
+        items[j % 2] = -1;
+        bar_arrive(qfull);
+        return;
       }
-      bar_arrive_copies(full + 8 * st);
-#endif
+      long long bh, qb;
+      item_at(item, bhq, nqb, bh, qb);
+      int bi = (int)(bh / hq), h = (int)(bh % hq), kh = h / (int)group;
+      int q0 = (int)qb * BR, nt = tiles_of(q0, Lq, Lk);
+      /* The first key tile may land while the consumers finish the query block before;
+         the queries wait for them to be done with its last, and meanwhile come into L2. */
+      if (j > 0)
+        for (int p = 0; p < D / 64; p++) tma_prefetch(&tq, p * 64, q0, h, bi);
+      if (nt > 0) load_tile(0, kh, bi);
+      if (j > 0) bar_wait(qempty, (j - 1) & 1);
+      items[j % 2] = item;
+      bar_expect(qfull, BR * D * 2);
+#pragma unroll
+      for (int p = 0; p < D / 64; p++) tma_load(sQ + p * BR * 128, &tq, p * 64, q0, h, bi, qfull);
+      for (int t = 1; t < nt; t++) load_tile(t, kh, bi);
+      /* The next query block, taken as this one's last tile goes out: a block whose
+         products run longer takes its next later (taken as this one started, the causal
+         forward pass of B=4 H=16 L=2048 D=128 took 157 us, 142 this way). */
+      item = next_item ? gridDim.x + atomicAdd(next_item, 1) : nitems;
     }
-    cp_wait_all();
   } else {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMER_REGS));
   int wg = tid / 128, warp = (tid / 32) % 4;
-  for (int i = tid; i < BR * CH; i += WG * 128) {
-    int r = i / CH, c = i % CH;
-    bool ok = q0 + r < Lq;
-    cp16(sQ + swz(BR, r, c), qp + (ok ? (q0 + r) * qs2 + c * 8 : 0), ok);
-  }
-  cp_commit();
-  cp_wait_all();
-  fence_async();
-  consumers_sync();
+  /* This thread's rows within the block. */
+  int row0 = wg * 64 + warp * 16 + lane / 4;
+  bool pingpong = PINGPONG && WG == 2;
   float o[D / 2];
   float s[BN / 2];
   u32 pa[BN / 16][4];
+  float m[2], l[2], corr[2];
+  int g = 0; /* key tiles done, over all the block's query blocks: tile t is g + t's stage */
+  for (int j = 0;; j++) {
+  bar_wait(qfull, j & 1);
+  long long item = items[j % 2];
+  if (item < 0) break;
+  long long bh, qb;
+  item_at(item, bhq, nqb, bh, qb);
+  int q0 = (int)qb * BR, ntiles = tiles_of(q0, Lq, Lk);
+  if (ntiles == 0) bar_arrive(qempty);
 #pragma unroll
   for (int i = 0; i < D / 2; i++) o[i] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  /* This thread's rows within the block. */
-  int row0 = wg * 64 + warp * 16 + lane / 4;
+  m[0] = m[1] = -INFINITY;
+  l[0] = l[1] = 0.f;
   /* The scores of tile t of this warpgroup's rows, S = Q K_t, into s. */
 #define SCORES(t)                                                                           \
   {                                                                                         \
-    u32 sk = sK + ((t) % NS) * BN * D * 2;                                                  \
+    u32 sk = sK + ((g + (t)) % NS) * BN * D * 2;                                            \
     hold<BN / 2>(s);                                                                        \
     wg_fence();                                                                             \
     _Pragma("unroll") for (int kk = 0; kk < D / 16; kk++) {                                 \
@@ -267,7 +297,6 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
   }
   /* P = exp(S - max) for tile t in s (masked past the keys and the diagonal), the running
      max and sum updated; corr: how much the output so far shrinks. */
-  float corr[2];
 #define SOFTMAX(t)                                                                          \
   {                                                                                         \
     int kbase = (t) * BN;                                                                   \
@@ -311,45 +340,46 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
     pa[kc][2] = pack2(s[(2 * kc + 1) * 4 + 0], s[(2 * kc + 1) * 4 + 1]);                    \
     pa[kc][3] = pack2(s[(2 * kc + 1) * 4 + 2], s[(2 * kc + 1) * 4 + 3]);                    \
   }
-  /* FlashAttention-3's pipeline within a warpgroup: while the tensor cores run S of tile
-     t + 1 and then P V of tile t, the softmax of tile t + 1 runs here. */
-  if (ntiles > 0) {
-    bar_wait(full, 0);
-    fence_async();
-    SCORES(0);
-    wg_wait0();
-    hold<BN / 2>(s);
-    SOFTMAX(0);
-    PACK_P;
-  }
 #define PV(t)                                                                               \
   {                                                                                         \
-    u32 sv = sV + ((t) % NS) * BN * D * 2;                                                  \
+    u32 sv = sV + ((g + (t)) % NS) * BN * D * 2;                                            \
     hold<D / 2>(o);                                                                         \
     wg_fence();                                                                             \
     _Pragma("unroll") for (int kc = 0; kc < BN / 16; kc++)                                  \
       WG_O(o, pa[kc], desc(sv + kc * 16 * 128, BN * 128, 1024));                            \
     wg_commit();                                                                            \
   }
-  /* With two consumer warpgroups, they take turns issuing their products (FlashAttention-3's
-     ping-pong), so that one's softmax runs while the other's products do. Warpgroup 1
-     starts by giving warpgroup 0 the first turn and gives none after its last. */
-  bool pingpong = PINGPONG && WG == 2;
+  /* FlashAttention-3's pipeline within a warpgroup: while the tensor cores run S of tile
+     t + 1 and then P V of tile t, the softmax of tile t + 1 runs here. Once the last S is
+     in, the producer may load the next query block's queries. */
+  if (ntiles > 0) {
+    bar_wait(full + 8 * (g % NS), (g / NS) & 1);
+    SCORES(0);
+    wg_wait0();
+    hold<BN / 2>(s);
+    if (ntiles == 1) bar_arrive(qempty);
+    SOFTMAX(0);
+    PACK_P;
+  }
+  /* With PINGPONG the two consumer warpgroups take turns issuing their products
+     (FlashAttention-3's ping-pong), so that one's softmax runs while the other's products
+     do. Warpgroup 1 starts each query block by giving warpgroup 0 the first turn and gives
+     none after its last. */
   if (pingpong && wg == 1 && ntiles > 1) turn_give(wg);
   for (int t = 0; t + 1 < ntiles; t++) {
-    bar_wait(full + 8 * ((t + 1) % NS), ((t + 1) / NS) & 1);
-    fence_async();
+    bar_wait(full + 8 * ((g + t + 1) % NS), ((g + t + 1) / NS) & 1);
     if (pingpong) turn_wait(wg);
     SCORES(t + 1);
     PV(t);
     if (pingpong && (wg == 0 || t + 2 < ntiles)) turn_give(wg);
     wg_wait1();
     hold<BN / 2>(s);
+    if (t + 2 == ntiles) bar_arrive(qempty);
     SOFTMAX(t + 1);
     wg_wait0();
     hold<D / 2>(o);
     /* Done with this tile's stage: the producer may refill it. */
-    bar_arrive(empty + 8 * (t % NS));
+    bar_arrive(empty + 8 * ((g + t) % NS));
 #pragma unroll
     for (int nb = 0; nb < D / 8; nb++) {
       o[nb * 4] *= corr[0];
@@ -363,7 +393,9 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
     PV(ntiles - 1);
     wg_wait0();
     hold<D / 2>(o);
+    bar_arrive(empty + 8 * ((g + ntiles - 1) % NS));
   }
+  g += ntiles;
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) {
     float L = l[hf];
@@ -379,6 +411,7 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
       for (int nb = 0; nb < D / 8; nb++)
         op[nb * 4 + lane % 4] = pack2(o[nb * 4 + 2 * hf] * inv, o[nb * 4 + 2 * hf + 1] * inv);
     }
+  }
   }
   }
 }
