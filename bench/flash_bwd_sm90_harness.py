@@ -109,6 +109,10 @@ def dq_map(dqacc, rows):
 CASES = [c for c in flash_harness.CASES if c[5] <= 128] + [
     (2, 8, 2, 256, 256, 128, True, torch.bfloat16),
     (1, 4, 4, 64, 3, 64, False, torch.bfloat16),
+    # more key blocks than SMs
+    (4, 16, 4, 700, 1100, 128, True, torch.bfloat16),
+    (2, 32, 8, 900, 1300, 64, True, torch.float16),
+    (3, 16, 16, 700, 900, 64, False, torch.bfloat16),
 ]
 
 

@@ -445,7 +445,10 @@ extern "C" __global__ void __launch_bounds__(WG * 128 + 128, 1) umx_flash(u16* o
    ptxas spills and serializes the products, C7515), dV's product issued before dP^T is in
    (with float32 P^T kept: C7512, serialized for want of registers; with dS^T from the
    rounded P^T: causal 453 -> 465 us, full 825 -> 801), three stages (no room in shared
-   memory for head dim 128). */
+   memory for head dim 128), a block an SM taking key block after key block from a counter as
+   the forward pass does, the next one's keys and values prefetched into L2 (the main kernel,
+   B=4 H=16 L=2048 on an H200: D=128 causal 444 -> 449 us, full 810 -> 787-790; D=64 H=32
+   611 -> 610-614 and 1091 -> 1134: its blocks already sweep 17-32 query tiles each). */
 #define BM 64
 #define BNK (64 * WG)
 
