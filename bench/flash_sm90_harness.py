@@ -140,7 +140,10 @@ def launch_raw(kern, grid, block, smem, args, maps):
 
 def main():
     shapes = [(4, 16, 2048, 128), (4, 32, 2048, 64)]
-    cfgs = [full(tuple(int(x) if x.isdigit() else x for x in c.split(","))) for c in sys.argv[1:] if c != "--no-mma"] or [full((128, 2, 3, 0, 8, 1))]
+    # --d=N: head dim N only (its cases and shapes).
+    only_d = [int(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--d=")]
+    shapes = [s for s in shapes if not only_d or s[3] in only_d]
+    cfgs = [full(tuple(int(x) if x.isdigit() else x for x in c.split(","))) for c in sys.argv[1:] if not c.startswith("--")] or [full((128, 2, 3, 0, 8, 1))]
     # flash.cu's cases and some of more query blocks than SMs (a block takes several; rows
     # without keys where causal queries outnumber the keys)
     cases = [c for c in mma.CASES if c[5] <= 128] + [
@@ -148,6 +151,7 @@ def main():
         (3, 16, 16, 700, 900, 64, False, torch.float16),
         (2, 32, 8, 900, 300, 64, True, torch.bfloat16),
     ]
+    cases = [c for c in cases if not only_d or c[5] in only_d]
     torch.manual_seed(0)
     summary = []
     for cfg in cfgs:
