@@ -7,6 +7,7 @@ chain. On the GPU machine:
 
     python3 bench/gemv_harness.py
     TRACE=1 python3 bench/gemv_harness.py   # when each T2 kernel's blocks start, wait, end
+    MLP=1 python3 bench/gemv_harness.py     # gate/up and down as one kernel (mlp_experiment)
 
 A chain of products alone is not a decoding step: variants that won here lost in `llm --step`
 (the streamed T2 form for the down projection, 2026-11-28; more vectors a lane for the short
@@ -449,6 +450,196 @@ variants = [
     Mixed("C --fmad=false, d T2 (fma)", {D: t2_3}, c_nofma),
     c_now, c_nofma,
 ]
+# MLP=1: a layer's gate/up product (with the SwiGLU) and its down product as one kernel of a
+# block an SM, a grid-wide barrier between them; with PREFETCH each block's down rows come
+# into shared memory through the copy engine from its start (1) or once its share of the
+# gate/up product is done (2), so that the down product after the barrier reads no DRAM. Against umx's kernel (c_now) for the
+# two products apart, 22 layers in a CUDA graph each.
+MLP = COMMON + BULK + r"""
+#define KV 256   /* vectors of 8 in a gate/up row (2048 inputs) */
+#define HV 704   /* vectors of 8 in a down row (5632 inputs) */
+extern "C" __global__ void __launch_bounds__(512, 1) mlp(bf* out, const bf* x, const bf* wgu,
+    const bf* wd, bf* h, unsigned* counter, int inter, int hid) {
+  extern __shared__ __align__(128) unsigned char sm[];
+  __shared__ __align__(8) unsigned long long full;
+  int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int r0 = (int)((long long)hid * blockIdx.x / gridDim.x);
+  int r1 = (int)((long long)hid * (blockIdx.x + 1) / gridDim.x);
+  unsigned row_bytes = (unsigned)inter * 2;
+  if (tid == 0) {
+    bar_init(saddr(&full), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+#define PREFETCH_DOWN                                                                        \
+  if (tid == 0) {                                                                            \
+    bar_expect(saddr(&full), (unsigned)(r1 - r0) * row_bytes);                               \
+    for (int r = r0; r < r1; r++)                                                            \
+      bulk_load(saddr(sm + (size_t)(r - r0) * row_bytes), (const char*)wd + (size_t)r * row_bytes, \
+                row_bytes, saddr(&full));                                                    \
+  }
+#if PREFETCH == 1
+  PREFETCH_DOWN
+#endif
+  const vec_t* xs = (const vec_t*)x;
+  int gw = blockIdx.x * 16 + warp, nw = gridDim.x * 16;
+  vec_t wg[8], wu[8], xr[8];
+  int i = gw;
+  if (i < inter) {
+    const vec_t* g = (const vec_t*)wgu + (long long)i * KV;
+    const vec_t* u = (const vec_t*)wgu + (long long)(inter + i) * KV;
+#pragma unroll
+    for (int t = 0; t < 8; t++) { wg[t] = __ldg(g + lane + 32 * t); wu[t] = __ldg(u + lane + 32 * t); }
+  }
+  pdl_wait();
+#pragma unroll
+  for (int t = 0; t < 8; t++) xr[t] = xs[lane + 32 * t];
+  for (; i < inter; i += nw) {
+    if (i != gw) {
+      const vec_t* g = (const vec_t*)wgu + (long long)i * KV;
+      const vec_t* u = (const vec_t*)wgu + (long long)(inter + i) * KV;
+#pragma unroll
+      for (int t = 0; t < 8; t++) { wg[t] = __ldg(g + lane + 32 * t); wu[t] = __ldg(u + lane + 32 * t); }
+    }
+    float a = 0.f, c = 0.f;
+#pragma unroll
+    for (int t = 0; t < 8; t++) { a += dot8(wg[t], xr[t]); c += dot8(wu[t], xr[t]); }
+    for (int o = 16; o > 0; o /= 2) {
+      a += __shfl_xor_sync(0xffffffffu, a, o);
+      c += __shfl_xor_sync(0xffffffffu, c, o);
+    }
+    if (lane == 0) h[i] = b(a / (1.f + __expf(-a)) * c);
+  }
+#if PREFETCH == 2
+  PREFETCH_DOWN
+#endif
+  /* Every block's share of h written before any block reads h. */
+  __syncthreads();
+  if (tid == 0) {
+    __threadfence();
+    atomicAdd(counter, 1u);
+    unsigned v;
+    do { asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(v) : "l"(counter) : "memory"); } while (v < gridDim.x);
+  }
+  __syncthreads();
+  if (warp < r1 - r0) {
+#if PREFETCH
+    bar_wait(saddr(&full), 0);
+    const vec_t* wr = (const vec_t*)(sm + (size_t)warp * row_bytes);
+#else
+    const vec_t* wr = (const vec_t*)wd + (long long)(r0 + warp) * HV;
+#endif
+    const vec_t* hs = (const vec_t*)h;
+    float acc = 0.f;
+    for (int j = lane; j < HV; j += 32) acc += dot8(wr[j], __ldcg(hs + j));
+    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[r0 + warp] = b(acc);
+  }
+}
+"""
+
+
+# The card's rate of reading alone, for the products' share of it: a grid-stride sum of
+# 16-byte loads, U of them in flight a thread.
+READ = r"""
+extern "C" __global__ void readall(const uint4* p, long long n, unsigned* out) {
+  unsigned acc = 0;
+  long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += U * stride) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) v[u] = i + u * stride < n ? __ldg(p + i + u * stride) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (acc == 0x12345678u) out[0] = acc;
+}
+"""
+
+
+def read_rate():
+    buf = cp.zeros(1 << 30, dtype=cp.uint8)
+    sink = cp.zeros(1, dtype=cp.uint32)
+    n = buf.nbytes // 16
+    for u, bps, threads in ((4, 4, 512), (8, 4, 512), (4, 8, 256), (8, 2, 1024)):
+        fn = cp.RawModule(code=f"#define U {u}\n" + READ, options=("-arch=sm_90",)).get_function("readall")
+        s = cp.cuda.Stream(non_blocking=True)
+        args = (buf, np.int64(n), sink)
+        with s:
+            fn((SM * bps,), (threads,), args)
+        s.synchronize()
+        e0, e1 = cp.cuda.Event(), cp.cuda.Event()
+        e0.record(s)
+        with s:
+            for _ in range(10):
+                fn((SM * bps,), (threads,), args)
+        e1.record(s)
+        e1.synchronize()
+        t = cp.cuda.get_elapsed_time(e0, e1) / 10
+        print(f"| read 1 GiB, {u} loads in flight a thread, {bps} blocks of {threads} an SM | {buf.nbytes / t / 1e6:.0f} GB/s |")
+
+
+def mlp_experiment():
+    read_rate()
+    h = cp.zeros(INTER, dtype=cp.uint16)
+    out = cp.zeros(HID, dtype=cp.uint16)
+    counters = cp.zeros(LAYERS, dtype=cp.uint32)
+    rows = -(-HID // SM)
+    smem = rows * INTER * 2
+    fns = {}
+    for pf in (1, 2, 0):
+        fn = cp.RawModule(code=f"#define PREFETCH {pf}\n" + MLP, options=("-arch=sm_90", "-std=c++17")).get_function("mlp")
+        fn.max_dynamic_shared_size_bytes = smem
+        print(f"  mlp PREFETCH={pf}: regs={fn.num_regs} local={fn.local_size_bytes} smem={smem}", flush=True)
+        fns[pf] = fn
+
+    def fused(pf):
+        def chain(s):
+            cp.cuda.runtime.memsetAsync(counters.data.ptr, 0, counters.nbytes, s.ptr)
+            for li, L in enumerate(layers):
+                launch(fns[pf], SM, 512, (out, x, L["gu"], L["d"], h, np.uint64(counters.data.ptr + 4 * li),
+                                          np.int32(INTER), np.int32(HID)), s, smem=smem if pf else 0)
+        return chain
+
+    def apart(s):
+        for L in layers:
+            c_now(L["gu"], s)
+            c_now(L["d"], s)
+
+    # correctness of the fused kernel on layer 0
+    gu, d = from_bf16(layers[0]["gu"]), from_bf16(layers[0]["d"])
+    g = gu[:INTER] @ xf[:HID]
+    u = gu[INTER:] @ xf[:HID]
+    href = from_bf16(to_bf16(g / (1 + cp.exp(-g)) * u))
+    want = d @ href
+    for pf in (1, 2, 0):
+        st = cp.cuda.Stream(non_blocking=True)
+        cp.cuda.runtime.memsetAsync(counters.data.ptr, 0, counters.nbytes, st.ptr)
+        launch(fns[pf], SM, 512, (out, x, layers[0]["gu"], layers[0]["d"], h, np.uint64(counters.data.ptr),
+                                  np.int32(INTER), np.int32(HID)), st, smem=smem if pf else 0)
+        st.synchronize()
+        err = float(cp.max(cp.abs(from_bf16(out) - want)) / cp.max(cp.abs(want)))
+        print(f"  mlp PREFETCH={pf}: rel err {err:.4f}", flush=True)
+        if err > 2e-2:
+            raise SystemExit("mlp: wrong result")
+    graphs = {"apart (umx's kernel, two products)": capture(apart),
+              "one kernel, down rows prefetched into shared memory from its start": capture(fused(1)),
+              "one kernel, down rows prefetched once the block's gate/up share is done": capture(fused(2)),
+              "one kernel, down rows read after the barrier": capture(fused(0))}
+    res = {k: [] for k in graphs}
+    for _ in range(4):
+        for k, (g_, s_) in graphs.items():
+            res[k].append(time_graph(g_, s_))
+    mb = sum(L["gu"].nbytes + L["d"].nbytes for L in layers)
+    print(cp.cuda.runtime.getDeviceProperties(0)["name"].decode())
+    for k, t in res.items():
+        per = min(t) * 1e3 / LAYERS
+        print(f"| {k} | {per:.2f} us a layer ({mb / min(t) / 1e6:.0f} GB/s) | {' '.join(f'{v * 1e3 / LAYERS:.2f}' for v in t)} |")
+
+
+if os.environ.get("MLP"):
+    mlp_experiment()
+    raise SystemExit
 if os.environ.get("TRACE"):
     for v in [T2Variant("T2 2 st W16 split 2/4 xsmem minB2", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2),
               T2Variant("T2 2 st W16 split 2/4 xsmem minB2 no early", 2, 16, lambda kv: 2 if kv <= 256 else 4, xsmem=1, minb=2, early=0),
