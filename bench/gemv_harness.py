@@ -458,7 +458,13 @@ variants = [
 MLP = COMMON + BULK + r"""
 #define KV 256   /* vectors of 8 in a gate/up row (2048 inputs) */
 #define HV 704   /* vectors of 8 in a down row (5632 inputs) */
-extern "C" __global__ void __launch_bounds__(512, 1) mlp(bf* out, const bf* x, const bf* wgu,
+#ifndef WARPS
+#define WARPS 16
+#endif
+#ifndef PIPE
+#define PIPE 0
+#endif
+extern "C" __global__ void __launch_bounds__(WARPS * 32, 1) mlp(bf* out, const bf* x, const bf* wgu,
     const bf* wd, bf* h, unsigned* counter, int inter, int hid) {
   extern __shared__ __align__(128) unsigned char sm[];
   __shared__ __align__(8) unsigned long long full;
@@ -482,34 +488,56 @@ extern "C" __global__ void __launch_bounds__(512, 1) mlp(bf* out, const bf* x, c
   PREFETCH_DOWN
 #endif
   const vec_t* xs = (const vec_t*)x;
-  int gw = blockIdx.x * 16 + warp, nw = gridDim.x * 16;
-  vec_t wg[8], wu[8], xr[8];
-  int i = gw;
-  if (i < inter) {
-    const vec_t* g = (const vec_t*)wgu + (long long)i * KV;
-    const vec_t* u = (const vec_t*)wgu + (long long)(inter + i) * KV;
-#pragma unroll
-    for (int t = 0; t < 8; t++) { wg[t] = __ldg(g + lane + 32 * t); wu[t] = __ldg(u + lane + 32 * t); }
+  int gw = blockIdx.x * WARPS + warp, nw = gridDim.x * WARPS;
+  vec_t xr[8];
+  /* Pair i's gate and up rows (i and inter + i) into G and U. */
+#define LOAD(G, U, i)                                                                        \
+  {                                                                                          \
+    const vec_t* g_ = (const vec_t*)wgu + (long long)(i) * KV;                               \
+    const vec_t* u_ = (const vec_t*)wgu + (long long)(inter + (i)) * KV;                     \
+    _Pragma("unroll") for (int t = 0; t < 8; t++) {                                          \
+      G[t] = __ldg(g_ + lane + 32 * t);                                                      \
+      U[t] = __ldg(u_ + lane + 32 * t);                                                      \
+    }                                                                                        \
   }
+#define SUM(G, U, i)                                                                         \
+  {                                                                                          \
+    float a = 0.f, c = 0.f;                                                                  \
+    _Pragma("unroll") for (int t = 0; t < 8; t++) {                                          \
+      a += dot8(G[t], xr[t]);                                                                \
+      c += dot8(U[t], xr[t]);                                                                \
+    }                                                                                        \
+    for (int o = 16; o > 0; o /= 2) {                                                        \
+      a += __shfl_xor_sync(0xffffffffu, a, o);                                               \
+      c += __shfl_xor_sync(0xffffffffu, c, o);                                               \
+    }                                                                                        \
+    if (lane == 0) h[i] = b(a / (1.f + __expf(-a)) * c);                                     \
+  }
+#if PIPE
+  /* Each warp's next pair's loads go out before the pair before is summed. */
+  vec_t ga[8], ua[8], gb[8], ub[8];
+  if (gw < inter) LOAD(ga, ua, gw);
+  pdl_wait();
+#pragma unroll
+  for (int t = 0; t < 8; t++) xr[t] = xs[lane + 32 * t];
+  for (int i = gw; i < inter; i += 2 * nw) {
+    if (i + nw < inter) LOAD(gb, ub, i + nw);
+    SUM(ga, ua, i);
+    if (i + 2 * nw < inter) LOAD(ga, ua, i + 2 * nw);
+    if (i + nw < inter) SUM(gb, ub, i + nw);
+  }
+#else
+  vec_t wg[8], wu[8];
+  int i = gw;
+  if (i < inter) LOAD(wg, wu, i);
   pdl_wait();
 #pragma unroll
   for (int t = 0; t < 8; t++) xr[t] = xs[lane + 32 * t];
   for (; i < inter; i += nw) {
-    if (i != gw) {
-      const vec_t* g = (const vec_t*)wgu + (long long)i * KV;
-      const vec_t* u = (const vec_t*)wgu + (long long)(inter + i) * KV;
-#pragma unroll
-      for (int t = 0; t < 8; t++) { wg[t] = __ldg(g + lane + 32 * t); wu[t] = __ldg(u + lane + 32 * t); }
-    }
-    float a = 0.f, c = 0.f;
-#pragma unroll
-    for (int t = 0; t < 8; t++) { a += dot8(wg[t], xr[t]); c += dot8(wu[t], xr[t]); }
-    for (int o = 16; o > 0; o /= 2) {
-      a += __shfl_xor_sync(0xffffffffu, a, o);
-      c += __shfl_xor_sync(0xffffffffu, c, o);
-    }
-    if (lane == 0) h[i] = b(a / (1.f + __expf(-a)) * c);
+    if (i != gw) LOAD(wg, wu, i);
+    SUM(wg, wu, i);
   }
+#endif
 #if PREFETCH == 2
   PREFETCH_DOWN
 #endif
@@ -522,18 +550,20 @@ extern "C" __global__ void __launch_bounds__(512, 1) mlp(bf* out, const bf* x, c
     do { asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(v) : "l"(counter) : "memory"); } while (v < gridDim.x);
   }
   __syncthreads();
-  if (warp < r1 - r0) {
 #if PREFETCH
-    bar_wait(saddr(&full), 0);
-    const vec_t* wr = (const vec_t*)(sm + (size_t)warp * row_bytes);
+  if (warp < r1 - r0) bar_wait(saddr(&full), 0);
+#endif
+  for (int r = warp; r < r1 - r0; r += WARPS) {
+#if PREFETCH
+    const vec_t* wr = (const vec_t*)(sm + (size_t)r * row_bytes);
 #else
-    const vec_t* wr = (const vec_t*)wd + (long long)(r0 + warp) * HV;
+    const vec_t* wr = (const vec_t*)wd + (long long)(r0 + r) * HV;
 #endif
     const vec_t* hs = (const vec_t*)h;
     float acc = 0.f;
     for (int j = lane; j < HV; j += 32) acc += dot8(wr[j], __ldcg(hs + j));
     for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) out[r0 + warp] = b(acc);
+    if (lane == 0) out[r0 + r] = b(acc);
   }
 }
 """
@@ -584,21 +614,32 @@ def mlp_experiment():
     h = cp.zeros(INTER, dtype=cp.uint16)
     out = cp.zeros(HID, dtype=cp.uint16)
     counters = cp.zeros(LAYERS, dtype=cp.uint32)
-    rows = -(-HID // SM)
-    smem = rows * INTER * 2
+    smem_rows = -(-HID // SM) * INTER * 2
+    # (name, PREFETCH, WARPS, PIPE, blocks an SM: every block must fit on the card at once,
+    # or the barrier waits forever)
+    cfgs = [("down rows read after the barrier, 16 warps", 0, 16, 0, 1),
+            ("the same, 8 warps, each warp's next pair loaded before the last is summed", 0, 8, 1, 1),
+            ("pipelined, 8 warps, down rows prefetched once the gate/up share is done", 2, 8, 1, 1),
+            ("16 warps, down rows prefetched from the start", 1, 16, 0, 1)]
     fns = {}
-    for pf in (1, 2, 0):
-        fn = cp.RawModule(code=f"#define PREFETCH {pf}\n" + MLP, options=("-arch=sm_90", "-std=c++17")).get_function("mlp")
-        fn.max_dynamic_shared_size_bytes = smem
-        print(f"  mlp PREFETCH={pf}: regs={fn.num_regs} local={fn.local_size_bytes} smem={smem}", flush=True)
-        fns[pf] = fn
+    for name, pf, warps, pipe, bps in cfgs:
+        fn = cp.RawModule(code=f"#define PREFETCH {pf}\n#define WARPS {warps}\n#define PIPE {pipe}\n" + MLP,
+                          options=("-arch=sm_90", "-std=c++17")).get_function("mlp")
+        smem = smem_rows if pf else 0
+        fn.max_dynamic_shared_size_bytes = max(smem, 1)
+        print(f"  mlp {name}: regs={fn.num_regs} local={fn.local_size_bytes} smem={smem}", flush=True)
+        fns[name] = (fn, smem, warps, bps)
 
-    def fused(pf):
+    def run(name, li, L, s):
+        fn, smem, warps, bps = fns[name]
+        launch(fn, SM * bps, 32 * warps, (out, x, L["gu"], L["d"], h, np.uint64(counters.data.ptr + 4 * li),
+                                          np.int32(INTER), np.int32(HID)), s, smem=smem)
+
+    def fused(name):
         def chain(s):
             cp.cuda.runtime.memsetAsync(counters.data.ptr, 0, counters.nbytes, s.ptr)
             for li, L in enumerate(layers):
-                launch(fns[pf], SM, 512, (out, x, L["gu"], L["d"], h, np.uint64(counters.data.ptr + 4 * li),
-                                          np.int32(INTER), np.int32(HID)), s, smem=smem if pf else 0)
+                run(name, li, L, s)
         return chain
 
     def apart(s):
@@ -606,26 +647,22 @@ def mlp_experiment():
             c_now(L["gu"], s)
             c_now(L["d"], s)
 
-    # correctness of the fused kernel on layer 0
+    # correctness of each on layer 0
     gu, d = from_bf16(layers[0]["gu"]), from_bf16(layers[0]["d"])
     g = gu[:INTER] @ xf[:HID]
     u = gu[INTER:] @ xf[:HID]
-    href = from_bf16(to_bf16(g / (1 + cp.exp(-g)) * u))
-    want = d @ href
-    for pf in (1, 2, 0):
+    want = d @ from_bf16(to_bf16(g / (1 + cp.exp(-g)) * u))
+    for name in fns:
         st = cp.cuda.Stream(non_blocking=True)
         cp.cuda.runtime.memsetAsync(counters.data.ptr, 0, counters.nbytes, st.ptr)
-        launch(fns[pf], SM, 512, (out, x, layers[0]["gu"], layers[0]["d"], h, np.uint64(counters.data.ptr),
-                                  np.int32(INTER), np.int32(HID)), st, smem=smem if pf else 0)
+        run(name, 0, layers[0], st)
         st.synchronize()
         err = float(cp.max(cp.abs(from_bf16(out) - want)) / cp.max(cp.abs(want)))
-        print(f"  mlp PREFETCH={pf}: rel err {err:.4f}", flush=True)
+        print(f"  mlp {name}: rel err {err:.4f}", flush=True)
         if err > 2e-2:
             raise SystemExit("mlp: wrong result")
-    graphs = {"apart (umx's kernel, two products)": capture(apart),
-              "one kernel, down rows prefetched into shared memory from its start": capture(fused(1)),
-              "one kernel, down rows prefetched once the block's gate/up share is done": capture(fused(2)),
-              "one kernel, down rows read after the barrier": capture(fused(0))}
+    graphs = {"apart (umx's kernel, two products)": capture(apart)}
+    graphs.update({f"one kernel, {name}": capture(fused(name)) for name in fns})
     res = {k: [] for k in graphs}
     for _ in range(4):
         for k, (g_, s_) in graphs.items():
