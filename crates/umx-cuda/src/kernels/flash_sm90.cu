@@ -9,12 +9,13 @@
      takes query block after query block, its own first and then the launch's next by an
      atomic counter, so that one's loads run under the last one's products and its stores
      (a block a query block, B=4 H=16 L=2048 D=128 on an H200: causal 465 TFLOP/s, full
-     561; this way 484 and 576; D=64 H=32 306 -> 345 and 379 -> 410). WG consumer
-     warpgroups take 64 rows each; a producer warpgroup's one thread asks the copy engine (TMA) for each query block and
-     each key and value tile of BN rows, into NS stages of shared memory, each signalled
-     full on an mbarrier; the consumers signal a stage empty when done with it, and the
-     queries once their last product with them is in. The producer gives its registers to
-     the consumers (setmaxnreg).
+     561; this way 484 and 576, and 511 and 607 without the warpgroups' turns below; D=64
+     H=32 306 -> 345 and 379 -> 410). WG consumer warpgroups take 64 rows each; one thread
+     of a producer warpgroup asks the copy engine (TMA) for each query block and each key
+     and value tile of BN rows, into NS stages of shared memory, each signalled full on an
+     mbarrier; the consumers signal a stage empty when done with it, and the queries once
+     their last product with them is in. The producer gives its registers to the consumers
+     (setmaxnreg).
    - A consumer computes S = Q K^T with Q and K in shared memory; while the tensor cores run
      S of tile t + 1 and then O += P V of tile t (P from registers: the accumulator fragment
      of S is the A fragment of the product; V transposed by the instruction), it computes
