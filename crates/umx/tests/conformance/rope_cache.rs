@@ -61,6 +61,44 @@ fn base_or(freqs: &Array, with_freqs: bool) -> (Option<f32>, Option<&Array>) {
     }
 }
 
+/// `f`'s gradients at `primals` are `composite`'s, both taking cotangents random from `seed`
+/// (queries (1, 2, 2, 4), caches (1, 1, 5, 4): the shapes `f` writes).
+fn assert_vjp_is_composite(
+    f: impl Fn(&[Array]) -> Result<Vec<Array>>,
+    composite: impl Fn(&[Array]) -> Result<Vec<Array>>,
+    primals: &[Array],
+    seed: u64,
+    what: &str,
+) {
+    let cots = [
+        random(&[1, 2, 2, 4], Dtype::Float32, seed),
+        random(&[1, 1, 5, 4], Dtype::Float32, seed + 1),
+        random(&[1, 1, 5, 4], Dtype::Float32, seed + 2),
+    ];
+    let (_, got) = vjp(f, primals, &cots).unwrap();
+    let (_, want) = vjp(composite, primals, &cots).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_close(g, w, 1e-5, &format!("{what} vjp"));
+    }
+}
+
+/// `write(offset)` whose rows pass the cache's end from offset `past`: there an error naming
+/// `rope_cache_write`, at the latest at the next read; then (the GPU's record read and
+/// cleared) at `past - 1` a write that reads back.
+fn assert_rows_past_the_cache_fail(
+    write: impl Fn(i32) -> Result<(Array, Array, Array)>,
+    past: i32,
+    what: &str,
+) {
+    let e = write(past)
+        .and_then(|(_, k, _)| k.to_vec::<f32>())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rope_cache_write"), "{what}: {e}");
+    let (_, k, _) = write(past - 1).unwrap();
+    k.to_vec::<f32>().unwrap();
+}
+
 /// `fast::rope_cache_write` is one node with three outputs whose values are the composite's
 /// (float32, float16, bfloat16; one and several positions and sequences; all features or the
 /// first `dims` rotated, halves or neighbours, `base` or `freqs`; a strided `qkv`); its
@@ -167,16 +205,7 @@ fn rope_cache_write_computes_the_composite_in_one_node() {
         random(&[1, 1, 5, 4], Dtype::Float32, 61),
         random(&[1, 1, 5, 4], Dtype::Float32, 62),
     ];
-    let cots = [
-        random(&[1, 2, 2, 4], Dtype::Float32, 63),
-        random(&[1, 1, 5, 4], Dtype::Float32, 64),
-        random(&[1, 1, 5, 4], Dtype::Float32, 65),
-    ];
-    let (_, got) = vjp(f, &primals, &cots).unwrap();
-    let (_, want) = vjp(composite, &primals, &cots).unwrap();
-    for (g, w) in got.iter().zip(&want) {
-        assert_close(g, w, 1e-5, "rope_cache_write vjp");
-    }
+    assert_vjp_is_composite(f, composite, &primals, 63, "rope_cache_write");
     let p64: Vec<Array> = primals
         .iter()
         .map(|p| p.astype(Dtype::Float64).unwrap())
@@ -209,14 +238,7 @@ fn rope_cache_write_computes_the_composite_in_one_node() {
             None,
         )
     };
-    let e = write(3)
-        .and_then(|(_, k, _)| k.to_vec::<f32>())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("rope_cache_write"), "{e}");
-    // The GPU's record is read and cleared: the next op is fine.
-    let (_, k, _) = write(2).unwrap();
-    k.to_vec::<f32>().unwrap();
+    assert_rows_past_the_cache_fail(write, 3, "rope_cache_write");
     // Bad input.
     let bad = |qkv: &Array, keys: &Array, values: &Array, off: Array, dims: usize| {
         fast::rope_cache_write(
@@ -386,16 +408,7 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
         random(&[1, 1, 5, 4], Dtype::Float32, 82),
         random(&[1, 1, 5, 4], Dtype::Float32, 83),
     ];
-    let cots = [
-        random(&[1, 2, 2, 4], Dtype::Float32, 84),
-        random(&[1, 1, 5, 4], Dtype::Float32, 85),
-        random(&[1, 1, 5, 4], Dtype::Float32, 86),
-    ];
-    let (_, got) = vjp(f, &primals, &cots).unwrap();
-    let (_, want) = vjp(composite, &primals, &cots).unwrap();
-    for (g, w) in got.iter().zip(&want) {
-        assert_close(g, w, 1e-5, "linear_rope_cache_write vjp");
-    }
+    assert_vjp_is_composite(f, composite, &primals, 84, "linear_rope_cache_write");
     // Rows past the capacity: an error naming the op, at the latest at the next read.
     let x = random(&[1, 2, 8], Dtype::Float32, 90);
     let w = random(&[12, 8], Dtype::Float32, 91);
@@ -404,13 +417,7 @@ fn linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_one_node() {
         let (b, r) = (Some(10.0), 1.0);
         fast::linear_rope_cache_write(&x, &w, 1, 1, &cache, &cache, off, 4, false, b, r, None)
     };
-    let e = write(3)
-        .and_then(|(_, k, _)| k.to_vec::<f32>())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("rope_cache_write"), "{e}");
-    let (_, k, _) = write(2).unwrap();
-    k.to_vec::<f32>().unwrap();
+    assert_rows_past_the_cache_fail(write, 3, "linear_rope_cache_write");
     // Bad shapes.
     for (x, w, what) in [
         (
@@ -575,16 +582,13 @@ fn quantized_linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_on
         random(&[1, 1, 5, 4], Dtype::Float32, 182),
         random(&[1, 1, 5, 4], Dtype::Float32, 183),
     ];
-    let cots = [
-        random(&[1, 2, 2, 4], Dtype::Float32, 184),
-        random(&[1, 1, 5, 4], Dtype::Float32, 185),
-        random(&[1, 1, 5, 4], Dtype::Float32, 186),
-    ];
-    let (_, got) = vjp(f, &primals, &cots).unwrap();
-    let (_, want) = vjp(composite, &primals, &cots).unwrap();
-    for (g, w) in got.iter().zip(&want) {
-        assert_close(g, w, 1e-5, "quantized_linear_rope_cache_write vjp");
-    }
+    assert_vjp_is_composite(
+        f,
+        composite,
+        &primals,
+        184,
+        "quantized_linear_rope_cache_write",
+    );
     // Rows past the capacity: an error naming the op, at the latest at the next read (the
     // 4-bit kernel's rope form in bfloat16 on the GPU, the product then the rope kernel in
     // float32).
@@ -601,13 +605,11 @@ fn quantized_linear_rope_cache_write_computes_the_composite_for_a_few_rows_in_on
                 &x, &wq, &sc, &bi, 64, 4, 1, 1, &cache, &cache, off, 4, false, b, r, None,
             )
         };
-        let e = write(4)
-            .and_then(|(_, k, _)| k.to_vec::<f32>())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("rope_cache_write"), "{dt}: {e}");
-        let (_, k, _) = write(3).unwrap();
-        k.to_vec::<f32>().unwrap();
+        assert_rows_past_the_cache_fail(
+            write,
+            4,
+            &format!("quantized_linear_rope_cache_write {dt}"),
+        );
     }
     // Bad shapes and weights: x not (B, L, K) of the weight's K, a weight not uint32, and
     // rows that are not (heads + 2 kv_heads) * D features.
