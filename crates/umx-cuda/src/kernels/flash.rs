@@ -182,7 +182,10 @@ fn hopper_forward(
     // (`bench/flash_sm90_harness.py`; bench/RESULTS.md has them).
     let (bn, wg, ns) = (128usize, 2usize, 3usize);
     let br = 64 * wg;
-    let ([b, hq, lq, d], hk, dt) = (shape4(q), k.shape[1], q.dtype);
+    let [b, hq, lq, d] = q.shape[..] else {
+        return Ok(false);
+    };
+    let (hk, dt) = (k.shape[1], q.dtype);
     let pingpong = d == 64 && causal;
     let maps = |[q, k, v]: [&ArrayData; 3]| -> Result<Option<[sys::CUtensorMap; 3]>> {
         Ok(
@@ -265,11 +268,6 @@ fn hopper_forward(
         )?;
     }
     Ok(true)
-}
-
-/// The four dimensions of an attention input.
-fn shape4(x: &ArrayData) -> [usize; 4] {
-    [x.shape[0], x.shape[1], x.shape[2], x.shape[3]]
 }
 
 /// The arguments the forward kernels of `flash.cu` and `flash_sm90.cu` share: outputs and
